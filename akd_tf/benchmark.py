@@ -1,0 +1,202 @@
+"""Latency measurement records and the embedded ``local`` device (the host CPU).
+
+:class:`BenchmarkResult` is the one record every backend returns (the host
+here, Android's ``benchmark_model`` on phones later). The local backend runs a
+``.tflite`` with one interpreter thread while the process is pinned to one CPU
+core, the way phones are measured on one big core. Its defaults follow
+``benchmark_model``: at least 1 warm-up run for at least 0.5 s, then at least
+50 timed runs for at least 1 s (capped at ``max_secs``).
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+
+from akd_tf.interpreter import check_tflite_file, load_interpreter, make_interpreter
+
+LOCAL_DEVICE = "local"
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How a measurement was taken (stored with every result)."""
+
+    num_threads: int = 1
+    num_runs: int = 50
+    warmup_runs: int = 1
+    min_secs: float = 1.0
+    warmup_min_secs: float = 0.5
+    max_secs: float = 150.0
+    core: int | None = None  # CPU core the run was pinned to, None = not pinned
+    runtime: str = ""  # interpreter or benchmark binary and its version
+
+    def __post_init__(self) -> None:
+        for name in ("num_threads", "num_runs"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        if isinstance(self.warmup_runs, bool) or not isinstance(self.warmup_runs, int) or self.warmup_runs < 0:
+            raise ValueError(f"warmup_runs must be an int >= 0, got {self.warmup_runs!r}")
+        for name in ("min_secs", "warmup_min_secs", "max_secs"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+
+
+@dataclass(frozen=True)
+class BenchmarkResult:
+    """Latency statistics of one model on one device, all in microseconds."""
+
+    init_us: float
+    first_inference_us: float
+    warmup_mean_us: float
+    median_us: float
+    mean_us: float
+    std_us: float
+    min_us: float
+    max_us: float
+    p90_us: float
+    count: int
+    device: str
+    settings: RunSettings = field(default_factory=RunSettings)
+    raw_output: str = ""
+
+    @classmethod
+    def from_samples(cls, timed_us, *, init_us: float, first_inference_us: float, warmup_us, device: str,
+                     settings: RunSettings, raw_output: str = "") -> "BenchmarkResult":
+        """Summarise timed runs (microseconds); ``warmup_us`` may be empty."""
+        timed = np.asarray(timed_us, dtype=np.float64)
+        if timed.size == 0:
+            raise ValueError("a benchmark result needs at least one timed run")
+        return cls(init_us=float(init_us), first_inference_us=float(first_inference_us),
+                   warmup_mean_us=float(np.mean(warmup_us)) if len(warmup_us) else float("nan"),
+                   median_us=float(np.median(timed)), mean_us=float(timed.mean()), std_us=float(timed.std()),
+                   min_us=float(timed.min()), max_us=float(timed.max()), p90_us=float(np.percentile(timed, 90)),
+                   count=int(timed.size), device=device, settings=settings, raw_output=raw_output)
+
+    @property
+    def median_ms(self) -> float:
+        return self.median_us / 1000.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "BenchmarkResult":
+        data = dict(data)
+        data["settings"] = RunSettings(**data.get("settings", {}))
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown benchmark result fields: {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+
+def allowed_cores() -> list[int]:
+    return sorted(os.sched_getaffinity(0))
+
+
+def resolve_core(core: int | str | None) -> int | None:
+    """``None``/"none": no pinning; "auto": the highest-numbered core this process may use; else that core."""
+    cores = allowed_cores()
+    if core is None or core == "none":
+        return None
+    if core == "auto":
+        return cores[-1]
+    try:
+        core = int(core)
+    except (TypeError, ValueError):
+        raise ValueError(f"core must be an int, 'auto' or 'none', got {core!r}") from None
+    if core not in cores:
+        raise ValueError(f"core {core} is not available to this process; available cores: {cores}")
+    return core
+
+
+class _PinnedTo:
+    """Pin the whole process to one core for the duration of a ``with`` block."""
+
+    def __init__(self, core: int | None):
+        self.core, self.saved = core, None
+
+    def __enter__(self):
+        if self.core is not None:
+            self.saved = os.sched_getaffinity(0)
+            os.sched_setaffinity(0, {self.core})
+        return self
+
+    def __exit__(self, *exc):
+        if self.saved is not None:
+            os.sched_setaffinity(0, self.saved)
+
+
+def _timed_invoke(interpreter) -> float:
+    start = time.perf_counter_ns()
+    interpreter.invoke()
+    return (time.perf_counter_ns() - start) / 1000.0
+
+
+def _random_input(detail: dict, rng: np.random.Generator) -> np.ndarray:
+    dtype = detail["dtype"]
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        return rng.integers(info.min, info.max, size=detail["shape"], endpoint=True).astype(dtype)
+    return rng.uniform(-1.0, 1.0, size=detail["shape"]).astype(dtype)
+
+
+def run_local_benchmark(model_path: str | os.PathLike, settings: RunSettings | None = None,
+                        core: int | str | None = "auto", seed: int = 0) -> BenchmarkResult:
+    """Measure a ``.tflite`` file on the host CPU (see the module docstring for the protocol)."""
+    base = settings or RunSettings()
+    model_path = check_tflite_file(model_path)
+    pinned = resolve_core(core)
+    settings = RunSettings(**{**asdict(base), "core": pinned, "runtime": load_interpreter().label})
+    rng = np.random.default_rng(seed)
+    gc_was_enabled = gc.isenabled()
+    with _PinnedTo(pinned):
+        gc.disable()  # a collection inside a timed run is noise, not model latency
+        try:
+            start = time.perf_counter_ns()
+            interpreter = make_interpreter(model_path, num_threads=settings.num_threads)
+            init_us = (time.perf_counter_ns() - start) / 1000.0
+            for detail in interpreter.get_input_details():
+                interpreter.set_tensor(detail["index"], _random_input(detail, rng))
+            first_us = _timed_invoke(interpreter)
+            warmup = _run_until(interpreter, settings.warmup_runs, settings.warmup_min_secs, settings.max_secs)
+            timed = _run_until(interpreter, settings.num_runs, settings.min_secs, settings.max_secs)
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+    return BenchmarkResult.from_samples(timed, init_us=init_us, first_inference_us=first_us, warmup_us=warmup,
+                                        device=LOCAL_DEVICE, settings=settings)
+
+
+def _run_until(interpreter, min_runs: int, min_secs: float, max_secs: float) -> list[float]:
+    """Invoke at least ``min_runs`` times and for at least ``min_secs``, stopping at ``max_secs``."""
+    samples: list[float] = []
+    deadline_min = time.perf_counter() + min_secs
+    deadline_max = time.perf_counter() + max_secs
+    while len(samples) < min_runs or time.perf_counter() < deadline_min:
+        samples.append(_timed_invoke(interpreter))
+        if time.perf_counter() >= deadline_max and samples:
+            break
+    return samples
+
+
+def describe(result: BenchmarkResult, model: str | os.PathLike | None = None) -> str:
+    """Human-readable multi-line summary of a result."""
+    s = result.settings
+    where = f"core {s.core}" if s.core is not None else "not pinned"
+    lines = [
+        f"model:            {Path(model).name}" if model else None,
+        f"device:           {result.device} ({s.runtime}, {s.num_threads} thread(s), {where})",
+        f"runs:             {result.count} timed, warm-up mean {result.warmup_mean_us:.1f} us",
+        f"init:             {result.init_us:.1f} us, first inference {result.first_inference_us:.1f} us",
+        f"latency (us):     median {result.median_us:.1f}  mean {result.mean_us:.1f}  std {result.std_us:.1f}  "
+        f"min {result.min_us:.1f}  max {result.max_us:.1f}  p90 {result.p90_us:.1f}",
+    ]
+    return "\n".join(line for line in lines if line is not None)

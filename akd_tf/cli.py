@@ -1,0 +1,257 @@
+"""The ``akd-tf`` command line: thin click commands over the library.
+
+TensorFlow is imported only by the commands that need it, so ``akd-tf arch``
+answers instantly.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+from importlib import metadata
+
+import click
+
+import akd_tf
+from akd_tf.space import DEFAULT_SPACE, get_space, space_names
+
+
+def _fail_on_value_error(fn):
+    """Turn library ``ValueError`` s into one-line click errors (exit status 1)."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+    return wrapper
+
+
+def _space_option(fn):
+    return click.option("--space", "space_name", default=DEFAULT_SPACE, show_default=True,
+                        type=click.Choice(space_names()), help="Named search space.")(fn)
+
+
+def _shape_options(fn):
+    fn = click.option("--classes", default=1000, show_default=True, type=click.IntRange(min=2),
+                      help="Number of output classes.")(fn)
+    fn = click.option("--channels", default=3, show_default=True, type=click.IntRange(min=1),
+                      help="Input image channels.")(fn)
+    fn = click.option("--resolution", default=224, show_default=True, type=int,
+                      help="Input height and width in pixels (the space bounds it, 32..224 for mnasnet).")(fn)
+    return fn
+
+
+def _json_option(fn):
+    return click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")(fn)
+
+
+def _parse_arch(space_name: str, text: str):
+    try:
+        return get_space(space_name).parse(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="ARCH") from exc
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(akd_tf.__version__, prog_name="akd-tf")
+def main():
+    """akd-tf: search, distill and export fast student networks for phones.
+
+    Architectures are written as canonical strings; `akd-tf arch sample`
+    prints some, `akd-tf arch show` explains one.
+    """
+
+
+@main.command()
+@_json_option
+def info(as_json):
+    """Print the versions of the interpreter, TensorFlow, Keras and numpy in use."""
+    from akd_tf.interpreter import load_interpreter
+
+    def version(dist):
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    interpreter = load_interpreter()
+    record = {
+        "akd_tf": akd_tf.__version__,
+        "python": platform.python_version(),
+        "interpreter": interpreter.name,
+        "interpreter_version": interpreter.version,
+        "tensorflow": version("tensorflow"),
+        "keras": version("tf-keras"),
+        "numpy": version("numpy"),
+        "spaces": space_names(),
+    }
+    if as_json:
+        click.echo(json.dumps(record, indent=2))
+        return
+    click.echo(f"akd-tf       {record['akd_tf']} (python {record['python']})")
+    click.echo(f"interpreter  {record['interpreter']} {record['interpreter_version']}")
+    click.echo(f"tensorflow   {record['tensorflow']}")
+    click.echo(f"keras        tf-keras {record['keras']}")
+    click.echo(f"numpy        {record['numpy']}")
+    click.echo(f"spaces       {', '.join(record['spaces'])}")
+
+
+# ---------------------------------------------------------------------------
+# akd-tf arch
+# ---------------------------------------------------------------------------
+
+
+@main.group()
+def arch():
+    """Sample, inspect and convert architectures of a search space."""
+
+
+@arch.command("sample")
+@click.option("--n", default=1, show_default=True, type=click.IntRange(min=1), help="How many architectures.")
+@click.option("--seed", default=None, type=int, help="Random seed; the same seed prints the same list.")
+@_space_option
+def arch_sample(n, seed, space_name):
+    """Print N uniformly sampled architectures, one canonical string per line."""
+    for a in get_space(space_name).sample_many(n, seed):
+        click.echo(a.to_string())
+
+
+@arch.command("show")
+@click.argument("arch_text", metavar="ARCH")
+@_space_option
+@_shape_options
+@_json_option
+@_fail_on_value_error
+def arch_show(arch_text, space_name, resolution, channels, classes, as_json):
+    """Show ARCH block by block with output shapes, parameters and multiply-adds."""
+    from akd_tf.plan import block_rows, plan_network
+    from akd_tf.tables import format_table
+
+    a = _parse_arch(space_name, arch_text)
+    plan = plan_network(a, (resolution, resolution, channels), classes)
+    rows = block_rows(plan)
+    if as_json:
+        click.echo(json.dumps({"arch": a.to_string(), "space": space_name, "input_shape": list(plan.input_shape),
+                               "classes": classes, "params": plan.params, "macs": plan.macs, "blocks": rows},
+                              indent=2))
+        return
+    click.echo(f"arch   {a.to_string()}")
+    click.echo(f"input  {resolution}x{resolution}x{channels}, {classes} classes")
+    click.echo(format_table(rows, ["block", "op", "kernel", "se", "skip", "filters", "layers", "output",
+                                   "params", "macs"], right_aligned=["kernel", "filters", "layers", "params", "macs"]))
+    click.echo(f"total  {plan.params:,} params, {plan.macs / 1e6:.2f} M MACs")
+
+
+@arch.command("encode")
+@click.argument("arch_text", metavar="ARCH")
+@click.option("--onehot", is_flag=True, help="Print the one-hot vector (0/1 digits) instead of tokens.")
+@_space_option
+def arch_encode(arch_text, onehot, space_name):
+    """Print the tokens (comma-separated ints) of ARCH, or its one-hot vector."""
+    a = _parse_arch(space_name, arch_text)
+    if onehot:
+        click.echo("".join(str(int(v)) for v in a.onehot()))
+    else:
+        click.echo(",".join(map(str, a.tokens)))
+
+
+@arch.command("decode")
+@click.argument("tokens")
+@_space_option
+def arch_decode(tokens, space_name):
+    """Print the canonical string of TOKENS (comma-separated ints, or a one-hot string of 0/1)."""
+    space = get_space(space_name)
+    text = tokens.strip()
+    try:
+        if "," not in text and set(text) <= {"0", "1"} and len(text) == space.onehot_width:
+            a = space.from_onehot([int(c) for c in text])
+        else:
+            try:
+                values = [int(t) for t in text.replace(",", " ").split()]
+            except ValueError:
+                raise ValueError(f"expected comma-separated ints, got {text!r}") from None
+            a = space.from_tokens(values)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="TOKENS") from exc
+    click.echo(a.to_string())
+
+
+# ---------------------------------------------------------------------------
+# akd-tf export / bench
+# ---------------------------------------------------------------------------
+
+
+@main.command("export")
+@click.option("--arch", "arch_text", default=None, metavar="ARCH",
+              help="Export an untrained student of this architecture (for latency measurement).")
+@click.option("--keras-model", type=click.Path(), default=None,
+              help="Export a trained Keras model (.keras, .h5 or a SavedModel directory).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Path of the .tflite file to write.")
+@click.option("--quantize", type=click.Choice(["none", "fp16", "int8"]), default="none", show_default=True,
+              help="none: float32; fp16: float16 weights; int8: full-integer post-training quantization.")
+@click.option("--representative-data", type=click.Path(), default=None,
+              help="int8 calibration images (N,H,W,C) in [-1, 1], .npy or the 'x' array of a .npz. "
+                   "Default: random images (fine for latency, not for accuracy).")
+@click.option("--min-int8-agreement", type=click.FloatRange(0, 1), default=None,
+              help="int8 parity: least top-1 agreement with Keras. Default 0.9 for --keras-model; "
+                   "0 for --arch, whose random weights make top-1 meaningless.")
+@_space_option
+@_shape_options
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed for weights and random images.")
+@_json_option
+@_fail_on_value_error
+def export_cmd(arch_text, keras_model, out, quantize, representative_data, min_int8_agreement, space_name,
+               resolution, channels, classes, seed, as_json):
+    """Convert an architecture or a Keras model to .tflite, with a Keras-vs-TFLite parity check.
+
+    The file is written only if the parity check passes; a failed check exits 1.
+    """
+    from akd_tf import export
+
+    if (arch_text is None) == (keras_model is None):
+        raise click.UsageError("give exactly one of --arch or --keras-model")
+    rep = export.load_image_array(representative_data) if representative_data else None
+    if arch_text is not None:
+        a = _parse_arch(space_name, arch_text)
+        model = export.build_for_export(a, (resolution, resolution, channels), classes, seed=seed)
+        min_agreement = 0.0 if min_int8_agreement is None else min_int8_agreement
+    else:
+        model = export.load_keras_model(keras_model)
+        min_agreement = export.DEFAULT_MIN_INT8_AGREEMENT if min_int8_agreement is None else min_int8_agreement
+    result = export.export_tflite(model, out, quantize, representative_data=rep,
+                                  min_int8_agreement=min_agreement, seed=seed)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    click.echo(f"wrote {result.path} ({result.size_bytes:,} bytes, {quantize}, sha256 {result.sha256[:12]}, "
+               f"converted in {result.convert_seconds:.2f} s)")
+    click.echo(result.parity.summary())
+
+
+@main.command()
+@click.argument("model", type=click.Path())
+@click.option("--runs", default=50, show_default=True, type=click.IntRange(min=1), help="Least number of timed runs.")
+@click.option("--warmup", default=1, show_default=True, type=click.IntRange(min=0), help="Least number of warm-up runs.")
+@click.option("--min-secs", default=1.0, show_default=True, type=click.FloatRange(min=0),
+              help="Least total seconds of timed runs.")
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(min=1), help="Interpreter threads.")
+@click.option("--core", default="auto", show_default=True,
+              help="CPU core to pin the process to: a number, 'auto' (the last available) or 'none'.")
+@_json_option
+@_fail_on_value_error
+def bench(model, runs, warmup, min_secs, threads, core, as_json):
+    """Measure MODEL (.tflite) on this host's CPU, single-threaded on one pinned core by default."""
+    from akd_tf.benchmark import RunSettings, describe, run_local_benchmark
+
+    settings = RunSettings(num_threads=threads, num_runs=runs, warmup_runs=warmup, min_secs=min_secs)
+    result = run_local_benchmark(model, settings, core=core)
+    click.echo(json.dumps(result.to_dict(), indent=2) if as_json else describe(result, model))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

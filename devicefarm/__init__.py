@@ -1,0 +1,1 @@
+"""devicefarm: see README.md."""

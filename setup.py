@@ -1,0 +1,26 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="akd-tf",
+    version="0.1.0",
+    description="Architecture-aware knowledge distillation: search, distill and export mobile-latency-first students",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    packages=find_packages(include=["akd_tf", "akd_tf.*", "devicefarm", "devicefarm.*",
+                                    "latency_db", "latency_db.*", "search", "search.*"]),
+    install_requires=[
+        "tensorflow==2.21.*",
+        "tf-keras==2.21.*",
+        # The maintained successor of tflite-runtime (which stops at 2.14, fails to
+        # import with numpy 2 and has no XNNPACK int8). tflite-runtime stays an extra.
+        "ai-edge-litert",
+        "numpy",
+        "click>=8.1",
+    ],
+    extras_require={
+        "tflite-runtime": ["tflite-runtime"],
+        "test": ["pytest>=8", "hypothesis>=6"],
+    },
+    entry_points={"console_scripts": ["akd-tf=akd_tf.cli:main"]},
+)
