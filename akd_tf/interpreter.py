@@ -21,7 +21,7 @@ import akd_tf.tf_env  # noqa: F401  (the tf.lite fallback imports TensorFlow)
 INTERPRETERS = (
     ("ai-edge-litert", "ai-edge-litert", "ai_edge_litert.interpreter", "Interpreter"),
     ("tflite-runtime", "tflite-runtime", "tflite_runtime.interpreter", "Interpreter"),
-    ("tensorflow", "tensorflow", "tensorflow.lite", "Interpreter"),
+    ("tensorflow", "tensorflow", "tensorflow.lite.python.interpreter", "Interpreter"),
 )
 TFLITE_FILE_IDENTIFIER = b"TFL3"
 

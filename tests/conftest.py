@@ -1,0 +1,25 @@
+"""Shared fixtures. Importing akd_tf configures TensorFlow's environment first."""
+
+import akd_tf  # noqa: F401
+import pytest
+
+from akd_tf.space import get_space
+
+
+@pytest.fixture(scope="session")
+def space():
+    return get_space("mnasnet")
+
+
+@pytest.fixture(scope="session")
+def smallest_arch(space):
+    """Cheapest choices everywhere: depthwise-separable 3x3, no SE, narrow, fewest layers."""
+    return space.parse(":".join(
+        f"dwconv_k3_se0_noskip_w0.75_n{min(space.block_decisions(b)[-1].values)}" for b in range(1, 8)))
+
+
+@pytest.fixture(scope="session")
+def largest_arch(space):
+    """Costliest choices everywhere: regular 5x5 conv with SE, widest, most layers."""
+    return space.parse(":".join(
+        f"conv_k5_se0.25_id_w1.25_n{max(space.block_decisions(b)[-1].values)}" for b in range(1, 8)))

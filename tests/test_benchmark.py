@@ -1,0 +1,77 @@
+import os
+
+import pytest
+import tf_keras as keras
+
+from akd_tf import export
+from akd_tf.benchmark import BenchmarkResult, RunSettings, resolve_core, run_local_benchmark
+from akd_tf.interpreter import load_interpreter, make_interpreter
+
+QUICK = RunSettings(num_runs=20, warmup_runs=2, min_secs=0.0, warmup_min_secs=0.0)
+
+
+@pytest.fixture(scope="module")
+def tflite_path(space, tmp_path_factory):
+    keras.backend.clear_session()
+    model = export.build_for_export(space.sample_many(1, seed=0)[0], (32, 32, 3), 10)
+    return export.export_tflite(model, tmp_path_factory.mktemp("m") / "m.tflite").path
+
+
+def test_local_benchmark_record(tflite_path):
+    before = os.sched_getaffinity(0)
+    result = run_local_benchmark(tflite_path, QUICK, core="auto")
+    assert os.sched_getaffinity(0) == before  # pinning is undone
+    assert result.device == "local" and result.count == 20
+    assert result.settings.core == max(before) and result.settings.num_threads == 1
+    assert result.settings.runtime == load_interpreter().label
+    assert 0 < result.min_us <= result.median_us <= result.p90_us <= result.max_us
+    assert result.min_us <= result.mean_us <= result.max_us and result.std_us >= 0
+    assert result.init_us > 0 and result.first_inference_us > 0 and result.warmup_mean_us > 0
+    assert BenchmarkResult.from_dict(result.to_dict()) == result
+
+
+def test_min_secs_extends_the_run(tflite_path):
+    result = run_local_benchmark(tflite_path, RunSettings(num_runs=1, warmup_runs=0, min_secs=0.2,
+                                                          warmup_min_secs=0.0))
+    assert result.count > 1 and result.mean_us * result.count >= 0.15e6
+
+
+def test_largest_arch_measures_slower_than_smallest(smallest_arch, largest_arch, tmp_path):
+    medians = {}
+    for name, arch in (("small", smallest_arch), ("large", largest_arch)):
+        keras.backend.clear_session()
+        model = export.build_for_export(arch, (96, 96, 3), 10)
+        path = export.export_tflite(model, tmp_path / f"{name}.tflite").path
+        medians[name] = run_local_benchmark(path, QUICK).median_us
+    assert medians["large"] > 5 * medians["small"], medians
+
+
+def test_corrupt_and_missing_models_give_clear_errors(tmp_path):
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(b"\x00" * 64)
+    with pytest.raises(ValueError, match=r"bad.tflite: not a TFLite model \(expected the file identifier TFL3"):
+        run_local_benchmark(bad, QUICK)
+    with pytest.raises(ValueError, match="missing.tflite: no such model file"):
+        run_local_benchmark(tmp_path / "missing.tflite", QUICK)
+    truncated = tmp_path / "truncated.tflite"
+    truncated.write_bytes(b"\x1c\x00\x00\x00TFL3" + b"\x00" * 8)
+    with pytest.raises(ValueError, match="truncated.tflite: the TFLite interpreter rejected the model"):
+        make_interpreter(truncated)
+
+
+def test_settings_and_cores_are_validated():
+    with pytest.raises(ValueError, match="num_runs must be an int >= 1, got 0"):
+        RunSettings(num_runs=0)
+    with pytest.raises(ValueError, match=r"core 4096 is not available to this process; available cores: \["):
+        resolve_core(4096)
+    with pytest.raises(ValueError, match="core must be an int, 'auto' or 'none', got 'big'"):
+        resolve_core("big")
+    assert resolve_core("none") is None
+
+
+def test_interpreter_choice(monkeypatch):
+    assert load_interpreter().name == "ai-edge-litert"
+    assert load_interpreter("tensorflow").name == "tensorflow"
+    with pytest.raises(ValueError, match="unknown TFLite interpreter 'tvm'; expected one of ai-edge-litert, "
+                                         "tflite-runtime, tensorflow"):
+        load_interpreter("tvm")
