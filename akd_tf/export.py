@@ -48,6 +48,7 @@ DEFAULT_MIN_INT8_AGREEMENT = 0.9
 MIN_INT8_LOGIT_CORRELATION = 0.5
 DEFAULT_PARITY_SAMPLES = 16
 DEFAULT_REPRESENTATIVE_SAMPLES = 32
+BATCHNORM_CALIBRATION_SAMPLES = 8  # enough for unit-scale activations; weights are arbitrary anyway
 INPUT_RANGE = (-1.0, 1.0)  # images are normalized to [-1, 1] before they reach a student
 
 
@@ -299,7 +300,7 @@ def build_for_export(arch, input_shape, num_classes: int, seed: int = 0) -> kera
 
     keras.utils.set_random_seed(seed)
     model = build_student(arch, input_shape, num_classes)
-    prepare_untrained(model, random_images(input_shape, DEFAULT_REPRESENTATIVE_SAMPLES, seed + 2))
+    prepare_untrained(model, random_images(input_shape, BATCHNORM_CALIBRATION_SAMPLES, seed + 2))
     return model
 
 
