@@ -50,11 +50,11 @@ def _json_option(fn):
     return click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")(fn)
 
 
-def _parse_arch(space_name: str, text: str):
+def _parse_arch(space_name: str, text: str, param_hint: str = "ARCH"):
     try:
         return get_space(space_name).parse(text)
     except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="ARCH") from exc
+        raise click.BadParameter(str(exc), param_hint=param_hint) from exc
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -69,6 +69,7 @@ def main():
 
 @main.command()
 @_json_option
+@_fail_on_value_error
 def info(as_json):
     """Print the versions of the interpreter, TensorFlow, Keras and numpy in use."""
     from akd_tf.interpreter import load_interpreter
@@ -217,7 +218,7 @@ def export_cmd(arch_text, keras_model, out, quantize, representative_data, min_i
         raise click.UsageError("give exactly one of --arch or --keras-model")
     rep = export.load_image_array(representative_data) if representative_data else None
     if arch_text is not None:
-        a = _parse_arch(space_name, arch_text)
+        a = _parse_arch(space_name, arch_text, "'--arch'")
         model = export.build_for_export(a, (resolution, resolution, channels), classes, seed=seed)
         min_agreement = 0.0 if min_int8_agreement is None else min_int8_agreement
     else:

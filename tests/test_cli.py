@@ -55,6 +55,9 @@ def test_arch_show_table(run):
     (["arch", "show", ARCH0, "--resolution", "8"], "Error: space 'mnasnet': resolution must be an int in 32..224, got 8"),
     (["arch", "sample", "--space", "nope"], "Invalid value for '--space': 'nope' is not 'mnasnet'"),
     (["export", "--out", "x.tflite"], "Error: give exactly one of --arch or --keras-model"),
+    (["export", "--arch", "conv", "--out", "x.tflite"],
+     "Invalid value for '--arch': space 'mnasnet': expected 7 blocks separated by ':', got 1 in 'conv'"),
+    (["export", "--keras-model", "nothing.keras", "--out", "x.tflite"], "Error: nothing.keras: no such Keras model"),
     (["bench", "missing.tflite"], "Error: missing.tflite: no such model file"),
 ])
 def test_bad_input_is_a_one_line_error(run, args, message):
