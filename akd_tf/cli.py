@@ -112,6 +112,30 @@ def arch():
     """Sample, inspect and convert architectures of a search space."""
 
 
+@arch.command("space")
+@_space_option
+@_json_option
+def arch_space(space_name, as_json):
+    """Describe a search space: skeleton, decisions per block, size and encoding widths."""
+    from akd_tf.tables import format_table
+
+    space = get_space(space_name)
+    rows = [{"block": b, "stride": sk.stride, "filters": sk.filters, "base layers": sk.layers,
+             **{d.field: " ".join(d.labels) for d in space.block_decisions(b)}}
+            for b, sk in enumerate(space.skeleton, start=1)]
+    summary = {"space": space.name, "blocks": space.num_blocks, "decisions": space.num_decisions,
+               "onehot_width": space.onehot_width, "size": space.size, "stem_filters": space.stem_filters,
+               "head_filters": space.head_filters,
+               "resolution": [space.min_resolution, space.max_resolution]}
+    if as_json:
+        click.echo(json.dumps({**summary, "skeleton": rows}, indent=2))
+        return
+    columns = list(rows[0])
+    click.echo(format_table(rows, columns, right_aligned=["block", "stride", "filters", "base layers"]))
+    click.echo(f"{space.name}: {space.num_decisions} decisions, one-hot width {space.onehot_width}, "
+               f"{space.size:.3e} architectures, inputs {space.min_resolution}..{space.max_resolution} px")
+
+
 @arch.command("sample")
 @click.option("--n", default=1, show_default=True, type=click.IntRange(min=1), help="How many architectures.")
 @click.option("--seed", default=None, type=int, help="Random seed; the same seed prints the same list.")

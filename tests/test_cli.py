@@ -30,6 +30,18 @@ def test_arch_sample_is_seeded(run):
     assert len(three) == 3 and three[0] == ARCH0 and len(set(three)) == 3
 
 
+def test_arch_space_summary(run):
+    lines = run("arch", "space").output.splitlines()
+    assert lines[0].split() == ["block", "stride", "filters", "base", "layers", "conv_op", "kernel", "se_ratio",
+                                "skip_op", "width", "layers"]
+    assert lines[2].split() == ["1", "1", "16", "1", "conv", "dwconv", "mbconv3", "mbconv6", "k3", "k5", "se0",
+                                "se0.25", "noskip", "id", "w0.75", "w1", "w1.25", "n0", "n1", "n2"]
+    assert lines[-1] == ("mnasnet: 42 decisions, one-hot width 112, 1.643e+17 architectures, "
+                         "inputs 32..224 px")
+    data = json.loads(run("arch", "space", "--json").output)
+    assert data["size"] == 288 ** 7 and data["onehot_width"] == 112
+
+
 def test_arch_encode_decode_round_trip(run):
     assert run("arch", "encode", ARCH0).output == TOKENS0 + "\n"
     assert run("arch", "decode", TOKENS0).output == ARCH0 + "\n"
