@@ -19,9 +19,13 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
-from akd_tf.space import Arch, ConvOp, SearchSpace
+from akd_tf.space import Arch, BlockChoice, ConvOp, SearchSpace
 
 Shape = tuple[int, int, int]  # (height, width, channels)
+
+
+def _shape_label(shape: Shape) -> str:
+    return "x".join(map(str, shape))
 
 BN_PARAMS_PER_CHANNEL = 4
 STEM_KERNEL = 3
@@ -57,6 +61,12 @@ class StemPlan:
     @property
     def output_shape(self) -> Shape:
         return (*_out_hw(*self.input_shape[:2], self.stride), self.filters)
+
+    @property
+    def key(self) -> str:
+        """Latency-table key: everything that decides this operator's cost."""
+        return (f"stem-input:{_shape_label(self.input_shape)}-output:{self.filters}"
+                f"-kernel:{self.kernel}-stride:{self.stride}")
 
     @property
     def params(self) -> int:
@@ -112,6 +122,13 @@ class LayerPlan:
         return (*_out_hw(*self.input_shape[:2], self.stride), self.out_channels)
 
     @property
+    def key(self) -> str:
+        """Latency-table key, e.g. ``mbconv6-input:24x24x24-output:40-kernel:5-stride:2-se:0.25-noskip``."""
+        return (f"{self.conv_op.name}-input:{_shape_label(self.input_shape)}-output:{self.out_channels}"
+                f"-kernel:{self.kernel}-stride:{self.stride}-se:{self.se_ratio:g}"
+                f"-{'idskip' if self.residual else 'noskip'}")
+
+    @property
     def params(self) -> int:
         cin, cout, k, mid = self.in_channels, self.out_channels, self.kernel, self.expanded_channels
         bn = BN_PARAMS_PER_CHANNEL
@@ -156,6 +173,10 @@ class HeadPlan:
     def embedding_size(self) -> int:
         return self.filters
 
+    @property
+    def key(self) -> str:
+        return f"head-input:{_shape_label(self.input_shape)}-output:{self.filters}-classes:{self.num_classes}"
+
 
 @dataclass(frozen=True)
 class NetworkPlan:
@@ -175,6 +196,11 @@ class NetworkPlan:
     @property
     def macs(self) -> int:
         return self.stem.macs + sum(layer.macs for layer in self.layers) + self.head.macs
+
+    @property
+    def operators(self) -> tuple["StemPlan | LayerPlan | HeadPlan", ...]:
+        """Stem, every layer, head: the units the latency table prices."""
+        return (self.stem, *self.layers, self.head)
 
     def block_layers(self, block: int) -> tuple[LayerPlan, ...]:
         return tuple(layer for layer in self.layers if layer.block == block)
@@ -206,18 +232,27 @@ def plan_network(arch: Arch, input_shape: Sequence[int], num_classes: int) -> Ne
         raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
     stem = StemPlan(shape, space.stem_filters)
     current = stem.output_shape
-    layers = []
+    layers: list[LayerPlan] = []
     for block in arch.blocks:
-        for i in range(1, block.layers + 1):
-            stride = block.stride if i == 1 else 1
-            layer = LayerPlan(
-                block=block.index, layer=i, conv_op=block.conv_op, kernel=block.kernel, stride=stride,
-                se_ratio=block.se_ratio, input_shape=current, out_channels=block.filters,
-                residual=block.skip_op == "id" and stride == 1 and current[2] == block.filters)
-            layers.append(layer)
-            current = layer.output_shape
+        block_layers = plan_block(block, current)
+        layers.extend(block_layers)
+        current = block_layers[-1].output_shape if block_layers else current
     head = HeadPlan(current, space.head_filters, num_classes)
     return NetworkPlan(arch, shape, num_classes, stem, tuple(layers), head)
+
+
+def plan_block(block: BlockChoice, input_shape: Shape) -> tuple[LayerPlan, ...]:
+    """The layers of one block fed with ``input_shape``: stride and channel change on the first layer only."""
+    layers, current = [], input_shape
+    for i in range(1, block.layers + 1):
+        stride = block.stride if i == 1 else 1
+        layer = LayerPlan(
+            block=block.index, layer=i, conv_op=block.conv_op, kernel=block.kernel, stride=stride,
+            se_ratio=block.se_ratio, input_shape=current, out_channels=block.filters,
+            residual=block.skip_op == "id" and stride == 1 and current[2] == block.filters)
+        layers.append(layer)
+        current = layer.output_shape
+    return tuple(layers)
 
 
 def block_rows(plan: NetworkPlan) -> list[dict]:

@@ -323,16 +323,21 @@ class SearchSpace:
 
     # -- resolution ----------------------------------------------------------
 
+    def block_choice(self, block: int, block_tokens: Sequence[int]) -> BlockChoice:
+        """Resolve the tokens of the 1-based ``block`` (one per decision of that block)."""
+        decisions, sk = self._decisions[block - 1], self.skeleton[block - 1]
+        values = {d.field: d.values[t] for d, t in zip(decisions, block_tokens, strict=True)}
+        return BlockChoice(
+            index=block, conv_op=values["conv_op"], kernel=values["kernel"], se_ratio=values["se_ratio"],
+            skip_op=values["skip_op"], width=values["width"], layers=values["layers"], stride=sk.stride,
+            filters=make_divisible(sk.filters * values["width"], self.channel_divisor))
+
     def blocks(self, arch: "Arch") -> tuple[BlockChoice, ...]:
         """Resolve an architecture's tokens to per-block choices."""
-        tokens = iter(arch.tokens)
-        out = []
-        for b, (decisions, sk) in enumerate(zip(self._decisions, self.skeleton), start=1):
-            values = {d.field: d.values[next(tokens)] for d in decisions}
-            out.append(BlockChoice(
-                index=b, conv_op=values["conv_op"], kernel=values["kernel"], se_ratio=values["se_ratio"],
-                skip_op=values["skip_op"], width=values["width"], layers=values["layers"], stride=sk.stride,
-                filters=make_divisible(sk.filters * values["width"], self.channel_divisor)))
+        out, offset = [], 0
+        for b, decisions in enumerate(self._decisions, start=1):
+            out.append(self.block_choice(b, arch.tokens[offset:offset + len(decisions)]))
+            offset += len(decisions)
         return tuple(out)
 
     def check_resolution(self, resolution: int) -> None:
