@@ -17,10 +17,14 @@ setup(
         "ai-edge-litert",
         "numpy",
         "click>=8.1",
+        "sqlalchemy>=2.0",
+        "alembic>=1.13",
+        "psycopg[binary]>=3.1",
     ],
     extras_require={
         "tflite-runtime": ["tflite-runtime"],
         "test": ["pytest>=8", "hypothesis>=6"],
     },
+    package_data={"latency_db": ["migrations/script.py.mako"]},
     entry_points={"console_scripts": ["akd-tf=akd_tf.cli:main"]},
 )

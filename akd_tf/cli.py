@@ -68,10 +68,11 @@ def main():
 
 
 @main.command()
+@click.option("--db", "db_url", default=None, metavar="URL", help="Database URL to report instead of the default.")
 @_json_option
 @_fail_on_value_error
-def info(as_json):
-    """Print the versions of the interpreter, TensorFlow, Keras and numpy in use."""
+def info(db_url, as_json):
+    """Print the interpreter, TensorFlow, Keras and numpy versions in use and where the database is."""
     from akd_tf.interpreter import load_interpreter
 
     def version(dist):
@@ -80,8 +81,11 @@ def info(as_json):
         except metadata.PackageNotFoundError:
             return "not installed"
 
+    from latency_db.config import mask_url, resolve_url
+
     interpreter = load_interpreter()
     record = {
+        "database": mask_url(resolve_url(db_url)),
         "akd_tf": akd_tf.__version__,
         "python": platform.python_version(),
         "interpreter": interpreter.name,
@@ -100,6 +104,7 @@ def info(as_json):
     click.echo(f"keras        tf-keras {record['keras']}")
     click.echo(f"numpy        {record['numpy']}")
     click.echo(f"spaces       {', '.join(record['spaces'])}")
+    click.echo(f"database     {record['database']}")
 
 
 # ---------------------------------------------------------------------------
@@ -276,6 +281,234 @@ def bench(model, runs, warmup, min_secs, threads, core, as_json):
     settings = RunSettings(num_threads=threads, num_runs=runs, warmup_runs=warmup, min_secs=min_secs)
     result = run_local_benchmark(model, settings, core=core)
     click.echo(json.dumps(result.to_dict(), indent=2) if as_json else describe(result, model))
+
+
+# ---------------------------------------------------------------------------
+# akd-tf db / latency
+# ---------------------------------------------------------------------------
+
+
+def _db_option(fn):
+    return click.option("--db", "db_url", default=None, metavar="URL",
+                        help="Database URL (default: $AKD_TF_DB, else a SQLite file in the user data directory).")(fn)
+
+
+def _device_option(fn):
+    return click.option("--device", "device_name", default="local", show_default=True,
+                        help="Device name ('local' is this host; phones are added by `akd-tf devices register`).")(fn)
+
+
+def _target_options(fn):
+    fn = click.option("--quantize", type=click.Choice(["none", "fp16", "int8"]), default="none", show_default=True,
+                      help="Quantization the latencies are for.")(fn)
+    return _shape_options(fn)
+
+
+def _open_store(db_url):
+    from latency_db.store import open_store
+
+    return open_store(db_url)
+
+
+def _target(resolution, channels, classes, quantize):
+    from latency_db.measure import ModelTarget
+
+    return ModelTarget(resolution=resolution, classes=classes, channels=channels, quantization=quantize)
+
+
+@main.group()
+def db():
+    """Manage the latency database."""
+
+
+@db.command("upgrade")
+@_db_option
+@_fail_on_value_error
+def db_upgrade(db_url):
+    """Create the database or migrate it to the newest schema."""
+    store = _open_store(db_url)
+    click.echo(f"{store.masked_url}: schema at revision {store.revision()}")
+
+
+@main.group()
+def latency():
+    """Build the latency lookup table, calibrate it, measure and query latencies."""
+
+
+@latency.command("build-lut")
+@_device_option
+@_space_option
+@_target_options
+@click.option("--dry-run", is_flag=True, help="List the keys (and which are missing) without measuring.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Measure at most this many missing keys.")
+@_db_option
+@_fail_on_value_error
+def latency_build_lut(device_name, space_name, resolution, channels, classes, quantize, dry_run, limit, db_url):
+    """Measure every operator of the space on DEVICE and store it (resumable: stored keys are skipped)."""
+    from latency_db.lut import build_lut, missing_operators
+
+    store, space = _open_store(db_url), get_space(space_name)
+    target = _target(resolution, channels, classes, quantize)
+    operators, missing = missing_operators(store, device_name, space, target)
+    click.echo(f"{len(operators)} keys for {space_name} at {resolution}x{resolution}x{channels}, {classes} classes, "
+               f"{quantize}; {len(operators) - len(missing)} stored on {device_name}, {len(missing)} missing")
+    if dry_run:
+        stored = {op.key for op in operators} - {op.key for op in missing}
+        for op in operators:
+            click.echo(f"{'stored ' if op.key in stored else 'missing'}  {op.key}")
+        return
+    todo = len(missing) if limit is None else min(limit, len(missing))
+    with click.progressbar(length=todo, label="measuring", show_eta=True, show_pos=True,
+                           item_show_func=lambda op: op.key if op else None) as bar:
+        summary = build_lut(store, device_name, space, target, limit=limit,
+                            progress=lambda op: bar.update(1, op))
+    click.echo(f"measured {summary.measured} keys in {summary.seconds:.1f} s; "
+               f"{summary.already_stored + summary.measured} of {summary.total} now stored")
+
+
+@latency.command("measure")
+@click.option("--arch", "arch_text", required=True, metavar="ARCH", help="Architecture to measure end to end.")
+@_device_option
+@_space_option
+@_target_options
+@click.option("--runs", default=50, show_default=True, type=click.IntRange(min=1), help="Least number of timed runs.")
+@click.option("--min-secs", default=1.0, show_default=True, type=click.FloatRange(min=0),
+              help="Least total seconds of timed runs.")
+@_db_option
+@_json_option
+@_fail_on_value_error
+def latency_measure(arch_text, device_name, space_name, resolution, channels, classes, quantize, runs, min_secs,
+                    db_url, as_json):
+    """Export ARCH, measure the whole model on DEVICE and store the measurement."""
+    from akd_tf.benchmark import RunSettings
+    from latency_db.measure import measure_arch
+
+    a = _parse_arch(space_name, arch_text, "'--arch'")
+    store = _open_store(db_url)
+    row = measure_arch(store, device_name, a, _target(resolution, channels, classes, quantize),
+                       settings=RunSettings(num_runs=runs, min_secs=min_secs))
+    record = {"measurement": row.id, "device": device_name, "arch": a.to_string(), "median_ms": row.median_us / 1000,
+              "mean_ms": row.mean_us / 1000, "std_ms": row.std_us / 1000, "count": row.count}
+    if as_json:
+        click.echo(json.dumps(record, indent=2))
+    else:
+        click.echo(f"measurement #{row.id} on {device_name}: median {row.median_us / 1000:.3f} ms "
+                   f"(mean {row.mean_us / 1000:.3f}, std {row.std_us / 1000:.3f}, {row.count} runs)")
+
+
+@latency.command("calibrate")
+@_device_option
+@click.option("--n", "n_archs", default=40, show_default=True, type=click.IntRange(min=4),
+              help="Random archs measured end to end; half fit the correction, half test it.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the random archs.")
+@_space_option
+@_target_options
+@click.option("--runs", default=50, show_default=True, type=click.IntRange(min=1), help="Least timed runs per arch.")
+@click.option("--min-secs", default=1.0, show_default=True, type=click.FloatRange(min=0),
+              help="Least seconds of timed runs per arch.")
+@_db_option
+@_fail_on_value_error
+def latency_calibrate(device_name, n_archs, seed, space_name, resolution, channels, classes, quantize, runs,
+                      min_secs, db_url):
+    """Fit DEVICE's correction of the lookup-table sum (scale + offset) and report its accuracy."""
+    from akd_tf.benchmark import RunSettings
+    from latency_db.calibrate import calibrate
+
+    store, space = _open_store(db_url), get_space(space_name)
+    with click.progressbar(length=n_archs, label="measuring archs", show_eta=True, show_pos=True) as bar:
+        report = calibrate(store, device_name, space, _target(resolution, channels, classes, quantize), n_archs,
+                           seed=seed, settings=RunSettings(num_runs=runs, min_secs=min_secs),
+                           progress=lambda _arch: bar.update(1))
+    click.echo(f"calibration #{report.calibration_id}: latency_ms = {report.scale:.4f} x LUT sum + "
+               f"{report.offset_ms:.4f} (fit on {report.n_fit} archs)")
+    click.echo(f"uncalibrated {report.uncalibrated.summary()}")
+    click.echo(f"calibrated   {report.calibrated.summary()}")
+
+
+@latency.command("query")
+@click.option("--arch", "arch_text", default=None, metavar="ARCH", help="One architecture.")
+@click.option("--file", "arch_file", type=click.File("r"), default=None,
+              help="A file of architectures, one canonical string per line ('-' for stdin).")
+@_device_option
+@_space_option
+@_target_options
+@_db_option
+@_json_option
+@_fail_on_value_error
+def latency_query(arch_text, arch_file, device_name, space_name, resolution, channels, classes, quantize, db_url,
+                  as_json):
+    """Latency in ms of each architecture: measured if stored, else predicted from the lookup table."""
+    from latency_db.query import query_latency
+
+    if (arch_text is None) == (arch_file is None):
+        raise click.UsageError("give exactly one of --arch or --file")
+    texts = [arch_text] if arch_text else [line.strip() for line in arch_file if line.strip()]
+    archs = []
+    for number, text in enumerate(texts, start=1):
+        try:
+            archs.append(get_space(space_name).parse(text))
+        except ValueError as exc:
+            where = "--arch" if arch_text else f"line {number}"
+            raise click.BadParameter(str(exc), param_hint=where) from exc
+    estimates = query_latency(_open_store(db_url), device_name, get_space(space_name), archs,
+                              _target(resolution, channels, classes, quantize))
+    if as_json:
+        click.echo(json.dumps([e.to_dict() for e in estimates], indent=2))
+        return
+    for e in estimates:
+        click.echo(f"{e.latency_ms:9.3f} ms  {e.source:<9}  {e.arch}  [{e.detail}]")
+
+
+@latency.command("list")
+@_db_option
+@_json_option
+@_fail_on_value_error
+def latency_list(db_url, as_json):
+    """Devices with their lookup-table sizes, measurements and calibrations."""
+    from latency_db.inventory import inventory
+    from akd_tf.tables import format_table
+
+    rows = inventory(_open_store(db_url))
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    click.echo(format_table(rows, ["device", "kind", "status", "lut_entries", "measurements", "calibrations",
+                                   "runtime"], right_aligned=["lut_entries", "measurements", "calibrations"]))
+
+
+@latency.command("export")
+@_device_option
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="json", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="File to write ('-' for stdout).")
+@_db_option
+@_fail_on_value_error
+def latency_export(device_name, fmt, out, db_url):
+    """Write DEVICE's lookup table to a CSV or JSON file others can import."""
+    from latency_db.exchange import export_table
+
+    text = export_table(_open_store(db_url), device_name, fmt)
+    if out == "-":
+        click.echo(text, nl=False)
+    else:
+        with open(out, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        click.echo(f"wrote {out}")
+
+
+@latency.command("import")
+@click.argument("path", type=click.Path())
+@click.option("--device", "device_name", default=None,
+              help="Device to import into (default: the one named in a JSON file; required for CSV).")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default=None,
+              help="File format (default: from the file suffix).")
+@_db_option
+@_fail_on_value_error
+def latency_import(path, device_name, fmt, db_url):
+    """Import a lookup table exported by `akd-tf latency export` (one transaction; re-import adds nothing)."""
+    from latency_db.exchange import import_table
+
+    added, skipped = import_table(_open_store(db_url), path, device_name, fmt)
+    click.echo(f"imported {added} entries, {skipped} already present")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -90,3 +90,21 @@ def build_student(arch: Arch, input_shape: Sequence[int], num_classes: int, *,
     logits, embedding = _head(x, plan.head, bn_momentum, dropout)
     outputs = [logits, embedding] if with_embedding else logits
     return keras.Model(inputs, outputs, name=f"student_{arch.space.name}")
+
+
+def build_operator(op, *, bn_momentum: float = DEFAULT_BN_MOMENTUM) -> keras.Model:
+    """A micro-model of one plan operator (stem, searched layer or head) at its own input shape.
+
+    The latency table measures these; the layers are exactly those
+    :func:`build_student` creates for the same operator.
+    """
+    inputs = keras.Input(shape=op.input_shape, name="features")
+    if isinstance(op, StemPlan):
+        outputs = _stem(inputs, op, bn_momentum)
+    elif isinstance(op, LayerPlan):
+        outputs = _layer(inputs, op, bn_momentum)
+    elif isinstance(op, HeadPlan):
+        outputs, _ = _head(inputs, op, bn_momentum, dropout=0.0)
+    else:
+        raise ValueError(f"not a plan operator: {op!r}")
+    return keras.Model(inputs, outputs, name="operator")

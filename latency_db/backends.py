@@ -1,0 +1,36 @@
+"""How a device kind measures a ``.tflite`` file.
+
+Backends are found by device kind in a registry; ``local`` (the host CPU) is
+built in, and the device-farm package registers phones. Every backend returns
+an :class:`akd_tf.benchmark.BenchmarkResult`.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Protocol
+
+from akd_tf.benchmark import BenchmarkResult, RunSettings, run_local_benchmark
+from latency_db.schema import Device
+
+
+class Backend(Protocol):
+    def __call__(self, device: Device, model_path: str, settings: RunSettings) -> BenchmarkResult: ...
+
+
+def _local(device: Device, model_path: str, settings: RunSettings) -> BenchmarkResult:
+    return run_local_benchmark(model_path, settings, core="auto" if device.core is None else device.core)
+
+
+_BACKENDS: dict[str, Backend] = {"local": _local}
+
+
+def register_backend(kind: str, backend: Callable[[Device, str, RunSettings], BenchmarkResult]) -> None:
+    _BACKENDS[kind] = backend
+
+
+def backend_for(device: Device) -> Backend:
+    try:
+        return _BACKENDS[device.kind]
+    except KeyError:
+        raise ValueError(f"device {device.name!r} is of kind {device.kind!r}, which no backend measures; "
+                         f"known kinds: {', '.join(sorted(_BACKENDS))}") from None

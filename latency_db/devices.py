@@ -1,0 +1,55 @@
+"""Devices in the latency database. The host device ``local`` is always present."""
+
+from __future__ import annotations
+
+import platform
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from akd_tf.benchmark import LOCAL_DEVICE, resolve_core
+from akd_tf.interpreter import load_interpreter
+from latency_db.schema import Device, utcnow
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def ensure_local_device(session: Session) -> Device:
+    """The ``local`` device row, created (or refreshed with this host's facts) on demand."""
+    device = session.scalar(select(Device).where(Device.name == LOCAL_DEVICE))
+    if device is None:
+        device = Device(name=LOCAL_DEVICE, kind="local")
+        session.add(device)
+    device.model = _cpu_model()
+    device.abi = platform.machine()
+    device.os_version = f"{platform.system()} {platform.release()}"
+    device.core = resolve_core("auto")
+    device.runtime = load_interpreter().label
+    device.last_seen_at = utcnow()
+    session.flush()
+    return device
+
+
+def get_device(session: Session, name: str) -> Device:
+    """The device called ``name``; unknown names raise ``ValueError`` listing the known ones."""
+    if name == LOCAL_DEVICE:
+        return ensure_local_device(session)
+    device = session.scalar(select(Device).where(Device.name == name))
+    if device is None:
+        known = sorted({LOCAL_DEVICE, *session.scalars(select(Device.name))})
+        raise ValueError(f"unknown device {name!r}; known devices: {', '.join(known)}")
+    return device
+
+
+def list_devices(session: Session) -> list[Device]:
+    ensure_local_device(session)
+    return list(session.scalars(select(Device).order_by(Device.name)))

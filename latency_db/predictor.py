@@ -1,0 +1,168 @@
+"""Predicting the latency of architectures never measured, from the lookup table.
+
+The prediction is the sum of the table's median latencies of every operator
+of the architecture (stem, layers, head), corrected by the device's newest
+calibration (``scale * sum + offset``) when one exists. A key missing from the
+table is an error that lists the missing keys and the command that builds
+them; it is never priced at zero.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import numpy as np
+from sqlalchemy import select
+
+from akd_tf.plan import HeadPlan, StemPlan, plan_block
+from akd_tf.space import Arch, SearchSpace
+from latency_db.devices import get_device
+from latency_db.measure import ModelTarget
+from latency_db.schema import Calibration, LutEntry
+from latency_db.store import Store
+
+
+class MissingKeysError(ValueError):
+    """Some operators of an architecture have no latency-table entry."""
+
+    def __init__(self, device: str, space: SearchSpace, target: ModelTarget, keys: Sequence[str]):
+        self.keys = list(keys)
+        shown = ", ".join(self.keys[:5]) + (f", ... ({len(self.keys) - 5} more)" if len(self.keys) > 5 else "")
+        super().__init__(
+            f"{len(self.keys)} latency-table key(s) missing on device {device!r} ({target.quantization}): {shown}; "
+            f"build them with: {build_command(device, space, target)}")
+
+
+def build_command(device: str, space: SearchSpace, target: ModelTarget) -> str:
+    return (f"akd-tf latency build-lut --device {device} --space {space.name} --resolution {target.resolution} "
+            f"--channels {target.channels} --classes {target.classes} --quantize {target.quantization}")
+
+
+def calibration_filter(device_id: int, space: SearchSpace, target: ModelTarget):
+    return (Calibration.device_id == device_id, Calibration.space == space.name,
+            Calibration.resolution == target.resolution, Calibration.channels == target.channels,
+            Calibration.classes == target.classes, Calibration.quantization == target.quantization)
+
+
+@dataclass
+class LutPredictor:
+    """An in-memory table for one device, space and target; ``calibration`` may be ``None``."""
+
+    device: str
+    space: SearchSpace
+    target: ModelTarget
+    table_us: dict[str, float]
+    calibration: Calibration | None = None
+
+    def __post_init__(self) -> None:
+        self._blocks: dict = {}
+
+    @classmethod
+    def load(cls, store: Store, device_name: str, space: SearchSpace, target: ModelTarget) -> "LutPredictor":
+        with store.session() as session:
+            device = get_device(session, device_name)
+            rows = session.execute(select(LutEntry.key, LutEntry.median_us).where(
+                LutEntry.device_id == device.id, LutEntry.quantization == target.quantization)).all()
+            calibration = session.scalar(select(Calibration).where(*calibration_filter(device.id, space, target))
+                                         .order_by(Calibration.id.desc()).limit(1))
+        if not rows:
+            raise ValueError(f"device {device_name!r} has no latency-table entries ({target.quantization}); "
+                             f"build them with: {build_command(device_name, space, target)}")
+        return cls(device_name, space, target, dict(rows), calibration)
+
+    def _block(self, arch: Arch, index: int, block_tokens: tuple, input_shape) -> tuple[float, tuple, tuple]:
+        """(latency us, output shape, missing keys) of one block, memoized by tokens and input shape."""
+        memo_key = (index, block_tokens, input_shape)
+        hit = self._blocks.get(memo_key)
+        if hit is None:
+            layers = plan_block(self.space.block_choice(index, block_tokens), input_shape)
+            missing = tuple(l.key for l in layers if l.key not in self.table_us)
+            total = sum(self.table_us.get(l.key, 0.0) for l in layers)
+            hit = (total, layers[-1].output_shape if layers else input_shape, missing)
+            self._blocks[memo_key] = hit
+        return hit
+
+    def lut_sum_us(self, arch: Arch) -> float:
+        """Sum of the table's medians over every operator of ``arch`` (microseconds)."""
+        stem = StemPlan(self.target.input_shape, self.space.stem_filters)
+        total, missing = self.table_us.get(stem.key), []
+        if total is None:
+            missing.append(stem.key)
+            total = 0.0
+        shape, offset = stem.output_shape, 0
+        for b in range(1, self.space.num_blocks + 1):
+            n = len(self.space.block_decisions(b))
+            us, shape, block_missing = self._block(arch, b, arch.tokens[offset:offset + n], shape)
+            total += us
+            missing.extend(block_missing)
+            offset += n
+        head = HeadPlan(shape, self.space.head_filters, self.target.classes)
+        if head.key not in self.table_us:
+            missing.append(head.key)
+        total += self.table_us.get(head.key, 0.0)
+        if missing:
+            raise MissingKeysError(self.device, self.space, self.target, list(dict.fromkeys(missing)))
+        return total
+
+    def calibrated_ms(self, lut_sum_ms: float) -> float:
+        if self.calibration is None:
+            return lut_sum_ms
+        return self.calibration.scale * lut_sum_ms + self.calibration.offset_ms
+
+    def predict_ms(self, arch: Arch) -> float:
+        return self.calibrated_ms(self.lut_sum_us(arch) / 1000.0)
+
+    def predict_many_ms(self, archs: Iterable[Arch]) -> np.ndarray:
+        return np.array([self.predict_ms(a) for a in archs])
+
+
+# ---------------------------------------------------------------------------
+# Accuracy of a predictor and its calibration
+# ---------------------------------------------------------------------------
+
+
+def kendall_tau(a: Sequence[float], b: Sequence[float]) -> float:
+    """Kendall's tau-b rank correlation of two equal-length sequences."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if len(a) != len(b) or len(a) < 2:
+        raise ValueError(f"kendall_tau needs two sequences of equal length >= 2, got {len(a)} and {len(b)}")
+    i, j = np.triu_indices(len(a), k=1)
+    da, db = np.sign(a[i] - a[j]), np.sign(b[i] - b[j])
+    concordant_minus_discordant = float(np.sum(da * db))
+    ties_a, ties_b = float(np.sum(da == 0)), float(np.sum(db == 0))
+    pairs = float(len(i))
+    denominator = np.sqrt((pairs - ties_a) * (pairs - ties_b))
+    return concordant_minus_discordant / denominator if denominator > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class PredictionAccuracy:
+    n: int
+    within_5_pct: float  # fraction of predictions within +-5% of the measurement
+    within_10_pct: float
+    rmspe: float  # root mean squared percentage error, in percent
+    kendall_tau: float
+
+    def summary(self) -> str:
+        return (f"on {self.n} held-out archs: {self.within_5_pct:.1%} within +-5%, {self.within_10_pct:.1%} within "
+                f"+-10%, RMSPE {self.rmspe:.2f}%, Kendall tau {self.kendall_tau:.3f}")
+
+
+def prediction_accuracy(predicted_ms: Sequence[float], measured_ms: Sequence[float]) -> PredictionAccuracy:
+    p, m = np.asarray(predicted_ms, float), np.asarray(measured_ms, float)
+    rel = (p - m) / m
+    return PredictionAccuracy(n=len(m), within_5_pct=float(np.mean(np.abs(rel) <= 0.05)),
+                              within_10_pct=float(np.mean(np.abs(rel) <= 0.10)),
+                              rmspe=float(100 * np.sqrt(np.mean(rel ** 2))), kendall_tau=kendall_tau(p, m))
+
+
+def fit_linear(lut_ms: Sequence[float], measured_ms: Sequence[float]) -> tuple[float, float]:
+    """Least-squares ``scale, offset`` with ``measured ~ scale * lut + offset``, weighted to minimise relative error."""
+    x, y = np.asarray(lut_ms, float), np.asarray(measured_ms, float)
+    if len(x) < 2:
+        raise ValueError(f"a calibration needs at least 2 measured archs to fit, got {len(x)}")
+    weights = 1.0 / y  # relative error: residual / measured
+    design = np.stack([x, np.ones_like(x)], axis=1) * weights[:, None]
+    (scale, offset), *_ = np.linalg.lstsq(design, y * weights, rcond=None)
+    return float(scale), float(offset)

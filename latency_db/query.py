@@ -1,0 +1,46 @@
+"""Latency of architectures on a device: measured where a whole-model measurement exists, else predicted."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+from akd_tf.space import Arch, SearchSpace
+from latency_db.devices import get_device
+from latency_db.measure import ModelTarget, latest_measurement
+from latency_db.predictor import LutPredictor
+from latency_db.store import Store
+
+
+@dataclass(frozen=True)
+class LatencyEstimate:
+    arch: str
+    latency_ms: float
+    source: str  # "measured" | "predicted"
+    detail: str  # which measurement, or which calibration the prediction used
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def query_latency(store: Store, device_name: str, space: SearchSpace, archs: Sequence[Arch],
+                  target: ModelTarget) -> list[LatencyEstimate]:
+    """One estimate per arch, in order. Missing table keys raise :class:`~latency_db.predictor.MissingKeysError`."""
+    estimates: list[LatencyEstimate | None] = []
+    with store.session() as session:
+        device = get_device(session, device_name)
+        for arch in archs:
+            row = latest_measurement(session, device, arch, target)
+            estimates.append(None if row is None else LatencyEstimate(
+                arch.to_string(), row.median_us / 1000.0, "measured",
+                f"measurement #{row.id} ({row.count} runs, {row.finished_at:%Y-%m-%d %H:%M} UTC)"))
+    if any(e is None for e in estimates):
+        predictor = LutPredictor.load(store, device_name, space, target)
+        cal = predictor.calibration
+        detail = ("uncalibrated LUT sum" if cal is None else
+                  f"LUT sum x {cal.scale:.4f} + {cal.offset_ms:.4f} ms (calibration #{cal.id}, "
+                  f"{cal.within_10_pct:.0%} within +-10% on {cal.n_holdout} held-out archs)")
+        estimates = [e if e is not None else LatencyEstimate(arch.to_string(), predictor.predict_ms(arch),
+                                                             "predicted", detail)
+                     for e, arch in zip(estimates, archs)]
+    return estimates

@@ -1,0 +1,141 @@
+"""SQLAlchemy 2 models of the latency database.
+
+Constraints live in the schema: natural keys are unique so repeated imports
+and retried measurements add nothing (``measurements.run_key`` identifies one
+measurement request; ``lut_entries`` are unique per device, operator key and
+quantization).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Device(Base):
+    """A measuring device: the host (``local``) or a phone."""
+
+    __tablename__ = "devices"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))  # "local" | "adb"
+    serial: Mapped[str | None] = mapped_column(String(256))
+    model: Mapped[str | None] = mapped_column(String(256))
+    soc: Mapped[str | None] = mapped_column(String(256))
+    abi: Mapped[str | None] = mapped_column(String(64))
+    os_version: Mapped[str | None] = mapped_column(String(64))
+    core: Mapped[int | None] = mapped_column(Integer)
+    governor: Mapped[str | None] = mapped_column(String(64))
+    runtime: Mapped[str | None] = mapped_column(String(256))  # interpreter or benchmark-binary version
+    status: Mapped[str] = mapped_column(String(32), default="online")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class TFLiteModel(Base):
+    """A whole architecture converted at one input shape, class count and quantization."""
+
+    __tablename__ = "models"
+    __table_args__ = (UniqueConstraint("space", "arch", "resolution", "channels", "classes", "quantization",
+                                       name="uq_models_identity"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    space: Mapped[str] = mapped_column(String(64))
+    arch: Mapped[str] = mapped_column(String(1024))
+    resolution: Mapped[int] = mapped_column(Integer)
+    channels: Mapped[int] = mapped_column(Integer)
+    classes: Mapped[int] = mapped_column(Integer)
+    quantization: Mapped[str] = mapped_column(String(16))
+    macs: Mapped[int] = mapped_column(Integer)
+    params: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+
+
+class Measurement(Base):
+    """One benchmark run of a model on a device: every statistic of :class:`akd_tf.benchmark.BenchmarkResult`."""
+
+    __tablename__ = "measurements"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_key: Mapped[str] = mapped_column(String(64), unique=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"), index=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), index=True)
+    settings: Mapped[dict] = mapped_column(JSON)
+    init_us: Mapped[float] = mapped_column(Float)
+    first_inference_us: Mapped[float] = mapped_column(Float)
+    warmup_mean_us: Mapped[float | None] = mapped_column(Float)
+    median_us: Mapped[float] = mapped_column(Float)
+    mean_us: Mapped[float] = mapped_column(Float)
+    std_us: Mapped[float] = mapped_column(Float)
+    min_us: Mapped[float] = mapped_column(Float)
+    max_us: Mapped[float] = mapped_column(Float)
+    p90_us: Mapped[float] = mapped_column(Float)
+    count: Mapped[int] = mapped_column(Integer)
+    raw_output: Mapped[str] = mapped_column(Text, default="")
+    thermal_before: Mapped[dict | None] = mapped_column(JSON)
+    thermal_after: Mapped[dict | None] = mapped_column(JSON)
+    battery_before: Mapped[dict | None] = mapped_column(JSON)
+    battery_after: Mapped[dict | None] = mapped_column(JSON)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    device: Mapped[Device] = relationship()
+    model: Mapped[TFLiteModel] = relationship()
+
+
+class LutEntry(Base):
+    """Latency of one operator (latency-table key) on one device."""
+
+    __tablename__ = "lut_entries"
+    __table_args__ = (UniqueConstraint("device_id", "key", "quantization", name="uq_lut_device_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"), index=True)
+    key: Mapped[str] = mapped_column(String(256))
+    quantization: Mapped[str] = mapped_column(String(16))
+    median_us: Mapped[float] = mapped_column(Float)
+    mean_us: Mapped[float] = mapped_column(Float)
+    std_us: Mapped[float] = mapped_column(Float)
+    min_us: Mapped[float] = mapped_column(Float)
+    p90_us: Mapped[float] = mapped_column(Float)
+    count: Mapped[int] = mapped_column(Integer)  # timed runs behind the statistics
+    settings: Mapped[dict] = mapped_column(JSON)
+    measured_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    device: Mapped[Device] = relationship()
+
+
+class Calibration(Base):
+    """A per-device linear correction of the LUT sum: latency_ms = scale * lut_sum_ms + offset_ms."""
+
+    __tablename__ = "calibrations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"), index=True)
+    space: Mapped[str] = mapped_column(String(64))
+    resolution: Mapped[int] = mapped_column(Integer)
+    channels: Mapped[int] = mapped_column(Integer)
+    classes: Mapped[int] = mapped_column(Integer)
+    quantization: Mapped[str] = mapped_column(String(16))
+    scale: Mapped[float] = mapped_column(Float)
+    offset_ms: Mapped[float] = mapped_column(Float)
+    n_fit: Mapped[int] = mapped_column(Integer)
+    n_holdout: Mapped[int] = mapped_column(Integer)
+    within_5_pct: Mapped[float] = mapped_column(Float)
+    within_10_pct: Mapped[float] = mapped_column(Float)
+    rmspe: Mapped[float] = mapped_column(Float)
+    kendall_tau: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    device: Mapped[Device] = relationship()
