@@ -31,9 +31,17 @@ def _fail_on_value_error(fn):
     return wrapper
 
 
+def _check_space(_ctx, _param, name):
+    try:
+        get_space(name)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    return name
+
+
 def _space_option(fn):
-    return click.option("--space", "space_name", default=DEFAULT_SPACE, show_default=True,
-                        type=click.Choice(space_names()), help="Named search space.")(fn)
+    return click.option("--space", "space_name", default=DEFAULT_SPACE, show_default=True, callback=_check_space,
+                        help="Named search space (see `akd-tf info` for the registered ones).")(fn)
 
 
 def _shape_options(fn):

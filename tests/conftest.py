@@ -23,3 +23,26 @@ def largest_arch(space):
     """Costliest choices everywhere: regular 5x5 conv with SE, widest, most layers."""
     return space.parse(":".join(
         f"conv_k5_se0.25_id_w1.25_n{max(space.block_decisions(b)[-1].values)}" for b in range(1, 8)))
+
+
+@pytest.fixture(autouse=True)
+def isolated_database(monkeypatch, tmp_path):
+    """No test touches the user's real database: the default lives under the test's tmp dir."""
+    monkeypatch.delenv("AKD_TF_DB", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+
+
+@pytest.fixture(scope="session")
+def tiny_space():
+    """A two-block space with few operator keys, so a whole latency table builds in seconds."""
+    from akd_tf.space import BlockOptions, BlockSkeleton, ConvOp, SearchSpace, register_space
+
+    try:
+        return get_space("lut-test")
+    except ValueError:
+        return register_space(SearchSpace(
+            name="lut-test", stem_filters=8, head_filters=32,
+            skeleton=(BlockSkeleton(stride=2, filters=16, layers=1), BlockSkeleton(stride=1, filters=16, layers=1)),
+            block_options=(BlockOptions(conv_ops=(ConvOp("dwconv", "dwconv"), ConvOp("mbconv3", "mbconv", 3)),
+                                        kernels=(3,), se_ratios=(0.0,), skip_ops=("noskip", "id"),
+                                        width_multipliers=(1.0,), layer_deltas=(0, 1)),)))

@@ -1,0 +1,273 @@
+import json
+import multiprocessing
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import func, inspect, select
+
+from akd_tf.benchmark import RunSettings
+from akd_tf.cli import main
+from db_fixtures import db_url, sqlite_url  # noqa: F401  (fixtures)
+from latency_db.calibrate import calibrate
+from latency_db.config import mask_url, resolve_url
+from latency_db.exchange import export_table, import_table
+from latency_db.lut import build_lut, missing_operators
+from latency_db.measure import ModelTarget, measure_arch
+from latency_db.predictor import (LutPredictor, MissingKeysError, fit_linear, kendall_tau, prediction_accuracy)
+from latency_db.query import query_latency
+from latency_db.schema import Calibration, LutEntry, Measurement, TFLiteModel
+from latency_db.store import head_revision, open_store
+
+TARGET = ModelTarget(resolution=32, classes=4)
+QUICK = RunSettings(num_runs=10, warmup_runs=1, min_secs=0.0, warmup_min_secs=0.0)
+
+
+# --- configuration -------------------------------------------------------------------------------------------
+
+def test_url_resolution_and_masking(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    assert resolve_url() == f"sqlite:///{tmp_path}/akd-tf/latency.db"
+    monkeypatch.setenv("AKD_TF_DB", "sqlite:///from-env.db")
+    assert resolve_url() == "sqlite:///from-env.db"
+    assert resolve_url("sqlite:///explicit.db") == "sqlite:///explicit.db"
+    assert mask_url("postgresql+psycopg://farm:s3cret@db.example:5432/lat") == \
+        "postgresql+psycopg://farm:***@db.example:5432/lat"
+    with pytest.raises(ValueError, match="not a database URL: 'nonsense'"):
+        resolve_url("nonsense")
+
+
+def test_unreachable_database_is_one_line_without_password():
+    with pytest.raises(ValueError) as err:
+        open_store("postgresql+psycopg://farm:s3cret@127.0.0.1:9/lat")
+    message = str(err.value)
+    assert message.startswith("cannot open the latency database postgresql+psycopg://farm:***@127.0.0.1:9/lat: ")
+    assert "s3cret" not in message and "\n" not in message
+
+
+# --- schema and migrations, on SQLite and PostgreSQL --------------------------------------------------------
+
+def test_migrations_up_down_up(db_url):  # noqa: F811
+    store = open_store(db_url)
+    assert store.revision() == head_revision() == "0001"
+    tables = set(inspect(store.engine).get_table_names())
+    assert {"devices", "models", "measurements", "lut_entries", "calibrations"} <= tables
+    store.downgrade("base")
+    assert store.revision() is None
+    assert set(inspect(store.engine).get_table_names()) <= {"alembic_version"}
+    store.upgrade()
+    assert store.revision() == "0001"
+    store.close()
+
+
+def test_unique_constraints_make_retries_idempotent(db_url, tiny_space):  # noqa: F811
+    store = open_store(db_url)
+    arch = tiny_space.sample_many(1, 0)[0]
+    first = measure_arch(store, "local", arch, TARGET, settings=QUICK, run_key="retry-1")
+    again = measure_arch(store, "local", arch, TARGET, settings=QUICK, run_key="retry-1")
+    assert again.id == first.id
+    other = measure_arch(store, "local", arch, TARGET, settings=QUICK)
+    with store.session() as session:
+        assert session.scalar(select(func.count()).select_from(Measurement)) == 2
+        assert session.scalar(select(func.count()).select_from(TFLiteModel)) == 1
+    assert other.model_id == first.model_id
+    store.close()
+
+
+# --- lookup table, prediction, calibration ------------------------------------------------------------------
+
+@pytest.fixture
+def lut_store(db_url, tiny_space):  # noqa: F811
+    store = open_store(db_url)
+    summary = build_lut(store, "local", tiny_space, TARGET, settings=QUICK)
+    assert (summary.total, summary.already_stored, summary.measured) == (8, 0, 8)
+    yield store
+    store.close()
+
+
+def test_lut_build_is_resumable(lut_store, tiny_space):
+    again = build_lut(lut_store, "local", tiny_space, TARGET, settings=QUICK)
+    assert (again.total, again.already_stored, again.measured) == (8, 8, 0)
+    operators, missing = missing_operators(lut_store, "local", tiny_space, TARGET)
+    assert len(operators) == 8 and missing == []
+    with lut_store.session() as session:
+        rows = session.scalars(select(LutEntry)).all()
+    assert len(rows) == 8 and all(r.count == 10 and r.median_us > 0 for r in rows)
+
+
+def test_prediction_is_the_sum_of_the_arch_operators(lut_store, tiny_space):
+    from akd_tf.plan import plan_network
+
+    with lut_store.session() as session:
+        table = dict(session.execute(select(LutEntry.key, LutEntry.median_us)).all())
+    predictor = LutPredictor.load(lut_store, "local", tiny_space, TARGET)
+    for arch in tiny_space.sample_many(10, 1):
+        expected = sum(table[op.key] for op in plan_network(arch, (32, 32, 3), 4).operators)
+        assert predictor.lut_sum_us(arch) == pytest.approx(expected, rel=1e-12)
+        assert predictor.predict_ms(arch) == pytest.approx(expected / 1000, rel=1e-12)  # uncalibrated
+
+
+def test_query_prefers_measurements_and_calibration_corrects_predictions(lut_store, tiny_space):
+    archs = tiny_space.sample_many(3, 5)
+    measured = measure_arch(lut_store, "local", archs[0], TARGET, settings=QUICK)
+    estimates = query_latency(lut_store, "local", tiny_space, archs, TARGET)
+    assert [e.source for e in estimates] == ["measured", "predicted", "predicted"]
+    assert estimates[0].latency_ms == measured.median_us / 1000
+    assert estimates[1].detail == "uncalibrated LUT sum"
+
+    report = calibrate(lut_store, "local", tiny_space, TARGET, 6, seed=2, settings=QUICK)
+    assert report.n_fit == 3 and report.calibrated.n == 3
+    predictor = LutPredictor.load(lut_store, "local", tiny_space, TARGET)
+    assert predictor.calibration.id == report.calibration_id
+    raw = predictor.lut_sum_us(archs[2]) / 1000
+    after = query_latency(lut_store, "local", tiny_space, archs, TARGET)
+    assert after[2].latency_ms == pytest.approx(report.scale * raw + report.offset_ms)
+    assert after[2].detail.startswith(f"LUT sum x {report.scale:.4f} + {report.offset_ms:.4f} ms "
+                                      f"(calibration #{report.calibration_id}, ")
+    with lut_store.session() as session:
+        row = session.get(Calibration, report.calibration_id)
+        assert (row.n_fit, row.n_holdout, row.within_10_pct) == (3, 3, report.calibrated.within_10_pct)
+        # calibration reused the measurement of any arch it had, and stored one per arch otherwise
+        assert session.scalar(select(func.count()).select_from(Measurement)) >= 6
+
+
+def test_missing_keys_and_empty_tables_are_errors(db_url, tiny_space):  # noqa: F811
+    store = open_store(db_url)
+    with pytest.raises(ValueError, match=r"^device 'local' has no latency-table entries \(none\); build them "
+                                         r"with: akd-tf latency build-lut --device local --space lut-test "
+                                         r"--resolution 32 --channels 3 --classes 4 --quantize none$"):
+        LutPredictor.load(store, "local", tiny_space, TARGET)
+    build_lut(store, "local", tiny_space, TARGET, settings=QUICK, limit=2)  # stem and one dwconv only
+    predictor = LutPredictor.load(store, "local", tiny_space, TARGET)
+    arch = tiny_space.parse("mbconv3_k3_se0_id_w1_n2:mbconv3_k3_se0_id_w1_n1")
+    with pytest.raises(MissingKeysError) as err:
+        predictor.lut_sum_us(arch)
+    assert err.value.keys == ["mbconv3-input:16x16x8-output:16-kernel:3-stride:2-se:0-noskip",
+                              "mbconv3-input:8x8x16-output:16-kernel:3-stride:1-se:0-idskip",
+                              "head-input:8x8x16-output:32-classes:4"]
+    assert str(err.value).startswith("3 latency-table key(s) missing on device 'local' (none): mbconv3-input")
+    with pytest.raises(ValueError, match="unknown device 'pixel9'; known devices: local"):
+        query_latency(store, "pixel9", tiny_space, [arch], TARGET)
+    store.close()
+
+
+# --- sharing tables -----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+def test_export_import_round_trip_is_idempotent(lut_store, tmp_path, fmt):
+    path = tmp_path / f"table.{fmt}"
+    path.write_text(export_table(lut_store, "local", fmt))
+    other = open_store(f"sqlite:///{tmp_path / 'other.db'}")
+    device = "local" if fmt == "json" else "teammate-phone"
+    assert import_table(other, path, None if fmt == "json" else device) == (8, 0)
+    assert import_table(other, path, None if fmt == "json" else device) == (0, 8)
+    with lut_store.session() as s1, other.session() as s2:
+        def rows(session):
+            return sorted(session.execute(select(LutEntry.key, LutEntry.median_us, LutEntry.count)).all())
+        assert rows(s1) == rows(s2)
+    other.close()
+
+
+def test_corrupt_import_writes_nothing(lut_store, tmp_path):
+    good = json.loads(export_table(lut_store, "local", "json"))
+    good["entries"][5]["median_us"] = "fast"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(good))
+    target = open_store(f"sqlite:///{tmp_path / 'target.db'}")
+    with pytest.raises(ValueError, match=r"bad.json: entry 6: could not convert string to float: 'fast'"):
+        import_table(target, bad)
+    (tmp_path / "junk.json").write_text("{not json")
+    with pytest.raises(ValueError, match=r"junk.json: not valid JSON"):
+        import_table(target, tmp_path / "junk.json")
+    (tmp_path / "t.csv").write_text("key,median_us\nx,1\n")
+    with pytest.raises(ValueError, match=r"t.csv: CSV header must name key, quantization, median_us"):
+        import_table(target, tmp_path / "t.csv", "local")
+    with target.session() as session:
+        assert session.scalar(select(func.count()).select_from(LutEntry)) == 0
+    target.close()
+
+
+# --- concurrency ---------------------------------------------------------------------------------------------
+
+def _insert_entries(url: str, worker: int, n: int) -> None:
+    from latency_db.devices import get_device
+    from latency_db.schema import LutEntry
+    from latency_db.store import open_store
+
+    store = open_store(url)
+    with store.session() as session:
+        device_id = get_device(session, "local").id
+    for i in range(n):
+        with store.session() as session:
+            session.add(LutEntry(device_id=device_id, key=f"w{worker}-k{i}", quantization="none", median_us=1.0,
+                                 mean_us=1.0, std_us=0.0, min_us=1.0, p90_us=1.0, count=1, settings={}))
+    store.close()
+
+
+def test_two_processes_writing_one_sqlite_file_lose_no_rows(sqlite_url):  # noqa: F811
+    open_store(sqlite_url).close()
+    ctx = multiprocessing.get_context("spawn")
+    workers = [ctx.Process(target=_insert_entries, args=(sqlite_url, w, 150)) for w in range(2)]
+    for p in workers:
+        p.start()
+    for p in workers:
+        p.join(timeout=300)
+    assert [p.exitcode for p in workers] == [0, 0]
+    store = open_store(sqlite_url)
+    with store.session() as session:
+        assert session.scalar(select(func.count()).select_from(LutEntry)) == 300
+    store.close()
+
+
+# --- accuracy arithmetic -------------------------------------------------------------------------------------
+
+def test_kendall_tau_fit_and_accuracy_on_hand_cases():
+    assert kendall_tau([1, 2, 3, 4], [10, 20, 30, 40]) == 1.0
+    assert kendall_tau([1, 2, 3, 4], [40, 30, 20, 10]) == -1.0
+    assert kendall_tau([1, 2, 3], [1, 3, 2]) == pytest.approx(1 / 3)
+    scale, offset = fit_linear([1.0, 2.0, 4.0], [2.5, 4.5, 8.5])  # exactly 2x + 0.5
+    assert (scale, offset) == (pytest.approx(2.0), pytest.approx(0.5))
+    acc = prediction_accuracy([1.04, 2.18, 2.9, 5.0], [1.0, 2.0, 3.0, 4.0])
+    assert (acc.within_5_pct, acc.within_10_pct) == (0.5, 0.75)
+    assert acc.rmspe == pytest.approx(100 * np.sqrt(np.mean(np.square([0.04, 0.09, -1 / 30, 0.25]))))
+    assert acc.kendall_tau == 1.0
+
+
+# --- the CLI -------------------------------------------------------------------------------------------------
+
+def test_cli_build_query_list_export_import(tmp_path, tiny_space):
+    db = f"sqlite:///{tmp_path / 'cli.db'}"
+    runner = CliRunner()
+
+    def run(*args):
+        result = runner.invoke(main, [*args], catch_exceptions=False)
+        return result
+
+    target = ["--space", "lut-test", "--resolution", "32", "--classes", "4"]
+    dry = run("latency", "build-lut", *target, "--dry-run", "--db", db)
+    assert dry.exit_code == 0
+    lines = dry.output.splitlines()
+    assert lines[0] == "8 keys for lut-test at 32x32x3, 4 classes, none; 0 stored on local, 8 missing"
+    assert lines[1] == "missing  stem-input:32x32x3-output:8-kernel:3-stride:2" and len(lines) == 9
+    built = run("latency", "build-lut", *target, "--db", db)
+    assert built.exit_code == 0 and "8 of 8 now stored" in built.output.splitlines()[-1]
+    arch = "dwconv_k3_se0_noskip_w1_n1:mbconv3_k3_se0_id_w1_n2"
+    query = run("latency", "query", "--arch", arch, *target, "--db", db, "--json")
+    record = json.loads(query.output)[0]
+    assert record["source"] == "predicted" and record["arch"] == arch and record["latency_ms"] > 0
+    bad = run("latency", "query", "--arch", "dwconv", *target, "--db", db)
+    assert bad.exit_code == 2 and "Invalid value for --arch: space 'lut-test': expected 2 blocks" in bad.output
+    listing = run("latency", "list", "--db", db, "--json")
+    assert json.loads(listing.output)[0] | {"runtime": None} == {
+        "device": "local", "kind": "local", "status": "online", "lut_entries": 8, "measurements": 0,
+        "calibrations": 0, "runtime": None}
+    out = tmp_path / "t.csv"
+    assert run("latency", "export", "--format", "csv", "--out", str(out), "--db", db).exit_code == 0
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    assert run("latency", "import", str(out), "--device", "local", "--db", other).output == \
+        "imported 8 entries, 0 already present\n"
+    assert run("latency", "import", str(out), "--device", "local", "--db", other).output == \
+        "imported 0 entries, 8 already present\n"
+    unknown = run("latency", "query", "--arch", arch, *target, "--device", "nope", "--db", db)
+    assert unknown.exit_code == 1 and unknown.output == "Error: unknown device 'nope'; known devices: local\n"
+    assert run("db", "upgrade", "--db", db).output == f"{db}: schema at revision 0001\n"
