@@ -7,6 +7,7 @@ answers instantly.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import sys
 from importlib import metadata
@@ -349,9 +350,12 @@ def latency():
 @_target_options
 @click.option("--dry-run", is_flag=True, help="List the keys (and which are missing) without measuring.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Measure at most this many missing keys.")
+@click.option("--workers", type=click.IntRange(min=0), default=None,
+              help="Processes converting micro-models while this one measures (default: cores - 1; 0: none).")
 @_db_option
 @_fail_on_value_error
-def latency_build_lut(device_name, space_name, resolution, channels, classes, quantize, dry_run, limit, db_url):
+def latency_build_lut(device_name, space_name, resolution, channels, classes, quantize, dry_run, limit, workers,
+                      db_url):
     """Measure every operator of the space on DEVICE and store it (resumable: stored keys are skipped)."""
     from latency_db.lut import build_lut, missing_operators
 
@@ -368,7 +372,9 @@ def latency_build_lut(device_name, space_name, resolution, channels, classes, qu
     todo = len(missing) if limit is None else min(limit, len(missing))
     with click.progressbar(length=todo, label="measuring", show_eta=True, show_pos=True,
                            item_show_func=lambda op: op.key if op else None) as bar:
-        summary = build_lut(store, device_name, space, target, limit=limit,
+        if workers is None:
+            workers = max(0, len(os.sched_getaffinity(0)) - 1)
+        summary = build_lut(store, device_name, space, target, limit=limit, workers=workers,
                             progress=lambda op: bar.update(1, op))
     click.echo(f"measured {summary.measured} keys in {summary.seconds:.1f} s; "
                f"{summary.already_stored + summary.measured} of {summary.total} now stored")

@@ -10,8 +10,13 @@ twice.
 
 from __future__ import annotations
 
+import collections
+import itertools
+import multiprocessing
+import os
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -19,7 +24,7 @@ from typing import Callable
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from akd_tf.benchmark import RunSettings
+from akd_tf.benchmark import RunSettings, resolve_core
 from akd_tf.space import SearchSpace
 from latency_db.backends import backend_for
 from latency_db.devices import get_device
@@ -54,8 +59,8 @@ def missing_operators(store: Store, device_name: str, space: SearchSpace, target
     return operators, [op for op in operators if op.key not in have]
 
 
-def measure_operator(op: Operator, quantization: str, measure: Callable[[str], object], workdir: Path, seed: int = 0):
-    """Build, prepare, export (with parity) and measure the micro-model of ``op``."""
+def export_operator(op: Operator, quantization: str, out_path: str, seed: int = 0) -> str:
+    """Build, prepare and export (with parity) the micro-model of ``op``; returns ``out_path``."""
     import tf_keras as keras
 
     from akd_tf import export
@@ -65,15 +70,47 @@ def measure_operator(op: Operator, quantization: str, measure: Callable[[str], o
     keras.utils.set_random_seed(seed)
     model = build_operator(op)
     export.prepare_untrained(model, export.random_images(op.input_shape, export.BATCHNORM_CALIBRATION_SAMPLES, seed))
-    path = workdir / "operator.tflite"
-    export.export_tflite(model, path, quantization, min_int8_agreement=0.0, seed=seed)
-    return measure(str(path))
+    export.export_tflite(model, out_path, quantization, min_int8_agreement=0.0, seed=seed)
+    return out_path
+
+
+def _pin_to(cores: set[int]) -> None:
+    os.sched_setaffinity(0, cores)
+
+
+def _exported(ops: list[Operator], quantization: str, workdir: Path, workers: int, measuring_core: int | None):
+    """Yield (op, path of its .tflite) in order; with workers, conversions run ahead in other processes.
+
+    Conversion workers are kept off the measuring core so they do not disturb the timings.
+    """
+    if workers == 0:
+        for i, op in enumerate(ops):
+            yield op, export_operator(op, quantization, str(workdir / f"op{i}.tflite"))
+        return
+    others = set(os.sched_getaffinity(0)) - {measuring_core}
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_pin_to,
+                             initargs=(others or set(os.sched_getaffinity(0)),)) as pool:
+        lookahead = 2 * workers
+        futures = collections.deque()
+        pending = iter(enumerate(ops))
+        for i, op in itertools.islice(pending, lookahead):
+            futures.append((op, pool.submit(export_operator, op, quantization, str(workdir / f"op{i}.tflite"))))
+        while futures:
+            op, future = futures.popleft()
+            for i, nxt in itertools.islice(pending, 1):
+                futures.append((nxt, pool.submit(export_operator, nxt, quantization, str(workdir / f"op{i}.tflite"))))
+            yield op, future.result()
 
 
 def build_lut(store: Store, device_name: str, space: SearchSpace, target: ModelTarget, *,
-              settings: RunSettings = LUT_SETTINGS, limit: int | None = None,
+              settings: RunSettings = LUT_SETTINGS, limit: int | None = None, workers: int = 0,
               progress: Callable[[Operator], None] | None = None) -> LutBuildSummary:
-    """Measure and store every missing key (at most ``limit``); ``progress`` is called after each key."""
+    """Measure and store every missing key (at most ``limit``); ``progress`` is called after each key.
+
+    With ``workers`` > 0, micro-models are converted in that many other processes (kept off the
+    measuring core) while this one measures: on 2 cores, 1 worker nearly halves the build time.
+    """
     start = time.perf_counter()
     operators, missing = missing_operators(store, device_name, space, target)
     todo = missing if limit is None else missing[:limit]
@@ -81,9 +118,11 @@ def build_lut(store: Store, device_name: str, space: SearchSpace, target: ModelT
         device = get_device(session, device_name)
     backend = backend_for(device)
     measured = 0
+    measuring_core = resolve_core("auto") if device.kind == "local" else None
     with tempfile.TemporaryDirectory(prefix="akd-tf-lut-") as tmp:
-        for op in todo:
-            result = measure_operator(op, target.quantization, lambda p: backend(device, p, settings), Path(tmp))
+        for op, path in _exported(todo, target.quantization, Path(tmp), workers, measuring_core):
+            result = backend(device, path, settings)
+            os.unlink(path)
             try:
                 with store.session() as session:
                     session.add(LutEntry(device_id=device.id, key=op.key, quantization=target.quantization,

@@ -1,0 +1,58 @@
+"""Batch prediction throughput: architectures priced per second from the in-memory table.
+
+Needs the table built by benchmarks/lut_build.py. Loads it once, then prices
+--n random archs with the predictor (block results memoized) and, as the
+baseline in the same process, with a plain sum over each arch's full layer
+plan.
+
+    .venv/bin/python benchmarks/predictor_throughput.py [--n 20000 --resolution 32 --classes 10 --db URL]
+
+The headline (archs per second, goal >= 10,000) is printed last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from akd_tf.plan import plan_network
+from akd_tf.space import get_space
+from latency_db.measure import ModelTarget
+from latency_db.predictor import LutPredictor
+from latency_db.store import open_store
+
+CACHE = Path(__file__).with_name(".cache")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=20000)
+    parser.add_argument("--resolution", type=int, default=32)
+    parser.add_argument("--classes", type=int, default=10)
+    parser.add_argument("--db", default=f"sqlite:///{CACHE / 'host.db'}")
+    args = parser.parse_args()
+    space, target = get_space(), ModelTarget(args.resolution, args.classes)
+    start = time.perf_counter()
+    predictor = LutPredictor.load(open_store(args.db), "local", space, target)
+    load_s = time.perf_counter() - start
+    archs = space.sample_many(args.n, seed=123)
+
+    start = time.perf_counter()
+    naive = [sum(predictor.table_us[op.key] for op in plan_network(a, target.input_shape, target.classes).operators)
+             for a in archs[: args.n // 10]]
+    naive_rate = len(naive) / (time.perf_counter() - start)
+
+    start = time.perf_counter()
+    fast = predictor.predict_many_ms(archs)
+    rate = len(archs) / (time.perf_counter() - start)
+    if predictor.calibration is None:  # the two paths must agree where they overlap
+        assert max(abs(f - n / 1000) for f, n in zip(fast, naive)) < 1e-9
+    print(f"table load: {load_s * 1000:.0f} ms for {len(predictor.table_us)} entries")
+    print(f"baseline, full plan per arch: {naive_rate:,.0f} archs/s")
+    print(f"memoized predictor: {rate / naive_rate:.1f}x the baseline")
+    print(f"batch prediction throughput: {rate:,.0f} archs/s over {args.n:,} archs (goal >= 10,000)")
+
+
+if __name__ == "__main__":
+    main()
