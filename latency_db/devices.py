@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -23,6 +24,13 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def _governor(core: int) -> str | None:
+    try:
+        return Path(f"/sys/devices/system/cpu/cpu{core}/cpufreq/scaling_governor").read_text().strip() or None
+    except OSError:
+        return None
+
+
 def ensure_local_device(session: Session) -> Device:
     """The ``local`` device row, created (or refreshed with this host's facts) on demand."""
     device = session.scalar(select(Device).where(Device.name == LOCAL_DEVICE))
@@ -33,6 +41,7 @@ def ensure_local_device(session: Session) -> Device:
     device.abi = platform.machine()
     device.os_version = f"{platform.system()} {platform.release()}"
     device.core = resolve_core("auto")
+    device.governor = _governor(device.core)
     device.runtime = load_interpreter().label
     device.last_seen_at = utcnow()
     session.flush()

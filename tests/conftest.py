@@ -32,17 +32,8 @@ def isolated_database(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
 
 
-@pytest.fixture(scope="session")
-def tiny_space():
-    """A two-block space with few operator keys, so a whole latency table builds in seconds."""
-    from akd_tf.space import BlockOptions, BlockSkeleton, ConvOp, SearchSpace, register_space
+@pytest.fixture(scope="session", name="tiny_space")
+def tiny_space_fixture():
+    from db_fixtures import tiny_space
 
-    try:
-        return get_space("lut-test")
-    except ValueError:
-        return register_space(SearchSpace(
-            name="lut-test", stem_filters=8, head_filters=32,
-            skeleton=(BlockSkeleton(stride=2, filters=16, layers=1), BlockSkeleton(stride=1, filters=16, layers=1)),
-            block_options=(BlockOptions(conv_ops=(ConvOp("dwconv", "dwconv"), ConvOp("mbconv3", "mbconv", 3)),
-                                        kernels=(3,), se_ratios=(0.0,), skip_ops=("noskip", "id"),
-                                        width_multipliers=(1.0,), layer_deltas=(0, 1)),)))
+    return tiny_space()

@@ -15,6 +15,24 @@ from sqlalchemy.engine import make_url
 POSTGRES_ENV = "AKD_TF_TEST_POSTGRES_URL"
 
 
+def tiny_space():
+    """A two-block space with 8 operator keys at 32x32, so a whole latency table builds in seconds.
+
+    Registered on first call in each process (spawned test workers call it too).
+    """
+    from akd_tf.space import BlockOptions, BlockSkeleton, ConvOp, SearchSpace, get_space, register_space
+
+    try:
+        return get_space("lut-test")
+    except ValueError:
+        return register_space(SearchSpace(
+            name="lut-test", stem_filters=8, head_filters=32,
+            skeleton=(BlockSkeleton(stride=2, filters=16, layers=1), BlockSkeleton(stride=1, filters=16, layers=1)),
+            block_options=(BlockOptions(conv_ops=(ConvOp("dwconv", "dwconv"), ConvOp("mbconv3", "mbconv", 3)),
+                                        kernels=(3,), se_ratios=(0.0,), skip_ops=("noskip", "id"),
+                                        width_multipliers=(1.0,), layer_deltas=(0, 1)),)))
+
+
 def _postgres_database():
     admin_url = os.environ.get(POSTGRES_ENV)
     if not admin_url:

@@ -271,3 +271,60 @@ def test_cli_build_query_list_export_import(tmp_path, tiny_space):
     unknown = run("latency", "query", "--arch", arch, *target, "--device", "nope", "--db", db)
     assert unknown.exit_code == 1 and unknown.output == "Error: unknown device 'nope'; known devices: local\n"
     assert run("db", "upgrade", "--db", db).output == f"{db}: schema at revision 0001\n"
+
+
+def _build_tiny_lut(url: str) -> None:
+    from db_fixtures import tiny_space
+    from latency_db.lut import build_lut
+    from latency_db.store import open_store
+
+    store = open_store(url)
+    build_lut(store, "local", tiny_space(), TARGET, settings=QUICK)
+    store.close()
+
+
+def test_two_builders_on_one_sqlite_file_store_each_key_once(sqlite_url, tiny_space):  # noqa: F811
+    open_store(sqlite_url).close()
+    ctx = multiprocessing.get_context("spawn")
+    builders = [ctx.Process(target=_build_tiny_lut, args=(sqlite_url,)) for _ in range(2)]
+    for p in builders:
+        p.start()
+    for p in builders:
+        p.join(timeout=600)
+    assert [p.exitcode for p in builders] == [0, 0]
+    store = open_store(sqlite_url)
+    with store.session() as session:
+        keys = session.scalars(select(LutEntry.key)).all()
+    assert len(keys) == len(set(keys)) == 8
+    store.close()
+
+
+def test_lut_build_with_a_conversion_worker(sqlite_url, tiny_space):  # noqa: F811
+    store = open_store(sqlite_url)
+    summary = build_lut(store, "local", tiny_space, TARGET, settings=QUICK, workers=1, limit=3)
+    assert (summary.measured, summary.already_stored) == (3, 0)
+    _, missing = missing_operators(store, "local", tiny_space, TARGET)
+    assert len(missing) == 5
+    store.close()
+
+
+def test_cli_bad_input_is_one_line_and_writes_nothing(tmp_path, tiny_space):
+    runner = CliRunner()
+    target = ["--space", "lut-test", "--resolution", "32", "--classes", "4"]
+    arch = "dwconv_k3_se0_noskip_w1_n1:mbconv3_k3_se0_id_w1_n2"
+    db = f"sqlite:///{tmp_path / 'cli.db'}"
+    empty = runner.invoke(main, ["latency", "query", "--arch", arch, *target, "--db", db])
+    assert empty.exit_code == 1 and empty.output == (
+        "Error: device 'local' has no latency-table entries (none); build them with: akd-tf latency build-lut "
+        "--device local --space lut-test --resolution 32 --channels 3 --classes 4 --quantize none\n")
+    down = runner.invoke(main, ["latency", "list", "--db", "postgresql+psycopg://u:hunter2@127.0.0.1:9/x"])
+    assert down.exit_code == 1 and len(down.output.splitlines()) == 1
+    assert down.output.startswith("Error: cannot open the latency database postgresql+psycopg://u:***@127.0.0.1:9/x")
+    (tmp_path / "broken.csv").write_text("key,quantization,median_us,mean_us,std_us,min_us,p90_us,count,measured_at\n"
+                                         "k1,none,1,1,0,1,1,5,2026-01-01T00:00:00\nk2,none,-4,1,0,1,1,5,nope\n")
+    broken = runner.invoke(main, ["latency", "import", str(tmp_path / "broken.csv"), "--device", "local", "--db", db])
+    assert broken.exit_code == 1 and broken.output.startswith("Error: ") and "broken.csv: line 3" in broken.output
+    listing = json.loads(runner.invoke(main, ["latency", "list", "--db", db, "--json"]).output)
+    assert listing[0]["lut_entries"] == 0
+    info = runner.invoke(main, ["info", "--json", "--db", "postgresql+psycopg://u:hunter2@h/x"])
+    assert json.loads(info.output)["database"] == "postgresql+psycopg://u:***@h/x"
