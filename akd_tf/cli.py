@@ -55,6 +55,14 @@ def _shape_options(fn):
     return fn
 
 
+def _timing_options(fn):
+    """--runs and --min-secs, as benchmark_model names them, for commands that measure whole models."""
+    fn = click.option("--min-secs", default=1.0, show_default=True, type=click.FloatRange(min=0),
+                      help="Least total seconds of timed runs per model.")(fn)
+    return click.option("--runs", default=50, show_default=True, type=click.IntRange(min=1),
+                        help="Least number of timed runs per model.")(fn)
+
+
 def _json_option(fn):
     return click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")(fn)
 
@@ -385,9 +393,7 @@ def latency_build_lut(device_name, space_name, resolution, channels, classes, qu
 @_device_option
 @_space_option
 @_target_options
-@click.option("--runs", default=50, show_default=True, type=click.IntRange(min=1), help="Least number of timed runs.")
-@click.option("--min-secs", default=1.0, show_default=True, type=click.FloatRange(min=0),
-              help="Least total seconds of timed runs.")
+@_timing_options
 @_db_option
 @_json_option
 @_fail_on_value_error
@@ -417,9 +423,7 @@ def latency_measure(arch_text, device_name, space_name, resolution, channels, cl
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the random archs.")
 @_space_option
 @_target_options
-@click.option("--runs", default=50, show_default=True, type=click.IntRange(min=1), help="Least timed runs per arch.")
-@click.option("--min-secs", default=1.0, show_default=True, type=click.FloatRange(min=0),
-              help="Least seconds of timed runs per arch.")
+@_timing_options
 @_db_option
 @_fail_on_value_error
 def latency_calibrate(device_name, n_archs, seed, space_name, resolution, channels, classes, quantize, runs,

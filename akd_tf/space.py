@@ -226,10 +226,10 @@ class SearchSpace:
         """Validate ``tokens`` and wrap them as an :class:`Arch`."""
         tokens = tuple(tokens)
         if len(tokens) != self.num_decisions:
-            raise ValueError(
-                f"space {self.name!r}: expected {self.num_decisions} tokens "
-                f"({self.num_blocks} blocks x {len(self._decisions[0])} decisions), got {len(tokens)}")
-        for i, ((b, d), t) in enumerate(zip(self._positions(), tokens)):
+            per_block = {len(block) for block in self._decisions}
+            layout = (f" ({self.num_blocks} blocks x {per_block.pop()} decisions)" if len(per_block) == 1 else "")
+            raise ValueError(f"space {self.name!r}: expected {self.num_decisions} tokens{layout}, got {len(tokens)}")
+        for (b, d), t in zip(self._positions(), tokens):
             if isinstance(t, bool) or not isinstance(t, (int, np.integer)):
                 raise ValueError(f"block {b} {d.field}: got token {t!r}, expected an int in 0..{d.size - 1}")
             if not 0 <= t < d.size:

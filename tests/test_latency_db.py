@@ -204,15 +204,20 @@ def _insert_entries(url: str, worker: int, n: int) -> None:
     store.close()
 
 
+def run_concurrently(target, argument_tuples, timeout_s: float = 600) -> list[int]:
+    """Start one spawned process per argument tuple at once; their exit codes once all have ended."""
+    ctx = multiprocessing.get_context("spawn")
+    processes = [ctx.Process(target=target, args=args) for args in argument_tuples]
+    for p in processes:
+        p.start()
+    for p in processes:
+        p.join(timeout=timeout_s)
+    return [p.exitcode for p in processes]
+
+
 def test_two_processes_writing_one_sqlite_file_lose_no_rows(sqlite_url):  # noqa: F811
     open_store(sqlite_url).close()
-    ctx = multiprocessing.get_context("spawn")
-    workers = [ctx.Process(target=_insert_entries, args=(sqlite_url, w, 150)) for w in range(2)]
-    for p in workers:
-        p.start()
-    for p in workers:
-        p.join(timeout=300)
-    assert [p.exitcode for p in workers] == [0, 0]
+    assert run_concurrently(_insert_entries, [(sqlite_url, w, 150) for w in range(2)]) == [0, 0]
     store = open_store(sqlite_url)
     with store.session() as session:
         assert session.scalar(select(func.count()).select_from(LutEntry)) == 300
@@ -285,13 +290,7 @@ def _build_tiny_lut(url: str) -> None:
 
 def test_two_builders_on_one_sqlite_file_store_each_key_once(sqlite_url, tiny_space):  # noqa: F811
     open_store(sqlite_url).close()
-    ctx = multiprocessing.get_context("spawn")
-    builders = [ctx.Process(target=_build_tiny_lut, args=(sqlite_url,)) for _ in range(2)]
-    for p in builders:
-        p.start()
-    for p in builders:
-        p.join(timeout=600)
-    assert [p.exitcode for p in builders] == [0, 0]
+    assert run_concurrently(_build_tiny_lut, [(sqlite_url,)] * 2) == [0, 0]
     store = open_store(sqlite_url)
     with store.session() as session:
         keys = session.scalars(select(LutEntry.key)).all()
