@@ -418,7 +418,7 @@ def latency_measure(arch_text, device_name, space_name, resolution, channels, cl
 
 @latency.command("calibrate")
 @_device_option
-@click.option("--n", "n_archs", default=40, show_default=True, type=click.IntRange(min=4),
+@click.option("--n", "n_archs", default=40, show_default=True, type=click.IntRange(min=6),
               help="Random archs measured end to end; half fit the correction, half test it.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the random archs.")
 @_space_option
@@ -428,7 +428,7 @@ def latency_measure(arch_text, device_name, space_name, resolution, channels, cl
 @_fail_on_value_error
 def latency_calibrate(device_name, n_archs, seed, space_name, resolution, channels, classes, quantize, runs,
                       min_secs, db_url):
-    """Fit DEVICE's correction of the lookup-table sum (scale + offset) and report its accuracy."""
+    """Fit DEVICE's correction of the lookup-table sum (scale, per-MB-of-weights, offset) and report its accuracy."""
     from akd_tf.benchmark import RunSettings
     from latency_db.calibrate import calibrate
 
@@ -438,7 +438,7 @@ def latency_calibrate(device_name, n_archs, seed, space_name, resolution, channe
                            seed=seed, settings=RunSettings(num_runs=runs, min_secs=min_secs),
                            progress=lambda _arch: bar.update(1))
     click.echo(f"calibration #{report.calibration_id}: latency_ms = {report.scale:.4f} x LUT sum + "
-               f"{report.offset_ms:.4f} (fit on {report.n_fit} archs)")
+               f"{report.ms_per_weight_mb:.4f} x weight MB + {report.offset_ms:.4f} (fit on {report.n_fit} archs)")
     click.echo(f"uncalibrated {report.uncalibrated.summary()}")
     click.echo(f"calibrated   {report.calibrated.summary()}")
 

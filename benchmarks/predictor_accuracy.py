@@ -41,8 +41,8 @@ def main() -> None:
 
     report = calibrate(store, "local", get_space(), ModelTarget(args.resolution, args.classes), args.n,
                        seed=args.seed, progress=progress)
-    print(f"calibration: latency_ms = {report.scale:.4f} x LUT sum + {report.offset_ms:.4f} "
-          f"(fit on {report.n_fit} archs)")
+    print(f"calibration: latency_ms = {report.scale:.4f} x LUT sum + {report.ms_per_weight_mb:.4f} x weight MB + "
+          f"{report.offset_ms:.4f} (fit on {report.n_fit} archs)")
     print(f"uncalibrated LUT sum {report.uncalibrated.summary()}")
     print(f"calibrated           {report.calibrated.summary()}")
     print(f"held-out archs within +-10%: {report.calibrated.within_10_pct:.1%} (goal >= 99%)")

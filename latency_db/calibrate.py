@@ -9,7 +9,8 @@ from akd_tf.benchmark import RunSettings
 from akd_tf.space import Arch, SearchSpace
 from latency_db.devices import get_device
 from latency_db.measure import WHOLE_MODEL_SETTINGS, ModelTarget, latest_measurement, measure_arch
-from latency_db.predictor import LutPredictor, PredictionAccuracy, fit_linear, prediction_accuracy
+from latency_db.predictor import (LutPredictor, PredictionAccuracy, apply_calibration, fit_calibration,
+                                  prediction_accuracy)
 from latency_db.schema import Calibration
 from latency_db.store import Store
 
@@ -18,6 +19,7 @@ from latency_db.store import Store
 class CalibrationReport:
     calibration_id: int
     scale: float
+    ms_per_weight_mb: float
     offset_ms: float
     n_fit: int
     uncalibrated: PredictionAccuracy  # raw LUT sum on the held-out archs
@@ -26,8 +28,8 @@ class CalibrationReport:
 
 def calibration_archs(space: SearchSpace, n: int, seed: int) -> tuple[list[Arch], list[Arch]]:
     """``n`` seeded random archs split alternately into (fit, held-out)."""
-    if n < 4:
-        raise ValueError(f"calibration needs n >= 4 archs (half fit, half held out), got {n}")
+    if n < 6:
+        raise ValueError(f"calibration needs n >= 6 archs (half fit the 3 coefficients, half held out), got {n}")
     archs = space.sample_many(n, seed)
     return archs[0::2], archs[1::2]
 
@@ -35,13 +37,13 @@ def calibration_archs(space: SearchSpace, n: int, seed: int) -> tuple[list[Arch]
 def calibrate(store: Store, device_name: str, space: SearchSpace, target: ModelTarget, n: int, *, seed: int = 0,
               settings: RunSettings = WHOLE_MODEL_SETTINGS,
               progress: Callable[[Arch], None] | None = None) -> CalibrationReport:
-    """Measure ``n`` random archs end to end (reusing stored measurements), fit scale + offset, store it.
+    """Measure ``n`` random archs end to end (reusing stored measurements), fit the correction, store it.
 
     The fit uses half the archs; the accuracy reported is on the other half.
     """
     predictor = LutPredictor.load(store, device_name, space, target)
     fit, held_out = calibration_archs(space, n, seed)
-    lut_sums = {a: predictor.lut_sum_us(a) / 1000.0 for a in fit + held_out}  # fails early on missing keys
+    features = {a: predictor.features(a) for a in fit + held_out}  # fails early on missing keys
     measured = {}
     for arch in fit + held_out:
         with store.session() as session:
@@ -51,18 +53,20 @@ def calibrate(store: Store, device_name: str, space: SearchSpace, target: ModelT
         measured[arch] = row.median_us / 1000.0
         if progress is not None:
             progress(arch)
-    scale, offset = fit_linear([lut_sums[a] for a in fit], [measured[a] for a in fit])
+    coefficients = fit_calibration([features[a][0] for a in fit], [features[a][1] for a in fit],
+                                   [measured[a] for a in fit])
+    scale, per_mb, offset = coefficients
     truth = [measured[a] for a in held_out]
-    raw = prediction_accuracy([lut_sums[a] for a in held_out], truth)
-    corrected = prediction_accuracy([scale * lut_sums[a] + offset for a in held_out], truth)
+    raw = prediction_accuracy([features[a][0] for a in held_out], truth)
+    corrected = prediction_accuracy([apply_calibration(coefficients, *features[a]) for a in held_out], truth)
     with store.session() as session:
         device = get_device(session, device_name)
         row = Calibration(device_id=device.id, space=space.name, resolution=target.resolution,
                           channels=target.channels, classes=target.classes, quantization=target.quantization,
-                          scale=scale, offset_ms=offset, n_fit=len(fit), n_holdout=len(held_out),
+                          scale=scale, ms_per_weight_mb=per_mb, offset_ms=offset, n_fit=len(fit), n_holdout=len(held_out),
                           within_5_pct=corrected.within_5_pct, within_10_pct=corrected.within_10_pct,
                           rmspe=corrected.rmspe, kendall_tau=corrected.kendall_tau)
         session.add(row)
         session.flush()
         calibration_id = row.id
-    return CalibrationReport(calibration_id, scale, offset, len(fit), raw, corrected)
+    return CalibrationReport(calibration_id, scale, per_mb, offset, len(fit), raw, corrected)

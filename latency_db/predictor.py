@@ -2,7 +2,10 @@
 
 The prediction is the sum of the table's median latencies of every operator
 of the architecture (stem, layers, head), corrected by the device's newest
-calibration (``scale * sum + offset``) when one exists. A key missing from the
+calibration when one exists: ``scale * sum + ms_per_weight_mb * weight_mb +
+offset``, where ``weight_mb`` is the size of the model's weights (the part of
+a whole model's cost that per-operator micro-models, each with its own weights
+hot in cache, do not see). A key missing from the
 table is an error that lists the missing keys and the command that builds
 them; it is never priced at zero.
 """
@@ -16,6 +19,8 @@ import numpy as np
 from sqlalchemy import select
 
 from akd_tf.plan import HeadPlan, StemPlan, plan_block
+
+WEIGHT_BYTES = {"none": 4, "fp16": 2, "int8": 1}  # bytes per parameter as stored in the .tflite
 from akd_tf.space import Arch, SearchSpace
 from latency_db.devices import get_device
 from latency_db.measure import ModelTarget
@@ -71,47 +76,51 @@ class LutPredictor:
                              f"build them with: {build_command(device_name, space, target)}")
         return cls(device_name, space, target, dict(rows), calibration)
 
-    def _block(self, arch: Arch, index: int, block_tokens: tuple, input_shape) -> tuple[float, tuple, tuple]:
-        """(latency us, output shape, missing keys) of one block, memoized by tokens and input shape."""
+    def _block(self, index: int, block_tokens: tuple, input_shape) -> tuple[float, tuple, tuple, int]:
+        """(latency us, output shape, missing keys, params) of one block, memoized by tokens and input shape."""
         memo_key = (index, block_tokens, input_shape)
         hit = self._blocks.get(memo_key)
         if hit is None:
             layers = plan_block(self.space.block_choice(index, block_tokens), input_shape)
             missing = tuple(l.key for l in layers if l.key not in self.table_us)
             total = sum(self.table_us.get(l.key, 0.0) for l in layers)
-            hit = (total, layers[-1].output_shape if layers else input_shape, missing)
+            hit = (total, layers[-1].output_shape if layers else input_shape, missing, sum(l.params for l in layers))
             self._blocks[memo_key] = hit
         return hit
 
-    def lut_sum_us(self, arch: Arch) -> float:
-        """Sum of the table's medians over every operator of ``arch`` (microseconds)."""
+    def features(self, arch: Arch) -> tuple[float, float]:
+        """(LUT sum in ms, weight size in MB) of ``arch``: the inputs of the calibration."""
         stem = StemPlan(self.target.input_shape, self.space.stem_filters)
-        total, missing = self.table_us.get(stem.key), []
-        if total is None:
+        total, params, missing = self.table_us.get(stem.key, 0.0), stem.params, []
+        if stem.key not in self.table_us:
             missing.append(stem.key)
-            total = 0.0
         shape, offset = stem.output_shape, 0
         for b in range(1, self.space.num_blocks + 1):
             n = len(self.space.block_decisions(b))
-            us, shape, block_missing = self._block(arch, b, arch.tokens[offset:offset + n], shape)
+            us, shape, block_missing, block_params = self._block(b, arch.tokens[offset:offset + n], shape)
             total += us
+            params += block_params
             missing.extend(block_missing)
             offset += n
         head = HeadPlan(shape, self.space.head_filters, self.target.classes)
         if head.key not in self.table_us:
             missing.append(head.key)
         total += self.table_us.get(head.key, 0.0)
+        params += head.params
         if missing:
             raise MissingKeysError(self.device, self.space, self.target, list(dict.fromkeys(missing)))
-        return total
+        return total / 1000.0, params * WEIGHT_BYTES[self.target.quantization] / 1e6
 
-    def calibrated_ms(self, lut_sum_ms: float) -> float:
-        if self.calibration is None:
-            return lut_sum_ms
-        return self.calibration.scale * lut_sum_ms + self.calibration.offset_ms
+    def lut_sum_us(self, arch: Arch) -> float:
+        """Sum of the table's medians over every operator of ``arch`` (microseconds)."""
+        return self.features(arch)[0] * 1000.0
 
     def predict_ms(self, arch: Arch) -> float:
-        return self.calibrated_ms(self.lut_sum_us(arch) / 1000.0)
+        lut_ms, weight_mb = self.features(arch)
+        if self.calibration is None:
+            return lut_ms
+        return apply_calibration((self.calibration.scale, self.calibration.ms_per_weight_mb,
+                                  self.calibration.offset_ms), lut_ms, weight_mb)
 
     def predict_many_ms(self, archs: Iterable[Arch]) -> np.ndarray:
         return np.array([self.predict_ms(a) for a in archs])
@@ -157,12 +166,18 @@ def prediction_accuracy(predicted_ms: Sequence[float], measured_ms: Sequence[flo
                               rmspe=float(100 * np.sqrt(np.mean(rel ** 2))), kendall_tau=kendall_tau(p, m))
 
 
-def fit_linear(lut_ms: Sequence[float], measured_ms: Sequence[float]) -> tuple[float, float]:
-    """Least-squares ``scale, offset`` with ``measured ~ scale * lut + offset``, weighted to minimise relative error."""
-    x, y = np.asarray(lut_ms, float), np.asarray(measured_ms, float)
-    if len(x) < 2:
-        raise ValueError(f"a calibration needs at least 2 measured archs to fit, got {len(x)}")
-    weights = 1.0 / y  # relative error: residual / measured
-    design = np.stack([x, np.ones_like(x)], axis=1) * weights[:, None]
-    (scale, offset), *_ = np.linalg.lstsq(design, y * weights, rcond=None)
-    return float(scale), float(offset)
+def apply_calibration(coefficients: tuple[float, float, float], lut_ms: float, weight_mb: float) -> float:
+    """``scale * lut_ms + ms_per_weight_mb * weight_mb + offset_ms`` for ``(scale, ms_per_weight_mb, offset_ms)``."""
+    scale, per_mb, offset = coefficients
+    return scale * lut_ms + per_mb * weight_mb + offset
+
+
+def fit_calibration(lut_ms: Sequence[float], weight_mb: Sequence[float],
+                    measured_ms: Sequence[float]) -> tuple[float, float, float]:
+    """Least-squares ``(scale, ms_per_weight_mb, offset_ms)`` minimising the relative error to ``measured_ms``."""
+    x, w, y = (np.asarray(v, float) for v in (lut_ms, weight_mb, measured_ms))
+    if len(x) < 3:
+        raise ValueError(f"a calibration needs at least 3 measured archs to fit, got {len(x)}")
+    design = np.stack([x, w, np.ones_like(x)], axis=1) / y[:, None]  # residual / measured
+    coefficients, *_ = np.linalg.lstsq(design, np.ones_like(y), rcond=None)
+    return tuple(float(c) for c in coefficients)

@@ -38,7 +38,8 @@ def query_latency(store: Store, device_name: str, space: SearchSpace, archs: Seq
         predictor = LutPredictor.load(store, device_name, space, target)
         cal = predictor.calibration
         detail = ("uncalibrated LUT sum" if cal is None else
-                  f"LUT sum x {cal.scale:.4f} + {cal.offset_ms:.4f} ms (calibration #{cal.id}, "
+                  f"LUT sum x {cal.scale:.4f} + {cal.ms_per_weight_mb:.4f} ms/MB weights + {cal.offset_ms:.4f} ms "
+                  f"(calibration #{cal.id}, "
                   f"{cal.within_10_pct:.0%} within +-10% on {cal.n_holdout} held-out archs)")
         estimates = [e if e is not None else LatencyEstimate(arch.to_string(), predictor.predict_ms(arch),
                                                              "predicted", detail)

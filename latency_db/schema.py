@@ -117,7 +117,11 @@ class LutEntry(Base):
 
 
 class Calibration(Base):
-    """A per-device linear correction of the LUT sum: latency_ms = scale * lut_sum_ms + offset_ms."""
+    """A per-device correction of the LUT sum.
+
+    ``latency_ms = scale * lut_sum_ms + ms_per_weight_mb * weight_mb + offset_ms``: the weight term
+    prices what per-operator micro-models cannot see, a whole model's weights not fitting in cache.
+    """
 
     __tablename__ = "calibrations"
 
@@ -130,6 +134,7 @@ class Calibration(Base):
     quantization: Mapped[str] = mapped_column(String(16))
     scale: Mapped[float] = mapped_column(Float)
     offset_ms: Mapped[float] = mapped_column(Float)
+    ms_per_weight_mb: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     n_fit: Mapped[int] = mapped_column(Integer)
     n_holdout: Mapped[int] = mapped_column(Integer)
     within_5_pct: Mapped[float] = mapped_column(Float)

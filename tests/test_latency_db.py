@@ -14,7 +14,8 @@ from latency_db.config import mask_url, resolve_url
 from latency_db.exchange import export_table, import_table
 from latency_db.lut import build_lut, missing_operators
 from latency_db.measure import ModelTarget, measure_arch
-from latency_db.predictor import (LutPredictor, MissingKeysError, fit_linear, kendall_tau, prediction_accuracy)
+from latency_db.predictor import (LutPredictor, MissingKeysError, apply_calibration, fit_calibration, kendall_tau,
+                                  prediction_accuracy)
 from latency_db.query import query_latency
 from latency_db.schema import Calibration, LutEntry, Measurement, TFLiteModel
 from latency_db.store import head_revision, open_store
@@ -48,15 +49,21 @@ def test_unreachable_database_is_one_line_without_password():
 # --- schema and migrations, on SQLite and PostgreSQL --------------------------------------------------------
 
 def test_migrations_up_down_up(db_url):  # noqa: F811
+    def calibration_columns():
+        return {c["name"] for c in inspect(store.engine).get_columns("calibrations")}
+
     store = open_store(db_url)
-    assert store.revision() == head_revision() == "0001"
+    assert store.revision() == head_revision() == "0002"
     tables = set(inspect(store.engine).get_table_names())
     assert {"devices", "models", "measurements", "lut_entries", "calibrations"} <= tables
+    assert "ms_per_weight_mb" in calibration_columns()
+    store.downgrade("0001")
+    assert store.revision() == "0001" and "ms_per_weight_mb" not in calibration_columns()
     store.downgrade("base")
     assert store.revision() is None
     assert set(inspect(store.engine).get_table_names()) <= {"alembic_version"}
     store.upgrade()
-    assert store.revision() == "0001"
+    assert store.revision() == "0002" and "ms_per_weight_mb" in calibration_columns()
     store.close()
 
 
@@ -108,6 +115,8 @@ def test_prediction_is_the_sum_of_the_arch_operators(lut_store, tiny_space):
 
 
 def test_query_prefers_measurements_and_calibration_corrects_predictions(lut_store, tiny_space):
+    from akd_tf.plan import plan_network
+
     archs = tiny_space.sample_many(3, 5)
     measured = measure_arch(lut_store, "local", archs[0], TARGET, settings=QUICK)
     estimates = query_latency(lut_store, "local", tiny_space, archs, TARGET)
@@ -119,11 +128,14 @@ def test_query_prefers_measurements_and_calibration_corrects_predictions(lut_sto
     assert report.n_fit == 3 and report.calibrated.n == 3
     predictor = LutPredictor.load(lut_store, "local", tiny_space, TARGET)
     assert predictor.calibration.id == report.calibration_id
-    raw = predictor.lut_sum_us(archs[2]) / 1000
+    lut_ms, weight_mb = predictor.features(archs[2])
+    assert lut_ms == predictor.lut_sum_us(archs[2]) / 1000
+    assert weight_mb == plan_network(archs[2], (32, 32, 3), 4).params * 4 / 1e6
     after = query_latency(lut_store, "local", tiny_space, archs, TARGET)
-    assert after[2].latency_ms == pytest.approx(report.scale * raw + report.offset_ms)
-    assert after[2].detail.startswith(f"LUT sum x {report.scale:.4f} + {report.offset_ms:.4f} ms "
-                                      f"(calibration #{report.calibration_id}, ")
+    assert after[2].latency_ms == pytest.approx(
+        report.scale * lut_ms + report.ms_per_weight_mb * weight_mb + report.offset_ms)
+    assert after[2].detail.startswith(f"LUT sum x {report.scale:.4f} + {report.ms_per_weight_mb:.4f} ms/MB weights "
+                                      f"+ {report.offset_ms:.4f} ms (calibration #{report.calibration_id}, ")
     with lut_store.session() as session:
         row = session.get(Calibration, report.calibration_id)
         assert (row.n_fit, row.n_holdout, row.within_10_pct) == (3, 3, report.calibrated.within_10_pct)
@@ -230,8 +242,12 @@ def test_kendall_tau_fit_and_accuracy_on_hand_cases():
     assert kendall_tau([1, 2, 3, 4], [10, 20, 30, 40]) == 1.0
     assert kendall_tau([1, 2, 3, 4], [40, 30, 20, 10]) == -1.0
     assert kendall_tau([1, 2, 3], [1, 3, 2]) == pytest.approx(1 / 3)
-    scale, offset = fit_linear([1.0, 2.0, 4.0], [2.5, 4.5, 8.5])  # exactly 2x + 0.5
-    assert (scale, offset) == (pytest.approx(2.0), pytest.approx(0.5))
+    # exactly 2 x lut + 0.25 x weight MB + 0.5
+    coefficients = fit_calibration([1.0, 2.0, 4.0, 3.0], [4.0, 0.0, 8.0, 2.0], [3.5, 4.5, 10.5, 7.0])
+    assert coefficients == (pytest.approx(2.0), pytest.approx(0.25), pytest.approx(0.5))
+    assert apply_calibration(coefficients, 1.0, 2.0) == pytest.approx(3.0)
+    with pytest.raises(ValueError, match="a calibration needs at least 3 measured archs to fit, got 2"):
+        fit_calibration([1, 2], [1, 1], [1, 2])
     acc = prediction_accuracy([1.04, 2.18, 2.9, 5.0], [1.0, 2.0, 3.0, 4.0])
     assert (acc.within_5_pct, acc.within_10_pct) == (0.5, 0.75)
     assert acc.rmspe == pytest.approx(100 * np.sqrt(np.mean(np.square([0.04, 0.09, -1 / 30, 0.25]))))
@@ -275,7 +291,7 @@ def test_cli_build_query_list_export_import(tmp_path, tiny_space):
         "imported 0 entries, 8 already present\n"
     unknown = run("latency", "query", "--arch", arch, *target, "--device", "nope", "--db", db)
     assert unknown.exit_code == 1 and unknown.output == "Error: unknown device 'nope'; known devices: local\n"
-    assert run("db", "upgrade", "--db", db).output == f"{db}: schema at revision 0001\n"
+    assert run("db", "upgrade", "--db", db).output == f"{db}: schema at revision 0002\n"
 
 
 def _build_tiny_lut(url: str) -> None:
