@@ -16,24 +16,19 @@ import argparse
 import os
 import tempfile
 import time
-from pathlib import Path
 
 from akd_tf.space import get_space
 from latency_db.lut import build_lut, missing_operators
 from latency_db.measure import ModelTarget
 from latency_db.store import open_store
-
-CACHE = Path(__file__).with_name(".cache")
-
+from table_args import add_table_arguments, ensure_cache
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--resolution", type=int, default=32)
-    parser.add_argument("--classes", type=int, default=10)
-    parser.add_argument("--db", default=f"sqlite:///{CACHE / 'host.db'}")
+    add_table_arguments(parser)
     parser.add_argument("--baseline-keys", type=int, default=40)
     args = parser.parse_args()
-    CACHE.mkdir(exist_ok=True)
+    ensure_cache()
     space, target = get_space(), ModelTarget(args.resolution, args.classes)
     workers = max(0, len(os.sched_getaffinity(0)) - 1)
 

@@ -13,23 +13,18 @@ The headline (share of held-out archs within +-10%, goal >= 99%) is printed last
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from akd_tf.space import get_space
 from latency_db.calibrate import calibrate
 from latency_db.measure import ModelTarget
 from latency_db.store import open_store
-
-CACHE = Path(__file__).with_name(".cache")
-
+from table_args import add_table_arguments, ensure_cache
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=60)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--resolution", type=int, default=32)
-    parser.add_argument("--classes", type=int, default=10)
-    parser.add_argument("--db", default=f"sqlite:///{CACHE / 'host.db'}")
+    add_table_arguments(parser)
     args = parser.parse_args()
     store = open_store(args.db)
     done = [0]

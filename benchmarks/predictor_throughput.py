@@ -14,23 +14,18 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 from akd_tf.plan import plan_network
 from akd_tf.space import get_space
 from latency_db.measure import ModelTarget
 from latency_db.predictor import LutPredictor
 from latency_db.store import open_store
-
-CACHE = Path(__file__).with_name(".cache")
-
+from table_args import add_table_arguments, ensure_cache
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=20000)
-    parser.add_argument("--resolution", type=int, default=32)
-    parser.add_argument("--classes", type=int, default=10)
-    parser.add_argument("--db", default=f"sqlite:///{CACHE / 'host.db'}")
+    add_table_arguments(parser)
     args = parser.parse_args()
     space, target = get_space(), ModelTarget(args.resolution, args.classes)
     start = time.perf_counter()
