@@ -6,6 +6,7 @@ answers instantly.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -20,7 +21,6 @@ from akd_tf.space import DEFAULT_SPACE, get_space, space_names
 
 def _fail_on_value_error(fn):
     """Turn library ``ValueError`` s into one-line click errors (exit status 1)."""
-    import functools
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):

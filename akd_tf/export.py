@@ -32,6 +32,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -255,7 +256,6 @@ def export_tflite(model: keras.Model, out_path: str | os.PathLike, quantize: str
                         seconds, parity)
 
 
-
 def _fp16_exact(values) -> np.ndarray:
     return np.asarray(values, np.float32).astype(np.float16).astype(np.float32)
 
@@ -295,13 +295,18 @@ def prepare_untrained(model: keras.Model, images: np.ndarray) -> None:
                 weight.assign(_fp16_exact(weight.numpy()))
 
 
-def build_for_export(arch, input_shape, num_classes: int, seed: int = 0) -> keras.Model:
-    """An untrained student of ``arch`` with weights from :func:`prepare_untrained`."""
-
+def untrained_for_export(build: Callable[[], keras.Model], input_shape, seed: int = 0) -> keras.Model:
+    """A fresh model from ``build()`` (seeded, in a cleared Keras session) with weights from :func:`prepare_untrained`."""
+    keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
-    model = build_student(arch, input_shape, num_classes)
+    model = build()
     prepare_untrained(model, random_images(input_shape, BATCHNORM_CALIBRATION_SAMPLES, seed + 2))
     return model
+
+
+def build_for_export(arch, input_shape, num_classes: int, seed: int = 0) -> keras.Model:
+    """An untrained student of ``arch`` ready for export (see :func:`untrained_for_export`)."""
+    return untrained_for_export(lambda: build_student(arch, input_shape, num_classes), input_shape, seed)
 
 
 def load_image_array(path: str | os.PathLike) -> np.ndarray:

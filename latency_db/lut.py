@@ -61,15 +61,10 @@ def missing_operators(store: Store, device_name: str, space: SearchSpace, target
 
 def export_operator(op: Operator, quantization: str, out_path: str, seed: int = 0) -> str:
     """Build, prepare and export (with parity) the micro-model of ``op``; returns ``out_path``."""
-    import tf_keras as keras
-
     from akd_tf import export
     from akd_tf.models import build_operator
 
-    keras.backend.clear_session()
-    keras.utils.set_random_seed(seed)
-    model = build_operator(op)
-    export.prepare_untrained(model, export.random_images(op.input_shape, export.BATCHNORM_CALIBRATION_SAMPLES, seed))
+    model = export.untrained_for_export(lambda: build_operator(op), op.input_shape, seed)
     export.export_tflite(model, out_path, quantization, min_int8_agreement=0.0, seed=seed)
     return out_path
 
@@ -91,15 +86,17 @@ def _exported(ops: list[Operator], quantization: str, workdir: Path, workers: in
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_pin_to,
                              initargs=(others or set(os.sched_getaffinity(0)),)) as pool:
-        lookahead = 2 * workers
-        futures = collections.deque()
         pending = iter(enumerate(ops))
-        for i, op in itertools.islice(pending, lookahead):
-            futures.append((op, pool.submit(export_operator, op, quantization, str(workdir / f"op{i}.tflite"))))
+        futures = collections.deque()
+
+        def submit(count: int) -> None:
+            for i, op in itertools.islice(pending, count):
+                futures.append((op, pool.submit(export_operator, op, quantization, str(workdir / f"op{i}.tflite"))))
+
+        submit(2 * workers)  # keep the workers ahead of the measuring process
         while futures:
             op, future = futures.popleft()
-            for i, nxt in itertools.islice(pending, 1):
-                futures.append((nxt, pool.submit(export_operator, nxt, quantization, str(workdir / f"op{i}.tflite"))))
+            submit(1)
             yield op, future.result()
 
 

@@ -64,7 +64,7 @@ def _make_engine(url: str) -> Engine:
 
         return engine
     if parsed.get_backend_name() == "postgresql":
-        if parsed.get_driver_name() in ("psycopg2", "psycopg", "") and parsed.drivername == "postgresql":
+        if parsed.drivername == "postgresql":  # a bare scheme means psycopg 3, the driver akd-tf installs
             url = parsed.set(drivername="postgresql+psycopg")
         return create_engine(url, connect_args={"connect_timeout": CONNECT_TIMEOUT_S}, pool_pre_ping=True)
     return create_engine(url)
