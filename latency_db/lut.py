@@ -30,7 +30,7 @@ from latency_db.backends import backend_for
 from latency_db.devices import get_device
 from latency_db.keys import Operator, enumerate_operators
 from latency_db.measure import ModelTarget
-from latency_db.schema import LutEntry, utcnow
+from latency_db.schema import LutEntry, TimedRunStats, utcnow
 from latency_db.store import Store
 
 # Micro-models run for microseconds: 100 runs and 0.1 s keep noise low at about 0.1 s per key.
@@ -123,8 +123,7 @@ def build_lut(store: Store, device_name: str, space: SearchSpace, target: ModelT
             try:
                 with store.session() as session:
                     session.add(LutEntry(device_id=device.id, key=op.key, quantization=target.quantization,
-                                         median_us=result.median_us, mean_us=result.mean_us, std_us=result.std_us,
-                                         min_us=result.min_us, p90_us=result.p90_us, count=result.count,
+                                         **TimedRunStats.of(result),
                                          settings=result.to_dict()["settings"], measured_at=utcnow()))
                 measured += 1
             except IntegrityError:

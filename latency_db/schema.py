@@ -22,6 +22,22 @@ class Base(DeclarativeBase):
     pass
 
 
+class TimedRunStats:
+    """Statistics of timed runs (microseconds) that every latency row keeps, as in BenchmarkResult."""
+
+    median_us: Mapped[float] = mapped_column(Float)
+    mean_us: Mapped[float] = mapped_column(Float)
+    std_us: Mapped[float] = mapped_column(Float)
+    min_us: Mapped[float] = mapped_column(Float)
+    p90_us: Mapped[float] = mapped_column(Float)
+    count: Mapped[int] = mapped_column(Integer)  # timed runs behind the statistics
+
+    @staticmethod
+    def of(result) -> dict:
+        """These columns' values from an :class:`akd_tf.benchmark.BenchmarkResult`."""
+        return {name: getattr(result, name) for name in ("median_us", "mean_us", "std_us", "min_us", "p90_us", "count")}
+
+
 class Device(Base):
     """A measuring device: the host (``local``) or a phone."""
 
@@ -62,7 +78,7 @@ class TFLiteModel(Base):
     sha256: Mapped[str] = mapped_column(String(64))
 
 
-class Measurement(Base):
+class Measurement(TimedRunStats, Base):
     """One benchmark run of a model on a device: every statistic of :class:`akd_tf.benchmark.BenchmarkResult`."""
 
     __tablename__ = "measurements"
@@ -75,13 +91,7 @@ class Measurement(Base):
     init_us: Mapped[float] = mapped_column(Float)
     first_inference_us: Mapped[float] = mapped_column(Float)
     warmup_mean_us: Mapped[float | None] = mapped_column(Float)
-    median_us: Mapped[float] = mapped_column(Float)
-    mean_us: Mapped[float] = mapped_column(Float)
-    std_us: Mapped[float] = mapped_column(Float)
-    min_us: Mapped[float] = mapped_column(Float)
     max_us: Mapped[float] = mapped_column(Float)
-    p90_us: Mapped[float] = mapped_column(Float)
-    count: Mapped[int] = mapped_column(Integer)
     raw_output: Mapped[str] = mapped_column(Text, default="")
     thermal_before: Mapped[dict | None] = mapped_column(JSON)
     thermal_after: Mapped[dict | None] = mapped_column(JSON)
@@ -94,7 +104,7 @@ class Measurement(Base):
     model: Mapped[TFLiteModel] = relationship()
 
 
-class LutEntry(Base):
+class LutEntry(TimedRunStats, Base):
     """Latency of one operator (latency-table key) on one device."""
 
     __tablename__ = "lut_entries"
@@ -104,12 +114,6 @@ class LutEntry(Base):
     device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"), index=True)
     key: Mapped[str] = mapped_column(String(256))
     quantization: Mapped[str] = mapped_column(String(16))
-    median_us: Mapped[float] = mapped_column(Float)
-    mean_us: Mapped[float] = mapped_column(Float)
-    std_us: Mapped[float] = mapped_column(Float)
-    min_us: Mapped[float] = mapped_column(Float)
-    p90_us: Mapped[float] = mapped_column(Float)
-    count: Mapped[int] = mapped_column(Integer)  # timed runs behind the statistics
     settings: Mapped[dict] = mapped_column(JSON)
     measured_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 

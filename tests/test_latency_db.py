@@ -67,6 +67,19 @@ def test_migrations_up_down_up(db_url):  # noqa: F811
     store.close()
 
 
+def test_models_and_migrations_agree(db_url):  # noqa: F811
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from latency_db.schema import Base
+
+    store = open_store(db_url)
+    with store.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []
+    store.close()
+
+
 def test_unique_constraints_make_retries_idempotent(db_url, tiny_space):  # noqa: F811
     store = open_store(db_url)
     arch = tiny_space.sample_many(1, 0)[0]
