@@ -20,6 +20,7 @@ setup(
         "sqlalchemy>=2.0",
         "alembic>=1.13",
         "psycopg[binary]>=3.1",
+        "adb-shell>=0.4.4",  # the ADB client; pulls in cryptography, rsa and pyasn1
     ],
     extras_require={
         "tflite-runtime": ["tflite-runtime"],

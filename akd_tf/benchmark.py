@@ -60,7 +60,7 @@ class BenchmarkResult:
     std_us: float
     min_us: float
     max_us: float
-    p90_us: float
+    p90_us: float | None  # None where the backend reports no percentiles (benchmark_model)
     count: int
     device: str
     settings: RunSettings = field(default_factory=RunSettings)
@@ -148,6 +148,40 @@ def _random_input(detail: dict, rng: np.random.Generator) -> np.ndarray:
     return rng.uniform(-1.0, 1.0, size=detail["shape"]).astype(dtype)
 
 
+@dataclass(frozen=True)
+class RawTimings:
+    """Every timing of one benchmark protocol run, in microseconds (what ``benchmark_model`` measures)."""
+
+    init_us: float
+    first_inference_us: float
+    warmup_us: list[float]
+    timed_us: list[float]
+
+
+def time_model(model_path: str | os.PathLike, settings: RunSettings, seed: int = 0) -> RawTimings:
+    """Run the benchmark protocol on a ``.tflite`` in this process (no pinning; GC off while timing).
+
+    Load (timed as init), one first inference, warm-up runs, then timed runs; inputs are random
+    values of each input's dtype, drawn from ``seed``.
+    """
+    rng = np.random.default_rng(seed)
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # a collection inside a timed run is noise, not model latency
+    try:
+        start = time.perf_counter_ns()
+        interpreter = make_interpreter(model_path, num_threads=settings.num_threads)
+        init_us = (time.perf_counter_ns() - start) / 1000.0
+        for detail in interpreter.get_input_details():
+            interpreter.set_tensor(detail["index"], _random_input(detail, rng))
+        first_us = _timed_invoke(interpreter)
+        warmup = _run_until(interpreter, settings.warmup_runs, settings.warmup_min_secs, settings.max_secs)
+        timed = _run_until(interpreter, settings.num_runs, settings.min_secs, settings.max_secs)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return RawTimings(init_us, first_us, warmup, timed)
+
+
 def run_local_benchmark(model_path: str | os.PathLike, settings: RunSettings | None = None,
                         core: int | str | None = "auto", seed: int = 0) -> BenchmarkResult:
     """Measure a ``.tflite`` file on the host CPU (see the module docstring for the protocol)."""
@@ -155,24 +189,10 @@ def run_local_benchmark(model_path: str | os.PathLike, settings: RunSettings | N
     model_path = check_tflite_file(model_path)
     pinned = resolve_core(core)
     settings = RunSettings(**{**asdict(base), "core": pinned, "runtime": load_interpreter().label})
-    rng = np.random.default_rng(seed)
-    gc_was_enabled = gc.isenabled()
     with _PinnedTo(pinned):
-        gc.disable()  # a collection inside a timed run is noise, not model latency
-        try:
-            start = time.perf_counter_ns()
-            interpreter = make_interpreter(model_path, num_threads=settings.num_threads)
-            init_us = (time.perf_counter_ns() - start) / 1000.0
-            for detail in interpreter.get_input_details():
-                interpreter.set_tensor(detail["index"], _random_input(detail, rng))
-            first_us = _timed_invoke(interpreter)
-            warmup = _run_until(interpreter, settings.warmup_runs, settings.warmup_min_secs, settings.max_secs)
-            timed = _run_until(interpreter, settings.num_runs, settings.min_secs, settings.max_secs)
-        finally:
-            if gc_was_enabled:
-                gc.enable()
-    return BenchmarkResult.from_samples(timed, init_us=init_us, first_inference_us=first_us, warmup_us=warmup,
-                                        device=LOCAL_DEVICE, settings=settings)
+        raw = time_model(model_path, settings, seed)
+    return BenchmarkResult.from_samples(raw.timed_us, init_us=raw.init_us, first_inference_us=raw.first_inference_us,
+                                        warmup_us=raw.warmup_us, device=LOCAL_DEVICE, settings=settings)
 
 
 def _run_until(interpreter, min_runs: int, min_secs: float, max_secs: float) -> list[float]:
@@ -197,6 +217,7 @@ def describe(result: BenchmarkResult, model: str | os.PathLike | None = None) ->
         f"runs:             {result.count} timed, warm-up mean {result.warmup_mean_us:.1f} us",
         f"init:             {result.init_us:.1f} us, first inference {result.first_inference_us:.1f} us",
         f"latency (us):     median {result.median_us:.1f}  mean {result.mean_us:.1f}  std {result.std_us:.1f}  "
-        f"min {result.min_us:.1f}  max {result.max_us:.1f}  p90 {result.p90_us:.1f}",
+        f"min {result.min_us:.1f}  max {result.max_us:.1f}  "
+        f"p90 {'n/a' if result.p90_us is None else format(result.p90_us, '.1f')}",
     ]
     return "\n".join(line for line in lines if line is not None)
