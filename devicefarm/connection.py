@@ -1,0 +1,222 @@
+"""One phone over ADB: quoted commands with exit codes, pushes, bounded timeouts, retries.
+
+Every shell command is a list of arguments joined with :func:`shlex.join`, so no
+argument (a file name, a flag value) can ever be read as shell syntax. ADB's
+shell protocol v1 carries no exit status, so each command is followed by
+``; echo __akd_tf_exit=$?`` and the status is read back from the output.
+
+Transport failures (refused or dropped connections, timeouts, corrupt packets)
+are retried with exponential backoff on a fresh connection; when the retries
+run out :class:`PhoneUnavailable` is raised, which callers treat as the phone's
+fault (a farm worker hands the job to another phone). A phone that has not yet
+accepted this computer's key raises :class:`PhoneAuthError` with instructions.
+"""
+
+from __future__ import annotations
+
+import shlex
+import socket
+import stat
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from devicefarm.adbkeys import ensure_key_pair, load_signer, public_key_path
+
+EXIT_MARKER = "__akd_tf_exit="
+DEFAULT_PORT = 5555
+
+
+class PhoneUnavailable(ConnectionError):
+    """The phone could not be reached or dropped the connection, even after retries."""
+
+
+class PhoneAuthError(PhoneUnavailable):
+    """The phone did not accept this computer's ADB key."""
+
+
+class CommandFailed(RuntimeError):
+    """A command ran on the phone and exited non-zero."""
+
+    def __init__(self, argv: list[str], exit_code: int, output: str):
+        tail = output.strip().splitlines()[-3:]
+        super().__init__(f"`{shlex.join(argv)}` exited with status {exit_code}"
+                         + (f": {' | '.join(tail)}" if tail else ""))
+        self.argv, self.exit_code, self.output = argv, exit_code, output
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    argv: list[str]
+    output: str
+    exit_code: int
+
+
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    from adb_shell import exceptions as adb
+
+    return (OSError, socket.timeout, adb.AdbConnectionError, adb.AdbTimeoutError, adb.TcpTimeoutException,
+            adb.InvalidChecksumError, adb.InvalidCommandError, adb.InvalidResponseError, adb.UsbReadFailedError,
+            adb.UsbWriteFailedError)
+
+
+def parse_address(address: str) -> tuple[str, int] | None:
+    """``(host, port)`` for ``HOST:PORT`` (or a bare IPv4 address, port 5555); ``None`` for a USB serial."""
+    host, sep, port = address.rpartition(":")
+    if sep:
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"ADB address {address!r} is not HOST:PORT with a port in 1..65535")
+        return host, int(port)
+    parts = address.split(".")
+    if len(parts) == 4 and all(p.isdigit() and int(p) < 256 for p in parts):
+        return address, DEFAULT_PORT
+    if not address or any(c.isspace() for c in address):
+        raise ValueError(f"ADB address {address!r} is neither HOST:PORT nor a USB serial")
+    return None
+
+
+def command_line(argv: list[str]) -> str:
+    """The shell line sent for ``argv``: every argument quoted, then the exit-status echo."""
+    if not argv or not all(isinstance(a, str) for a in argv):
+        raise ValueError(f"a phone command is a non-empty list of strings, got {argv!r}")
+    return f"{shlex.join(argv)} ; echo {EXIT_MARKER}$?"
+
+
+def split_exit_status(output: str) -> tuple[str, int] | None:
+    """``(output without the marker, exit status)``, or ``None`` if the marker never arrived."""
+    head, sep, tail = output.rpartition(EXIT_MARKER)
+    if not sep:
+        return None
+    status = tail.strip()
+    if not status.lstrip("-").isdigit():
+        return None
+    return head, int(status)
+
+
+class PhoneConnection:
+    """A reconnecting ADB connection to one phone (TCP ``HOST:PORT``, or a USB serial where libusb is present)."""
+
+    def __init__(self, address: str, *, key_path: Path | str | None = None, connect_timeout_s: float = 10.0,
+                 auth_timeout_s: float = 60.0, command_timeout_s: float = 30.0, retries: int = 3,
+                 backoff_s: float = 0.5, on_auth_prompt: Callable[[str], None] | None = None):
+        self.address = address
+        self.tcp = parse_address(address)
+        self.key_path = ensure_key_pair(key_path)
+        self.connect_timeout_s, self.auth_timeout_s = connect_timeout_s, auth_timeout_s
+        self.command_timeout_s, self.retries, self.backoff_s = command_timeout_s, retries, backoff_s
+        self.on_auth_prompt = on_auth_prompt
+        self._device = None
+
+    # -- connection ------------------------------------------------------------------------------
+    def _new_device(self):
+        if self.tcp is not None:
+            from adb_shell.adb_device import AdbDeviceTcp
+
+            return AdbDeviceTcp(*self.tcp, default_transport_timeout_s=self.connect_timeout_s)
+        from adb_shell.exceptions import InvalidTransportError, UsbDeviceNotFoundError
+
+        try:
+            from adb_shell.adb_device import AdbDeviceUsb
+
+            return AdbDeviceUsb(serial=self.address, default_transport_timeout_s=self.connect_timeout_s)
+        except (ImportError, InvalidTransportError, UsbDeviceNotFoundError) as error:
+            raise PhoneUnavailable(f"cannot open USB device {self.address!r}: {error}; USB needs the libusb1 "
+                                   "package (pip install 'adb-shell[usb]'), or connect over TCP with HOST:PORT "
+                                   "(on the phone: adb tcpip 5555)") from error
+
+    def connect(self) -> None:
+        """Connect and authenticate once (no retries); raises PhoneAuthError or PhoneUnavailable."""
+        from adb_shell.exceptions import DeviceAuthError
+
+        self.close()
+        device = self._new_device()
+        prompted = []
+
+        def prompt(_device) -> None:
+            prompted.append(True)
+            if self.on_auth_prompt is not None:
+                self.on_auth_prompt(self._auth_instructions())
+
+        try:
+            device.connect(rsa_keys=[load_signer(self.key_path)], transport_timeout_s=self.connect_timeout_s,
+                           auth_timeout_s=self.auth_timeout_s, read_timeout_s=max(self.connect_timeout_s,
+                                                                                  self.auth_timeout_s),
+                           auth_callback=prompt)
+        except DeviceAuthError as error:
+            device.close()
+            raise PhoneAuthError(f"{self.address}: {error}; {self._auth_instructions()}") from error
+        except _transport_errors() as error:
+            device.close()
+            if prompted:
+                raise PhoneAuthError(f"{self.address} did not accept this computer's ADB key within "
+                                     f"{self.auth_timeout_s:g} s; {self._auth_instructions()}") from error
+            raise PhoneUnavailable(f"cannot connect to {self.address}: {error}") from error
+        self._device = device
+
+    def _auth_instructions(self) -> str:
+        return (f"unlock the phone and accept the 'Allow USB debugging?' prompt for the key "
+                f"{public_key_path(self.key_path)} (tick 'Always allow from this computer')")
+
+    def close(self) -> None:
+        if self._device is not None:
+            self._device.close()
+            self._device = None
+
+    def __enter__(self) -> "PhoneConnection":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _retrying(self, what: str, action):
+        """Run ``action(device)``; on transport errors reconnect with backoff, up to ``retries`` more times."""
+        last: BaseException | None = None
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(min(self.backoff_s * 2 ** (attempt - 1), 30.0))
+            try:
+                if self._device is None:
+                    self.connect()
+                return action(self._device)
+            except PhoneAuthError:
+                raise
+            except PhoneUnavailable as error:
+                last = error
+            except _transport_errors() as error:
+                last = error
+                self.close()
+        raise PhoneUnavailable(f"{self.address}: {what} failed after {self.retries + 1} attempts: {last}") from last
+
+    # -- commands ------------------------------------------------------------------------------
+    def run(self, argv: list[str], *, timeout_s: float | None = None, check: bool = True) -> CommandResult:
+        """Run ``argv`` (quoted) on the phone; output is stdout and stderr merged (shell v1).
+
+        ``timeout_s`` bounds the whole command and the wait for each packet; size it to the work.
+        A non-zero exit raises :class:`CommandFailed` when ``check``.
+        """
+        line = command_line(argv)
+        timeout = timeout_s or self.command_timeout_s
+
+        def attempt(device) -> tuple[str, int]:
+            raw = device.shell(line, transport_timeout_s=timeout, read_timeout_s=timeout, timeout_s=timeout)
+            parsed = split_exit_status(raw)
+            if parsed is None:  # the stream ended before the status echo: the connection dropped
+                raise ConnectionResetError(f"output of `{shlex.join(argv)}` ended without its exit status")
+            return parsed
+
+        output, status = self._retrying(f"`{shlex.join(argv)}`", attempt)
+        if check and status != 0:
+            raise CommandFailed(argv, status, output)
+        return CommandResult(argv, output, status)
+
+    def output(self, argv: list[str], **kwargs) -> str:
+        return self.run(argv, **kwargs).output
+
+    def push(self, local: Path | str, remote: str, *, mode: int = 0o644, timeout_s: float | None = None) -> None:
+        """Copy a file to the phone with the sync protocol (``timeout_s`` defaults to 30 s + 1 s per MB)."""
+        local = Path(local)
+        size = local.stat().st_size
+        timeout = timeout_s or 30.0 + size / 1e6
+        self._retrying(f"push of {local.name}", lambda device: device.push(
+            str(local), remote, st_mode=stat.S_IFREG | mode, transport_timeout_s=timeout, read_timeout_s=timeout))

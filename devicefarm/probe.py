@@ -1,0 +1,166 @@
+"""What a phone is and how it is doing: properties, CPU topology, battery and thermal state.
+
+The ``parse_*`` functions are pure (they read the text Android prints) and
+:func:`probe_phone` / :func:`read_condition` run the commands through a
+:class:`devicefarm.connection.PhoneConnection`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+
+from devicefarm.connection import CommandFailed, PhoneConnection
+
+CPU_DIR = "/sys/devices/system/cpu"
+THERMAL_STATUS_NAMES = ("none", "light", "moderate", "severe", "critical", "emergency", "shutdown")
+_GETPROP_LINE = re.compile(r"^\[(.*?)\]: \[(.*)\]$")
+_TEMPERATURE = re.compile(r"Temperature\{mValue=([-\d.]+), mType=(-?\d+), mName=([^,]*), mStatus=(\d+)\}")
+
+
+def parse_getprop(text: str) -> dict[str, str]:
+    """``getprop`` without arguments prints ``[key]: [value]`` lines."""
+    props = {}
+    for line in text.splitlines():
+        match = _GETPROP_LINE.match(line.strip())
+        if match:
+            props[match.group(1)] = match.group(2)
+    return props
+
+
+def parse_cpu_list(text: str) -> list[int]:
+    """Kernel CPU lists such as ``0-3,6,7`` (``/sys/devices/system/cpu/possible``)."""
+    cpus: list[int] = []
+    for part in text.strip().split(","):
+        if not part:
+            continue
+        low, _, high = part.partition("-")
+        if not low.isdigit() or (high and not high.isdigit()):
+            raise ValueError(f"unreadable CPU list {text.strip()!r}; expected e.g. '0-7' or '0-3,6'")
+        cpus.extend(range(int(low), int(high or low) + 1))
+    return cpus
+
+
+def pick_big_core(max_freq_khz: dict[int, int]) -> int:
+    """The core with the highest maximum frequency (the prime core where there is one); ties → highest index."""
+    if not max_freq_khz:
+        raise ValueError("no CPU frequencies to pick a big core from")
+    return max(max_freq_khz, key=lambda core: (max_freq_khz[core], core))
+
+
+def core_mask(core: int) -> str:
+    """``taskset``'s hexadecimal affinity mask for one core."""
+    if core < 0:
+        raise ValueError(f"core must be >= 0, got {core}")
+    return format(1 << core, "x")
+
+
+def parse_dumpsys_battery(text: str) -> dict:
+    """Level (%), temperature (°C), status code and power sources from ``dumpsys battery``."""
+    values = {}
+    for line in text.splitlines():
+        key, sep, value = line.strip().partition(": ")
+        if sep:
+            values[key] = value.strip()
+    if "level" not in values:
+        raise ValueError(f"`dumpsys battery` printed no 'level:' line: {text.strip()[:200]!r}")
+    scale = float(values.get("scale", 100) or 100)
+    battery = {"level_pct": round(100.0 * float(values["level"]) / scale, 1)}
+    if "temperature" in values:
+        battery["temperature_c"] = float(values["temperature"]) / 10.0  # tenths of a degree
+    if "status" in values:
+        battery["status"] = int(values["status"])
+    battery["plugged"] = any(values.get(f"{src} powered") == "true" for src in ("AC", "USB", "Wireless"))
+    return battery
+
+
+def parse_thermalservice(text: str) -> dict:
+    """Thermal status (0 none .. 6 shutdown) and cached temperatures from ``dumpsys thermalservice``."""
+    match = re.search(r"Thermal Status:\s*(\d+)", text)
+    if match is None:
+        raise ValueError(f"`dumpsys thermalservice` printed no 'Thermal Status:' line: {text.strip()[:200]!r}")
+    status = int(match.group(1))
+    temperatures = {}
+    for value, _type, name, _status in _TEMPERATURE.findall(text):
+        temperatures[name] = max(float(value), temperatures.get(name, float("-inf")))
+    return {"status": status, "status_name": THERMAL_STATUS_NAMES[min(status, 6)], "temperatures_c": temperatures}
+
+
+@dataclass(frozen=True)
+class PhoneFacts:
+    """What registration stores about a phone."""
+
+    serial: str
+    model: str
+    manufacturer: str
+    soc: str
+    abi: str
+    android: str
+    sdk: int
+    max_freq_khz: dict[int, int]
+    big_core: int
+    governor: str | None
+    thermal_zones: int
+    battery: dict = field(default_factory=dict)
+    thermal: dict = field(default_factory=dict)
+
+    def to_properties(self) -> dict:
+        data = asdict(self)
+        data["max_freq_khz"] = {str(k): v for k, v in self.max_freq_khz.items()}
+        return data
+
+
+@dataclass(frozen=True)
+class Condition:
+    """Battery and thermal state at one moment (recorded before and after each measurement)."""
+
+    battery: dict
+    thermal: dict
+
+    @property
+    def temperature_c(self) -> float:
+        """The hottest reading: battery temperature or any thermal-service sensor."""
+        readings = list(self.thermal.get("temperatures_c", {}).values())
+        if "temperature_c" in self.battery:
+            readings.append(self.battery["temperature_c"])
+        return max(readings) if readings else float("nan")
+
+
+def read_condition(conn: PhoneConnection) -> Condition:
+    battery = parse_dumpsys_battery(conn.output(["dumpsys", "battery"]))
+    try:
+        thermal = parse_thermalservice(conn.output(["dumpsys", "thermalservice"]))
+    except (CommandFailed, ValueError):  # before Android 10 there is no thermal service
+        thermal = {}
+    return Condition(battery, thermal)
+
+
+def _read(conn: PhoneConnection, path: str) -> str | None:
+    result = conn.run(["cat", path], check=False)
+    return result.output.strip() if result.exit_code == 0 else None
+
+
+def probe_phone(conn: PhoneConnection) -> PhoneFacts:
+    """Properties, CPU topology (max frequency per core → big core), governor, thermal zones, battery."""
+    props = parse_getprop(conn.output(["getprop"]))
+    cpus = parse_cpu_list(conn.output(["cat", f"{CPU_DIR}/possible"]))
+    freqs = {}
+    for cpu in cpus:
+        value = _read(conn, f"{CPU_DIR}/cpu{cpu}/cpufreq/cpuinfo_max_freq")
+        if value and value.isdigit():
+            freqs[cpu] = int(value)
+    if not freqs:
+        raise ValueError(f"{conn.address}: no cpuinfo_max_freq readable for CPUs {cpus}; pass --core N explicitly")
+    big = pick_big_core(freqs)
+    zones = conn.run(["ls", "/sys/class/thermal"], check=False)
+    condition = read_condition(conn)
+    return PhoneFacts(
+        serial=props.get("ro.serialno", ""), model=props.get("ro.product.model", "unknown"),
+        manufacturer=props.get("ro.product.manufacturer", ""),
+        soc=props.get("ro.soc.model") or props.get("ro.board.platform") or props.get("ro.hardware", ""),
+        abi=props.get("ro.product.cpu.abi", ""), android=props.get("ro.build.version.release", ""),
+        sdk=int(props.get("ro.build.version.sdk", "0") or 0), max_freq_khz=freqs, big_core=big,
+        governor=_read(conn, f"{CPU_DIR}/cpu{big}/cpufreq/scaling_governor"),
+        thermal_zones=sum(name.startswith("thermal_zone") for name in zones.output.split()) if zones.exit_code == 0
+        else 0,
+        battery=condition.battery, thermal=condition.thermal)
