@@ -321,6 +321,33 @@ def _target_options(fn):
     return _shape_options(fn)
 
 
+def _wait_options(fn):
+    fn = click.option("--wait-timeout", type=click.FloatRange(min=1), default=None, metavar="SECONDS",
+                      help="On a phone: give up waiting for the farm after this long (default: wait until done).")(fn)
+    return click.option("--no-wait", is_flag=True,
+                        help="On a phone: queue the measurement jobs and return; `akd-tf devices serve` "
+                             "workers measure and store them.")(fn)
+
+
+def _farm_bar(label):
+    """A progress bar fed by farm waits: ``callback(done, failed, total)``."""
+    state = {"bar": None, "shown": 0}
+
+    def callback(done, failed, total):
+        if state["bar"] is None:
+            state["bar"] = click.progressbar(length=total, label=label, show_eta=True, show_pos=True)
+            state["bar"].__enter__()
+        state["bar"].update(done + failed - state["shown"])
+        state["shown"] = done + failed
+
+    def close():
+        if state["bar"] is not None:
+            state["bar"].__exit__(None, None, None)
+
+    callback.close = close
+    return callback
+
+
 def _open_store(db_url):
     from latency_db.store import open_store
 
@@ -360,10 +387,11 @@ def latency():
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Measure at most this many missing keys.")
 @click.option("--workers", type=click.IntRange(min=0), default=None,
               help="Processes converting micro-models while this one measures (default: cores - 1; 0: none).")
+@_wait_options
 @_db_option
 @_fail_on_value_error
 def latency_build_lut(device_name, space_name, resolution, channels, classes, quantize, dry_run, limit, workers,
-                      db_url):
+                      no_wait, wait_timeout, db_url):
     """Measure every operator of the space on DEVICE and store it (resumable: stored keys are skipped)."""
     from latency_db.lut import build_lut, missing_operators
 
@@ -378,12 +406,20 @@ def latency_build_lut(device_name, space_name, resolution, channels, classes, qu
             click.echo(f"{'stored ' if op.key in stored else 'missing'}  {op.key}")
         return
     todo = len(missing) if limit is None else min(limit, len(missing))
-    with click.progressbar(length=todo, label="measuring", show_eta=True, show_pos=True,
-                           item_show_func=lambda op: op.key if op else None) as bar:
-        if workers is None:
-            workers = max(0, len(os.sched_getaffinity(0)) - 1)
-        summary = build_lut(store, device_name, space, target, limit=limit, workers=workers,
-                            progress=lambda op: bar.update(1, op))
+    farm_bar = _farm_bar("measured on the farm")
+    try:
+        with click.progressbar(length=todo, label="measuring", show_eta=True, show_pos=True,
+                               item_show_func=lambda op: op.key if op else None) as bar:
+            if workers is None:
+                workers = max(0, len(os.sched_getaffinity(0)) - 1)
+            summary = build_lut(store, device_name, space, target, limit=limit, workers=workers,
+                                progress=lambda op: bar.update(1, op), wait=not no_wait,
+                                wait_timeout_s=wait_timeout, wait_progress=farm_bar)
+    finally:
+        farm_bar.close()
+    if summary.queued and no_wait:
+        click.echo(f"queued {summary.queued} jobs for {device_name}; `akd-tf devices serve` measures them")
+        return
     click.echo(f"measured {summary.measured} keys in {summary.seconds:.1f} s; "
                f"{summary.already_stored + summary.measured} of {summary.total} now stored")
 
@@ -394,19 +430,28 @@ def latency_build_lut(device_name, space_name, resolution, channels, classes, qu
 @_space_option
 @_target_options
 @_timing_options
+@_wait_options
 @_db_option
 @_json_option
 @_fail_on_value_error
 def latency_measure(arch_text, device_name, space_name, resolution, channels, classes, quantize, runs, min_secs,
-                    db_url, as_json):
+                    no_wait, wait_timeout, db_url, as_json):
     """Export ARCH, measure the whole model on DEVICE and store the measurement."""
+    import uuid
+
     from akd_tf.benchmark import RunSettings
-    from latency_db.measure import measure_arch
+    from latency_db.measure import measure_arch, submit_arch
 
     a = _parse_arch(space_name, arch_text, "'--arch'")
     store = _open_store(db_url)
-    row = measure_arch(store, device_name, a, _target(resolution, channels, classes, quantize),
-                       settings=RunSettings(num_runs=runs, min_secs=min_secs))
+    target, settings = _target(resolution, channels, classes, quantize), RunSettings(num_runs=runs, min_secs=min_secs)
+    if no_wait:
+        job = submit_arch(store, device_name, a, target, settings=settings, run_key=uuid.uuid4().hex)
+        record = {"job": job.job_id, "run_key": job.run_key, "device": device_name, "arch": a.to_string()}
+        click.echo(json.dumps(record, indent=2) if as_json else
+                   f"queued job #{job.job_id} (run key {job.run_key}) on {device_name}")
+        return
+    row = measure_arch(store, device_name, a, target, settings=settings, wait_timeout_s=wait_timeout)
     record = {"measurement": row.id, "device": device_name, "arch": a.to_string(), "median_ms": row.median_us / 1000,
               "mean_ms": row.mean_us / 1000, "std_ms": row.std_us / 1000, "count": row.count}
     if as_json:
@@ -424,10 +469,12 @@ def latency_measure(arch_text, device_name, space_name, resolution, channels, cl
 @_space_option
 @_target_options
 @_timing_options
+@click.option("--wait-timeout", type=click.FloatRange(min=1), default=None, metavar="SECONDS",
+              help="On a phone: give up waiting for the farm after this long (default: wait until done).")
 @_db_option
 @_fail_on_value_error
 def latency_calibrate(device_name, n_archs, seed, space_name, resolution, channels, classes, quantize, runs,
-                      min_secs, db_url):
+                      min_secs, wait_timeout, db_url):
     """Fit DEVICE's correction of the lookup-table sum (scale, per-MB-of-weights, offset) and report its accuracy."""
     from akd_tf.benchmark import RunSettings
     from latency_db.calibrate import calibrate
@@ -436,7 +483,7 @@ def latency_calibrate(device_name, n_archs, seed, space_name, resolution, channe
     with click.progressbar(length=n_archs, label="measuring archs", show_eta=True, show_pos=True) as bar:
         report = calibrate(store, device_name, space, _target(resolution, channels, classes, quantize), n_archs,
                            seed=seed, settings=RunSettings(num_runs=runs, min_secs=min_secs),
-                           progress=lambda _arch: bar.update(1))
+                           progress=lambda _arch: bar.update(1), wait_timeout_s=wait_timeout)
     click.echo(f"calibration #{report.calibration_id}: latency_ms = {report.scale:.4f} x LUT sum + "
                f"{report.ms_per_weight_mb:.4f} x weight MB + {report.offset_ms:.4f} (fit on {report.n_fit} archs)")
     click.echo(f"uncalibrated {report.uncalibrated.summary()}")
@@ -527,6 +574,221 @@ def latency_import(path, device_name, fmt, db_url):
 
     added, skipped = import_table(_open_store(db_url), path, device_name, fmt)
     click.echo(f"imported {added} entries, {skipped} already present")
+
+
+
+# ---------------------------------------------------------------------------
+# akd-tf devices
+# ---------------------------------------------------------------------------
+
+
+def _fail_on_phone_error(fn):
+    """Phone errors (unreachable, key not accepted, too hot, failed run) become one-line click errors."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from devicefarm.connection import PhoneUnavailable
+        from devicefarm.runner import MeasurementFailed, PhoneUnhealthy
+
+        try:
+            return fn(*args, **kwargs)
+        except (PhoneUnavailable, PhoneUnhealthy, MeasurementFailed) as exc:
+            raise click.ClickException(str(exc)) from exc
+
+    return _fail_on_value_error(wrapper)
+
+
+def _adb_key_option(fn):
+    return click.option("--adb-key", type=click.Path(dir_okay=False), default=None,
+                        help="Private ADB key (default: $AKD_TF_ADB_KEY, else ~/.android/adbkey, generated if "
+                             "missing; the phone must accept its .pub).")(fn)
+
+
+def _limits_options(fn):
+    fn = click.option("--cool-to", type=float, default=40.0, show_default=True, metavar="CELSIUS",
+                      help="Wait before each run until every temperature reading is at or below this.")(fn)
+    fn = click.option("--cool-timeout", type=click.FloatRange(min=0), default=600.0, show_default=True,
+                      metavar="SECONDS", help="Refuse to measure a phone still hotter after this long.")(fn)
+    return click.option("--min-battery", type=click.FloatRange(0, 100), default=20.0, show_default=True,
+                        metavar="PERCENT", help="Refuse to measure a phone with less battery.")(fn)
+
+
+def _limits(cool_to, cool_timeout, min_battery):
+    from devicefarm.runner import PhoneLimits
+
+    return PhoneLimits(cool_to_c=cool_to, cool_timeout_s=cool_timeout, min_battery_pct=min_battery)
+
+
+def _core_choice(_ctx, _param, value):
+    if value == "auto" or value.isdigit():
+        return value if value == "auto" else int(value)
+    raise click.BadParameter(f"{value!r} is neither a core number nor 'auto'")
+
+
+@main.group()
+def devices():
+    """Phones that measure latency: register, list, check, remove, serve jobs, emulate one."""
+
+
+@devices.command("register")
+@click.argument("address", metavar="SERIAL|HOST:PORT")
+@click.option("--name", default=None, help="Name in the database (default: model and serial, e.g. pixel-4-9A1B).")
+@click.option("--benchmark-binary", type=click.Path(dir_okay=False), default=None,
+              help="Android benchmark_model executable to install (not in any registry: TensorFlow's nightly "
+                   "prebuilt or a bazel build; see README). Optional when the phone already has it.")
+@click.option("--core", default="auto", show_default=True, callback=_core_choice,
+              help="CPU core to pin benchmarks to; 'auto' picks the one with the highest max frequency.")
+@click.option("--workdir", default="/data/local/tmp/akd-tf", show_default=True,
+              help="Directory on the phone for the binary and models.")
+@click.option("--auth-timeout", type=click.FloatRange(min=1), default=60.0, show_default=True, metavar="SECONDS",
+              help="How long to wait for the phone's owner to accept this computer's key.")
+@_adb_key_option
+@_limits_options
+@_db_option
+@_fail_on_phone_error
+def devices_register(address, name, benchmark_binary, core, workdir, auth_timeout, adb_key, cool_to, cool_timeout,
+                     min_battery, db_url):
+    """Connect to a phone over ADB, probe it, install benchmark_model, prove it runs, and store the phone."""
+    from devicefarm.phones import register_phone
+
+    registration = register_phone(
+        _open_store(db_url), address, name=name, benchmark_binary=benchmark_binary, core=core, key_path=adb_key,
+        workdir=workdir, auth_timeout_s=auth_timeout, limits=_limits(cool_to, cool_timeout, min_battery),
+        on_auth_prompt=lambda text: click.echo(f"waiting up to {auth_timeout:g} s: {text}", err=True),
+        log=lambda text: click.echo(text, err=True))
+    d = registration.device
+    click.echo(f"registered {d.name}: {d.model} ({d.soc}, {d.os_version}) at {d.address}, core {d.core}, "
+               f"probe model {registration.probe_latency_us:.0f} us")
+
+
+@devices.command("list")
+@_db_option
+@_json_option
+@_fail_on_value_error
+def devices_list(db_url, as_json):
+    """Every device with its status, last contact and lease holder."""
+    from akd_tf.tables import format_table
+    from latency_db.devices import device_rows
+
+    rows = device_rows(_open_store(db_url))
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    click.echo(format_table(rows, ["name", "kind", "model", "core", "status", "last_seen", "lease_holder",
+                                   "address"], right_aligned=["core"]))
+
+
+@devices.command("check")
+@click.argument("name", required=False)
+@_adb_key_option
+@_limits_options
+@_db_option
+@_json_option
+@_fail_on_phone_error
+def devices_check(name, adb_key, cool_to, cool_timeout, min_battery, db_url, as_json):
+    """Reachability, battery, temperature, thermal status and governor of NAME (default: every phone).
+
+    Exits with status 1 if any checked phone is unreachable or unfit to measure.
+    """
+    from devicefarm.phones import check_phone
+    from latency_db.devices import phone_names
+
+    store = _open_store(db_url)
+    names = [name] if name else phone_names(store)
+    if not names:
+        raise click.ClickException("no phones registered; add one with `akd-tf devices register HOST:PORT`")
+    limits = _limits(cool_to, cool_timeout, min_battery)
+    reports = [check_phone(store, n, key_path=adb_key, limits=limits) for n in names]
+    if as_json:
+        click.echo(json.dumps([{"name": h.name, "healthy": h.healthy, "reachable": h.reachable,
+                                "battery": h.condition.battery if h.condition else None,
+                                "thermal": h.condition.thermal if h.condition else None,
+                                "governor": h.governor, "problems": h.problems} for h in reports], indent=2))
+    else:
+        for h in reports:
+            if h.condition is None:
+                click.echo(f"{h.name}: UNREACHABLE: {h.problems[0]}")
+                continue
+            battery, thermal = h.condition.battery, h.condition.thermal
+            click.echo(f"{h.name}: {'ok' if h.healthy else 'UNHEALTHY'}: battery {battery.get('level_pct')}% "
+                       f"{battery.get('temperature_c')} °C, thermal {thermal.get('status_name', 'n/a')}, "
+                       f"hottest {h.condition.temperature_c:.1f} °C, governor {h.governor}"
+                       + "".join(f"\n  - {p}" for p in h.problems))
+    if not all(h.healthy for h in reports):
+        sys.exit(1)
+
+
+@devices.command("remove")
+@click.argument("name")
+@click.option("--force", is_flag=True, help="Also delete its stored measurements and table entries, or a lease.")
+@_db_option
+@_fail_on_value_error
+def devices_remove(name, force, db_url):
+    """Remove phone NAME from the database (the host device 'local' stays)."""
+    from devicefarm.phones import remove_device
+
+    counts = remove_device(_open_store(db_url), name, force=force)
+    click.echo(f"removed {name} ({counts['measurements']} measurements, {counts['lut_entries']} table entries)")
+
+
+@devices.command("serve")
+@click.option("--device", "device_names", multiple=True,
+              help="Phone to serve (repeatable; default: every registered phone).")
+@click.option("--lease-seconds", type=click.FloatRange(min=1), default=60.0, show_default=True,
+              help="Lease length; renewed while a job runs, reclaimed by other workers if this one dies.")
+@click.option("--poll", type=click.FloatRange(min=0.05), default=1.0, show_default=True, metavar="SECONDS",
+              help="How often an idle phone asks for work.")
+@click.option("--max-jobs", type=click.IntRange(min=1), default=None, help="Stop after this many jobs.")
+@click.option("--idle-exit", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
+              help="Stop once every phone has been idle this long (default: serve until Ctrl-C).")
+@_adb_key_option
+@_limits_options
+@_db_option
+@_fail_on_phone_error
+def devices_serve(device_names, lease_seconds, poll, max_jobs, idle_exit, adb_key, cool_to, cool_timeout,
+                  min_battery, db_url):
+    """Run a farm worker: lease measurement jobs for this host's phones, measure, store, repeat."""
+    from devicefarm.worker import FarmWorker, WorkerOptions
+    from latency_db.devices import phone_names
+
+    store = _open_store(db_url)
+    names = list(device_names) or phone_names(store)
+    if not names:
+        raise click.ClickException("no phones registered; add one with `akd-tf devices register HOST:PORT`")
+    options = WorkerOptions(lease_seconds=lease_seconds, poll_s=poll, max_jobs=max_jobs, idle_exit_s=idle_exit,
+                            limits=_limits(cool_to, cool_timeout, min_battery))
+    worker = FarmWorker(store, names, key_path=adb_key, options=options, log=lambda t: click.echo(t, err=True))
+    click.echo(f"worker {worker.worker_id} serving {', '.join(names)} from {store.masked_url}", err=True)
+    stats = worker.run()
+    click.echo(f"handled {stats.handled} jobs: " + ", ".join(f"{k} {v}" for k, v in sorted(stats.outcomes.items())))
+
+
+
+@devices.command("jobs")
+@click.option("--state", type=click.Choice(["queued", "leased", "done", "failed"]), default=None,
+              help="Only jobs in this state.")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="Most recent jobs shown.")
+@_db_option
+@_json_option
+@_fail_on_value_error
+def devices_jobs(state, limit, db_url, as_json):
+    """The farm's job queue: counts per state, then the most recent jobs."""
+    from akd_tf.tables import format_table
+    from latency_db import jobs
+
+    store = _open_store(db_url)
+    with store.session() as session:
+        summary = jobs.job_summary(session)
+        rows = [{"id": j.id, "kind": j.kind, "state": j.state, "pool": j.pool, "attempts": j.attempts,
+                 "lease_holder": j.lease_holder, "error": (j.error or "")[:80]}
+                for j in jobs.list_jobs(session, state=state, limit=limit)]
+    if as_json:
+        click.echo(json.dumps({"summary": summary, "jobs": rows}, indent=2))
+        return
+    click.echo(", ".join(f"{k} {v}" for k, v in summary.items()))
+    if rows:
+        click.echo(format_table(rows, ["id", "kind", "state", "pool", "attempts", "lease_holder", "error"],
+                                right_aligned=["id", "attempts"]))
 
 
 if __name__ == "__main__":  # pragma: no cover

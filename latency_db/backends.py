@@ -1,8 +1,9 @@
 """How a device kind measures a ``.tflite`` file.
 
 Backends are found by device kind in a registry; ``local`` (the host CPU) is
-built in, and the device-farm package registers phones. Every backend returns
-an :class:`akd_tf.benchmark.BenchmarkResult`.
+built in. Devices of other kinds (phones) are measured by farm workers from
+jobs (:mod:`latency_db.farm`). Every backend returns an
+:class:`akd_tf.benchmark.BenchmarkResult`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ _BACKENDS: dict[str, Backend] = {"local": _local}
 
 def register_backend(kind: str, backend: Callable[[Device, str, RunSettings], BenchmarkResult]) -> None:
     _BACKENDS[kind] = backend
+
+
+def has_backend(device: Device) -> bool:
+    """Whether ``device`` is measured in this process (else farm workers measure it from jobs)."""
+    return device.kind in _BACKENDS
 
 
 def backend_for(device: Device) -> Backend:

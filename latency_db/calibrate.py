@@ -8,7 +8,7 @@ from typing import Callable
 from akd_tf.benchmark import RunSettings
 from akd_tf.space import Arch, SearchSpace
 from latency_db.devices import get_device
-from latency_db.measure import WHOLE_MODEL_SETTINGS, ModelTarget, latest_measurement, measure_arch
+from latency_db.measure import WHOLE_MODEL_SETTINGS, ModelTarget, measure_many
 from latency_db.predictor import (LutPredictor, PredictionAccuracy, apply_calibration, fit_calibration,
                                   prediction_accuracy)
 from latency_db.schema import Calibration
@@ -36,7 +36,8 @@ def calibration_archs(space: SearchSpace, n: int, seed: int) -> tuple[list[Arch]
 
 def calibrate(store: Store, device_name: str, space: SearchSpace, target: ModelTarget, n: int, *, seed: int = 0,
               settings: RunSettings = WHOLE_MODEL_SETTINGS,
-              progress: Callable[[Arch], None] | None = None) -> CalibrationReport:
+              progress: Callable[[Arch], None] | None = None,
+              wait_timeout_s: float | None = None) -> CalibrationReport:
     """Measure ``n`` random archs end to end (reusing stored measurements), fit the correction, store it.
 
     The fit uses half the archs; the accuracy reported is on the other half.
@@ -44,15 +45,9 @@ def calibrate(store: Store, device_name: str, space: SearchSpace, target: ModelT
     predictor = LutPredictor.load(store, device_name, space, target)
     fit, held_out = calibration_archs(space, n, seed)
     features = {a: predictor.features(a) for a in fit + held_out}  # fails early on missing keys
-    measured = {}
-    for arch in fit + held_out:
-        with store.session() as session:
-            row = latest_measurement(session, get_device(session, device_name), arch, target)
-        if row is None:
-            row = measure_arch(store, device_name, arch, target, settings=settings)
-        measured[arch] = row.median_us / 1000.0
-        if progress is not None:
-            progress(arch)
+    rows = measure_many(store, device_name, fit + held_out, target, settings=settings, progress=progress,
+                        wait_timeout_s=wait_timeout_s)
+    measured = {arch: row.median_us / 1000.0 for arch, row in rows.items()}
     coefficients = fit_calibration([features[a][0] for a in fit], [features[a][1] for a in fit],
                                    [measured[a] for a in fit])
     scale, per_mb, offset = coefficients

@@ -62,3 +62,28 @@ def get_device(session: Session, name: str) -> Device:
 def list_devices(session: Session) -> list[Device]:
     ensure_local_device(session)
     return list(session.scalars(select(Device).order_by(Device.name)))
+
+
+def phone_names(store) -> list[str]:
+    """Names of every registered phone (devices of kind ``adb``)."""
+    with store.session() as session:
+        return list(session.scalars(select(Device.name).where(Device.kind == "adb").order_by(Device.name)))
+
+
+def _when(moment) -> str | None:
+    return None if moment is None else moment.replace(microsecond=0).isoformat()
+
+
+def device_rows(store) -> list[dict]:
+    """One plain dict per device for listings: status, last contact and the current lease holder."""
+    now = utcnow()
+    with store.session() as session:
+        rows = []
+        for d in list_devices(session):
+            expires = d.lease_expires_at
+            if expires is not None and expires.tzinfo is None:  # SQLite hands back naive UTC
+                expires = expires.replace(tzinfo=now.tzinfo)
+            leased = d.lease_holder if d.lease_holder and expires is not None and expires > now else None
+            rows.append({"name": d.name, "kind": d.kind, "model": d.model, "core": d.core, "status": d.status,
+                         "last_seen": _when(d.last_seen_at), "lease_holder": leased, "address": d.address})
+        return rows

@@ -2,7 +2,9 @@
 
 Import runs in one transaction: a corrupt file writes nothing, and entries
 already present (same device, key and quantization) are left as they are, so
-importing the same file twice adds nothing the second time.
+importing the same file twice adds nothing the second time. ``p90_us`` may be
+absent (Android's benchmark_model reports no percentiles): CSV writes an empty
+field and JSON ``null``, and both read back as ``None``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ FORMAT_NAME = "akd-tf-lut"
 FORMAT_VERSION = 1
 ENTRY_FIELDS = ("key", "quantization", "median_us", "mean_us", "std_us", "min_us", "p90_us", "count", "measured_at")
 FLOAT_FIELDS = ("median_us", "mean_us", "std_us", "min_us", "p90_us")
+OPTIONAL_FIELDS = ("p90_us",)  # empty (CSV) or null (JSON) means None
 
 
 def export_table(store: Store, device_name: str, fmt: str) -> str:
@@ -50,16 +53,17 @@ def export_table(store: Store, device_name: str, fmt: str) -> str:
 
 
 def _parse_entry(raw: dict, where: str) -> dict:
-    missing = [f for f in ENTRY_FIELDS if f not in raw or raw[f] in (None, "")]
+    missing = [f for f in ENTRY_FIELDS if f not in raw or (raw[f] in (None, "") and f not in OPTIONAL_FIELDS)]
     if missing:
         raise ValueError(f"{where}: missing field(s) {', '.join(missing)}")
     try:
         entry = {"key": str(raw["key"]), "quantization": str(raw["quantization"]), "count": int(raw["count"]),
                  "measured_at": datetime.fromisoformat(str(raw["measured_at"])),
-                 **{f: float(raw[f]) for f in FLOAT_FIELDS}}
+                 **{f: None if raw[f] in (None, "") else float(raw[f]) for f in FLOAT_FIELDS}}
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{where}: {exc}") from None
-    if any(not math.isfinite(entry[f]) or entry[f] < 0 for f in FLOAT_FIELDS) or entry["count"] < 1:
+    if any(entry[f] is not None and (not math.isfinite(entry[f]) or entry[f] < 0) for f in FLOAT_FIELDS) \
+            or entry["count"] < 1:
         raise ValueError(f"{where}: latencies must be finite and >= 0 and count >= 1")
     return entry
 

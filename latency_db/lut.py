@@ -26,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 
 from akd_tf.benchmark import RunSettings, resolve_core
 from akd_tf.space import SearchSpace
+from latency_db import farm
 from latency_db.backends import backend_for
 from latency_db.devices import get_device
 from latency_db.keys import Operator, enumerate_operators
@@ -43,6 +44,7 @@ class LutBuildSummary:
     already_stored: int
     measured: int
     seconds: float
+    queued: int = 0  # farm jobs queued (phones): measured by `akd-tf devices serve` workers
 
 
 def stored_keys(store: Store, device_name: str, quantization: str) -> set[str]:
@@ -102,17 +104,24 @@ def _exported(ops: list[Operator], quantization: str, workdir: Path, workers: in
 
 def build_lut(store: Store, device_name: str, space: SearchSpace, target: ModelTarget, *,
               settings: RunSettings = LUT_SETTINGS, limit: int | None = None, workers: int = 0,
-              progress: Callable[[Operator], None] | None = None) -> LutBuildSummary:
+              progress: Callable[[Operator], None] | None = None, wait: bool = True,
+              wait_timeout_s: float | None = None,
+              wait_progress: Callable[[int, int, int], None] | None = None) -> LutBuildSummary:
     """Measure and store every missing key (at most ``limit``); ``progress`` is called after each key.
 
     With ``workers`` > 0, micro-models are converted in that many other processes (kept off the
     measuring core) while this one measures: on 2 cores, 1 worker nearly halves the build time.
+    On a phone each key is queued as a farm job (``progress`` after each is queued), then, with
+    ``wait``, waited for (``wait_progress(done, failed, total)``); re-running queues nothing twice.
     """
     start = time.perf_counter()
     operators, missing = missing_operators(store, device_name, space, target)
     todo = missing if limit is None else missing[:limit]
     with store.session() as session:
         device = get_device(session, device_name)
+    if farm.is_farm_device(device):
+        return _queue_on_farm(store, device_name, todo, target, settings, workers, progress, wait, wait_timeout_s,
+                              wait_progress, start, len(operators), len(operators) - len(missing))
     backend = backend_for(device)
     measured = 0
     measuring_core = resolve_core("auto") if device.kind == "local" else None
@@ -131,3 +140,20 @@ def build_lut(store: Store, device_name: str, space: SearchSpace, target: ModelT
             if progress is not None:
                 progress(op)
     return LutBuildSummary(len(operators), len(operators) - len(missing), measured, time.perf_counter() - start)
+
+
+def _queue_on_farm(store, device_name, todo, target, settings, workers, progress, wait, wait_timeout_s,
+                   wait_progress, start, total, already) -> LutBuildSummary:
+    submitted = []
+    with tempfile.TemporaryDirectory(prefix="akd-tf-lut-") as tmp:
+        for op, path in _exported(todo, target.quantization, Path(tmp), workers, None):
+            tflite = Path(path).read_bytes()
+            os.unlink(path)
+            submitted.append(farm.submit(store, device_name, kind="lut", tflite=tflite, settings=settings,
+                                         payload={"key": op.key, "quantization": target.quantization}))
+            if progress is not None:
+                progress(op)
+    if not wait:
+        return LutBuildSummary(total, already, 0, time.perf_counter() - start, queued=len(submitted))
+    farm.await_jobs(store, [s.job_id for s in submitted], timeout_s=wait_timeout_s, progress=wait_progress)
+    return LutBuildSummary(total, already, len(submitted), time.perf_counter() - start, queued=len(submitted))

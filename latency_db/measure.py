@@ -6,6 +6,7 @@ import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -78,22 +79,65 @@ def latest_measurement(session: Session, device: Device, arch: Arch, target: Mod
             TFLiteModel.quantization == target.quantization).order_by(Measurement.id.desc()).limit(1))
 
 
-def measure_arch(store: Store, device_name: str, arch: Arch, target: ModelTarget, *,
-                 settings: RunSettings = WHOLE_MODEL_SETTINGS, run_key: str | None = None,
-                 seed: int = 0) -> Measurement:
-    """Export ``arch`` untrained, measure it on the device, store model and measurement; returns the row."""
+def _export_untrained(arch: Arch, target: ModelTarget, out_path: Path, seed: int):
     from akd_tf import export
 
-    run_key = run_key or uuid.uuid4().hex
+    model = export.build_for_export(arch, target.input_shape, target.classes, seed=seed)
+    return export.export_tflite(model, out_path, target.quantization, min_int8_agreement=0.0, seed=seed)
+
+
+def submit_arch(store: Store, device_name: str, arch: Arch, target: ModelTarget, *,
+                settings: RunSettings = WHOLE_MODEL_SETTINGS, run_key: str | None = None, seed: int = 0):
+    """Export ``arch`` untrained and queue its measurement on a farm device; returns the :class:`Submitted` job.
+
+    Without ``run_key`` the request's deterministic key is used, so resubmitting queues nothing new.
+    """
+    from latency_db import farm
+
+    with tempfile.TemporaryDirectory(prefix="akd-tf-") as tmp:
+        exported = _export_untrained(arch, target, Path(tmp) / "model.tflite", seed)
+        tflite = Path(exported.path).read_bytes()
+    with store.session() as session:
+        model_id = get_or_create_model(session, arch, target, exported.sha256).id
+    return farm.submit(store, device_name, kind="model", tflite=tflite, settings=settings,
+                       payload={"model_id": model_id}, run_key=run_key)
+
+
+def measurement_by_run_key(store: Store, run_key: str) -> Measurement:
+    with store.session() as session:
+        row = session.scalar(select(Measurement).where(Measurement.run_key == run_key))
+        if row is None:
+            raise ValueError(f"no measurement stored under run key {run_key!r}")
+        session.expunge(row)
+        return row
+
+
+def measure_arch(store: Store, device_name: str, arch: Arch, target: ModelTarget, *,
+                 settings: RunSettings = WHOLE_MODEL_SETTINGS, run_key: str | None = None,
+                 seed: int = 0, wait_timeout_s: float | None = None,
+                 wait_progress: Callable[[int, int, int], None] | None = None) -> Measurement:
+    """Export ``arch`` untrained, measure it on the device, store model and measurement; returns the row.
+
+    The host is measured in this process; a phone through a farm job, waiting (up to ``wait_timeout_s``)
+    for a worker to measure it.
+    """
+    from latency_db import farm
+
     with store.session() as session:
         device = get_device(session, device_name)
-        stored = session.scalar(select(Measurement).where(Measurement.run_key == run_key))
-        if stored is not None:
-            return stored
-    model = export.build_for_export(arch, target.input_shape, target.classes, seed=seed)
+        if run_key is not None:
+            stored = session.scalar(select(Measurement).where(Measurement.run_key == run_key))
+            if stored is not None:
+                return stored
+        farm_device = farm.is_farm_device(device)
+    if farm_device:
+        job = submit_arch(store, device_name, arch, target, settings=settings, run_key=run_key or uuid.uuid4().hex,
+                          seed=seed)
+        farm.await_jobs(store, [job.job_id], timeout_s=wait_timeout_s, progress=wait_progress)
+        return measurement_by_run_key(store, job.run_key)
+    run_key = run_key or uuid.uuid4().hex
     with tempfile.TemporaryDirectory(prefix="akd-tf-") as tmp:
-        exported = export.export_tflite(model, Path(tmp) / "model.tflite", target.quantization,
-                                        min_int8_agreement=0.0, seed=seed)
+        exported = _export_untrained(arch, target, Path(tmp) / "model.tflite", seed)
         started = utcnow()
         result = backend_for(device)(device, exported.path, settings)
         finished = utcnow()
@@ -102,3 +146,46 @@ def measure_arch(store: Store, device_name: str, arch: Arch, target: ModelTarget
         row = get_or_create_model(session, arch, target, exported.sha256)
         return record_measurement(session, device, row, result, run_key=run_key, started_at=started,
                                   finished_at=finished)
+
+
+def measure_many(store: Store, device_name: str, archs: list[Arch], target: ModelTarget, *,
+                 settings: RunSettings = WHOLE_MODEL_SETTINGS, wait_timeout_s: float | None = None,
+                 progress: Callable[[Arch], None] | None = None) -> dict[Arch, Measurement]:
+    """The latest measurement of each arch, measuring those never measured.
+
+    On a phone every missing arch is queued first (deterministic run keys: an interrupted call
+    resumes) and the farm measures them in parallel; ``progress`` is called per arch as each is ready.
+    """
+    from latency_db import farm
+
+    with store.session() as session:
+        device = get_device(session, device_name)
+        rows = {a: latest_measurement(session, device, a, target) for a in archs}
+        for row in rows.values():
+            if row is not None:
+                session.expunge(row)
+        farm_device = farm.is_farm_device(device)
+    for arch in archs:
+        if rows[arch] is not None and progress is not None:
+            progress(arch)
+    missing = [a for a in archs if rows[a] is None]
+    if not farm_device:
+        for arch in missing:
+            rows[arch] = measure_arch(store, device_name, arch, target, settings=settings)
+            if progress is not None:
+                progress(arch)
+        return rows
+    job_of = {a: submit_arch(store, device_name, a, target, settings=settings) for a in missing}
+    reported = 0
+
+    def on_change(done: int, failed: int, _total: int) -> None:
+        nonlocal reported
+        if progress is not None:
+            for arch in missing[reported:done + failed]:
+                progress(arch)
+        reported = done + failed
+
+    farm.await_jobs(store, [job.job_id for job in job_of.values()], timeout_s=wait_timeout_s, progress=on_change)
+    for arch, job in job_of.items():
+        rows[arch] = measurement_by_run_key(store, job.run_key)
+    return rows

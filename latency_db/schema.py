@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -29,7 +29,7 @@ class TimedRunStats:
     mean_us: Mapped[float] = mapped_column(Float)
     std_us: Mapped[float] = mapped_column(Float)
     min_us: Mapped[float] = mapped_column(Float)
-    p90_us: Mapped[float] = mapped_column(Float)
+    p90_us: Mapped[float | None] = mapped_column(Float)  # None where the backend reports no percentiles
     count: Mapped[int] = mapped_column(Integer)  # timed runs behind the statistics
 
     @staticmethod
@@ -39,7 +39,12 @@ class TimedRunStats:
 
 
 class Device(Base):
-    """A measuring device: the host (``local``) or a phone."""
+    """A measuring device: the host (``local``) or a phone.
+
+    ``status`` is "online" | "offline" | "unhealthy" ("imported" for devices known only from an imported
+    table). A farm worker holds at most one phone at a time through ``lease_holder``/``lease_expires_at``;
+    ``consecutive_failures`` counts transport failures since the last successful run.
+    """
 
     __tablename__ = "devices"
 
@@ -57,6 +62,12 @@ class Device(Base):
     status: Mapped[str] = mapped_column(String(32), default="online")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    address: Mapped[str | None] = mapped_column(String(256))  # HOST:PORT or USB serial used to connect
+    properties: Mapped[dict | None] = mapped_column(JSON)  # probed facts
+    benchmark_binary: Mapped[str | None] = mapped_column(String(512))  # path of benchmark_model on the phone
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    lease_holder: Mapped[str | None] = mapped_column(String(256))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class TFLiteModel(Base):
@@ -148,3 +159,47 @@ class Calibration(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     device: Mapped[Device] = relationship()
+
+
+class Job(Base):
+    """A measurement request waiting for, running on, or finished by a farm worker (see :mod:`latency_db.jobs`).
+
+    ``device_id`` is the requested device, whose tables receive the result; any online device whose model
+    equals ``pool`` may measure it. ``state`` is "queued" | "leased" | "done" | "failed". ``payload`` is
+    ``{"model_id": int}`` for kind "model" and ``{"key": str, "quantization": str}`` for kind "lut";
+    ``settings`` is a :class:`akd_tf.benchmark.RunSettings` as a dict. ``attempts`` counts failed runs.
+    ``result`` is :meth:`akd_tf.benchmark.BenchmarkResult.to_dict` without ``raw_output`` (kept in its
+    own column), non-finite numbers stored as null.
+    """
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_pool_state", "pool", "state"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_key: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"), index=True)
+    pool: Mapped[str] = mapped_column(String(256))
+    state: Mapped[str] = mapped_column(String(16), default="queued")
+    payload: Mapped[dict] = mapped_column(JSON)
+    settings: Mapped[dict] = mapped_column(JSON)
+    tflite: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)  # loaded only when leased
+    tflite_sha256: Mapped[str] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3, server_default="3")
+    lease_holder: Mapped[str | None] = mapped_column(String(256))
+    leased_device_id: Mapped[int | None] = mapped_column(ForeignKey("devices.id", ondelete="SET NULL"))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_device_id: Mapped[int | None] = mapped_column(ForeignKey("devices.id", ondelete="SET NULL"))
+    error: Mapped[str | None] = mapped_column(Text)
+    raw_output: Mapped[str | None] = mapped_column(Text)
+    result: Mapped[dict | None] = mapped_column(JSON)
+    measurement_id: Mapped[int | None] = mapped_column(ForeignKey("measurements.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    device: Mapped[Device] = relationship(foreign_keys=[device_id])
+    leased_device: Mapped[Device | None] = relationship(foreign_keys=[leased_device_id])
+    last_device: Mapped[Device | None] = relationship(foreign_keys=[last_device_id])
+    measurement: Mapped[Measurement | None] = relationship()

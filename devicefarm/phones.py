@@ -1,0 +1,183 @@
+"""Registering, checking and removing phones in the latency database."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from sqlalchemy import func, select
+
+from akd_tf.benchmark import LOCAL_DEVICE
+from devicefarm.connection import PhoneConnection, PhoneUnavailable
+from devicefarm.probe import Condition, probe_phone, read_condition
+from devicefarm.runner import (BENCHMARK_RUNTIME, DEFAULT_WORKDIR, PhoneLimits, PhoneRunner, check_benchmark_binary,
+                               health_problems)
+from latency_db.devices import get_device
+from latency_db.schema import Device, LutEntry, Measurement, utcnow
+from latency_db.store import Store
+
+BENCHMARK_BINARY_HELP = (
+    "benchmark_model is not in any package registry: download the Android arm64 'benchmark_model' nightly "
+    "linked from https://www.tensorflow.org/lite/performance/measurement, or build it with "
+    "`bazel build -c opt --config=android_arm64 //tensorflow/lite/tools/benchmark:benchmark_model`")
+
+PHONE_KIND = "adb"
+
+
+def default_name(model: str, serial: str) -> str:
+    """``pixel-4-<serial>``: the model slugged, then the serial."""
+    slug = re.sub(r"[^a-z0-9]+", "-", model.lower()).strip("-") or "phone"
+    return f"{slug}-{re.sub(r'[^A-Za-z0-9]+', '', serial)}" if serial else slug
+
+
+def probe_model(workdir: Path) -> Path:
+    """A small real model (the space's cheapest architecture at 32x32) to prove benchmark_model runs."""
+    from akd_tf import export
+    from akd_tf.space import get_space
+
+    space = get_space("mnasnet")
+    arch = space.parse(":".join(f"dwconv_k3_se0_noskip_w0.75_n{min(space.block_decisions(b)[-1].values)}"
+                                for b in range(1, 8)))
+    model = export.build_for_export(arch, (32, 32, 3), 10, seed=0)
+    return Path(export.export_tflite(model, workdir / "akd-tf-probe.tflite", "none", seed=0).path)
+
+
+@dataclass(frozen=True)
+class Registration:
+    device: Device
+    probe_latency_us: float
+    fixed_performance: bool | None
+
+
+def register_phone(store: Store, address: str, *, name: str | None = None, benchmark_binary: Path | None = None,
+                   core: int | str = "auto", key_path: Path | str | None = None, workdir: str = DEFAULT_WORKDIR,
+                   auth_timeout_s: float = 60.0, limits: PhoneLimits = PhoneLimits(),
+                   on_auth_prompt: Callable[[str], None] | None = None,
+                   log: Callable[[str], None] | None = None) -> Registration:
+    """Connect, probe, install benchmark_model, prove it runs on a real model, store the phone.
+
+    Registering an already registered name (or the same phone again) updates its row.
+    """
+    log = log or (lambda message: None)
+    if benchmark_binary is not None and not Path(benchmark_binary).is_file():
+        raise ValueError(f"benchmark binary {benchmark_binary} is not a file; {BENCHMARK_BINARY_HELP}")
+    if name == LOCAL_DEVICE:
+        raise ValueError(f"the name {LOCAL_DEVICE!r} is reserved for the host device; choose another --name")
+    with PhoneConnection(address, key_path=key_path, auth_timeout_s=auth_timeout_s,
+                         on_auth_prompt=on_auth_prompt) as conn:
+        conn.connect()
+        facts = probe_phone(conn)
+        log(f"{address}: {facts.manufacturer} {facts.model} ({facts.soc}, Android {facts.android}, {facts.abi}); "
+            f"max frequencies {facts.max_freq_khz}")
+        chosen = _resolve_core(core, facts.max_freq_khz, facts.big_core)
+        name = name or default_name(facts.model, facts.serial)
+        remote_binary = f"{workdir}/benchmark_model"
+        runner = PhoneRunner(conn, core=chosen, benchmark_binary=remote_binary, name=name, limits=limits,
+                             workdir=workdir, log=log)
+        conn.run(["mkdir", "-p", workdir])
+        if benchmark_binary is not None:
+            log(f"{name}: installing {benchmark_binary} as {remote_binary}")
+            runner.push_verified(Path(benchmark_binary), remote_binary, mode=0o755)
+        elif conn.run(["ls", remote_binary], check=False).exit_code != 0:
+            raise ValueError(f"{name} has no {remote_binary}; pass --benchmark-binary PATH. {BENCHMARK_BINARY_HELP}")
+        with tempfile.TemporaryDirectory(prefix="akd-tf-probe-") as tmp:
+            measured = check_benchmark_binary(runner, probe_model(Path(tmp)))
+        log(f"{name}: benchmark_model runs on core {chosen}: probe model {measured.result.mean_us:.0f} us")
+    with store.session() as session:
+        device = session.scalar(select(Device).where(Device.name == name))
+        same_phone = session.scalar(select(Device).where(Device.kind == PHONE_KIND, Device.serial == facts.serial,
+                                                         Device.name != name)) if facts.serial else None
+        if same_phone is not None:
+            raise ValueError(f"phone {facts.serial} is already registered as {same_phone.name!r}; register it "
+                             f"with --name {same_phone.name} to update it, or remove that entry first")
+        if device is None:
+            device = Device(name=name, kind=PHONE_KIND)
+            session.add(device)
+        elif device.kind != PHONE_KIND:
+            raise ValueError(f"device {name!r} is a {device.kind!r} device; choose another --name")
+        device.serial, device.address, device.model, device.soc = facts.serial, address, facts.model, facts.soc
+        device.abi, device.os_version, device.core = facts.abi, f"Android {facts.android}", chosen
+        device.governor = facts.governor if chosen == facts.big_core else None
+        device.runtime, device.benchmark_binary = BENCHMARK_RUNTIME, remote_binary
+        device.properties = {**facts.to_properties(), "workdir": workdir,
+                             "fixed_performance": runner.fixed_performance_enabled}
+        device.status, device.consecutive_failures, device.last_seen_at = "online", 0, utcnow()
+        session.flush()
+        session.expunge(device)
+    return Registration(device, measured.result.mean_us, runner.fixed_performance_enabled)
+
+
+def _resolve_core(core: int | str, freqs: dict[int, int], big: int) -> int:
+    if core == "auto":
+        return big
+    try:
+        core = int(core)
+    except (TypeError, ValueError):
+        raise ValueError(f"core must be an integer or 'auto', got {core!r}") from None
+    if core not in freqs:
+        raise ValueError(f"core {core} is not one of the phone's cores {sorted(freqs)}")
+    return core
+
+
+@dataclass(frozen=True)
+class Health:
+    name: str
+    reachable: bool
+    condition: Condition | None
+    governor: str | None
+    problems: list[str]
+
+    @property
+    def healthy(self) -> bool:
+        return self.reachable and not self.problems
+
+
+def check_phone(store: Store, name: str, *, key_path: Path | str | None = None,
+                limits: PhoneLimits = PhoneLimits(), connect_timeout_s: float = 10.0) -> Health:
+    """Reachability, battery, temperatures, thermal status and governor; the device's status is updated."""
+    with store.session() as session:
+        device = get_device(session, name)
+        if device.kind != PHONE_KIND:
+            raise ValueError(f"device {name!r} is a {device.kind!r} device, not a phone")
+        address, core = device.address, device.core
+    governor = None
+    try:
+        with PhoneConnection(address, key_path=key_path, connect_timeout_s=connect_timeout_s,
+                             auth_timeout_s=connect_timeout_s, retries=1) as conn:
+            condition = read_condition(conn)
+            if core is not None:
+                result = conn.run(["cat", f"/sys/devices/system/cpu/cpu{core}/cpufreq/scaling_governor"], check=False)
+                governor = result.output.strip() if result.exit_code == 0 else None
+    except PhoneUnavailable as error:
+        health = Health(name, False, None, None, [str(error)])
+    else:
+        health = Health(name, True, condition, governor, health_problems(condition, limits))
+    with store.session() as session:
+        device = get_device(session, name)
+        device.status = "offline" if not health.reachable else "unhealthy" if health.problems else "online"
+        if health.reachable:
+            device.last_seen_at = utcnow()
+            device.consecutive_failures = 0
+            device.governor = governor or device.governor
+    return health
+
+
+def remove_device(store: Store, name: str, *, force: bool = False) -> dict[str, int]:
+    """Delete a phone; with measurements or table entries stored, only when ``force`` (they go with it)."""
+    if name == LOCAL_DEVICE:
+        raise ValueError(f"the host device {LOCAL_DEVICE!r} is always present and cannot be removed")
+    with store.session() as session:
+        device = get_device(session, name)
+        counts = {"measurements": session.scalar(select(func.count()).where(Measurement.device_id == device.id)),
+                  "lut_entries": session.scalar(select(func.count()).where(LutEntry.device_id == device.id))}
+        if device.lease_holder and not force:
+            raise ValueError(f"device {name!r} is leased by {device.lease_holder}; stop that worker or pass --force")
+        if any(counts.values()) and not force:
+            raise ValueError(f"device {name!r} has {counts['measurements']} measurements and {counts['lut_entries']} "
+                             f"latency-table entries that would be deleted with it; export them first "
+                             f"(akd-tf latency export) and pass --force")
+        session.delete(device)
+    return counts

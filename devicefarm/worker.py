@@ -1,0 +1,179 @@
+"""A farm worker: serves the phones attached to this host, one thread per phone.
+
+Each phone's thread loops: lease a job for that phone (with an expiry, renewed
+by a heartbeat while the benchmark runs), measure, store the result and release.
+A phone that drops or is unhealthy hands the job back for another phone of the
+same model (:func:`latency_db.jobs.retry_elsewhere`, which marks a phone that
+keeps failing offline); a job whose model or output is at fault fails once with
+its raw output. A worker that is killed leaves leases that expire and are
+reclaimed by the next worker that asks for work.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from devicefarm.connection import PhoneConnection, PhoneUnavailable
+from devicefarm.probe import read_condition
+from devicefarm.runner import DEFAULT_WORKDIR, MeasurementFailed, PhoneLimits, PhoneRunner, PhoneUnhealthy
+from latency_db import jobs
+from latency_db.devices import get_device
+from latency_db.schema import utcnow
+from latency_db.store import Store
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+@dataclass
+class WorkerStats:
+    outcomes: Counter = field(default_factory=Counter)  # "done" | "failed" | "retried" | "lost" per job
+    per_device: Counter = field(default_factory=Counter)  # jobs finished per phone
+
+    @property
+    def handled(self) -> int:
+        return sum(self.outcomes.values())
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    lease_seconds: float = 60.0  # renewed every third of this while a job runs
+    poll_s: float = 1.0
+    recheck_offline_s: float = 30.0
+    max_jobs: int | None = None  # stop after this many jobs in total
+    idle_exit_s: float | None = None  # stop after this long without work
+    limits: PhoneLimits = PhoneLimits()
+
+    def __post_init__(self) -> None:
+        if self.lease_seconds <= 0 or self.poll_s <= 0:
+            raise ValueError(f"lease_seconds and poll_s must be > 0, got {self.lease_seconds}, {self.poll_s}")
+
+
+class FarmWorker:
+    def __init__(self, store: Store, devices: list[str], *, worker_id: str | None = None,
+                 key_path: Path | str | None = None, options: WorkerOptions = WorkerOptions(),
+                 log: Callable[[str], None] | None = None):
+        if not devices:
+            raise ValueError("a worker needs at least one phone to serve")
+        self.store, self.devices, self.key_path, self.options = store, list(devices), key_path, options
+        self.worker_id = worker_id or default_worker_id()
+        self.log = log or (lambda message: None)
+        self.stop = threading.Event()
+        self.stats = WorkerStats()
+        self._lock = threading.Lock()
+        with store.session() as session:
+            for name in self.devices:
+                device = get_device(session, name)
+                if device.kind != "adb":
+                    raise ValueError(f"device {name!r} is a {device.kind!r} device; workers serve registered phones")
+
+    def run(self) -> WorkerStats:
+        """Serve until ``stop`` is set, ``max_jobs`` are handled or every phone has been idle ``idle_exit_s``."""
+        threads = [threading.Thread(target=self._serve_phone, args=(name,), name=f"akd-tf-{name}", daemon=True)
+                   for name in self.devices]
+        for thread in threads:
+            thread.start()
+        try:
+            for thread in threads:
+                while thread.is_alive():
+                    thread.join(timeout=0.5)
+        except KeyboardInterrupt:
+            self.stop.set()
+            for thread in threads:
+                thread.join()
+        return self.stats
+
+    def _runner(self, name: str) -> PhoneRunner:
+        with self.store.session() as session:
+            device = get_device(session, name)
+            address, core, binary = device.address, device.core, device.benchmark_binary
+            workdir = (device.properties or {}).get("workdir", DEFAULT_WORKDIR)
+        conn = PhoneConnection(address, key_path=self.key_path, retries=2, backoff_s=0.5)
+        return PhoneRunner(conn, core=core, benchmark_binary=binary, name=name, limits=self.options.limits,
+                           workdir=workdir, log=self.log)
+
+    def _budget_left(self) -> bool:
+        with self._lock:
+            return self.options.max_jobs is None or self.stats.handled < self.options.max_jobs
+
+    def _serve_phone(self, name: str) -> None:
+        runner = self._runner(name)
+        idle_since, last_recheck = time.monotonic(), 0.0
+        try:
+            while not self.stop.is_set() and self._budget_left():
+                lease = jobs.lease_next(self.store, worker=self.worker_id, devices=[name],
+                                        lease_seconds=self.options.lease_seconds)
+                if lease is None:
+                    if time.monotonic() - last_recheck > self.options.recheck_offline_s:
+                        last_recheck = time.monotonic()
+                        self._recheck_if_offline(name, runner)
+                    if self.options.idle_exit_s is not None and time.monotonic() - idle_since > self.options.idle_exit_s:
+                        return
+                    self.stop.wait(self.options.poll_s)
+                    continue
+                outcome = self._handle(lease, runner)
+                with self._lock:
+                    self.stats.outcomes[outcome] += 1
+                    self.stats.per_device[name] += 1
+                idle_since = time.monotonic()
+        finally:
+            runner.conn.close()
+
+    def _recheck_if_offline(self, name: str, runner: PhoneRunner) -> None:
+        """An offline phone that answers again goes back online."""
+        with self.store.session() as session:
+            if get_device(session, name).status != "offline":
+                return
+        try:
+            read_condition(runner.conn)
+        except PhoneUnavailable:
+            return
+        with self.store.session() as session:
+            device = get_device(session, name)
+            device.status, device.consecutive_failures, device.last_seen_at = "online", 0, utcnow()
+        self.log(f"{name}: reachable again, back online")
+
+    def _handle(self, lease: jobs.Lease, runner: PhoneRunner) -> str:
+        heartbeat_stop = threading.Event()
+        heartbeat = threading.Thread(target=self._heartbeat, args=(lease, heartbeat_stop), daemon=True)
+        heartbeat.start()
+        try:
+            with tempfile.TemporaryDirectory(prefix="akd-tf-job-") as tmp:
+                path = Path(tmp) / f"{lease.run_key}.tflite"
+                path.write_bytes(lease.tflite)
+                measured = runner.measure(path, lease.settings, path.name)
+        except (PhoneUnavailable, PhoneUnhealthy) as error:
+            runner.conn.close()
+            state = jobs.retry_elsewhere(self.store, lease, str(error))
+            self.log(f"job {lease.job_id} on {lease.device_name}: {error}; job is now {state}")
+            return "retried" if state == "queued" else "failed"
+        except MeasurementFailed as error:
+            jobs.fail(self.store, lease, str(error), error.raw_output)
+            self.log(f"job {lease.job_id} failed: {error}")
+            return "failed"
+        finally:
+            heartbeat_stop.set()
+            heartbeat.join()
+        extra = {"thermal_before": measured.before.thermal, "thermal_after": measured.after.thermal,
+                 "battery_before": measured.before.battery, "battery_after": measured.after.battery}
+        if not jobs.complete(self.store, lease, measured.result, extra=extra):
+            self.log(f"job {lease.job_id}: lease lost before the result was stored; another worker has it")
+            return "lost"
+        self.log(f"job {lease.job_id} done on {lease.device_name}: {measured.result.mean_us:.0f} us")
+        return "done"
+
+    def _heartbeat(self, lease: jobs.Lease, done: threading.Event) -> None:
+        interval = self.options.lease_seconds / 3.0
+        while not done.wait(interval):
+            if not jobs.renew(self.store, lease, self.options.lease_seconds):
+                return

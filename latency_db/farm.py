@@ -1,0 +1,77 @@
+"""Measurements on farm devices (phones) travel as jobs in the database.
+
+The host (``local``) is measured in this process through
+:mod:`latency_db.backends`; any other device is measured by a farm worker
+(``akd-tf devices serve``) that leases the job. Here the model is converted, the
+job queued with the ``.tflite`` inside it, and (unless the caller only queues)
+waited for; the worker stores the measurement or table entry itself, so queued
+work completes even if the requester has gone.
+
+Run keys make resubmission idempotent: the same request (device, model bytes,
+settings, and what the result is for) maps to the same job, so an interrupted
+``build-lut`` or ``calibrate`` resumes without measuring anything twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+from sqlalchemy import select
+
+from akd_tf.benchmark import RunSettings
+from latency_db import jobs
+from latency_db.backends import has_backend
+from latency_db.devices import get_device
+from latency_db.schema import Device, Job
+from latency_db.store import Store
+
+
+def is_farm_device(device: Device) -> bool:
+    """True for devices measured by farm workers rather than in this process."""
+    return not has_backend(device)
+
+
+def request_key(device_name: str, purpose: dict, tflite_sha256: str, settings: RunSettings) -> str:
+    """The deterministic run key of one measurement request."""
+    text = json.dumps({"device": device_name, "purpose": purpose, "model": tflite_sha256,
+                       "settings": asdict(settings)}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Submitted:
+    job_id: int
+    run_key: str
+
+
+def submit(store: Store, device_name: str, *, kind: str, tflite: bytes, settings: RunSettings, payload: dict,
+           run_key: str | None = None) -> Submitted:
+    """Queue one measurement of ``tflite`` on ``device_name`` (the existing job for a known run key)."""
+    sha = hashlib.sha256(tflite).hexdigest()
+    run_key = run_key or request_key(device_name, {"kind": kind, **payload}, sha, settings)
+    with store.session() as session:
+        device = get_device(session, device_name)
+        if not is_farm_device(device):
+            raise ValueError(f"device {device_name!r} is measured in this process, not by farm workers")
+        job = jobs.enqueue(session, kind=kind, device=device, tflite=tflite, settings=settings, payload=payload,
+                           run_key=run_key)
+        return Submitted(job.id, job.run_key)
+
+
+def await_jobs(store: Store, job_ids: list[int], *, timeout_s: float | None = None,
+               progress: Callable[[int, int, int], None] | None = None) -> None:
+    """Wait until every job is finished; ``ValueError`` listing the reasons if any failed.
+
+    Nothing is measured here: run ``akd-tf devices serve`` on the host the phones are attached to.
+    """
+    states = jobs.wait_for(store, job_ids, timeout_s=timeout_s, progress=progress)
+    failed = [job_id for job_id, state in states.items() if state == "failed"]
+    if failed:
+        with store.session() as session:
+            reasons = [f"job {j.id}: {j.error}"
+                       for j in session.scalars(select(Job).where(Job.id.in_(failed)).order_by(Job.id))]
+        raise ValueError(f"{len(failed)} of {len(job_ids)} farm jobs failed: " + "; ".join(reasons[:5])
+                         + (" ..." if len(reasons) > 5 else ""))

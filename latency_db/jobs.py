@@ -1,0 +1,538 @@
+"""The measurement job queue that farm workers on several hosts share through the latency database.
+
+A job asks for one ``.tflite`` (a whole model or a LUT micro-model) to be measured for a *requested*
+device. Any online phone of the same model (the job's ``pool``) may measure it; the result is stored
+under the requested device. Life of a job::
+
+    enqueue ─> queued ─ lease_next ─> leased ─ complete ────────> done
+                  ^                     │ ├── fail ─────────────> failed   (the job's fault: no retry)
+                  │                     │ └── retry_elsewhere ──> failed   (after max_attempts)
+                  └─────────────────────┴── retry_elsewhere, or lease expiry (reclaimed by lease_next)
+
+A worker leases a job and a phone together; both leases expire at the same time unless renewed, so
+a worker that dies loses its job to the next ``lease_next`` on any host and never holds a phone for
+good. Two workers never hold the same phone, and a job is never leased twice at once.
+
+Every change is one transaction that first claims its rows with a compare-and-set: an ``UPDATE`` whose
+``WHERE`` names the state the caller believes the row is in, with its rowcount checked (a stale worker's
+``complete`` therefore stores nothing). Candidates for a lease are selected with ``FOR UPDATE SKIP
+LOCKED``: on PostgreSQL concurrent workers skip each other's rows instead of waiting; SQLite does not
+render it and relies on the store's ``BEGIN IMMEDIATE``, which serialises writers. Rows are claimed in
+one order everywhere (jobs, then devices), so these transactions cannot deadlock.
+
+Times are timezone-aware UTC; ``now`` parameters exist for tests and default to the clock.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta, timezone
+from hashlib import sha256
+from typing import Callable, Iterable
+
+from sqlalchemy import case, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, undefer
+
+from akd_tf.benchmark import BenchmarkResult, RunSettings
+from latency_db.devices import get_device
+from latency_db.measure import record_measurement
+from latency_db.schema import Device, Job, LutEntry, Measurement, TFLiteModel, TimedRunStats, utcnow
+from latency_db.store import Store
+
+KINDS = ("model", "lut")
+STATES = ("queued", "leased", "done", "failed")
+FINAL_STATES = ("done", "failed")
+EXTRA_KEYS = ("thermal_before", "thermal_after", "battery_before", "battery_after", "started_at", "finished_at")
+_NO_SYNC = {"synchronize_session": False}
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A job and a phone held by one worker until ``expires_at`` (renew it to keep both)."""
+
+    job_id: int
+    run_key: str
+    kind: str
+    payload: dict
+    device_name: str  # the phone that will measure
+    worker: str
+    expires_at: datetime
+    tflite: bytes
+    tflite_sha256: str
+    settings: RunSettings
+    requested_device_name: str  # the device whose tables receive the result
+
+
+class _LeaseLost(Exception):
+    """Raised inside a transaction to roll it back when a compare-and-set finds its row changed."""
+
+
+# --- validation ----------------------------------------------------------------------------------------------
+
+def _utc(now: datetime | None) -> datetime:
+    if now is None:
+        return utcnow()
+    if not isinstance(now, datetime) or now.tzinfo is None:
+        raise ValueError(f"now must be a timezone-aware datetime, got {now!r}")
+    return now.astimezone(timezone.utc)
+
+
+def _positive_seconds(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number of seconds > 0, got {value!r}")
+    return float(value)
+
+
+def _positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    return value
+
+
+def _name(what: str, value, max_len: int) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > max_len:
+        raise ValueError(f"{what} must be a non-empty string of at most {max_len} characters, got {value!r}")
+    return value
+
+
+def _checked_payload(kind: str, payload) -> dict:
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    expected = {"model": {"model_id": int}, "lut": {"key": str, "quantization": str}}[kind]
+    if not isinstance(payload, dict) or set(payload) != set(expected) or any(
+            isinstance(payload[k], bool) or not isinstance(payload[k], t) or payload[k] in ("", ())
+            for k, t in expected.items()):
+        shape = ", ".join(f'"{k}": {t.__name__}' for k, t in expected.items())
+        raise ValueError(f"payload of a {kind} job must be {{{shape}}} (non-empty), got {payload!r}")
+    return dict(payload)
+
+
+def _json_safe(value):
+    """``value`` with NaN and infinities replaced by None (PostgreSQL's JSON rejects them)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+# --- enqueue -------------------------------------------------------------------------------------------------
+
+def _stored_result(session: Session, kind: str, device: Device, payload: dict, run_key: str) -> tuple[bool, int | None]:
+    """(whether the result is already stored, its measurement id) for a job about to be enqueued."""
+    if kind == "model":
+        measurement_id = session.scalar(select(Measurement.id).where(Measurement.run_key == run_key))
+        return measurement_id is not None, measurement_id
+    entry = session.scalar(select(LutEntry.id).where(LutEntry.device_id == device.id, LutEntry.key == payload["key"],
+                                                     LutEntry.quantization == payload["quantization"]))
+    return entry is not None, None
+
+
+def enqueue(session: Session, *, kind: str, device: Device | str, tflite: bytes, settings: RunSettings,
+            payload: dict, run_key: str, max_attempts: int = 3) -> Job:
+    """Queue the measurement of ``tflite`` for ``device`` (a row or a device name); returns the job.
+
+    ``payload`` is ``{"model_id": int}`` (a stored model) for kind "model" and ``{"key": str,
+    "quantization": str}`` for kind "lut". The job's pool is the device's model: any online phone of that
+    model may run it. Idempotent: a ``run_key`` already queued returns that job unchanged, also when
+    another process enqueues the same key concurrently. A job whose result is already stored (a
+    measurement with this ``run_key``, or the LUT key on this device) is created as "done" at once, so
+    re-submitting interrupted work measures nothing twice. Raises ValueError for bad arguments and for a
+    device without a recorded model.
+    """
+    payload = _checked_payload(kind, payload)
+    if not isinstance(tflite, (bytes, bytearray)) or not tflite:
+        raise ValueError(f"tflite must be the non-empty bytes of a .tflite file, got {type(tflite).__name__} "
+                         f"of length {len(tflite) if isinstance(tflite, (bytes, bytearray)) else 'n/a'}")
+    if not isinstance(settings, RunSettings):
+        raise ValueError(f"settings must be a RunSettings, got {settings!r}")
+    _name("run_key", run_key, 64)
+    _positive_int("max_attempts", max_attempts)
+    if isinstance(device, str):
+        device = get_device(session, device)
+    existing = session.scalar(select(Job).where(Job.run_key == run_key))
+    if existing is not None:
+        return existing
+    if not device.model:
+        raise ValueError(f"device {device.name!r} has no model recorded, so no phone pool can run its jobs; "
+                         f"probe the device first")
+    if kind == "model" and session.get(TFLiteModel, payload["model_id"]) is None:
+        raise ValueError(f"payload model_id {payload['model_id']} names no stored model")
+    done, measurement_id = _stored_result(session, kind, device, payload, run_key)
+    now = utcnow()
+    job = Job(run_key=run_key, kind=kind, device_id=device.id, pool=device.model, state="done" if done else "queued",
+              payload=payload, settings=asdict(settings), tflite=bytes(tflite),
+              tflite_sha256=sha256(tflite).hexdigest(), attempts=0, max_attempts=max_attempts,
+              measurement_id=measurement_id, created_at=now, updated_at=now, finished_at=now if done else None)
+    try:
+        with session.begin_nested():
+            session.add(job)
+    except IntegrityError:  # another process enqueued this run_key between our select and insert
+        job = session.scalar(select(Job).where(Job.run_key == run_key))
+        if job is None:
+            raise
+    return job
+
+
+# --- leasing -------------------------------------------------------------------------------------------------
+
+def _device_free(now: datetime):
+    return or_(Device.lease_holder.is_(None), Device.lease_expires_at.is_(None), Device.lease_expires_at < now)
+
+
+def reclaim_expired(session: Session, now: datetime | None = None) -> int:
+    """Requeue jobs whose lease expired (their phone becomes their ``last_device_id``, attempts unchanged)
+    and clear expired phone leases; returns how many jobs were requeued. Rows another transaction holds
+    are skipped (PostgreSQL) and reclaimed by a later call."""
+    now = _utc(now)
+    job_ids = session.scalars(select(Job.id).where(Job.state == "leased", Job.lease_expires_at < now)
+                              .with_for_update(skip_locked=True)).all()
+    requeued = 0
+    if job_ids:
+        requeued = session.execute(
+            update(Job).where(Job.id.in_(job_ids), Job.state == "leased", Job.lease_expires_at < now)
+            .values(state="queued", lease_holder=None, leased_device_id=None, lease_expires_at=None,
+                    last_device_id=Job.leased_device_id, updated_at=now).execution_options(**_NO_SYNC)).rowcount
+    device_ids = session.scalars(select(Device.id).where(Device.lease_expires_at < now)
+                                 .with_for_update(skip_locked=True)).all()
+    if device_ids:
+        session.execute(update(Device).where(Device.id.in_(device_ids), Device.lease_expires_at < now)
+                        .values(lease_holder=None, lease_expires_at=None).execution_options(**_NO_SYNC))
+    return requeued
+
+
+def lease_next(store: Store, *, worker: str, devices: list[str], lease_seconds: float,
+               now: datetime | None = None) -> Lease | None:
+    """Lease the oldest queued job that one of ``devices`` (names) can run, together with that phone.
+
+    In one transaction: expired leases are reclaimed (:func:`reclaim_expired`); the candidates are the
+    named devices that are "online", have a model, and are not leased; a job matches a phone when its
+    pool equals the phone's model. Jobs are taken oldest first, except that a job whose last run was on
+    the only free phone of its pool goes after the others, and a job goes to a free phone other than its
+    last one when there is one (so a retry prefers another phone). Job and phone are leased to ``worker``
+    until ``now + lease_seconds``; attempts are unchanged. Returns None when nothing can be leased now
+    (no free phone, no matching job, or, on a database without row locks, another worker took the chosen
+    rows at the same instant). Raises ValueError for unknown device names or bad arguments.
+    """
+    _name("worker", worker, 256)
+    if isinstance(devices, str) or not isinstance(devices, (list, tuple)) or not devices:
+        raise ValueError(f"devices must be a non-empty list of device names, got {devices!r}")
+    names = sorted({_name("device name", d, 128) for d in devices})
+    lease_seconds = _positive_seconds("lease_seconds", lease_seconds)
+    now = _utc(now)
+    expires = now + timedelta(seconds=lease_seconds)
+    try:
+        with store.session() as session:
+            known = set(session.scalars(select(Device.name).where(Device.name.in_(names))))
+            if len(known) < len(names):
+                raise ValueError(f"unknown device(s) {', '.join(n for n in names if n not in known)}; "
+                                 f"register them before leasing work for them")
+            reclaim_expired(session, now)
+            free = session.scalars(
+                select(Device).where(Device.name.in_(names), Device.status == "online", Device.model.is_not(None),
+                                     _device_free(now))
+                .order_by(Device.name).with_for_update(skip_locked=True)).all()
+            chosen = _choose(session, free)
+            if chosen is None:
+                return None
+            job_id, phone = chosen
+            claimed = session.execute(
+                update(Job).where(Job.id == job_id, Job.state == "queued")
+                .values(state="leased", lease_holder=worker, leased_device_id=phone.id, lease_expires_at=expires,
+                        updated_at=now).execution_options(**_NO_SYNC)).rowcount
+            if claimed != 1:
+                raise _LeaseLost
+            claimed = session.execute(
+                update(Device).where(Device.id == phone.id, Device.status == "online", _device_free(now))
+                .values(lease_holder=worker, lease_expires_at=expires).execution_options(**_NO_SYNC)).rowcount
+            if claimed != 1:
+                raise _LeaseLost
+            job = session.scalars(select(Job).where(Job.id == job_id).options(undefer(Job.tflite))
+                                  .execution_options(populate_existing=True)).one()
+            requested = session.scalar(select(Device.name).where(Device.id == job.device_id))
+            return Lease(job_id=job.id, run_key=job.run_key, kind=job.kind, payload=dict(job.payload),
+                         device_name=phone.name, worker=worker, expires_at=expires, tflite=bytes(job.tflite),
+                         tflite_sha256=job.tflite_sha256, settings=RunSettings(**job.settings),
+                         requested_device_name=requested)
+    except _LeaseLost:
+        return None
+
+
+def _choose(session: Session, free: list[Device]) -> tuple[int, Device] | None:
+    """(job id, phone) to lease among the free phones, each pool's candidate job locked, or None."""
+    pools: dict[str, list[Device]] = {}
+    for device in free:
+        pools.setdefault(device.model, []).append(device)
+    best = None
+    for pool, phones in pools.items():
+        order = [Job.id]
+        if len(phones) == 1:  # a job that last ran on the only free phone waits behind the others
+            order.insert(0, case((Job.last_device_id == phones[0].id, 1), else_=0))
+        row = session.execute(select(Job.id, Job.last_device_id).where(Job.state == "queued", Job.pool == pool)
+                              .order_by(*order).limit(1).with_for_update(skip_locked=True)).first()
+        if row is None:
+            continue
+        others = [p for p in phones if p.id != row.last_device_id]
+        rank = (0 if others else 1, row.id)
+        if best is None or rank < best[0]:
+            best = (rank, row.id, (others or phones)[0])
+    return None if best is None else (best[1], best[2])
+
+
+def _phone_id(session: Session, lease: Lease) -> int | None:
+    return session.scalar(select(Device.id).where(Device.name == lease.device_name))
+
+
+def _claim(session: Session, lease: Lease, now: datetime) -> tuple[Job, int] | None:
+    """Lock the lease's job if ``lease.worker`` still holds it on its phone: (job, phone id), else None."""
+    phone_id = _phone_id(session, lease)
+    if phone_id is None:
+        return None
+    claimed = session.execute(
+        update(Job).where(Job.id == lease.job_id, Job.state == "leased", Job.lease_holder == lease.worker,
+                          Job.leased_device_id == phone_id)
+        .values(updated_at=now).execution_options(**_NO_SYNC)).rowcount
+    if claimed != 1:
+        return None
+    job = session.scalars(select(Job).where(Job.id == lease.job_id).execution_options(populate_existing=True)).one()
+    return job, phone_id
+
+
+def _end_lease(job: Job, phone_id: int, now: datetime, state: str) -> None:
+    job.state = state
+    job.lease_holder = job.leased_device_id = job.lease_expires_at = None
+    job.last_device_id = phone_id
+    job.updated_at = now
+    if state in FINAL_STATES:
+        job.finished_at = now
+
+
+def _release_phone(session: Session, phone_id: int, worker: str, **values) -> None:
+    """Clear the phone's lease if ``worker`` holds it, and set ``values`` on the phone either way."""
+    session.execute(update(Device).where(Device.id == phone_id, Device.lease_holder == worker)
+                    .values(lease_holder=None, lease_expires_at=None).execution_options(**_NO_SYNC))
+    if values:
+        session.execute(update(Device).where(Device.id == phone_id).values(**values).execution_options(**_NO_SYNC))
+
+
+def renew(store: Store, lease: Lease, lease_seconds: float, *, now: datetime | None = None) -> bool:
+    """Extend the job's and the phone's lease to ``now + lease_seconds``.
+
+    False, changing nothing, when the lease was lost (reclaimed after expiry, or the job finished or the
+    phone was leased to another worker meanwhile): the worker should stop and drop its result.
+    """
+    lease_seconds = _positive_seconds("lease_seconds", lease_seconds)
+    now = _utc(now)
+    expires = now + timedelta(seconds=lease_seconds)
+    try:
+        with store.session() as session:
+            claimed = _claim(session, lease, now)
+            if claimed is None:
+                return False
+            job, phone_id = claimed
+            job.lease_expires_at = expires
+            renewed = session.execute(update(Device).where(Device.id == phone_id, Device.lease_holder == lease.worker)
+                                      .values(lease_expires_at=expires).execution_options(**_NO_SYNC)).rowcount
+            if renewed != 1:
+                raise _LeaseLost
+    except _LeaseLost:
+        return False
+    return True
+
+
+# --- outcomes ------------------------------------------------------------------------------------------------
+
+def complete(store: Store, lease: Lease, result: BenchmarkResult, *, extra: dict | None = None,
+             now: datetime | None = None) -> bool:
+    """Store the result under the requested device and mark the job "done"; False if the lease was lost.
+
+    Model jobs add a :class:`~latency_db.schema.Measurement` (``run_key`` = the job's; a stored one is
+    reused) and LUT jobs a :class:`~latency_db.schema.LutEntry` (skipped when the device already has the
+    key); their settings gain ``"measured_on": <phone name>``. ``extra`` may hold ``thermal_before``,
+    ``thermal_after``, ``battery_before``, ``battery_after`` (dicts, stored with measurements) and
+    ``started_at``/``finished_at`` (default: now). The job keeps the result (without raw output, which
+    gets its own column), the measurement id and the finish time; the phone's lease is released, its
+    failure count reset and ``last_seen_at`` set. A lost lease stores nothing at all.
+    """
+    if not isinstance(result, BenchmarkResult):
+        raise ValueError(f"result must be a BenchmarkResult, got {type(result).__name__}")
+    extra = dict(extra or {})
+    unknown = sorted(set(extra) - set(EXTRA_KEYS))
+    if unknown:
+        raise ValueError(f"unknown extra key(s) {', '.join(unknown)}; expected some of {', '.join(EXTRA_KEYS)}")
+    now = _utc(now)
+    finished_at = _utc(extra.pop("finished_at", None) or now)
+    started_at = _utc(extra.pop("started_at", None) or finished_at)
+    with store.session() as session:
+        claimed = _claim(session, lease, now)
+        if claimed is None:
+            return False
+        job, phone_id = claimed
+        requested = session.get(Device, job.device_id)
+        data = _json_safe(result.to_dict())
+        raw_output = data.pop("raw_output")
+        settings = {**data["settings"], "measured_on": lease.device_name}
+        if job.kind == "model":
+            job.measurement_id = _store_measurement(session, job, requested, result, settings, started_at,
+                                                    finished_at, extra)
+        else:
+            _store_lut_entry(session, job, requested, result, settings, finished_at)
+        _end_lease(job, phone_id, now, "done")
+        job.result, job.raw_output, job.error = data, raw_output, None
+        _release_phone(session, phone_id, lease.worker, consecutive_failures=0, last_seen_at=now)
+    return True
+
+
+def _store_measurement(session: Session, job: Job, requested: Device, result: BenchmarkResult, settings: dict,
+                       started_at: datetime, finished_at: datetime, extra: dict) -> int:
+    stored = session.scalar(select(Measurement).where(Measurement.run_key == job.run_key))
+    if stored is not None:
+        return stored.id
+    model = session.get(TFLiteModel, job.payload["model_id"])
+    if model is None:
+        raise ValueError(f"job {job.id}: model {job.payload['model_id']} was deleted; the result cannot be stored")
+    row = record_measurement(session, requested, model, result, run_key=job.run_key, started_at=started_at,
+                             finished_at=finished_at, extra=extra)
+    row.settings = settings
+    return row.id
+
+
+def _store_lut_entry(session: Session, job: Job, requested: Device, result: BenchmarkResult, settings: dict,
+                     measured_at: datetime) -> None:
+    key, quantization = job.payload["key"], job.payload["quantization"]
+    if session.scalar(select(LutEntry.id).where(LutEntry.device_id == requested.id, LutEntry.key == key,
+                                                LutEntry.quantization == quantization)) is not None:
+        return
+    try:
+        with session.begin_nested():
+            session.add(LutEntry(device_id=requested.id, key=key, quantization=quantization, settings=settings,
+                                 measured_at=measured_at, **TimedRunStats.of(result)))
+    except IntegrityError:
+        pass  # a LUT builder stored this key meanwhile; the stored entry stands
+
+
+def fail(store: Store, lease: Lease, reason: str, raw_output: str = "", *, now: datetime | None = None) -> bool:
+    """The job's own fault (corrupt model, unparseable output): mark it "failed" for good with ``reason``.
+
+    ``attempts`` counts this run; the phone's lease is released and, since it answered, its failure
+    count reset. False, changing nothing, when the lease was lost.
+    """
+    _name("reason", reason, 1_000_000)
+    now = _utc(now)
+    with store.session() as session:
+        claimed = _claim(session, lease, now)
+        if claimed is None:
+            return False
+        job, phone_id = claimed
+        job.attempts += 1
+        job.error, job.raw_output = reason, raw_output
+        _end_lease(job, phone_id, now, "failed")
+        _release_phone(session, phone_id, lease.worker, consecutive_failures=0, last_seen_at=now)
+    return True
+
+
+def retry_elsewhere(store: Store, lease: Lease, reason: str, *, offline_after: int = 3,
+                    now: datetime | None = None) -> str:
+    """The phone's fault (transport dropped, device vanished): count it against the phone, retry the job.
+
+    The phone's lease is released and ``consecutive_failures`` incremented; at ``offline_after`` its
+    status becomes "offline" (a worker no longer leases it). The job's ``attempts`` grows by one and it
+    remembers the phone, so its next lease prefers another; at ``max_attempts`` it becomes "failed" with
+    ``"gave up after N attempts: <reason>"``, else "queued" again with ``reason`` as its last error.
+    Returns the job's new state, or "lost" when the lease was no longer held (the job is left as it is;
+    the phone's failure still counts).
+    """
+    _name("reason", reason, 1_000_000)
+    _positive_int("offline_after", offline_after)
+    now = _utc(now)
+    with store.session() as session:
+        claimed = _claim(session, lease, now)
+        state = "lost"
+        if claimed is not None:
+            job, phone_id = claimed
+            job.attempts += 1
+            if job.attempts >= job.max_attempts:
+                job.error = f"gave up after {job.attempts} attempts: {reason}"
+                state = "failed"
+            else:
+                job.error = reason
+                state = "queued"
+            _end_lease(job, phone_id, now, state)
+            session.flush()
+        else:
+            phone_id = _phone_id(session, lease)
+            if phone_id is None:
+                return state
+        failures = Device.consecutive_failures + 1
+        _release_phone(session, phone_id, lease.worker, consecutive_failures=failures,
+                       status=case((failures >= offline_after, "offline"), else_=Device.status))
+    return state
+
+
+# --- watching ------------------------------------------------------------------------------------------------
+
+def _states(store: Store, job_ids: list[int]) -> dict[int, str]:
+    states: dict[int, str] = {}
+    with store.session() as session:
+        for start in range(0, len(job_ids), 500):
+            chunk = job_ids[start:start + 500]
+            states.update(session.execute(select(Job.id, Job.state).where(Job.id.in_(chunk))).all())
+    return states
+
+
+def wait_for(store: Store, job_ids: Iterable[int], *, timeout_s: float | None = None, poll_s: float = 0.5,
+             progress: Callable[[int, int, int], None] | None = None) -> dict[int, str]:
+    """Block until every job is "done" or "failed"; returns ``{job id: state}``.
+
+    ``progress(done, failed, total)`` is called once at the start and whenever the counts change.
+    Raises ValueError for ids that name no job, and TimeoutError, naming how many are still pending,
+    once ``timeout_s`` has passed (None: wait for ever). Jobs only move while workers run.
+    """
+    ids = sorted(set(job_ids))
+    if any(isinstance(i, bool) or not isinstance(i, int) for i in ids):
+        raise ValueError(f"job ids must be ints, got {ids!r}")
+    poll_s = _positive_seconds("poll_s", poll_s)
+    if timeout_s is not None:
+        timeout_s = float(timeout_s)
+        if not math.isfinite(timeout_s) or timeout_s < 0:
+            raise ValueError(f"timeout_s must be None or a finite number of seconds >= 0, got {timeout_s!r}")
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    last = None
+    while True:
+        states = _states(store, ids)
+        missing = [i for i in ids if i not in states]
+        if missing:
+            raise ValueError(f"no job with id(s) {', '.join(map(str, missing))}")
+        counts = (sum(s == "done" for s in states.values()), sum(s == "failed" for s in states.values()), len(ids))
+        if progress is not None and counts != last:
+            progress(*counts)
+        last = counts
+        pending = counts[2] - counts[0] - counts[1]
+        if pending == 0:
+            return {i: states[i] for i in ids}
+        if deadline is not None and time.monotonic() >= deadline:
+            raise TimeoutError(f"{pending} of {counts[2]} job(s) still pending after {timeout_s:g} s "
+                               f"({counts[0]} done, {counts[1]} failed); are workers running?")
+        time.sleep(poll_s if deadline is None else max(0.0, min(poll_s, deadline - time.monotonic())))
+
+
+def job_summary(session: Session) -> dict[str, int]:
+    """How many jobs are in each state, every state named (in the order of ``STATES``)."""
+    counts = dict(session.execute(select(Job.state, func.count()).group_by(Job.state)).all())
+    return {state: counts.get(state, 0) for state in STATES}
+
+
+def list_jobs(session: Session, state: str | None = None, limit: int = 50) -> list[Job]:
+    """The newest ``limit`` jobs, newest first, optionally only those in ``state`` (.tflite bytes not loaded)."""
+    if state is not None and state not in STATES:
+        raise ValueError(f"state must be one of {', '.join(STATES)}, got {state!r}")
+    _positive_int("limit", limit)
+    query = select(Job).order_by(Job.id.desc()).limit(limit)
+    if state is not None:
+        query = query.where(Job.state == state)
+    return list(session.scalars(query))

@@ -1,0 +1,226 @@
+"""The device farm end to end, against emulated phones over real TCP and the real ADB protocol."""
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import func, select
+
+from akd_tf.benchmark import RunSettings
+from akd_tf.cli import main
+from devicefarm.connection import PhoneAuthError, PhoneConnection
+from devicefarm.emulator import EmulatedPhone
+from devicefarm.phones import register_phone
+from devicefarm.runner import PhoneLimits, PhoneRunner, PhoneUnhealthy
+from devicefarm.worker import FarmWorker, WorkerOptions
+from latency_db import farm, jobs
+from latency_db.lut import build_lut
+from latency_db.measure import ModelTarget, measure_arch
+from latency_db.query import query_latency
+from latency_db.schema import Device, Job, LutEntry
+from latency_db.store import open_store
+
+FAST = RunSettings(num_runs=3, warmup_runs=1, min_secs=0.0, warmup_min_secs=0.0, max_secs=10.0)
+LIMITS = PhoneLimits(cool_to_c=45.0, cool_timeout_s=0.0, poll_s=0.1)
+QUICK_WORKER = WorkerOptions(lease_seconds=5.0, poll_s=0.05, idle_exit_s=1.5, limits=LIMITS)
+
+
+@pytest.fixture
+def adb_key(tmp_path, monkeypatch):
+    path = tmp_path / "keys" / "adbkey"
+    monkeypatch.setenv("AKD_TF_ADB_KEY", str(path))
+    return path
+
+
+@pytest.fixture
+def store(tmp_path):
+    return open_store(f"sqlite:///{tmp_path / 'farm.db'}")
+
+
+@pytest.fixture
+def binary(tmp_path):
+    """What a user passes as --benchmark-binary; the emulator's phone runs its own benchmark_model for it."""
+    path = tmp_path / "benchmark_model"
+    path.write_bytes(b"\x7fELF placeholder for the emulated phone's benchmark_model\n")
+    return path
+
+
+@pytest.fixture
+def phones(tmp_path):
+    started = []
+
+    def start(**kwargs):
+        phone = EmulatedPhone(state_dir=tmp_path / f"phone{len(started)}", **kwargs).start()
+        started.append(phone)
+        return phone
+
+    yield start
+    for phone in started:
+        phone.stop()
+
+
+@pytest.fixture(scope="module")
+def tiny_tflite(tmp_path_factory):
+    from akd_tf import export
+    from db_fixtures import tiny_space
+
+    space = tiny_space()
+    model = export.build_for_export(space.sample_many(1, seed=1)[0], (32, 32, 3), 4, seed=0)
+    return Path(export.export_tflite(model, tmp_path_factory.mktemp("m") / "tiny.tflite", "none").path).read_bytes()
+
+
+def _register(store, phone, binary, name):
+    return register_phone(store, phone.address, name=name, benchmark_binary=binary, limits=LIMITS).device
+
+
+def _serve(store, names, worker_id, options=QUICK_WORKER):
+    worker = FarmWorker(store, names, worker_id=worker_id, options=options)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    return worker, thread
+
+
+def test_register_build_lut_measure_query(store, phones, binary, adb_key, tiny_space):
+    phone = phones(profile="pixel4")
+    device = _register(store, phone, binary, "p4")
+    assert (device.kind, device.model, device.core, device.status) == ("adb", "Pixel 4", 7, "online")
+    assert device.serial == phone.serial and device.address == phone.address
+    assert adb_key.exists() and oct(adb_key.stat().st_mode & 0o777) == "0o600"
+
+    target = ModelTarget(resolution=32, classes=4)
+    worker, thread = _serve(store, ["p4"], "w1")
+    summary = build_lut(store, "p4", tiny_space, target, settings=FAST, wait_timeout_s=120)
+    assert (summary.total, summary.measured, summary.queued) == (8, 8, 8)
+    arch = tiny_space.sample_many(1, seed=3)[0]
+    row = measure_arch(store, "p4", arch, target, settings=FAST, wait_timeout_s=120)
+    thread.join(timeout=30)
+    assert row.count >= 3 and row.settings["runtime"] == "benchmark_model" and row.settings["core"] == 7
+    assert "Inference timings in us" in row.raw_output and row.thermal_before and row.battery_after
+    with store.session() as session:
+        assert session.scalar(select(func.count()).select_from(LutEntry)) == 8
+    [estimate] = query_latency(store, "p4", tiny_space, [arch], target)
+    assert estimate.source == "measured" and estimate.latency_ms == pytest.approx(row.median_us / 1000)
+    runs = [line for line in phone.command_log if line.startswith("taskset 80 ")]
+    assert len(runs) == 1 + 8 + 1  # the registration probe, eight keys, one arch; all on core 7 (mask 0x80)
+    assert worker.stats.outcomes["done"] == 9
+
+
+def test_two_phones_two_workers_one_dropping_every_job_done_once(store, phones, binary, adb_key, tiny_tflite):
+    steady, flaky = phones(profile="pixel4"), phones(profile="pixel4")
+    _register(store, steady, binary, "steady")
+    _register(store, flaky, binary, "flaky")
+    flaky.faults.drop_during_benchmark = True
+    submitted = [farm.submit(store, "steady", kind="lut", tflite=tiny_tflite, settings=FAST,
+                             payload={"key": f"op{i}", "quantization": "none"}) for i in range(6)]
+    workers = [_serve(store, ["steady"], "worker-a"), _serve(store, ["flaky"], "worker-b")]
+    farm.await_jobs(store, [s.job_id for s in submitted], timeout_s=180)
+    for _worker, thread in workers:
+        thread.join(timeout=30)
+    with store.session() as session:
+        entries = session.scalars(select(LutEntry)).all()
+        assert sorted(e.key for e in entries) == [f"op{i}" for i in range(6)]  # each exactly once
+        assert {e.settings["measured_on"] for e in entries} == {"steady"}
+        assert {j.state for j in session.scalars(select(Job))} == {"done"}
+        flaky_row = session.scalar(select(Device).where(Device.name == "flaky"))
+        assert flaky_row.status == "offline" and flaky_row.consecutive_failures >= 3
+    assert workers[1][0].stats.outcomes["retried"] >= 1 and workers[1][0].stats.outcomes["done"] == 0
+
+
+def test_garbage_output_fails_the_job_once_and_keeps_the_output(store, phones, binary, adb_key, tiny_tflite):
+    phone = phones(profile="pixel3")
+    _register(store, phone, binary, "p3")
+    phone.faults.garbage_output = True
+    job = farm.submit(store, "p3", kind="lut", tflite=tiny_tflite, settings=FAST,
+                      payload={"key": "k", "quantization": "none"})
+    _worker, thread = _serve(store, ["p3"], "w")
+    with pytest.raises(ValueError, match=r"1 of 1 farm jobs failed: job \d+: p3: unparseable benchmark_model"):
+        farm.await_jobs(store, [job.job_id], timeout_s=60)
+    thread.join(timeout=30)
+    with store.session() as session:
+        row = session.get(Job, job.job_id)
+        assert (row.state, row.attempts) == ("failed", 1)  # one run, no retry
+        assert row.raw_output and "count=" not in row.raw_output
+        assert session.scalar(select(Device.status).where(Device.name == "p3")) == "online"
+
+
+def test_rejected_key_names_the_key_file(phones, adb_key, store, binary):
+    phone = phones(profile="pixel4", accept_new_keys=False)
+    with pytest.raises(PhoneAuthError) as caught:
+        register_phone(store, phone.address, benchmark_binary=binary, auth_timeout_s=1.0)
+    assert f"{adb_key}.pub" in str(caught.value) and "Allow USB debugging" in str(caught.value)
+    result = CliRunner().invoke(main, ["devices", "register", phone.address, "--benchmark-binary", str(binary),
+                                       "--auth-timeout", "1", "--db", str(store.url)])
+    assert result.exit_code == 1 and f"{adb_key}.pub" in result.output and "Traceback" not in result.output
+
+
+def test_shell_metacharacters_in_a_model_name_run_nothing(phones, adb_key, tiny_tflite, tmp_path):
+    phone = phones(profile="pixel4")
+    local = tmp_path / "model.tflite"
+    local.write_bytes(tiny_tflite)
+    nasty = "m; touch pwned && echo $(touch pwned2) `touch pwned3`.tflite"
+    with PhoneConnection(phone.address) as conn:
+        conn.push(Path(__file__), "/data/local/tmp/benchmark_model", mode=0o755)
+        runner = PhoneRunner(conn, core=7, benchmark_binary="/data/local/tmp/benchmark_model", name="p",
+                             limits=LIMITS)
+        measured = runner.measure(local, FAST, nasty)
+    assert measured.result.count >= 3
+    assert not [p for p in phone.root.rglob("pwned*")]
+    assert any(line.startswith("sha256sum '/data/local/tmp/akd-tf/models/m; touch pwned") for line in phone.command_log)
+
+
+def test_expired_lease_of_a_killed_worker_is_reclaimed(store, phones, binary, adb_key, tiny_tflite):
+    phone = phones(profile="pixel6")
+    _register(store, phone, binary, "p6")
+    job = farm.submit(store, "p6", kind="lut", tflite=tiny_tflite, settings=FAST,
+                      payload={"key": "k", "quantization": "none"})
+    dead = jobs.lease_next(store, worker="killed-worker", devices=["p6"], lease_seconds=1.0)
+    assert dead.job_id == job.job_id
+    assert jobs.lease_next(store, worker="other", devices=["p6"], lease_seconds=1.0) is None  # phone and job held
+    time.sleep(1.2)
+    worker, thread = _serve(store, ["p6"], "survivor")
+    farm.await_jobs(store, [job.job_id], timeout_s=60)
+    thread.join(timeout=30)
+    assert worker.stats.outcomes["done"] == 1
+    from akd_tf.benchmark import BenchmarkResult
+
+    late = BenchmarkResult.from_samples([1.0], init_us=1, first_inference_us=1, warmup_us=[], device="p6",
+                                        settings=FAST)
+    assert jobs.complete(store, dead, late) is False  # the killed worker's lease is gone: nothing stored twice
+    with store.session() as session:
+        assert session.scalar(select(func.count()).select_from(LutEntry)) == 1
+
+
+def test_too_hot_phone_is_refused_with_the_reading(phones, adb_key, tiny_tflite, tmp_path):
+    phone = phones(profile="pixel4")
+    phone.faults.temperature_c = 52.0
+    local = tmp_path / "m.tflite"
+    local.write_bytes(tiny_tflite)
+    with PhoneConnection(phone.address) as conn:
+        runner = PhoneRunner(conn, core=7, benchmark_binary="/data/local/tmp/benchmark_model", name="hot",
+                             limits=PhoneLimits(cool_to_c=40.0, cool_timeout_s=0.3, poll_s=0.1))
+        with pytest.raises(PhoneUnhealthy, match=r"hot: refusing to measure: still 52.0 °C after waiting 0.3 s "
+                                                 r"to cool to 40 °C"):
+            runner.measure(local, FAST, "m.tflite")
+
+
+def test_devices_cli_list_check_remove(store, phones, binary, adb_key):
+    phone = phones(profile="pixel4")
+    runner = CliRunner()
+    url = str(store.url)
+    result = runner.invoke(main, ["devices", "register", phone.address, "--name", "p4", "--benchmark-binary",
+                                  str(binary), "--cool-to", "45", "--db", url])
+    assert result.exit_code == 0, result.output
+    assert "registered p4: Pixel 4" in result.output and "core 7" in result.output
+    listed = runner.invoke(main, ["devices", "list", "--json", "--db", url])
+    rows = {row["name"]: row for row in __import__("json").loads(listed.output)}
+    assert set(rows) == {"local", "p4"} and rows["p4"]["status"] == "online" and rows["p4"]["lease_holder"] is None
+    assert runner.invoke(main, ["devices", "check", "p4", "--cool-to", "45", "--db", url]).exit_code == 0
+    phone.faults.temperature_c = 55.0
+    hot = runner.invoke(main, ["devices", "check", "p4", "--cool-to", "45", "--db", url])
+    assert hot.exit_code == 1 and "UNHEALTHY" in hot.output and "55.0 °C is above 45 °C" in hot.output
+    removed = runner.invoke(main, ["devices", "remove", "p4", "--db", url])
+    assert removed.exit_code == 0 and "removed p4" in removed.output
+    refused = runner.invoke(main, ["devices", "remove", "local", "--db", url])
+    assert refused.exit_code == 1 and "cannot be removed" in refused.output

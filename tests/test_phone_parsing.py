@@ -1,0 +1,116 @@
+"""What the farm reads from phones and sends to them, pinned on recorded text."""
+
+import os
+import stat
+
+import pytest
+
+from akd_tf.benchmark import RunSettings
+from devicefarm.adbkeys import ensure_key_pair, public_key_path
+from devicefarm.connection import command_line, parse_address, split_exit_status
+from devicefarm.probe import (Condition, core_mask, parse_cpu_list, parse_dumpsys_battery, parse_getprop,
+                              parse_thermalservice, pick_big_core)
+from devicefarm.runner import PhoneLimits, benchmark_argv, benchmark_timeout_s, health_problems
+
+BATTERY = """Current Battery Service state:
+  AC powered: false
+  USB powered: true
+  Wireless powered: false
+  Max charging current: 500000
+  status: 2
+  health: 2
+  present: true
+  level: 85
+  scale: 100
+  voltage: 4187
+  temperature: 285
+  technology: Li-ion
+"""
+
+THERMAL = """IsStatusOverride: false
+ThermalEventListeners:
+	callbacks: 1
+Thermal Status: 1
+Cached temperatures:
+	Temperature{mValue=33.2, mType=3, mName=skin, mStatus=0}
+	Temperature{mValue=41.5, mType=0, mName=cpu7, mStatus=1}
+	Temperature{mValue=39.0, mType=0, mName=cpu7, mStatus=0}
+HAL Ready: true
+"""
+
+
+def test_getprop_lines():
+    text = "[ro.product.model]: [Pixel 4]\n[ro.board.platform]: [msmnile]\n[empty]: []\nnoise\n"
+    assert parse_getprop(text) == {"ro.product.model": "Pixel 4", "ro.board.platform": "msmnile", "empty": ""}
+
+
+def test_cpu_lists_and_big_core():
+    assert parse_cpu_list("0-3,6,7\n") == [0, 1, 2, 3, 6, 7]
+    with pytest.raises(ValueError, match=r"unreadable CPU list 'a-b'"):
+        parse_cpu_list("a-b")
+    pixel4 = {0: 1785600, 1: 1785600, 2: 1785600, 3: 1785600, 4: 2419200, 5: 2419200, 6: 2419200, 7: 2841600}
+    assert pick_big_core(pixel4) == 7
+    assert pick_big_core({0: 1766400, 4: 2803200, 5: 2803200}) == 5
+    assert (core_mask(0), core_mask(7), core_mask(11)) == ("1", "80", "800")
+
+
+def test_battery_and_thermal():
+    assert parse_dumpsys_battery(BATTERY) == {"level_pct": 85.0, "temperature_c": 28.5, "status": 2, "plugged": True}
+    thermal = parse_thermalservice(THERMAL)
+    assert thermal == {"status": 1, "status_name": "light", "temperatures_c": {"skin": 33.2, "cpu7": 41.5}}
+    assert Condition(parse_dumpsys_battery(BATTERY), thermal).temperature_c == 41.5
+    with pytest.raises(ValueError, match="printed no 'level:' line"):
+        parse_dumpsys_battery("Can't find service: battery")
+
+
+def test_health_problems_name_the_limit():
+    limits = PhoneLimits(cool_to_c=40.0, min_battery_pct=20.0, max_thermal_status=2)
+    hot = Condition({"level_pct": 15.0, "temperature_c": 30.0},
+                    {"status": 3, "status_name": "severe", "temperatures_c": {"skin": 45.0}})
+    assert health_problems(hot, limits) == ["battery at 15% is below the minimum 20%",
+                                            "thermal status severe (3) means throttling",
+                                            "temperature 45.0 °C is above 40 °C"]
+    assert health_problems(hot, limits, for_cooling=True)[-1] == "thermal status severe (3) means throttling"
+    assert health_problems(Condition({"level_pct": 90.0, "temperature_c": 30.0}, {}), limits) == []
+
+
+def test_commands_are_quoted_and_report_their_status():
+    nasty = "/data/local/tmp/akd-tf/models/a; touch pwned $(reboot).tflite"
+    line = command_line(["sha256sum", nasty])
+    assert line == "sha256sum '/data/local/tmp/akd-tf/models/a; touch pwned $(reboot).tflite' ; echo __akd_tf_exit=$?"
+    assert split_exit_status("abc  file\n__akd_tf_exit=0\n") == ("abc  file\n", 0)
+    assert split_exit_status("partial output") is None
+    with pytest.raises(ValueError, match="non-empty list of strings"):
+        command_line("ls /")
+
+
+def test_benchmark_command_and_timeout():
+    settings = RunSettings(num_runs=50, warmup_runs=1, min_secs=1.0, warmup_min_secs=0.5, max_secs=150.0)
+    assert benchmark_argv("/data/local/tmp/akd-tf/benchmark_model", "/d/m.tflite", 7, settings) == [
+        "taskset", "80", "/data/local/tmp/akd-tf/benchmark_model", "--graph=/d/m.tflite", "--num_threads=1",
+        "--num_runs=50", "--warmup_runs=1", "--min_secs=1", "--warmup_min_secs=0.5", "--max_secs=150"]
+    assert benchmark_timeout_s(settings) == 360.0  # far beyond adb-shell's 10 s default read timeout
+
+
+@pytest.mark.parametrize("address, expected", [("127.0.0.1:5555", ("127.0.0.1", 5555)),
+                                               ("192.168.1.20", ("192.168.1.20", 5555)),
+                                               ("phone.lan:5037", ("phone.lan", 5037)),
+                                               ("0A1B2C3D4E", None)])
+def test_addresses(address, expected):
+    assert parse_address(address) == expected
+
+
+@pytest.mark.parametrize("address", ["host:0", "host:99999", ":5555", "has space"])
+def test_bad_addresses(address):
+    with pytest.raises(ValueError, match="ADB address"):
+        parse_address(address)
+
+
+def test_key_pair_is_generated_private(tmp_path):
+    key = ensure_key_pair(tmp_path / "android" / "adbkey")
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert public_key_path(key).read_text().startswith("QAAAA")  # base64 of modulus_size_words=64
+    os.chmod(key, 0o644)
+    assert ensure_key_pair(key) == key and stat.S_IMODE(key.stat().st_mode) == 0o600
+    with pytest.raises(ValueError, match="is a directory"):
+        ensure_key_pair(tmp_path)
