@@ -78,7 +78,7 @@ def parse_address(address: str) -> tuple[str, int] | None:
 
 def command_line(argv: list[str]) -> str:
     """The shell line sent for ``argv``: every argument quoted, then the exit-status echo."""
-    if not argv or not all(isinstance(a, str) for a in argv):
+    if not isinstance(argv, (list, tuple)) or not argv or not all(isinstance(a, str) for a in argv):
         raise ValueError(f"a phone command is a non-empty list of strings, got {argv!r}")
     return f"{shlex.join(argv)} ; echo {EXIT_MARKER}$?"
 
