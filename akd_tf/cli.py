@@ -791,5 +791,44 @@ def devices_jobs(state, limit, db_url, as_json):
                                 right_aligned=["id", "attempts"]))
 
 
+
+@devices.command("emulate")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (keep it loopback).")
+@click.option("--port", default=5555, show_default=True, type=click.IntRange(0, 65535),
+              help="TCP port (0: any free port, printed at start).")
+@click.option("--model", "profile", default="pixel4", show_default=True,
+              type=click.Choice(["pixel3", "pixel4", "pixel6"]), help="Phone profile: CPU topology, SoC, thermals.")
+@click.option("--bm-format", type=click.Choice(["recent", "older", "oldest"]), default="recent", show_default=True,
+              help="Which release's output format the emulated benchmark_model prints.")
+@click.option("--state-dir", type=click.Path(file_okay=False), default=None,
+              help="Directory for the phone's file system and accepted keys (default: a temporary one).")
+@click.option("--reject-keys", is_flag=True, help="Leave new host keys unaccepted (as if nobody taps 'Allow').")
+@click.option("--temperature", type=float, default=None, metavar="CELSIUS",
+              help="Pin every temperature reading (e.g. to try how a hot phone is refused).")
+@click.option("--battery", type=click.IntRange(0, 100), default=None, metavar="PERCENT",
+              help="Pin the battery level.")
+@_fail_on_value_error
+def devices_emulate(host, port, profile, bm_format, state_dir, reject_keys, temperature, battery):
+    """Run an emulated phone: an ADB daemon speaking the real wire protocol whose benchmark_model really runs
+    the pushed .tflite on this host. Stop it with Ctrl-C."""
+    import time
+
+    from devicefarm.emulator import EmulatedPhone, Faults
+
+    faults = Faults(temperature_c=temperature, battery_level=battery)
+    phone = EmulatedPhone(profile, host=host, port=port, state_dir=state_dir, accept_new_keys=not reject_keys,
+                          faults=faults, bm_format=bm_format).start()
+    click.echo(f"emulated {phone.profile.model} (serial {phone.serial}) listening on {phone.address}")
+    click.echo(f"register it with: akd-tf devices register {phone.address} --benchmark-binary $(command -v true)")
+    click.echo("(the emulated phone runs its own benchmark_model for whatever file is installed)")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        phone.stop()
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -10,7 +10,7 @@ and a summary line in one of three forms, depending on the release::
     Average inference timings in us: Warmup: 2710.45, Init: 12345, Inference: 2689.1
     Average inference timings in us: Warmup: 2710.45, Init: 12345, no stats: 2689
 
-The timed phase is the last statistics line. ``benchmark_model`` reports the mean, not the
+Recent builds prefix every line with a log tag (``INFO: ``). The timed phase is the last statistics line. ``benchmark_model`` reports the mean, not the
 median or percentiles, so unless a build prints ``median=``/``p90=`` tokens the result's
 ``median_us`` holds the mean and ``p90_us`` is ``None``. The raw text is always kept.
 """
@@ -32,7 +32,7 @@ class BenchmarkOutputError(ValueError):
 
 
 _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
-_STATS_LINE = re.compile(rf"^\s*count=(\d+)(?:\s+\w+={_NUMBER})+\s*$")
+_STATS_LINE = re.compile(rf"^(?:.*?[:\s])?count=(\d+)(?:\s+\w+={_NUMBER})+\s*$")  # any log prefix ("INFO: ")
 _TOKEN = re.compile(rf"(\w+)=({_NUMBER})")
 _RECENT = re.compile(rf"Inference timings in us:\s*Init:\s*({_NUMBER}),\s*First inference:\s*({_NUMBER}),"
                      rf"\s*Warmup \(avg\):\s*({_NUMBER}),\s*Inference \(avg\):\s*({_NUMBER})")

@@ -237,7 +237,7 @@ def lease_next(store: Store, *, worker: str, devices: list[str], lease_seconds: 
                 select(Device).where(Device.name.in_(names), Device.status == "online", Device.model.is_not(None),
                                      _device_free(now))
                 .order_by(Device.name).with_for_update(skip_locked=True)).all()
-            chosen = _choose(session, free)
+            chosen = _choose(session, free, now)
             if chosen is None:
                 return None
             job_id, phone = chosen
@@ -263,18 +263,32 @@ def lease_next(store: Store, *, worker: str, devices: list[str], lease_seconds: 
         return None
 
 
-def _choose(session: Session, free: list[Device]) -> tuple[int, Device] | None:
-    """(job id, phone) to lease among the free phones, each pool's candidate job locked, or None."""
+RETRY_ELSEWHERE_S = 60.0  # how long a job a phone failed waits for another phone of its pool
+
+
+def _choose(session: Session, free: list[Device], now: datetime) -> tuple[int, Device] | None:
+    """(job id, phone) to lease among the free phones, each pool's candidate job locked, or None.
+
+    A job that failed on a phone (:func:`retry_elsewhere`) is not given back to it within
+    ``RETRY_ELSEWHERE_S`` while another online phone of its pool exists (served by this worker or another).
+    """
     pools: dict[str, list[Device]] = {}
     for device in free:
         pools.setdefault(device.model, []).append(device)
     best = None
     for pool, phones in pools.items():
+        query = select(Job.id, Job.last_device_id).where(Job.state == "queued", Job.pool == pool)
         order = [Job.id]
         if len(phones) == 1:  # a job that last ran on the only free phone waits behind the others
-            order.insert(0, case((Job.last_device_id == phones[0].id, 1), else_=0))
-        row = session.execute(select(Job.id, Job.last_device_id).where(Job.state == "queued", Job.pool == pool)
-                              .order_by(*order).limit(1).with_for_update(skip_locked=True)).first()
+            phone = phones[0]
+            order.insert(0, case((Job.last_device_id == phone.id, 1), else_=0))
+            peers = session.scalar(select(func.count()).select_from(Device).where(
+                Device.model == pool, Device.status == "online", Device.id != phone.id))
+            if peers:
+                query = query.where(or_(Job.last_device_id.is_(None), Job.last_device_id != phone.id,
+                                        Job.attempts == 0,  # reclaimed from a dead worker, not failed
+                                        Job.updated_at < now - timedelta(seconds=RETRY_ELSEWHERE_S)))
+        row = session.execute(query.order_by(*order).limit(1).with_for_update(skip_locked=True)).first()
         if row is None:
             continue
         others = [p for p in phones if p.id != row.last_device_id]

@@ -54,6 +54,12 @@ def test_recent_format():
     assert result.device == "pixel4" and result.settings is SETTINGS and result.raw_output == RECENT
 
 
+def test_log_prefixes_of_recent_builds_are_ignored():
+    prefixed = "".join(f"INFO: {line}\n" for line in RECENT.splitlines())
+    assert parse_benchmark_output(prefixed, device="d", settings=SETTINGS).to_dict() == {
+        **parse_benchmark_output(RECENT, device="d", settings=SETTINGS).to_dict(), "raw_output": prefixed}
+
+
 @pytest.mark.parametrize("text", [OLDER, OLDEST], ids=["older", "oldest"])
 def test_older_formats_take_first_inference_from_the_warmup_line(text):
     result = parse_benchmark_output(text, device="p3", settings=SETTINGS)

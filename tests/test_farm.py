@@ -114,9 +114,11 @@ def test_two_phones_two_workers_one_dropping_every_job_done_once(store, phones, 
     flaky.faults.drop_during_benchmark = True
     submitted = [farm.submit(store, "steady", kind="lut", tflite=tiny_tflite, settings=FAST,
                              payload={"key": f"op{i}", "quantization": "none"}) for i in range(6)]
-    workers = [_serve(store, ["steady"], "worker-a"), _serve(store, ["flaky"], "worker-b")]
+    serving = WorkerOptions(lease_seconds=5.0, poll_s=0.05, limits=LIMITS)  # until stopped
+    workers = [_serve(store, ["steady"], "worker-a", serving), _serve(store, ["flaky"], "worker-b", serving)]
     farm.await_jobs(store, [s.job_id for s in submitted], timeout_s=180)
-    for _worker, thread in workers:
+    for worker, thread in workers:
+        worker.stop.set()
         thread.join(timeout=30)
     with store.session() as session:
         entries = session.scalars(select(LutEntry)).all()
@@ -124,7 +126,7 @@ def test_two_phones_two_workers_one_dropping_every_job_done_once(store, phones, 
         assert {e.settings["measured_on"] for e in entries} == {"steady"}
         assert {j.state for j in session.scalars(select(Job))} == {"done"}
         flaky_row = session.scalar(select(Device).where(Device.name == "flaky"))
-        assert flaky_row.status == "offline" and flaky_row.consecutive_failures >= 3
+        assert flaky_row.consecutive_failures >= 1  # counted against the phone (offline at 3: test_jobs)
     assert workers[1][0].stats.outcomes["retried"] >= 1 and workers[1][0].stats.outcomes["done"] == 0
 
 
@@ -194,13 +196,13 @@ def test_expired_lease_of_a_killed_worker_is_reclaimed(store, phones, binary, ad
 
 def test_too_hot_phone_is_refused_with_the_reading(phones, adb_key, tiny_tflite, tmp_path):
     phone = phones(profile="pixel4")
-    phone.faults.temperature_c = 52.0
+    phone.faults.temperature_c = 44.0  # thermal status "moderate": not throttling, but too warm
     local = tmp_path / "m.tflite"
     local.write_bytes(tiny_tflite)
     with PhoneConnection(phone.address) as conn:
         runner = PhoneRunner(conn, core=7, benchmark_binary="/data/local/tmp/benchmark_model", name="hot",
                              limits=PhoneLimits(cool_to_c=40.0, cool_timeout_s=0.3, poll_s=0.1))
-        with pytest.raises(PhoneUnhealthy, match=r"hot: refusing to measure: still 52.0 °C after waiting 0.3 s "
+        with pytest.raises(PhoneUnhealthy, match=r"hot: refusing to measure: still 44.0 °C after waiting 0.3 s "
                                                  r"to cool to 40 °C"):
             runner.measure(local, FAST, "m.tflite")
 
