@@ -14,7 +14,7 @@ warm-up runs + timed runs as reported in its output, and phone-seconds per job
 same process (emulated phones share the host's cores, so it cannot pass the
 core count).
 
-    .venv/bin/python benchmarks/farm_throughput.py [--phones 1 2 4] [--jobs-per-phone 4] [--resolution 96]
+    .venv/bin/python benchmarks/farm_throughput.py [--phones 1 2 4] [--jobs-per-phone 8] [--resolution 96]
 
 The headline (overhead per job with 1 phone and the scaling) is printed last.
 """
@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import re
 import statistics
 import tempfile
 import time
@@ -54,11 +55,8 @@ def _start_phones(n: int, workdir: Path, context):
 
 def tool_seconds(result) -> float:
     """benchmark_model's own run time from its reported figures (init, first, warm-up, timed)."""
-    warmup_count = 0
-    for line in result["raw_output"].splitlines():
-        if line.startswith("count="):
-            warmup_count = int(line.split()[0].split("=")[1])
-            break
+    counts = re.findall(r"count=(\d+)", result["raw_output"])
+    warmup_count = int(counts[0]) if len(counts) >= 2 else 0
     total_us = (result["init_us"] + result["first_inference_us"] + warmup_count * result["warmup_mean_us"]
                 + result["count"] * result["mean_us"])
     return total_us / 1e6
@@ -88,7 +86,7 @@ def run(n_phones: int, jobs_per_phone: int, tflite: bytes, workdir: Path, binary
         worker = FarmWorker(store, names, worker_id="bench", options=WorkerOptions(
             poll_s=0.05, max_jobs=len(submitted), limits=limits))
         worker.run()
-        farm.await_jobs(store, [s.job_id for s in submitted], timeout_s=600)
+        farm.await_jobs(store, [s.job_id for s in submitted], timeout_s=600, poll_s=0.02)
         wall = time.perf_counter() - start
         with store.session() as session:
             results = [session.get(Job, s.job_id).result for s in submitted]
@@ -106,7 +104,7 @@ def run(n_phones: int, jobs_per_phone: int, tflite: bytes, workdir: Path, binary
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--phones", type=int, nargs="+", default=[1, 2, 4])
-    parser.add_argument("--jobs-per-phone", type=int, default=4)
+    parser.add_argument("--jobs-per-phone", type=int, default=8)
     parser.add_argument("--resolution", type=int, default=96)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()

@@ -61,13 +61,13 @@ def submit(store: Store, device_name: str, *, kind: str, tflite: bytes, settings
         return Submitted(job.id, job.run_key)
 
 
-def await_jobs(store: Store, job_ids: list[int], *, timeout_s: float | None = None,
+def await_jobs(store: Store, job_ids: list[int], *, timeout_s: float | None = None, poll_s: float = 0.5,
                progress: Callable[[int, int, int], None] | None = None) -> None:
     """Wait until every job is finished; ``ValueError`` listing the reasons if any failed.
 
     Nothing is measured here: run ``akd-tf devices serve`` on the host the phones are attached to.
     """
-    states = jobs.wait_for(store, job_ids, timeout_s=timeout_s, progress=progress)
+    states = jobs.wait_for(store, job_ids, timeout_s=timeout_s, poll_s=poll_s, progress=progress)
     failed = [job_id for job_id, state in states.items() if state == "failed"]
     if failed:
         with store.session() as session:
