@@ -226,3 +226,10 @@ def test_devices_cli_list_check_remove(store, phones, binary, adb_key):
     assert removed.exit_code == 0 and "removed p4" in removed.output
     refused = runner.invoke(main, ["devices", "remove", "local", "--db", url])
     assert refused.exit_code == 1 and "cannot be removed" in refused.output
+
+
+def test_emulate_offers_every_built_in_profile():
+    from devicefarm.emulator import PROFILES
+
+    option = next(p for p in main.commands["devices"].commands["emulate"].params if p.name == "profile")
+    assert sorted(option.type.choices) == sorted(PROFILES)

@@ -1,0 +1,313 @@
+"""The emulated phone's commands other than program execution (toybox-style output and error messages).
+
+Every command is ``fn(state, out, args) -> exit status``; ``out`` has ``write(str | bytes)``. Errors print
+``NAME: PATH: REASON`` (``REASON`` as ``strerror`` words it) and return 1. Paths are relative to ``/``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import stat
+from typing import Callable, Protocol
+
+from devicefarm.emulator.dumpsys import battery_report, thermal_report
+from devicefarm.emulator.sandbox import SandboxError, os_reason
+from devicefarm.emulator.state import PhoneState
+
+
+class Output(Protocol):
+    def write(self, data: str | bytes) -> None: ...
+
+    def flush(self) -> None: ...
+
+
+Handler = Callable[[PhoneState, Output, list], int]
+_SYMBOLIC_MODE = re.compile(r"^([ugoa]*)([-+=])([rwx]*)$")
+_WHO_BITS = {"u": 0o700, "g": 0o070, "o": 0o007}
+_PERM_BITS = {"r": 0o444, "w": 0o222, "x": 0o111}
+_STAT_FORMAT = re.compile(r"%(.)")
+
+
+def _error(out: Output, name: str, path: str, reason: str) -> int:
+    out.write(f"{name}: {path}: {reason}\n")
+    return 1
+
+
+def _split_options(args: list[str], allowed: str) -> tuple[set[str], list[str]] | str:
+    """Leading ``-xyz`` options (letters from ``allowed``) and the operands, or the first bad option."""
+    options: set[str] = set()
+    index = 0
+    while index < len(args) and args[index].startswith("-") and args[index] != "-":
+        if args[index] == "--":
+            index += 1
+            break
+        for letter in args[index][1:]:
+            if letter not in allowed:
+                return args[index]
+            options.add(letter)
+        index += 1
+    return options, args[index:]
+
+
+def _usage(out: Output, name: str, bad: str) -> int:
+    out.write(f"{name}: unsupported option '{bad}'\n")
+    return 1
+
+
+def getprop(state: PhoneState, out: Output, args: list[str]) -> int:
+    """No arguments: every ``[key]: [value]`` line, sorted; ``KEY [DEFAULT]``: the value (or default) alone."""
+    properties = state.properties()
+    if not args:
+        out.write("".join(f"[{key}]: [{value}]\n" for key, value in sorted(properties.items())))
+    elif len(args) <= 2:
+        out.write(properties.get(args[0], args[1] if len(args) == 2 else "") + "\n")
+    else:
+        out.write("getprop: usage: getprop [KEY [DEFAULT]]\n")
+        return 1
+    return 0
+
+
+def cat(state: PhoneState, out: Output, args: list[str]) -> int:
+    status = 0
+    for path in args:
+        try:
+            out.write(state.sandbox.host_path(path).read_bytes())
+        except SandboxError as exc:
+            status = _error(out, "cat", path, exc.reason)
+        except OSError as exc:
+            status = _error(out, "cat", path, os_reason(exc))
+    return status
+
+
+def ls(state: PhoneState, out: Output, args: list[str]) -> int:
+    """Names one per line, sorted, dot-files hidden; a file operand prints itself; several operands get
+    ``PATH:`` headings."""
+    parsed = _split_options(args, "")
+    if isinstance(parsed, str):
+        return _usage(out, "ls", parsed)
+    paths = parsed[1] or ["/"]
+    status = 0
+    for number, path in enumerate(paths):
+        try:
+            host = state.sandbox.host_path(path)
+            if not host.is_dir():
+                host.stat()
+                out.write(path + "\n")
+                continue
+            names = sorted(name for name in os.listdir(host) if not name.startswith("."))
+        except SandboxError as exc:
+            status = _error(out, "ls", path, exc.reason)
+            continue
+        except OSError as exc:
+            status = _error(out, "ls", path, os_reason(exc))
+            continue
+        heading = (("\n" if number else "") + f"{path}:\n") if len(paths) > 1 else ""
+        out.write(heading + "".join(name + "\n" for name in names))
+    return status
+
+
+def echo(state: PhoneState, out: Output, args: list[str]) -> int:
+    newline = "\n"
+    if args and args[0] == "-n":
+        args, newline = args[1:], ""
+    out.write(" ".join(args) + newline)
+    return 0
+
+
+def mkdir(state: PhoneState, out: Output, args: list[str]) -> int:
+    parsed = _split_options(args, "p")
+    if isinstance(parsed, str):
+        return _usage(out, "mkdir", parsed)
+    options, paths = parsed
+    status = 0
+    for path in paths:
+        try:
+            host = state.sandbox.host_path(path)
+            if "p" in options and host.is_dir():
+                continue
+            host = state.sandbox.writable_host_path(path)
+            host.mkdir(parents="p" in options)
+        except SandboxError as exc:
+            status = _error(out, "mkdir", f"'{path}'", exc.reason)
+        except OSError as exc:
+            status = _error(out, "mkdir", f"'{path}'", os_reason(exc))
+    return status
+
+
+def _new_mode(spec: str, current: int) -> int | None:
+    """The permission bits after applying an octal or symbolic (``u+x,go-w``) mode; ``None`` if invalid."""
+    if re.fullmatch(r"[0-7]{1,4}", spec):
+        return int(spec, 8) & 0o777
+    mode = current & 0o777
+    for clause in spec.split(","):
+        match = _SYMBOLIC_MODE.match(clause)
+        if not match:
+            return None
+        who, op, perms = match.groups()
+        scope = sum(_WHO_BITS[w] for w in set(who.replace("a", "ugo"))) if who else 0o777
+        bits = sum(_PERM_BITS[p] for p in set(perms)) & scope
+        mode = {"+": mode | bits, "-": mode & ~bits, "=": (mode & ~scope) | bits}[op]
+    return mode
+
+
+def chmod(state: PhoneState, out: Output, args: list[str]) -> int:
+    if len(args) < 2:
+        out.write("chmod: usage: chmod MODE FILE...\n")
+        return 1
+    spec, paths = args[0], args[1:]
+    status = 0
+    for path in paths:
+        try:
+            host = state.sandbox.writable_host_path(path)
+            mode = _new_mode(spec, host.stat().st_mode)
+            if mode is None:
+                out.write(f"chmod: bad mode '{spec}'\n")
+                return 1
+            state.sandbox.set_mode(host, mode)
+        except SandboxError as exc:
+            status = _error(out, "chmod", path, exc.reason)
+        except OSError as exc:
+            status = _error(out, "chmod", path, os_reason(exc))
+    return status
+
+
+def rm(state: PhoneState, out: Output, args: list[str]) -> int:
+    parsed = _split_options(args, "frR")
+    if isinstance(parsed, str):
+        return _usage(out, "rm", parsed)
+    options, paths = parsed
+    force, recursive = "f" in options, bool(options & {"r", "R"})
+    status = 0
+    for path in paths:
+        try:
+            host = state.sandbox.host_path(path)
+            if not os.path.lexists(host):
+                if not force:
+                    status = _error(out, "rm", path, "No such file or directory")
+                continue
+            host = state.sandbox.writable_host_path(path)
+            if host.is_dir() and not host.is_symlink():
+                if not recursive:
+                    status = _error(out, "rm", path, "Is a directory")
+                    continue
+                shutil.rmtree(host)
+            else:
+                host.unlink()
+        except SandboxError as exc:
+            status = _error(out, "rm", path, exc.reason)
+        except OSError as exc:
+            status = _error(out, "rm", path, os_reason(exc))
+    return status
+
+
+def touch(state: PhoneState, out: Output, args: list[str]) -> int:
+    status = 0
+    for path in args:
+        try:
+            state.sandbox.writable_host_path(path).touch()
+        except SandboxError as exc:
+            status = _error(out, "touch", f"'{path}'", exc.reason)
+        except OSError as exc:
+            status = _error(out, "touch", f"'{path}'", os_reason(exc))
+    return status
+
+
+def sha256sum(state: PhoneState, out: Output, args: list[str]) -> int:
+    """``<64 hex digits>  <path as given>`` per file."""
+    status = 0
+    for path in args:
+        try:
+            digest = hashlib.sha256()
+            with state.sandbox.host_path(path).open("rb") as stream:
+                for block in iter(lambda: stream.read(1 << 20), b""):
+                    digest.update(block)
+            out.write(f"{digest.hexdigest()}  {path}\n")
+        except SandboxError as exc:
+            status = _error(out, "sha256sum", path, exc.reason)
+        except OSError as exc:
+            status = _error(out, "sha256sum", path, os_reason(exc))
+    return status
+
+
+def stat_command(state: PhoneState, out: Output, args: list[str]) -> int:
+    """``stat -c FORMAT FILE...`` with ``%s`` (size), ``%a`` (octal permissions), ``%n`` (name), ``%Y``
+    (mtime, seconds) and ``%%``."""
+    if len(args) < 3 or args[0] != "-c":
+        out.write("stat: usage: stat -c FORMAT FILE...\n")
+        return 1
+    fmt, paths = args[1], args[2:]
+    unknown = [code for code in _STAT_FORMAT.findall(fmt) if code not in "sanY%"]
+    if unknown:
+        out.write(f"stat: unsupported format sequence '%{unknown[0]}'\n")
+        return 1
+    status = 0
+    for path in paths:
+        try:
+            info = state.sandbox.host_path(path).stat()
+        except SandboxError as exc:
+            status = _error(out, "stat", f"'{path}'", exc.reason)
+            continue
+        except OSError as exc:
+            status = _error(out, "stat", f"'{path}'", os_reason(exc))
+            continue
+        fields = {"s": str(info.st_size), "a": f"{stat.S_IMODE(info.st_mode) & 0o777:o}", "n": path,
+                  "Y": str(int(info.st_mtime)), "%": "%"}
+        out.write(_STAT_FORMAT.sub(lambda match: fields[match.group(1)], fmt) + "\n")
+    return status
+
+
+def id_command(state: PhoneState, out: Output, args: list[str]) -> int:
+    out.write("uid=2000(shell) gid=2000(shell) groups=2000(shell),1004(input),1007(log),1011(adb),"
+              "1015(sdcard_rw),1028(sdcard_r),1078(ext_data_rw),1079(ext_obb_rw),3001(net_bt_admin),"
+              "3002(net_bt),3003(inet),3006(net_bw_stats),3009(readproc),3011(uhid),3012(readtracefs) "
+              "context=u:r:shell:s0\n")
+    return 0
+
+
+def uname(state: PhoneState, out: Output, args: list[str]) -> int:
+    """``uname`` / ``uname -s``: ``Linux``; ``uname -m``: ``aarch64``."""
+    answers = {(): "Linux", ("-s",): "Linux", ("-m",): "aarch64"}
+    if tuple(args) not in answers:
+        return _usage(out, "uname", " ".join(args))
+    out.write(answers[tuple(args)] + "\n")
+    return 0
+
+
+def dumpsys(state: PhoneState, out: Output, args: list[str]) -> int:
+    reports = {"battery": battery_report, "thermalservice": thermal_report}
+    if len(args) != 1 or args[0] not in reports:
+        out.write(f"Can't find service: {' '.join(args)}\n")
+        return 0
+    out.write(reports[args[0]](state))
+    return 0
+
+
+def cmd(state: PhoneState, out: Output, args: list[str]) -> int:
+    """Only ``cmd power set-fixed-performance-mode-enabled true|false`` (records the mode, prints nothing)."""
+    if not args or args[0] != "power":
+        out.write(f"cmd: Can't find service: {args[0] if args else ''}\n")
+        return 20
+    if len(args) != 3 or args[1] != "set-fixed-performance-mode-enabled" or args[2] not in ("true", "false"):
+        out.write(f"cmd power: unsupported arguments: {' '.join(args[1:])} (expected "
+                  "set-fixed-performance-mode-enabled true|false)\n")
+        return 255
+    state.fixed_performance_mode = args[2] == "true"
+    return 0
+
+
+def true(state: PhoneState, out: Output, args: list[str]) -> int:
+    return 0
+
+
+def false(state: PhoneState, out: Output, args: list[str]) -> int:
+    return 1
+
+
+COMMANDS: dict[str, Handler] = {
+    "cat": cat, "chmod": chmod, "cmd": cmd, "dumpsys": dumpsys, "echo": echo, "false": false, "getprop": getprop,
+    "id": id_command, "ls": ls, "mkdir": mkdir, "rm": rm, "sha256sum": sha256sum, "stat": stat_command,
+    "touch": touch, "true": true, "uname": uname,
+}
