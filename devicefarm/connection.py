@@ -234,5 +234,10 @@ class PhoneConnection:
         local = Path(local)
         size = local.stat().st_size
         timeout = timeout_s or 30.0 + size / 1e6
-        self._retrying(f"push of {local.name}", lambda device: device.push(
-            str(local), remote, st_mode=stat.S_IFREG | mode, transport_timeout_s=timeout, read_timeout_s=timeout))
+        from adb_shell.exceptions import AdbCommandFailureException, PushFailedError
+
+        try:
+            self._retrying(f"push of {local.name}", lambda device: device.push(
+                str(local), remote, st_mode=stat.S_IFREG | mode, transport_timeout_s=timeout, read_timeout_s=timeout))
+        except (PushFailedError, AdbCommandFailureException) as error:  # the phone refused the file (space, path)
+            raise PhoneUnavailable(f"{self.address}: the phone refused {local.name} as {remote}: {error}") from error

@@ -102,6 +102,7 @@ class PhoneRunner:
         self.limits, self.workdir, self.log = limits, workdir, log or (lambda message: None)
         self._fixed_performance = fixed_performance
         self.fixed_performance_enabled: bool | None = None
+        self._models_dir_made = False
 
     def prepare(self) -> None:
         """Enable Android's fixed-performance mode where the OS offers it (Android 10+; needs no root)."""
@@ -129,15 +130,15 @@ class PhoneRunner:
             time.sleep(self.limits.poll_s)
 
     def push_verified(self, local: Path, remote: str, *, mode: int = 0o644) -> None:
-        """Push ``local`` and check size and SHA-256 on the phone (one re-push on a mismatch)."""
+        """Push ``local`` and check its SHA-256 on the phone, which also proves the size (one re-push on a mismatch)."""
         data = Path(local).read_bytes()
         expected = hashlib.sha256(data).hexdigest()
         for attempt in range(2):
             self.conn.push(local, remote, mode=mode)
-            size = self.conn.output(["stat", "-c", "%s", remote]).strip()
-            digest = self.conn.output(["sha256sum", remote]).split(maxsplit=1)[0] if size == str(len(data)) else ""
-            if digest == expected:
+            digest = self.conn.output(["sha256sum", remote]).split(maxsplit=1)
+            if digest and digest[0] == expected:
                 return
+            size = self.conn.run(["stat", "-c", "%s", remote], check=False).output.strip()
             self.log(f"{self.name}: {posixpath.basename(remote)} arrived corrupt (size {size}, want {len(data)})")
         raise PhoneUnavailable(f"{self.name}: {remote} arrived corrupt twice (size or SHA-256 mismatch)")
 
@@ -160,7 +161,9 @@ class PhoneRunner:
         self.prepare()
         before = self.wait_until_ready()
         remote = posixpath.join(self.workdir, "models", remote_name)
-        self.conn.run(["mkdir", "-p", posixpath.dirname(remote)])
+        if not self._models_dir_made:
+            self.conn.run(["mkdir", "-p", posixpath.dirname(remote)])
+            self._models_dir_made = True
         self.push_verified(local_tflite, remote)
         try:
             result = self.run_benchmark(remote, settings)
