@@ -161,6 +161,11 @@ class FarmWorker:
             jobs.fail(self.store, lease, str(error), error.raw_output)
             self.log(f"job {lease.job_id} failed: {error}")
             return "failed"
+        except Exception as error:  # a defect here must fail this job visibly, not kill the phone's thread
+            runner.conn.close()
+            jobs.fail(self.store, lease, f"worker error on {lease.device_name}: {type(error).__name__}: {error}")
+            self.log(f"job {lease.job_id} failed with an unexpected {type(error).__name__}: {error}")
+            return "failed"
         finally:
             heartbeat_stop.set()
             heartbeat.join()
