@@ -37,3 +37,16 @@ def tiny_space_fixture():
     from db_fixtures import tiny_space
 
     return tiny_space()
+
+
+@pytest.fixture(scope="session")
+def key_paths(tmp_path_factory):
+    """Two ADB key pairs (``adbkey-one``, ``adbkey-two`` and their ``.pub``), made once."""
+    from adb_shell.auth.keygen import keygen
+
+    paths = []
+    for name in ("one", "two"):
+        path = str(tmp_path_factory.mktemp("keys") / f"adbkey-{name}")
+        keygen(path)
+        paths.append(path)
+    return paths

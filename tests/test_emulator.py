@@ -13,7 +13,6 @@ import time
 import pytest
 import tf_keras as keras
 from adb_shell.adb_device import AdbDeviceTcp
-from adb_shell.auth.keygen import keygen
 from adb_shell.auth.sign_pythonrsa import PythonRSASigner
 from adb_shell.exceptions import AdbCommandFailureException, PushFailedError, TcpTimeoutException
 
@@ -31,14 +30,6 @@ BENCH_ARGS = "--num_threads=1 --num_runs=3 --warmup_runs=1 --min_secs=0.01 --war
 SETTINGS = RunSettings(num_threads=1, num_runs=3, warmup_runs=1, min_secs=0.01, warmup_min_secs=0.0)
 
 
-@pytest.fixture(scope="module")
-def key_paths(tmp_path_factory):
-    paths = []
-    for name in ("one", "two"):
-        path = str(tmp_path_factory.mktemp("keys") / f"adbkey-{name}")
-        keygen(path)
-        paths.append(path)
-    return paths
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ import base64
 import struct
 
 import pytest
-from adb_shell.auth.keygen import keygen
 from adb_shell.auth.sign_pythonrsa import PythonRSASigner
 from cryptography.hazmat.primitives import serialization
 
@@ -14,14 +13,6 @@ from devicefarm.emulator.auth import (RSA_PUBLIC_KEY_STRUCT, AuthorizedKeys, dec
 TOKEN = bytes(range(20))
 
 
-@pytest.fixture(scope="module")
-def key_paths(tmp_path_factory):
-    paths = []
-    for name in ("one", "two"):
-        path = str(tmp_path_factory.mktemp("keys") / f"adbkey-{name}")
-        keygen(path)
-        paths.append(path)
-    return paths
 
 
 def _private(path):
