@@ -7,9 +7,11 @@ job queued with the ``.tflite`` inside it, and (unless the caller only queues)
 waited for; the worker stores the measurement or table entry itself, so queued
 work completes even if the requester has gone.
 
-Run keys make resubmission idempotent: the same request (device, model bytes,
-settings, and what the result is for) maps to the same job, so an interrupted
-``build-lut`` or ``calibrate`` resumes without measuring anything twice.
+Run keys make resubmission idempotent: the same request (device, what the
+result is for, settings) maps to the same job, so an interrupted ``build-lut``
+or ``calibrate`` resumes without converting or measuring anything twice
+(:func:`live_jobs` finds the requests already queued before any conversion),
+and a request whose job failed is queued afresh.
 """
 
 from __future__ import annotations
@@ -34,10 +36,9 @@ def is_farm_device(device: Device) -> bool:
     return not has_backend(device)
 
 
-def request_key(device_name: str, purpose: dict, tflite_sha256: str, settings: RunSettings) -> str:
-    """The deterministic run key of one measurement request."""
-    text = json.dumps({"device": device_name, "purpose": purpose, "model": tflite_sha256,
-                       "settings": asdict(settings)}, sort_keys=True)
+def request_key(device_name: str, purpose: dict, settings: RunSettings) -> str:
+    """The deterministic run key of one request: ``purpose`` names what is measured (kind and payload)."""
+    text = json.dumps({"device": device_name, "purpose": purpose, "settings": asdict(settings)}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
@@ -50,8 +51,7 @@ class Submitted:
 def submit(store: Store, device_name: str, *, kind: str, tflite: bytes, settings: RunSettings, payload: dict,
            run_key: str | None = None) -> Submitted:
     """Queue one measurement of ``tflite`` on ``device_name`` (the existing job for a known run key)."""
-    sha = hashlib.sha256(tflite).hexdigest()
-    run_key = run_key or request_key(device_name, {"kind": kind, **payload}, sha, settings)
+    run_key = run_key or request_key(device_name, {"kind": kind, **payload}, settings)
     with store.session() as session:
         device = get_device(session, device_name)
         if not is_farm_device(device):
@@ -59,6 +59,14 @@ def submit(store: Store, device_name: str, *, kind: str, tflite: bytes, settings
         job = jobs.enqueue(session, kind=kind, device=device, tflite=tflite, settings=settings, payload=payload,
                            run_key=run_key)
         return Submitted(job.id, job.run_key)
+
+
+def live_jobs(store: Store, run_keys) -> dict[str, Submitted]:
+    """The jobs already queued, running or done for these run keys (failed ones are not live)."""
+    keys = list(run_keys)
+    with store.session() as session:
+        rows = session.execute(select(Job.id, Job.run_key).where(Job.run_key.in_(keys), Job.state != "failed")).all()
+    return {row.run_key: Submitted(row.id, row.run_key) for row in rows}
 
 
 def await_jobs(store: Store, job_ids: list[int], *, timeout_s: float | None = None, poll_s: float = 0.5,

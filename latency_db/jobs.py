@@ -139,8 +139,9 @@ def enqueue(session: Session, *, kind: str, device: Device | str, tflite: bytes,
 
     ``payload`` is ``{"model_id": int}`` (a stored model) for kind "model" and ``{"key": str,
     "quantization": str}`` for kind "lut". The job's pool is the device's model: any online phone of that
-    model may run it. Idempotent: a ``run_key`` already queued returns that job unchanged, also when
-    another process enqueues the same key concurrently. A job whose result is already stored (a
+    model may run it. Idempotent: a ``run_key`` already queued, running or done returns that job
+    unchanged, also when another process enqueues the same key concurrently; a failed one is queued
+    afresh (attempts, error and output cleared), since asking again means its cause was dealt with. A job whose result is already stored (a
     measurement with this ``run_key``, or the LUT key on this device) is created as "done" at once, so
     re-submitting interrupted work measures nothing twice. Raises ValueError for bad arguments and for a
     device without a recorded model.
@@ -157,6 +158,12 @@ def enqueue(session: Session, *, kind: str, device: Device | str, tflite: bytes,
         device = get_device(session, device)
     existing = session.scalar(select(Job).where(Job.run_key == run_key))
     if existing is not None:
+        if existing.state == "failed":  # asked again after a failure (the cause fixed): a fresh start
+            session.execute(update(Job).where(Job.id == existing.id, Job.state == "failed")
+                            .values(state="queued", attempts=0, error=None, raw_output=None, result=None,
+                                    last_device_id=None, updated_at=utcnow(), finished_at=None)
+                            .execution_options(**_NO_SYNC))
+            session.refresh(existing)
         return existing
     if not device.model:
         raise ValueError(f"device {device.name!r} has no model recorded, so no phone pool can run its jobs; "

@@ -144,13 +144,22 @@ def build_lut(store: Store, device_name: str, space: SearchSpace, target: ModelT
 
 def _queue_on_farm(store, device_name, todo, target, settings, workers, progress, wait, wait_timeout_s,
                    wait_progress, start, total, already) -> LutBuildSummary:
-    submitted = []
+    """Queue a job per key; keys already queued by an earlier, interrupted run are neither converted nor queued."""
+    key_of = {op.key: farm.request_key(device_name, {"kind": "lut", "key": op.key,
+                                                     "quantization": target.quantization}, settings) for op in todo}
+    live = farm.live_jobs(store, key_of.values())
+    submitted = list(live.values())
+    for op in todo:
+        if key_of[op.key] in live and progress is not None:
+            progress(op)
+    to_convert = [op for op in todo if key_of[op.key] not in live]
     with tempfile.TemporaryDirectory(prefix="akd-tf-lut-") as tmp:
-        for op, path in _exported(todo, target.quantization, Path(tmp), workers, None):
+        for op, path in _exported(to_convert, target.quantization, Path(tmp), workers, None):
             tflite = Path(path).read_bytes()
             os.unlink(path)
             submitted.append(farm.submit(store, device_name, kind="lut", tflite=tflite, settings=settings,
-                                         payload={"key": op.key, "quantization": target.quantization}))
+                                         payload={"key": op.key, "quantization": target.quantization},
+                                         run_key=key_of[op.key]))
             if progress is not None:
                 progress(op)
     if not wait:

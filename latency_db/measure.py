@@ -90,7 +90,7 @@ def submit_arch(store: Store, device_name: str, arch: Arch, target: ModelTarget,
                 settings: RunSettings = WHOLE_MODEL_SETTINGS, run_key: str | None = None, seed: int = 0):
     """Export ``arch`` untrained and queue its measurement on a farm device; returns the :class:`Submitted` job.
 
-    Without ``run_key`` the request's deterministic key is used, so resubmitting queues nothing new.
+    Without ``run_key`` the request's deterministic key is used (:func:`latency_db.farm.request_key`).
     """
     from latency_db import farm
 
@@ -175,7 +175,12 @@ def measure_many(store: Store, device_name: str, archs: list[Arch], target: Mode
             if progress is not None:
                 progress(arch)
         return rows
-    job_of = {a: submit_arch(store, device_name, a, target, settings=settings) for a in missing}
+    with store.session() as session:  # model rows (without conversion) name the requests
+        key_of = {a: farm.request_key(device_name, {"kind": "model", "model_id": get_or_create_model(
+            session, a, target).id}, settings) for a in missing}
+    live = farm.live_jobs(store, key_of.values())
+    job_of = {a: live.get(key_of[a]) or submit_arch(store, device_name, a, target, settings=settings,
+                                                    run_key=key_of[a]) for a in missing}
     reported = 0
 
     def on_change(done: int, failed: int, _total: int) -> None:

@@ -233,3 +233,21 @@ def test_emulate_offers_every_built_in_profile():
 
     option = next(p for p in main.commands["devices"].commands["emulate"].params if p.name == "profile")
     assert sorted(option.type.choices) == sorted(PROFILES)
+
+
+def test_interrupted_queueing_resumes_without_converting_again(store, phones, binary, adb_key, tiny_space,
+                                                               monkeypatch):
+    import latency_db.lut as lut
+
+    phone = phones(profile="pixel4")
+    _register(store, phone, binary, "p4")
+    target = ModelTarget(resolution=32, classes=4)
+    first = build_lut(store, "p4", tiny_space, target, settings=FAST, limit=3, wait=False)
+    converted = []
+    real_export = lut.export_operator
+    monkeypatch.setattr(lut, "export_operator", lambda op, *a, **k: converted.append(op.key) or real_export(op, *a, **k))
+    second = build_lut(store, "p4", tiny_space, target, settings=FAST, wait=False)
+    with store.session() as session:
+        queued = session.scalars(select(Job.payload)).all()
+    assert (first.queued, second.queued, len(converted), len(queued)) == (3, 8, 5, 8)
+    assert sorted(p["key"] for p in queued) == sorted({p["key"] for p in queued})  # one job per key

@@ -128,6 +128,18 @@ def test_enqueue_is_idempotent_and_validates(store):
     assert count(store, Job) == 1
 
 
+def test_asking_again_for_a_failed_request_queues_it_afresh(store):
+    job_id, = add_jobs(store, "pixel-a", ["run-1"])
+    lease = lease_next(store, worker="w1", devices=["pixel-a"], lease_seconds=30, now=T0)
+    assert fail(store, lease, "unparseable output", raw_output="garbage", now=at(1)) is True
+    again, = add_jobs(store, "pixel-a", ["run-1"])
+    row = job(store, job_id)
+    assert again == job_id
+    assert (row.state, row.attempts, row.error, row.raw_output, row.finished_at, row.last_device_id) == (
+        "queued", 0, None, None, None, None)
+    assert count(store, Job) == 1
+
+
 def test_concurrent_enqueue_of_one_run_key_gives_one_job(store):
     mid = model_id(store)
     other: dict = {}
