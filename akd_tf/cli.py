@@ -329,23 +329,25 @@ def _wait_options(fn):
                              "workers measure and store them.")(fn)
 
 
-def _farm_bar(label):
-    """A progress bar fed by farm waits: ``callback(done, failed, total)``."""
-    state = {"bar": None, "shown": 0}
+class _FarmProgress:
+    """A progress bar for farm waits, opened on the first ``(done, failed, total)`` report."""
 
-    def callback(done, failed, total):
-        if state["bar"] is None:
-            state["bar"] = click.progressbar(length=total, label=label, show_eta=True, show_pos=True)
-            state["bar"].__enter__()
-        state["bar"].update(done + failed - state["shown"])
-        state["shown"] = done + failed
+    def __init__(self, label):
+        self.label, self.bar, self.shown = label, None, 0
 
-    def close():
-        if state["bar"] is not None:
-            state["bar"].__exit__(None, None, None)
+    def __call__(self, done, failed, total):
+        if self.bar is None:
+            self.bar = click.progressbar(length=total, label=self.label, show_eta=True, show_pos=True)
+            self.bar.__enter__()
+        self.bar.update(done + failed - self.shown)
+        self.shown = done + failed
 
-    callback.close = close
-    return callback
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
 
 
 def _open_store(db_url):
@@ -406,17 +408,14 @@ def latency_build_lut(device_name, space_name, resolution, channels, classes, qu
             click.echo(f"{'stored ' if op.key in stored else 'missing'}  {op.key}")
         return
     todo = len(missing) if limit is None else min(limit, len(missing))
-    farm_bar = _farm_bar("measured on the farm")
-    try:
-        with click.progressbar(length=todo, label="measuring", show_eta=True, show_pos=True,
+    if workers is None:
+        workers = max(0, len(os.sched_getaffinity(0)) - 1)
+    with _FarmProgress("measured on the farm") as farm_bar:
+        with click.progressbar(length=todo, label="measuring or queuing", show_eta=True, show_pos=True,
                                item_show_func=lambda op: op.key if op else None) as bar:
-            if workers is None:
-                workers = max(0, len(os.sched_getaffinity(0)) - 1)
             summary = build_lut(store, device_name, space, target, limit=limit, workers=workers,
                                 progress=lambda op: bar.update(1, op), wait=not no_wait,
                                 wait_timeout_s=wait_timeout, wait_progress=farm_bar)
-    finally:
-        farm_bar.close()
     if summary.queued and no_wait:
         click.echo(f"queued {summary.queued} jobs for {device_name}; `akd-tf devices serve` measures them")
         return

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from akd_tf.benchmark import LOCAL_DEVICE
 from devicefarm.connection import PhoneConnection, PhoneUnavailable
-from devicefarm.probe import Condition, probe_phone, read_condition
+from devicefarm.probe import Condition, probe_phone, read_condition, read_governor
 from devicefarm.runner import (BENCHMARK_RUNTIME, DEFAULT_WORKDIR, PhoneLimits, PhoneRunner, check_benchmark_binary,
                                health_problems)
 from latency_db.devices import get_device
@@ -34,13 +34,11 @@ def default_name(model: str, serial: str) -> str:
 
 
 def probe_model(workdir: Path) -> Path:
-    """A small real model (the space's cheapest architecture at 32x32) to prove benchmark_model runs."""
+    """A small real model (a fixed architecture of the default space at 32x32) to prove benchmark_model runs."""
     from akd_tf import export
     from akd_tf.space import get_space
 
-    space = get_space("mnasnet")
-    arch = space.parse(":".join(f"dwconv_k3_se0_noskip_w0.75_n{min(space.block_decisions(b)[-1].values)}"
-                                for b in range(1, 8)))
+    arch = get_space().sample_many(1, seed=0)[0]
     model = export.build_for_export(arch, (32, 32, 3), 10, seed=0)
     return Path(export.export_tflite(model, workdir / "akd-tf-probe.tflite", "none", seed=0).path)
 
@@ -73,6 +71,7 @@ def register_phone(store: Store, address: str, *, name: str | None = None, bench
         log(f"{address}: {facts.manufacturer} {facts.model} ({facts.soc}, Android {facts.android}, {facts.abi}); "
             f"max frequencies {facts.max_freq_khz}")
         chosen = _resolve_core(core, facts.max_freq_khz, facts.big_core)
+        governor_of_chosen = read_governor(conn, chosen) if chosen != facts.big_core else facts.governor
         name = name or default_name(facts.model, facts.serial)
         remote_binary = f"{workdir}/benchmark_model"
         runner = PhoneRunner(conn, core=chosen, benchmark_binary=remote_binary, name=name, limits=limits,
@@ -100,7 +99,7 @@ def register_phone(store: Store, address: str, *, name: str | None = None, bench
             raise ValueError(f"device {name!r} is a {device.kind!r} device; choose another --name")
         device.serial, device.address, device.model, device.soc = facts.serial, address, facts.model, facts.soc
         device.abi, device.os_version, device.core = facts.abi, f"Android {facts.android}", chosen
-        device.governor = facts.governor if chosen == facts.big_core else None
+        device.governor = governor_of_chosen
         device.runtime, device.benchmark_binary = BENCHMARK_RUNTIME, remote_binary
         device.properties = {**facts.to_properties(), "workdir": workdir,
                              "fixed_performance": runner.fixed_performance_enabled}
@@ -149,8 +148,7 @@ def check_phone(store: Store, name: str, *, key_path: Path | str | None = None,
                              auth_timeout_s=connect_timeout_s, retries=1) as conn:
             condition = read_condition(conn)
             if core is not None:
-                result = conn.run(["cat", f"/sys/devices/system/cpu/cpu{core}/cpufreq/scaling_governor"], check=False)
-                governor = result.output.strip() if result.exit_code == 0 else None
+                governor = read_governor(conn, core)
     except PhoneUnavailable as error:
         health = Health(name, False, None, None, [str(error)])
     else:

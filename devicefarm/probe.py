@@ -140,6 +140,11 @@ def _read(conn: PhoneConnection, path: str) -> str | None:
     return result.output.strip() if result.exit_code == 0 else None
 
 
+def read_governor(conn: PhoneConnection, core: int) -> str | None:
+    """The cpufreq governor of ``core`` (``None`` where the kernel does not expose it)."""
+    return _read(conn, f"{CPU_DIR}/cpu{core}/cpufreq/scaling_governor")
+
+
 def probe_phone(conn: PhoneConnection) -> PhoneFacts:
     """Properties, CPU topology (max frequency per core → big core), governor, thermal zones, battery."""
     props = parse_getprop(conn.output(["getprop"]))
@@ -160,7 +165,7 @@ def probe_phone(conn: PhoneConnection) -> PhoneFacts:
         soc=props.get("ro.soc.model") or props.get("ro.board.platform") or props.get("ro.hardware", ""),
         abi=props.get("ro.product.cpu.abi", ""), android=props.get("ro.build.version.release", ""),
         sdk=int(props.get("ro.build.version.sdk", "0") or 0), max_freq_khz=freqs, big_core=big,
-        governor=_read(conn, f"{CPU_DIR}/cpu{big}/cpufreq/scaling_governor"),
+        governor=read_governor(conn, big),
         thermal_zones=sum(name.startswith("thermal_zone") for name in zones.output.split()) if zones.exit_code == 0
         else 0,
         battery=condition.battery, thermal=condition.thermal)

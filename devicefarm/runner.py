@@ -133,7 +133,7 @@ class PhoneRunner:
         """Push ``local`` and check its SHA-256 on the phone, which also proves the size (one re-push on a mismatch)."""
         data = Path(local).read_bytes()
         expected = hashlib.sha256(data).hexdigest()
-        for attempt in range(2):
+        for _ in range(2):
             self.conn.push(local, remote, mode=mode)
             digest = self.conn.output(["sha256sum", remote]).split(maxsplit=1)
             if digest and digest[0] == expected:
@@ -175,7 +175,7 @@ class PhoneRunner:
         return PhoneMeasurement(result, before, read_condition(self.conn))
 
 
-def check_benchmark_binary(runner: PhoneRunner, probe_model: Path) -> BenchmarkResult:
+def check_benchmark_binary(runner: PhoneRunner, probe_model: Path) -> PhoneMeasurement:
     """Run the installed benchmark_model once on a small model: proves it executes and prints parseable output."""
     try:
         return runner.measure(probe_model, RunSettings(num_runs=3, warmup_runs=1, min_secs=0.0,

@@ -251,3 +251,19 @@ def test_interrupted_queueing_resumes_without_converting_again(store, phones, bi
         queued = session.scalars(select(Job.payload)).all()
     assert (first.queued, second.queued, len(converted), len(queued)) == (3, 8, 5, 8)
     assert sorted(p["key"] for p in queued) == sorted({p["key"] for p in queued})  # one job per key
+
+
+@pytest.mark.parametrize("args, message", [
+    (["register", "127.0.0.1:5555", "--benchmark-binary", "/nonexistent/benchmark_model"],
+     "benchmark binary /nonexistent/benchmark_model is not a file"),
+    (["register", "phone:99999"], "ADB address 'phone:99999' is not HOST:PORT with a port in 1..65535"),
+    (["register", "127.0.0.1:5555", "--core", "big"], "'big' is neither a core number nor 'auto'"),
+    (["check"], "no phones registered; add one with `akd-tf devices register HOST:PORT`"),
+    (["serve"], "no phones registered"),
+    (["remove", "local"], "the host device 'local' is always present and cannot be removed"),
+    (["remove", "nope"], "unknown device 'nope'; known devices: local"),
+])
+def test_devices_cli_bad_input_is_named(args, message, store, adb_key):
+    result = CliRunner().invoke(main, ["devices", *args, "--db", str(store.url)])
+    assert result.exit_code in (1, 2) and message in result.output and "Traceback" not in result.output
+    assert not adb_key.exists() or args[0] != "register"  # nothing generated for input that is refused up front
