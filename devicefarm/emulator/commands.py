@@ -36,6 +36,11 @@ def _error(out: Output, name: str, path: str, reason: str) -> int:
     return 1
 
 
+def _failure(out: Output, name: str, path: str, exc: Exception) -> int:
+    """``_error`` with the reason a sandbox refusal or an OS error gives, as toybox words it."""
+    return _error(out, name, path, exc.reason if isinstance(exc, SandboxError) else os_reason(exc))
+
+
 def _split_options(args: list[str], allowed: str) -> tuple[set[str], list[str]] | str:
     """Leading ``-xyz`` options (letters from ``allowed``) and the operands, or the first bad option."""
     options: set[str] = set()
@@ -75,10 +80,8 @@ def cat(state: PhoneState, out: Output, args: list[str]) -> int:
     for path in args:
         try:
             out.write(state.sandbox.host_path(path).read_bytes())
-        except SandboxError as exc:
-            status = _error(out, "cat", path, exc.reason)
-        except OSError as exc:
-            status = _error(out, "cat", path, os_reason(exc))
+        except (SandboxError, OSError) as exc:
+            status = _failure(out, "cat", path, exc)
     return status
 
 
@@ -98,11 +101,8 @@ def ls(state: PhoneState, out: Output, args: list[str]) -> int:
                 out.write(path + "\n")
                 continue
             names = sorted(name for name in os.listdir(host) if not name.startswith("."))
-        except SandboxError as exc:
-            status = _error(out, "ls", path, exc.reason)
-            continue
-        except OSError as exc:
-            status = _error(out, "ls", path, os_reason(exc))
+        except (SandboxError, OSError) as exc:
+            status = _failure(out, "ls", path, exc)
             continue
         heading = (("\n" if number else "") + f"{path}:\n") if len(paths) > 1 else ""
         out.write(heading + "".join(name + "\n" for name in names))
@@ -130,10 +130,8 @@ def mkdir(state: PhoneState, out: Output, args: list[str]) -> int:
                 continue
             host = state.sandbox.writable_host_path(path)
             host.mkdir(parents="p" in options)
-        except SandboxError as exc:
-            status = _error(out, "mkdir", f"'{path}'", exc.reason)
-        except OSError as exc:
-            status = _error(out, "mkdir", f"'{path}'", os_reason(exc))
+        except (SandboxError, OSError) as exc:
+            status = _failure(out, "mkdir", f"'{path}'", exc)
     return status
 
 
@@ -167,10 +165,8 @@ def chmod(state: PhoneState, out: Output, args: list[str]) -> int:
                 out.write(f"chmod: bad mode '{spec}'\n")
                 return 1
             state.sandbox.set_mode(host, mode)
-        except SandboxError as exc:
-            status = _error(out, "chmod", path, exc.reason)
-        except OSError as exc:
-            status = _error(out, "chmod", path, os_reason(exc))
+        except (SandboxError, OSError) as exc:
+            status = _failure(out, "chmod", path, exc)
     return status
 
 
@@ -196,10 +192,8 @@ def rm(state: PhoneState, out: Output, args: list[str]) -> int:
                 shutil.rmtree(host)
             else:
                 host.unlink()
-        except SandboxError as exc:
-            status = _error(out, "rm", path, exc.reason)
-        except OSError as exc:
-            status = _error(out, "rm", path, os_reason(exc))
+        except (SandboxError, OSError) as exc:
+            status = _failure(out, "rm", path, exc)
     return status
 
 
@@ -208,10 +202,8 @@ def touch(state: PhoneState, out: Output, args: list[str]) -> int:
     for path in args:
         try:
             state.sandbox.writable_host_path(path).touch()
-        except SandboxError as exc:
-            status = _error(out, "touch", f"'{path}'", exc.reason)
-        except OSError as exc:
-            status = _error(out, "touch", f"'{path}'", os_reason(exc))
+        except (SandboxError, OSError) as exc:
+            status = _failure(out, "touch", f"'{path}'", exc)
     return status
 
 
@@ -225,10 +217,8 @@ def sha256sum(state: PhoneState, out: Output, args: list[str]) -> int:
                 for block in iter(lambda: stream.read(1 << 20), b""):
                     digest.update(block)
             out.write(f"{digest.hexdigest()}  {path}\n")
-        except SandboxError as exc:
-            status = _error(out, "sha256sum", path, exc.reason)
-        except OSError as exc:
-            status = _error(out, "sha256sum", path, os_reason(exc))
+        except (SandboxError, OSError) as exc:
+            status = _failure(out, "sha256sum", path, exc)
     return status
 
 
@@ -247,11 +237,8 @@ def stat_command(state: PhoneState, out: Output, args: list[str]) -> int:
     for path in paths:
         try:
             info = state.sandbox.host_path(path).stat()
-        except SandboxError as exc:
-            status = _error(out, "stat", f"'{path}'", exc.reason)
-            continue
-        except OSError as exc:
-            status = _error(out, "stat", f"'{path}'", os_reason(exc))
+        except (SandboxError, OSError) as exc:
+            status = _failure(out, "stat", f"'{path}'", exc)
             continue
         fields = {"s": str(info.st_size), "a": f"{stat.S_IMODE(info.st_mode) & 0o777:o}", "n": path,
                   "Y": str(int(info.st_mtime)), "%": "%"}
