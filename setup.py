@@ -26,6 +26,6 @@ setup(
         "tflite-runtime": ["tflite-runtime"],
         "test": ["pytest>=8", "hypothesis>=6"],
     },
-    package_data={"latency_db": ["migrations/script.py.mako"]},
+    package_data={"latency_db": ["migrations/script.py.mako"], "akd_tf": ["demo_data/*"]},
     entry_points={"console_scripts": ["akd-tf=akd_tf.cli:main"]},
 )
