@@ -16,6 +16,8 @@ import socket
 import struct
 from dataclasses import dataclass
 
+import numpy as np
+
 
 def _wire(name: bytes) -> int:
     return struct.unpack("<I", name)[0]
@@ -75,9 +77,18 @@ def command_name(command: int) -> str:
     return f"0x{command:08x}"
 
 
-def checksum(payload: bytes) -> int:
-    """The ``data_crc32`` field: the sum of the payload's bytes modulo 2**32."""
-    return sum(payload) & 0xFFFFFFFF
+_NUMPY_SUM_FROM_BYTES = 512  # below this Python's sum() is faster than building an array
+
+
+def checksum(payload: bytes | bytearray | memoryview) -> int:
+    """The ``data_crc32`` field: the sum of the payload's bytes modulo 2**32.
+
+    Large payloads are summed with numpy: Python's ``sum`` takes ~12 ns a byte, ~50 ms for a 4 MB push,
+    which adbd (C) does not spend.
+    """
+    if len(payload) < _NUMPY_SUM_FROM_BYTES:
+        return sum(payload) & 0xFFFFFFFF
+    return int(np.frombuffer(payload, dtype=np.uint8).sum(dtype=np.uint64)) & 0xFFFFFFFF
 
 
 def checksums_in_use(version: int) -> bool:

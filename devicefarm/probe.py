@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 
-from devicefarm.connection import CommandFailed, PhoneConnection
+from devicefarm.connection import CommandFailed, CommandResult, PhoneConnection
 
 CPU_DIR = "/sys/devices/system/cpu"
 THERMAL_STATUS_NAMES = ("none", "light", "moderate", "severe", "critical", "emergency", "shutdown")
@@ -126,13 +126,24 @@ class Condition:
         return max(readings) if readings else float("nan")
 
 
-def read_condition(conn: PhoneConnection) -> Condition:
-    battery = parse_dumpsys_battery(conn.output(["dumpsys", "battery"]))
+CONDITION_COMMANDS = (["dumpsys", "battery"], ["dumpsys", "thermalservice"])
+
+
+def condition_from(battery: CommandResult, thermal: CommandResult) -> Condition:
+    """The :class:`Condition` in the results of :data:`CONDITION_COMMANDS`; ``CommandFailed`` if
+    ``dumpsys battery`` failed, ``ValueError`` if it printed no level."""
+    if battery.exit_code != 0:
+        raise CommandFailed(battery.argv, battery.exit_code, battery.output)
     try:
-        thermal = parse_thermalservice(conn.output(["dumpsys", "thermalservice"]))
-    except (CommandFailed, ValueError):  # before Android 10 there is no thermal service
-        thermal = {}
-    return Condition(battery, thermal)
+        thermal_state = parse_thermalservice(thermal.output) if thermal.exit_code == 0 else {}
+    except ValueError:  # before Android 10 there is no thermal service
+        thermal_state = {}
+    return Condition(parse_dumpsys_battery(battery.output), thermal_state)
+
+
+def read_condition(conn: PhoneConnection) -> Condition:
+    """Battery and thermal state now, read with one shell line."""
+    return condition_from(*conn.run_all(list(CONDITION_COMMANDS), check=False))
 
 
 def _read(conn: PhoneConnection, path: str) -> str | None:

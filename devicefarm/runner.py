@@ -1,10 +1,12 @@
 """Measuring one ``.tflite`` on one phone the way the paper did: one thread, one big core.
 
-For each run: refuse a phone low on battery, wait (bounded) until it has cooled
-to ``cool_to_c``, record battery and thermal state, push the model with the
-sync protocol and verify its size and SHA-256 on the phone, run
-``taskset MASK benchmark_model --graph=... --num_threads=1 ...`` with a timeout
-sized to the run, parse the output, record the state again and delete the model.
+For each run: push the model with the sync protocol and verify its size and
+SHA-256 on the phone while reading battery and thermal state (one shell line);
+refuse a phone low on battery, wait (bounded) until it has cooled to
+``cool_to_c``; run ``taskset MASK benchmark_model --graph=... --num_threads=1 ...``
+with a timeout sized to the run, parse the output, then delete the model while
+reading the state again (one shell line). The state before is thus read right
+before the run, and each run costs three shell round trips and one push.
 
 Failures are classified for the farm: :class:`~devicefarm.connection.PhoneUnavailable`
 and :class:`PhoneUnhealthy` are the phone's (the job goes to another phone);
@@ -23,8 +25,8 @@ from typing import Callable
 
 from akd_tf.benchmark import BenchmarkResult, RunSettings
 from devicefarm.benchmark_output import BenchmarkOutputError, parse_benchmark_output
-from devicefarm.connection import CommandFailed, PhoneConnection, PhoneUnavailable
-from devicefarm.probe import Condition, core_mask, read_condition
+from devicefarm.connection import CommandFailed, CommandResult, PhoneConnection, PhoneUnavailable
+from devicefarm.probe import CONDITION_COMMANDS, Condition, condition_from, core_mask, read_condition
 
 DEFAULT_WORKDIR = "/data/local/tmp/akd-tf"
 BENCHMARK_RUNTIME = "benchmark_model"
@@ -112,11 +114,15 @@ class PhoneRunner:
             if not self.fixed_performance_enabled:
                 self.log(f"{self.name}: fixed-performance mode unavailable ({result.output.strip()[:120]})")
 
-    def wait_until_ready(self) -> Condition:
-        """The phone's condition once it may be measured; ``PhoneUnhealthy`` if it never gets there."""
+    def wait_until_ready(self, condition: Condition | None = None) -> Condition:
+        """The phone's condition once it may be measured; ``PhoneUnhealthy`` if it never gets there.
+
+        ``condition`` is a reading just taken (else the phone is read first).
+        """
         deadline = time.monotonic() + self.limits.cool_timeout_s
         while True:
-            condition = read_condition(self.conn)
+            if condition is None:
+                condition = read_condition(self.conn)
             blocking = health_problems(condition, self.limits, for_cooling=True)
             if blocking:
                 raise PhoneUnhealthy(f"{self.name}: refusing to measure: {'; '.join(blocking)}")
@@ -128,16 +134,25 @@ class PhoneRunner:
                                      f"{self.limits.cool_to_c:g} °C")
             self.log(f"{self.name}: {condition.temperature_c:.1f} °C, cooling to {self.limits.cool_to_c:g} °C")
             time.sleep(self.limits.poll_s)
+            condition = None
 
-    def push_verified(self, local: Path, remote: str, *, mode: int = 0o644) -> None:
-        """Push ``local`` and check its SHA-256 on the phone, which also proves the size (one re-push on a mismatch)."""
+    def push_verified(self, local: Path, remote: str, *, mode: int = 0o644,
+                      then: tuple[list[str], ...] = ()) -> list[CommandResult]:
+        """Push ``local`` and check its SHA-256 on the phone, which also proves the size (one re-push on a mismatch).
+
+        ``then`` are commands safe to run twice (reads) sent in the same shell line as the check; their
+        results (from the check that passed) are returned.
+        """
         data = Path(local).read_bytes()
         expected = hashlib.sha256(data).hexdigest()
         for _ in range(2):
             self.conn.push(local, remote, mode=mode)
-            digest = self.conn.output(["sha256sum", remote]).split(maxsplit=1)
+            check, *results = self.conn.run_all([["sha256sum", remote], *then], check=False)
+            if check.exit_code != 0:
+                raise CommandFailed(check.argv, check.exit_code, check.output)
+            digest = check.output.split(maxsplit=1)
             if digest and digest[0] == expected:
-                return
+                return results
             size = self.conn.run(["stat", "-c", "%s", remote], check=False).output.strip()
             self.log(f"{self.name}: {posixpath.basename(remote)} arrived corrupt (size {size}, want {len(data)})")
         raise PhoneUnavailable(f"{self.name}: {remote} arrived corrupt twice (size or SHA-256 mismatch)")
@@ -159,20 +174,24 @@ class PhoneRunner:
         if "/" in remote_name or remote_name in ("", ".", ".."):
             raise ValueError(f"remote model name must be a plain file name, got {remote_name!r}")
         self.prepare()
-        before = self.wait_until_ready()
         remote = posixpath.join(self.workdir, "models", remote_name)
         if not self._models_dir_made:
             self.conn.run(["mkdir", "-p", posixpath.dirname(remote)])
             self._models_dir_made = True
-        self.push_verified(local_tflite, remote)
+        removed = False
         try:
+            before = self.wait_until_ready(condition_from(*self.push_verified(local_tflite, remote,
+                                                                              then=CONDITION_COMMANDS)))
             result = self.run_benchmark(remote, settings)
+            _, *after = self.conn.run_all([["rm", "-f", remote], *CONDITION_COMMANDS], check=False)
+            removed = True
         finally:
-            try:
-                self.conn.run(["rm", "-f", remote], check=False)
-            except PhoneUnavailable:
-                pass  # the phone dropped; the caller learns from the benchmark's own error
-        return PhoneMeasurement(result, before, read_condition(self.conn))
+            if not removed:
+                try:
+                    self.conn.run(["rm", "-f", remote], check=False)
+                except PhoneUnavailable:
+                    pass  # the phone dropped; the caller learns from the original error
+        return PhoneMeasurement(result, before, condition_from(*after))
 
 
 def check_benchmark_binary(runner: PhoneRunner, probe_model: Path) -> PhoneMeasurement:

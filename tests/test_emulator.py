@@ -20,7 +20,7 @@ from akd_tf import export
 from akd_tf.benchmark import RunSettings
 from devicefarm.adb_wire import (A_AUTH, A_CLSE, A_CNXN, A_OKAY, A_OPEN, A_VERSION_MIN, A_VERSION_SKIP_CHECKSUM,
                                  A_WRTE, AUTH_RSAPUBLICKEY, AUTH_TOKEN, HEADER_FORMAT, ConnectionClosed, Message,
-                                 ProtocolError, pack_message, read_message, unpack_header)
+                                 ProtocolError, checksum, pack_message, read_message, unpack_header)
 from devicefarm.benchmark_output import BenchmarkOutputError, parse_benchmark_output
 from devicefarm.emulator import PROFILES, EmulatedPhone, Faults, benchmark_tool
 
@@ -133,6 +133,14 @@ def test_wire_primitives_pack_and_validate():
         right.close()
         with pytest.raises(ConnectionClosed):
             read_message(left, version=A_VERSION_MIN)
+
+
+@pytest.mark.parametrize("size", [0, 1, 511, 512, 65536, 300_001])
+def test_checksum_is_the_byte_sum_modulo_2_32_at_every_size(size):
+    payload = bytes([255]) * size if size % 2 else os.urandom(size)
+    assert checksum(payload) == sum(payload) % 2**32
+    assert checksum(bytearray(payload)) == checksum(memoryview(payload)) == sum(payload) % 2**32
+    assert checksum(bytes([255]) * 16_843_010) == (255 * 16_843_010) % 2**32  # wraps past 2**32
 
 
 def test_a_new_key_is_allowed_and_stored_then_its_signature_is_enough(phone, key_paths):

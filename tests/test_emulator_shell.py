@@ -213,6 +213,23 @@ def test_sensor_files_follow_the_heat_and_the_overrides(state, clock):
                      "/sys/class/power_supply/battery/capacity") == ("47000\n470\n12\n", 0)
 
 
+def test_sensor_files_are_rewritten_only_for_commands_that_name_them(state, clock, monkeypatch):
+    writes = []
+    real_refresh = state.refresh_sensor_files
+    monkeypatch.setattr(state, "refresh_sensor_files", lambda: writes.append(1) or real_refresh())
+    assert sh(state, "dumpsys battery; echo x; getprop ro.product.model; cmd power "
+                     "set-fixed-performance-mode-enabled true; ls /data/local/tmp")[1] == 0
+    assert writes == []  # a real phone makes sysfs values when read; nothing reads them here
+    with state.thermal.under_load():
+        clock.now = 10.0  # pixel4: 0.6 C/s
+    zone = "/sys/class/thermal/thermal_zone5"
+    assert sh(state, f"stat -c %s {zone}/temp") == ("6\n", 0) and len(writes) == 1  # "33600\n" now
+    assert sh(state, "cat /sys/class/../class/thermal/./thermal_zone5/temp") == ("33600\n", 0) and len(writes) == 2
+    assert sh(state, "taskset 1 cat /sys/class/power_supply/battery/capacity") == ("85\n", 0) and len(writes) == 3
+    assert state.is_sensor_path("/sys/class/thermal") and state.is_sensor_path("sys/class/power_supply/battery")
+    assert not any(state.is_sensor_path(p) for p in ("/sys/class", "/sys/class/thermalx", "/../x", "-c", "a\0b"))
+
+
 def test_faults_are_validated_when_set():
     faults = Faults()
     with pytest.raises(ValueError, match="Faults.slow_response_s must be a finite number >= 0, got -1"):

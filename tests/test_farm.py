@@ -90,11 +90,13 @@ def test_register_build_lut_measure_query(store, phones, binary, adb_key, tiny_s
     assert adb_key.exists() and oct(adb_key.stat().st_mode & 0o777) == "0o600"
 
     target = ModelTarget(resolution=32, classes=4)
-    worker, thread = _serve(store, ["p4"], "w1")
+    # served until stopped: an idle exit could come before measure_arch has exported its model
+    worker, thread = _serve(store, ["p4"], "w1", WorkerOptions(lease_seconds=5.0, poll_s=0.05, limits=LIMITS))
     summary = build_lut(store, "p4", tiny_space, target, settings=FAST, wait_timeout_s=120)
     assert (summary.total, summary.measured, summary.queued) == (8, 8, 8)
     arch = tiny_space.sample_many(1, seed=3)[0]
     row = measure_arch(store, "p4", arch, target, settings=FAST, wait_timeout_s=120)
+    worker.stop.set()
     thread.join(timeout=30)
     assert row.count >= 3 and row.settings["runtime"] == "benchmark_model" and row.settings["core"] == 7
     assert "Inference timings in us" in row.raw_output and row.thermal_before and row.battery_after
@@ -170,6 +172,29 @@ def test_shell_metacharacters_in_a_model_name_run_nothing(phones, adb_key, tiny_
     assert measured.result.count >= 3
     assert not [p for p in phone.root.rglob("pwned*")]
     assert any(line.startswith("sha256sum '/data/local/tmp/akd-tf/models/m; touch pwned") for line in phone.command_log)
+
+
+def test_a_measurement_is_one_push_and_three_shell_lines(phones, adb_key, tiny_tflite, tmp_path):
+    phone = phones(profile="pixel4")
+    local = tmp_path / "m.tflite"
+    local.write_bytes(tiny_tflite)
+    with PhoneConnection(phone.address) as conn:
+        conn.push(Path(__file__), "/data/local/tmp/benchmark_model", mode=0o755)
+        runner = PhoneRunner(conn, core=7, benchmark_binary="/data/local/tmp/benchmark_model", name="p",
+                             limits=LIMITS)
+        runner.measure(local, FAST, "m.tflite")  # the first also sets fixed-performance mode and makes the directory
+        start = len(phone.command_log)
+        measured = runner.measure(local, FAST, "m.tflite")
+    remote, status = "/data/local/tmp/akd-tf/models/m.tflite", " ; echo __akd_tf_exit=$?"
+    condition = f" ; dumpsys battery{status} ; dumpsys thermalservice{status}"
+    assert phone.command_log[start:] == [
+        f"sha256sum {remote}{status}{condition}",
+        f"taskset 80 /data/local/tmp/benchmark_model --graph={remote} --num_threads=1 --num_runs=3 --warmup_runs=1 "
+        f"--min_secs=0 --warmup_min_secs=0 --max_secs=10{status}",
+        f"rm -f {remote}{status}{condition}"]
+    assert not (phone.root / remote[1:]).exists() and phone.fixed_performance_mode is True
+    assert measured.before.battery["level_pct"] == measured.after.battery["level_pct"] == 85.0
+    assert measured.before.thermal["status"] == 0 and len(measured.after.thermal["temperatures_c"]) == 6
 
 
 def test_expired_lease_of_a_killed_worker_is_reclaimed(store, phones, binary, adb_key, tiny_tflite):

@@ -7,7 +7,8 @@ import pytest
 
 from akd_tf.benchmark import RunSettings
 from devicefarm.adbkeys import ensure_key_pair, public_key_path
-from devicefarm.connection import command_line, parse_address, split_exit_status
+from devicefarm.connection import (command_line, commands_line, parse_address, split_exit_status,
+                                   split_exit_statuses)
 from devicefarm.probe import (Condition, core_mask, parse_cpu_list, parse_dumpsys_battery, parse_getprop,
                               parse_thermalservice, pick_big_core)
 from devicefarm.runner import PhoneLimits, benchmark_argv, benchmark_timeout_s, health_problems
@@ -82,6 +83,19 @@ def test_commands_are_quoted_and_report_their_status():
     assert split_exit_status("partial output") is None
     with pytest.raises(ValueError, match="non-empty list of strings"):
         command_line("ls /")
+
+
+def test_several_commands_share_one_line_and_keep_their_own_status():
+    line = commands_line([["rm", "-f", "/d/a b.tflite"], ["dumpsys", "battery"]])
+    assert line == "rm -f '/d/a b.tflite' ; echo __akd_tf_exit=$? ; dumpsys battery ; echo __akd_tf_exit=$?"
+    assert split_exit_statuses("__akd_tf_exit=0\n  level: 85\n__akd_tf_exit=0\n", 2) == [("", 0), ("  level: 85\n", 0)]
+    assert split_exit_statuses("no tail__akd_tf_exit=1\r\nx\n__akd_tf_exit=-2", 2) == [("no tail", 1), ("x\n", -2)]
+    assert split_exit_statuses("a\n__akd_tf_exit=0\nhalf of the sec", 2) is None  # dropped before the 2nd status
+    assert split_exit_statuses("a\n__akd_tf_exit=0\nb\n__akd_tf_exit=0\nstray", 2) is None
+    with pytest.raises(ValueError, match="expected a non-empty list of commands, got \\[\\]"):
+        commands_line([])
+    with pytest.raises(ValueError, match="non-empty list of strings"):
+        commands_line(["ls /"])
 
 
 def test_benchmark_command_and_timeout():

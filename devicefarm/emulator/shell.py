@@ -70,10 +70,10 @@ class PhoneShell:
 
     def execute(self, argv: list[str], out: Output, cpu_mask: int | None = None) -> int:
         """Run one simple command (already expanded); its exit status."""
-        self.state.refresh_sensor_files()
         name = argv[0]
         if name == "taskset":
             return self._taskset(argv[1:], out)
+        self.state.refresh_sensor_files_for(argv[1:])  # sysfs values are current when a command reads them
         if "/" in name:
             return self._exec_file(argv, out, cpu_mask)
         if name in COMMANDS:

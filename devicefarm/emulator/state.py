@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import threading
 
-from devicefarm.emulator.devicetree import write_sensor_files
+from devicefarm.emulator.devicetree import BATTERY_DIR, THERMAL_DIR, write_sensor_files
 from devicefarm.emulator.faults import Faults
 from devicefarm.emulator.profiles import PhoneProfile, ThermalSensor
-from devicefarm.emulator.sandbox import Sandbox
+from devicefarm.emulator.sandbox import Sandbox, SandboxError
 from devicefarm.emulator.thermal import ThermalModel
 
 BM_FORMATS = ("recent", "older", "oldest")
@@ -30,6 +31,7 @@ class PhoneState:
         self.fixed_performance_mode: bool | None = None
         self.accept_new_keys = True
         self._files_lock = threading.Lock()
+        self._sensor_dirs = tuple(str(sandbox.root.joinpath(d)) for d in (THERMAL_DIR, BATTERY_DIR))
 
     def properties(self) -> dict[str, str]:
         return self.profile.properties(self.serial)
@@ -45,7 +47,23 @@ class PhoneState:
         return self.thermal.battery_temperature_c(self.faults.temperature_c)
 
     def refresh_sensor_files(self) -> None:
-        """Bring the thermal-zone and battery files up to date (call before anything reads files)."""
+        """Bring the thermal-zone and battery files up to date."""
         with self._files_lock:
             write_sensor_files(self.sandbox.root, self.temperatures(), self.battery_temperature_c(),
                                self.battery_level())
+
+    def is_sensor_path(self, path: str) -> bool:
+        """Whether the device path ``path`` is, or lies in, a thermal-zone or battery directory (after
+        ``..`` and symbolic links); an unusable path is not."""
+        try:
+            real = os.path.realpath(self.sandbox.host_path(path))
+        except SandboxError:
+            return False
+        return any(real == d or real.startswith(d + os.sep) for d in self._sensor_dirs)
+
+    def refresh_sensor_files_for(self, paths) -> None:
+        """Refresh the sensor files before a command that may read them: any of ``paths`` (the command's
+        words) is a sensor path. sysfs makes its values when read; rewriting every file before every command
+        instead cost each shell command ~10 ms of disk writes that a real phone does not spend."""
+        if any(self.is_sensor_path(path) for path in paths):
+            self.refresh_sensor_files()
