@@ -705,3 +705,54 @@ def make_pipeline(ds: ImageDataset, *, resolution: int, channels: int, batch_siz
     if extra is not None:
         pipeline = pipeline.map(lambda pair, rows: (*pair, rows))
     return pipeline.prefetch(tf.data.AUTOTUNE)
+
+
+# --- what a trainer gets -------------------------------------------------------------------------
+
+DEFAULT_RESOLUTION = 224  # for sources whose images have no single size (folders, TFRecords)
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """A dataset's mini-train and mini-val, and the input shape students (and teachers) are fed at."""
+
+    mini_train: ImageDataset
+    mini_val: ImageDataset
+    resolution: int
+    channels: int
+
+    @property
+    def num_classes(self) -> int:
+        return self.mini_train.num_classes
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return (self.resolution, self.resolution, self.channels)
+
+    def describe(self) -> str:
+        return (f"{self.mini_train.name}: {self.mini_train.num_examples} mini-train / {self.mini_val.num_examples} "
+                f"mini-val examples, {self.num_classes} classes, fed at {self.resolution}x{self.resolution}x"
+                f"{self.channels}")
+
+
+def load_training_data(source: str, *, data_dir: str | None = None, val_size: int | None = None,
+                       val_fraction: float | None = None, split_seed: int = 0, resolution: int | None = None,
+                       channels: int | None = None, min_resolution: int = 32,
+                       **load_options) -> TrainingData:
+    """Load the training split of ``source`` and carve mini-train / mini-val from it (the test split is never read).
+
+    ``resolution`` defaults to the images' own size raised to ``min_resolution``
+    (the search space's smallest input), or :data:`DEFAULT_RESOLUTION` when
+    images differ in size; ``channels`` defaults to the images' own channels,
+    else 3.
+    """
+    ds = load_dataset(source, split="train", data_dir=data_dir, **load_options)
+    mini_train, mini_val = split_train_val(ds, val_size=val_size, val_fraction=val_fraction, seed=split_seed)
+    native = ds.image_shape
+    if resolution is None:
+        resolution = max(min_resolution, max(native[:2])) if native else max(min_resolution, DEFAULT_RESOLUTION)
+    if channels is None:
+        channels = native[-1] if native else ENCODED_CHANNELS
+    if resolution < 1 or channels < 1:
+        raise ValueError(f"resolution and channels must be positive, got {resolution!r} and {channels!r}")
+    return TrainingData(mini_train, mini_val, int(resolution), int(channels))

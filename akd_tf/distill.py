@@ -1,0 +1,410 @@
+"""Knowledge distillation: the loss, a Keras trainer, proxy training for search and full training.
+
+The loss for a batch of N examples with labels y, student logits z_s and
+teacher logits z_t is the mean over the batch of
+
+    (1 - alpha) * CE(y, softmax(z_s))
+      + alpha * T^2 * CE(softmax(z_t / T), softmax(z_s / T))
+      [+ beta * MSE(P e_s, e_t)]
+
+where CE(p, q) = -sum_k p_k log q_k, alpha = 0.9 and T = 1 by default (the
+paper's settings), and the optional last term is feature distillation: the
+student's embedding e_s, mapped by a learned linear projection P when its
+width differs from the teacher's embedding e_t. alpha = 0 (without beta) is
+plain hard-label training, the conventional-NAS baseline: no teacher runs.
+
+Teacher outputs come from the on-disk cache (:mod:`akd_tf.teacher_cache`)
+whenever the training images are not augmented; with augmentation the
+teacher runs online on every augmented batch (and the result says so).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import akd_tf.tf_env  # noqa: F401  (configures TensorFlow before it is imported)
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+
+from akd_tf import data
+from akd_tf.models import build_student
+from akd_tf.space import Arch
+from akd_tf.teacher_cache import TeacherOutputs, teacher_outputs
+from akd_tf.teachers import Teacher
+
+DEFAULT_ALPHA = 0.9
+DEFAULT_TEMPERATURE = 1.0
+DEFAULT_PROXY_EPOCHS = 5
+OPTIMIZERS = ("adam", "sgd", "rmsprop")
+TEACHER_MODES = ("none", "cached", "online")
+
+
+class TrainingDiverged(ValueError):
+    """The loss became NaN or infinite; the run's weights are meaningless."""
+
+
+@dataclass(frozen=True)
+class DistillSettings:
+    """What the student learns from: ``alpha`` weighs the teacher's soft targets, ``temperature`` softens them.
+
+    ``feature_weight`` > 0 adds feature distillation (MSE between embeddings).
+    """
+
+    alpha: float = DEFAULT_ALPHA
+    temperature: float = DEFAULT_TEMPERATURE
+    feature_weight: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1], got {self.alpha!r}")
+        if not self.temperature > 0.0 or not math.isfinite(self.temperature):
+            raise ValueError(f"temperature must be a positive number, got {self.temperature!r}")
+        if not self.feature_weight >= 0.0 or not math.isfinite(self.feature_weight):
+            raise ValueError(f"feature_weight must be >= 0, got {self.feature_weight!r}")
+
+    @property
+    def needs_teacher(self) -> bool:
+        return self.alpha > 0.0 or self.feature_weight > 0.0
+
+    @classmethod
+    def hard_label(cls) -> "DistillSettings":
+        return cls(alpha=0.0)
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """How long and how fast: the first ``warmup_epochs`` ramp the learning rate up linearly, then cosine decay."""
+
+    epochs: int = DEFAULT_PROXY_EPOCHS
+    batch_size: int = 128
+    learning_rate: float = 0.005  # Adam; measured best of 0.002/0.005 Adam, 0.1 SGD, 0.01 RMSProp on the demo
+    warmup_epochs: float = 1.0
+    optimizer: str = "adam"
+    augment: bool = False
+    seed: int = 0
+    validate_every_epoch: bool = True
+    steps_per_execution: int = 1
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {self.epochs!r}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size!r}")
+        if not self.learning_rate > 0.0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}")
+        if not 0.0 <= self.warmup_epochs <= self.epochs:
+            raise ValueError(f"warmup_epochs must be in [0, epochs={self.epochs}], got {self.warmup_epochs!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        if self.steps_per_execution < 1:
+            raise ValueError(f"steps_per_execution must be >= 1, got {self.steps_per_execution!r}")
+
+
+def kd_loss(labels, student_logits, teacher_logits=None, *, alpha: float = DEFAULT_ALPHA,
+            temperature: float = DEFAULT_TEMPERATURE) -> tf.Tensor:
+    """The batch mean of (1 - alpha) CE(y, p_s) + alpha T^2 CE(softmax(z_t/T), softmax(z_s/T))."""
+    student_logits = tf.cast(student_logits, tf.float32)
+    hard = tf.nn.sparse_softmax_cross_entropy_with_logits(tf.cast(labels, tf.int32), student_logits)
+    if alpha == 0.0:
+        return tf.reduce_mean(hard)
+    if teacher_logits is None:
+        raise ValueError(f"alpha={alpha} needs teacher logits")
+    soft_targets = tf.nn.softmax(tf.cast(teacher_logits, tf.float32) / temperature)
+    soft = -tf.reduce_sum(soft_targets * tf.nn.log_softmax(student_logits / temperature), axis=-1)
+    return tf.reduce_mean((1.0 - alpha) * hard + alpha * temperature ** 2 * soft)
+
+
+class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up from 0 to ``peak`` over ``warmup_steps``, then cosine decay to 0 at ``total_steps``."""
+
+    def __init__(self, peak: float, warmup_steps: int, total_steps: int):
+        self.peak, self.warmup_steps, self.total_steps = float(peak), int(warmup_steps), int(total_steps)
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32)
+        warmup = tf.cast(max(self.warmup_steps, 1), tf.float32)
+        decay_steps = tf.cast(max(self.total_steps - self.warmup_steps, 1), tf.float32)
+        progress = tf.clip_by_value((step - self.warmup_steps) / decay_steps, 0.0, 1.0)
+        cosine = 0.5 * self.peak * (1.0 + tf.cos(math.pi * progress))
+        ramp = self.peak * (step + 1.0) / warmup
+        return tf.where(step < self.warmup_steps, ramp, cosine)
+
+    def get_config(self):
+        return {"peak": self.peak, "warmup_steps": self.warmup_steps, "total_steps": self.total_steps}
+
+
+def make_optimizer(settings: TrainSettings, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    schedule = WarmupCosine(settings.learning_rate, round(settings.warmup_epochs * steps_per_epoch),
+                            settings.epochs * steps_per_epoch)
+    if settings.optimizer == "sgd":
+        return keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True)
+    if settings.optimizer == "rmsprop":
+        return keras.optimizers.RMSprop(schedule, rho=0.9, momentum=0.9, epsilon=1e-3)
+    return keras.optimizers.Adam(schedule)
+
+
+class Distiller(keras.Model):
+    """Trains ``student`` on batches ``(images, labels[, teacher_outputs])`` with :func:`kd_loss`.
+
+    Teacher outputs arrive with the batch (cached: logits, then embeddings, one
+    row per example) or are computed by ``online_teacher``. Metrics: ``loss``,
+    ``top1``, ``top5`` (top-min(5, classes)) and, with a teacher, ``agreement``
+    (share of examples where student and teacher pick the same class).
+    """
+
+    def __init__(self, student: keras.Model, num_classes: int, settings: DistillSettings, *,
+                 online_teacher: Teacher | None = None, teacher_embedding_width: int | None = None):
+        super().__init__(name="distiller")
+        self.student = student
+        self.num_classes = num_classes
+        self.settings = settings
+        self._online_teacher = online_teacher
+        self.projection = None
+        if settings.feature_weight > 0.0:
+            if len(student.outputs) != 2:
+                raise ValueError("feature distillation needs a student built with an embedding output")
+            if teacher_embedding_width is None:
+                raise ValueError("feature distillation needs the teacher's embedding width")
+            student_width = int(student.outputs[1].shape[-1])
+            if student_width != teacher_embedding_width:
+                self.projection = keras.layers.Dense(teacher_embedding_width, use_bias=False,
+                                                     name="feature_projection")
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.top1 = keras.metrics.SparseCategoricalAccuracy(name="top1")
+        self.top5 = keras.metrics.SparseTopKCategoricalAccuracy(k=min(5, num_classes), name="top5")
+        self.agreement = keras.metrics.Mean(name="agreement")
+
+    @property
+    def has_teacher(self) -> bool:
+        return self.settings.needs_teacher
+
+    @property
+    def metrics(self):
+        tracked = [self.loss_tracker, self.top1, self.top5]
+        return tracked + [self.agreement] if self.has_teacher else tracked
+
+    def call(self, images, training=False):
+        outputs = self.student(images, training=training)
+        return outputs[0] if isinstance(outputs, (list, tuple)) else outputs
+
+    def _teacher(self, images, extra):
+        if not self.has_teacher:
+            return None, None
+        if extra is not None:
+            return extra[:, :self.num_classes], extra[:, self.num_classes:]
+        logits = self._online_teacher.logits(images)
+        embedding = self._online_teacher.embedding(images) if self.settings.feature_weight > 0.0 else None
+        return logits, embedding
+
+    def _objective(self, images, labels, extra, training):
+        outputs = self.student(images, training=training)
+        if isinstance(outputs, (list, tuple)):
+            logits, embedding = outputs
+        else:
+            logits, embedding = outputs, None
+        teacher_logits, teacher_embedding = self._teacher(images, extra)
+        loss = kd_loss(labels, logits, teacher_logits, alpha=self.settings.alpha,
+                       temperature=self.settings.temperature)
+        if self.settings.feature_weight > 0.0:
+            if self.projection is not None:
+                embedding = self.projection(embedding)
+            loss += self.settings.feature_weight * tf.reduce_mean(tf.square(embedding - teacher_embedding))
+        return loss, logits, teacher_logits
+
+    def _update_metrics(self, loss, labels, logits, teacher_logits):
+        self.loss_tracker.update_state(loss)
+        self.top1.update_state(labels, logits)
+        self.top5.update_state(labels, logits)
+        if teacher_logits is not None:
+            agree = tf.equal(tf.argmax(logits, axis=-1), tf.argmax(teacher_logits, axis=-1))
+            self.agreement.update_state(tf.cast(agree, tf.float32))
+        return {m.name: m.result() for m in self.metrics}
+
+    @staticmethod
+    def _unpack(batch):
+        if len(batch) == 3:
+            return batch
+        images, labels = batch
+        return images, labels, None
+
+    def train_step(self, batch):
+        images, labels, extra = self._unpack(batch)
+        with tf.GradientTape() as tape:
+            loss, logits, teacher_logits = self._objective(images, labels, extra, training=True)
+            total = loss + tf.add_n(self.student.losses) if self.student.losses else loss
+        self.optimizer.minimize(total, self.trainable_variables, tape=tape)
+        return self._update_metrics(loss, labels, logits, teacher_logits)
+
+    def test_step(self, batch):
+        images, labels, extra = self._unpack(batch)
+        loss, logits, teacher_logits = self._objective(images, labels, extra, training=False)
+        return self._update_metrics(loss, labels, logits, teacher_logits)
+
+
+class _StopOnDivergence(keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            raise TrainingDiverged(f"loss became {loss} at step {batch} (try a lower learning rate)")
+
+
+class _KeepBestStudent(keras.callbacks.Callback):
+    """Saves the student whenever validation top-1 improves; its best value survives a resume."""
+
+    def __init__(self, path: Path, state_path: Path):
+        super().__init__()
+        self.path, self.state_path = path, state_path
+        self.best = json.loads(state_path.read_text())["best_top1"] if state_path.is_file() else -1.0
+        self.best_epoch = json.loads(state_path.read_text())["epoch"] if state_path.is_file() else None
+
+    def on_epoch_end(self, epoch, logs=None):
+        top1 = (logs or {}).get("val_top1")
+        if top1 is None or top1 <= self.best:
+            return
+        self.best, self.best_epoch = float(top1), epoch + 1
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.stem}.tmp{self.path.suffix}")
+        self.model.student.save(tmp)
+        os.replace(tmp, self.path)
+        self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        self.state_path.write_text(json.dumps({"best_top1": self.best, "epoch": self.best_epoch}))
+
+
+@dataclass
+class TrainResult:
+    """What a training run did and reached; validation figures are on mini-val after the last epoch."""
+
+    top1: float
+    top5: float
+    loss: float
+    agreement: float | None
+    epochs: int
+    train_examples: int
+    val_examples: int
+    seconds: float
+    train_seconds: float
+    examples_per_s: float
+    teacher_mode: str
+    teacher_cache_hit: bool | None
+    teacher_seconds: float
+    history: dict = field(default_factory=dict)
+    best_top1: float | None = None
+    best_epoch: int | None = None
+    settings: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _teacher_mode(teacher: Teacher | None, settings: DistillSettings, train: TrainSettings, use_cache: bool) -> str:
+    if not settings.needs_teacher:
+        return "none"
+    if teacher is None:
+        raise ValueError(f"alpha={settings.alpha}, feature_weight={settings.feature_weight} need a teacher "
+                         "(alpha=0 trains on hard labels only)")
+    return "online" if (train.augment or not use_cache) else "cached"
+
+
+def distill(student: keras.Model, teacher: Teacher | None, training: data.TrainingData, *,
+            settings: DistillSettings = DistillSettings(), train: TrainSettings = TrainSettings(),
+            use_cache: bool = True, cache_dir: str | os.PathLike | None = None,
+            checkpoint_dir: str | os.PathLike | None = None, best_path: str | os.PathLike | None = None,
+            verbose: int = 0, callbacks: Sequence[keras.callbacks.Callback] = ()) -> TrainResult:
+    """Train ``student`` on ``training.mini_train`` against ``teacher``; evaluate on ``training.mini_val``.
+
+    ``checkpoint_dir`` makes the run resumable (state saved every epoch, an
+    interrupted run continues from its last finished epoch); ``best_path``
+    keeps the student with the best mini-val top-1 as a ``.keras`` file.
+    Raises :class:`TrainingDiverged` on a NaN/inf loss.
+    """
+    started = time.perf_counter()
+    mini_train, mini_val = training.mini_train, training.mini_val
+    resolution, channels = training.resolution, training.channels
+    if mini_train.num_classes != mini_val.num_classes:
+        raise ValueError(f"mini-train has {mini_train.num_classes} classes but mini-val {mini_val.num_classes}")
+    num_classes = mini_train.num_classes
+    if int(student.outputs[0].shape[-1]) != num_classes:
+        raise ValueError(f"the student has {student.outputs[0].shape[-1]} outputs but {mini_train.name} "
+                         f"has {num_classes} classes")
+    mode = _teacher_mode(teacher, settings, train, use_cache)
+    with_embeddings = settings.feature_weight > 0.0
+    if teacher is not None and mode != "none":
+        teacher.check_compatible(num_classes, channels, mini_train.name)
+    cached: dict[str, TeacherOutputs] = {}
+    if mode != "none" and use_cache:
+        for split_name, split in (("val", mini_val),) + ((("train", mini_train),) if mode == "cached" else ()):
+            cached[split_name] = teacher_outputs(teacher, split, resolution=resolution, channels=channels,
+                                                 with_embeddings=with_embeddings, cache_dir=cache_dir)
+    teacher_seconds = sum(outputs.seconds for outputs in cached.values())
+    train_pipeline = data.make_pipeline(
+        mini_train, resolution=resolution, channels=channels, batch_size=train.batch_size, shuffle=True,
+        augment=train.augment, seed=train.seed, extra=cached["train"].packed() if "train" in cached else None)
+    val_pipeline = data.make_pipeline(
+        mini_val, resolution=resolution, channels=channels, batch_size=max(train.batch_size, 256),
+        extra=cached["val"].packed() if "val" in cached else None)
+    steps_per_epoch = math.ceil(mini_train.num_examples / train.batch_size)
+
+    keras.utils.set_random_seed(train.seed)
+    model = Distiller(student, num_classes, settings,
+                      online_teacher=teacher if mode == "online" else None,
+                      teacher_embedding_width=teacher.embedding_width if (teacher and with_embeddings) else None)
+    model.compile(optimizer=make_optimizer(train, steps_per_epoch), steps_per_execution=train.steps_per_execution)
+
+    model(next(iter(val_pipeline))[0][:1])  # build, so a backup can be restored into it
+
+    # Order matters: the best student and the backup are saved before any caller's callback runs.
+    all_callbacks = [_StopOnDivergence()]
+    keep_best = None
+    if best_path is not None:
+        state = (Path(checkpoint_dir) if checkpoint_dir else Path(best_path).parent) / f".{Path(best_path).name}.best.json"
+        keep_best = _KeepBestStudent(Path(best_path), state)
+        all_callbacks.append(keep_best)
+    if checkpoint_dir is not None:
+        all_callbacks.append(keras.callbacks.BackupAndRestore(str(Path(checkpoint_dir) / "backup")))
+    all_callbacks.extend(callbacks)
+    fit_started = time.perf_counter()
+    history = model.fit(train_pipeline, epochs=train.epochs, verbose=verbose, callbacks=all_callbacks,
+                        validation_data=val_pipeline,
+                        validation_freq=1 if train.validate_every_epoch else [train.epochs])
+    train_seconds = time.perf_counter() - fit_started
+    final = {name[4:]: values[-1] for name, values in history.history.items() if name.startswith("val_")}
+    if not final:  # resumed after the last epoch had finished: evaluate once more
+        final = model.evaluate(val_pipeline, verbose=0, return_dict=True)
+    epochs_run = len(history.history.get("loss", []))
+    return TrainResult(
+        top1=float(final["top1"]), top5=float(final["top5"]), loss=float(final["loss"]),
+        agreement=float(final["agreement"]) if "agreement" in final else None,
+        epochs=train.epochs, train_examples=mini_train.num_examples, val_examples=mini_val.num_examples,
+        seconds=time.perf_counter() - started, train_seconds=train_seconds,
+        examples_per_s=epochs_run * mini_train.num_examples / train_seconds if epochs_run else 0.0,
+        teacher_mode=mode, teacher_cache_hit=all(o.hit for o in cached.values()) if cached else None,
+        teacher_seconds=teacher_seconds,
+        history={name: [float(v) for v in values] for name, values in history.history.items()},
+        best_top1=keep_best.best if keep_best and keep_best.best >= 0 else None,
+        best_epoch=keep_best.best_epoch if keep_best else None,
+        settings={"distill": asdict(settings), "train": asdict(train)},
+    )
+
+
+def proxy_train(arch: Arch, teacher: Teacher | None, training: data.TrainingData, *,
+                settings: DistillSettings = DistillSettings(),
+                train: TrainSettings = TrainSettings(validate_every_epoch=False),
+                cache_dir: str | os.PathLike | None = None, use_cache: bool = True) -> TrainResult:
+    """The search's child evaluation: a fresh student of ``arch`` trained briefly, then scored on mini-val.
+
+    Defaults are the paper's proxy task: 5 epochs, the first a linear
+    learning-rate warm-up, KD with alpha 0.9 and T 1, no weight sharing.
+    """
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(train.seed)
+    student = build_student(arch, training.input_shape, training.num_classes,
+                            with_embedding=settings.feature_weight > 0.0)
+    return distill(student, teacher, training, settings=settings, train=train, cache_dir=cache_dir,
+                   use_cache=use_cache)
