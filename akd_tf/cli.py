@@ -829,5 +829,213 @@ def devices_emulate(host, port, profile, bm_format, state_dir, reject_keys, temp
         phone.stop()
 
 
+# ---------------------------------------------------------------------------
+# akd-tf train / teacher: distillation and teachers
+# ---------------------------------------------------------------------------
+
+
+def _data_options(fn):
+    """Where the images come from, how mini-val is carved out, and the input size networks see."""
+    options = [
+        click.option("--dataset", default="demo", show_default=True, metavar="SOURCE",
+                     help="'demo' (bundled animal-mnist, 10 classes of 28x28 silhouettes), an image folder "
+                          "(DIR/<class>/...), a .npz with x and y, TFRecord files/glob/dir, or tfds:NAME."),
+        click.option("--data-dir", default=None, type=click.Path(file_okay=False),
+                     help="Where tfds:NAME datasets are prepared (nothing is downloaded)."),
+        click.option("--image-key", default="image/encoded", show_default=True, help="TFRecord image feature."),
+        click.option("--label-key", default="image/class/label", show_default=True, help="TFRecord label feature."),
+        click.option("--label-offset", default=0, show_default=True, type=int,
+                     help="Added to stored labels of npz/TFRecord data (-1 for ImageNet's 1-based labels)."),
+        click.option("--val-size", default=None, type=click.IntRange(min=1),
+                     help="Examples held out of the training split as mini-val."),
+        click.option("--val-fraction", default=None, type=click.FloatRange(0, 1, min_open=True, max_open=True),
+                     help="Share of the training split held out as mini-val (default 0.2)."),
+        click.option("--split-seed", default=0, show_default=True, type=int, help="Seed of the mini-val split."),
+        click.option("--resolution", default=None, type=click.IntRange(min=1),
+                     help="Input side in pixels (default: the images' own size, at least 32; 224 when sizes vary)."),
+        click.option("--channels", default=None, type=click.IntRange(min=1),
+                     help="Input channels (default: the images' own; 1 <-> 3 is converted)."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _fit_options(default_epochs):
+    def decorate(fn):
+        options = [
+            click.option("--epochs", default=default_epochs, show_default=True, type=click.IntRange(min=1),
+                         help="Training epochs."),
+            click.option("--batch-size", default=128, show_default=True, type=click.IntRange(min=1),
+                         help="Examples per training step."),
+            click.option("--lr", "learning_rate", default=0.005, show_default=True,
+                         type=click.FloatRange(min=0, min_open=True), help="Peak learning rate."),
+            click.option("--warmup-epochs", default=1.0, show_default=True, type=click.FloatRange(min=0),
+                         help="Epochs of linear learning-rate warm-up before the cosine decay."),
+            click.option("--optimizer", type=click.Choice(["adam", "sgd", "rmsprop"]), default="adam",
+                         show_default=True),
+            click.option("--augment", is_flag=True,
+                         help="Random flips and shifts (a teacher then runs online on every batch)."),
+            click.option("--seed", default=0, show_default=True, type=int,
+                         help="Seed of weights, shuffling and augmentation."),
+            click.option("--checkpoint-dir", default=None, type=click.Path(file_okay=False),
+                         help="Per-epoch state for resuming (default: OUT.ckpt next to --out; rerun the same "
+                              "command to resume; removed when training finishes)."),
+            click.option("--summary", "summary_path", default=None, type=click.Path(dir_okay=False),
+                         help="Write the JSON summary here (default: OUT with .json instead of its suffix)."),
+        ]
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+    return decorate
+
+
+def _training_data(dataset, data_dir, image_key, label_key, label_offset, val_size, val_fraction, split_seed,
+                   resolution, channels, space_name=DEFAULT_SPACE):
+    from akd_tf import data
+
+    load_options = {}
+    if (image_key, label_key) != ("image/encoded", "image/class/label"):
+        load_options.update(image_key=image_key, label_key=label_key)
+    if label_offset:
+        load_options["label_offset"] = label_offset
+    space = get_space(space_name)
+    training = data.load_training_data(dataset, data_dir=data_dir, val_size=val_size, val_fraction=val_fraction,
+                                       split_seed=split_seed, resolution=resolution, channels=channels,
+                                       min_resolution=space.min_resolution, **load_options)
+    return training
+
+
+def _fit(model, teacher, training, settings, epochs, batch_size, learning_rate, warmup_epochs, optimizer,
+         augment, seed, checkpoint_dir, summary_path, out, as_json, use_cache=True, cache_dir=None, extra=None):
+    """Train, keep the best-on-mini-val model at ``out``, write and print the summary."""
+    from pathlib import Path
+
+    from akd_tf.distill import TrainSettings, distill
+
+    train = TrainSettings(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+                          warmup_epochs=min(warmup_epochs, epochs), optimizer=optimizer, augment=augment, seed=seed)
+    out = Path(out)
+    checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else out.with_name(out.name + ".ckpt")
+    summary_path = Path(summary_path) if summary_path else out.with_suffix(".json")
+    if not as_json:
+        click.echo(training.describe())
+        if teacher is not None:
+            click.echo(teacher.describe())
+    verbose = 0 if as_json else (1 if sys.stdout.isatty() else 2)
+    result = distill(model, teacher, training, settings=settings, train=train, use_cache=use_cache,
+                     cache_dir=cache_dir, checkpoint_dir=checkpoint_dir, best_path=out, verbose=verbose)
+    summary = {"out": str(out), "dataset": training.mini_train.name, "input_shape": list(training.input_shape),
+               "classes": training.num_classes, **(extra or {}), **result.to_dict()}
+    summary_path.parent.mkdir(parents=True, exist_ok=True)
+    summary_path.write_text(json.dumps(summary, indent=2) + "\n")
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    agreement = "" if result.agreement is None else f", agreement with teacher {result.agreement:.1%}"
+    click.echo(f"mini-val top-1 {result.top1:.2%}, top-{min(5, training.num_classes)} {result.top5:.2%}, "
+               f"loss {result.loss:.4f}{agreement}")
+    if result.best_top1 is not None:
+        click.echo(f"best mini-val top-1 {result.best_top1:.2%} at epoch {result.best_epoch}: saved to {out}")
+    cache = {True: " (cache hit)", False: " (computed, cached)", None: ""}[result.teacher_cache_hit]
+    click.echo(f"{result.examples_per_s:.0f} examples/s, {result.seconds:.1f} s; teacher: "
+               f"{result.teacher_mode}{cache}; summary: {summary_path}")
+
+
+@main.group()
+def teacher():
+    """Teachers for distillation: train one where you have none."""
+
+
+@teacher.command("train")
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="Where to save the teacher (.keras or .h5): the best epoch on mini-val.")
+@click.option("--model", "model_name", default="resnet20", show_default=True,
+              type=click.Choice(["resnet20", "resnet56", "resnet50", "mobilenetv2", "efficientnetb0",
+                                 "densenet121"]),
+              help="Teacher network (random initial weights; nothing is downloaded).")
+@click.option("--arch", "arch_text", default=None, metavar="ARCH",
+              help="Train an architecture of the search space as the teacher instead of --model.")
+@_space_option
+@_data_options
+@_fit_options(default_epochs=15)
+@_json_option
+@_fail_on_value_error
+def teacher_train(out, model_name, arch_text, space_name, dataset, data_dir, image_key, label_key, label_offset,
+                  val_size, val_fraction, split_seed, resolution, channels, epochs, batch_size, learning_rate,
+                  warmup_epochs, optimizer, augment, seed, checkpoint_dir, summary_path, as_json):
+    """Train a teacher on hard labels, keeping the epoch with the best mini-val top-1 (resumable)."""
+    arch = _parse_arch(space_name, arch_text, "--arch") if arch_text else None
+    training = _training_data(dataset, data_dir, image_key, label_key, label_offset, val_size, val_fraction,
+                              split_seed, resolution, channels, space_name)
+    from akd_tf.distill import DistillSettings
+    from akd_tf.models import build_student
+    from akd_tf.teachers import build_teacher_model
+
+    if arch is not None:
+        import tf_keras as keras
+
+        keras.utils.set_random_seed(seed)
+        model, described = build_student(arch, training.input_shape, training.num_classes), arch.to_string()
+    else:
+        model, described = build_teacher_model(model_name, training.input_shape, training.num_classes, seed), model_name
+    _fit(model, None, training, DistillSettings.hard_label(), epochs, batch_size, learning_rate, warmup_epochs,
+         optimizer, augment, seed, checkpoint_dir, summary_path, out, as_json,
+         extra={"teacher_model": described, "params": int(model.count_params())})
+
+
+@main.command("train")
+@click.option("--arch", "arch_text", required=True, metavar="ARCH", help="The student architecture.")
+@click.option("--teacher", "teacher_paths", multiple=True, type=click.Path(),
+              help="Teacher .keras/.h5/SavedModel; repeat for an ensemble (averaged probabilities).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="Where to save the student (.keras): the best epoch on mini-val.")
+@click.option("--alpha", default=0.9, show_default=True, type=click.FloatRange(0, 1),
+              help="Weight of the teacher's soft targets (1 - alpha weighs the labels).")
+@click.option("--temperature", default=1.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Softmax temperature of the soft targets.")
+@click.option("--hard-label", is_flag=True, help="Labels only (alpha 0, no teacher): the conventional baseline.")
+@click.option("--feature-kd", is_flag=True,
+              help="Also match the teacher's embedding (MSE through a learned projection).")
+@click.option("--feature-weight", default=1.0, show_default=True, type=click.FloatRange(min=0),
+              help="Weight of the feature term with --feature-kd.")
+@click.option("--cache-dir", default=None, type=click.Path(file_okay=False),
+              help="Teacher-output cache (default: $AKD_TF_CACHE_DIR or ~/.cache/akd-tf/teacher-outputs).")
+@click.option("--no-teacher-cache", is_flag=True, help="Run the teacher online on every batch.")
+@_space_option
+@_data_options
+@_fit_options(default_epochs=30)
+@_json_option
+@_fail_on_value_error
+def train_cmd(arch_text, teacher_paths, out, alpha, temperature, hard_label, feature_kd, feature_weight, cache_dir,
+              no_teacher_cache, space_name, dataset, data_dir, image_key, label_key, label_offset, val_size,
+              val_fraction, split_seed, resolution, channels, epochs, batch_size, learning_rate, warmup_epochs,
+              optimizer, augment, seed, checkpoint_dir, summary_path, as_json):
+    """Train a student of ARCH by distillation from --teacher (or on hard labels) and save the best epoch."""
+    arch = _parse_arch(space_name, arch_text, "--arch")
+    if hard_label and feature_kd:
+        raise click.BadParameter("--hard-label trains without a teacher; drop --feature-kd", param_hint="--hard-label")
+    if not hard_label and not teacher_paths:
+        raise click.BadParameter("give --teacher PATH (repeat for an ensemble), or --hard-label to train on labels "
+                                 "only", param_hint="--teacher")
+    training = _training_data(dataset, data_dir, image_key, label_key, label_offset, val_size, val_fraction,
+                              split_seed, resolution, channels, space_name)
+    import tf_keras as keras
+
+    from akd_tf.distill import DistillSettings
+    from akd_tf.models import build_student
+    from akd_tf.teachers import load_teacher
+
+    settings = (DistillSettings.hard_label() if hard_label else
+                DistillSettings(alpha=alpha, temperature=temperature,
+                                feature_weight=feature_weight if feature_kd else 0.0))
+    teacher = None if hard_label else load_teacher(list(teacher_paths))
+    keras.utils.set_random_seed(seed)
+    student = build_student(arch, training.input_shape, training.num_classes, with_embedding=feature_kd)
+    _fit(student, teacher, training, settings, epochs, batch_size, learning_rate, warmup_epochs, optimizer,
+         augment, seed, checkpoint_dir, summary_path, out, as_json, use_cache=not no_teacher_cache,
+         cache_dir=cache_dir, extra={"arch": arch.to_string(), "teachers": list(teacher_paths)})
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

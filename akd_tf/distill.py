@@ -258,11 +258,11 @@ class _StopOnDivergence(keras.callbacks.Callback):
 class _KeepBestStudent(keras.callbacks.Callback):
     """Saves the student whenever validation top-1 improves; its best value survives a resume."""
 
-    def __init__(self, path: Path, state_path: Path):
+    def __init__(self, path: Path, state_path: Path | None):
         super().__init__()
         self.path, self.state_path = path, state_path
-        self.best = json.loads(state_path.read_text())["best_top1"] if state_path.is_file() else -1.0
-        self.best_epoch = json.loads(state_path.read_text())["epoch"] if state_path.is_file() else None
+        state = json.loads(state_path.read_text()) if state_path is not None and state_path.is_file() else {}
+        self.best, self.best_epoch = state.get("best_top1", -1.0), state.get("epoch")
 
     def on_epoch_end(self, epoch, logs=None):
         top1 = (logs or {}).get("val_top1")
@@ -273,8 +273,13 @@ class _KeepBestStudent(keras.callbacks.Callback):
         tmp = self.path.with_name(f".{self.path.stem}.tmp{self.path.suffix}")
         self.model.student.save(tmp)
         os.replace(tmp, self.path)
-        self.state_path.parent.mkdir(parents=True, exist_ok=True)
-        self.state_path.write_text(json.dumps({"best_top1": self.best, "epoch": self.best_epoch}))
+        if self.state_path is not None:  # survives an interruption, for the resumed run to compare against
+            self.state_path.parent.mkdir(parents=True, exist_ok=True)
+            self.state_path.write_text(json.dumps({"best_top1": self.best, "epoch": self.best_epoch}))
+
+    def on_train_end(self, logs=None):
+        if self.state_path is not None:
+            self.state_path.unlink(missing_ok=True)
 
 
 @dataclass
@@ -363,8 +368,7 @@ def distill(student: keras.Model, teacher: Teacher | None, training: data.Traini
     all_callbacks = [_StopOnDivergence()]
     keep_best = None
     if best_path is not None:
-        state = (Path(checkpoint_dir) if checkpoint_dir else Path(best_path).parent) / f".{Path(best_path).name}.best.json"
-        keep_best = _KeepBestStudent(Path(best_path), state)
+        keep_best = _KeepBestStudent(Path(best_path), Path(checkpoint_dir) / "best.json" if checkpoint_dir else None)
         all_callbacks.append(keep_best)
     if checkpoint_dir is not None:
         all_callbacks.append(keras.callbacks.BackupAndRestore(str(Path(checkpoint_dir) / "backup")))
@@ -374,6 +378,8 @@ def distill(student: keras.Model, teacher: Teacher | None, training: data.Traini
                         validation_data=val_pipeline,
                         validation_freq=1 if train.validate_every_epoch else [train.epochs])
     train_seconds = time.perf_counter() - fit_started
+    if checkpoint_dir is not None and Path(checkpoint_dir).is_dir() and not any(Path(checkpoint_dir).iterdir()):
+        Path(checkpoint_dir).rmdir()  # finished: the backup and best-so-far state are gone, so is their folder
     final = {name[4:]: values[-1] for name, values in history.history.items() if name.startswith("val_")}
     if not final:  # resumed after the last epoch had finished: evaluate once more
         final = model.evaluate(val_pipeline, verbose=0, return_dict=True)

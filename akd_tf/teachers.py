@@ -169,3 +169,63 @@ def load_teacher(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> Teac
         digests.append(file_fingerprint(path))
     fingerprint = hashlib.sha256("\n".join(sorted(digests)).encode()).hexdigest()  # member order is irrelevant
     return Teacher(members, fingerprint)
+
+
+# --- teachers trained here ------------------------------------------------------------------------
+
+KERAS_APPLICATIONS = {
+    # name: keras.applications constructor (inputs of at least 32x32)
+    "resnet50": "ResNet50",
+    "mobilenetv2": "MobileNetV2",
+    "efficientnetb0": "EfficientNetB0",
+    "densenet121": "DenseNet121",
+}
+CIFAR_RESNETS = {"resnet20": 3, "resnet56": 9}  # name: residual blocks per stage (depth 6n + 2)
+TEACHER_MODELS = tuple(CIFAR_RESNETS) + tuple(KERAS_APPLICATIONS)
+MIN_TEACHER_SIDE = 32
+
+
+def cifar_resnet(blocks_per_stage: int, input_shape, num_classes: int) -> keras.Model:
+    """He et al.'s CIFAR ResNet (depth 6n + 2; 16/32/64 filters), the usual small-image KD teacher."""
+    inputs = keras.Input(tuple(input_shape), name="image")
+
+    def conv_bn(x, filters, stride, name, relu=True):
+        x = keras.layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False,
+                                kernel_initializer="he_normal", name=f"{name}_conv")(x)
+        x = keras.layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
+        return keras.layers.ReLU(name=f"{name}_relu")(x) if relu else x
+
+    x = conv_bn(inputs, 16, 1, "stem")
+    for stage, filters in enumerate((16, 32, 64)):
+        for block in range(blocks_per_stage):
+            stride = 2 if stage > 0 and block == 0 else 1
+            name = f"stage{stage + 1}_block{block + 1}"
+            shortcut = x
+            y = conv_bn(x, filters, stride, f"{name}_a")
+            y = conv_bn(y, filters, 1, f"{name}_b", relu=False)
+            if stride != 1 or shortcut.shape[-1] != filters:
+                shortcut = keras.layers.Conv2D(filters, 1, strides=stride, use_bias=False,
+                                               name=f"{name}_shortcut")(shortcut)
+            x = keras.layers.ReLU(name=f"{name}_out")(keras.layers.Add(name=f"{name}_add")([y, shortcut]))
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    outputs = keras.layers.Dense(num_classes, name="logits")(x)
+    return keras.Model(inputs, outputs, name=f"resnet{6 * blocks_per_stage + 2}")
+
+
+def build_teacher_model(model_name: str, input_shape, num_classes: int, seed: int = 0) -> keras.Model:
+    """An untrained teacher classifier (logits out; random weights: nothing is downloaded).
+
+    ``resnet20``/``resnet56`` are CIFAR-style ResNets; the others are
+    ``keras.applications`` models built without pretrained weights.
+    """
+    if model_name not in TEACHER_MODELS:
+        raise ValueError(f"unknown teacher model {model_name!r}; choose one of {', '.join(TEACHER_MODELS)} "
+                         "or give an architecture from the search space")
+    if min(input_shape[:2]) < MIN_TEACHER_SIDE:
+        raise ValueError(f"{model_name} needs inputs of at least {MIN_TEACHER_SIDE}x{MIN_TEACHER_SIDE}, "
+                         f"got {tuple(input_shape)}")
+    keras.utils.set_random_seed(seed)
+    if model_name in CIFAR_RESNETS:
+        return cifar_resnet(CIFAR_RESNETS[model_name], input_shape, num_classes)
+    return getattr(keras.applications, KERAS_APPLICATIONS[model_name])(
+        weights=None, input_shape=tuple(input_shape), classes=num_classes, classifier_activation=None)

@@ -285,6 +285,7 @@ def test_an_interrupted_training_resumes_from_its_last_epoch_and_keeps_the_best_
     resumed = distill(_small_student(seed=5), None, training, **kwargs)
     assert len(resumed.history["loss"]) == 1  # only the third epoch ran
     assert resumed.best_epoch in (1, 2, 3) and (tmp_path / "best.keras").is_file()
+    assert not (tmp_path / "ckpt").exists()  # a finished run leaves no state a new run could mistake for its own
     best = keras.models.load_model(tmp_path / "best.keras")
     assert best.output_shape == (None, CLASSES)
 
@@ -297,4 +298,4 @@ def test_proxy_training_on_the_demo_data_is_clearly_above_chance():
                          train=TrainSettings(epochs=3, batch_size=64, validate_every_epoch=False))
     assert set(result.history) == {"loss", "top1", "top5", "val_loss", "val_top1", "val_top5"}
     assert len(result.history["val_top1"]) == 1  # evaluated once, after the last epoch
-    assert result.top1 > 0.4  # chance is 0.1; this run measured about 0.5-0.6
+    assert result.top1 > 0.8  # chance is 0.1; seeds 0, 1, 2 measured 0.915, 0.912, 0.925

@@ -19,7 +19,7 @@ from latency_db import farm, jobs
 from latency_db.lut import build_lut
 from latency_db.measure import ModelTarget, measure_arch
 from latency_db.query import query_latency
-from latency_db.schema import Device, Job, LutEntry
+from latency_db.schema import Device, Job, JobModel, LutEntry
 from latency_db.store import open_store
 
 FAST = RunSettings(num_runs=3, warmup_runs=1, min_secs=0.0, warmup_min_secs=0.0, max_secs=10.0)
@@ -149,6 +149,35 @@ def test_garbage_output_fails_the_job_once_and_keeps_the_output(store, phones, b
         assert session.scalar(select(Device.status).where(Device.name == "p3")) == "online"
 
 
+def test_corrupt_model_bytes_fail_the_job_before_anything_is_pushed(store, phones, binary, adb_key, tiny_tflite):
+    phone = phones(profile="pixel4")
+    _register(store, phone, binary, "p4")
+    job = farm.submit(store, "p4", kind="lut", tflite=tiny_tflite, settings=FAST,
+                      payload={"key": "k", "quantization": "none"})
+    with store.session() as session:
+        digest = session.get(Job, job.job_id).model_sha256
+        session.get(JobModel, digest).tflite = tiny_tflite[:-1] + b"\0"
+    start = len(phone.command_log)
+    worker, thread = _serve(store, ["p4"], "w")
+    with pytest.raises(ValueError, match=rf"^1 of 1 farm jobs failed: job {job.job_id}: the stored "
+                                         rf"\.tflite bytes of model {digest} are corrupt: {len(tiny_tflite)} bytes "
+                                         r"with SHA-256 [0-9a-f]{64}; they were dropped, submit the request again"):
+        farm.await_jobs(store, [job.job_id], timeout_s=60)
+    thread.join(timeout=30)
+    assert worker.stats.outcomes == {"failed": 1}
+    assert phone.command_log[start:] == []  # the phone saw no push, no benchmark
+    with store.session() as session:
+        row = session.get(Job, job.job_id)
+        assert (row.state, row.attempts, session.get(JobModel, digest).tflite) == ("failed", 1, None)
+        assert session.scalar(select(Device.status).where(Device.name == "p4")) == "online"
+    farm.submit(store, "p4", kind="lut", tflite=tiny_tflite, settings=FAST,  # asked again: stored afresh, measured
+                payload={"key": "k", "quantization": "none"})
+    worker, thread = _serve(store, ["p4"], "w")
+    farm.await_jobs(store, [job.job_id], timeout_s=60)
+    thread.join(timeout=30)
+    assert worker.stats.outcomes == {"done": 1}
+
+
 def test_rejected_key_names_the_key_file(phones, adb_key, store, binary):
     phone = phones(profile="pixel4", accept_new_keys=False)
     with pytest.raises(PhoneAuthError) as caught:
@@ -184,7 +213,7 @@ def test_a_measurement_is_one_push_and_three_shell_lines(phones, adb_key, tiny_t
                              limits=LIMITS)
         runner.measure(local, FAST, "m.tflite")  # the first also sets fixed-performance mode and makes the directory
         start = len(phone.command_log)
-        measured = runner.measure(local, FAST, "m.tflite")
+        measured = runner.measure(tiny_tflite, FAST, "m.tflite")  # from bytes in memory, as a farm worker does
     remote, status = "/data/local/tmp/akd-tf/models/m.tflite", " ; echo __akd_tf_exit=$?"
     condition = f" ; dumpsys battery{status} ; dumpsys thermalservice{status}"
     assert phone.command_log[start:] == [

@@ -8,19 +8,21 @@ from datetime import datetime, timedelta, timezone
 from hashlib import sha256
 
 import pytest
-from sqlalchemy import func, inspect, select, text, update
+import sqlalchemy as sa
+from sqlalchemy import event, func, inspect, select, text, update
 
 from akd_tf.benchmark import BenchmarkResult, RunSettings
 from db_fixtures import db_url  # noqa: F401  (fixture)
 from latency_db.exchange import export_table, import_table
-from latency_db.jobs import (Lease, complete, enqueue, fail, job_summary, lease_next, list_jobs, renew,
-                             retry_elsewhere, wait_for)
-from latency_db.schema import Device, Job, LutEntry, Measurement, TFLiteModel
+from latency_db.jobs import (Lease, ModelBytesUnavailable, complete, enqueue, fail, job_summary, lease_next,
+                             list_jobs, model_bytes, renew, retry_elsewhere, wait_for)
+from latency_db.schema import Device, Job, JobModel, LutEntry, Measurement, TFLiteModel
 from latency_db.store import open_store
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=timezone.utc)
 SETTINGS = RunSettings(num_runs=50, warmup_runs=1, runtime="benchmark_model 2.16")
 TFLITE = b"TFL3-not-really-a-model"
+TFLITE_SHA = sha256(TFLITE).hexdigest()
 REASON = "adb: device 'pixel-a' not found"
 
 
@@ -60,10 +62,10 @@ def model_id(store) -> int:
         return session.scalar(select(TFLiteModel.id))
 
 
-def add_jobs(store, device: str, keys, kind: str = "model", **kw) -> list[int]:
+def add_jobs(store, device: str, keys, kind: str = "model", tflite: bytes = TFLITE, **kw) -> list[int]:
     mid = model_id(store)
     with store.session() as session:
-        return [enqueue(session, kind=kind, device=device, tflite=TFLITE, settings=SETTINGS, run_key=key,
+        return [enqueue(session, kind=kind, device=device, tflite=tflite, settings=SETTINGS, run_key=key,
                         payload={"model_id": mid} if kind == "model" else {"key": key, "quantization": "none"},
                         **kw).id for key in keys]
 
@@ -102,7 +104,7 @@ def test_enqueue_is_idempotent_and_validates(store):
     assert (row.run_key, row.kind, row.device_id, row.pool, row.state, row.payload, row.settings) == (
         "run-1", "model", device_id(store, "pixel-a"), "Pixel 7", "queued", {"model_id": model_id(store)},
         asdict(SETTINGS))
-    assert (row.tflite_sha256, row.attempts, row.max_attempts, row.lease_holder, row.finished_at) == (
+    assert (row.model_sha256, row.attempts, row.max_attempts, row.lease_holder, row.finished_at) == (
         sha256(TFLITE).hexdigest(), 0, 3, None, None)
     assert summary(store) == {"queued": 1, "leased": 0, "done": 0, "failed": 0}
 
@@ -187,8 +189,8 @@ def test_lease_is_fifo_within_the_pool_and_a_phone_is_leased_once(store):
                                 + add_jobs(store, "pixel-b", ["b-1"]))
     lease = lease_next(store, worker="w1", devices=["pixel-a"], lease_seconds=60, now=T0)
     assert lease == Lease(job_id=first, run_key="a-1", kind="model", payload={"model_id": model_id(store)},
-                          device_name="pixel-a", worker="w1", expires_at=at(60), tflite=TFLITE,
-                          tflite_sha256=sha256(TFLITE).hexdigest(), settings=SETTINGS,
+                          device_name="pixel-a", worker="w1", expires_at=at(60),
+                          model_sha256=sha256(TFLITE).hexdigest(), settings=SETTINGS,
                           requested_device_name="pixel-a")
     assert lease_next(store, worker="w2", devices=["pixel-a"], lease_seconds=60, now=at(1)) is None
     galaxy = lease_next(store, worker="w2", devices=["galaxy"], lease_seconds=60, now=at(1))
@@ -456,6 +458,111 @@ def test_list_jobs_is_newest_first_and_filters_by_state(store):
             list_jobs(session, state="busy")
 
 
+# --- model bytes -----------------------------------------------------------------------------------------------
+
+def stored_models(store) -> dict[str, tuple[int, bytes | None]]:
+    """``{sha256: (size_bytes, tflite)}`` of every job model."""
+    with store.session() as session:
+        return {row.sha256: (row.size_bytes, row.tflite) for row in session.scalars(select(JobModel))}
+
+
+class Statements:
+    """The SQL the store sends while the ``with`` block runs."""
+
+    def __init__(self, store):
+        self.engine, self.sql = store.engine, []
+
+    def _record(self, _conn, _cursor, statement, *_args):
+        self.sql.append(" ".join(statement.split()))
+
+    def __enter__(self):
+        event.listen(self.engine, "before_cursor_execute", self._record)
+        return self
+
+    def __exit__(self, *exc):
+        event.remove(self.engine, "before_cursor_execute", self._record)
+
+    def naming(self, word: str) -> list[str]:
+        return [sql for sql in self.sql if word in sql]
+
+
+def test_a_model_is_stored_once_and_its_bytes_released_when_its_last_job_is_done(store):
+    other = b"TFL3-another-model"
+    first, second = add_jobs(store, "pixel-a", ["run-1", "run-2"])
+    lut, = add_jobs(store, "pixel-b", ["op"], kind="lut", tflite=other)
+    assert stored_models(store) == {TFLITE_SHA: (len(TFLITE), TFLITE),
+                                    sha256(other).hexdigest(): (len(other), other)}
+    assert {job(store, i).model_sha256 for i in (first, second)} == {TFLITE_SHA}
+
+    with Statements(store) as leasing:
+        lease = lease_next(store, worker="w1", devices=["pixel-a"], lease_seconds=60, now=T0)
+    assert lease.job_id == first and lease.model_sha256 == TFLITE_SHA
+    assert leasing.naming("job_models") == [] and leasing.naming("tflite") == []
+    assert model_bytes(store, lease.model_sha256) == TFLITE  # what the worker pushes
+    with Statements(store) as completing:
+        assert complete(store, lease, result_on("pixel-a"), now=at(1))
+    touching = completing.naming("job_models")  # only the lock and check; the bytes are neither read nor written
+    assert touching and all(sql.startswith("SELECT job_models.sha256, length(job_models.tflite) ")
+                            for sql in touching), touching
+    assert stored_models(store)[TFLITE_SHA] == (len(TFLITE), TFLITE)  # run-2 still needs them
+
+    lease = lease_next(store, worker="w1", devices=["pixel-a"], lease_seconds=60, now=at(2))
+    assert lease.job_id == second and complete(store, lease, result_on("pixel-a"), now=at(3))
+    assert stored_models(store)[TFLITE_SHA] == (len(TFLITE), None)  # released; the row stays for the jobs
+    with pytest.raises(ModelBytesUnavailable) as err:
+        model_bytes(store, TFLITE_SHA)
+    assert str(err.value) == (f"the .tflite bytes of model {TFLITE_SHA} are not stored (released once every job "
+                              f"naming them was done); submit the request again to store them")
+    assert stored_models(store)[sha256(other).hexdigest()] == (len(other), other)  # its LUT job is queued
+
+    third, = add_jobs(store, "pixel-a", ["run-3"])  # the same model again: its bytes are stored again
+    assert stored_models(store)[TFLITE_SHA] == (len(TFLITE), TFLITE) and count(store, JobModel) == 2
+    assert model_bytes(store, job(store, third).model_sha256) == TFLITE
+
+
+def test_failed_jobs_keep_their_model_and_asking_again_measures_the_new_bytes(store):
+    fixed = b"TFL3-the-fixed-model"
+    job_id, = add_jobs(store, "pixel-a", ["run-1"])
+    lease = lease_next(store, worker="w1", devices=["pixel-a"], lease_seconds=30, now=T0)
+    assert fail(store, lease, "benchmark_model exited with status 1", now=at(1))
+    assert model_bytes(store, TFLITE_SHA) == TFLITE  # the model that failed can be inspected
+    assert add_jobs(store, "pixel-a", ["run-1"], tflite=fixed) == [job_id]
+    row = job(store, job_id)
+    assert (row.state, row.model_sha256) == ("queued", sha256(fixed).hexdigest())
+    assert stored_models(store) == {TFLITE_SHA: (len(TFLITE), None),  # no job needs the old bytes now
+                                    sha256(fixed).hexdigest(): (len(fixed), fixed)}
+    lease = lease_next(store, worker="w1", devices=["pixel-a"], lease_seconds=30, now=at(2))
+    assert model_bytes(store, lease.model_sha256) == fixed
+
+
+def test_corrupt_model_bytes_are_refused_and_dropped(store):
+    job_id, = add_jobs(store, "pixel-a", ["run-1"])
+    with store.session() as session:
+        session.execute(update(JobModel).values(tflite=b"TFL3-bit-rot"))
+    with pytest.raises(ModelBytesUnavailable) as err:
+        model_bytes(store, TFLITE_SHA)
+    assert str(err.value) == (f"the stored .tflite bytes of model {TFLITE_SHA} are corrupt: 12 bytes with SHA-256 "
+                              f"{sha256(b'TFL3-bit-rot').hexdigest()}; they were dropped, submit the request again "
+                              f"to store them afresh")
+    assert stored_models(store) == {TFLITE_SHA: (len(TFLITE), None)}
+    assert add_jobs(store, "pixel-a", ["run-1"]) == [job_id]  # submitting again stores the bytes afresh
+    assert model_bytes(store, TFLITE_SHA) == TFLITE
+    with pytest.raises(ValueError, match="^model_sha256 must be a non-empty string of at most 64 characters"):
+        model_bytes(store, "")
+
+
+def test_a_job_created_done_stores_only_the_model_hash(store):
+    add_jobs(store, "pixel-a", ["op-key"], kind="lut")
+    lease = lease_next(store, worker="w1", devices=["pixel-a"], lease_seconds=30)
+    assert complete(store, lease, result_on("pixel-a"))
+    late = b"TFL3-converted-again"
+    with store.session() as session:
+        again = enqueue(session, kind="lut", device="pixel-a", tflite=late, settings=SETTINGS, run_key="op-2",
+                        payload={"key": "op-key", "quantization": "none"})
+        assert (again.state, again.model_sha256) == ("done", sha256(late).hexdigest())
+    assert stored_models(store)[sha256(late).hexdigest()] == (len(late), None)
+
+
 # --- migration -----------------------------------------------------------------------------------------------
 
 def test_migration_0003_round_trip_keeps_data(db_url):  # noqa: F811
@@ -464,8 +571,8 @@ def test_migration_0003_round_trip_keeps_data(db_url):  # noqa: F811
 
     from latency_db.schema import Base
 
-    store = open_store(db_url)
-    assert store.revision() == "0003"
+    store = open_store(db_url, upgrade=False)
+    store.upgrade("0003")
     with store.session() as session:
         phone = Device(name="pixel-a", kind="adb", model="Pixel 7", address="10.0.0.7:5555",
                        properties={"abi": "arm64-v8a"}, benchmark_binary="/data/local/tmp/benchmark_model")
@@ -491,12 +598,62 @@ def test_migration_0003_round_trip_keeps_data(db_url):  # noqa: F811
     with store.engine.connect() as connection:  # devices were altered in place: nothing cascaded away
         assert connection.execute(text("SELECT count(*) FROM lut_entries")).scalar() == 1
         assert connection.execute(text("SELECT name FROM devices")).scalars().all() == ["pixel-a"]
-    store.upgrade()
+    store.upgrade("0003")
     assert store.revision() == "0003"
     with store.session() as session:
         phone = session.scalar(select(Device))
         assert (phone.address, phone.consecutive_failures, phone.lease_holder) == (None, 0, None)
         assert session.scalar(select(LutEntry.p90_us)) == 1.5
+    store.upgrade()
+    with store.engine.connect() as connection:
+        assert compare_metadata(MigrationContext.configure(connection, opts={"compare_type": True}),
+                                Base.metadata) == []
+    store.close()
+
+
+def test_migration_0004_moves_model_bytes_out_of_jobs_and_back(db_url):  # noqa: F811
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from latency_db.schema import Base
+
+    store = open_store(db_url, upgrade=False)
+    store.upgrade("0003")
+    shared, lone = b"TFL3-shared", b"TFL3-lone"
+    with store.session() as session:
+        phone = Device(name="pixel-a", kind="adb", model="Pixel 7")
+        session.add(phone)
+        session.flush()
+        old_jobs = sa.table("jobs", *[sa.column(c) for c in ("run_key", "kind", "device_id", "pool", "state",
+                                                               "tflite_sha256", "attempts", "max_attempts")],
+                            sa.column("payload", sa.JSON), sa.column("settings", sa.JSON),
+                            sa.column("tflite", sa.LargeBinary), sa.column("created_at", sa.DateTime(timezone=True)),
+                            sa.column("updated_at", sa.DateTime(timezone=True)))
+        session.execute(sa.insert(old_jobs), [
+            dict(run_key=key, kind="lut", device_id=phone.id, pool="Pixel 7", state=state, tflite=data,
+                 tflite_sha256=sha256(data).hexdigest(), attempts=0, max_attempts=3, payload={"key": key,
+                 "quantization": "none"}, settings=asdict(SETTINGS), created_at=T0, updated_at=T0)
+            for key, state, data in (("a", "done", shared), ("b", "queued", shared), ("c", "done", lone))])
+    store.upgrade("0004")
+    assert stored_models(store) == {sha256(shared).hexdigest(): (len(shared), shared),  # once, for queued "b"
+                                    sha256(lone).hexdigest(): (len(lone), None)}  # only a done job names it
+    with store.session() as session:
+        assert dict(session.execute(select(Job.run_key, Job.model_sha256)).all()) == {
+            "a": sha256(shared).hexdigest(), "b": sha256(shared).hexdigest(), "c": sha256(lone).hexdigest()}
+    lease = lease_next(store, worker="w1", devices=["pixel-a"], lease_seconds=30)
+    assert lease.run_key == "b" and model_bytes(store, lease.model_sha256) == shared
+
+    store.downgrade("0003")
+    inspector = inspect(store.engine)
+    assert "job_models" not in inspector.get_table_names()
+    assert {c["name"]: c["nullable"] for c in inspector.get_columns("jobs")}["tflite"] is False
+    with store.engine.connect() as connection:
+        rows = connection.execute(text("SELECT run_key, tflite, tflite_sha256 FROM jobs ORDER BY run_key")).all()
+    assert [(key, bytes(data), digest) for key, data, digest in rows] == [
+        ("a", shared, sha256(shared).hexdigest()), ("b", shared, sha256(shared).hexdigest()),
+        ("c", b"", sha256(lone).hexdigest())]  # released bytes of a done job come back empty
+    store.upgrade()
+    assert store.revision() == "0004" and count(store, JobModel) == 2
     with store.engine.connect() as connection:
         assert compare_metadata(MigrationContext.configure(connection, opts={"compare_type": True}),
                                 Base.metadata) == []
