@@ -378,8 +378,10 @@ def distill(student: keras.Model, teacher: Teacher | None, training: data.Traini
                         validation_data=val_pipeline,
                         validation_freq=1 if train.validate_every_epoch else [train.epochs])
     train_seconds = time.perf_counter() - fit_started
-    if checkpoint_dir is not None and Path(checkpoint_dir).is_dir() and not any(Path(checkpoint_dir).iterdir()):
-        Path(checkpoint_dir).rmdir()  # finished: the backup and best-so-far state are gone, so is their folder
+    if checkpoint_dir is not None:  # finished: the backup and best-so-far state are gone; so are empty folders
+        for folder in (Path(checkpoint_dir) / "backup", Path(checkpoint_dir)):
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
     final = {name[4:]: values[-1] for name, values in history.history.items() if name.startswith("val_")}
     if not final:  # resumed after the last epoch had finished: evaluate once more
         final = model.evaluate(val_pipeline, verbose=0, return_dict=True)
