@@ -229,10 +229,10 @@ class Distiller(keras.Model):
 
     @staticmethod
     def _unpack(batch):
-        if len(batch) == 3:
-            return batch
-        images, labels = batch
-        return images, labels, None
+        """``(images, labels)`` or ``((images, teacher_outputs), labels)``, see :func:`_as_model_inputs`."""
+        inputs, labels = batch
+        images, extra = inputs if isinstance(inputs, (tuple, list)) else (inputs, None)
+        return images, labels, extra
 
     def train_step(self, batch):
         images, labels, extra = self._unpack(batch)
@@ -308,6 +308,20 @@ class TrainResult:
         return asdict(self)
 
 
+def _as_model_inputs(pipeline: tf.data.Dataset) -> tf.data.Dataset:
+    """Batches ``(images, labels, extra)`` become ``((images, extra), labels)``.
+
+    Keras reads a third tuple element as sample weights; teacher outputs are inputs.
+    """
+    if len(pipeline.element_spec) == 3:
+        return pipeline.map(lambda images, labels, extra: ((images, extra), labels))
+    return pipeline
+
+
+def _images_only(inputs):
+    return inputs[0] if isinstance(inputs, (tuple, list)) else inputs
+
+
 def _teacher_mode(teacher: Teacher | None, settings: DistillSettings, train: TrainSettings, use_cache: bool) -> str:
     if not settings.needs_teacher:
         return "none"
@@ -354,6 +368,7 @@ def distill(student: keras.Model, teacher: Teacher | None, training: data.Traini
     val_pipeline = data.make_pipeline(
         mini_val, resolution=resolution, channels=channels, batch_size=max(train.batch_size, 256),
         extra=cached["val"].packed() if "val" in cached else None)
+    train_pipeline, val_pipeline = _as_model_inputs(train_pipeline), _as_model_inputs(val_pipeline)
     steps_per_epoch = math.ceil(mini_train.num_examples / train.batch_size)
 
     keras.utils.set_random_seed(train.seed)
@@ -362,7 +377,7 @@ def distill(student: keras.Model, teacher: Teacher | None, training: data.Traini
                       teacher_embedding_width=teacher.embedding_width if (teacher and with_embeddings) else None)
     model.compile(optimizer=make_optimizer(train, steps_per_epoch), steps_per_execution=train.steps_per_execution)
 
-    model(next(iter(val_pipeline))[0][:1])  # build, so a backup can be restored into it
+    model(_images_only(next(iter(val_pipeline))[0])[:1])  # build, so a backup can be restored into it
 
     # Order matters: the best student and the backup are saved before any caller's callback runs.
     all_callbacks = [_StopOnDivergence()]
