@@ -856,9 +856,16 @@ def _data_options(fn):
         click.option("--channels", default=None, type=click.IntRange(min=1),
                      help="Input channels (default: the images' own; 1 <-> 3 is converted)."),
     ]
+    names = ("dataset", "data_dir", "image_key", "label_key", "label_offset", "val_size", "val_fraction",
+             "split_seed", "resolution", "channels")
+
+    @functools.wraps(fn)
+    def bundled(*args, **kwargs):
+        return fn(*args, data_options={name: kwargs.pop(name) for name in names}, **kwargs)
+
     for option in reversed(options):
-        fn = option(fn)
-    return fn
+        bundled = option(bundled)
+    return bundled
 
 
 def _fit_options(default_epochs):
@@ -884,14 +891,22 @@ def _fit_options(default_epochs):
             click.option("--summary", "summary_path", default=None, type=click.Path(dir_okay=False),
                          help="Write the JSON summary here (default: OUT with .json instead of its suffix)."),
         ]
+        names = ("epochs", "batch_size", "learning_rate", "warmup_epochs", "optimizer", "augment", "seed",
+                 "checkpoint_dir", "summary_path")
+
+        @functools.wraps(fn)
+        def bundled(*args, **kwargs):
+            return fn(*args, fit_options={name: kwargs.pop(name) for name in names}, **kwargs)
+
         for option in reversed(options):
-            fn = option(fn)
-        return fn
+            bundled = option(bundled)
+        return bundled
     return decorate
 
 
-def _training_data(dataset, data_dir, image_key, label_key, label_offset, val_size, val_fraction, split_seed,
-                   resolution, channels, space_name=DEFAULT_SPACE):
+def _training_data(space_name, dataset, data_dir, image_key, label_key, label_offset, val_size, val_fraction,
+                   split_seed, resolution, channels):
+    """Mini-train / mini-val from the ``_data_options`` values."""
     from akd_tf import data
 
     load_options = {}
@@ -906,8 +921,8 @@ def _training_data(dataset, data_dir, image_key, label_key, label_offset, val_si
     return training
 
 
-def _fit(model, teacher, training, settings, epochs, batch_size, learning_rate, warmup_epochs, optimizer,
-         augment, seed, checkpoint_dir, summary_path, out, as_json, use_cache=True, cache_dir=None, extra=None):
+def _fit(model, teacher, training, settings, out, as_json, *, epochs, batch_size, learning_rate, warmup_epochs,
+         optimizer, augment, seed, checkpoint_dir, summary_path, use_cache=True, cache_dir=None, extra=None):
     """Train, keep the best-on-mini-val model at ``out``, write and print the summary."""
     from pathlib import Path
 
@@ -961,13 +976,10 @@ def teacher():
 @_fit_options(default_epochs=15)
 @_json_option
 @_fail_on_value_error
-def teacher_train(out, model_name, arch_text, space_name, dataset, data_dir, image_key, label_key, label_offset,
-                  val_size, val_fraction, split_seed, resolution, channels, epochs, batch_size, learning_rate,
-                  warmup_epochs, optimizer, augment, seed, checkpoint_dir, summary_path, as_json):
+def teacher_train(out, model_name, arch_text, space_name, data_options, fit_options, as_json):
     """Train a teacher on hard labels, keeping the epoch with the best mini-val top-1 (resumable)."""
     arch = _parse_arch(space_name, arch_text, "--arch") if arch_text else None
-    training = _training_data(dataset, data_dir, image_key, label_key, label_offset, val_size, val_fraction,
-                              split_seed, resolution, channels, space_name)
+    training = _training_data(space_name, **data_options)
     from akd_tf.distill import DistillSettings
     from akd_tf.models import build_student
     from akd_tf.teachers import build_teacher_model
@@ -975,12 +987,12 @@ def teacher_train(out, model_name, arch_text, space_name, dataset, data_dir, ima
     if arch is not None:
         import tf_keras as keras
 
-        keras.utils.set_random_seed(seed)
+        keras.utils.set_random_seed(fit_options["seed"])
         model, described = build_student(arch, training.input_shape, training.num_classes), arch.to_string()
     else:
-        model, described = build_teacher_model(model_name, training.input_shape, training.num_classes, seed), model_name
-    _fit(model, None, training, DistillSettings.hard_label(), epochs, batch_size, learning_rate, warmup_epochs,
-         optimizer, augment, seed, checkpoint_dir, summary_path, out, as_json,
+        model = build_teacher_model(model_name, training.input_shape, training.num_classes, fit_options["seed"])
+        described = model_name
+    _fit(model, None, training, DistillSettings.hard_label(), out, as_json, **fit_options,
          extra={"teacher_model": described, "params": int(model.count_params())})
 
 
@@ -1008,9 +1020,7 @@ def teacher_train(out, model_name, arch_text, space_name, dataset, data_dir, ima
 @_json_option
 @_fail_on_value_error
 def train_cmd(arch_text, teacher_paths, out, alpha, temperature, hard_label, feature_kd, feature_weight, cache_dir,
-              no_teacher_cache, space_name, dataset, data_dir, image_key, label_key, label_offset, val_size,
-              val_fraction, split_seed, resolution, channels, epochs, batch_size, learning_rate, warmup_epochs,
-              optimizer, augment, seed, checkpoint_dir, summary_path, as_json):
+              no_teacher_cache, space_name, data_options, fit_options, as_json):
     """Train a student of ARCH by distillation from --teacher (or on hard labels) and save the best epoch."""
     arch = _parse_arch(space_name, arch_text, "--arch")
     if hard_label and feature_kd:
@@ -1018,8 +1028,7 @@ def train_cmd(arch_text, teacher_paths, out, alpha, temperature, hard_label, fea
     if not hard_label and not teacher_paths:
         raise click.BadParameter("give --teacher PATH (repeat for an ensemble), or --hard-label to train on labels "
                                  "only", param_hint="--teacher")
-    training = _training_data(dataset, data_dir, image_key, label_key, label_offset, val_size, val_fraction,
-                              split_seed, resolution, channels, space_name)
+    training = _training_data(space_name, **data_options)
     import tf_keras as keras
 
     from akd_tf.distill import DistillSettings
@@ -1030,10 +1039,9 @@ def train_cmd(arch_text, teacher_paths, out, alpha, temperature, hard_label, fea
                 DistillSettings(alpha=alpha, temperature=temperature,
                                 feature_weight=feature_weight if feature_kd else 0.0))
     teacher = None if hard_label else load_teacher(list(teacher_paths))
-    keras.utils.set_random_seed(seed)
+    keras.utils.set_random_seed(fit_options["seed"])
     student = build_student(arch, training.input_shape, training.num_classes, with_embedding=feature_kd)
-    _fit(student, teacher, training, settings, epochs, batch_size, learning_rate, warmup_epochs, optimizer,
-         augment, seed, checkpoint_dir, summary_path, out, as_json, use_cache=not no_teacher_cache,
+    _fit(student, teacher, training, settings, out, as_json, **fit_options, use_cache=not no_teacher_cache,
          cache_dir=cache_dir, extra={"arch": arch.to_string(), "teachers": list(teacher_paths)})
 
 
