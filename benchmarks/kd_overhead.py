@@ -60,6 +60,7 @@ def main() -> None:
                                    cache_dir=cache_dir).seconds for split in (training.mini_train, training.mini_val))
         print(f"teacher-output cache filled once in {fill:.1f} s (ResNet-20 on {training.mini_train.num_examples} + "
               f"{training.mini_val.num_examples} images)")
+        print("the teacher has random weights (speed only): KD children's top-1 against labels is chance by design")
 
         runs = {mode: [] for mode in MODES}
         train = TrainSettings(epochs=args.epochs, seed=args.seed, validate_every_epoch=False)
