@@ -14,6 +14,8 @@ accepted this computer's key raises :class:`PhoneAuthError` with instructions.
 
 from __future__ import annotations
 
+import io
+import posixpath
 import re
 import shlex
 import socket
@@ -315,15 +317,23 @@ class PhoneConnection:
     def output(self, argv: list[str], **kwargs) -> str:
         return self.run(argv, **kwargs).output
 
-    def push(self, local: Path | str, remote: str, *, mode: int = 0o644, timeout_s: float | None = None) -> None:
-        """Copy a file to the phone with the sync protocol (``timeout_s`` defaults to 30 s + 1 s per MB)."""
-        local = Path(local)
-        size = local.stat().st_size
-        timeout = timeout_s or 30.0 + size / 1e6
+    def push(self, local: Path | str | bytes, remote: str, *, mode: int = 0o644,
+             timeout_s: float | None = None) -> None:
+        """Copy a local file, or bytes held in memory, to the phone with the sync protocol.
+
+        ``timeout_s`` defaults to 30 s + 1 s per MB.
+        """
         from adb_shell.exceptions import AdbCommandFailureException, PushFailedError
 
+        if isinstance(local, (bytes, bytearray)):  # a fresh stream per attempt: a retry starts over
+            data = bytes(local)
+            name, size, source = posixpath.basename(remote), len(data), lambda: io.BytesIO(data)
+        else:
+            path = Path(local)
+            name, size, source = path.name, path.stat().st_size, lambda: str(path)
+        timeout = timeout_s or 30.0 + size / 1e6
         try:
-            self._retrying(f"push of {local.name}", lambda device: device.push(
-                str(local), remote, st_mode=stat.S_IFREG | mode, transport_timeout_s=timeout, read_timeout_s=timeout))
+            self._retrying(f"push of {name}", lambda device: device.push(
+                source(), remote, st_mode=stat.S_IFREG | mode, transport_timeout_s=timeout, read_timeout_s=timeout))
         except (PushFailedError, AdbCommandFailureException) as error:  # the phone refused the file (space, path)
-            raise PhoneUnavailable(f"{self.address}: the phone refused {local.name} as {remote}: {error}") from error
+            raise PhoneUnavailable(f"{self.address}: the phone refused {name} as {remote}: {error}") from error

@@ -136,17 +136,18 @@ class PhoneRunner:
             time.sleep(self.limits.poll_s)
             condition = None
 
-    def push_verified(self, local: Path, remote: str, *, mode: int = 0o644,
+    def push_verified(self, local: Path | bytes, remote: str, *, mode: int = 0o644,
                       then: tuple[list[str], ...] = ()) -> list[CommandResult]:
-        """Push ``local`` and check its SHA-256 on the phone, which also proves the size (one re-push on a mismatch).
+        """Push ``local`` (a file, or its bytes) and check its SHA-256 on the phone, which also proves the size
+        (one re-push on a mismatch).
 
         ``then`` are commands safe to run twice (reads) sent in the same shell line as the check; their
         results (from the check that passed) are returned.
         """
-        data = Path(local).read_bytes()
+        data = bytes(local) if isinstance(local, (bytes, bytearray)) else Path(local).read_bytes()
         expected = hashlib.sha256(data).hexdigest()
         for _ in range(2):
-            self.conn.push(local, remote, mode=mode)
+            self.conn.push(data, remote, mode=mode)
             check, *results = self.conn.run_all([["sha256sum", remote], *then], check=False)
             if check.exit_code != 0:
                 raise CommandFailed(check.argv, check.exit_code, check.output)
@@ -169,8 +170,9 @@ class PhoneRunner:
         except BenchmarkOutputError as error:
             raise MeasurementFailed(f"{self.name}: {error}", run.output) from error
 
-    def measure(self, local_tflite: Path, settings: RunSettings, remote_name: str) -> PhoneMeasurement:
-        """Measure ``local_tflite`` (stored on the phone as ``remote_name`` in the work directory)."""
+    def measure(self, tflite: Path | bytes, settings: RunSettings, remote_name: str) -> PhoneMeasurement:
+        """Measure ``tflite`` (a local file, or its bytes), stored on the phone as ``remote_name`` in the work
+        directory."""
         if "/" in remote_name or remote_name in ("", ".", ".."):
             raise ValueError(f"remote model name must be a plain file name, got {remote_name!r}")
         self.prepare()
@@ -180,7 +182,7 @@ class PhoneRunner:
             self._models_dir_made = True
         removed = False
         try:
-            before = self.wait_until_ready(condition_from(*self.push_verified(local_tflite, remote,
+            before = self.wait_until_ready(condition_from(*self.push_verified(tflite, remote,
                                                                               then=CONDITION_COMMANDS)))
             result = self.run_benchmark(remote, settings)
             _, *after = self.conn.run_all([["rm", "-f", remote], *CONDITION_COMMANDS], check=False)

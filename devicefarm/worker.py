@@ -1,7 +1,9 @@
 """A farm worker: serves the phones attached to this host, one thread per phone.
 
 Each phone's thread loops: lease a job for that phone (with an expiry, renewed
-by a heartbeat while the benchmark runs), measure, store the result and release.
+by a heartbeat while the benchmark runs), read its model's bytes by hash (checked
+against it; missing or corrupt bytes fail the job), push them from memory,
+measure, store the result and release.
 A phone that drops or is unhealthy hands the job back for another phone of the
 same model (:func:`latency_db.jobs.retry_elsewhere`, which marks a phone that
 keeps failing offline); a job whose model or output is at fault fails once with
@@ -13,7 +15,6 @@ from __future__ import annotations
 
 import os
 import socket
-import tempfile
 import threading
 import time
 import uuid
@@ -144,14 +145,17 @@ class FarmWorker:
         self.log(f"{name}: reachable again, back online")
 
     def _handle(self, lease: jobs.Lease, runner: PhoneRunner) -> str:
+        try:
+            tflite = jobs.model_bytes(self.store, lease.model_sha256)
+        except jobs.ModelBytesUnavailable as error:
+            jobs.fail(self.store, lease, str(error))
+            self.log(f"job {lease.job_id} failed: {error}")
+            return "failed"
         heartbeat_stop = threading.Event()
         heartbeat = threading.Thread(target=self._heartbeat, args=(lease, heartbeat_stop), daemon=True)
         heartbeat.start()
         try:
-            with tempfile.TemporaryDirectory(prefix="akd-tf-job-") as tmp:
-                path = Path(tmp) / f"{lease.run_key}.tflite"
-                path.write_bytes(lease.tflite)
-                measured = runner.measure(path, lease.settings, path.name)
+            measured = runner.measure(tflite, lease.settings, f"{lease.run_key}.tflite")
         except (PhoneUnavailable, PhoneUnhealthy) as error:
             runner.conn.close()
             state = jobs.retry_elsewhere(self.store, lease, str(error))

@@ -3,9 +3,10 @@
 The host (``local``) is measured in this process through
 :mod:`latency_db.backends`; any other device is measured by a farm worker
 (``akd-tf devices serve``) that leases the job. Here the model is converted, the
-job queued with the ``.tflite`` inside it, and (unless the caller only queues)
-waited for; the worker stores the measurement or table entry itself, so queued
-work completes even if the requester has gone.
+job queued with its ``.tflite`` stored in the database (once per content, see
+:mod:`latency_db.jobs`), and (unless the caller only queues) waited for; the
+worker stores the measurement or table entry itself, so queued work completes
+even if the requester has gone.
 
 Run keys make resubmission idempotent: the same request (device, what the
 result is for, settings) maps to the same job, so an interrupted ``build-lut``

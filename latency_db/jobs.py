@@ -13,12 +13,22 @@ A worker leases a job and a phone together; both leases expire at the same time 
 a worker that dies loses its job to the next ``lease_next`` on any host and never holds a phone for
 good. Two workers never hold the same phone, and a job is never leased twice at once.
 
+The ``.tflite`` bytes are stored once per content in ``job_models`` (:class:`~latency_db.schema.JobModel`),
+not in the job row: leasing, renewing and completing a job never read or rewrite them, and a model that
+many jobs measure (a LUT operator, a calibration model) is stored once. A worker reads the bytes after
+leasing with :func:`model_bytes`. They are kept while a queued, leased or failed job names them; the
+completion of the last such job releases them (sets them to NULL; the row, with hash and size, stays).
+So a shared database does not keep megabytes per measured architecture for ever, a failed job's model
+can still be inspected, and submitting the model again stores its bytes again.
+
 Every change is one transaction that first claims its rows with a compare-and-set: an ``UPDATE`` whose
 ``WHERE`` names the state the caller believes the row is in, with its rowcount checked (a stale worker's
 ``complete`` therefore stores nothing). Candidates for a lease are selected with ``FOR UPDATE SKIP
 LOCKED``: on PostgreSQL concurrent workers skip each other's rows instead of waiting; SQLite does not
 render it and relies on the store's ``BEGIN IMMEDIATE``, which serialises writers. Rows are claimed in
-one order everywhere (jobs, then devices), so these transactions cannot deadlock.
+one order everywhere (jobs, then job models by hash, then devices), so these transactions cannot
+deadlock; an enqueue locks its job model before inserting the job, so a concurrent completion that
+releases those bytes either finishes first (and the enqueue stores them again) or sees the new job.
 
 Times are timezone-aware UTC; ``now`` parameters exist for tests and default to the clock.
 """
@@ -32,14 +42,14 @@ from datetime import datetime, timedelta, timezone
 from hashlib import sha256
 from typing import Callable, Iterable
 
-from sqlalchemy import case, func, or_, select, update
+from sqlalchemy import case, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, undefer
+from sqlalchemy.orm import Session
 
 from akd_tf.benchmark import BenchmarkResult, RunSettings
 from latency_db.devices import get_device
 from latency_db.measure import record_measurement
-from latency_db.schema import Device, Job, LutEntry, Measurement, TFLiteModel, TimedRunStats, utcnow
+from latency_db.schema import Device, Job, JobModel, LutEntry, Measurement, TFLiteModel, TimedRunStats, utcnow
 from latency_db.store import Store
 
 KINDS = ("model", "lut")
@@ -60,14 +70,17 @@ class Lease:
     device_name: str  # the phone that will measure
     worker: str
     expires_at: datetime
-    tflite: bytes
-    tflite_sha256: str
+    model_sha256: str  # the .tflite to measure; read its bytes with model_bytes()
     settings: RunSettings
     requested_device_name: str  # the device whose tables receive the result
 
 
 class _LeaseLost(Exception):
     """Raised inside a transaction to roll it back when a compare-and-set finds its row changed."""
+
+
+class ModelBytesUnavailable(ValueError):
+    """A job's ``.tflite`` bytes are not stored (released) or do not match its SHA-256 (corrupt)."""
 
 
 # --- validation ----------------------------------------------------------------------------------------------
@@ -133,16 +146,71 @@ def _stored_result(session: Session, kind: str, device: Device, payload: dict, r
     return entry is not None, None
 
 
+def _lock_models(session: Session, digests) -> dict[str, int | None]:
+    """Lock the job-model rows of ``digests`` (in hash order); ``{hash: stored byte count or None}`` of those
+    that exist (None: bytes released). The bytes themselves are not read.
+
+    The lock is PostgreSQL's ``FOR NO KEY UPDATE``: it excludes other lockers of the row but not the
+    ``FOR KEY SHARE`` lock that PostgreSQL's foreign-key check takes when a transaction updates a job row
+    it already updated (as ``complete`` does). With ``FOR UPDATE`` two completions of jobs sharing a model
+    would each hold that share lock and wait for the other to upgrade: a deadlock.
+    """
+    rows = session.execute(select(JobModel.sha256, func.length(JobModel.tflite)).where(
+        JobModel.sha256.in_(sorted(set(digests)))).order_by(JobModel.sha256).with_for_update(key_share=True)).all()
+    return dict(rows)
+
+
+def _store_model(session: Session, tflite: bytes | None, digest: str, size_bytes: int) -> None:
+    """Make sure job model ``digest`` exists, with its bytes unless ``tflite`` is None; its row stays locked.
+
+    Bytes already stored are not written again; released ones are stored again.
+    """
+    for _ in range(2):
+        stored = _lock_models(session, [digest])
+        if digest in stored:
+            if stored[digest] is None and tflite is not None:
+                session.execute(update(JobModel).where(JobModel.sha256 == digest)
+                                .values(tflite=bytes(tflite)).execution_options(**_NO_SYNC))
+            return
+        try:
+            with session.begin_nested():
+                session.execute(insert(JobModel).values(sha256=digest, size_bytes=size_bytes, created_at=utcnow(),
+                                                        tflite=None if tflite is None else bytes(tflite)))
+            return
+        except IntegrityError:  # another process stored it between our select and insert: lock theirs
+            continue
+    raise RuntimeError(f"job model {digest} could neither be inserted nor found")
+
+
+def _release_unneeded_models(session: Session, digests) -> None:
+    """Release the bytes of the job models in ``digests`` that no queued, leased or failed job names.
+
+    The rows are locked first, so each check below runs after any enqueue of the same model that got the
+    lock earlier has committed (on PostgreSQL every statement then sees it).
+    """
+    locked = _lock_models(session, digests)
+    session.flush()
+    for digest, size in locked.items():
+        if size is None:
+            continue
+        needed = session.scalar(select(Job.id).where(Job.model_sha256 == digest, Job.state != "done").limit(1))
+        if needed is None:
+            session.execute(update(JobModel).where(JobModel.sha256 == digest).values(tflite=None)
+                            .execution_options(**_NO_SYNC))
+
+
 def enqueue(session: Session, *, kind: str, device: Device | str, tflite: bytes, settings: RunSettings,
             payload: dict, run_key: str, max_attempts: int = 3) -> Job:
     """Queue the measurement of ``tflite`` for ``device`` (a row or a device name); returns the job.
 
     ``payload`` is ``{"model_id": int}`` (a stored model) for kind "model" and ``{"key": str,
     "quantization": str}`` for kind "lut". The job's pool is the device's model: any online phone of that
-    model may run it. Idempotent: a ``run_key`` already queued, running or done returns that job
-    unchanged, also when another process enqueues the same key concurrently; a failed one is queued
-    afresh (attempts, error and output cleared), since asking again means its cause was dealt with. A job whose result is already stored (a
-    measurement with this ``run_key``, or the LUT key on this device) is created as "done" at once, so
+    model may run it. The bytes are stored once per SHA-256 (:class:`~latency_db.schema.JobModel`): a
+    model already stored adds only the job row. Idempotent: a ``run_key`` already queued, running or done
+    returns that job unchanged, also when another process enqueues the same key concurrently; a failed one
+    is queued afresh with these bytes (attempts, error and output cleared), since asking again means its
+    cause was dealt with. A job whose result is already stored (a measurement with this ``run_key``, or
+    the LUT key on this device) is created as "done" at once, keeping only the model's hash and size, so
     re-submitting interrupted work measures nothing twice. Raises ValueError for bad arguments and for a
     device without a recorded model.
     """
@@ -156,14 +224,22 @@ def enqueue(session: Session, *, kind: str, device: Device | str, tflite: bytes,
     _positive_int("max_attempts", max_attempts)
     if isinstance(device, str):
         device = get_device(session, device)
+    digest = sha256(tflite).hexdigest()
     existing = session.scalar(select(Job).where(Job.run_key == run_key))
     if existing is not None:
         if existing.state == "failed":  # asked again after a failure (the cause fixed): a fresh start
+            previous = existing.model_sha256
+            _lock_models(session, [previous, digest])
+            _store_model(session, tflite, digest, len(tflite))
             session.execute(update(Job).where(Job.id == existing.id, Job.state == "failed")
-                            .values(state="queued", attempts=0, error=None, raw_output=None, result=None,
-                                    last_device_id=None, updated_at=utcnow(), finished_at=None)
+                            .values(state="queued", model_sha256=digest, attempts=0, error=None, raw_output=None,
+                                    result=None, last_device_id=None, updated_at=utcnow(), finished_at=None)
                             .execution_options(**_NO_SYNC))
+            if previous != digest:
+                _release_unneeded_models(session, [previous])
             session.refresh(existing)
+        elif existing.state != "done" and existing.model_sha256 == digest:
+            _store_model(session, tflite, digest, len(tflite))  # bytes dropped as corrupt are stored again
         return existing
     if not device.model:
         raise ValueError(f"device {device.name!r} has no model recorded, so no phone pool can run its jobs; "
@@ -171,11 +247,12 @@ def enqueue(session: Session, *, kind: str, device: Device | str, tflite: bytes,
     if kind == "model" and session.get(TFLiteModel, payload["model_id"]) is None:
         raise ValueError(f"payload model_id {payload['model_id']} names no stored model")
     done, measurement_id = _stored_result(session, kind, device, payload, run_key)
+    _store_model(session, None if done else tflite, digest, len(tflite))
     now = utcnow()
     job = Job(run_key=run_key, kind=kind, device_id=device.id, pool=device.model, state="done" if done else "queued",
-              payload=payload, settings=asdict(settings), tflite=bytes(tflite),
-              tflite_sha256=sha256(tflite).hexdigest(), attempts=0, max_attempts=max_attempts,
-              measurement_id=measurement_id, created_at=now, updated_at=now, finished_at=now if done else None)
+              payload=payload, settings=asdict(settings), model_sha256=digest, attempts=0,
+              max_attempts=max_attempts, measurement_id=measurement_id, created_at=now, updated_at=now,
+              finished_at=now if done else None)
     try:
         with session.begin_nested():
             session.add(job)
@@ -259,15 +336,38 @@ def lease_next(store: Store, *, worker: str, devices: list[str], lease_seconds: 
                 .values(lease_holder=worker, lease_expires_at=expires).execution_options(**_NO_SYNC)).rowcount
             if claimed != 1:
                 raise _LeaseLost
-            job = session.scalars(select(Job).where(Job.id == job_id).options(undefer(Job.tflite))
+            job = session.scalars(select(Job).where(Job.id == job_id)
                                   .execution_options(populate_existing=True)).one()
             requested = session.scalar(select(Device.name).where(Device.id == job.device_id))
             return Lease(job_id=job.id, run_key=job.run_key, kind=job.kind, payload=dict(job.payload),
-                         device_name=phone.name, worker=worker, expires_at=expires, tflite=bytes(job.tflite),
-                         tflite_sha256=job.tflite_sha256, settings=RunSettings(**job.settings),
-                         requested_device_name=requested)
+                         device_name=phone.name, worker=worker, expires_at=expires, model_sha256=job.model_sha256,
+                         settings=RunSettings(**job.settings), requested_device_name=requested)
     except _LeaseLost:
         return None
+
+
+def model_bytes(store: Store, model_sha256: str) -> bytes:
+    """The stored ``.tflite`` bytes of job model ``model_sha256`` (hex), checked against the hash.
+
+    One plain ``SELECT`` by hash; nothing is locked. Raises :class:`ModelBytesUnavailable` when the bytes
+    were released (every job naming them is done) or are missing, and when they do not hash to
+    ``model_sha256``; corrupt bytes are then released, so submitting the model again stores them afresh.
+    """
+    _name("model_sha256", model_sha256, 64)
+    with store.session() as session:
+        data = session.scalar(select(JobModel.tflite).where(JobModel.sha256 == model_sha256))
+    if data is None:
+        raise ModelBytesUnavailable(f"the .tflite bytes of model {model_sha256} are not stored (released once "
+                                    f"every job naming them was done); submit the request again to store them")
+    actual = sha256(data).hexdigest()
+    if actual != model_sha256:
+        with store.session() as session:
+            session.execute(update(JobModel).where(JobModel.sha256 == model_sha256).values(tflite=None)
+                            .execution_options(**_NO_SYNC))
+        raise ModelBytesUnavailable(f"the stored .tflite bytes of model {model_sha256} are corrupt: {len(data)} "
+                                    f"bytes with SHA-256 {actual}; they were dropped, submit the request again "
+                                    f"to store them afresh")
+    return bytes(data)
 
 
 RETRY_ELSEWHERE_S = 60.0  # how long a job a phone failed waits for another phone of its pool
@@ -377,8 +477,9 @@ def complete(store: Store, lease: Lease, result: BenchmarkResult, *, extra: dict
     key); their settings gain ``"measured_on": <phone name>``. ``extra`` may hold ``thermal_before``,
     ``thermal_after``, ``battery_before``, ``battery_after`` (dicts, stored with measurements) and
     ``started_at``/``finished_at`` (default: now). The job keeps the result (without raw output, which
-    gets its own column), the measurement id and the finish time; the phone's lease is released, its
-    failure count reset and ``last_seen_at`` set. A lost lease stores nothing at all.
+    gets its own column), the measurement id and the finish time; the model's bytes are released when no
+    other queued, leased or failed job names them; the phone's lease is released, its failure count reset
+    and ``last_seen_at`` set. A lost lease stores nothing at all.
     """
     if not isinstance(result, BenchmarkResult):
         raise ValueError(f"result must be a BenchmarkResult, got {type(result).__name__}")
@@ -405,6 +506,7 @@ def complete(store: Store, lease: Lease, result: BenchmarkResult, *, extra: dict
             _store_lut_entry(session, job, requested, result, settings, finished_at)
         _end_lease(job, phone_id, now, "done")
         job.result, job.raw_output, job.error = data, raw_output, None
+        _release_unneeded_models(session, [job.model_sha256])
         _release_phone(session, phone_id, lease.worker, consecutive_failures=0, last_seen_at=now)
     return True
 
@@ -549,7 +651,7 @@ def job_summary(session: Session) -> dict[str, int]:
 
 
 def list_jobs(session: Session, state: str | None = None, limit: int = 50) -> list[Job]:
-    """The newest ``limit`` jobs, newest first, optionally only those in ``state`` (.tflite bytes not loaded)."""
+    """The newest ``limit`` jobs, newest first, optionally only those in ``state``."""
     if state is not None and state not in STATES:
         raise ValueError(f"state must be one of {', '.join(STATES)}, got {state!r}")
     _positive_int("limit", limit)

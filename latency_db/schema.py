@@ -161,13 +161,33 @@ class Calibration(Base):
     device: Mapped[Device] = relationship()
 
 
+class JobModel(Base):
+    """The bytes of one ``.tflite`` that farm jobs measure, stored once however many jobs name them.
+
+    ``sha256`` (hex) identifies the content. ``tflite`` holds the bytes while a queued, leased or failed job
+    names them (a failed job's model stays inspectable); it is set to NULL when the last such job is done,
+    and stored again when the same model is submitted again. The row itself stays as the record that
+    finished jobs point to. Jobs never load these bytes with the job row: a worker reads them once, by
+    hash, after leasing (:func:`latency_db.jobs.model_bytes`).
+    """
+
+    __tablename__ = "job_models"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    tflite: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class Job(Base):
     """A measurement request waiting for, running on, or finished by a farm worker (see :mod:`latency_db.jobs`).
 
     ``device_id`` is the requested device, whose tables receive the result; any online device whose model
     equals ``pool`` may measure it. ``state`` is "queued" | "leased" | "done" | "failed". ``payload`` is
     ``{"model_id": int}`` for kind "model" and ``{"key": str, "quantization": str}`` for kind "lut";
-    ``settings`` is a :class:`akd_tf.benchmark.RunSettings` as a dict. ``attempts`` counts failed runs.
+    ``settings`` is a :class:`akd_tf.benchmark.RunSettings` as a dict; ``model_sha256`` names the ``.tflite``
+    to measure (its bytes live in :class:`JobModel`, so updating a job never rewrites them). ``attempts``
+    counts failed runs.
     ``result`` is :meth:`akd_tf.benchmark.BenchmarkResult.to_dict` without ``raw_output`` (kept in its
     own column), non-finite numbers stored as null.
     """
@@ -183,8 +203,8 @@ class Job(Base):
     state: Mapped[str] = mapped_column(String(16), default="queued")
     payload: Mapped[dict] = mapped_column(JSON)
     settings: Mapped[dict] = mapped_column(JSON)
-    tflite: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)  # loaded only when leased
-    tflite_sha256: Mapped[str] = mapped_column(String(64))
+    model_sha256: Mapped[str] = mapped_column(ForeignKey("job_models.sha256", name="fk_jobs_model_sha256"),
+                                              index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     max_attempts: Mapped[int] = mapped_column(Integer, default=3, server_default="3")
     lease_holder: Mapped[str | None] = mapped_column(String(256))

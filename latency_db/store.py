@@ -56,6 +56,9 @@ def _make_engine(url: str) -> Engine:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
             cursor.execute("PRAGMA foreign_keys=ON")
+            # Builds with SECURE_DELETE zero every freed page: releasing a 4 MB job model cost 40-100 ms.
+            # FAST zeroes deleted content only where that adds no I/O (measured 3-11 ms).
+            cursor.execute("PRAGMA secure_delete=FAST")
             cursor.close()
 
         @event.listens_for(engine, "begin")
