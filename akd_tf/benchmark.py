@@ -101,20 +101,29 @@ def allowed_cores() -> list[int]:
     return sorted(os.sched_getaffinity(0))
 
 
-def resolve_core(core: int | str | None) -> int | None:
-    """``None``/"none": no pinning; "auto": the highest-numbered core this process may use; else that core."""
-    cores = allowed_cores()
-    if core is None or core == "none":
-        return None
+def choose_core(core: int | str, cores, auto_core: int, *, forms: str, where: str) -> int:
+    """``"auto"`` -> ``auto_core``; else ``core`` as an int that must be one of ``cores``.
+
+    Errors name the accepted ``forms`` and ``where`` the cores are (shared by host and phones).
+    """
     if core == "auto":
-        return cores[-1]
+        return auto_core
     try:
         core = int(core)
     except (TypeError, ValueError):
-        raise ValueError(f"core must be an int, 'auto' or 'none', got {core!r}") from None
+        raise ValueError(f"core must be {forms}, got {core!r}") from None
     if core not in cores:
-        raise ValueError(f"core {core} is not available to this process; available cores: {cores}")
+        raise ValueError(f"core {core} is not {where}: {sorted(cores)}")
     return core
+
+
+def resolve_core(core: int | str | None) -> int | None:
+    """``None``/"none": no pinning; "auto": the highest-numbered core this process may use; else that core."""
+    if core is None or core == "none":
+        return None
+    cores = allowed_cores()
+    return choose_core(core, cores, cores[-1], forms="an int, 'auto' or 'none'",
+                       where="available to this process; available cores")
 
 
 class _PinnedTo:

@@ -10,7 +10,7 @@ from typing import Callable
 
 from sqlalchemy import func, select
 
-from akd_tf.benchmark import LOCAL_DEVICE
+from akd_tf.benchmark import LOCAL_DEVICE, choose_core
 from devicefarm.connection import PhoneConnection, PhoneUnavailable
 from devicefarm.probe import Condition, probe_phone, read_condition, read_governor
 from devicefarm.runner import (BENCHMARK_RUNTIME, DEFAULT_WORKDIR, PhoneLimits, PhoneRunner, check_benchmark_binary,
@@ -70,7 +70,8 @@ def register_phone(store: Store, address: str, *, name: str | None = None, bench
         facts = probe_phone(conn)
         log(f"{address}: {facts.manufacturer} {facts.model} ({facts.soc}, Android {facts.android}, {facts.abi}); "
             f"max frequencies {facts.max_freq_khz}")
-        chosen = _resolve_core(core, facts.max_freq_khz, facts.big_core)
+        chosen = choose_core(core, facts.max_freq_khz, facts.big_core, forms="an integer or 'auto'",
+                             where="one of the phone's cores")
         governor_of_chosen = read_governor(conn, chosen) if chosen != facts.big_core else facts.governor
         name = name or default_name(facts.model, facts.serial)
         remote_binary = f"{workdir}/benchmark_model"
@@ -107,18 +108,6 @@ def register_phone(store: Store, address: str, *, name: str | None = None, bench
         session.flush()
         session.expunge(device)
     return Registration(device, measured.result.mean_us, runner.fixed_performance_enabled)
-
-
-def _resolve_core(core: int | str, freqs: dict[int, int], big: int) -> int:
-    if core == "auto":
-        return big
-    try:
-        core = int(core)
-    except (TypeError, ValueError):
-        raise ValueError(f"core must be an integer or 'auto', got {core!r}") from None
-    if core not in freqs:
-        raise ValueError(f"core {core} is not one of the phone's cores {sorted(freqs)}")
-    return core
 
 
 @dataclass(frozen=True)

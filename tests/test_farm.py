@@ -188,6 +188,14 @@ def test_rejected_key_names_the_key_file(phones, adb_key, store, binary):
     assert result.exit_code == 1 and f"{adb_key}.pub" in result.output and "Traceback" not in result.output
 
 
+def test_a_core_the_phone_lacks_is_named_with_the_phone_s_cores(phones, adb_key, store, binary):
+    phone = phones(profile="pixel4")
+    with pytest.raises(ValueError, match=r"core 99 is not one of the phone's cores: \[0, 1, 2, 3, 4, 5, 6, 7\]"):
+        register_phone(store, phone.address, benchmark_binary=binary, core=99, limits=LIMITS)
+    with pytest.raises(ValueError, match="core must be an integer or 'auto', got 'big'"):
+        register_phone(store, phone.address, benchmark_binary=binary, core="big", limits=LIMITS)
+
+
 def test_shell_metacharacters_in_a_model_name_run_nothing(phones, adb_key, tiny_tflite, tmp_path):
     phone = phones(profile="pixel4")
     local = tmp_path / "model.tflite"
