@@ -26,10 +26,9 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import akd_tf.tf_env  # noqa: F401  (configures TensorFlow before it is imported)
-import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
@@ -38,73 +37,11 @@ from akd_tf.models import build_student
 from akd_tf.space import Arch
 from akd_tf.teacher_cache import TeacherOutputs, teacher_outputs
 from akd_tf.teachers import Teacher
-
-DEFAULT_ALPHA = 0.9
-DEFAULT_TEMPERATURE = 1.0
-DEFAULT_PROXY_EPOCHS = 5
-OPTIMIZERS = ("adam", "sgd", "rmsprop")
-TEACHER_MODES = ("none", "cached", "online")
+from akd_tf.train_settings import DEFAULT_ALPHA, DEFAULT_TEMPERATURE, DistillSettings, TrainSettings
 
 
 class TrainingDiverged(ValueError):
     """The loss became NaN or infinite; the run's weights are meaningless."""
-
-
-@dataclass(frozen=True)
-class DistillSettings:
-    """What the student learns from: ``alpha`` weighs the teacher's soft targets, ``temperature`` softens them.
-
-    ``feature_weight`` > 0 adds feature distillation (MSE between embeddings).
-    """
-
-    alpha: float = DEFAULT_ALPHA
-    temperature: float = DEFAULT_TEMPERATURE
-    feature_weight: float = 0.0
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.alpha <= 1.0:
-            raise ValueError(f"alpha must be in [0, 1], got {self.alpha!r}")
-        if not self.temperature > 0.0 or not math.isfinite(self.temperature):
-            raise ValueError(f"temperature must be a positive number, got {self.temperature!r}")
-        if not self.feature_weight >= 0.0 or not math.isfinite(self.feature_weight):
-            raise ValueError(f"feature_weight must be >= 0, got {self.feature_weight!r}")
-
-    @property
-    def needs_teacher(self) -> bool:
-        return self.alpha > 0.0 or self.feature_weight > 0.0
-
-    @classmethod
-    def hard_label(cls) -> "DistillSettings":
-        return cls(alpha=0.0)
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    """How long and how fast: the first ``warmup_epochs`` ramp the learning rate up linearly, then cosine decay."""
-
-    epochs: int = DEFAULT_PROXY_EPOCHS
-    batch_size: int = 128
-    learning_rate: float = 0.005  # Adam; measured best of 0.002/0.005 Adam, 0.1 SGD, 0.01 RMSProp on the demo
-    warmup_epochs: float = 1.0
-    optimizer: str = "adam"
-    augment: bool = False
-    seed: int = 0
-    validate_every_epoch: bool = True
-    steps_per_execution: int = 1
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1:
-            raise ValueError(f"epochs must be >= 1, got {self.epochs!r}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size!r}")
-        if not self.learning_rate > 0.0:
-            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}")
-        if not 0.0 <= self.warmup_epochs <= self.epochs:
-            raise ValueError(f"warmup_epochs must be in [0, epochs={self.epochs}], got {self.warmup_epochs!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
-        if self.steps_per_execution < 1:
-            raise ValueError(f"steps_per_execution must be >= 1, got {self.steps_per_execution!r}")
 
 
 def kd_loss(labels, student_logits, teacher_logits=None, *, alpha: float = DEFAULT_ALPHA,
@@ -318,10 +255,6 @@ def _as_model_inputs(pipeline: tf.data.Dataset) -> tf.data.Dataset:
     return pipeline
 
 
-def _images_only(inputs):
-    return inputs[0] if isinstance(inputs, (tuple, list)) else inputs
-
-
 def _teacher_mode(teacher: Teacher | None, settings: DistillSettings, train: TrainSettings, use_cache: bool) -> str:
     if not settings.needs_teacher:
         return "none"
@@ -377,7 +310,7 @@ def distill(student: keras.Model, teacher: Teacher | None, training: data.Traini
                       teacher_embedding_width=teacher.embedding_width if (teacher and with_embeddings) else None)
     model.compile(optimizer=make_optimizer(train, steps_per_epoch), steps_per_execution=train.steps_per_execution)
 
-    model(_images_only(next(iter(val_pipeline))[0])[:1])  # build, so a backup can be restored into it
+    model(tf.zeros((1, *training.input_shape)))  # build, so a backup can be restored into it
 
     # Order matters: the best student and the backup are saved before any caller's callback runs.
     all_callbacks = [_StopOnDivergence()]
