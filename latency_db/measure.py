@@ -92,13 +92,18 @@ def submit_arch(store: Store, device_name: str, arch: Arch, target: ModelTarget,
 
     Without ``run_key`` the request's deterministic key is used (:func:`latency_db.farm.request_key`).
     """
-    from latency_db import farm
-
     with tempfile.TemporaryDirectory(prefix="akd-tf-") as tmp:
         exported = _export_untrained(arch, target, Path(tmp) / "model.tflite", seed)
-        tflite = Path(exported.path).read_bytes()
+        return _submit_file(store, device_name, arch, target, exported.path, exported.sha256, settings, run_key)
+
+
+def _submit_file(store: Store, device_name: str, arch: Arch, target: ModelTarget, path, sha256: str,
+                 settings: RunSettings, run_key: str | None):
+    from latency_db import farm
+
+    tflite = Path(path).read_bytes()
     with store.session() as session:
-        model_id = get_or_create_model(session, arch, target, exported.sha256).id
+        model_id = get_or_create_model(session, arch, target, sha256).id
     return farm.submit(store, device_name, kind="model", tflite=tflite, settings=settings,
                        payload={"model_id": model_id}, run_key=run_key)
 
@@ -121,29 +126,44 @@ def measure_arch(store: Store, device_name: str, arch: Arch, target: ModelTarget
     The host is measured in this process; a phone through a farm job, waiting (up to ``wait_timeout_s``)
     for a worker to measure it.
     """
-    from latency_db import farm
-
     with store.session() as session:
-        device = get_device(session, device_name)
         if run_key is not None:
             stored = session.scalar(select(Measurement).where(Measurement.run_key == run_key))
             if stored is not None:
                 return stored
-        farm_device = farm.is_farm_device(device)
-    if farm_device:
-        job = submit_arch(store, device_name, arch, target, settings=settings, run_key=run_key or uuid.uuid4().hex,
-                          seed=seed)
-        farm.await_jobs(store, [job.job_id], timeout_s=wait_timeout_s, progress=wait_progress)
-        return measurement_by_run_key(store, job.run_key)
-    run_key = run_key or uuid.uuid4().hex
+        get_device(session, device_name)
     with tempfile.TemporaryDirectory(prefix="akd-tf-") as tmp:
         exported = _export_untrained(arch, target, Path(tmp) / "model.tflite", seed)
-        started = utcnow()
-        result = backend_for(device)(device, exported.path, settings)
-        finished = utcnow()
+        return measure_tflite(store, device_name, arch, target, exported.path, exported.sha256, settings=settings,
+                              run_key=run_key, wait_timeout_s=wait_timeout_s, wait_progress=wait_progress)
+
+
+def measure_tflite(store: Store, device_name: str, arch: Arch, target: ModelTarget, path, sha256: str, *,
+                   settings: RunSettings = WHOLE_MODEL_SETTINGS, run_key: str | None = None,
+                   wait_timeout_s: float | None = None,
+                   wait_progress: Callable[[int, int, int], None] | None = None) -> Measurement:
+    """Measure the exported ``.tflite`` at ``path`` (of ``arch`` at ``target``) on the device and store it.
+
+    The host is measured in this process; a phone through a farm job, waited for up to ``wait_timeout_s``.
+    """
+    from latency_db import farm
+
+    run_key = run_key or uuid.uuid4().hex
+    with store.session() as session:
+        farm_device = farm.is_farm_device(get_device(session, device_name))
+    if farm_device:
+        job = _submit_file(store, device_name, arch, target, path, sha256, settings, run_key)
+        farm.await_jobs(store, [job.job_id], timeout_s=wait_timeout_s, progress=wait_progress)
+        return measurement_by_run_key(store, job.run_key)
     with store.session() as session:
         device = get_device(session, device_name)
-        row = get_or_create_model(session, arch, target, exported.sha256)
+        session.expunge(device)
+    started = utcnow()
+    result = backend_for(device)(device, str(path), settings)
+    finished = utcnow()
+    with store.session() as session:
+        device = get_device(session, device_name)
+        row = get_or_create_model(session, arch, target, sha256)
         return record_measurement(session, device, row, result, run_key=run_key, started_at=started,
                                   finished_at=finished)
 

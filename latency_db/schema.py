@@ -223,3 +223,81 @@ class Job(Base):
     leased_device: Mapped[Device | None] = relationship(foreign_keys=[leased_device_id])
     last_device: Mapped[Device | None] = relationship(foreign_keys=[last_device_id])
     measurement: Mapped[Measurement | None] = relationship()
+
+
+class SearchRun(Base):
+    """One architecture search (see :mod:`search.runs`): its settings, budget, progress and controller state.
+
+    ``config`` holds every setting that decides what a trial means (space, device, target shape, data,
+    teacher, proxy training, reward); a resumed run must agree with it. ``controller_step`` is the step
+    whose trials are in ``trials`` and not yet learnt from; ``controller_state`` is the controller after
+    learning from every earlier step (``None`` before the first update). Both change in the same
+    transaction that adds the next step's trials, so a crash never separates them.
+    ``status`` is "running" | "finished".
+    """
+
+    __tablename__ = "search_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    space: Mapped[str] = mapped_column(String(64))
+    device: Mapped[str] = mapped_column(String(128))  # a device name, kept when the device row is removed
+    controller: Mapped[str] = mapped_column(String(32))
+    reward: Mapped[str] = mapped_column(String(32))
+    reward_source: Mapped[str] = mapped_column(String(16))  # "kd" | "label"
+    target_ms: Mapped[float | None] = mapped_column(Float)
+    target_mmacs: Mapped[float | None] = mapped_column(Float)
+    trials_budget: Mapped[int] = mapped_column(Integer)
+    batch_size: Mapped[int] = mapped_column(Integer)
+    seed: Mapped[int] = mapped_column(Integer)
+    config: Mapped[dict] = mapped_column(JSON)
+    controller_step: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    controller_state: Mapped[bytes | None] = mapped_column(LargeBinary)
+    controller_stats: Mapped[list | None] = mapped_column(JSON)  # one dict per finished update
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Trial(Base):
+    """One child of a search: its architecture, latency (and where it came from), proxy accuracy and reward.
+
+    ``status`` is "pending" (proposed, not yet evaluated or interrupted), "done" or "failed" (``error``
+    says why; ``reward`` is then the defined reward of a failed child). ``latency_source`` is "measured"
+    (a whole-model measurement on the run's device, ``measurement_id``) or "predicted" (the latency
+    table). ``number`` counts trials within the run from 0; ``step`` is the controller step that proposed
+    it.
+    """
+
+    __tablename__ = "trials"
+    __table_args__ = (UniqueConstraint("run_id", "number", name="uq_trials_run_number"),
+                      Index("ix_trials_run_status", "run_id", "status"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("search_runs.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    step: Mapped[int] = mapped_column(Integer)
+    arch: Mapped[str] = mapped_column(String(1024))
+    tokens: Mapped[list] = mapped_column(JSON)
+    log_prob: Mapped[float | None] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    mmacs: Mapped[float] = mapped_column(Float)
+    params: Mapped[int] = mapped_column(Integer)
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+    latency_source: Mapped[str | None] = mapped_column(String(16))
+    measurement_id: Mapped[int | None] = mapped_column(ForeignKey("measurements.id", ondelete="SET NULL"))
+    latency_seconds: Mapped[float | None] = mapped_column(Float)
+    accuracy: Mapped[float | None] = mapped_column(Float)
+    train: Mapped[dict | None] = mapped_column(JSON)  # the proxy training's summary (top-5, loss, speed, teacher)
+    train_seconds: Mapped[float | None] = mapped_column(Float)
+    reward: Mapped[float | None] = mapped_column(Float)
+    reward_terms: Mapped[dict | None] = mapped_column(JSON)
+    worker: Mapped[str | None] = mapped_column(String(256))
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    run: Mapped[SearchRun] = relationship()

@@ -22,6 +22,7 @@ import math
 from dataclasses import dataclass
 
 SOFT_EXPONENT = -0.07  # MnasNet's alpha = beta = -0.07
+FAILED_REWARD = 0.0  # the reward of a child that could not be evaluated (NaN loss, conversion error, ...)
 
 
 @dataclass(frozen=True)

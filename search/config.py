@@ -1,0 +1,170 @@
+"""What a search is: the settings that decide what its trials mean, as one validated, JSON-able value.
+
+A :class:`SearchConfig` is stored with its run (``search_runs.config``). A
+resumed run must agree with it, except for ``trials`` (a finished run can be
+given a larger budget) and the way children are executed (workers, executor),
+which is not part of the config at all: it changes speed, not results.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+
+from akd_tf.space import get_space
+from akd_tf.train_settings import DEFAULT_ALPHA, DEFAULT_PROXY_EPOCHS, DEFAULT_TEMPERATURE, OPTIMIZERS, TrainSettings
+from search.rewards import COST_TARGET_OPTION, get_reward
+
+REWARD_SOURCES = {
+    "kd": "accuracy after distillation from the teacher (AKD)",
+    "label": "accuracy after training on hard labels (conventional NAS)",
+}
+QUANTIZATIONS = ("none", "fp16", "int8")
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+RESUMABLE_CHANGES = ("trials",)  # settings a resumed run may change
+
+
+@dataclass(frozen=True)
+class ProxySettings:
+    """How each child is trained before it is scored on mini-val (the paper's proxy task).
+
+    ``train_size`` caps mini-train to a seeded stratified subset (None: all of it): a smaller proxy
+    trades ranking fidelity for more children per hour.
+    """
+
+    epochs: int = DEFAULT_PROXY_EPOCHS
+    train_size: int | None = None
+    batch_size: int = TrainSettings.batch_size
+    learning_rate: float = TrainSettings.learning_rate
+    warmup_epochs: float = TrainSettings.warmup_epochs
+    optimizer: str = TrainSettings.optimizer
+    alpha: float = DEFAULT_ALPHA
+    temperature: float = DEFAULT_TEMPERATURE
+
+    def validate(self) -> None:
+        for name in ("epochs", "batch_size"):
+            _positive_int(f"proxy {name}", getattr(self, name))
+        if self.train_size is not None:
+            _positive_int("proxy train_size", self.train_size)
+        for name in ("learning_rate", "temperature"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"proxy {name} must be a positive number, got {value!r}")
+        if not isinstance(self.warmup_epochs, (int, float)) or self.warmup_epochs < 0:
+            raise ValueError(f"proxy warmup_epochs must be >= 0, got {self.warmup_epochs!r}")
+        if not isinstance(self.alpha, (int, float)) or not 0.0 <= self.alpha <= 1.0:
+            raise ValueError(f"proxy alpha must be in [0, 1], got {self.alpha!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"proxy optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+
+    def train_settings(self, seed: int) -> TrainSettings:
+        return TrainSettings(epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
+                             warmup_epochs=min(self.warmup_epochs, self.epochs), optimizer=self.optimizer,
+                             seed=seed, validate_every_epoch=False)
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """One search: space, device and latency target, data and teacher, proxy training, reward, controller, budget.
+
+    ``data`` holds :func:`akd_tf.data.load_training_data` arguments (``source`` plus its keyword options);
+    ``teachers`` are model paths (several: an ensemble). ``batch_size`` is the number of children per
+    controller step (one PPO update per step). ``measure`` measures children never measured on the device
+    (on a phone: farm jobs); without it their latency is the lookup table's prediction.
+    """
+
+    name: str
+    device: str = "local"
+    space: str = "mnasnet"
+    controller: str = "ppo"
+    controller_options: dict = field(default_factory=dict)
+    reward: str = "mnas-soft"
+    reward_source: str = "kd"
+    target_ms: float | None = None
+    target_mmacs: float | None = None
+    trials: int = 100
+    batch_size: int = 8
+    seed: int = 0
+    measure: bool = False
+    quantization: str = "none"
+    teachers: tuple[str, ...] = ()
+    data: dict = field(default_factory=lambda: {"source": "demo"})
+    proxy: ProxySettings = ProxySettings()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "teachers", tuple(str(t) for t in self.teachers))
+        if isinstance(self.proxy, dict):
+            object.__setattr__(self, "proxy", ProxySettings(**self.proxy))
+
+    def validate(self) -> "SearchConfig":
+        """``self`` if every setting is usable; otherwise ``ValueError`` naming the bad value and what was expected."""
+        from search.controller import controller_names
+
+        if not isinstance(self.name, str) or not NAME_PATTERN.fullmatch(self.name):
+            raise ValueError(f"search name must be 1-128 letters, digits, '.', '_' or '-' (starting with a letter "
+                             f"or digit), got {self.name!r}")
+        get_space(self.space)
+        if self.controller not in controller_names():
+            raise ValueError(f"unknown controller {self.controller!r}; known: {', '.join(controller_names())}")
+        spec = get_reward(self.reward)
+        if spec.cost is not None:
+            option = COST_TARGET_OPTION[spec.cost]
+            target = getattr(self, option)
+            if target is None:
+                raise ValueError(f"reward {self.reward!r} weighs {spec.cost}: give {option} "
+                                 f"(--{option.replace('_', '-')})")
+            if isinstance(target, bool) or not isinstance(target, (int, float)) or not target > 0:
+                raise ValueError(f"{option} must be a positive number, got {target!r}")
+        if self.reward_source not in REWARD_SOURCES:
+            raise ValueError(f"reward source must be one of {', '.join(REWARD_SOURCES)}, got {self.reward_source!r}")
+        if self.reward_source == "kd" and not self.teachers:
+            raise ValueError("reward source 'kd' distills from a teacher: give one (--teacher PATH), or use "
+                             "reward source 'label' for a conventional NAS search")
+        _positive_int("trials", self.trials)
+        _positive_int("batch_size", self.batch_size)
+        if self.quantization not in QUANTIZATIONS:
+            raise ValueError(f"quantization must be one of {', '.join(QUANTIZATIONS)}, got {self.quantization!r}")
+        if not isinstance(self.data, dict) or not isinstance(self.data.get("source"), str):
+            raise ValueError(f"data must be a dict with a 'source' string, got {self.data!r}")
+        self.proxy.validate()
+        return self
+
+    def to_dict(self) -> dict:
+        out = dataclasses.asdict(self)
+        out["teachers"] = list(self.teachers)
+        return out
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "SearchConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown search settings: {', '.join(unknown)}")
+        return cls(**values)
+
+    def differences(self, other: "SearchConfig") -> list[str]:
+        """``"setting: stored -> given"`` for each setting (other than resumable ones) that differs."""
+        mine, theirs = self.to_dict(), other.to_dict()
+        return [f"{key}: {mine[key]!r} -> {theirs[key]!r}" for key in mine
+                if key not in RESUMABLE_CHANGES and mine[key] != theirs[key]]
+
+
+def _positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def merge_given(stored: SearchConfig, given: dict) -> SearchConfig:
+    """``stored`` with the settings in ``given`` (SearchConfig fields; ``data``/``proxy`` merged key by key).
+
+    How a resumed run takes the options a user typed again: anything not given keeps its stored value.
+    """
+    values = stored.to_dict()
+    for key, value in given.items():
+        if key in ("data", "proxy"):
+            values[key] = {**values[key], **value}
+        else:
+            values[key] = value
+    return SearchConfig.from_dict(values)

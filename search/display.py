@@ -1,0 +1,53 @@
+"""One-line texts for a running search and its results (the CLI prints them; tests pin them)."""
+
+from __future__ import annotations
+
+from search.loop import TrialEvent
+
+
+def duration(seconds: float | None) -> str:
+    """``"45s"``, ``"3m05s"``, ``"2h04m"``; ``"?"`` for unknown."""
+    if seconds is None:
+        return "?"
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def trial_outcome(trial: dict) -> str:
+    """``"top-1 87.30%  0.823 ms (measured)  reward 0.8123"``, or ``"FAILED: reason"``."""
+    if trial["status"] == "failed":
+        return f"FAILED: {trial['error']}"
+    return (f"top-1 {trial['accuracy']:.2%}  {trial['latency_ms']:.3f} ms ({trial['latency_source']})  "
+            f"reward {trial['reward']:.4f}")
+
+
+def event_line(event: TrialEvent) -> str:
+    """The live display's line for one finished child: progress, the child, the best so far, time."""
+    width = len(str(event.budget))
+    best = event.best
+    best_text = "none yet" if best is None else (
+        f"#{best['number']} reward {best['reward']:.4f} (top-1 {best['accuracy']:.2%}, {best['latency_ms']:.3f} ms)")
+    return (f"[{event.finished:>{width}}/{event.budget}] #{event.trial['number']} {trial_outcome(event.trial)} | "
+            f"best {best_text} | {duration(event.elapsed_s)} elapsed, ETA {duration(event.eta_s)}")
+
+
+def summary_lines(summary: dict) -> list[str]:
+    """What ``akd-tf search`` prints at the end and ``search status`` shows: counts, best child, next step."""
+    trials = summary["trials"]
+    lines = [f"search {summary['name']!r}: {summary['status']}, {trials['done']} done, {trials['failed']} failed, "
+             f"{trials['pending']} pending of {summary['trials_budget']} "
+             f"({summary['controller']} controller, reward {summary['reward']}, accuracy from "
+             f"{summary['reward_source']}, device {summary['device']})"]
+    best = summary["best"]
+    if best is None:
+        lines.append("no finished trial yet")
+        return lines
+    lines.append(f"best: trial #{best['number']}, reward {best['reward']:.4f}, top-1 {best['accuracy']:.2%}, "
+                 f"{best['latency_ms']:.3f} ms ({best['latency_source']}), {best['mmacs']:.2f} M MACs, "
+                 f"{best['params']:,} params")
+    lines.append(f"      {best['arch']}")
+    return lines

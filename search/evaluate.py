@@ -1,0 +1,104 @@
+"""Training a search's children: the proxy task, run wherever an executor puts it.
+
+:func:`train_child` is a top-level function of plain data in, plain data out, so it can run in this
+process, a local worker process or a Ray worker. Each process loads the run's data and teacher once
+(:func:`run_training_data`, memoized per process); the teacher's outputs come from the file cache
+that the search fills before the first child (:func:`akd_tf.teacher_cache.teacher_outputs`).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import socket
+import time
+
+from akd_tf import data
+from akd_tf.space import get_space
+from akd_tf.train_settings import DistillSettings
+from search.config import SearchConfig
+
+
+def run_training_data(config: SearchConfig) -> data.TrainingData:
+    """Mini-train / mini-val of the run; mini-train cut to ``config.proxy.train_size`` (seeded, stratified)."""
+    return _training_data(json.dumps(config.data, sort_keys=True), config.space, config.proxy.train_size)
+
+
+@functools.lru_cache(maxsize=2)
+def _training_data(data_json: str, space_name: str, train_size: int | None) -> data.TrainingData:
+    options = json.loads(data_json)
+    source = options.pop("source")
+    training = data.load_training_data(source, min_resolution=get_space(space_name).min_resolution, **options)
+    if train_size is not None and train_size < training.mini_train.num_examples:
+        _, subset = data.split_train_val(training.mini_train, val_size=train_size,
+                                         seed=options.get("split_seed", 0))
+        training = data.TrainingData(subset, training.mini_val, training.resolution, training.channels)
+    return training
+
+
+@functools.lru_cache(maxsize=2)
+def _teacher(paths: tuple[str, ...]):
+    from akd_tf.teachers import load_teacher
+
+    return load_teacher(list(paths))
+
+
+def distill_settings(config: SearchConfig) -> DistillSettings:
+    """KD against the teacher (AKD) or hard labels (NAS): the only difference between the two kinds of search."""
+    if config.reward_source == "label":
+        return DistillSettings.hard_label()
+    return DistillSettings(alpha=config.proxy.alpha, temperature=config.proxy.temperature)
+
+
+def teacher_for(config: SearchConfig):
+    return _teacher(config.teachers) if config.reward_source == "kd" else None
+
+
+def child_seed(config: SearchConfig, number: int) -> int:
+    """Each child's weights, shuffling and dropout seed: fixed by the run's seed and the trial number."""
+    return (config.seed * 1_000_003 + number) % (2 ** 31)
+
+
+@functools.lru_cache(maxsize=1)
+def _limit_threads(threads: int | None) -> None:
+    if threads:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def train_child(job: dict) -> dict:
+    """Proxy-train one child and score it on mini-val.
+
+    ``job`` is ``{"config": SearchConfig.to_dict(), "arch": str, "number": int, "threads": int | None,
+    "cache_dir": str | None}``. Returns ``{"status": "done", "accuracy", "train", "train_seconds",
+    "worker"}``, or ``{"status": "failed", "error", "train_seconds", "worker"}`` when the child itself
+    fails (NaN loss, a layer TensorFlow rejects, ...); data or teacher problems raise.
+    """
+    _limit_threads(job.get("threads"))
+    config = SearchConfig.from_dict(job["config"])
+    training = run_training_data(config)
+    teacher = teacher_for(config)
+    arch = get_space(config.space).parse(job["arch"])
+    import tensorflow as tf
+
+    from akd_tf.distill import TrainingDiverged, proxy_train
+    from search.latency import failure_reason
+
+    start = time.perf_counter()
+    try:
+        result = proxy_train(arch, teacher, training, settings=distill_settings(config),
+                             train=config.proxy.train_settings(child_seed(config, job["number"])),
+                             cache_dir=job.get("cache_dir"))
+    except (TrainingDiverged, tf.errors.OpError, ValueError, ArithmeticError, MemoryError) as exc:
+        return {"status": "failed", "error": failure_reason(exc), "train_seconds": time.perf_counter() - start,
+                "worker": worker_name()}
+    summary = {key: value for key, value in result.to_dict().items() if key not in ("history", "settings")}
+    return {"status": "done", "accuracy": result.top1, "train": summary,
+            "train_seconds": time.perf_counter() - start, "worker": worker_name()}

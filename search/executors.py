@@ -1,0 +1,121 @@
+"""Where children are trained: in this process, in local worker processes, or on a Ray cluster.
+
+An executor runs one function over a list of jobs and yields ``(job, result)`` pairs as each finishes,
+in completion order. Only training runs in an executor; the search process itself records every result
+in the database, so the database stays the single record whatever executes. A worker that dies (killed,
+out of memory) yields a failed result for its job rather than stopping the search.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import multiprocessing
+import os
+from typing import Callable, Iterable, Iterator
+
+EXECUTORS = {
+    "local": "this machine: the search process itself (--workers 1) or N worker processes",
+    "ray": "a Ray cluster (--ray-address, default: start a local one); install with pip install 'akd-tf[ray]'",
+}
+RAY_POLL_S = 5.0
+
+
+def _died(reason: str) -> dict:
+    return {"status": "failed", "error": f"worker died: {reason}", "train_seconds": None, "worker": None}
+
+
+class SequentialExecutor:
+    """Runs each job in this process, one after another."""
+
+    workers = 1
+
+    def map_unordered(self, fn: Callable[[dict], dict], jobs: Iterable[dict]) -> Iterator[tuple[dict, dict]]:
+        for job in jobs:
+            yield job, fn(job)
+
+    def close(self) -> None:
+        pass
+
+
+class ProcessExecutor:
+    """``workers`` local processes (spawned, so each has its own TensorFlow), kept for the whole search."""
+
+    def __init__(self, workers: int):
+        self.workers = workers
+        self._pool = None
+
+    def _start(self) -> concurrent.futures.ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = concurrent.futures.ProcessPoolExecutor(
+                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"))
+        return self._pool
+
+    def map_unordered(self, fn: Callable[[dict], dict], jobs: Iterable[dict]) -> Iterator[tuple[dict, dict]]:
+        pool = self._start()
+        futures = {pool.submit(fn, job): job for job in jobs}
+        for future in concurrent.futures.as_completed(futures):
+            try:
+                result = future.result()
+            except concurrent.futures.process.BrokenProcessPool as exc:
+                result = _died(str(exc) or "the worker process pool broke")
+                self._pool = None  # a fresh pool for the next step; this step's other jobs also report it
+            yield futures[future], result
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+class RayExecutor:
+    """Each job is a Ray task (``num_cpus`` each) on the cluster at ``address`` (None: a local Ray)."""
+
+    def __init__(self, workers: int, address: str | None = None, cpus_per_child: float = 1.0):
+        try:
+            import ray
+        except ModuleNotFoundError:
+            raise ValueError("--executor ray needs Ray: pip install 'akd-tf[ray]'") from None
+        self._ray = ray
+        self.workers, self.address, self.cpus_per_child = workers, address, cpus_per_child
+        self._started_here = not ray.is_initialized()
+        if self._started_here:
+            options = {"address": address} if address else {"num_cpus": workers}
+            ray.init(**options, include_dashboard=False, log_to_driver=False, configure_logging=False,
+                     runtime_env={"env_vars": {k: v for k, v in os.environ.items()
+                                               if k.startswith(("TF_", "AKD_TF_"))}})
+
+    def map_unordered(self, fn: Callable[[dict], dict], jobs: Iterable[dict]) -> Iterator[tuple[dict, dict]]:
+        ray = self._ray
+        task = ray.remote(num_cpus=self.cpus_per_child, max_retries=0)(fn)
+        pending = {task.remote(job): job for job in jobs}
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=RAY_POLL_S)
+            for ref in ready:
+                job = pending.pop(ref)
+                try:
+                    result = ray.get(ref, timeout=RAY_POLL_S)
+                except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError) as exc:
+                    result = _died(str(exc).strip().splitlines()[-1])
+                yield job, result
+
+    def close(self) -> None:
+        if self._started_here and self._ray.is_initialized():
+            self._ray.shutdown()
+
+
+def make_executor(name: str, workers: int, ray_address: str | None = None):
+    """The executor called ``name`` (see :data:`EXECUTORS`) with ``workers`` children at a time."""
+    if name not in EXECUTORS:
+        raise ValueError(f"unknown executor {name!r}; known: {', '.join(EXECUTORS)}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    if ray_address is not None and name != "ray":
+        raise ValueError("--ray-address needs --executor ray")
+    if name == "ray":
+        return RayExecutor(workers, ray_address)
+    return SequentialExecutor() if workers == 1 else ProcessExecutor(workers)
+
+
+def threads_per_child(workers: int) -> int:
+    """Intra-op threads for each of ``workers`` concurrent children on this machine (at least 1)."""
+    return max(1, (os.cpu_count() or 1) // workers)

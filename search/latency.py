@@ -1,0 +1,142 @@
+"""The latency of a search's children on its device, and where each number came from.
+
+In order of preference: a whole-model measurement already stored for this device and target
+("measured"); with ``measure=True``, a new measurement (in this process for the host, as farm jobs
+for phones, a whole controller step at once so the farm measures them in parallel; "measured");
+otherwise the latency table's prediction ("predicted").
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+
+from akd_tf.space import Arch
+from latency_db import farm, jobs
+from latency_db.devices import get_device
+from latency_db.measure import (WHOLE_MODEL_SETTINGS, ModelTarget, get_or_create_model, latest_measurement,
+                                measure_arch, measurement_by_run_key, submit_arch)
+from latency_db.predictor import LutPredictor
+from latency_db.schema import Job
+from latency_db.store import Store
+
+
+@dataclass(frozen=True)
+class ChildLatency:
+    """One child's latency (``None`` with ``error`` when it could not be had) and how long getting it took."""
+
+    latency_ms: float | None
+    source: str | None  # "measured" | "predicted"
+    measurement_id: int | None
+    seconds: float
+    error: str | None = None
+
+
+def failure_reason(exc: BaseException) -> str:
+    """``"ExceptionType: first line of the message"``: how a child's failure is recorded."""
+    message = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {message[0] if message else ''}".strip()
+
+
+class LatencySource:
+    """Latencies of architectures on ``device`` at ``target`` (see the module docstring)."""
+
+    def __init__(self, store: Store, device: str, target: ModelTarget, *, measure: bool,
+                 wait_timeout_s: float | None = None):
+        self.store, self.device, self.target, self.measure = store, device, target, measure
+        self.wait_timeout_s = wait_timeout_s
+        self._predictor: LutPredictor | None = None
+        with store.session() as session:
+            self._farm = farm.is_farm_device(get_device(session, device))
+
+    def check(self, space) -> None:
+        """Fail before any training if children could get no latency: ``ValueError`` saying what to do."""
+        if self.measure:
+            return
+        try:
+            predictor = self._lut(space)
+            for largest in (False, True):
+                predictor.predict_ms(space.extreme(largest))
+        except ValueError as exc:
+            raise ValueError(f"{exc}\nOr pass --measure to measure every child on {self.device!r} instead "
+                             "of predicting it.") from None
+
+    def _lut(self, space) -> LutPredictor:
+        if self._predictor is None:
+            self._predictor = LutPredictor.load(self.store, self.device, space, self.target)
+        return self._predictor
+
+    def latencies(self, archs: Sequence[Arch]) -> list[ChildLatency]:
+        """One :class:`ChildLatency` per arch, in order; a child that cannot be measured gets an ``error``."""
+        found = self._stored(archs)
+        missing = [i for i, row in enumerate(found) if row is None]
+        if missing and self.measure:
+            fresh = (self._measure_on_farm if self._farm else self._measure_here)([archs[i] for i in missing])
+            for i, latency in zip(missing, fresh):
+                found[i] = latency
+        elif missing:
+            for i in missing:
+                start = time.perf_counter()
+                try:
+                    found[i] = ChildLatency(self._lut(archs[i].space).predict_ms(archs[i]), "predicted", None,
+                                            time.perf_counter() - start)
+                except ValueError as exc:  # a key the table lacks: the child fails, the search goes on
+                    found[i] = ChildLatency(None, None, None, time.perf_counter() - start, failure_reason(exc))
+        return found
+
+    def _stored(self, archs: Sequence[Arch]) -> list[ChildLatency | None]:
+        with self.store.session() as session:
+            device = get_device(session, self.device)
+            rows = [latest_measurement(session, device, arch, self.target) for arch in archs]
+            return [None if row is None else ChildLatency(row.median_us / 1000.0, "measured", row.id, 0.0)
+                    for row in rows]
+
+    def _measure_here(self, archs: Sequence[Arch]) -> list[ChildLatency]:
+        out = []
+        for arch in archs:
+            start = time.perf_counter()
+            try:
+                row = measure_arch(self.store, self.device, arch, self.target)
+            except SQLAlchemyError:
+                raise
+            except Exception as exc:  # a child's conversion or benchmark failure is that child's result
+                out.append(ChildLatency(None, None, None, time.perf_counter() - start, failure_reason(exc)))
+                continue
+            out.append(ChildLatency(row.median_us / 1000.0, "measured", row.id, time.perf_counter() - start))
+        return out
+
+    def _measure_on_farm(self, archs: Sequence[Arch]) -> list[ChildLatency]:
+        """Queue every arch (deterministic run keys: a resumed search finds its jobs), then wait for all."""
+        start = time.perf_counter()
+        submitted: dict[int, object] = {}
+        errors: dict[int, str] = {}
+        with self.store.session() as session:
+            keys = [farm.request_key(self.device, {"kind": "model", "model_id": get_or_create_model(
+                session, arch, self.target).id}, WHOLE_MODEL_SETTINGS) for arch in archs]
+        live = farm.live_jobs(self.store, keys)
+        for i, (arch, key) in enumerate(zip(archs, keys)):
+            try:
+                submitted[i] = live.get(key) or submit_arch(self.store, self.device, arch, self.target, run_key=key)
+            except SQLAlchemyError:
+                raise
+            except Exception as exc:  # conversion failed: this child fails
+                errors[i] = failure_reason(exc)
+        states = jobs.wait_for(self.store, [job.job_id for job in submitted.values()],
+                               timeout_s=self.wait_timeout_s) if submitted else {}
+        seconds = (time.perf_counter() - start) / max(1, len(archs))
+        out = []
+        for i in range(len(archs)):
+            if i in errors:
+                out.append(ChildLatency(None, None, None, seconds, errors[i]))
+            elif states[submitted[i].job_id] == "failed":
+                with self.store.session() as session:
+                    reason = session.scalar(select(Job.error).where(Job.id == submitted[i].job_id))
+                out.append(ChildLatency(None, None, None, seconds, f"farm job {submitted[i].job_id} failed: {reason}"))
+            else:
+                row = measurement_by_run_key(self.store, submitted[i].run_key)
+                out.append(ChildLatency(row.median_us / 1000.0, "measured", row.id, seconds))
+        return out

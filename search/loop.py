@@ -1,0 +1,162 @@
+"""The search loop: propose a step of children, get their latency, train them, learn, repeat.
+
+:func:`run_search` starts a run or resumes the one of the same name (see :mod:`search.runs` for why
+an interrupted run loses nothing and evaluates nothing twice). Per controller step:
+
+1. the controller proposes ``batch_size`` children (stored at once, "pending");
+2. their latencies are found for the whole step first (:class:`search.latency.LatencySource`), so
+   measurements never compete with training for the cores;
+3. the executor trains them (:func:`search.evaluate.train_child`); each result is stored with its
+   reward as it arrives; a child that fails gets :data:`search.rewards.FAILED_REWARD` and a reason;
+4. the controller learns from the step, and its state moves on with the next step's children.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from akd_tf.space import get_space
+from latency_db.measure import ModelTarget
+from latency_db.store import Store
+from search import runs
+from search.config import SearchConfig
+from search.controller import Proposal, make_controller
+from search.evaluate import run_training_data, teacher_for, train_child
+from search.executors import SequentialExecutor, threads_per_child
+from search.latency import LatencySource
+from search.rewards import compute_reward, get_reward
+
+
+@dataclass(frozen=True)
+class TrialEvent:
+    """What the live display shows after each finished child."""
+
+    trial: dict  # runs.trial_dict of the child that just finished
+    finished: int  # finished trials of the run (done + failed)
+    budget: int
+    best: dict | None  # the best finished trial so far
+    elapsed_s: float  # in this session
+    eta_s: float | None  # for the rest of the budget, from this session's pace
+
+
+class _Progress:
+    def __init__(self, store: Store, run_id: int, budget: int, on_event):
+        self.store, self.run_id, self.budget, self.on_event = store, run_id, budget, on_event
+        self.started = time.monotonic()
+        self.finished_here = 0
+
+    def report(self, trial) -> None:
+        self.finished_here += 1
+        if self.on_event is None:
+            return
+        summary = runs.run_status_by_id(self.store, self.run_id)
+        finished = summary["trials"]["done"] + summary["trials"]["failed"]
+        elapsed = time.monotonic() - self.started
+        eta = elapsed / self.finished_here * (self.budget - finished)
+        self.on_event(TrialEvent(runs.trial_dict(trial), finished, self.budget, summary["best"], elapsed, eta))
+
+
+def _facts(config: SearchConfig, training, teacher) -> dict:
+    return {"input_shape": [training.resolution, training.resolution, training.channels],
+            "classes": training.num_classes, "dataset": training.mini_train.name,
+            "data_fingerprint": f"{training.mini_train.fingerprint}/{training.mini_val.fingerprint}",
+            "teacher_fingerprint": None if teacher is None else teacher.fingerprint}
+
+
+def _fill_teacher_cache(teacher, training, cache_dir, say) -> None:
+    from akd_tf.teacher_cache import teacher_outputs
+
+    for split in (training.mini_train, training.mini_val):
+        outputs = teacher_outputs(teacher, split, resolution=training.resolution, channels=training.channels,
+                                  with_embeddings=False, cache_dir=cache_dir)
+        say(f"teacher outputs for {split.name}: " + ("cached" if outputs.hit else
+                                                      f"computed in {outputs.seconds:.1f} s and cached"))
+
+
+def run_search(store: Store, config: SearchConfig, *, executor=None, cache_dir: str | None = None,
+               wait_timeout_s: float | None = None, on_event: Callable[[TrialEvent], None] | None = None,
+               say: Callable[[str], None] = lambda _message: None) -> dict:
+    """Run (or resume) the search ``config`` describes until its budget is spent; returns its summary.
+
+    ``executor`` trains children (default: in this process); ``on_event`` gets a :class:`TrialEvent` per
+    finished child; ``say`` gets one-line progress messages. Errors in the settings, data, teacher or
+    latency table raise ``ValueError`` before anything is trained.
+    """
+    config.validate()
+    executor = executor or SequentialExecutor()
+    space = get_space(config.space)
+    training = run_training_data(config)
+    teacher = teacher_for(config)
+    if teacher is not None:
+        teacher.check_compatible(training.num_classes, training.channels, training.mini_train.name)
+    target = ModelTarget(training.resolution, training.num_classes, training.channels, config.quantization)
+    latency = LatencySource(store, config.device, target, measure=config.measure, wait_timeout_s=wait_timeout_s)
+    latency.check(space)
+    run, resumed = runs.create_or_resume(store, config, _facts(config, training, teacher))
+    done = runs.trial_count(store, run.id)
+    say(f"{'resuming' if resumed else 'started'} search {config.name!r}: {done} of {config.trials} trials "
+        f"proposed; {config.controller} controller, reward {config.reward} "
+        f"({get_reward(config.reward).description}), accuracy from {config.reward_source}")
+    say(training.describe())
+    if teacher is not None:
+        _fill_teacher_cache(teacher, training, cache_dir, say)
+    controller = make_controller(config.controller, space, config.seed, **config.controller_options)
+    if run.controller_state is not None:
+        controller.load_state_bytes(run.controller_state)
+    progress = _Progress(store, run.id, config.trials, on_event)
+    threads = None if isinstance(executor, SequentialExecutor) else threads_per_child(executor.workers)
+    while True:
+        run = runs.get_run(store, config.name)
+        step = run.controller_step
+        trials = runs.step_trials(store, run.id, step)
+        if not trials:
+            remaining = config.trials - runs.trial_count(store, run.id)
+            if remaining <= 0:
+                runs.finish(store, run.id)
+                break
+            runs.add_trials(store, run.id, step, _new_trials(controller.propose(step, min(config.batch_size,
+                                                                                           remaining))))
+            trials = runs.step_trials(store, run.id, step)
+        _evaluate_step(store, config, space, trials, latency, executor, progress,
+                       {"config": config.to_dict(), "threads": threads, "cache_dir": cache_dir})
+        finished = runs.step_trials(store, run.id, step)
+        stats = controller.update(step, [t.tokens for t in finished], [t.reward for t in finished])
+        remaining = config.trials - runs.trial_count(store, run.id)
+        proposals = controller.propose(step + 1, min(config.batch_size, remaining)) if remaining > 0 else []
+        runs.advance(store, run.id, step, controller.state_bytes(), stats, _new_trials(proposals))
+    return runs.run_status(store, config.name)
+
+
+def _new_trials(proposals: list[Proposal]) -> list[runs.NewTrial]:
+    return [runs.NewTrial(tuple(p.tokens), p.log_prob) for p in proposals]
+
+
+def _evaluate_step(store, config: SearchConfig, space, trials, latency: LatencySource, executor, progress,
+                   job_base: dict) -> None:
+    pending = [t for t in trials if t.status == "pending"]
+    unmeasured = [t for t in pending if t.latency_ms is None]
+    for trial, found in zip(unmeasured, latency.latencies([space.parse(t.arch) for t in unmeasured])):
+        if found.error is not None:
+            progress.report(runs.record_failure(store, trial.id, f"latency: {found.error}"))
+        else:
+            runs.record_latency(store, trial.id, latency_ms=found.latency_ms, source=found.source,
+                                measurement_id=found.measurement_id, seconds=found.seconds)
+    by_id = {t.id: t for t in runs.step_trials(store, trials[0].run_id, trials[0].step) if t.status == "pending"}
+    for trial_id in runs.mark_started(store, list(by_id)):
+        progress.report(runs.get_trial_by_id(store, trial_id))
+        del by_id[trial_id]
+    jobs = [{**job_base, "arch": t.arch, "number": t.number, "trial_id": t.id} for t in by_id.values()]
+    for job, result in executor.map_unordered(train_child, jobs):
+        trial = by_id[job["trial_id"]]
+        if result["status"] == "done":
+            terms = compute_reward(config.reward, result["accuracy"], latency_ms=trial.latency_ms, mmacs=trial.mmacs,
+                                   target_ms=config.target_ms, target_mmacs=config.target_mmacs)
+            recorded = runs.record_result(store, trial.id, accuracy=result["accuracy"], reward_terms=terms,
+                                          train=result["train"], train_seconds=result["train_seconds"],
+                                          worker=result["worker"])
+        else:
+            recorded = runs.record_failure(store, trial.id, result["error"], worker=result["worker"],
+                                           train_seconds=result["train_seconds"])
+        progress.report(recorded)

@@ -1,0 +1,300 @@
+"""Search runs and their trials in the database: the single record of a search, whatever executes it.
+
+The protocol that makes a search resumable after a crash at any moment:
+
+* a controller step's trials are inserted (status "pending") in one transaction;
+* each trial's latency, then its accuracy and reward, is committed as soon as it is known, so a finished
+  trial is never evaluated again;
+* when every trial of step ``k`` is finished, the controller learns from them, and its new state, the
+  step counter ``k + 1`` and the trials of step ``k + 1`` are committed in **one** transaction
+  (:func:`advance`). A crash before that commit leaves step ``k`` complete and is redone identically on
+  resume (the controller state saved before step ``k`` is restored and proposes deterministically).
+
+Trials are numbered ``0 .. trials - 1`` within a run; (run, number) is unique, so nothing is added twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from sqlalchemy import func, select
+
+from akd_tf.plan import plan_network
+from akd_tf.space import get_space
+from latency_db.schema import SearchRun, Trial, utcnow
+from latency_db.store import Store
+from search.config import SearchConfig
+from search.rewards import FAILED_REWARD
+
+FINISHED_STATES = ("done", "failed")
+MAX_ATTEMPTS = 3  # a trial whose evaluation was interrupted this often (e.g. its worker killed) is failed
+
+
+@dataclass(frozen=True)
+class NewTrial:
+    """A proposed child: its tokens and (for a policy controller) the log-probability it was sampled with."""
+
+    tokens: tuple[int, ...]
+    log_prob: float | None = None
+
+
+def get_run(store: Store, name: str) -> SearchRun:
+    """The run called ``name``; ``ValueError`` listing the known names otherwise."""
+    with store.session() as session:
+        run = session.scalar(select(SearchRun).where(SearchRun.name == name))
+        if run is None:
+            known = session.scalars(select(SearchRun.name).order_by(SearchRun.id)).all()
+            raise ValueError(f"no search run named {name!r}; known runs: {', '.join(known) or 'none yet'}")
+        return run
+
+
+def find_run(store: Store, name: str) -> SearchRun | None:
+    with store.session() as session:
+        return session.scalar(select(SearchRun).where(SearchRun.name == name))
+
+
+def run_config(run: SearchRun) -> SearchConfig:
+    return SearchConfig.from_dict(run.config["settings"])
+
+
+def create_or_resume(store: Store, config: SearchConfig, facts: dict) -> tuple[SearchRun, bool]:
+    """(run, resumed): a new run for ``config``, or the stored run of that name if it agrees with ``config``.
+
+    ``facts`` are what the settings resolved to (input shape, classes, data and teacher fingerprints); a
+    stored run whose facts differ (say, the teacher file changed) cannot be resumed: its trials would not
+    be comparable. A larger ``trials`` budget reopens a finished run.
+    """
+    config.validate()
+    with store.session() as session:
+        run = session.scalar(select(SearchRun).where(SearchRun.name == config.name).with_for_update())
+        if run is None:
+            run = SearchRun(name=config.name, status="running", space=config.space, device=config.device,
+                            controller=config.controller, reward=config.reward, reward_source=config.reward_source,
+                            target_ms=config.target_ms, target_mmacs=config.target_mmacs,
+                            trials_budget=config.trials, batch_size=config.batch_size, seed=config.seed,
+                            config={"settings": config.to_dict(), "facts": facts}, controller_step=0,
+                            controller_stats=[])
+            session.add(run)
+            session.flush()
+            return run, False
+        stored = run_config(run)
+        differences = stored.differences(config)
+        differences += [f"{key}: {run.config['facts'].get(key)!r} -> {value!r}" for key, value in facts.items()
+                        if run.config["facts"].get(key) != value]
+        if differences:
+            raise ValueError(f"search run {config.name!r} exists with other settings; resume it with the same "
+                             f"ones, or choose a new --name. Differences: " + "; ".join(differences))
+        done = session.scalar(select(func.count()).select_from(Trial).where(Trial.run_id == run.id))
+        if config.trials < done:
+            raise ValueError(f"search run {config.name!r} already has {done} trials; a budget of "
+                             f"{config.trials} would drop some (give --trials >= {done})")
+        if config.trials != stored.trials:
+            run.trials_budget = config.trials
+            run.config = {**run.config, "settings": {**run.config["settings"], "trials": config.trials}}
+        if run.status == "finished" and config.trials > done:
+            run.status, run.finished_at = "running", None
+        return run, True
+
+
+def step_trials(store: Store, run_id: int, step: int) -> list[Trial]:
+    """The trials of controller step ``step``, by number."""
+    with store.session() as session:
+        return list(session.scalars(select(Trial).where(Trial.run_id == run_id, Trial.step == step)
+                                    .order_by(Trial.number)))
+
+
+def trial_count(store: Store, run_id: int) -> int:
+    with store.session() as session:
+        return session.scalar(select(func.count()).select_from(Trial).where(Trial.run_id == run_id))
+
+
+def _trial_rows(session, run: SearchRun, step: int, proposals: Sequence[NewTrial]) -> None:
+    existing = session.scalar(select(func.count()).select_from(Trial).where(Trial.run_id == run.id,
+                                                                             Trial.step == step))
+    if existing:  # this step's trials were added before a crash: nothing to add twice
+        return
+    space = get_space(run.space)
+    shape, classes = run.config["facts"]["input_shape"], run.config["facts"]["classes"]
+    first = session.scalar(select(func.count()).select_from(Trial).where(Trial.run_id == run.id))
+    for offset, proposal in enumerate(proposals):
+        arch = space.from_tokens(proposal.tokens)
+        plan = plan_network(arch, tuple(shape), classes)
+        session.add(Trial(run_id=run.id, number=first + offset, step=step, arch=arch.to_string(),
+                          tokens=list(arch.tokens), log_prob=proposal.log_prob, status="pending",
+                          mmacs=plan.macs / 1e6, params=plan.params))
+
+
+def add_trials(store: Store, run_id: int, step: int, proposals: Sequence[NewTrial]) -> None:
+    """Insert the trials of ``step`` unless that step already has trials (idempotent)."""
+    with store.session() as session:
+        run = session.get(SearchRun, run_id, with_for_update=True)
+        _trial_rows(session, run, step, proposals)
+
+
+def advance(store: Store, run_id: int, step: int, state: bytes, stats: dict,
+            next_proposals: Sequence[NewTrial]) -> None:
+    """Atomically: the controller learnt from ``step``; save its state, move to ``step + 1``, add its trials.
+
+    With no ``next_proposals`` (the budget is spent) the run is marked finished.
+    """
+    with store.session() as session:
+        run = session.get(SearchRun, run_id, with_for_update=True)
+        if run.controller_step != step:
+            raise ValueError(f"search run {run.name!r} is at controller step {run.controller_step}, not {step}: "
+                             "is another process running it?")
+        run.controller_state = state
+        run.controller_stats = [*(run.controller_stats or []), {"step": step, **stats}]
+        run.controller_step = step + 1
+        if next_proposals:
+            _trial_rows(session, run, step + 1, next_proposals)
+        else:
+            run.status, run.finished_at = "finished", utcnow()
+
+
+def finish(store: Store, run_id: int) -> None:
+    with store.session() as session:
+        run = session.get(SearchRun, run_id)
+        run.status, run.finished_at = "finished", utcnow()
+
+
+def record_latency(store: Store, trial_id: int, *, latency_ms: float, source: str, measurement_id: int | None,
+                   seconds: float) -> None:
+    with store.session() as session:
+        trial = session.get(Trial, trial_id)
+        trial.latency_ms, trial.latency_source = latency_ms, source
+        trial.measurement_id, trial.latency_seconds = measurement_id, seconds
+
+
+def mark_started(store: Store, trial_ids: Sequence[int]) -> list[int]:
+    """Count an evaluation attempt for each trial; fail (and return) those interrupted :data:`MAX_ATTEMPTS` times."""
+    given_up = []
+    with store.session() as session:
+        for trial in session.scalars(select(Trial).where(Trial.id.in_(list(trial_ids)))):
+            if trial.attempts >= MAX_ATTEMPTS:
+                _fail(trial, f"evaluation interrupted {trial.attempts} times (worker killed or out of memory?)")
+                given_up.append(trial.id)
+                continue
+            trial.attempts += 1
+            trial.started_at = trial.started_at or utcnow()
+    return given_up
+
+
+def record_result(store: Store, trial_id: int, *, accuracy: float, reward_terms: dict, train: dict,
+                  train_seconds: float, worker: str) -> Trial:
+    with store.session() as session:
+        trial = session.get(Trial, trial_id)
+        trial.accuracy, trial.reward, trial.reward_terms = accuracy, reward_terms["reward"], reward_terms
+        trial.train, trial.train_seconds, trial.worker = train, train_seconds, worker
+        trial.status, trial.error, trial.finished_at = "done", None, utcnow()
+        return trial
+
+
+def _fail(trial: Trial, reason: str) -> None:
+    trial.status, trial.error, trial.reward, trial.finished_at = "failed", reason[:4000], FAILED_REWARD, utcnow()
+
+
+def record_failure(store: Store, trial_id: int, reason: str, *, worker: str | None = None,
+                   train_seconds: float | None = None) -> Trial:
+    """A child that could not be evaluated: the reason is kept and its reward is :data:`FAILED_REWARD`."""
+    with store.session() as session:
+        trial = session.get(Trial, trial_id)
+        _fail(trial, reason)
+        trial.worker = worker or trial.worker
+        trial.train_seconds = train_seconds if train_seconds is not None else trial.train_seconds
+        return trial
+
+
+def list_runs(store: Store) -> list[dict]:
+    """One summary per run, oldest first: name, status, controller, reward, device, trials done/budget, best."""
+    with store.session() as session:
+        runs = session.scalars(select(SearchRun).order_by(SearchRun.id)).all()
+        return [_summary(session, run) for run in runs]
+
+
+def run_status(store: Store, name: str) -> dict:
+    with store.session() as session:
+        run = session.scalar(select(SearchRun).where(SearchRun.name == name))
+        if run is None:
+            get_run(store, name)  # raises with the known names
+        return _summary(session, run)
+
+
+def run_status_by_id(store: Store, run_id: int) -> dict:
+    with store.session() as session:
+        return _summary(session, session.get(SearchRun, run_id))
+
+
+def get_trial_by_id(store: Store, trial_id: int) -> Trial:
+    with store.session() as session:
+        return session.get(Trial, trial_id)
+
+
+def _summary(session, run: SearchRun) -> dict:
+    counts = dict(session.execute(select(Trial.status, func.count()).where(Trial.run_id == run.id)
+                                  .group_by(Trial.status)).all())
+    best = session.scalar(select(Trial).where(Trial.run_id == run.id, Trial.status == "done")
+                          .order_by(Trial.reward.desc(), Trial.number).limit(1))
+    seconds = session.scalar(select(func.sum(Trial.train_seconds)).where(Trial.run_id == run.id)) or 0.0
+    return {
+        "name": run.name, "status": run.status, "space": run.space, "device": run.device,
+        "controller": run.controller, "reward": run.reward, "reward_source": run.reward_source,
+        "target_ms": run.target_ms, "target_mmacs": run.target_mmacs, "seed": run.seed,
+        "trials_budget": run.trials_budget, "batch_size": run.batch_size, "controller_step": run.controller_step,
+        "trials": {state: counts.get(state, 0) for state in ("pending", "done", "failed")},
+        "train_seconds": seconds, "facts": run.config["facts"],
+        "best": None if best is None else trial_dict(best),
+        "created_at": run.created_at.isoformat(), "finished_at": run.finished_at and run.finished_at.isoformat(),
+    }
+
+
+def trial_dict(trial: Trial) -> dict:
+    """A trial as a JSON-safe dict (what ``search top --json`` prints)."""
+    return {
+        "number": trial.number, "step": trial.step, "status": trial.status, "arch": trial.arch,
+        "accuracy": trial.accuracy, "latency_ms": trial.latency_ms, "latency_source": trial.latency_source,
+        "mmacs": trial.mmacs, "params": trial.params, "reward": trial.reward, "error": trial.error,
+        "train_seconds": trial.train_seconds, "latency_seconds": trial.latency_seconds, "worker": trial.worker,
+    }
+
+
+def top_trials(store: Store, name: str, k: int = 10, max_latency_ms: float | None = None) -> list[dict]:
+    """The ``k`` finished trials of run ``name`` with the highest reward (ties: earlier first).
+
+    ``max_latency_ms`` keeps only children at or under that latency.
+    """
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be a positive integer, got {k!r}")
+    run = get_run(store, name)
+    with store.session() as session:
+        query = select(Trial).where(Trial.run_id == run.id, Trial.status == "done")
+        if max_latency_ms is not None:
+            query = query.where(Trial.latency_ms <= max_latency_ms)
+        rows = session.scalars(query.order_by(Trial.reward.desc(), Trial.number).limit(k)).all()
+        return [trial_dict(t) for t in rows]
+
+
+def all_trials(store: Store, run_id: int) -> list[Trial]:
+    with store.session() as session:
+        return list(session.scalars(select(Trial).where(Trial.run_id == run_id).order_by(Trial.number)))
+
+
+def get_trial(store: Store, name: str, number: int | None = None) -> Trial:
+    """Trial ``number`` of run ``name``, or (``None``) its best finished trial; ``ValueError`` if there is none."""
+    run = get_run(store, name)
+    with store.session() as session:
+        if number is None:
+            trial = session.scalar(select(Trial).where(Trial.run_id == run.id, Trial.status == "done")
+                                   .order_by(Trial.reward.desc(), Trial.number).limit(1))
+            if trial is None:
+                raise ValueError(f"search run {name!r} has no finished trial yet")
+            return trial
+        trial = session.scalar(select(Trial).where(Trial.run_id == run.id, Trial.number == number))
+        if trial is None:
+            count = session.scalar(select(func.count()).select_from(Trial).where(Trial.run_id == run.id))
+            raise ValueError(f"search run {name!r} has no trial {number} (trials 0-{count - 1})" if count else
+                             f"search run {name!r} has no trials yet")
+        if trial.status != "done":
+            raise ValueError(f"trial {number} of {name!r} is {trial.status}"
+                             + (f": {trial.error}" if trial.error else ""))
+        return trial
