@@ -12,12 +12,17 @@ import os
 import platform
 import sys
 from importlib import metadata
+from pathlib import Path
 
 import click
 
 import akd_tf
 from akd_tf.space import DEFAULT_SPACE, get_space, space_names
-from akd_tf.train_settings import DEFAULT_ALPHA, DEFAULT_TEMPERATURE, OPTIMIZERS, TrainSettings
+from akd_tf.train_settings import DEFAULT_ALPHA, DEFAULT_PROXY_EPOCHS, DEFAULT_TEMPERATURE, OPTIMIZERS, TrainSettings
+from search.config import QUANTIZATIONS, REWARD_SOURCES
+from search.controller import CONTROLLERS
+from search.executors import EXECUTORS
+from search.rewards import REWARDS
 
 
 def _fail_on_value_error(fn):
@@ -66,6 +71,11 @@ def _timing_options(fn):
 
 def _json_option(fn):
     return click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")(fn)
+
+
+def _db_option(fn):
+    return click.option("--db", "db_url", default=None, metavar="URL",
+                        help="Database URL (default: $AKD_TF_DB, else a SQLite file in the user data directory).")(fn)
 
 
 def _parse_arch(space_name: str, text: str, param_hint: str = "ARCH"):
@@ -239,30 +249,52 @@ def arch_decode(tokens, space_name):
               help="Export an untrained student of this architecture (for latency measurement).")
 @click.option("--keras-model", type=click.Path(), default=None,
               help="Export a trained Keras model (.keras, .h5 or a SavedModel directory).")
+@click.option("--run", "run_name", default=None, metavar="NAME",
+              help="Train a child of search run NAME in full (--best or --trial N), export it, score it on the "
+                   "test split and measure it on the run's device.")
+@click.option("--best", is_flag=True, help="With --run: the child with the highest reward.")
+@click.option("--trial", "trial_number", type=click.IntRange(min=0), default=None, help="With --run: trial N.")
+@click.option("--epochs", default=30, show_default=True, type=click.IntRange(min=1),
+              help="With --run: training epochs (the best epoch on mini-val is exported; rerun to resume).")
+@click.option("--train-with", type=click.Choice(["kd", "label"]), default=None,
+              help="With --run: distill from the run's teacher or train on labels (default: as the run did).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Path of the .tflite file to write.")
 @click.option("--quantize", type=click.Choice(["none", "fp16", "int8"]), default="none", show_default=True,
               help="none: float32; fp16: float16 weights; int8: full-integer post-training quantization.")
 @click.option("--representative-data", type=click.Path(), default=None,
               help="int8 calibration images (N,H,W,C) in [-1, 1], .npy or the 'x' array of a .npz. "
-                   "Default: random images (fine for latency, not for accuracy).")
+                   "Default: random images (fine for latency, not for accuracy); --run uses mini-train images.")
 @click.option("--min-int8-agreement", type=click.FloatRange(0, 1), default=None,
-              help="int8 parity: least top-1 agreement with Keras. Default 0.9 for --keras-model; "
+              help="int8 parity: least top-1 agreement with Keras. Default 0.9 for --keras-model and --run; "
                    "0 for --arch, whose random weights make top-1 meaningless.")
 @_space_option
 @_shape_options
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed for weights and random images.")
+@click.option("--cache-dir", default=None, type=click.Path(file_okay=False),
+              help="With --run: teacher-output cache (default: $AKD_TF_CACHE_DIR or ~/.cache/akd-tf/teacher-outputs).")
+@click.option("--wait-timeout", type=click.FloatRange(min=1), default=None, metavar="SECONDS",
+              help="With --run on a phone: give up waiting for the farm's measurement after this long.")
+@_db_option
 @_json_option
 @_fail_on_value_error
-def export_cmd(arch_text, keras_model, out, quantize, representative_data, min_int8_agreement, space_name,
-               resolution, channels, classes, seed, as_json):
-    """Convert an architecture or a Keras model to .tflite, with a Keras-vs-TFLite parity check.
+def export_cmd(arch_text, keras_model, run_name, best, trial_number, epochs, train_with, out, quantize,
+               representative_data, min_int8_agreement, space_name, resolution, channels, classes, seed, cache_dir,
+               wait_timeout, db_url, as_json):
+    """Convert an architecture, a Keras model or a searched student to .tflite, with a parity check.
 
     The file is written only if the parity check passes; a failed check exits 1.
     """
+    if sum(x is not None for x in (arch_text, keras_model, run_name)) != 1:
+        raise click.UsageError("give exactly one of --arch, --keras-model or --run")
+    if run_name is not None:
+        if best == (trial_number is not None):
+            raise click.UsageError("with --run give exactly one of --best or --trial N")
+        return _export_run(run_name, trial_number, out, epochs, train_with, quantize, seed, cache_dir, wait_timeout,
+                           db_url, as_json)
+    if best or trial_number is not None or train_with is not None:
+        raise click.UsageError("--best, --trial and --train-with choose a child of a search: use them with --run")
     from akd_tf import export
 
-    if (arch_text is None) == (keras_model is None):
-        raise click.UsageError("give exactly one of --arch or --keras-model")
     rep = export.load_image_array(representative_data) if representative_data else None
     if arch_text is not None:
         a = _parse_arch(space_name, arch_text, "'--arch'")
@@ -279,6 +311,27 @@ def export_cmd(arch_text, keras_model, out, quantize, representative_data, min_i
     click.echo(f"wrote {result.path} ({result.size_bytes:,} bytes, {quantize}, sha256 {result.sha256[:12]}, "
                f"converted in {result.convert_seconds:.2f} s)")
     click.echo(result.parity.summary())
+
+
+def _export_run(run_name, trial_number, out, epochs, train_with, quantize, seed, cache_dir, wait_timeout, db_url,
+                as_json):
+    from search.final import export_trial
+
+    say = (lambda _message: None) if as_json else click.echo
+    verbose = 0 if as_json else (1 if sys.stdout.isatty() else 2)
+    record = export_trial(_open_store(db_url), run_name, trial_number, out, epochs=epochs, quantize=quantize,
+                          train_with=train_with, seed=seed, cache_dir=cache_dir, wait_timeout_s=wait_timeout,
+                          verbose=verbose, say=say)
+    if as_json:
+        click.echo(json.dumps(record.to_dict(), indent=2))
+        return
+    test = ("no test split" if record.test_top1 is None else
+            f"test top-1 {record.test_top1:.2%} ({record.test_examples} images, the .tflite)")
+    click.echo(f"student: trial #{record.trial} of {record.run!r}, {record.params:,} params, {record.mmacs:.2f} M MACs")
+    click.echo(f"accuracy: mini-val top-1 {record.val_top1:.2%} (best epoch); {test}")
+    click.echo(f"latency: {record.latency_ms:.3f} ms on {record.device!r} (measurement #{record.measurement_id})")
+    click.echo(f"file: {record.tflite} ({record.size_bytes:,} bytes, {record.quantize}); "
+               f"summary: {Path(record.tflite).with_suffix('.json')}")
 
 
 @main.command()
@@ -304,11 +357,6 @@ def bench(model, runs, warmup, min_secs, threads, core, as_json):
 # ---------------------------------------------------------------------------
 # akd-tf db / latency
 # ---------------------------------------------------------------------------
-
-
-def _db_option(fn):
-    return click.option("--db", "db_url", default=None, metavar="URL",
-                        help="Database URL (default: $AKD_TF_DB, else a SQLite file in the user data directory).")(fn)
 
 
 def _device_option(fn):
@@ -906,28 +954,35 @@ def _fit_options(default_epochs):
     return decorate
 
 
-def _training_data(space_name, dataset, data_dir, image_key, label_key, label_offset, val_size, val_fraction,
-                   split_seed, resolution, channels):
+def _data_config(dataset, data_dir, image_key, label_key, label_offset, val_size, val_fraction, split_seed,
+                 resolution, channels) -> dict:
+    """The ``_data_options`` values as :func:`akd_tf.data.load_training_data` arguments (``source`` + options)."""
+    options = {"source": dataset}
+    for name, value in (("data_dir", data_dir), ("val_size", val_size), ("val_fraction", val_fraction),
+                        ("resolution", resolution), ("channels", channels)):
+        if value is not None:
+            options[name] = value
+    if split_seed:
+        options["split_seed"] = split_seed
+    if (image_key, label_key) != ("image/encoded", "image/class/label"):
+        options.update(image_key=image_key, label_key=label_key)
+    if label_offset:
+        options["label_offset"] = label_offset
+    return options
+
+
+def _training_data(space_name, **data_options):
     """Mini-train / mini-val from the ``_data_options`` values."""
     from akd_tf import data
 
-    load_options = {}
-    if (image_key, label_key) != ("image/encoded", "image/class/label"):
-        load_options.update(image_key=image_key, label_key=label_key)
-    if label_offset:
-        load_options["label_offset"] = label_offset
-    space = get_space(space_name)
-    training = data.load_training_data(dataset, data_dir=data_dir, val_size=val_size, val_fraction=val_fraction,
-                                       split_seed=split_seed, resolution=resolution, channels=channels,
-                                       min_resolution=space.min_resolution, **load_options)
-    return training
+    options = _data_config(**data_options)
+    return data.load_training_data(options.pop("source"), min_resolution=get_space(space_name).min_resolution,
+                                   **options)
 
 
 def _fit(model, teacher, training, settings, out, as_json, *, epochs, batch_size, learning_rate, warmup_epochs,
          optimizer, augment, seed, checkpoint_dir, summary_path, use_cache=True, cache_dir=None, extra=None):
     """Train, keep the best-on-mini-val model at ``out``, write and print the summary."""
-    from pathlib import Path
-
     from akd_tf.distill import distill
 
     train = TrainSettings(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
@@ -1045,6 +1100,208 @@ def train_cmd(arch_text, teacher_paths, out, alpha, temperature, hard_label, fea
     student = build_student(arch, training.input_shape, training.num_classes, with_embedding=feature_kd)
     _fit(student, teacher, training, settings, out, as_json, **fit_options, use_cache=not no_teacher_cache,
          cache_dir=cache_dir, extra={"arch": arch.to_string(), "teachers": list(teacher_paths)})
+
+
+# ---------------------------------------------------------------------------
+# akd-tf search
+# ---------------------------------------------------------------------------
+
+# CLI option -> SearchConfig field (proxy.* and data are nested); what a resumed run compares.
+_SEARCH_FIELDS = {"device_name": "device", "controller": "controller", "reward": "reward",
+                  "reward_source": "reward_source", "target_ms": "target_ms", "target_mmacs": "target_mmacs",
+                  "trials": "trials", "batch_size": "batch_size", "seed": "seed", "measure": "measure",
+                  "quantize": "quantization", "teacher_paths": "teachers", "space_name": "space"}
+_PROXY_FIELDS = {"proxy_epochs": "epochs", "proxy_train_size": "train_size", "proxy_batch_size": "batch_size",
+                 "proxy_lr": "learning_rate", "alpha": "alpha", "temperature": "temperature"}
+_DATA_PARAMS = ("dataset", "data_dir", "image_key", "label_key", "label_offset", "val_size", "val_fraction",
+                "split_seed", "resolution", "channels")
+
+
+def _search_settings(ctx, params: dict, explicit_only: bool) -> dict:
+    """SearchConfig fields from the command's options (only those typed on the command line if ``explicit_only``)."""
+    def given(name):
+        return not explicit_only or ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT
+
+    fields = {field: params[name] for name, field in _SEARCH_FIELDS.items() if given(name)}
+    if "teachers" in fields:
+        fields["teachers"] = list(fields["teachers"])
+    proxy = {field: params[name] for name, field in _PROXY_FIELDS.items() if given(name)}
+    if proxy:
+        fields["proxy"] = proxy
+    if not explicit_only or any(given(name) for name in _DATA_PARAMS):
+        data_config = _data_config(**{name: params[name] for name in _DATA_PARAMS})
+        fields["data"] = data_config if not explicit_only else {
+            key: value for key, value in data_config.items()
+            if key == "source" and given("dataset") or key != "source" and given(key)}
+    return fields
+
+
+@main.group(invoke_without_command=True)
+@click.option("--name", default=None, help="Name of the run; an existing name resumes that run "
+                                           "(default: a new name from the date and time).")
+@click.option("--teacher", "teacher_paths", multiple=True, type=click.Path(),
+              help="Teacher .keras/.h5/SavedModel; repeat for an ensemble. Needed for --reward-source kd.")
+@click.option("--reward-source", type=click.Choice(list(REWARD_SOURCES)), default="kd", show_default=True,
+              help="kd: children are distilled from the teacher (AKD); label: trained on hard labels "
+                   "(conventional NAS). Everything else is identical, so the two are comparable.")
+@_device_option
+@click.option("--target-ms", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Latency target T in ms on --device (rewards mnas-soft and mnas-hard).")
+@click.option("--target-mmacs", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="MACs target in millions (reward flops).")
+@click.option("--reward", type=click.Choice(list(REWARDS)), default="mnas-soft", show_default=True,
+              help="mnas-soft: ACC*(LAT/T)^-0.07; mnas-hard: ACC, or ACC*(LAT/T)^-1 over T; flops: "
+                   "ACC*(MACs/target)^-0.07; accuracy: ACC alone.")
+@click.option("--trials", default=100, show_default=True, type=click.IntRange(min=1),
+              help="Children to evaluate in all (give a larger number to extend a finished run).")
+@click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1),
+              help="Children per controller step (one PPO update per step).")
+@click.option("--controller", type=click.Choice(list(CONTROLLERS)), default="ppo", show_default=True,
+              help="ppo: the paper's RNN actor-critic; evolution: regularized (aging) evolution; random: "
+                   "uniform sampling, the baseline.")
+@click.option("--measure", is_flag=True,
+              help="Measure every child never measured on --device (phones: farm jobs, run "
+                   "`akd-tf devices serve`); default: the latency table's prediction.")
+@click.option("--quantize", type=click.Choice(list(QUANTIZATIONS)), default="none", show_default=True,
+              help="Quantization the latencies are for.")
+@click.option("--proxy-epochs", default=DEFAULT_PROXY_EPOCHS, show_default=True, type=click.IntRange(min=1),
+              help="Training epochs per child (the first is a learning-rate warm-up).")
+@click.option("--proxy-train-size", default=None, type=click.IntRange(min=1),
+              help="Train each child on this many mini-train examples (seeded, stratified; default: all).")
+@click.option("--proxy-batch-size", default=TrainSettings.batch_size, show_default=True,
+              type=click.IntRange(min=1), help="Examples per training step of a child.")
+@click.option("--proxy-lr", default=TrainSettings.learning_rate, show_default=True,
+              type=click.FloatRange(min=0, min_open=True), help="Peak learning rate of a child (Adam).")
+@click.option("--alpha", default=DEFAULT_ALPHA, show_default=True, type=click.FloatRange(0, 1),
+              help="Weight of the teacher's soft targets in a child's loss (kd).")
+@click.option("--temperature", default=DEFAULT_TEMPERATURE, show_default=True,
+              type=click.FloatRange(min=0, min_open=True), help="Softmax temperature of the soft targets (kd).")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Children trained at once (local: worker processes sharing this machine's cores).")
+@click.option("--executor", type=click.Choice(list(EXECUTORS)), default="local", show_default=True,
+              help="local: this machine; ray: tasks on a Ray cluster (data and teacher paths must be visible "
+                   "to every node).")
+@click.option("--ray-address", default=None, metavar="ADDR",
+              help="Ray cluster to join, e.g. ray://head:10001 (default: start a local Ray).")
+@click.option("--seed", default=0, show_default=True, type=int,
+              help="Seed of the controller (its initial weights and sampling) and of each child's training.")
+@click.option("--cache-dir", default=None, type=click.Path(file_okay=False),
+              help="Teacher-output cache (default: $AKD_TF_CACHE_DIR or ~/.cache/akd-tf/teacher-outputs).")
+@click.option("--wait-timeout", type=click.FloatRange(min=1), default=None, metavar="SECONDS",
+              help="With --measure on a phone: give up waiting for the farm after this long per step.")
+@_space_option
+@_data_options
+@_db_option
+@_json_option
+@click.pass_context
+@_fail_on_value_error
+def search(ctx, name, workers, executor, ray_address, cache_dir, wait_timeout, db_url, as_json, data_options,
+           **params):
+    """Search for the student architecture that distills the teacher best under a latency target.
+
+    Each child is proposed by the controller, priced on --device (a stored measurement, a new one with
+    --measure, else the latency table), trained briefly against the teacher and scored on mini-val;
+    its reward combines that accuracy with latency. Every trial is stored as it finishes: rerun with
+    the same --name to resume an interrupted search (nothing is lost or evaluated twice).
+
+    Subcommands show stored runs: list, status NAME, top NAME.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    import datetime
+
+    from search import display, runs
+    from search.config import SearchConfig, merge_given
+    from search.executors import make_executor
+    from search.loop import run_search
+
+    params.update(data_options)
+    store = _open_store(db_url)
+    name = name or datetime.datetime.now().strftime("search-%Y%m%d-%H%M%S")
+    existing = runs.find_run(store, name)
+    if existing is not None:
+        config = merge_given(runs.run_config(existing), _search_settings(ctx, params, explicit_only=True))
+    else:
+        config = SearchConfig(name=name, **_search_settings(ctx, params, explicit_only=False))
+    config.validate()
+    say = (lambda _message: None) if as_json else click.echo
+    runner = make_executor(executor, workers, ray_address)
+    try:
+        summary = run_search(store, config, executor=runner, cache_dir=cache_dir, wait_timeout_s=wait_timeout,
+                             say=say, on_event=None if as_json else lambda e: click.echo(display.event_line(e)))
+    finally:
+        runner.close()
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    for line in display.summary_lines(summary):
+        click.echo(line)
+    if summary["best"] is not None:
+        click.echo(f"next: akd-tf export --run {name} --best --out {name}.tflite")
+
+
+@search.command("list")
+@_db_option
+@_json_option
+@_fail_on_value_error
+def search_list(db_url, as_json):
+    """Stored search runs: status, settings, progress and best reward."""
+    from search import runs
+
+    rows = runs.list_runs(_open_store(db_url))
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    from akd_tf.tables import format_table
+
+    table = [{"name": r["name"], "status": r["status"], "controller": r["controller"], "reward": r["reward"],
+              "source": r["reward_source"], "device": r["device"],
+              "trials": f"{r['trials']['done'] + r['trials']['failed']}/{r['trials_budget']}",
+              "best reward": "" if r["best"] is None else f"{r['best']['reward']:.4f}"} for r in rows]
+    click.echo(format_table(table, ["name", "status", "controller", "reward", "source", "device", "trials",
+                                    "best reward"], right_aligned=["trials", "best reward"]))
+
+
+@search.command("status")
+@click.argument("name")
+@_db_option
+@_json_option
+@_fail_on_value_error
+def search_status(name, db_url, as_json):
+    """Progress and best child of the run NAME."""
+    from search import display, runs
+
+    summary = runs.run_status(_open_store(db_url), name)
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    for line in display.summary_lines(summary):
+        click.echo(line)
+
+
+@search.command("top")
+@click.argument("name")
+@click.option("--k", default=10, show_default=True, type=click.IntRange(min=1), help="How many children to list.")
+@click.option("--max-latency-ms", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Only children at or under this latency.")
+@_db_option
+@_json_option
+@_fail_on_value_error
+def search_top(name, k, max_latency_ms, db_url, as_json):
+    """The K finished children of run NAME with the highest reward."""
+    from search import runs
+
+    rows = runs.top_trials(_open_store(db_url), name, k=k, max_latency_ms=max_latency_ms)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    from akd_tf.tables import format_table
+
+    table = [{"trial": r["number"], "reward": f"{r['reward']:.4f}", "top-1": f"{r['accuracy']:.2%}",
+              "latency ms": f"{r['latency_ms']:.3f}", "source": r["latency_source"], "M MACs": f"{r['mmacs']:.2f}",
+              "params": f"{r['params']:,}", "arch": r["arch"]} for r in rows]
+    click.echo(format_table(table, ["trial", "reward", "top-1", "latency ms", "source", "M MACs", "params", "arch"],
+                            right_aligned=["trial", "reward", "top-1", "latency ms", "M MACs", "params"]))
 
 
 if __name__ == "__main__":  # pragma: no cover

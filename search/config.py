@@ -118,7 +118,7 @@ class SearchConfig:
                 raise ValueError(f"{option} must be a positive number, got {target!r}")
         if self.reward_source not in REWARD_SOURCES:
             raise ValueError(f"reward source must be one of {', '.join(REWARD_SOURCES)}, got {self.reward_source!r}")
-        if self.reward_source == "kd" and not self.teachers:
+        if self.reward_source == "kd" and not self.teachers:  # a "label" run may name one, for KD exports
             raise ValueError("reward source 'kd' distills from a teacher: give one (--teacher PATH), or use "
                              "reward source 'label' for a conventional NAS search")
         _positive_int("trials", self.trials)

@@ -17,12 +17,17 @@ import time
 from akd_tf import data
 from akd_tf.space import get_space
 from akd_tf.train_settings import DistillSettings
-from search.config import SearchConfig
+from search.config import ProxySettings, SearchConfig
 
 
 def run_training_data(config: SearchConfig) -> data.TrainingData:
     """Mini-train / mini-val of the run; mini-train cut to ``config.proxy.train_size`` (seeded, stratified)."""
     return _training_data(json.dumps(config.data, sort_keys=True), config.space, config.proxy.train_size)
+
+
+def full_training_data(config: SearchConfig) -> data.TrainingData:
+    """Mini-train / mini-val of the run without the proxy's cut: what the chosen student is trained on."""
+    return _training_data(json.dumps(config.data, sort_keys=True), config.space, None)
 
 
 @functools.lru_cache(maxsize=2)
@@ -38,21 +43,23 @@ def _training_data(data_json: str, space_name: str, train_size: int | None) -> d
 
 
 @functools.lru_cache(maxsize=2)
-def _teacher(paths: tuple[str, ...]):
+def load_teachers(paths: tuple[str, ...]):
+    """The teacher (an ensemble for several paths), loaded once per process."""
     from akd_tf.teachers import load_teacher
 
     return load_teacher(list(paths))
 
 
-def distill_settings(config: SearchConfig) -> DistillSettings:
-    """KD against the teacher (AKD) or hard labels (NAS): the only difference between the two kinds of search."""
-    if config.reward_source == "label":
+def distill_settings(proxy: ProxySettings, source: str) -> DistillSettings:
+    """KD against the teacher (``"kd"``, AKD) or hard labels (``"label"``, NAS): all that differs between the two."""
+    if source == "label":
         return DistillSettings.hard_label()
-    return DistillSettings(alpha=config.proxy.alpha, temperature=config.proxy.temperature)
+    return DistillSettings(alpha=proxy.alpha, temperature=proxy.temperature)
 
 
 def teacher_for(config: SearchConfig):
-    return _teacher(config.teachers) if config.reward_source == "kd" else None
+    """The run's teacher when children are distilled, else None (a NAS run may name one for later exports)."""
+    return load_teachers(config.teachers) if config.reward_source == "kd" else None
 
 
 def child_seed(config: SearchConfig, number: int) -> int:
@@ -93,7 +100,7 @@ def train_child(job: dict) -> dict:
 
     start = time.perf_counter()
     try:
-        result = proxy_train(arch, teacher, training, settings=distill_settings(config),
+        result = proxy_train(arch, teacher, training, settings=distill_settings(config.proxy, config.reward_source),
                              train=config.proxy.train_settings(child_seed(config, job["number"])),
                              cache_dir=job.get("cache_dir"))
     except (TrainingDiverged, tf.errors.OpError, ValueError, ArithmeticError, MemoryError) as exc:

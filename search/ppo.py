@@ -1,0 +1,261 @@
+"""The PPO controller: an LSTM actor-critic that emits one decision of the space per step (MnasNet, AKD).
+
+Policy. Step t of an architecture feeds the LSTM (``hidden_units`` wide) the
+embedding of the previous choice (a learned start vector at t = 0; one
+embedding row per value of every decision, ``space.onehot_width`` rows). Its
+output h_t gives decision t's logits (a head of ``onehot_width`` outputs, of
+which decision t reads its own ``Decision.size`` segment) and the critic's
+value V_t = v . h_t + b, an estimate of the reward given the choices so far.
+
+Update (PPO, Schulman et al. 2017). The reward R of an architecture is the
+return of each of its decisions (one reward at the end, no discount), so
+decision t's advantage is R - V_t under the weights at the start of
+``update``, normalized to mean 0 and std 1 over all (arch, decision) pairs of
+the batch (:func:`normalized_advantages`). Each of ``epochs`` full-batch Adam
+steps minimizes::
+
+    -mean(min(r A, clip(r, 1 - eps, 1 + eps) A)) + value_weight * mean((V - R)^2) - entropy_weight * mean(H)
+
+with r the per-decision probability ratio to the start-of-update policy and H
+the per-decision entropy, means over all (arch, decision) pairs. The old
+log-probabilities are recomputed from the weights at the start of ``update``:
+the search loop restores the state that proposed the batch, so they equal the
+sampling policy's and nothing else is stored.
+
+Sampling draws all n archs at once with the Gumbel-max trick on noise from
+``numpy.random.default_rng([seed, step])``, so a proposal depends only on the
+weights, the seed and the step. Initial weights come from initializers seeded
+from ``seed``. The state is an ``.npz`` of a JSON header, every weight and
+every Adam slot (its step counter included).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import asdict
+from typing import Sequence
+
+import akd_tf.tf_env  # noqa: F401  (configures TensorFlow before it is imported)
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+
+from akd_tf.space import SearchSpace
+from search.controller import Controller, PPOSettings, Proposal, check_int, reward_stats
+
+MASKED_LOGIT = -1e9  # added to the logits outside a decision's segment: softmax weight exactly 0
+
+
+def normalized_advantages(advantages: tf.Tensor) -> tf.Tensor:
+    """Advantages scaled to mean 0 and std 1 over the batch; unscaled when all are equal (or there is one)."""
+    mean, variance = tf.nn.moments(advantages, axes=[0, 1])
+    std = tf.sqrt(variance)
+    return tf.where(std > 1e-8, (advantages - mean) / tf.maximum(std, 1e-8), advantages)
+
+
+class Policy:
+    """The actor-critic's weights and its two forward passes (sampling, teacher forcing)."""
+
+    def __init__(self, space: SearchSpace, units: int, seed: int):
+        sizes = [d.size for d in space.decisions]
+        width, steps = sum(sizes), len(sizes)
+        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int32)
+        mask = np.full((steps, width), MASKED_LOGIT, np.float32)
+        for t, (offset, size) in enumerate(zip(offsets, sizes)):
+            mask[t, offset:offset + size] = 0.0
+        self.width, self.steps = width, steps
+        self.offsets, self.step_mask = tf.constant(offsets), tf.constant(mask)
+        seeds = iter(int(s) for s in np.random.default_rng([seed]).integers(0, 2 ** 31 - 1, size=6))
+        embedding_init = keras.initializers.RandomUniform(-0.1, 0.1, seed=next(seeds))
+        self.start = tf.Variable(embedding_init((1, units)), name="start")
+        self.embedding = tf.Variable(keras.initializers.RandomUniform(-0.1, 0.1, seed=next(seeds))((width, units)),
+                                     name="embedding")
+        self.cell = keras.layers.LSTMCell(
+            units, kernel_initializer=keras.initializers.GlorotUniform(seed=next(seeds)),
+            recurrent_initializer=keras.initializers.Orthogonal(seed=next(seeds)))
+        self.cell.build((None, units))
+        # Small logits at first: the initial policy is close to uniform over every decision.
+        self.logits_kernel = tf.Variable(
+            keras.initializers.RandomUniform(-0.01, 0.01, seed=next(seeds))((units, width)), name="logits_kernel")
+        self.logits_bias = tf.Variable(tf.zeros((width,)), name="logits_bias")
+        self.value_kernel = tf.Variable(keras.initializers.GlorotUniform(seed=next(seeds))((units, 1)),
+                                        name="value_kernel")
+        self.value_bias = tf.Variable(tf.zeros((1,)), name="value_bias")
+        self.named_weights = {
+            "start": self.start, "embedding": self.embedding, "lstm_kernel": self.cell.kernel,
+            "lstm_recurrent_kernel": self.cell.recurrent_kernel, "lstm_bias": self.cell.bias,
+            "logits_kernel": self.logits_kernel, "logits_bias": self.logits_bias,
+            "value_kernel": self.value_kernel, "value_bias": self.value_bias}
+        self.weights = list(self.named_weights.values())
+
+    def _input_table(self) -> tuple[tf.Tensor, tf.Tensor]:
+        """(start, every choice's embedding) projected by the LSTM's input kernel plus bias: (1, 4u), (width, 4u)."""
+        projected = tf.matmul(tf.concat([self.start, self.embedding], 0), self.cell.kernel) + self.cell.bias
+        return projected[:1], projected[1:]
+
+    def _lstm_step(self, projected_input: tf.Tensor, h: tf.Tensor, c: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """The LSTMCell's step (gates i, f, c, o; sigmoid and tanh) given its input already projected."""
+        i, f, g, o = tf.split(projected_input + tf.matmul(h, self.cell.recurrent_kernel), 4, axis=1)
+        c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
+        return tf.sigmoid(o) * tf.tanh(c), c
+
+    def sample(self, gumbel: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """(tokens (n, steps) int32, total log-probabilities (n,)) of n archs drawn with Gumbel noise (n, width)."""
+        n = tf.shape(gumbel)[0]
+        start, table = self._input_table()
+        x = tf.tile(start, [n, 1])
+        h = c = tf.zeros([n, self.cell.units])
+        log_prob = tf.zeros([n])
+        tokens = []
+        for t in range(self.steps):
+            h, c = self._lstm_step(x, h, c)
+            logits = tf.matmul(h, self.logits_kernel) + self.logits_bias + self.step_mask[t]
+            choice = tf.argmax(logits + gumbel, axis=1, output_type=tf.int32)  # an index into the one-hot layout
+            log_prob += tf.gather(tf.nn.log_softmax(logits), choice, batch_dims=1)
+            tokens.append(choice - self.offsets[t])
+            x = tf.gather(table, choice)
+        return tf.stack(tokens, axis=1), log_prob
+
+    def teacher_forced(self, tokens: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """Per-decision (log-probability of the given token, entropy, value), each (n, steps), for given tokens."""
+        choices = tokens + self.offsets
+        n = tf.shape(tokens)[0]
+        start, table = self._input_table()
+        inputs = tf.concat([tf.tile(start[None], [n, 1, 1]), tf.gather(table, choices[:, :-1])], axis=1)
+        h = c = tf.zeros([n, self.cell.units])
+        outputs = []
+        for x in tf.unstack(inputs, num=self.steps, axis=1):
+            h, c = self._lstm_step(x, h, c)
+            outputs.append(h)
+        hidden = tf.stack(outputs, axis=1)  # (n, steps, units)
+        log_p = tf.nn.log_softmax(tf.matmul(hidden, self.logits_kernel) + self.logits_bias + self.step_mask)
+        entropy = -tf.reduce_sum(tf.exp(log_p) * log_p, axis=-1)
+        value = tf.squeeze(tf.matmul(hidden, self.value_kernel), -1) + self.value_bias
+        return tf.gather(log_p, choices, batch_dims=2), entropy, value
+
+
+class PPOController(Controller):
+    """PPO-trained LSTM controller (see the module docstring); ``log_prob`` of a proposal is in nats."""
+
+    name = "ppo"
+
+    def __init__(self, space: SearchSpace, seed: int, settings: PPOSettings = PPOSettings()):
+        super().__init__(space, seed)
+        self.settings = settings
+        self.policy = Policy(space, settings.hidden_units, self.seed)
+        self.optimizer = keras.optimizers.Adam(settings.learning_rate)
+        self.optimizer.build(self.policy.weights)
+        width, steps = self.policy.width, self.policy.steps
+        self._sample = tf.function(self.policy.sample, input_signature=[tf.TensorSpec([None, width], tf.float32)])
+        batch_spec = [tf.TensorSpec([None, steps], tf.int32), tf.TensorSpec([None])]
+        self._prepare_fn = tf.function(self._prepare, input_signature=batch_spec)
+        self._ppo_step_fn = tf.function(self._ppo_step, input_signature=[*batch_spec, *[tf.TensorSpec([None, steps])] * 2])
+        self._pack_fn = tf.function(self._pack)
+        self._unpack_fn = tf.function(self._unpack)
+
+    @property
+    def variables(self) -> dict[str, tf.Variable]:
+        """Every variable of the state by label, in state order: policy weights, then Adam's counter and slots."""
+        return {**{f"policy/{k}": v for k, v in self.policy.named_weights.items()},
+                **{f"adam/{i}": v for i, v in enumerate(self.optimizer.variables)}}
+
+    def _split_variables(self) -> tuple[list[tf.Variable], list[tf.Variable]]:
+        """(float32 variables, integer variables such as Adam's step counter), each in state order."""
+        variables = list(self.variables.values())
+        return [v for v in variables if v.dtype == tf.float32], [v for v in variables if v.dtype != tf.float32]
+
+    def propose(self, step: int, n: int) -> list[Proposal]:
+        n = check_int("n", n, 0)
+        gumbel = self.rng(step).gumbel(size=(n, self.policy.width)).astype(np.float32)
+        tokens, log_probs = self._sample(tf.constant(gumbel))
+        return [Proposal(tuple(int(t) for t in row), float(lp)) for row, lp in zip(tokens.numpy(), log_probs.numpy())]
+
+    def _ppo_step(self, tokens, rewards, old_log_p, advantages) -> dict:
+        """One Adam step on the PPO loss; returns its terms and diagnostics."""
+        s = self.settings
+        with tf.GradientTape() as tape:
+            log_p, entropy, value = self.policy.teacher_forced(tokens)
+            ratio = tf.exp(log_p - old_log_p)
+            clipped = tf.clip_by_value(ratio, 1.0 - s.clip_ratio, 1.0 + s.clip_ratio)
+            policy_loss = -tf.reduce_mean(tf.minimum(ratio * advantages, clipped * advantages))
+            value_loss = tf.reduce_mean(tf.square(value - rewards[:, None]))
+            mean_entropy = tf.reduce_mean(entropy)
+            loss = policy_loss + s.value_weight * value_loss - s.entropy_weight * mean_entropy
+        weights = self.policy.weights
+        self.optimizer.apply_gradients(zip(tape.gradient(loss, weights), weights))
+        return {"policy_loss": policy_loss, "value_loss": value_loss, "entropy": mean_entropy,
+                "approx_kl": tf.reduce_mean(old_log_p - log_p),
+                "clip_fraction": tf.reduce_mean(tf.cast(tf.abs(ratio - 1.0) > s.clip_ratio, tf.float32))}
+
+    def _prepare(self, tokens, rewards) -> tuple[tf.Tensor, tf.Tensor]:
+        """(per-decision log-probabilities, normalized advantages R - V), both (n, steps), under the current weights."""
+        old_log_p, _, value = self.policy.teacher_forced(tokens)
+        return old_log_p, normalized_advantages(rewards[:, None] - value)
+
+    def update(self, step: int, tokens: Sequence[Sequence[int]], rewards: Sequence[float]) -> dict:
+        """``epochs`` PPO steps on the batch; stats are the last step's (entropy: mean nats per decision)."""
+        self.rng(step)  # validates step
+        rows, values = self.check_batch(tokens, rewards)
+        if not len(rows):
+            return reward_stats(values)
+        batch = (tf.constant(rows), tf.constant(values, tf.float32))
+        old_log_p, advantages = self._prepare_fn(*batch)
+        for _ in range(self.settings.epochs):
+            terms = self._ppo_step_fn(*batch, old_log_p, advantages)
+        return {**reward_stats(values), **{k: float(v) for k, v in terms.items()}}
+
+    def _pack(self) -> tuple[tf.Tensor, tf.Tensor]:
+        """Every float variable flattened into one vector, and the integer ones stacked as int64."""
+        floats, ints = self._split_variables()
+        return (tf.concat([tf.reshape(v, [-1]) for v in floats], axis=0),
+                tf.stack([tf.cast(v, tf.int64) for v in ints]))
+
+    def _unpack(self, weights: tf.Tensor, counters: tf.Tensor) -> None:
+        floats, ints = self._split_variables()
+        for v, value in zip(floats, tf.split(weights, [v.shape.num_elements() for v in floats])):
+            v.assign(tf.reshape(value, v.shape))
+        for v, value in zip(ints, tf.unstack(counters, num=len(ints))):
+            v.assign(tf.cast(value, v.dtype))
+
+    def _layout(self) -> list[list]:
+        """[label, dtype, shape] of every state variable, in order."""
+        return [[label, v.dtype.name, v.shape.as_list()] for label, v in self.variables.items()]
+
+    def state_bytes(self) -> bytes:
+        header = {**self.state_header(), "settings": asdict(self.settings), "layout": self._layout()}
+        weights, counters = self._pack_fn()
+        buffer = io.BytesIO()
+        np.savez(buffer, header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
+                 weights=weights.numpy(), counters=counters.numpy())
+        return buffer.getvalue()
+
+    def load_state_bytes(self, data: bytes) -> None:
+        try:
+            with np.load(io.BytesIO(bytes(data)), allow_pickle=False) as archive:
+                header = json.loads(archive["header"].tobytes().decode())
+                weights, counters = archive["weights"], archive["counters"]
+        except (OSError, ValueError, KeyError, UnicodeDecodeError) as exc:
+            raise ValueError(f"controller state is not the .npz a PPO controller writes: {exc}") from None
+        self.check_state_header(header)
+        if header.get("settings") != asdict(self.settings):
+            raise ValueError(f"controller state has settings {header.get('settings')!r}, "
+                             f"expected {asdict(self.settings)!r}")
+        self._check_layout(header.get("layout"), weights, counters)
+        self._unpack_fn(tf.constant(weights), tf.constant(counters))
+
+    def _check_layout(self, layout, weights: np.ndarray, counters: np.ndarray) -> None:
+        """``ValueError`` naming the first variable whose label, dtype or shape differs from this controller's."""
+        expected = self._layout()
+        if not isinstance(layout, list) or len(layout) != len(expected):
+            got = len(layout) if isinstance(layout, list) else "no"
+            raise ValueError(f"controller state holds {got} variables, expected {len(expected)}")
+        for got, want in zip(layout, expected):
+            if got != want:
+                raise ValueError(f"controller state variable {got!r} does not match {want!r} (label, dtype, shape)")
+        floats, ints = self._split_variables()
+        size = sum(v.shape.num_elements() for v in floats)
+        if (weights.dtype, weights.shape, counters.dtype, counters.shape) != (
+                np.float32, (size,), np.int64, (len(ints),)):
+            raise ValueError(f"controller state arrays are {weights.dtype}{list(weights.shape)} and "
+                             f"{counters.dtype}{list(counters.shape)}, expected float32[{size}] and int64[{len(ints)}]")

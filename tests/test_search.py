@@ -1,0 +1,171 @@
+"""The search loop end to end on real data, real training and a real latency table: records, resume, failures.
+
+Children come from the two-block ``lut-test`` space (a few seconds each) trained for one epoch on 64
+demo images; latencies are predictions of a table measured on this host for that space.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from akd_tf.benchmark import RunSettings
+from db_fixtures import db_url, sqlite_url  # noqa: F401  (fixtures)
+from latency_db.lut import build_lut
+from latency_db.measure import ModelTarget
+from latency_db.predictor import LutPredictor
+from latency_db.schema import SearchRun, Trial
+from latency_db.store import open_store
+from search import runs
+from search.config import ProxySettings, SearchConfig
+from search.controller import make_controller
+from search.loop import run_search
+from search.rewards import FAILED_REWARD, compute_reward
+
+TARGET = ModelTarget(resolution=32, classes=10, channels=1)  # the demo's images, fed at the space's minimum
+QUICK = RunSettings(num_runs=10, warmup_runs=1, min_secs=0.0, warmup_min_secs=0.0)
+TESTS = Path(__file__).parent
+
+
+def config(name: str, **overrides) -> SearchConfig:
+    values = dict(name=name, space="lut-test", controller="random", reward_source="label", target_ms=0.05,
+                  trials=4, batch_size=2, data={"source": "demo", "val_size": 50},
+                  proxy=ProxySettings(epochs=1, train_size=64, batch_size=32))
+    values.update(overrides)
+    return SearchConfig(**values)
+
+
+@pytest.fixture
+def lut_url(db_url, tiny_space):  # noqa: F811
+    store = open_store(db_url)
+    build_lut(store, "local", tiny_space, TARGET, settings=QUICK)
+    store.close()
+    return db_url
+
+
+def trials_of(store, name):
+    run = runs.get_run(store, name)
+    return runs.all_trials(store, run.id)
+
+
+def test_a_search_records_every_child_with_its_latency_accuracy_and_reward(lut_url, tiny_space):
+    store = open_store(lut_url)
+    events = []
+    summary = run_search(store, config("plain"), on_event=events.append)
+    trials = trials_of(store, "plain")
+    predictor = LutPredictor.load(store, "local", tiny_space, TARGET)
+    expected = [p.tokens for step in (0, 1) for p in make_controller("random", tiny_space, 0).propose(step, 2)]
+    assert [t.number for t in trials] == [0, 1, 2, 3] and [t.step for t in trials] == [0, 0, 1, 1]
+    assert [tuple(t.tokens) for t in trials] == expected
+    for t in trials:
+        assert t.status == "done" and t.latency_source == "predicted" and t.attempts == 1
+        assert t.latency_ms == predictor.predict_ms(tiny_space.parse(t.arch))
+        assert 0.0 <= t.accuracy <= 1.0 and t.train["train_examples"] == 64 and t.train["val_examples"] == 50
+        assert t.reward_terms == compute_reward("mnas-soft", t.accuracy, latency_ms=t.latency_ms, target_ms=0.05)
+        assert t.reward == t.reward_terms["reward"]
+    assert [e.finished for e in events] == [1, 2, 3, 4] and [e.trial["number"] for e in events] == [0, 1, 2, 3]
+    best = max(trials, key=lambda t: (t.reward, -t.number))
+    assert summary["status"] == "finished" and summary["best"]["number"] == best.number
+    assert summary["trials"] == {"pending": 0, "done": 4, "failed": 0}
+    with store.session() as session:
+        run = session.scalar(select(SearchRun))
+        assert [s["step"] for s in run.controller_stats] == [0, 1] and run.controller_step == 2
+    store.close()
+
+
+def test_a_child_that_diverges_is_recorded_with_its_reason_and_the_search_goes_on(lut_url):
+    store = open_store(lut_url)
+    summary = run_search(store, config("nan", trials=2, proxy=ProxySettings(epochs=1, train_size=64, batch_size=32,
+                                                                           learning_rate=1e30)))
+    trials = trials_of(store, "nan")
+    assert [t.status for t in trials] == ["failed", "failed"]
+    assert all(t.reward == FAILED_REWARD and t.error.startswith("TrainingDiverged: loss became nan") for t in trials)
+    assert summary["status"] == "finished" and summary["best"] is None
+    store.close()
+
+
+def test_without_a_latency_table_or_measure_the_search_stops_before_training(sqlite_url):  # noqa: F811
+    store = open_store(sqlite_url)
+    with pytest.raises(ValueError, match=r"no latency-table entries.*\n.*--measure"):
+        run_search(store, config("no-lut"))
+    assert runs.find_run(store, "no-lut") is None
+    store.close()
+
+
+# --- resume -----------------------------------------------------------------------------------------------------
+
+SEARCH_SCRIPT = """
+import sys
+sys.path.insert(0, {tests!r})
+from db_fixtures import tiny_space
+tiny_space()
+from akd_tf.cli import main
+main(sys.argv[1:])
+"""
+
+
+def search_process(url, name, *extra):
+    args = ["search", "--db", url, "--name", name, "--space", "lut-test", "--controller", "ppo",
+            "--reward-source", "label", "--target-ms", "0.05", "--trials", "4", "--batch-size", "2",
+            "--val-size", "50", "--proxy-epochs", "1", "--proxy-train-size", "64", "--proxy-batch-size", "32", *extra]
+    return subprocess.Popen([sys.executable, "-c", SEARCH_SCRIPT.format(tests=str(TESTS)), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_a_search_killed_mid_step_resumes_without_duplicates_or_losses(lut_url, tiny_space):
+    if not lut_url.startswith("sqlite"):
+        pytest.skip("one backend is enough for the process-kill protocol; the store tests cover both")
+    store = open_store(lut_url)
+    process = search_process(lut_url, "killed")
+    deadline = time.monotonic() + 300
+    done = []
+    while not done and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.2)
+        with store.session() as session:
+            done = session.scalars(select(Trial).where(Trial.status == "done")).all()
+    assert done, process.communicate()[0]
+    os.kill(process.pid, signal.SIGKILL)  # mid-step: trial 0 is stored, trial 1 is training or about to
+    process.wait()
+    before = {t.number: (t.accuracy, t.reward, t.finished_at) for t in trials_of(store, "killed")
+              if t.status == "done"}
+    assert 0 in before and len(before) < 4
+
+    resumed = search_process(lut_url, "killed")
+    output = resumed.communicate(timeout=300)[0]
+    assert resumed.returncode == 0, output
+    assert "resuming search 'killed'" in output
+    trials = trials_of(store, "killed")
+    assert [t.number for t in trials] == [0, 1, 2, 3] and all(t.status == "done" for t in trials)
+    assert {n: (t.accuracy, t.reward, t.finished_at) for n, t in enumerate(trials) if n in before} == before
+    assert all(t.attempts == 1 for t in trials if t.number in before)  # finished children were not run again
+    fresh = make_controller("ppo", tiny_space, 0)
+    assert [tuple(t.tokens) for t in trials[:2]] == [p.tokens for p in fresh.propose(0, 2)]
+    with store.session() as session:
+        run = session.scalar(select(SearchRun).where(SearchRun.name == "killed"))
+        assert [s["step"] for s in run.controller_stats] == [0, 1]  # each step learnt from exactly once
+        assert run.status == "finished"
+    store.close()
+
+
+def test_resuming_with_other_settings_is_refused_and_the_budget_can_grow(sqlite_url):  # noqa: F811
+    store = open_store(sqlite_url)
+    facts = {"input_shape": [32, 32, 1], "classes": 10}
+    run, resumed = runs.create_or_resume(store, config("grow"), facts)
+    assert not resumed
+    runs.add_trials(store, run.id, 0, [runs.NewTrial((0, 0, 0, 0, 0, 0) * 2), runs.NewTrial((1, 0, 0, 0, 0, 0) * 2)])
+    runs.add_trials(store, run.id, 0, [runs.NewTrial((1, 0, 0, 0, 0, 0) * 2)])  # a step is added once
+    assert runs.trial_count(store, run.id) == 2
+    with pytest.raises(ValueError, match=r"exists with other settings.*target_ms: 0.05 -> 0.1"):
+        runs.create_or_resume(store, config("grow", target_ms=0.1), facts)
+    with pytest.raises(ValueError, match=r"teacher_fingerprint: None -> 'abc'"):
+        runs.create_or_resume(store, config("grow"), {**facts, "teacher_fingerprint": "abc"})
+    with pytest.raises(ValueError, match=r"already has 2 trials; a budget of 1 would drop some"):
+        runs.create_or_resume(store, config("grow", trials=1), facts)
+    run, resumed = runs.create_or_resume(store, config("grow", trials=9), facts)
+    assert resumed and run.trials_budget == 9 and runs.run_config(run).trials == 9
+    store.close()
