@@ -24,7 +24,8 @@ setup(
     ],
     extras_require={
         "tflite-runtime": ["tflite-runtime"],
-        "test": ["pytest>=8", "hypothesis>=6"],
+        "ray": ["ray>=2.9"],  # --executor ray: children trained on a Ray cluster
+        "test": ["pytest>=8", "hypothesis>=6", "ray>=2.9"],
     },
     package_data={"latency_db": ["migrations/script.py.mako"], "akd_tf": ["demo_data/*"]},
     entry_points={"console_scripts": ["akd-tf=akd_tf.cli:main"]},

@@ -85,6 +85,7 @@ def run_search(store: Store, config: SearchConfig, *, executor=None, cache_dir: 
     latency table raise ``ValueError`` before anything is trained.
     """
     config.validate()
+    runs.check_resumable(store, config)
     executor = executor or SequentialExecutor()
     space = get_space(config.space)
     training = run_training_data(config)

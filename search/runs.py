@@ -58,6 +58,19 @@ def run_config(run: SearchRun) -> SearchConfig:
     return SearchConfig.from_dict(run.config["settings"])
 
 
+def _refuse_differences(name: str, differences: list[str]) -> None:
+    if differences:
+        raise ValueError(f"search run {name!r} exists with other settings; resume it with the same ones, or "
+                         f"choose a new --name. Differences: " + "; ".join(differences))
+
+
+def check_resumable(store: Store, config: SearchConfig) -> None:
+    """``ValueError`` if a run named ``config.name`` exists with other settings (cheap: before any data is read)."""
+    run = find_run(store, config.name)
+    if run is not None:
+        _refuse_differences(config.name, run_config(run).differences(config))
+
+
 def create_or_resume(store: Store, config: SearchConfig, facts: dict) -> tuple[SearchRun, bool]:
     """(run, resumed): a new run for ``config``, or the stored run of that name if it agrees with ``config``.
 
@@ -79,12 +92,9 @@ def create_or_resume(store: Store, config: SearchConfig, facts: dict) -> tuple[S
             session.flush()
             return run, False
         stored = run_config(run)
-        differences = stored.differences(config)
-        differences += [f"{key}: {run.config['facts'].get(key)!r} -> {value!r}" for key, value in facts.items()
-                        if run.config["facts"].get(key) != value]
-        if differences:
-            raise ValueError(f"search run {config.name!r} exists with other settings; resume it with the same "
-                             f"ones, or choose a new --name. Differences: " + "; ".join(differences))
+        _refuse_differences(config.name, stored.differences(config) + [
+            f"{key}: {run.config['facts'].get(key)!r} -> {value!r}" for key, value in facts.items()
+            if run.config["facts"].get(key) != value])
         done = session.scalar(select(func.count()).select_from(Trial).where(Trial.run_id == run.id))
         if config.trials < done:
             raise ValueError(f"search run {config.name!r} already has {done} trials; a budget of "
@@ -213,11 +223,8 @@ def list_runs(store: Store) -> list[dict]:
 
 
 def run_status(store: Store, name: str) -> dict:
-    with store.session() as session:
-        run = session.scalar(select(SearchRun).where(SearchRun.name == name))
-        if run is None:
-            get_run(store, name)  # raises with the known names
-        return _summary(session, run)
+    """The summary of run ``name`` (see :func:`list_runs`); ``ValueError`` listing the known runs otherwise."""
+    return run_status_by_id(store, get_run(store, name).id)
 
 
 def run_status_by_id(store: Store, run_id: int) -> dict:
