@@ -78,6 +78,12 @@ def _db_option(fn):
                         help="Database URL (default: $AKD_TF_DB, else a SQLite file in the user data directory).")(fn)
 
 
+def _cache_dir_option(fn):
+    return click.option("--cache-dir", default=None, type=click.Path(file_okay=False),
+                        help="Teacher-output cache (default: $AKD_TF_CACHE_DIR or "
+                             "~/.cache/akd-tf/teacher-outputs).")(fn)
+
+
 def _parse_arch(space_name: str, text: str, param_hint: str = "ARCH"):
     try:
         return get_space(space_name).parse(text)
@@ -270,8 +276,7 @@ def arch_decode(tokens, space_name):
 @_space_option
 @_shape_options
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed for weights and random images.")
-@click.option("--cache-dir", default=None, type=click.Path(file_okay=False),
-              help="With --run: teacher-output cache (default: $AKD_TF_CACHE_DIR or ~/.cache/akd-tf/teacher-outputs).")
+@_cache_dir_option
 @click.option("--wait-timeout", type=click.FloatRange(min=1), default=None, metavar="SECONDS",
               help="With --run on a phone: give up waiting for the farm's measurement after this long.")
 @_db_option
@@ -1068,8 +1073,7 @@ def teacher_train(out, model_name, arch_text, space_name, data_options, fit_opti
               help="Also match the teacher's embedding (MSE through a learned projection).")
 @click.option("--feature-weight", default=1.0, show_default=True, type=click.FloatRange(min=0),
               help="Weight of the feature term with --feature-kd.")
-@click.option("--cache-dir", default=None, type=click.Path(file_okay=False),
-              help="Teacher-output cache (default: $AKD_TF_CACHE_DIR or ~/.cache/akd-tf/teacher-outputs).")
+@_cache_dir_option
 @click.option("--no-teacher-cache", is_flag=True, help="Run the teacher online on every batch.")
 @_space_option
 @_data_options
@@ -1185,8 +1189,7 @@ def _search_settings(ctx, params: dict, explicit_only: bool) -> dict:
               help="Ray cluster to join, e.g. ray://head:10001 (default: start a local Ray).")
 @click.option("--seed", default=0, show_default=True, type=int,
               help="Seed of the controller (its initial weights and sampling) and of each child's training.")
-@click.option("--cache-dir", default=None, type=click.Path(file_okay=False),
-              help="Teacher-output cache (default: $AKD_TF_CACHE_DIR or ~/.cache/akd-tf/teacher-outputs).")
+@_cache_dir_option
 @click.option("--wait-timeout", type=click.FloatRange(min=1), default=None, metavar="SECONDS",
               help="With --measure on a phone: give up waiting for the farm after this long per step.")
 @_space_option

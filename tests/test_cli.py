@@ -66,7 +66,7 @@ def test_arch_show_table(run):
     (["arch", "decode", "a,b"], "Invalid value for TOKENS: expected comma-separated ints, got 'a,b'"),
     (["arch", "show", ARCH0, "--resolution", "8"], "Error: space 'mnasnet': resolution must be an int in 32..224, got 8"),
     (["arch", "sample", "--space", "nope"], "Invalid value for '--space': unknown search space 'nope'; known spaces: "),
-    (["export", "--out", "x.tflite"], "Error: give exactly one of --arch or --keras-model"),
+    (["export", "--out", "x.tflite"], "Error: give exactly one of --arch, --keras-model or --run"),
     (["export", "--arch", "conv", "--out", "x.tflite"],
      "Invalid value for '--arch': space 'mnasnet': expected 7 blocks separated by ':', got 1 in 'conv'"),
     (["export", "--keras-model", "nothing.keras", "--out", "x.tflite"], "Error: nothing.keras: no such Keras model"),

@@ -1,0 +1,77 @@
+"""Search throughput on the demo: children per hour with 1 worker (the baseline) and with N worker processes.
+
+Both runs search the same space with the same seed and random controller (so the same children), hard
+labels, latency predicted from the host table in benchmarks/.cache/host.db (built by lut_build.py; that
+table is for 3 input channels, so the demo's images are fed as 32x32x3), in a fresh SQLite database each.
+Each child trains for --proxy-epochs on --proxy-train-size mini-train images and is scored on --val-size.
+
+    .venv/bin/python benchmarks/search_throughput.py [--trials 8 --workers 2 --proxy-epochs 3 ...]
+
+The headline (children per hour with N workers, and the ratio to 1 worker) is printed last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from latency_db.store import open_store
+from search.config import ProxySettings, SearchConfig
+from search.executors import make_executor
+from search.loop import run_search
+from table_args import CACHE
+
+
+def _copy_table(source_db: Path, target_url: str) -> None:
+    """A fresh database holding only the host's latency table (so searches start empty)."""
+    from latency_db.exchange import export_table, import_table
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "lut.json"
+        path.write_text(export_table(open_store(f"sqlite:///{source_db}"), "local", "json"))
+        import_table(open_store(target_url), path, "local", "json")
+
+
+def one_run(args, workers: int, tmp: Path) -> tuple[float, int]:
+    url = f"sqlite:///{tmp / f'search-{workers}.db'}"
+    _copy_table(CACHE / "host.db", url)
+    config = SearchConfig(name=f"throughput-{workers}", controller="random", reward_source="label",
+                          target_ms=1.0, trials=args.trials, batch_size=args.trials, seed=args.seed,
+                          data={"source": "demo", "val_size": args.val_size, "channels": 3},
+                          proxy=ProxySettings(epochs=args.proxy_epochs, train_size=args.proxy_train_size,
+                                              batch_size=args.proxy_batch_size))
+    executor = make_executor("local", workers)
+    start = time.perf_counter()
+    try:
+        summary = run_search(open_store(url), config, executor=executor,
+                             on_event=lambda e: print(f"  {workers} worker(s): {e.finished}/{e.budget} "
+                                                      f"({e.elapsed_s:.0f} s)", flush=True))
+    finally:
+        executor.close()
+    seconds = time.perf_counter() - start
+    return seconds, summary["trials"]["done"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--proxy-epochs", type=int, default=3)
+    parser.add_argument("--proxy-train-size", type=int, default=1500)
+    parser.add_argument("--proxy-batch-size", type=int, default=32)
+    parser.add_argument("--val-size", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        base_s, base_done = one_run(args, 1, Path(tmp))
+        many_s, many_done = one_run(args, args.workers, Path(tmp))
+    base_rate, many_rate = base_done / base_s * 3600, many_done / many_s * 3600
+    print(f"1 worker: {base_done} children in {base_s:.0f} s = {base_rate:.0f} children/hour")
+    print(f"{args.workers} workers: {many_done} children in {many_s:.0f} s = {many_rate:.0f} children/hour "
+          f"({many_rate / base_rate:.2f}x 1 worker)")
+
+
+if __name__ == "__main__":
+    main()
