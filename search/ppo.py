@@ -11,7 +11,7 @@ Update (PPO, Schulman et al. 2017). The reward R of an architecture is the
 return of each of its decisions (one reward at the end, no discount), so
 decision t's advantage is R - V_t under the weights at the start of
 ``update``, normalized to mean 0 and std 1 over all (arch, decision) pairs of
-the batch (:func:`normalized_advantages`). Each of ``epochs`` full-batch Adam
+a batch of two or more archs (:func:`normalized_advantages`). Each of ``epochs`` full-batch Adam
 steps minimizes::
 
     -mean(min(r A, clip(r, 1 - eps, 1 + eps) A)) + value_weight * mean((V - R)^2) - entropy_weight * mean(H)
@@ -25,8 +25,14 @@ sampling policy's and nothing else is stored.
 Sampling draws all n archs at once with the Gumbel-max trick on noise from
 ``numpy.random.default_rng([seed, step])``, so a proposal depends only on the
 weights, the seed and the step. Initial weights come from initializers seeded
-from ``seed``. The state is an ``.npz`` of a JSON header, every weight and
-every Adam slot (its step counter included).
+from ``seed``. The state is an ``.npz`` of a JSON header (controller, space,
+seed, settings and the label, dtype and shape of every variable), all float
+variables (weights and Adam slots) as one vector, and Adam's step counter:
+about 0.6 MB for 64 units on the mnasnet space.
+
+Graphs are traced per batch size (static shapes run ~25% faster than a
+shape-agnostic trace); the first ``propose`` and ``update`` of a size take a
+few seconds.
 """
 
 from __future__ import annotations
@@ -48,37 +54,52 @@ MASKED_LOGIT = -1e9  # added to the logits outside a decision's segment: softmax
 
 
 def normalized_advantages(advantages: tf.Tensor) -> tf.Tensor:
-    """Advantages scaled to mean 0 and std 1 over the batch; unscaled when all are equal (or there is one)."""
+    """(n, steps) advantages scaled to mean 0 and std 1 over the batch.
+
+    Left as they are for a batch of one architecture (its one reward gives no
+    spread to normalize by) and when all are equal.
+    """
     mean, variance = tf.nn.moments(advantages, axes=[0, 1])
     std = tf.sqrt(variance)
-    return tf.where(std > 1e-8, (advantages - mean) / tf.maximum(std, 1e-8), advantages)
+    spread = tf.logical_and(tf.shape(advantages)[0] > 1, std > 1e-8)
+    return tf.where(spread, (advantages - mean) / tf.maximum(std, 1e-8), advantages)
+
+
+def step_layout(space: SearchSpace) -> tuple[np.ndarray, np.ndarray]:
+    """(offset of each decision in the one-hot layout, (steps, width) mask of logits each step may use)."""
+    sizes = [d.size for d in space.decisions]
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int32)
+    mask = np.full((len(sizes), sum(sizes)), MASKED_LOGIT, np.float32)
+    for t, (offset, size) in enumerate(zip(offsets, sizes)):
+        mask[t, offset:offset + size] = 0.0
+    return offsets, mask
 
 
 class Policy:
-    """The actor-critic's weights and its two forward passes (sampling, teacher forcing)."""
+    """The actor-critic's weights and its two forward passes (sampling, teacher forcing).
+
+    ``named_weights`` holds every weight under a stable name; initial values
+    are a function of ``seed`` only.
+    """
 
     def __init__(self, space: SearchSpace, units: int, seed: int):
-        sizes = [d.size for d in space.decisions]
-        width, steps = sum(sizes), len(sizes)
-        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int32)
-        mask = np.full((steps, width), MASKED_LOGIT, np.float32)
-        for t, (offset, size) in enumerate(zip(offsets, sizes)):
-            mask[t, offset:offset + size] = 0.0
-        self.width, self.steps = width, steps
+        offsets, mask = step_layout(space)
+        self.steps, self.width = mask.shape
         self.offsets, self.step_mask = tf.constant(offsets), tf.constant(mask)
         seeds = iter(int(s) for s in np.random.default_rng([seed]).integers(0, 2 ** 31 - 1, size=6))
-        embedding_init = keras.initializers.RandomUniform(-0.1, 0.1, seed=next(seeds))
-        self.start = tf.Variable(embedding_init((1, units)), name="start")
-        self.embedding = tf.Variable(keras.initializers.RandomUniform(-0.1, 0.1, seed=next(seeds))((width, units)),
-                                     name="embedding")
+
+        def uniform(limit: float, shape: tuple[int, ...]) -> tf.Tensor:
+            return keras.initializers.RandomUniform(-limit, limit, seed=next(seeds))(shape)
+
         self.cell = keras.layers.LSTMCell(
             units, kernel_initializer=keras.initializers.GlorotUniform(seed=next(seeds)),
             recurrent_initializer=keras.initializers.Orthogonal(seed=next(seeds)))
         self.cell.build((None, units))
+        self.start = tf.Variable(uniform(0.1, (1, units)), name="start")
+        self.embedding = tf.Variable(uniform(0.1, (self.width, units)), name="embedding")
         # Small logits at first: the initial policy is close to uniform over every decision.
-        self.logits_kernel = tf.Variable(
-            keras.initializers.RandomUniform(-0.01, 0.01, seed=next(seeds))((units, width)), name="logits_kernel")
-        self.logits_bias = tf.Variable(tf.zeros((width,)), name="logits_bias")
+        self.logits_kernel = tf.Variable(uniform(0.01, (units, self.width)), name="logits_kernel")
+        self.logits_bias = tf.Variable(tf.zeros((self.width,)), name="logits_bias")
         self.value_kernel = tf.Variable(keras.initializers.GlorotUniform(seed=next(seeds))((units, 1)),
                                         name="value_kernel")
         self.value_bias = tf.Variable(tf.zeros((1,)), name="value_bias")
@@ -146,11 +167,10 @@ class PPOController(Controller):
         self.policy = Policy(space, settings.hidden_units, self.seed)
         self.optimizer = keras.optimizers.Adam(settings.learning_rate)
         self.optimizer.build(self.policy.weights)
-        width, steps = self.policy.width, self.policy.steps
-        self._sample = tf.function(self.policy.sample, input_signature=[tf.TensorSpec([None, width], tf.float32)])
-        batch_spec = [tf.TensorSpec([None, steps], tf.int32), tf.TensorSpec([None])]
-        self._prepare_fn = tf.function(self._prepare, input_signature=batch_spec)
-        self._ppo_step_fn = tf.function(self._ppo_step, input_signature=[*batch_spec, *[tf.TensorSpec([None, steps])] * 2])
+        # No input signatures: one trace per batch size, whose static shapes make the graphs ~25% faster.
+        self._sample = tf.function(self.policy.sample)
+        self._prepare_fn = tf.function(self._prepare)
+        self._ppo_step_fn = tf.function(self._ppo_step)
         self._pack_fn = tf.function(self._pack)
         self._unpack_fn = tf.function(self._unpack)
 
@@ -195,7 +215,7 @@ class PPOController(Controller):
 
     def update(self, step: int, tokens: Sequence[Sequence[int]], rewards: Sequence[float]) -> dict:
         """``epochs`` PPO steps on the batch; stats are the last step's (entropy: mean nats per decision)."""
-        self.rng(step)  # validates step
+        check_int("step", step, 0)
         rows, values = self.check_batch(tokens, rewards)
         if not len(rows):
             return reward_stats(values)

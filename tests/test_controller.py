@@ -1,0 +1,190 @@
+"""Search controllers: valid and reproducible proposals, PPO's probabilities and learning, states, evolution."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from akd_tf.space import BlockOptions, BlockSkeleton, ConvOp, SearchSpace
+from search.controller import CONTROLLERS, controller_names, make_controller
+
+SMALL_EVOLUTION = {"population_size": 4, "tournament_size": 2}
+
+
+def tokens_of(proposals):
+    return [p.tokens for p in proposals]
+
+
+def toy_rewards(proposals):
+    """A deterministic reward in [0, 1] per proposal."""
+    return [float(sum(p.tokens) % 7) / 6.0 for p in proposals]
+
+
+def numpy_step_log_probs(controller, tokens):
+    """Per decision, the log-softmax over that decision's values, recomputed in float64 from the weights."""
+    w = {k: v.numpy().astype(np.float64) for k, v in controller.policy.named_weights.items()}
+    sigmoid = lambda z: 1.0 / (1.0 + np.exp(-z))  # noqa: E731
+    h = c = np.zeros(w["lstm_bias"].shape[0] // 4)
+    x, offset, out = w["start"][0], 0, []
+    for d, token in zip(controller.space.decisions, tokens):
+        i, f, g, o = np.split(x @ w["lstm_kernel"] + h @ w["lstm_recurrent_kernel"] + w["lstm_bias"], 4)
+        c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
+        h = sigmoid(o) * np.tanh(c)
+        logits = h @ w["logits_kernel"][:, offset:offset + d.size] + w["logits_bias"][offset:offset + d.size]
+        out.append(logits - np.log(np.sum(np.exp(logits - logits.max()))) - logits.max())
+        x = w["embedding"][offset + token]
+        offset += d.size
+    return out
+
+
+@pytest.mark.parametrize("name", ["ppo", "evolution", "random"])
+def test_proposals_are_n_valid_archs_the_same_for_a_step_and_different_for_another(space, name):
+    controller = make_controller(name, space, seed=3)
+    first, again, other = controller.propose(5, 6), controller.propose(5, 6), controller.propose(6, 6)
+    assert len(first) == 6 and first == again and tokens_of(first) != tokens_of(other)
+    assert all(space.from_tokens(p.tokens).tokens == p.tokens for p in first + other)
+    assert all((p.log_prob is not None) == (name == "ppo") for p in first)
+    twin, stranger = make_controller(name, space, seed=3), make_controller(name, space, seed=4)
+    assert twin.propose(5, 6) == first and tokens_of(stranger.propose(5, 6)) != tokens_of(first)
+
+
+def test_ppo_log_prob_is_the_sum_of_teacher_forced_log_softmax_and_propose_changes_nothing(space):
+    controller = make_controller("ppo", space, seed=0)
+    controller.update(0, tokens_of(controller.propose(0, 8)), [1.0, 0.0] * 4)  # weights away from the init
+    state = controller.state_bytes()
+    proposals = controller.propose(1, 5)
+    assert controller.state_bytes() == state
+    for p in proposals:
+        expected = sum(lp[t] for lp, t in zip(numpy_step_log_probs(controller, p.tokens), p.tokens))
+        assert p.log_prob == pytest.approx(expected, abs=1e-4)
+    forced = controller.policy.teacher_forced(np.array(tokens_of(proposals), np.int32))[0].numpy().sum(axis=1)
+    np.testing.assert_allclose(forced, [p.log_prob for p in proposals], atol=1e-4)
+
+
+def test_a_ppo_update_raises_the_probability_of_the_rewarded_first_decision(space):
+    controller = make_controller("ppo", space, seed=0)
+    chosen = 2  # mbconv3 at block 1's conv_op
+    prob = lambda: float(np.exp(numpy_step_log_probs(controller, [0])[0][chosen]))  # noqa: E731
+    history = [prob()]
+    for step in range(16):
+        proposals = controller.propose(step, 16)
+        stats = controller.update(step, tokens_of(proposals), [float(p.tokens[0] == chosen) for p in proposals])
+        history.append(prob())
+    assert history[0] == pytest.approx(0.25, abs=0.01)
+    assert all(after > before for before, after in zip(history, history[1:])) and history[-1] > 0.5
+    assert set(stats) == {"n", "mean_reward", "max_reward", "policy_loss", "value_loss", "entropy", "approx_kl",
+                          "clip_fraction"}
+    assert json.loads(json.dumps(stats)) == stats and stats["n"] == 16
+
+
+def test_advantages_are_normalized_over_the_batch_except_for_one_arch_or_no_spread():
+    from search.ppo import normalized_advantages
+
+    batch = np.array([[0.5, 0.1, -0.2], [0.9, 0.3, 0.0]], np.float32)
+    normalized = normalized_advantages(batch).numpy()
+    assert normalized.mean() == pytest.approx(0.0, abs=1e-6) and normalized.std() == pytest.approx(1.0, abs=1e-5)
+    np.testing.assert_array_equal(normalized_advantages(batch[:1]).numpy(), batch[:1])
+    np.testing.assert_array_equal(normalized_advantages(np.full((3, 2), 0.4, np.float32)).numpy(), np.float32(0.4))
+
+
+@pytest.mark.parametrize("name, options", [("ppo", {}), ("evolution", SMALL_EVOLUTION), ("random", {})])
+def test_a_loaded_state_proposes_and_learns_exactly_like_the_original(tiny_space, name, options):
+    original = make_controller(name, tiny_space, seed=1, **options)
+    for step in range(2):
+        batch = original.propose(step, 8)
+        original.update(step, tokens_of(batch), toy_rewards(batch))
+    resumed = make_controller(name, tiny_space, seed=1, **options)
+    resumed.load_state_bytes(original.state_bytes())
+    batch = original.propose(2, 8)
+    assert resumed.propose(2, 8) == batch
+    original.update(2, tokens_of(batch), toy_rewards(batch))
+    resumed.update(2, tokens_of(batch)[::-1], toy_rewards(batch)[::-1])  # the loop may pass results in any order
+    assert resumed.state_bytes() == original.state_bytes()
+
+
+def test_a_ppo_state_only_loads_into_the_same_space_seed_settings_and_layout(space, tiny_space):
+    state = make_controller("ppo", tiny_space, seed=1).state_bytes()
+    with pytest.raises(ValueError, match="space 'lut-test', expected 'mnasnet'"):
+        make_controller("ppo", space, seed=1).load_state_bytes(state)
+    with pytest.raises(ValueError, match="seed 1, expected 2"):
+        make_controller("ppo", tiny_space, seed=2).load_state_bytes(state)
+    with pytest.raises(ValueError, match="settings"):
+        make_controller("ppo", tiny_space, seed=1, hidden_units=8).load_state_bytes(state)
+    with pytest.raises(ValueError, match="not the .npz"):
+        make_controller("ppo", tiny_space, seed=1).load_state_bytes(b"not a state")
+    # Same name, other decisions: only the variables' shapes tell.
+    impostor = SearchSpace(name="lut-test", stem_filters=8, head_filters=32,
+                           skeleton=(BlockSkeleton(stride=2, filters=16, layers=1),),
+                           block_options=(BlockOptions(conv_ops=(ConvOp("dwconv", "dwconv"),), kernels=(3, 5),
+                                                       se_ratios=(0.0,), skip_ops=("noskip",),
+                                                       width_multipliers=(1.0,), layer_deltas=(0,)),))
+    from search.ppo import PPOController
+
+    with pytest.raises(ValueError, match=r"policy/embedding.*does not match"):
+        PPOController(impostor, 1).load_state_bytes(state)
+
+
+def test_baseline_states_reject_another_controller_or_space(space, tiny_space):
+    with pytest.raises(ValueError, match="controller 'random', expected 'evolution'"):
+        make_controller("evolution", space, seed=0).load_state_bytes(make_controller("random", space, 0).state_bytes())
+    with pytest.raises(ValueError, match="space 'lut-test', expected 'mnasnet'"):
+        make_controller("random", space, 0).load_state_bytes(make_controller("random", tiny_space, 0).state_bytes())
+    with pytest.raises(ValueError, match="settings"):
+        make_controller("evolution", space, seed=0).load_state_bytes(
+            make_controller("evolution", space, 0, **SMALL_EVOLUTION).state_bytes())
+
+
+def test_evolution_mutates_one_decision_of_a_tournament_winner_once_the_population_is_full(space):
+    controller = make_controller("evolution", space, seed=0, population_size=8, tournament_size=3)
+    first = controller.propose(0, 8)
+    controller.update(0, tokens_of(first), [i / 10 for i in range(8)])
+    ranked = sorted(controller.population, key=lambda member: member[1])
+    never_winners = {tokens for tokens, _ in ranked[:2]}  # the best of 3 distinct members is never a bottom-2 one
+    for p in controller.propose(1, 8):
+        parents = [t for t, _ in controller.population if np.count_nonzero(np.subtract(t, p.tokens)) == 1]
+        assert set(parents) - never_winners
+    second = controller.propose(1, 8)
+    controller.update(1, tokens_of(second), toy_rewards(second))
+    assert [t for t, _ in controller.population] == sorted(tokens_of(second))  # the oldest 8 aged out
+    assert controller.observed == 16
+
+
+def test_make_controller_names_unknown_controllers_options_and_bad_values(space):
+    assert controller_names() == ["ppo", "evolution", "random"]
+    assert all(CONTROLLERS[name].description for name in controller_names())
+    assert CONTROLLERS["evolution"].options == {"population_size": 16, "tournament_size": 4}
+    with pytest.raises(ValueError, match="unknown controller 'nope'; known: ppo, evolution, random"):
+        make_controller("nope", space, seed=0)
+    with pytest.raises(ValueError, match="no option 'learning_rat'; its options: hidden_units, learning_rate"):
+        make_controller("ppo", space, seed=0, learning_rat=0.1)
+    with pytest.raises(ValueError, match="random' has no option 'population_size'; its options: none"):
+        make_controller("random", space, seed=0, population_size=3)
+    with pytest.raises(ValueError, match="tournament_size must be <= population_size=16, got 17"):
+        make_controller("evolution", space, seed=0, tournament_size=17)
+    with pytest.raises(ValueError, match="learning_rate must be a finite number in \\(0.0, inf\\], got -1"):
+        make_controller("ppo", space, seed=0, learning_rate=-1)
+    with pytest.raises(ValueError, match="seed must be an int >= 0, got -1"):
+        make_controller("random", space, seed=-1)
+
+
+def test_propose_and_update_reject_bad_input(space):
+    controller = make_controller("random", space, seed=0)
+    with pytest.raises(ValueError, match="n must be an int >= 0, got 2.5"):
+        controller.propose(0, 2.5)
+    with pytest.raises(ValueError, match="step must be an int >= 0, got -1"):
+        controller.propose(-1, 2)
+    with pytest.raises(ValueError, match="2 token lists but 1 rewards"):
+        controller.update(0, tokens_of(controller.propose(0, 2)), [0.5])
+    with pytest.raises(ValueError, match="expected 42 tokens"):
+        controller.update(0, [(0, 1)], [0.5])
+    with pytest.raises(ValueError, match="a reward must be a finite number, got nan"):
+        controller.update(0, tokens_of(controller.propose(0, 1)), [float("nan")])
+
+
+def test_the_controller_module_does_not_import_tensorflow():
+    code = "import sys, search.controller; print('tensorflow' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"
