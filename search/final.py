@@ -1,7 +1,8 @@
 """The chosen student: trained in full, exported to ``.tflite`` with the parity check, measured on the device.
 
 :func:`export_trial` is what ``akd-tf export --run NAME --best|--trial N`` does. The student is
-trained on the run's whole mini-train (not the proxy's subset) for ``epochs``, with KD from the run's
+trained on the run's whole mini-train (not the proxy's subset) for ``epochs`` with the full-training
+defaults of :class:`akd_tf.train_settings.TrainSettings` (not the proxy's batch size and rate), with KD from the run's
 teacher for an AKD run or hard labels for a NAS run (``train_with`` overrides), keeping the best epoch
 on mini-val. The exported file is scored on the dataset's test split (when it has one) with the TFLite
 interpreter, so the reported accuracy is the shipped model's, int8 included; then the file itself is
@@ -127,8 +128,7 @@ def export_trial(store: Store, run_name: str, trial_number: int | None, out: str
     student = build_student(arch, training.input_shape, training.num_classes)
     started = time.perf_counter()
     result = distill(student, teacher, training, settings=settings,
-                     train=TrainSettings(epochs=epochs, learning_rate=config.proxy.learning_rate,
-                                         batch_size=config.proxy.batch_size, seed=seed),
+                     train=TrainSettings(epochs=epochs, seed=seed),
                      cache_dir=cache_dir, checkpoint_dir=out.with_name(out.name + ".ckpt"), best_path=keras_path,
                      verbose=verbose)
     train_seconds = time.perf_counter() - started
