@@ -1228,10 +1228,19 @@ def search(ctx, name, workers, executor, ray_address, cache_dir, wait_timeout, d
         config = SearchConfig(name=name, **_search_settings(ctx, params, explicit_only=False))
     config.validate()
     say = (lambda _message: None) if as_json else click.echo
+    shown_best = [None]
+
+    def show(event):
+        click.echo(display.event_line(event))
+        line = display.best_changed_line(event, shown_best[0])
+        if line is not None:
+            click.echo(line)
+            shown_best[0] = event.best["number"]
+
     runner = make_executor(executor, workers, ray_address)
     try:
         summary = run_search(store, config, executor=runner, cache_dir=cache_dir, wait_timeout_s=wait_timeout,
-                             say=say, on_event=None if as_json else lambda e: click.echo(display.event_line(e)))
+                             say=say, on_event=None if as_json else show)
     finally:
         runner.close()
     if as_json:

@@ -35,6 +35,13 @@ def event_line(event: TrialEvent) -> str:
             f"best {best_text} | {duration(event.elapsed_s)} elapsed, ETA {duration(event.eta_s)}")
 
 
+def best_changed_line(event: TrialEvent, previous_best: int | None) -> str | None:
+    """``"  new best #N: ARCH"`` when this event's best child differs from ``previous_best``, else None."""
+    if event.best is None or event.best["number"] == previous_best:
+        return None
+    return f"  new best #{event.best['number']}: {event.best['arch']}"
+
+
 def summary_lines(summary: dict) -> list[str]:
     """What ``akd-tf search`` prints at the end and ``search status`` shows: counts, best child, next step."""
     trials = summary["trials"]
