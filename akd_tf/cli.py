@@ -1226,7 +1226,7 @@ def search(ctx, name, workers, executor, ray_address, cache_dir, wait_timeout, d
         config = merge_given(runs.run_config(existing), _search_settings(ctx, params, explicit_only=True))
     else:
         config = SearchConfig(name=name, **_search_settings(ctx, params, explicit_only=False))
-    config.validate()
+    config.validate()  # before an executor (say, a Ray cluster) is started for nothing
     say = (lambda _message: None) if as_json else click.echo
     shown_best = [None]
 

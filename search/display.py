@@ -1,8 +1,23 @@
-"""One-line texts for a running search and its results (the CLI prints them; tests pin them)."""
+"""One-line texts for a running search and its results (the CLI prints them; tests pin them).
+
+No TensorFlow here: ``search list/status/top`` answer without loading it.
+"""
 
 from __future__ import annotations
 
-from search.loop import TrialEvent
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TrialEvent:
+    """What the live display shows after each finished child (``search.loop.run_search`` reports them)."""
+
+    trial: dict  # runs.trial_dict of the child that just finished
+    finished: int  # finished trials of the run (done + failed)
+    budget: int
+    best: dict | None  # the best finished trial so far
+    elapsed_s: float  # in this session
+    eta_s: float | None  # for the rest of the budget, from this session's pace
 
 
 def duration(seconds: float | None) -> str:

@@ -14,7 +14,6 @@ an interrupted run loses nothing and evaluates nothing twice). Per controller st
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Callable
 
 from akd_tf.space import get_space
@@ -23,22 +22,11 @@ from latency_db.store import Store
 from search import runs
 from search.config import SearchConfig
 from search.controller import Proposal, make_controller
+from search.display import TrialEvent
 from search.evaluate import run_training_data, teacher_for, train_child
 from search.executors import SequentialExecutor, threads_per_child
 from search.latency import LatencySource
 from search.rewards import compute_reward, get_reward
-
-
-@dataclass(frozen=True)
-class TrialEvent:
-    """What the live display shows after each finished child."""
-
-    trial: dict  # runs.trial_dict of the child that just finished
-    finished: int  # finished trials of the run (done + failed)
-    budget: int
-    best: dict | None  # the best finished trial so far
-    elapsed_s: float  # in this session
-    eta_s: float | None  # for the rest of the budget, from this session's pace
 
 
 class _Progress:

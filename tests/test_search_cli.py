@@ -12,8 +12,8 @@ from click.testing import CliRunner
 from akd_tf.cli import main
 from latency_db.store import open_store
 from search import display, runs
+from search.display import TrialEvent
 from search.config import ProxySettings, SearchConfig
-from search.loop import TrialEvent
 from search.rewards import compute_reward
 
 SMALL = "dwconv_k3_se0_noskip_w1_n1:dwconv_k3_se0_noskip_w1_n1"
