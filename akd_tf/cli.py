@@ -888,6 +888,21 @@ def devices_emulate(host, port, profile, bm_format, state_dir, reject_keys, temp
 # ---------------------------------------------------------------------------
 
 
+def _bundle(fn, key: str, names, options):
+    """Add click ``options`` to ``fn``; their values (parameters ``names``) reach it as one dict argument ``key``."""
+    @functools.wraps(fn)
+    def bundled(*args, **kwargs):
+        return fn(*args, **{key: {name: kwargs.pop(name) for name in names}}, **kwargs)
+
+    for option in reversed(options):
+        bundled = option(bundled)
+    return bundled
+
+
+_DATA_OPTION_NAMES = ("dataset", "data_dir", "image_key", "label_key", "label_offset", "val_size", "val_fraction",
+                     "split_seed", "resolution", "channels")
+
+
 def _data_options(fn):
     """Where the images come from, how mini-val is carved out, and the input size networks see."""
     options = [
@@ -910,16 +925,7 @@ def _data_options(fn):
         click.option("--channels", default=None, type=click.IntRange(min=1),
                      help="Input channels (default: the images' own; 1 <-> 3 is converted)."),
     ]
-    names = ("dataset", "data_dir", "image_key", "label_key", "label_offset", "val_size", "val_fraction",
-             "split_seed", "resolution", "channels")
-
-    @functools.wraps(fn)
-    def bundled(*args, **kwargs):
-        return fn(*args, data_options={name: kwargs.pop(name) for name in names}, **kwargs)
-
-    for option in reversed(options):
-        bundled = option(bundled)
-    return bundled
+    return _bundle(fn, "data_options", _DATA_OPTION_NAMES, options)
 
 
 def _fit_options(default_epochs):
@@ -948,14 +954,7 @@ def _fit_options(default_epochs):
         ]
         names = ("epochs", "batch_size", "learning_rate", "warmup_epochs", "optimizer", "augment", "seed",
                  "checkpoint_dir", "summary_path")
-
-        @functools.wraps(fn)
-        def bundled(*args, **kwargs):
-            return fn(*args, fit_options={name: kwargs.pop(name) for name in names}, **kwargs)
-
-        for option in reversed(options):
-            bundled = option(bundled)
-        return bundled
+        return _bundle(fn, "fit_options", names, options)
     return decorate
 
 
@@ -1117,8 +1116,6 @@ _SEARCH_FIELDS = {"device_name": "device", "controller": "controller", "reward":
                   "quantize": "quantization", "teacher_paths": "teachers", "space_name": "space"}
 _PROXY_FIELDS = {"proxy_epochs": "epochs", "proxy_train_size": "train_size", "proxy_batch_size": "batch_size",
                  "proxy_lr": "learning_rate", "alpha": "alpha", "temperature": "temperature"}
-_DATA_PARAMS = ("dataset", "data_dir", "image_key", "label_key", "label_offset", "val_size", "val_fraction",
-                "split_seed", "resolution", "channels")
 
 
 def _search_settings(ctx, params: dict, explicit_only: bool) -> dict:
@@ -1132,8 +1129,8 @@ def _search_settings(ctx, params: dict, explicit_only: bool) -> dict:
     proxy = {field: params[name] for name, field in _PROXY_FIELDS.items() if given(name)}
     if proxy:
         fields["proxy"] = proxy
-    if not explicit_only or any(given(name) for name in _DATA_PARAMS):
-        data_config = _data_config(**{name: params[name] for name in _DATA_PARAMS})
+    if not explicit_only or any(given(name) for name in _DATA_OPTION_NAMES):
+        data_config = _data_config(**{name: params[name] for name in _DATA_OPTION_NAMES})
         fields["data"] = data_config if not explicit_only else {
             key: value for key, value in data_config.items()
             if key == "source" and given("dataset") or key != "source" and given(key)}

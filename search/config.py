@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from akd_tf.space import get_space
 from akd_tf.train_settings import DEFAULT_ALPHA, DEFAULT_PROXY_EPOCHS, DEFAULT_TEMPERATURE, OPTIMIZERS, TrainSettings
+from search.checks import check_int, check_number
 from search.rewards import COST_TARGET_OPTION, get_reward
 
 REWARD_SOURCES = {
@@ -44,17 +45,13 @@ class ProxySettings:
 
     def validate(self) -> None:
         for name in ("epochs", "batch_size"):
-            _positive_int(f"proxy {name}", getattr(self, name))
+            check_int(f"proxy {name}", getattr(self, name), 1)
         if self.train_size is not None:
-            _positive_int("proxy train_size", self.train_size)
+            check_int("proxy train_size", self.train_size, 1)
         for name in ("learning_rate", "temperature"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"proxy {name} must be a positive number, got {value!r}")
-        if not isinstance(self.warmup_epochs, (int, float)) or self.warmup_epochs < 0:
-            raise ValueError(f"proxy warmup_epochs must be >= 0, got {self.warmup_epochs!r}")
-        if not isinstance(self.alpha, (int, float)) or not 0.0 <= self.alpha <= 1.0:
-            raise ValueError(f"proxy alpha must be in [0, 1], got {self.alpha!r}")
+            check_number(f"proxy {name}", getattr(self, name), 0.0, low_open=True)
+        check_number("proxy warmup_epochs", self.warmup_epochs, 0.0)
+        check_number("proxy alpha", self.alpha, 0.0, 1.0)
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"proxy optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
 
@@ -114,15 +111,14 @@ class SearchConfig:
             if target is None:
                 raise ValueError(f"reward {self.reward!r} weighs {spec.cost}: give {option} "
                                  f"(--{option.replace('_', '-')})")
-            if isinstance(target, bool) or not isinstance(target, (int, float)) or not target > 0:
-                raise ValueError(f"{option} must be a positive number, got {target!r}")
+            check_number(option, target, 0.0, low_open=True)
         if self.reward_source not in REWARD_SOURCES:
             raise ValueError(f"reward source must be one of {', '.join(REWARD_SOURCES)}, got {self.reward_source!r}")
         if self.reward_source == "kd" and not self.teachers:  # a "label" run may name one, for KD exports
             raise ValueError("reward source 'kd' distills from a teacher: give one (--teacher PATH), or use "
                              "reward source 'label' for a conventional NAS search")
-        _positive_int("trials", self.trials)
-        _positive_int("batch_size", self.batch_size)
+        check_int("trials", self.trials, 1)
+        check_int("batch_size", self.batch_size, 1)
         if self.quantization not in QUANTIZATIONS:
             raise ValueError(f"quantization must be one of {', '.join(QUANTIZATIONS)}, got {self.quantization!r}")
         if not isinstance(self.data, dict) or not isinstance(self.data.get("source"), str):
@@ -148,12 +144,6 @@ class SearchConfig:
         mine, theirs = self.to_dict(), other.to_dict()
         return [f"{key}: {mine[key]!r} -> {theirs[key]!r}" for key in mine
                 if key not in RESUMABLE_CHANGES and mine[key] != theirs[key]]
-
-
-def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
 
 
 def merge_given(stored: SearchConfig, given: dict) -> SearchConfig:

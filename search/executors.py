@@ -13,6 +13,8 @@ import multiprocessing
 import os
 from typing import Callable, Iterable, Iterator
 
+from search.checks import check_int
+
 EXECUTORS = {
     "local": "this machine: the search process itself (--workers 1) or N worker processes",
     "ray": "a Ray cluster (--ray-address, default: start a local one); install with pip install 'akd-tf[ray]'",
@@ -25,9 +27,10 @@ def _died(reason: str) -> dict:
 
 
 class SequentialExecutor:
-    """Runs each job in this process, one after another."""
+    """Runs each job in this process, one after another (with all of TensorFlow's threads)."""
 
     workers = 1
+    threads_per_child = None
 
     def map_unordered(self, fn: Callable[[dict], dict], jobs: Iterable[dict]) -> Iterator[tuple[dict, dict]]:
         for job in jobs:
@@ -42,6 +45,7 @@ class ProcessExecutor:
 
     def __init__(self, workers: int):
         self.workers = workers
+        self.threads_per_child = max(1, (os.cpu_count() or 1) // workers)  # the cores shared out
         self._pool = None
 
     def _start(self) -> concurrent.futures.ProcessPoolExecutor:
@@ -77,6 +81,7 @@ class RayExecutor:
             raise ValueError("--executor ray needs Ray: pip install 'akd-tf[ray]'") from None
         self._ray = ray
         self.workers, self.address, self.cpus_per_child = workers, address, cpus_per_child
+        self.threads_per_child = max(1, int(cpus_per_child))  # what Ray reserves for each task
         self._started_here = not ray.is_initialized()
         if self._started_here:
             options = {"address": address} if address else {"num_cpus": workers}
@@ -107,15 +112,9 @@ def make_executor(name: str, workers: int, ray_address: str | None = None):
     """The executor called ``name`` (see :data:`EXECUTORS`) with ``workers`` children at a time."""
     if name not in EXECUTORS:
         raise ValueError(f"unknown executor {name!r}; known: {', '.join(EXECUTORS)}")
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    check_int("workers", workers, 1)
     if ray_address is not None and name != "ray":
         raise ValueError("--ray-address needs --executor ray")
     if name == "ray":
         return RayExecutor(workers, ray_address)
     return SequentialExecutor() if workers == 1 else ProcessExecutor(workers)
-
-
-def threads_per_child(workers: int) -> int:
-    """Intra-op threads for each of ``workers`` concurrent children on this machine (at least 1)."""
-    return max(1, (os.cpu_count() or 1) // workers)

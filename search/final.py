@@ -26,6 +26,7 @@ from akd_tf.train_settings import TrainSettings
 from latency_db.measure import ModelTarget, measure_tflite
 from latency_db.store import Store
 from search import runs
+from search.checks import check_int
 from search.config import REWARD_SOURCES, SearchConfig
 from search.evaluate import distill_settings, full_training_data, load_teachers
 
@@ -105,8 +106,7 @@ def export_trial(store: Store, run_name: str, trial_number: int | None, out: str
     from akd_tf.models import build_student
     import tf_keras as keras
 
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+    check_int("epochs", epochs, 1)
     export.check_quantize(quantize)
     trial = runs.get_trial(store, run_name, trial_number)
     config = runs.run_config(runs.get_run(store, run_name))

@@ -24,7 +24,7 @@ from search.config import SearchConfig
 from search.controller import Proposal, make_controller
 from search.display import TrialEvent
 from search.evaluate import run_training_data, teacher_for, train_child
-from search.executors import SequentialExecutor, threads_per_child
+from search.executors import SequentialExecutor
 from search.latency import LatencySource
 from search.rewards import compute_reward, get_reward
 
@@ -95,7 +95,6 @@ def run_search(store: Store, config: SearchConfig, *, executor=None, cache_dir: 
     if run.controller_state is not None:
         controller.load_state_bytes(run.controller_state)
     progress = _Progress(store, run.id, config.trials, on_event)
-    threads = None if isinstance(executor, SequentialExecutor) else threads_per_child(executor.workers)
     while True:
         run = runs.get_run(store, config.name)
         step = run.controller_step
@@ -109,7 +108,7 @@ def run_search(store: Store, config: SearchConfig, *, executor=None, cache_dir: 
                                                                                            remaining))))
             trials = runs.step_trials(store, run.id, step)
         _evaluate_step(store, config, space, trials, latency, executor, progress,
-                       {"config": config.to_dict(), "threads": threads, "cache_dir": cache_dir})
+                       {"config": config.to_dict(), "threads": executor.threads_per_child, "cache_dir": cache_dir})
         finished = runs.step_trials(store, run.id, step)
         stats = controller.update(step, [t.tokens for t in finished], [t.reward for t in finished])
         remaining = config.trials - runs.trial_count(store, run.id)

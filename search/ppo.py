@@ -48,7 +48,8 @@ import tensorflow as tf
 import tf_keras as keras
 
 from akd_tf.space import SearchSpace
-from search.controller import Controller, PPOSettings, Proposal, check_int, reward_stats
+from search.checks import check_int
+from search.controller import Controller, PPOSettings, Proposal, reward_stats
 
 MASKED_LOGIT = -1e9  # added to the logits outside a decision's segment: softmax weight exactly 0
 

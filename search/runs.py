@@ -24,6 +24,7 @@ from akd_tf.plan import plan_network
 from akd_tf.space import get_space
 from latency_db.schema import SearchRun, Trial, utcnow
 from latency_db.store import Store
+from search.checks import check_int
 from search.config import SearchConfig
 from search.rewards import FAILED_REWARD
 
@@ -270,8 +271,7 @@ def top_trials(store: Store, name: str, k: int = 10, max_latency_ms: float | Non
 
     ``max_latency_ms`` keeps only children at or under that latency.
     """
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"k must be a positive integer, got {k!r}")
+    check_int("k", k, 1)
     run = get_run(store, name)
     with store.session() as session:
         query = select(Trial).where(Trial.run_id == run.id, Trial.status == "done")

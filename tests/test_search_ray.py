@@ -47,7 +47,7 @@ def test_a_ray_search_fills_the_same_table_as_a_local_one(sqlite_url):  # noqa: 
 def test_executor_choices_are_checked():
     with pytest.raises(ValueError, match="unknown executor 'spark'; known: local, ray"):
         make_executor("spark", 1)
-    with pytest.raises(ValueError, match="workers must be a positive integer, got 0"):
+    with pytest.raises(ValueError, match=r"workers must be an int >= 1, got 0"):
         make_executor("local", 0)
     with pytest.raises(ValueError, match="--ray-address needs --executor ray"):
         make_executor("local", 2, "ray://head:10001")
