@@ -21,6 +21,7 @@ setup(
         "alembic>=1.13",
         "psycopg[binary]>=3.1",
         "adb-shell>=0.4.4",  # the ADB client; pulls in cryptography, rsa and pyasn1
+        "matplotlib>=3.7",  # `akd-tf search report` and the experiments' figures
     ],
     extras_require={
         "tflite-runtime": ["tflite-runtime"],

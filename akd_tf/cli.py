@@ -1123,7 +1123,7 @@ def _search_settings(ctx, params: dict, explicit_only: bool) -> dict:
     def given(name):
         return not explicit_only or ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT
 
-    fields = {field: params[name] for name, field in _SEARCH_FIELDS.items() if given(name)}
+    fields = {field: params[name] for name, field in _SEARCH_FIELDS.items() if name in params and given(name)}
     if "teachers" in fields:
         fields["teachers"] = list(fields["teachers"])
     proxy = {field: params[name] for name, field in _PROXY_FIELDS.items() if given(name)}
@@ -1137,6 +1137,62 @@ def _search_settings(ctx, params: dict, explicit_only: bool) -> dict:
     return fields
 
 
+# The options every search shares, whether started by `akd-tf search` or by an experiment.
+_SEARCH_RUN_OPTIONS = [
+    _device_option,
+    click.option("--target-ms", type=click.FloatRange(min=0, min_open=True), default=None,
+                 help="Latency target T in ms on --device (rewards mnas-soft and mnas-hard)."),
+    click.option("--target-mmacs", type=click.FloatRange(min=0, min_open=True), default=None,
+                 help="MACs target in millions (reward flops)."),
+    click.option("--reward", type=click.Choice(list(REWARDS)), default="mnas-soft", show_default=True,
+                 help="mnas-soft: ACC*(LAT/T)^-0.07; mnas-hard: ACC, or ACC*(LAT/T)^-1 over T; flops: "
+                      "ACC*(MACs/target)^-0.07; accuracy: ACC alone."),
+    click.option("--trials", default=100, show_default=True, type=click.IntRange(min=1),
+                 help="Children to evaluate in all (give a larger number to extend a finished run)."),
+    click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1),
+                 help="Children per controller step (one PPO update per step)."),
+    click.option("--controller", type=click.Choice(list(CONTROLLERS)), default="ppo", show_default=True,
+                 help="ppo: the paper's RNN actor-critic; evolution: regularized (aging) evolution; random: "
+                      "uniform sampling, the baseline."),
+    click.option("--measure", is_flag=True,
+                 help="Measure every child never measured on --device (phones: farm jobs, run "
+                      "`akd-tf devices serve`); default: the latency table's prediction."),
+    click.option("--quantize", type=click.Choice(list(QUANTIZATIONS)), default="none", show_default=True,
+                 help="Quantization the latencies are for."),
+    click.option("--proxy-epochs", default=DEFAULT_PROXY_EPOCHS, show_default=True, type=click.IntRange(min=1),
+                 help="Training epochs per child (the first is a learning-rate warm-up)."),
+    click.option("--proxy-train-size", default=None, type=click.IntRange(min=1),
+                 help="Train each child on this many mini-train examples (seeded, stratified; default: all)."),
+    click.option("--proxy-batch-size", default=TrainSettings.batch_size, show_default=True,
+                 type=click.IntRange(min=1), help="Examples per training step of a child."),
+    click.option("--proxy-lr", default=TrainSettings.learning_rate, show_default=True,
+                 type=click.FloatRange(min=0, min_open=True), help="Peak learning rate of a child (Adam)."),
+    click.option("--alpha", default=DEFAULT_ALPHA, show_default=True, type=click.FloatRange(0, 1),
+                 help="Weight of the teacher's soft targets in a child's loss (kd)."),
+    click.option("--temperature", default=DEFAULT_TEMPERATURE, show_default=True,
+                 type=click.FloatRange(min=0, min_open=True), help="Softmax temperature of the soft targets (kd)."),
+    click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
+                 help="Children trained at once (local: worker processes sharing this machine's cores)."),
+    click.option("--executor", type=click.Choice(list(EXECUTORS)), default="local", show_default=True,
+                 help="local: this machine; ray: tasks on a Ray cluster (data and teacher paths must be visible "
+                      "to every node)."),
+    click.option("--ray-address", default=None, metavar="ADDR",
+                 help="Ray cluster to join, e.g. ray://head:10001 (default: start a local Ray)."),
+    _cache_dir_option,
+    click.option("--wait-timeout", type=click.FloatRange(min=1), default=None, metavar="SECONDS",
+                 help="With --measure on a phone: give up waiting for the farm after this long per step."),
+    _space_option,
+    _data_options,
+    _db_option,
+]
+
+
+def _search_run_options(fn):
+    for option in reversed(_SEARCH_RUN_OPTIONS):
+        fn = option(fn)
+    return fn
+
+
 @main.group(invoke_without_command=True)
 @click.option("--name", default=None, help="Name of the run; an existing name resumes that run "
                                            "(default: a new name from the date and time).")
@@ -1145,53 +1201,9 @@ def _search_settings(ctx, params: dict, explicit_only: bool) -> dict:
 @click.option("--reward-source", type=click.Choice(list(REWARD_SOURCES)), default="kd", show_default=True,
               help="kd: children are distilled from the teacher (AKD); label: trained on hard labels "
                    "(conventional NAS). Everything else is identical, so the two are comparable.")
-@_device_option
-@click.option("--target-ms", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Latency target T in ms on --device (rewards mnas-soft and mnas-hard).")
-@click.option("--target-mmacs", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="MACs target in millions (reward flops).")
-@click.option("--reward", type=click.Choice(list(REWARDS)), default="mnas-soft", show_default=True,
-              help="mnas-soft: ACC*(LAT/T)^-0.07; mnas-hard: ACC, or ACC*(LAT/T)^-1 over T; flops: "
-                   "ACC*(MACs/target)^-0.07; accuracy: ACC alone.")
-@click.option("--trials", default=100, show_default=True, type=click.IntRange(min=1),
-              help="Children to evaluate in all (give a larger number to extend a finished run).")
-@click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1),
-              help="Children per controller step (one PPO update per step).")
-@click.option("--controller", type=click.Choice(list(CONTROLLERS)), default="ppo", show_default=True,
-              help="ppo: the paper's RNN actor-critic; evolution: regularized (aging) evolution; random: "
-                   "uniform sampling, the baseline.")
-@click.option("--measure", is_flag=True,
-              help="Measure every child never measured on --device (phones: farm jobs, run "
-                   "`akd-tf devices serve`); default: the latency table's prediction.")
-@click.option("--quantize", type=click.Choice(list(QUANTIZATIONS)), default="none", show_default=True,
-              help="Quantization the latencies are for.")
-@click.option("--proxy-epochs", default=DEFAULT_PROXY_EPOCHS, show_default=True, type=click.IntRange(min=1),
-              help="Training epochs per child (the first is a learning-rate warm-up).")
-@click.option("--proxy-train-size", default=None, type=click.IntRange(min=1),
-              help="Train each child on this many mini-train examples (seeded, stratified; default: all).")
-@click.option("--proxy-batch-size", default=TrainSettings.batch_size, show_default=True,
-              type=click.IntRange(min=1), help="Examples per training step of a child.")
-@click.option("--proxy-lr", default=TrainSettings.learning_rate, show_default=True,
-              type=click.FloatRange(min=0, min_open=True), help="Peak learning rate of a child (Adam).")
-@click.option("--alpha", default=DEFAULT_ALPHA, show_default=True, type=click.FloatRange(0, 1),
-              help="Weight of the teacher's soft targets in a child's loss (kd).")
-@click.option("--temperature", default=DEFAULT_TEMPERATURE, show_default=True,
-              type=click.FloatRange(min=0, min_open=True), help="Softmax temperature of the soft targets (kd).")
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
-              help="Children trained at once (local: worker processes sharing this machine's cores).")
-@click.option("--executor", type=click.Choice(list(EXECUTORS)), default="local", show_default=True,
-              help="local: this machine; ray: tasks on a Ray cluster (data and teacher paths must be visible "
-                   "to every node).")
-@click.option("--ray-address", default=None, metavar="ADDR",
-              help="Ray cluster to join, e.g. ray://head:10001 (default: start a local Ray).")
+@_search_run_options
 @click.option("--seed", default=0, show_default=True, type=int,
               help="Seed of the controller (its initial weights and sampling) and of each child's training.")
-@_cache_dir_option
-@click.option("--wait-timeout", type=click.FloatRange(min=1), default=None, metavar="SECONDS",
-              help="With --measure on a phone: give up waiting for the farm after this long per step.")
-@_space_option
-@_data_options
-@_db_option
 @_json_option
 @click.pass_context
 @_fail_on_value_error
@@ -1311,6 +1323,174 @@ def search_top(name, k, max_latency_ms, db_url, as_json):
               "params": f"{r['params']:,}", "arch": r["arch"]} for r in rows]
     click.echo(format_table(table, ["trial", "reward", "top-1", "latency ms", "source", "M MACs", "params", "arch"],
                             right_aligned=["trial", "reward", "top-1", "latency ms", "M MACs", "params"]))
+
+
+def _latency_range_option(fn):
+    return click.option("--latency-range", type=click.FloatRange(min=0), nargs=2, default=None,
+                        metavar="LOW HIGH",
+                        help="Heatmap: only children with a latency in [LOW, HIGH] ms (default: any latency).")(fn)
+
+
+def _heatmap_k_option(fn):
+    return click.option("--heatmap-k", default=20, show_default=True, type=click.IntRange(min=1),
+                        help="Heatmap: average the one-hot vectors of this many most accurate children per run.")(fn)
+
+
+@search.command("report")
+@click.argument("name")
+@click.option("--compare", default=None, metavar="NAME2",
+              help="Overlay a second run (same space) and draw the difference heatmap NAME minus NAME2.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Directory for the PNG figures and index.html (created if missing).")
+@click.option("--top-k", default=10, show_default=True, type=click.IntRange(min=1),
+              help="Rows of each run's table of best children (by reward).")
+@_heatmap_k_option
+@_latency_range_option
+@_db_option
+@_fail_on_value_error
+def search_report(name, compare, out_dir, top_k, heatmap_k, latency_range, db_url):
+    """Figures of run NAME (or NAME against NAME2) and an index.html showing them.
+
+    Writes trajectory.png (reward, accuracy, latency per trial), pareto.png (accuracy against latency
+    with the Pareto front and the target), macs_latency.png (MACs against latency with a linear fit),
+    pca.png (PCA of the one-hot architectures by generation), heatmap.png (option choices of the most
+    accurate children; with --compare their difference) and index.html (summary, figures, top children).
+    """
+    from search.report import write_report
+
+    report = write_report(_open_store(db_url), name, out_dir, compare=compare, top_k=top_k, heatmap_k=heatmap_k,
+                          latency_range=latency_range, say=click.echo)
+    for file_name, reason in report.skipped.items():
+        click.echo(f"not drawn: {file_name}: {reason}")
+    click.echo(f"open {report.index}")
+
+
+# ---------------------------------------------------------------------------
+# akd-tf experiment
+# ---------------------------------------------------------------------------
+
+
+@main.group()
+def experiment():
+    """The paper's experiments as one command each (they resume when run again with the same options)."""
+
+
+def _run_experiment(db_url, workers, executor, ray_address, body):
+    """Open the store and an executor, run ``body(store, runner, show)``, close the executor."""
+    from search import display
+    from search.executors import make_executor
+
+    store = _open_store(db_url)
+
+    def show(event):
+        click.echo(display.event_line(event))
+
+    runner = make_executor(executor, workers, ray_address)
+    try:
+        return body(store, runner, show)
+    finally:
+        runner.close()
+
+
+@experiment.command("relative-gain")
+@click.option("--name", "prefix", required=True,
+              help="Prefix of the two searches per seed (PREFIX-sSEED-akd, PREFIX-sSEED-nas); the same prefix "
+                   "resumes them.")
+@click.option("--teacher", "teacher_paths", multiple=True, required=True, type=click.Path(),
+              help="Teacher .keras/.h5/SavedModel (repeat for an ensemble): AKD distills from it and both picks "
+                   "are trained with KD from it.")
+@click.option("--seed", "seeds", multiple=True, type=click.IntRange(min=0), default=(0,), show_default=True,
+              help="Seed of both searches (their controllers start identical) and of the final trainings; "
+                   "repeat for several seeds and a spread.")
+@click.option("--epochs", default=30, show_default=True, type=click.IntRange(min=1),
+              help="Epochs of each of the four final trainings per seed.")
+@click.option("--tolerance", default=0.1, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Each search's pick is its best-reward child within target x (1 +- TOLERANCE).")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Directory for the trained students, relative_gain.json/.md and the AKD-vs-NAS report.")
+@_search_run_options
+@_json_option
+@click.pass_context
+@_fail_on_value_error
+def experiment_relative_gain(ctx, prefix, teacher_paths, seeds, epochs, tolerance, out_dir, workers, executor,
+                             ray_address, cache_dir, wait_timeout, db_url, as_json, data_options, **params):
+    """Does searching with KD find students that distill better? (the paper's Table 5 and Eq. 1)
+
+    Per seed: an AKD search (children distilled from the teacher) and a NAS search (hard labels) with the
+    same seed, controller initialization, target, budget, data and proxy training; the best child of
+    each within --tolerance of the target; each trained --epochs with KD and with labels, exported and
+    scored on the test split. Prints the 2x2 table and the relative gain
+    [KD(AKD) - CLS(AKD)] - [KD(NAS) - CLS(NAS)], with its spread over seeds, and writes them to --out
+    with a report comparing the two searches of the first seed.
+    """
+    from search.config import SearchConfig
+    from search.experiments import RelativeGainPlan, arm_config, relative_gain_lines, run_relative_gain
+    from search.report import write_report
+
+    params.update(data_options)
+    base = SearchConfig(name=prefix, teachers=tuple(teacher_paths),
+                        **_search_settings(ctx, params, explicit_only=False))
+    plan = RelativeGainPlan(prefix=prefix, seeds=tuple(seeds), epochs=epochs, tolerance=tolerance)
+    plan.validate(base)
+    say = (lambda _message: None) if as_json else click.echo
+
+    def body(store, runner, show):
+        result = run_relative_gain(store, base, plan, out_dir, executor=runner, cache_dir=cache_dir,
+                                   wait_timeout_s=wait_timeout, on_event=None if as_json else show, say=say)
+        first = [arm_config(base, prefix, seeds[0], arm).name for arm in ("akd", "nas")]
+        write_report(store, first[0], f"{out_dir}/report", compare=first[1], say=say)
+        return result
+
+    result = _run_experiment(db_url, workers, executor, ray_address, body)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    click.echo("")
+    for line in relative_gain_lines(result):
+        click.echo(line)
+    click.echo(f"wrote {out_dir}/relative_gain.json, {out_dir}/relative_gain.md and {out_dir}/report/index.html")
+
+
+@experiment.command("teachers")
+@click.option("--name", "prefix", required=True,
+              help="Prefix of the two searches (PREFIX-t1, PREFIX-t2); the same prefix resumes them.")
+@click.option("--teacher", "teacher_paths", multiple=True, required=True, type=click.Path(),
+              help="Teacher .keras/.h5/SavedModel; give it exactly twice (first, second teacher).")
+@click.option("--seed", default=0, show_default=True, type=int,
+              help="Seed of both searches: their controllers start identical.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Directory for the comparison report (PNG figures and index.html).")
+@_heatmap_k_option
+@_latency_range_option
+@_search_run_options
+@click.pass_context
+@_fail_on_value_error
+def experiment_teachers(ctx, prefix, teacher_paths, seed, out_dir, heatmap_k, latency_range, workers, executor,
+                        ray_address, cache_dir, wait_timeout, db_url, data_options, **params):
+    """Do different teachers pick different students? (the paper's Fig. 6)
+
+    Runs one AKD search per teacher with the same seed, controller initialization, target, budget and
+    data, then writes their comparison: children overlaid in one PCA, shaded by generation, and the
+    difference of the option choices of each search's most accurate children (PREFIX-t1 minus PREFIX-t2).
+    """
+    from search.config import SearchConfig
+    from search.experiments import run_teachers
+
+    if len(teacher_paths) != 2:
+        raise click.BadParameter(f"give --teacher exactly twice, got {len(teacher_paths)}",
+                                 param_hint="--teacher")
+    params.update(data_options)
+    base = SearchConfig(name=prefix, seed=seed, **_search_settings(ctx, params, explicit_only=False))
+
+    def body(store, runner, show):
+        return run_teachers(store, base, ((teacher_paths[0],), (teacher_paths[1],)), prefix, out_dir,
+                            executor=runner, cache_dir=cache_dir, wait_timeout_s=wait_timeout, heatmap_k=heatmap_k,
+                            latency_range=latency_range, on_event=show, say=click.echo)
+
+    report = _run_experiment(db_url, workers, executor, ray_address, body)
+    for file_name, reason in report.skipped.items():
+        click.echo(f"not drawn: {file_name}: {reason}")
+    click.echo(f"open {report.index}")
 
 
 if __name__ == "__main__":  # pragma: no cover
