@@ -17,10 +17,9 @@ from hypothesis import strategies as st
 from akd_tf.cli import main
 from akd_tf.space import get_space
 from latency_db.store import open_store
-from search import analysis, figures, runs
-from search.config import ProxySettings, SearchConfig
+from search import analysis, figures
 from search.report import load_run, write_report
-from search.rewards import compute_reward
+from run_fixtures import RUN_A, RUN_B, store_run
 
 # ------------------------------------------------------------------------------------------- analysis
 
@@ -115,40 +114,6 @@ def test_top_by_accuracy_keeps_finished_children_in_the_range():
 
 
 # ------------------------------------------------------------------------------- stored runs, figures
-
-# (arch, accuracy or None for a failed child, latency ms); two controller steps of three
-RUN_A = [("dwconv_k3_se0_noskip_w1_n1:dwconv_k3_se0_noskip_w1_n1", 0.50, 0.25),
-         ("mbconv3_k3_se0_id_w1_n2:mbconv3_k3_se0_id_w1_n2", 0.75, 1.00),
-         ("dwconv_k3_se0_id_w1_n1:dwconv_k3_se0_noskip_w1_n1", None, 0.30),
-         ("mbconv3_k3_se0_noskip_w1_n1:dwconv_k3_se0_id_w1_n1", 0.70, 0.60),
-         ("dwconv_k3_se0_noskip_w1_n2:mbconv3_k3_se0_noskip_w1_n1", 0.40, 0.70),
-         ("mbconv3_k3_se0_id_w1_n2:dwconv_k3_se0_id_w1_n2", 0.72, 0.80)]
-RUN_B = [("dwconv_k3_se0_noskip_w1_n1:dwconv_k3_se0_noskip_w1_n1", 0.45, 0.25),
-         ("dwconv_k3_se0_id_w1_n2:dwconv_k3_se0_id_w1_n2", 0.55, 0.40),
-         ("dwconv_k3_se0_noskip_w1_n2:dwconv_k3_se0_id_w1_n1", 0.52, 0.35),
-         ("mbconv3_k3_se0_noskip_w1_n1:mbconv3_k3_se0_noskip_w1_n1", 0.65, 0.90)]
-
-
-def store_run(store, name, children, source):
-    config = SearchConfig(name=name, space="lut-test", controller="random", reward_source=source, target_ms=0.5,
-                          trials=len(children), batch_size=3, data={"source": "demo", "val_size": 50},
-                          proxy=ProxySettings(epochs=1, train_size=64, batch_size=32),
-                          teachers=("teacher.keras",) if source == "kd" else ())
-    run, _ = runs.create_or_resume(store, config, {"input_shape": [32, 32, 1], "classes": 10, "dataset": "demo"})
-    space = get_space("lut-test")
-    for step, first in enumerate(range(0, len(children), 3)):
-        batch = children[first:first + 3]
-        runs.add_trials(store, run.id, step, [runs.NewTrial(space.parse(arch).tokens) for arch, _, _ in batch])
-        for trial, (_, accuracy, latency) in zip(runs.step_trials(store, run.id, step), batch):
-            runs.record_latency(store, trial.id, latency_ms=latency, source="predicted", measurement_id=None,
-                                seconds=0.0)
-            if accuracy is None:
-                runs.record_failure(store, trial.id, "TrainingDiverged: loss became nan at step 1")
-            else:
-                runs.record_result(store, trial.id, accuracy=accuracy, train={}, train_seconds=2.0, worker="w:1",
-                                   reward_terms=compute_reward("mnas-soft", accuracy, latency_ms=latency,
-                                                               target_ms=0.5))
-
 
 @pytest.fixture
 def two_runs(tmp_path, tiny_space):

@@ -14,10 +14,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from akd_tf.benchmark import RunSettings
 from db_fixtures import db_url, sqlite_url  # noqa: F401  (fixtures)
-from latency_db.lut import build_lut
-from latency_db.measure import ModelTarget
+from run_fixtures import TINY_TARGET, build_tiny_lut
 from latency_db.predictor import LutPredictor
 from latency_db.schema import SearchRun, Trial
 from latency_db.store import open_store
@@ -27,8 +25,6 @@ from search.controller import make_controller
 from search.loop import run_search
 from search.rewards import FAILED_REWARD, compute_reward
 
-TARGET = ModelTarget(resolution=32, classes=10, channels=1)  # the demo's images, fed at the space's minimum
-QUICK = RunSettings(num_runs=10, warmup_runs=1, min_secs=0.0, warmup_min_secs=0.0)
 TESTS = Path(__file__).parent
 
 
@@ -42,10 +38,7 @@ def config(name: str, **overrides) -> SearchConfig:
 
 @pytest.fixture
 def lut_url(db_url, tiny_space):  # noqa: F811
-    store = open_store(db_url)
-    build_lut(store, "local", tiny_space, TARGET, settings=QUICK)
-    store.close()
-    return db_url
+    return build_tiny_lut(db_url)
 
 
 def trials_of(store, name):
@@ -58,7 +51,7 @@ def test_a_search_records_every_child_with_its_latency_accuracy_and_reward(lut_u
     events = []
     summary = run_search(store, config("plain"), on_event=events.append)
     trials = trials_of(store, "plain")
-    predictor = LutPredictor.load(store, "local", tiny_space, TARGET)
+    predictor = LutPredictor.load(store, "local", tiny_space, TINY_TARGET)
     expected = [p.tokens for step in (0, 1) for p in make_controller("random", tiny_space, 0).propose(step, 2)]
     assert [t.number for t in trials] == [0, 1, 2, 3] and [t.step for t in trials] == [0, 0, 1, 1]
     assert [tuple(t.tokens) for t in trials] == expected
