@@ -1,11 +1,11 @@
-# The two commands of the README's quick start. Each creates (or reuses) the
+# The commands of the README: quick start, relative-gain experiment, tests. Each creates (or reuses) the
 # virtualenv in $(VENV); it is rebuilt when setup.py changes.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test
+.PHONY: demo relative-gain test
 
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +15,9 @@ $(STAMP): setup.py
 
 demo: $(STAMP)
 	AKD_TF=$(BIN)/akd-tf bash scripts/demo.sh
+
+relative-gain: $(STAMP)
+	AKD_TF=$(BIN)/akd-tf bash scripts/relative_gain_demo.sh
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests

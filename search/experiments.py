@@ -211,6 +211,11 @@ def relative_gain_lines(result: dict) -> list[str]:
         for arm, pick in s["picks"].items():
             lines.append(f"seed {s['seed']} {arm} pick: #{pick['number']} {pick['latency_ms']:.3f} ms "
                          f"{pick['mmacs']:.2f} M MACs `{pick['arch']}`")
+    same = [s["seed"] for s in result["per_seed"] if s["picks"]["akd"]["arch"] == s["picks"]["nas"]["arch"]]
+    if same:
+        lines.append(f"note: with seed{'s' if len(same) > 1 else ''} {', '.join(map(str, same))} both searches "
+                     f"picked the same architecture, so the relative gain there only measures training noise; "
+                     f"give the searches more --trials")
     return lines
 
 
