@@ -61,7 +61,7 @@ class LinearFit:
 
     def equation(self, y_name: str, x_name: str, digits: int = 4) -> str:
         sign = "+" if self.intercept >= 0 else "-"
-        return (f"{y_name} = {self.slope:.{digits}g} x {x_name} {sign} {abs(self.intercept):.{digits}g}  "
+        return (f"{y_name} = {self.slope:.{digits}g} × {x_name} {sign} {abs(self.intercept):.{digits}g}  "
                 f"(R² = {self.r2:.3f}, n = {self.n})")
 
 

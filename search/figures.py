@@ -9,6 +9,7 @@ Only finished children with an accuracy are plotted; failed ones are counted in 
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -24,6 +25,7 @@ from search import analysis  # noqa: E402
 
 COLOURS = ("tab:blue", "tab:orange")  # first run, second run (as in the paper: AKD blue, NAS orange)
 COLOUR_MAPS = ("Blues", "Oranges")
+MARKERS = ("o", "^")  # so one run's points stay visible where they coincide with the other's
 
 
 @dataclass(frozen=True)
@@ -143,7 +145,7 @@ def macs_latency(runs: Sequence[RunData]) -> Figure:
             continue  # fewer than two distinct latencies: no line to draw
         xs = np.array([latency.min(), latency.max()])
         ax.plot(xs, fit.slope * xs + fit.intercept, color=colour, linewidth=1.5,
-                label=fit.equation("MMACs", "ms"), gid=f"fit:{run.name}")
+                label=fit.equation("MMACs", "latency (ms)"), gid=f"fit:{run.name}")
     ax.set_xlabel("latency (ms)")
     ax.set_ylabel("multiply-accumulates (millions)")
     ax.set_title("MACs against latency (every child with a latency, failed ones included)")
@@ -161,12 +163,12 @@ def architecture_pca(runs: Sequence[RunData]) -> tuple[Figure, analysis.PCAResul
     result = analysis.pca(np.concatenate(matrices), k=2)
     fig, ax = plt.subplots(figsize=(8, 6.5), layout="constrained")
     start = 0
-    for run, matrix, cmap, colour in zip(runs, matrices, COLOUR_MAPS, COLOURS):
+    for run, matrix, cmap, colour, marker in zip(runs, matrices, COLOUR_MAPS, COLOURS, MARKERS):
         coords = result.coords[start:start + len(matrix)]
         start += len(matrix)
         steps = np.array([t["step"] for t in run.trials], dtype=float)
         last = max(steps.max(), 1.0)
-        ax.scatter(coords[:, 0], coords[:, 1], c=0.25 + 0.75 * steps / last, cmap=cmap, vmin=0, vmax=1, s=22,
+        ax.scatter(coords[:, 0], coords[:, 1], c=0.25 + 0.75 * steps / last, cmap=cmap, vmin=0, vmax=1, s=26, marker=marker,
                    edgecolors=colour, linewidths=0.4, label=f"{run.label()}: {len(matrix)} children, "
                    f"generations 0-{int(steps.max())}", gid=f"pca:{run.name}")
     ax.set_xlabel(f"principal component 1 ({result.explained[0]:.1%} of variance)")
@@ -185,8 +187,8 @@ def option_heatmap(grid: analysis.BlockGrid, title: str, difference: bool) -> Fi
     values = grid.values
     fig, ax = plt.subplots(figsize=(max(8.0, 0.85 * values.shape[1] + 2), 0.75 * values.shape[0] + 2.2),
                            layout="constrained")
+    limit = float(np.nanmax(np.abs(values))) or 1.0
     if difference:
-        limit = float(np.nanmax(np.abs(values))) or 1.0
         image = ax.imshow(values, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto", gid="heatmap")
     else:
         image = ax.imshow(values, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto", gid="heatmap")
@@ -196,13 +198,14 @@ def option_heatmap(grid: analysis.BlockGrid, title: str, difference: bool) -> Fi
                 continue
             text = f"{grid.labels[row][col]}\n{values[row, col]:+.2f}" if difference else \
                 f"{grid.labels[row][col]}\n{values[row, col]:.2f}"
-            ax.text(col, row, text, ha="center", va="center", fontsize=6.5,
-                    color="white" if not difference and values[row, col] < 0.5 else "black")
+            dark = abs(values[row, col]) > 0.6 * limit if difference else values[row, col] < 0.5
+            ax.text(col, row, text, ha="center", va="center", fontsize=6.5, color="white" if dark else "black")
     ax.set_yticks(range(values.shape[0]), grid.rows)
     ax.set_xticks([first + (width - 1) / 2 for _, first, width in grid.groups], [g[0] for g in grid.groups])
     for _, first, width in grid.groups[1:]:
         ax.axvline(first - 0.5, color="black", linewidth=1.2)
     fig.colorbar(image, ax=ax, label="difference of mean one-hot (A - B)" if difference else
                  "fraction of the children choosing the option")
-    ax.set_title(title)
+    width_inches = fig.get_size_inches()[0]
+    ax.set_title(textwrap.fill(title, width=int(width_inches * 9)), fontsize=10)
     return fig

@@ -51,7 +51,8 @@ def test_pareto_front_of_a_known_set():
 def test_linear_fit_recovers_a_line_and_reports_r2():
     fit = analysis.linear_fit([1, 2, 3, 4], [3, 5, 7, 9])
     assert (fit.slope, fit.intercept, fit.r2, fit.n) == (pytest.approx(2.0), pytest.approx(1.0), pytest.approx(1.0), 4)
-    assert fit.equation("MMACs", "ms") == "MMACs = 2 x ms + 1  (R² = 1.000, n = 4)"
+    assert fit.equation("MMACs", "latency (ms)") == "MMACs = 2 × latency (ms) + 1  (R² = 1.000, n = 4)"
+    assert analysis.linear_fit([0, 1], [1, 0]).equation("y", "x") == "y = -1 × x + 1  (R² = 1.000, n = 2)"
     noisy = analysis.linear_fit([0, 1, 2], [0, 2, 1])
     assert noisy.r2 == pytest.approx(0.25)  # slope 0.5: residuals 0.5, 1, 0.5 -> SSE 1.5 of SST 2
     with pytest.raises(ValueError, match="two points with different x"):
@@ -169,7 +170,7 @@ def test_macs_figure_fits_the_plotted_points(two_runs):
     fit = analysis.linear_fit(points[:, 0], points[:, 1])
     line = gid(fig, "fit:akd-run")
     assert list(line.get_ydata()) == pytest.approx([fit.slope * x + fit.intercept for x in line.get_xdata()])
-    assert line.get_label() == fit.equation("MMACs", "ms")
+    assert line.get_label() == fit.equation("MMACs", "latency (ms)")
 
 
 def test_pca_figure_projects_every_proposed_child_of_both_runs(two_runs, tiny_space):
