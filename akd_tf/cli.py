@@ -26,13 +26,14 @@ from search.rewards import REWARDS
 
 
 def _fail_on_value_error(fn):
-    """Turn library ``ValueError`` s into one-line click errors (exit status 1)."""
+    """Turn library ``ValueError`` s (bad input) and ``TimeoutError`` s (a bounded wait that ran out, e.g. for
+    the farm) into one-line click errors (exit status 1)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except ValueError as exc:
+        except (ValueError, TimeoutError) as exc:
             raise click.ClickException(str(exc)) from exc
 
     return wrapper
@@ -872,7 +873,7 @@ def devices_emulate(host, port, profile, bm_format, state_dir, reject_keys, temp
     phone = EmulatedPhone(profile, host=host, port=port, state_dir=state_dir, accept_new_keys=not reject_keys,
                           faults=faults, bm_format=bm_format).start()
     click.echo(f"emulated {phone.profile.model} (serial {phone.serial}) listening on {phone.address}")
-    click.echo(f"register it with: akd-tf devices register {phone.address} --benchmark-binary $(command -v true)")
+    click.echo(f"register it with: akd-tf devices register {phone.address} --benchmark-binary \"$(type -P true)\"")
     click.echo("(the emulated phone runs its own benchmark_model for whatever file is installed)")
     try:
         while True:
@@ -958,11 +959,18 @@ def _fit_options(default_epochs):
     return decorate
 
 
+def _absolute_if_path(value: str) -> str:
+    """``value`` as an absolute path when it names an existing file or directory (so a run stored with it
+    works from any directory and on every Ray node); other sources (``demo``, ``tfds:NAME``) unchanged."""
+    named_source = value == "demo" or ":" in value  # demo, tfds:NAME, npz:PATH, ... are kept as typed
+    return value if named_source or not os.path.exists(value) else os.path.abspath(value)
+
+
 def _data_config(dataset, data_dir, image_key, label_key, label_offset, val_size, val_fraction, split_seed,
                  resolution, channels) -> dict:
     """The ``_data_options`` values as :func:`akd_tf.data.load_training_data` arguments (``source`` + options)."""
-    options = {"source": dataset}
-    for name, value in (("data_dir", data_dir), ("val_size", val_size), ("val_fraction", val_fraction),
+    options = {"source": _absolute_if_path(dataset)}
+    for name, value in (("data_dir", data_dir and os.path.abspath(data_dir)), ("val_size", val_size), ("val_fraction", val_fraction),
                         ("resolution", resolution), ("channels", channels)):
         if value is not None:
             options[name] = value
@@ -1125,7 +1133,7 @@ def _search_settings(ctx, params: dict, explicit_only: bool) -> dict:
 
     fields = {field: params[name] for name, field in _SEARCH_FIELDS.items() if name in params and given(name)}
     if "teachers" in fields:
-        fields["teachers"] = list(fields["teachers"])
+        fields["teachers"] = [os.path.abspath(path) for path in fields["teachers"]]
     proxy = {field: params[name] for name, field in _PROXY_FIELDS.items() if given(name)}
     if proxy:
         fields["proxy"] = proxy
@@ -1428,7 +1436,7 @@ def experiment_relative_gain(ctx, prefix, teacher_paths, seeds, epochs, toleranc
     from search.report import write_report
 
     params.update(data_options)
-    base = SearchConfig(name=prefix, teachers=tuple(teacher_paths),
+    base = SearchConfig(name=prefix, teachers=tuple(os.path.abspath(path) for path in teacher_paths),
                         **_search_settings(ctx, params, explicit_only=False))
     plan = RelativeGainPlan(prefix=prefix, seeds=tuple(seeds), epochs=epochs, tolerance=tolerance)
     plan.validate(base)
@@ -1483,7 +1491,8 @@ def experiment_teachers(ctx, prefix, teacher_paths, seed, out_dir, heatmap_k, la
     base = SearchConfig(name=prefix, seed=seed, **_search_settings(ctx, params, explicit_only=False))
 
     def body(store, runner, show):
-        return run_teachers(store, base, ((teacher_paths[0],), (teacher_paths[1],)), prefix, out_dir,
+        teachers = tuple((os.path.abspath(path),) for path in teacher_paths)
+        return run_teachers(store, base, teachers, prefix, out_dir,
                             executor=runner, cache_dir=cache_dir, wait_timeout_s=wait_timeout, heatmap_k=heatmap_k,
                             latency_range=latency_range, on_event=show, say=click.echo)
 

@@ -85,9 +85,14 @@ class RayExecutor:
         self._started_here = not ray.is_initialized()
         if self._started_here:
             options = {"address": address} if address else {"num_cpus": workers}
-            ray.init(**options, include_dashboard=False, log_to_driver=False, configure_logging=False,
-                     runtime_env={"env_vars": {k: v for k, v in os.environ.items()
-                                               if k.startswith(("TF_", "AKD_TF_"))}})
+            try:
+                ray.init(**options, include_dashboard=False, log_to_driver=False, configure_logging=False,
+                         runtime_env={"env_vars": {k: v for k, v in os.environ.items()
+                                                   if k.startswith(("TF_", "AKD_TF_"))}})
+            except ConnectionError as exc:
+                raise ValueError(f"cannot join the Ray cluster at {address or 'a new local Ray'}: {exc}; check "
+                                 f"--ray-address, and if the cluster uses token authentication (Ray >= 2.60 "
+                                 f"`ray start`), export RAY_AUTH_MODE=token here too") from exc
 
     def map_unordered(self, fn: Callable[[dict], dict], jobs: Iterable[dict]) -> Iterator[tuple[dict, dict]]:
         ray = self._ray

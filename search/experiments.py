@@ -9,7 +9,8 @@
    (:func:`pick_near_target`);
 3. trains each pick in full twice, with KD and with hard labels (:func:`search.final.export_trial`),
    and scores the exported ``.tflite`` on the test split (mini-val by the Keras model if the data set
-   has no test split);
+   has no test split); when both searches picked the same architecture its two students serve both
+   rows, since the same seed trains it identically;
 4. fills the 2x2 table and its relative gain (:func:`search.analysis.relative_gain`).
 
 Everything resumes: the searches through their runs, each training through its JSON record next to
@@ -155,6 +156,11 @@ def run_relative_gain(store: Store, base: SearchConfig, plan: RelativeGainPlan, 
             say(f"{config.name}: picked #{picks[arm]['number']} (reward {picks[arm]['reward']:.4f}, "
                 f"{picks[arm]['latency_ms']:.3f} ms): {picks[arm]['arch']}")
         for arm, pick in picks.items():
+            if arm == "nas" and pick["arch"] == picks["akd"]["arch"]:
+                say(f"== seed {seed}: both searches picked the same architecture; its students trained above "
+                    f"serve for both rows (same seed, same training)")
+                table["nas"], records["nas"] = dict(table["akd"]), records["akd"]
+                continue
             run_name = arm_config(base, plan.prefix, seed, arm).name
             table[arm], records[arm] = {}, {}
             for training in analysis.TRAININGS:

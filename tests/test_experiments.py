@@ -138,12 +138,13 @@ def runs_trials(store, name):
     return [runs.trial_dict(t) for t in runs.all_trials(store, runs.get_run(store, name).id)]
 
 
-def test_teachers_runs_one_search_per_teacher_and_writes_their_comparison(tmp_path, tiny_space):
+def test_teachers_runs_one_search_per_teacher_and_writes_their_comparison(tmp_path, tiny_space, monkeypatch):
     url = build_tiny_lut(f"sqlite:///{tmp_path / 'exp.db'}")
     teachers = [tiny_teacher(tmp_path / f"teacher{i}.keras", seed=i) for i in (1, 2)]
     out = tmp_path / "teachers"
-    result = invoke("experiment", "teachers", "--name", "tt", "--teacher", teachers[0], "--teacher", teachers[1],
-                    "--out", out, "--cache-dir", tmp_path / "cache", "--db", url, *SEARCH_OPTIONS)
+    monkeypatch.chdir(tmp_path)  # teachers given relative to here are stored absolute (Ray nodes, other dirs)
+    result = invoke("experiment", "teachers", "--name", "tt", "--teacher", "teacher1.keras", "--teacher",
+                    "./teacher2.keras", "--out", out, "--cache-dir", tmp_path / "cache", "--db", url, *SEARCH_OPTIONS)
     assert result.exit_code == 0, result.output
     store = open_store(url)
     first, second = runs.get_run(store, "tt-t1"), runs.get_run(store, "tt-t2")

@@ -269,7 +269,7 @@ def test_too_hot_phone_is_refused_with_the_reading(phones, adb_key, tiny_tflite,
             runner.measure(local, FAST, "m.tflite")
 
 
-def test_devices_cli_list_check_remove(store, phones, binary, adb_key):
+def test_devices_cli_list_check_remove(store, phones, binary, adb_key, tiny_space):
     phone = phones(profile="pixel4")
     runner = CliRunner()
     url = str(store.url)
@@ -277,6 +277,12 @@ def test_devices_cli_list_check_remove(store, phones, binary, adb_key):
                                   str(binary), "--cool-to", "45", "--db", url])
     assert result.exit_code == 0, result.output
     assert "registered p4: Pixel 4" in result.output and "core 7" in result.output
+    unserved = runner.invoke(main, ["latency", "measure", "--device", "p4", "--space", "lut-test", "--arch",
+                                    "dwconv_k3_se0_noskip_w1_n1:dwconv_k3_se0_noskip_w1_n1", "--resolution", "32",
+                                    "--wait-timeout", "1", "--db", url])
+    assert unserved.exit_code == 1 and unserved.exception.__class__ is SystemExit  # a message, not a traceback
+    assert unserved.output.splitlines()[-1] == (
+        "Error: 1 of 1 job(s) still pending after 1 s (0 done, 0 failed); are workers running?")
     listed = runner.invoke(main, ["devices", "list", "--json", "--db", url])
     rows = {row["name"]: row for row in __import__("json").loads(listed.output)}
     assert set(rows) == {"local", "p4"} and rows["p4"]["status"] == "online" and rows["p4"]["lease_holder"] is None
