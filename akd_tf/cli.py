@@ -962,8 +962,10 @@ def _fit_options(default_epochs):
 def _absolute_if_path(value: str) -> str:
     """``value`` as an absolute path when it names an existing file or directory (so a run stored with it
     works from any directory and on every Ray node); other sources (``demo``, ``tfds:NAME``) unchanged."""
-    named_source = value == "demo" or ":" in value  # demo, tfds:NAME, npz:PATH, ... are kept as typed
-    return value if named_source or not os.path.exists(value) else os.path.abspath(value)
+    kind, sep, location = value.partition(":") if ":" in value else ("", "", value)
+    if value == "demo" or kind == "tfds" or not os.path.exists(location):
+        return value  # demo, tfds:NAME and globs are kept as typed
+    return f"{kind}{sep}{os.path.abspath(location)}"
 
 
 def _data_config(dataset, data_dir, image_key, label_key, label_offset, val_size, val_fraction, split_seed,
@@ -1432,7 +1434,7 @@ def experiment_relative_gain(ctx, prefix, teacher_paths, seeds, epochs, toleranc
     with a report comparing the two searches of the first seed.
     """
     from search.config import SearchConfig
-    from search.experiments import RelativeGainPlan, arm_config, relative_gain_lines, run_relative_gain
+    from search.experiments import ARM_SOURCES, RelativeGainPlan, arm_config, relative_gain_lines, run_relative_gain
     from search.report import write_report
 
     params.update(data_options)
@@ -1445,7 +1447,7 @@ def experiment_relative_gain(ctx, prefix, teacher_paths, seeds, epochs, toleranc
     def body(store, runner, show):
         result = run_relative_gain(store, base, plan, out_dir, executor=runner, cache_dir=cache_dir,
                                    wait_timeout_s=wait_timeout, on_event=None if as_json else show, say=say)
-        first = [arm_config(base, prefix, seeds[0], arm).name for arm in ("akd", "nas")]
+        first = [arm_config(base, prefix, seeds[0], arm).name for arm in ARM_SOURCES]
         write_report(store, first[0], f"{out_dir}/report", compare=first[1], say=say)
         return result
 
@@ -1482,16 +1484,17 @@ def experiment_teachers(ctx, prefix, teacher_paths, seed, out_dir, heatmap_k, la
     difference of the option choices of each search's most accurate children (PREFIX-t1 minus PREFIX-t2).
     """
     from search.config import SearchConfig
-    from search.experiments import run_teachers
+    from search.experiments import run_teachers, teacher_configs
 
     if len(teacher_paths) != 2:
         raise click.BadParameter(f"give --teacher exactly twice, got {len(teacher_paths)}",
                                  param_hint="--teacher")
     params.update(data_options)
     base = SearchConfig(name=prefix, seed=seed, **_search_settings(ctx, params, explicit_only=False))
+    teachers = tuple((os.path.abspath(path),) for path in teacher_paths)
+    teacher_configs(base, teachers, prefix)  # before an executor (say, a Ray cluster) is started for nothing
 
     def body(store, runner, show):
-        teachers = tuple((os.path.abspath(path),) for path in teacher_paths)
         return run_teachers(store, base, teachers, prefix, out_dir,
                             executor=runner, cache_dir=cache_dir, wait_timeout_s=wait_timeout, heatmap_k=heatmap_k,
                             latency_range=latency_range, on_event=show, say=click.echo)

@@ -71,6 +71,8 @@ def linear_fit(x: Sequence[float], y: Sequence[float]) -> LinearFit:
     y = np.asarray(y, dtype=float)
     if x.shape != y.shape or x.ndim != 1:
         raise ValueError(f"x and y must be 1-D and of one length, got shapes {x.shape} and {y.shape}")
+    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
+        raise ValueError("x and y must be finite numbers")
     if len(x) < 2 or np.ptp(x) == 0:
         raise ValueError(f"a line needs at least two points with different x, got {len(x)} point(s)")
     slope, intercept = np.polyfit(x, y, 1)
@@ -100,6 +102,8 @@ def pca(matrix: np.ndarray, k: int = 2) -> PCAResult:
     matrix = np.asarray(matrix, dtype=float)
     if matrix.ndim != 2 or matrix.shape[0] < 2:
         raise ValueError(f"PCA needs a 2-D matrix of at least two rows, got shape {matrix.shape}")
+    if not np.all(np.isfinite(matrix)):
+        raise ValueError("PCA needs finite numbers")
     if not 1 <= k <= matrix.shape[1]:
         raise ValueError(f"k must be between 1 and the width {matrix.shape[1]}, got {k}")
     mean = matrix.mean(axis=0)
@@ -125,6 +129,14 @@ def onehot_matrix(space: SearchSpace, archs: Sequence[str]) -> np.ndarray:
     return np.stack([space.parse(a).onehot() for a in archs])
 
 
+def check_range(latency_range: tuple[float, float]) -> tuple[float, float]:
+    """``(low, high)`` if ``low <= high``; ``ValueError`` naming both otherwise."""
+    low, high = latency_range
+    if not low <= high:
+        raise ValueError(f"latency range must be LOW <= HIGH, got {low} > {high}")
+    return low, high
+
+
 def top_by_accuracy(trials: Sequence[dict], k: int, latency_range: tuple[float, float] | None = None) -> list[dict]:
     """The ``k`` finished trials with the highest accuracy (ties: lower trial number first), optionally
     only those whose latency lies in ``[low, high]`` ms."""
@@ -132,9 +144,7 @@ def top_by_accuracy(trials: Sequence[dict], k: int, latency_range: tuple[float, 
         raise ValueError(f"k must be at least 1, got {k}")
     chosen = [t for t in trials if t["status"] == "done" and t["accuracy"] is not None]
     if latency_range is not None:
-        low, high = latency_range
-        if not low <= high:
-            raise ValueError(f"latency range must be LOW <= HIGH, got {low} > {high}")
+        low, high = check_range(latency_range)
         chosen = [t for t in chosen if t["latency_ms"] is not None and low <= t["latency_ms"] <= high]
     return sorted(chosen, key=lambda t: (-t["accuracy"], t["number"]))[:k]
 

@@ -34,7 +34,7 @@ from search.checks import check_int, check_number
 from search.config import SearchConfig
 from search.rewards import COST_TARGET_OPTION, get_reward
 
-ARM_SOURCES = {"akd": "kd", "nas": "label"}  # search arm -> where its children's accuracy comes from
+ARM_SOURCES = dict(zip(analysis.ARMS, ("kd", "label")))  # search arm -> where its children's accuracy comes from
 ARM_TITLES = {"akd": "AKD (searched with KD)", "nas": "NAS (searched with labels)"}
 TRAINING_TITLES = {"kd": "trained with KD", "label": "trained with labels"}
 COST_UNITS = {"latency_ms": "ms", "mmacs": "M MACs"}
@@ -109,8 +109,8 @@ def _train_pick(store: Store, run_name: str, trial: dict, training: str, out: Pa
                 seed: int, cache_dir, wait_timeout_s, say) -> dict:
     from search.final import export_trial
 
-    expected = {"run": run_name, "trial": trial["number"], "trained_with": training, "epochs": epochs,
-                "quantize": quantize}
+    expected = {"run": run_name, "trial": trial["number"], "arch": trial["arch"], "trained_with": training,
+                "epochs": epochs, "quantize": quantize}
     record = _record_matches(out.with_suffix(".json"), expected)
     if record is not None:
         say(f"{out.name}: already trained ({_accuracy_text(record)}), reusing {out.with_suffix('.json')}")
@@ -142,6 +142,9 @@ def run_relative_gain(store: Store, base: SearchConfig, plan: RelativeGainPlan, 
     from search.loop import run_search
 
     plan.validate(base)
+    for seed in plan.seeds:  # a stored run with other settings is refused now, not after hours of the others
+        for arm in ARM_SOURCES:
+            runs.check_resumable(store, arm_config(base, plan.prefix, seed, arm))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     per_seed = []
@@ -164,7 +167,9 @@ def run_relative_gain(store: Store, base: SearchConfig, plan: RelativeGainPlan, 
             run_name = arm_config(base, plan.prefix, seed, arm).name
             table[arm], records[arm] = {}, {}
             for training in analysis.TRAININGS:
-                out = out_dir / f"seed{seed}" / f"{arm}-{training}.tflite"
+                # named by trial too: a pick that changes (say, after more --trials) gets fresh files, and
+                # never resumes another architecture's checkpoint
+                out = out_dir / f"seed{seed}" / f"{arm}-t{pick['number']}-{training}.tflite"
                 say(f"== seed {seed}: {ARM_TITLES[arm]} pick, {TRAINING_TITLES[training]}")
                 record = _train_pick(store, run_name, pick, training, out, epochs=plan.epochs,
                                      quantize=base.quantization, seed=seed, cache_dir=cache_dir,
@@ -194,8 +199,8 @@ def _result(base: SearchConfig, plan: RelativeGainPlan, per_seed: list[dict]) ->
 def relative_gain_lines(result: dict) -> list[str]:
     """The 2x2 table and Eq. 1 as Markdown lines (what the command prints and ``relative_gain.md`` holds)."""
     search = result["search"]
-    target = (f"{search['target_ms']:g} ms" if search.get("target_ms") is not None
-              else f"{search['target_mmacs']:g} M MACs")
+    cost = get_reward(search["reward"]).cost
+    target = f"{search[COST_TARGET_OPTION[cost]]:g} {COST_UNITS[cost]}"
     seeds = result["seeds"]
     lines = [f"Relative gain of AKD over NAS: {search['trials']} children per search, target {target} on "
              f"{search['device']!r}, picks within ±{result['tolerance']:.0%}, trained {result['epochs']} epochs; "
@@ -231,6 +236,20 @@ def _cell(spread: dict) -> str:
     return f"{100 * spread['mean']:.2f} ± {100 * spread['std']:.2f}%"
 
 
+def teacher_configs(base: SearchConfig, teachers: tuple[tuple[str, ...], tuple[str, ...]],
+                    prefix: str) -> list[SearchConfig]:
+    """The two validated searches of :func:`run_teachers`: ``base`` distilled from each teacher."""
+    if len(teachers) != 2 or not all(teachers):
+        raise ValueError(f"the teachers experiment compares exactly two teachers, got {len(teachers)}")
+    if teachers[0] == teachers[1]:
+        raise ValueError(f"the two teachers are the same file(s): {', '.join(teachers[0])}")
+    configs = [replace(base, name=f"{prefix}-t{i}", reward_source="kd", teachers=tuple(paths))
+               for i, paths in enumerate(teachers, start=1)]
+    for config in configs:
+        config.validate()
+    return configs
+
+
 def run_teachers(store: Store, base: SearchConfig, teachers: tuple[tuple[str, ...], tuple[str, ...]], prefix: str,
                  out_dir, *, executor=None, cache_dir: str | None = None, wait_timeout_s: float | None = None,
                  heatmap_k: int = 20, latency_range: tuple[float, float] | None = None, on_event=None,
@@ -240,14 +259,9 @@ def run_teachers(store: Store, base: SearchConfig, teachers: tuple[tuple[str, ..
     from search.loop import run_search
     from search.report import write_report
 
-    if len(teachers) != 2 or not all(teachers):
-        raise ValueError(f"the teachers experiment compares exactly two teachers, got {len(teachers)}")
-    if teachers[0] == teachers[1]:
-        raise ValueError(f"the two teachers are the same file(s): {', '.join(teachers[0])}")
-    configs = [replace(base, name=f"{prefix}-t{i}", reward_source="kd", teachers=tuple(paths))
-               for i, paths in enumerate(teachers, start=1)]
+    configs = teacher_configs(base, teachers, prefix)
     for config in configs:
-        config.validate()
+        runs.check_resumable(store, config)
     for config in configs:
         say(f"== teacher {', '.join(config.teachers)}: search {config.name!r}")
         run_search(store, config, executor=executor, cache_dir=cache_dir, wait_timeout_s=wait_timeout_s,

@@ -53,7 +53,8 @@ class RunData:
         return f"{self.name} ({self.summary['reward_source']})"
 
 
-def _check_runs(runs: Sequence[RunData]) -> None:
+def check_runs(runs: Sequence[RunData]) -> None:
+    """``ValueError`` unless there are one or two runs of one space."""
     if not 1 <= len(runs) <= 2:
         raise ValueError(f"figures show one run or two overlaid, got {len(runs)}")
     if len(runs) == 2 and runs[0].summary["space"] != runs[1].summary["space"]:
@@ -75,7 +76,7 @@ _TARGET = {"color": "tab:red", "linestyle": "--", "linewidth": 1}
 
 def trajectory(runs: Sequence[RunData]) -> Figure:
     """Reward, accuracy and latency of each child against its trial number (Fig. 4 C/D)."""
-    _check_runs(runs)
+    check_runs(runs)
     fig, axes = plt.subplots(3, 1, figsize=(9, 8), sharex=True, layout="constrained")
     for run, colour in zip(runs, COLOURS):
         done = run.done
@@ -106,7 +107,7 @@ def _failed_note(runs: Sequence[RunData]) -> str:
 
 def pareto(runs: Sequence[RunData]) -> Figure:
     """Accuracy against latency, each run's Pareto front drawn as a line, the target marked (Fig. 4 B)."""
-    _check_runs(runs)
+    check_runs(runs)
     fig, ax = plt.subplots(figsize=(8, 5.5), layout="constrained")
     for run, colour in zip(runs, COLOURS):
         done = run.done
@@ -131,7 +132,7 @@ def pareto(runs: Sequence[RunData]) -> Figure:
 
 def macs_latency(runs: Sequence[RunData]) -> Figure:
     """Multiply-accumulates against latency with each run's least-squares line and its equation (Fig. 4 E)."""
-    _check_runs(runs)
+    check_runs(runs)
     fig, ax = plt.subplots(figsize=(8, 5.5), layout="constrained")
     for run, colour in zip(runs, COLOURS):
         done = [t for t in run.trials if t["latency_ms"] is not None and t["mmacs"] is not None]
@@ -146,6 +147,8 @@ def macs_latency(runs: Sequence[RunData]) -> Figure:
         xs = np.array([latency.min(), latency.max()])
         ax.plot(xs, fit.slope * xs + fit.intercept, color=colour, linewidth=1.5,
                 label=fit.equation("MMACs", "latency (ms)"), gid=f"fit:{run.name}")
+    for target in sorted({r.summary["target_mmacs"] for r in runs if r.summary["target_mmacs"] is not None}):
+        ax.axhline(target, **_TARGET, gid="target", label=f"target {target:g} M MACs")
     ax.set_xlabel("latency (ms)")
     ax.set_ylabel("multiply-accumulates (millions)")
     ax.set_title("MACs against latency (every child with a latency, failed ones included)")
@@ -157,7 +160,7 @@ def macs_latency(runs: Sequence[RunData]) -> Figure:
 def architecture_pca(runs: Sequence[RunData]) -> tuple[Figure, analysis.PCAResult]:
     """Every proposed child's one-hot vector projected on the first two principal components of all of them,
     shaded by generation (controller step; light = early, dark = late), one colour map per run (Figs. 5/6)."""
-    _check_runs(runs)
+    check_runs(runs)
     space = get_space(runs[0].summary["space"])
     matrices = [analysis.onehot_matrix(space, [t["arch"] for t in run.trials]) for run in runs]
     result = analysis.pca(np.concatenate(matrices), k=2)
@@ -166,6 +169,8 @@ def architecture_pca(runs: Sequence[RunData]) -> tuple[Figure, analysis.PCAResul
     for run, matrix, cmap, colour, marker in zip(runs, matrices, COLOUR_MAPS, COLOURS, MARKERS):
         coords = result.coords[start:start + len(matrix)]
         start += len(matrix)
+        if not len(matrix):
+            continue  # a run interrupted before its first step
         steps = np.array([t["step"] for t in run.trials], dtype=float)
         last = max(steps.max(), 1.0)
         ax.scatter(coords[:, 0], coords[:, 1], c=0.25 + 0.75 * steps / last, cmap=cmap, vmin=0, vmax=1, s=26, marker=marker,

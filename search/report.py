@@ -25,6 +25,7 @@ from search import analysis, runs
 from search.checks import check_int
 
 FIGURE_DPI = 120
+FIGURE_FILES = ("trajectory.png", "pareto.png", "macs_latency.png", "pca.png", "heatmap.png")
 
 
 @dataclass
@@ -57,12 +58,14 @@ def write_report(store: Store, name: str, out_dir, *, compare: str | None = None
     check_int("heatmap_k", heatmap_k, 1)
     if compare is not None and compare == name:
         raise ValueError(f"--compare must name another run than {name!r}")
-    if latency_range is not None and not latency_range[0] <= latency_range[1]:
-        raise ValueError(f"latency range must be LOW <= HIGH, got {latency_range[0]} > {latency_range[1]}")
+    if latency_range is not None:
+        analysis.check_range(latency_range)
     data = [load_run(store, name)] + ([load_run(store, compare)] if compare is not None else [])
-    figures._check_runs(data)
+    figures.check_runs(data)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in FIGURE_FILES:  # a figure skipped this time must not survive from an earlier report
+        (out_dir / stale).unlink(missing_ok=True)
     report = Report(out_dir, out_dir / "index.html")
 
     def save(file_name: str, fig, caption: str) -> None:
@@ -86,14 +89,16 @@ def write_report(store: Store, name: str, out_dir, *, compare: str | None = None
              "line of each run; its equation is in the legend.")
     else:
         report.skipped["macs_latency.png"] = "fewer than two children have a latency"
-    if sum(len(run.trials) for run in data) >= 2:
+    if sum(len(run.trials) for run in data) >= 2 and all(run.trials for run in data):
         fig, result = figures.architecture_pca(data)
         save("pca.png", fig,
              f"Every proposed child's one-hot architecture vector projected on the first two principal "
              f"components of all of them ({result.explained[0]:.1%} and {result.explained[1]:.1%} of the "
              f"variance), shaded by generation (controller step): light early, dark late.")
     else:
-        report.skipped["pca.png"] = "PCA needs at least two children"
+        empty = [repr(run.name) for run in data if not run.trials]
+        report.skipped["pca.png"] = (f"{', '.join(empty)} has no children yet" if empty else
+                                     "PCA needs at least two children")
     _heatmap(data, heatmap_k, latency_range, report, save)
     report.index.write_text(_page(data, report, top_k, store))
     say(f"wrote {report.index}")
@@ -112,8 +117,9 @@ def _heatmap(data, k: int, latency_range, report: Report, save) -> None:
     chosen = [analysis.top_by_accuracy(run.trials, k, latency_range) for run in data]
     empty = [run.name for run, top in zip(data, chosen) if not top]
     if empty:
-        report.skipped["heatmap.png"] = (f"no finished child of {', '.join(repr(n) for n in empty)} has "
-                                         f"{_range_text(latency_range)}")
+        names = ", ".join(repr(n) for n in empty)
+        report.skipped["heatmap.png"] = (f"{names} has no finished child yet" if latency_range is None else
+                                         f"no finished child of {names} has {_range_text(latency_range)}")
         return
     means = [analysis.onehot_matrix(space, [t["arch"] for t in top]).mean(axis=0) for top in chosen]
     counts = " and ".join(f"{len(top)} of {run.name!r}" for run, top in zip(data, chosen))
@@ -140,8 +146,12 @@ def _fmt(value, spec: str, missing: str = "-") -> str:
 def _summary_rows(run) -> dict[str, str]:
     s = run.summary
     best = s["best"]
-    target = ", ".join(x for x in (s["target_ms"] and f"{s['target_ms']:g} ms",
-                                   s["target_mmacs"] and f"{s['target_mmacs']:g} M MACs") if x) or "none"
+    targets = []
+    if s["target_ms"] is not None:
+        targets.append(f"{s['target_ms']:g} ms")
+    if s["target_mmacs"] is not None:
+        targets.append(f"{s['target_mmacs']:g} M MACs")
+    target = ", ".join(targets) or "none"
     return {
         "status": s["status"], "space": s["space"], "device": s["device"], "controller": s["controller"],
         "reward": s["reward"], "accuracy from": s["reward_source"], "target": target, "seed": str(s["seed"]),

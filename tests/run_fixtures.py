@@ -34,8 +34,10 @@ RUN_B = [("dwconv_k3_se0_noskip_w1_n1:dwconv_k3_se0_noskip_w1_n1", 0.45, 0.25),
          ("mbconv3_k3_se0_noskip_w1_n1:mbconv3_k3_se0_noskip_w1_n1", 0.65, 0.90)]
 
 
-def store_run(store, name, children, source):
-    config = SearchConfig(name=name, space="lut-test", controller="random", reward_source=source, target_ms=0.5,
+def store_run(store, name, children, source, reward="mnas-soft", target_ms=0.5, target_mmacs=None):
+    """Store run ``name`` of ``children`` (arch, accuracy or None for a failure, latency ms) in steps of 3."""
+    config = SearchConfig(name=name, space="lut-test", controller="random", reward_source=source, reward=reward,
+                          target_ms=target_ms, target_mmacs=target_mmacs,
                           trials=len(children), batch_size=3, data={"source": "demo", "val_size": 50},
                           proxy=ProxySettings(epochs=1, train_size=64, batch_size=32),
                           teachers=("teacher.keras",) if source == "kd" else ())
@@ -51,5 +53,6 @@ def store_run(store, name, children, source):
                 runs.record_failure(store, trial.id, "TrainingDiverged: loss became nan at step 1")
             else:
                 runs.record_result(store, trial.id, accuracy=accuracy, train={}, train_seconds=2.0, worker="w:1",
-                                   reward_terms=compute_reward("mnas-soft", accuracy, latency_ms=latency,
-                                                               target_ms=0.5))
+                                   reward_terms=compute_reward(reward, accuracy, latency_ms=latency,
+                                                               mmacs=trial.mmacs, target_ms=target_ms,
+                                                               target_mmacs=target_mmacs))

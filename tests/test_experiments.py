@@ -42,6 +42,9 @@ def test_the_pick_is_the_best_reward_within_the_tolerance_and_a_miss_names_the_n
     with pytest.raises(ValueError, match=r"no finished child of 'a' lies within ±10% of the target 0.5 ms "
                                          r"\(0.45-0.55 ms\); the nearest is #3 at 0.6 ms: widen --tolerance"):
         pick_near_target(store, "a", 0.1)
+    store_run(store, "failed", RUN_A[2:3], "label")
+    with pytest.raises(ValueError, match="^run 'failed' has no finished child$"):
+        pick_near_target(store, "failed", 0.1)
 
 
 def test_the_plan_refuses_what_cannot_give_a_table():
@@ -97,6 +100,13 @@ def test_the_printed_table_is_the_mean_and_spread_of_the_seeds_and_eq1():
     ]
 
 
+def test_a_macs_target_is_what_the_table_names():
+    result = fixed_result()
+    result["search"].update(reward="flops", target_mmacs=5.0)
+    assert relative_gain_lines(result)[0].startswith("Relative gain of AKD over NAS: 20 children per search, "
+                                                     "target 5 M MACs on 'local'")
+
+
 def test_relative_gain_runs_both_searches_trains_four_students_and_resumes_without_retraining(tmp_path, tiny_space):
     url = build_tiny_lut(f"sqlite:///{tmp_path / 'exp.db'}")
     teacher = tiny_teacher(tmp_path / "teacher.keras", seed=0)
@@ -116,11 +126,12 @@ def test_relative_gain_runs_both_searches_trains_four_students_and_resumes_witho
     for arm in ("akd", "nas"):
         assert seed["picks"][arm]["number"] == runs.get_trial(store, f"rg-s0-{arm}").number  # tolerance 100: the best
         for training in ("kd", "label"):
-            record = json.loads((out / "seed0" / f"{arm}-{training}.json").read_text())
+            stem = out / "seed0" / f"{arm}-t{seed['picks'][arm]['number']}-{training}"
+            record = json.loads(stem.with_suffix(".json").read_text())
             assert (record["run"], record["trained_with"], record["epochs"]) == (f"rg-s0-{arm}", training, 1)
             assert record["trial"] == seed["picks"][arm]["number"]
             assert seed["table"][arm][training] == record["test_top1"]
-            assert (out / "seed0" / f"{arm}-{training}.tflite").stat().st_size == record["size_bytes"]
+            assert stem.with_suffix(".tflite").stat().st_size == record["size_bytes"]
     assert seed["relative_gain"] == pytest.approx(analysis.relative_gain(seed["table"]))
     assert (out / "relative_gain.md").read_text().splitlines() == relative_gain_lines(result)
     assert first.output.splitlines()[-1] == (f"wrote {out}/relative_gain.json, {out}/relative_gain.md and "

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from akd_tf.cli import main
 from akd_tf.space import get_space
 from latency_db.store import open_store
-from search import analysis, figures
+from search import analysis, figures, runs
+from search.config import SearchConfig
 from search.report import load_run, write_report
 from run_fixtures import RUN_A, RUN_B, store_run
 
@@ -246,3 +247,26 @@ def test_cli_report_writes_the_files_and_names_bad_input(two_runs, tmp_path):
     reversed_range = CliRunner().invoke(main, ["search", "report", "akd-run", "--out", str(out), "--db", url,
                                                "--latency-range", "2", "1"])
     assert "latency range must be LOW <= HIGH, got 2.0 > 1.0" in reversed_range.output
+
+
+def test_a_compared_run_without_children_skips_what_needs_them_and_says_so(two_runs, tmp_path):
+    store, _ = two_runs
+    config = SearchConfig(name="empty", space="lut-test", controller="random", reward_source="label",
+                          target_ms=0.5, trials=4, data={"source": "demo", "val_size": 50})
+    runs.create_or_resume(store, config, {"input_shape": [32, 32, 1], "classes": 10, "dataset": "demo"})
+    stale = tmp_path / "out" / "pca.png"
+    stale.parent.mkdir()
+    stale.write_bytes(b"an earlier report's figure")
+    report = write_report(store, "akd-run", tmp_path / "out", compare="empty")
+    assert sorted(report.figures) == ["macs_latency.png", "pareto.png", "trajectory.png"]
+    assert report.skipped == {"pca.png": "'empty' has no children yet",
+                              "heatmap.png": "'empty' has no finished child yet"}
+    assert not stale.exists()
+
+
+def test_a_macs_target_is_drawn_on_the_macs_figure(tmp_path, tiny_space):
+    store = open_store(f"sqlite:///{tmp_path / 'flops.db'}")
+    store_run(store, "flops-run", RUN_A, "label", reward="flops", target_mmacs=0.2)
+    fig = figures.macs_latency([load_run(store, "flops-run")])
+    line = gid(fig, "target")
+    assert list(line.get_ydata()) == [0.2, 0.2] and line.get_label() == "target 0.2 M MACs"
