@@ -8,7 +8,7 @@
 set -euo pipefail
 AKD_TF=${AKD_TF:-akd-tf}
 OUT_DIR=${AKD_TF_DEMO_DIR:-demo-output}
-TRIALS=${AKD_TF_DEMO_TRIALS:-12}
+TRIALS=${AKD_TF_DEMO_TRIALS:-10}
 SEEDS=${AKD_TF_SEEDS:-0}
 export AKD_TF_DB=${AKD_TF_DB:-sqlite:///$PWD/$OUT_DIR/akd-tf.db}
 mkdir -p "$OUT_DIR"
@@ -22,4 +22,4 @@ seed_options=()
 for seed in $SEEDS; do seed_options+=(--seed "$seed"); done
 run "$AKD_TF" experiment relative-gain --name relgain --teacher "$OUT_DIR/teacher.keras" "${seed_options[@]}" \
     --device local --measure --target-ms 0.5 --tolerance 0.3 --trials "$TRIALS" --batch-size 2 --val-size 1000 \
-    --proxy-epochs 3 --proxy-train-size 1500 --proxy-batch-size 32 --epochs 5 --out "$OUT_DIR/relative-gain"
+    --proxy-epochs 3 --proxy-train-size 1500 --proxy-batch-size 32 --epochs 3 --out "$OUT_DIR/relative-gain"
