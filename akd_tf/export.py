@@ -336,3 +336,6 @@ def load_keras_model(path: str | os.PathLike) -> keras.Model:
         return keras.models.load_model(path, compile=False)
     except (ValueError, OSError, IOError) as exc:
         raise ValueError(f"{path}: cannot be loaded as a Keras model ({exc})") from exc
+    except TypeError as exc:  # e.g. Keras 3's `batch_shape`, which tf-keras (Keras 2) does not know
+        raise ValueError(f"{path}: cannot be loaded by tf-keras (Keras 2), which akd-tf uses; a model saved by "
+                         f"Keras 3 must be re-saved with tf_keras ({exc})") from exc

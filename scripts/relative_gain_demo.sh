@@ -6,18 +6,11 @@
 # It reuses the quick start's teacher (trained first when missing). Rerunning resumes: finished searches,
 # children and trainings are not redone. Give seeds as AKD_TF_SEEDS="0 1 2" for a spread.
 set -euo pipefail
-AKD_TF=${AKD_TF:-akd-tf}
-OUT_DIR=${AKD_TF_DEMO_DIR:-demo-output}
+source "$(dirname "$0")/demo_common.sh"
 TRIALS=${AKD_TF_DEMO_TRIALS:-10}
 SEEDS=${AKD_TF_SEEDS:-0}
-export AKD_TF_DB=${AKD_TF_DB:-sqlite:///$PWD/$OUT_DIR/akd-tf.db}
-mkdir -p "$OUT_DIR"
 
-run() { printf '\n$ %s\n' "$*"; "$@"; }
-
-if [ ! -f "$OUT_DIR/teacher.keras" ]; then
-    run "$AKD_TF" teacher train --model resnet20 --epochs 3 --out "$OUT_DIR/teacher.keras"
-fi
+ensure_teacher
 seed_options=()
 for seed in $SEEDS; do seed_options+=(--seed "$seed"); done
 run "$AKD_TF" experiment relative-gain --name relgain --teacher "$OUT_DIR/teacher.keras" "${seed_options[@]}" \

@@ -130,6 +130,13 @@ def test_teacher_errors_name_the_problem(tmp_path):
         teacher.check_compatible(CLASSES, 1, "demo@train")
     with pytest.raises(ValueError, match="no such Keras model"):
         load_teacher(tmp_path / "missing.keras")
+    import keras as keras3  # the Keras 3 package TensorFlow installs beside tf-keras
+
+    inputs = keras3.Input((8, 8, 3))
+    keras3.Model(inputs, keras3.layers.Dense(4)(keras3.layers.Flatten()(inputs))).save(tmp_path / "k3.keras")
+    with pytest.raises(ValueError, match=r"k3.keras: cannot be loaded by tf-keras \(Keras 2\), which akd-tf uses; "
+                                         r"a model saved by Keras 3 must be re-saved with tf_keras"):
+        load_teacher(tmp_path / "k3.keras")
     _tiny_teacher(tmp_path / "five.keras", classes=5)
     with pytest.raises(ValueError, match="ensemble members disagree on the number of classes"):
         load_teacher([tmp_path / "t.keras", tmp_path / "five.keras"])
