@@ -1119,6 +1119,22 @@ def train_cmd(arch_text, teacher_paths, out, alpha, temperature, hard_label, fea
 # akd-tf search
 # ---------------------------------------------------------------------------
 
+def _live_display():
+    """An ``on_event`` for searches: one line per finished child, and the architecture whenever the best changes."""
+    from search import display
+
+    shown_best = [None]
+
+    def show(event):
+        click.echo(display.event_line(event))
+        line = display.best_changed_line(event, shown_best[0])
+        if line is not None:
+            click.echo(line)
+            shown_best[0] = event.best["number"]
+
+    return show
+
+
 # CLI option -> SearchConfig field (proxy.* and data are nested); what a resumed run compares.
 _SEARCH_FIELDS = {"device_name": "device", "controller": "controller", "reward": "reward",
                   "reward_source": "reward_source", "target_ms": "target_ms", "target_mmacs": "target_mmacs",
@@ -1247,19 +1263,10 @@ def search(ctx, name, workers, executor, ray_address, cache_dir, wait_timeout, d
         config = SearchConfig(name=name, **_search_settings(ctx, params, explicit_only=False))
     config.validate()  # before an executor (say, a Ray cluster) is started for nothing
     say = (lambda _message: None) if as_json else click.echo
-    shown_best = [None]
-
-    def show(event):
-        click.echo(display.event_line(event))
-        line = display.best_changed_line(event, shown_best[0])
-        if line is not None:
-            click.echo(line)
-            shown_best[0] = event.best["number"]
-
     runner = make_executor(executor, workers, ray_address)
     try:
         summary = run_search(store, config, executor=runner, cache_dir=cache_dir, wait_timeout_s=wait_timeout,
-                             say=say, on_event=None if as_json else show)
+                             say=say, on_event=None if as_json else _live_display())
     finally:
         runner.close()
     if as_json:
@@ -1387,17 +1394,12 @@ def experiment():
 
 def _run_experiment(db_url, workers, executor, ray_address, body):
     """Open the store and an executor, run ``body(store, runner, show)``, close the executor."""
-    from search import display
     from search.executors import make_executor
 
     store = _open_store(db_url)
-
-    def show(event):
-        click.echo(display.event_line(event))
-
     runner = make_executor(executor, workers, ray_address)
     try:
-        return body(store, runner, show)
+        return body(store, runner, _live_display())
     finally:
         runner.close()
 

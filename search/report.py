@@ -75,7 +75,7 @@ def write_report(store: Store, name: str, out_dir, *, compare: str | None = None
         say(f"wrote {out_dir / file_name}")
 
     if not any(run.done for run in data):
-        report.skipped["trajectory.png, pareto.png"] = "no child has finished yet"
+        report.skipped["trajectory.png"] = report.skipped["pareto.png"] = "no child has finished yet"
     else:
         save("trajectory.png", figures.trajectory(data),
              "Reward (with the best so far), proxy accuracy and latency of each finished child against its "

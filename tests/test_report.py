@@ -247,6 +247,9 @@ def test_cli_report_writes_the_files_and_names_bad_input(two_runs, tmp_path):
     reversed_range = CliRunner().invoke(main, ["search", "report", "akd-run", "--out", str(out), "--db", url,
                                                "--latency-range", "2", "1"])
     assert "latency range must be LOW <= HIGH, got 2.0 > 1.0" in reversed_range.output
+    itself = CliRunner().invoke(main, ["search", "report", "akd-run", "--compare", "akd-run", "--out", str(out),
+                                       "--db", url])
+    assert itself.exit_code == 1 and "--compare must name another run than 'akd-run'" in itself.output
 
 
 def test_a_compared_run_without_children_skips_what_needs_them_and_says_so(two_runs, tmp_path):
@@ -262,6 +265,12 @@ def test_a_compared_run_without_children_skips_what_needs_them_and_says_so(two_r
     assert report.skipped == {"pca.png": "'empty' has no children yet",
                               "heatmap.png": "'empty' has no finished child yet"}
     assert not stale.exists()
+    alone = write_report(store, "empty", tmp_path / "alone")
+    assert alone.figures == {} and alone.skipped == {
+        "trajectory.png": "no child has finished yet", "pareto.png": "no child has finished yet",
+        "macs_latency.png": "fewer than two children have a latency", "pca.png": "'empty' has no children yet",
+        "heatmap.png": "'empty' has no finished child yet"}
+    assert (tmp_path / "alone" / "index.html").exists()
 
 
 def test_a_macs_target_is_drawn_on_the_macs_figure(tmp_path, tiny_space):
