@@ -19,7 +19,8 @@ import click
 import akd_tf
 from akd_tf.space import DEFAULT_SPACE, get_space, space_names
 from akd_tf.train_settings import DEFAULT_ALPHA, DEFAULT_PROXY_EPOCHS, DEFAULT_TEMPERATURE, OPTIMIZERS, TrainSettings
-from search.config import QUANTIZATIONS, REWARD_SOURCES
+from akd_tf.target import QUANTIZATIONS, ModelTarget
+from search.config import REWARD_SOURCES
 from search.controller import CONTROLLERS
 from search.executors import EXECUTORS
 from search.rewards import REWARDS
@@ -266,7 +267,7 @@ def arch_decode(tokens, space_name):
 @click.option("--train-with", type=click.Choice(["kd", "label"]), default=None,
               help="With --run: distill from the run's teacher or train on labels (default: as the run did).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Path of the .tflite file to write.")
-@click.option("--quantize", type=click.Choice(["none", "fp16", "int8"]), default="none", show_default=True,
+@click.option("--quantize", type=click.Choice(QUANTIZATIONS), default="none", show_default=True,
               help="none: float32; fp16: float16 weights; int8: full-integer post-training quantization.")
 @click.option("--representative-data", type=click.Path(), default=None,
               help="int8 calibration images (N,H,W,C) in [-1, 1], .npy or the 'x' array of a .npz. "
@@ -371,7 +372,7 @@ def _device_option(fn):
 
 
 def _target_options(fn):
-    fn = click.option("--quantize", type=click.Choice(["none", "fp16", "int8"]), default="none", show_default=True,
+    fn = click.option("--quantize", type=click.Choice(QUANTIZATIONS), default="none", show_default=True,
                       help="Quantization the latencies are for.")(fn)
     return _shape_options(fn)
 
@@ -412,8 +413,6 @@ def _open_store(db_url):
 
 
 def _target(resolution, channels, classes, quantize):
-    from latency_db.measure import ModelTarget
-
     return ModelTarget(resolution=resolution, classes=classes, channels=channels, quantization=quantize)
 
 
@@ -1183,7 +1182,7 @@ _SEARCH_RUN_OPTIONS = [
     click.option("--measure", is_flag=True,
                  help="Measure every child never measured on --device (phones: farm jobs, run "
                       "`akd-tf devices serve`); default: the latency table's prediction."),
-    click.option("--quantize", type=click.Choice(list(QUANTIZATIONS)), default="none", show_default=True,
+    click.option("--quantize", type=click.Choice(QUANTIZATIONS), default="none", show_default=True,
                  help="Quantization the latencies are for."),
     click.option("--proxy-epochs", default=DEFAULT_PROXY_EPOCHS, show_default=True, type=click.IntRange(min=1),
                  help="Training epochs per child (the first is a learning-rate warm-up)."),

@@ -42,8 +42,8 @@ import tf_keras as keras
 
 from akd_tf.interpreter import make_interpreter
 from akd_tf.models import BN_EPSILON, build_student
+from akd_tf.target import check_quantization
 
-QUANTIZATIONS = ("none", "fp16", "int8")
 PARITY_TOLERANCE = {"none": 1e-4, "fp16": 1e-2}
 DEFAULT_MIN_INT8_AGREEMENT = 0.9
 MIN_INT8_LOGIT_CORRELATION = 0.5
@@ -102,8 +102,7 @@ class ExportResult:
 
 
 def check_quantize(quantize: str) -> str:
-    if quantize not in QUANTIZATIONS:
-        raise ValueError(f"quantize must be one of {', '.join(QUANTIZATIONS)}, got {quantize!r}")
+    check_quantization(quantize, "quantize")
     return quantize
 
 

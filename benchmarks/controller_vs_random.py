@@ -37,7 +37,7 @@ import numpy as np
 
 from akd_tf.plan import plan_network
 from akd_tf.space import SearchSpace, get_space
-from latency_db.measure import ModelTarget
+from akd_tf.target import ModelTarget
 from latency_db.predictor import LutPredictor
 from latency_db.store import open_store
 from search.controller import CONTROLLERS, make_controller

@@ -19,7 +19,7 @@ import time
 
 from akd_tf.space import get_space
 from latency_db.lut import build_lut, missing_operators
-from latency_db.measure import ModelTarget
+from akd_tf.target import ModelTarget
 from latency_db.store import open_store
 from table_args import add_table_arguments, ensure_cache
 

@@ -16,7 +16,7 @@ import argparse
 
 from akd_tf.space import get_space
 from latency_db.calibrate import calibrate
-from latency_db.measure import ModelTarget
+from akd_tf.target import ModelTarget
 from latency_db.store import open_store
 from table_args import add_table_arguments, ensure_cache
 

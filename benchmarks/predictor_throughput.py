@@ -17,7 +17,7 @@ import time
 
 from akd_tf.plan import plan_network
 from akd_tf.space import get_space
-from latency_db.measure import ModelTarget
+from akd_tf.target import ModelTarget
 from latency_db.predictor import LutPredictor
 from latency_db.store import open_store
 from table_args import add_table_arguments, ensure_cache

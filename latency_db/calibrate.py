@@ -8,7 +8,8 @@ from typing import Callable
 from akd_tf.benchmark import RunSettings
 from akd_tf.space import Arch, SearchSpace
 from latency_db.devices import get_device
-from latency_db.measure import WHOLE_MODEL_SETTINGS, ModelTarget, measure_many
+from akd_tf.target import ModelTarget
+from latency_db.measure import WHOLE_MODEL_SETTINGS, measure_many
 from latency_db.predictor import (LutPredictor, PredictionAccuracy, apply_calibration, fit_calibration,
                                   prediction_accuracy)
 from latency_db.schema import Calibration

@@ -30,7 +30,7 @@ from latency_db import farm
 from latency_db.backends import backend_for
 from latency_db.devices import get_device
 from latency_db.keys import Operator, enumerate_operators
-from latency_db.measure import ModelTarget
+from akd_tf.target import ModelTarget
 from latency_db.schema import LutEntry, TimedRunStats, utcnow
 from latency_db.store import Store
 

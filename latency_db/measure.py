@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import tempfile
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -15,26 +14,13 @@ from sqlalchemy.orm import Session
 from akd_tf.benchmark import BenchmarkResult, RunSettings
 from akd_tf.plan import plan_network
 from akd_tf.space import Arch
+from akd_tf.target import ModelTarget
 from latency_db.backends import backend_for
 from latency_db.devices import get_device
 from latency_db.schema import Device, Measurement, TFLiteModel, utcnow
 from latency_db.store import Store
 
 WHOLE_MODEL_SETTINGS = RunSettings()  # benchmark_model's defaults: 50 runs, at least 1 s
-
-
-@dataclass(frozen=True)
-class ModelTarget:
-    """What a latency is for, besides the architecture: input, classes and quantization."""
-
-    resolution: int
-    classes: int
-    channels: int = 3
-    quantization: str = "none"
-
-    @property
-    def input_shape(self) -> tuple[int, int, int]:
-        return (self.resolution, self.resolution, self.channels)
 
 
 def get_or_create_model(session: Session, arch: Arch, target: ModelTarget, sha256: str = "") -> TFLiteModel:

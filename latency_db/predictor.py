@@ -20,10 +20,9 @@ from sqlalchemy import select
 
 from akd_tf.plan import HeadPlan, StemPlan, plan_block
 
-WEIGHT_BYTES = {"none": 4, "fp16": 2, "int8": 1}  # bytes per parameter as stored in the .tflite
 from akd_tf.space import Arch, SearchSpace
 from latency_db.devices import get_device
-from latency_db.measure import ModelTarget
+from akd_tf.target import WEIGHT_BYTES, ModelTarget
 from latency_db.schema import Calibration, LutEntry
 from latency_db.store import Store
 

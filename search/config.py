@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 
 from akd_tf.space import get_space
+from akd_tf.target import check_quantization
 from akd_tf.train_settings import DEFAULT_ALPHA, DEFAULT_PROXY_EPOCHS, DEFAULT_TEMPERATURE, OPTIMIZERS, TrainSettings
 from search.checks import check_int, check_number
 from search.rewards import COST_TARGET_OPTION, get_reward
@@ -21,7 +22,6 @@ REWARD_SOURCES = {
     "kd": "accuracy after distillation from the teacher (AKD)",
     "label": "accuracy after training on hard labels (conventional NAS)",
 }
-QUANTIZATIONS = ("none", "fp16", "int8")
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 RESUMABLE_CHANGES = ("trials",)  # settings a resumed run may change
 
@@ -119,8 +119,7 @@ class SearchConfig:
                              "reward source 'label' for a conventional NAS search")
         check_int("trials", self.trials, 1)
         check_int("batch_size", self.batch_size, 1)
-        if self.quantization not in QUANTIZATIONS:
-            raise ValueError(f"quantization must be one of {', '.join(QUANTIZATIONS)}, got {self.quantization!r}")
+        check_quantization(self.quantization)
         if not isinstance(self.data, dict) or not isinstance(self.data.get("source"), str):
             raise ValueError(f"data must be a dict with a 'source' string, got {self.data!r}")
         self.proxy.validate()

@@ -23,7 +23,8 @@ import numpy as np
 from akd_tf import data
 from akd_tf.space import get_space
 from akd_tf.train_settings import TrainSettings
-from latency_db.measure import ModelTarget, measure_tflite
+from akd_tf.target import ModelTarget
+from latency_db.measure import measure_tflite
 from latency_db.store import Store
 from search import runs
 from search.checks import check_int

@@ -18,7 +18,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from akd_tf.space import Arch
 from latency_db import farm, jobs
 from latency_db.devices import get_device
-from latency_db.measure import (WHOLE_MODEL_SETTINGS, ModelTarget, get_or_create_model, latest_measurement,
+from akd_tf.target import ModelTarget
+from latency_db.measure import (WHOLE_MODEL_SETTINGS, get_or_create_model, latest_measurement,
                                 measure_arch, measurement_by_run_key, submit_arch)
 from latency_db.predictor import LutPredictor
 from latency_db.schema import Job

@@ -17,7 +17,7 @@ import time
 from typing import Callable
 
 from akd_tf.space import get_space
-from latency_db.measure import ModelTarget
+from akd_tf.target import ModelTarget
 from latency_db.store import Store
 from search import runs
 from search.config import SearchConfig

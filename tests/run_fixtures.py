@@ -3,7 +3,7 @@
 from akd_tf.benchmark import RunSettings
 from akd_tf.space import get_space
 from latency_db.lut import build_lut
-from latency_db.measure import ModelTarget
+from akd_tf.target import ModelTarget
 from latency_db.store import open_store
 from search import runs
 from search.config import ProxySettings, SearchConfig

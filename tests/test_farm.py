@@ -17,7 +17,8 @@ from devicefarm.runner import PhoneLimits, PhoneRunner, PhoneUnhealthy
 from devicefarm.worker import FarmWorker, WorkerOptions
 from latency_db import farm, jobs
 from latency_db.lut import build_lut
-from latency_db.measure import ModelTarget, measure_arch
+from akd_tf.target import ModelTarget
+from latency_db.measure import measure_arch
 from latency_db.query import query_latency
 from latency_db.schema import Device, Job, JobModel, LutEntry
 from latency_db.store import open_store

@@ -13,7 +13,8 @@ from latency_db.calibrate import calibrate
 from latency_db.config import mask_url, resolve_url
 from latency_db.exchange import export_table, import_table
 from latency_db.lut import build_lut, missing_operators
-from latency_db.measure import ModelTarget, measure_arch
+from akd_tf.target import ModelTarget
+from latency_db.measure import measure_arch
 from latency_db.predictor import (LutPredictor, MissingKeysError, apply_calibration, fit_calibration, kendall_tau,
                                   prediction_accuracy)
 from latency_db.query import query_latency

@@ -1,0 +1,35 @@
+"""What a latency is for, besides the architecture: the input, the classes and the quantization.
+
+The one list of quantization modes lives here; the exporter, the latency table, the search's
+settings and the CLI's ``--quantize`` choices all derive from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Bytes per parameter as the .tflite stores weights, per mode. none: float32; fp16: float16 weights;
+# int8: full-integer post-training quantization.
+WEIGHT_BYTES = {"none": 4, "fp16": 2, "int8": 1}
+QUANTIZATIONS = tuple(WEIGHT_BYTES)
+
+
+def check_quantization(quantization: str, name: str = "quantization") -> str:
+    """``quantization`` if it is one of :data:`QUANTIZATIONS`, else ``ValueError`` naming the value."""
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(f"{name} must be one of {', '.join(QUANTIZATIONS)}, got {quantization!r}")
+    return quantization
+
+
+@dataclass(frozen=True)
+class ModelTarget:
+    """What a latency is for, besides the architecture: input, classes and quantization."""
+
+    resolution: int
+    classes: int
+    channels: int = 3
+    quantization: str = "none"
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return (self.resolution, self.resolution, self.channels)
