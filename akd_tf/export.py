@@ -308,6 +308,24 @@ def build_for_export(arch, input_shape, num_classes: int, seed: int = 0) -> kera
     return untrained_for_export(lambda: build_student(arch, input_shape, num_classes), input_shape, seed)
 
 
+def export_arch(arch, input_shape, num_classes: int, out_path: str | os.PathLike, quantize: str = "none", *,
+                representative_data: np.ndarray | None = None, min_int8_agreement: float = 0.0,
+                seed: int = 0) -> ExportResult:
+    """Export an untrained student of ``arch`` (what latency is measured on). Its weights are random, so
+    int8 top-1 agreement is not required unless ``min_int8_agreement`` asks for it."""
+    model = build_for_export(arch, input_shape, num_classes, seed=seed)
+    return export_tflite(model, out_path, quantize, representative_data=representative_data,
+                         min_int8_agreement=min_int8_agreement, seed=seed)
+
+
+def export_keras_file(path: str | os.PathLike, out_path: str | os.PathLike, quantize: str = "none", *,
+                      representative_data: np.ndarray | None = None,
+                      min_int8_agreement: float = DEFAULT_MIN_INT8_AGREEMENT, seed: int = 0) -> ExportResult:
+    """Export the trained Keras model saved at ``path`` (see :func:`load_keras_model`), with the parity check."""
+    return export_tflite(load_keras_model(path), out_path, quantize, representative_data=representative_data,
+                         min_int8_agreement=min_int8_agreement, seed=seed)
+
+
 def load_image_array(path: str | os.PathLike) -> np.ndarray:
     """Images (N, H, W, C) as float32 from a ``.npy`` file or the ``x`` array of a ``.npz`` file."""
     path = Path(path)

@@ -215,6 +215,18 @@ class SearchSpace:
         """Number of distinct token lists."""
         return math.prod(d.size for d in self.decisions)
 
+    def summary(self) -> dict:
+        """The space's size and shape as one JSON-able record (what ``akd-tf arch space --json`` prints)."""
+        return {"space": self.name, "blocks": self.num_blocks, "decisions": self.num_decisions,
+                "onehot_width": self.onehot_width, "size": self.size, "stem_filters": self.stem_filters,
+                "head_filters": self.head_filters, "resolution": [self.min_resolution, self.max_resolution]}
+
+    def skeleton_rows(self) -> list[dict]:
+        """One row per block: its fixed skeleton (stride, filters, base layers) and each decision's labels."""
+        return [{"block": b, "stride": sk.stride, "filters": sk.filters, "base layers": sk.layers,
+                 **{d.field: " ".join(d.labels) for d in self.block_decisions(b)}}
+                for b, sk in enumerate(self.skeleton, start=1)]
+
     def _positions(self) -> Iterator[tuple[int, Decision]]:
         for b, block in enumerate(self._decisions, start=1):
             for d in block:
@@ -277,6 +289,18 @@ class SearchSpace:
             tokens.append(int(ones[0]))
             offset += d.size
         return Arch(self, tuple(tokens))
+
+    def decode_text(self, text: str) -> "Arch":
+        """An architecture from typed tokens: comma- or space-separated ints, or a one-hot string of 0/1
+        digits exactly :attr:`onehot_width` long."""
+        text = text.strip()
+        if "," not in text and set(text) <= {"0", "1"} and len(text) == self.onehot_width:
+            return self.from_onehot([int(c) for c in text])
+        try:
+            values = [int(t) for t in text.replace(",", " ").split()]
+        except ValueError:
+            raise ValueError(f"expected comma-separated ints, got {text!r}") from None
+        return self.from_tokens(values)
 
     def arch(self, value: "str | Sequence[int] | Arch") -> "Arch":
         """Accept any architecture form users pass around: string, tokens or Arch."""

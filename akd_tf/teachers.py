@@ -229,3 +229,14 @@ def build_teacher_model(model_name: str, input_shape, num_classes: int, seed: in
         return cifar_resnet(CIFAR_RESNETS[model_name], input_shape, num_classes)
     return getattr(keras.applications, KERAS_APPLICATIONS[model_name])(
         weights=None, input_shape=tuple(input_shape), classes=num_classes, classifier_activation=None)
+
+
+def build_teacher(model_name: str, arch, input_shape, num_classes: int, seed: int = 0) -> tuple[keras.Model, str]:
+    """An untrained teacher and what it is: an architecture of the search space when ``arch`` is given
+    (seeded like a student), else the network ``model_name`` (see :func:`build_teacher_model`)."""
+    if arch is None:
+        return build_teacher_model(model_name, input_shape, num_classes, seed), model_name
+    from akd_tf.models import build_student
+
+    keras.utils.set_random_seed(seed)
+    return build_student(arch, input_shape, num_classes), arch.to_string()

@@ -122,6 +122,13 @@ class Health:
     def healthy(self) -> bool:
         return self.reachable and not self.problems
 
+    def to_dict(self) -> dict:
+        """The record ``akd-tf devices check --json`` prints per phone."""
+        return {"name": self.name, "healthy": self.healthy, "reachable": self.reachable,
+                "battery": self.condition.battery if self.condition else None,
+                "thermal": self.condition.thermal if self.condition else None,
+                "governor": self.governor, "problems": self.problems}
+
 
 def check_phone(store: Store, name: str, *, key_path: Path | str | None = None,
                 limits: PhoneLimits = PhoneLimits(), connect_timeout_s: float = 10.0) -> Health:

@@ -9,9 +9,12 @@ which is not part of the config at all: it changes speed, not results.
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
+from akd_tf.data_config import DATA_OPTION_NAMES, data_config
 from akd_tf.space import get_space
 from akd_tf.target import check_quantization
 from akd_tf.train_settings import DEFAULT_ALPHA, DEFAULT_PROXY_EPOCHS, DEFAULT_TEMPERATURE, OPTIMIZERS, TrainSettings
@@ -157,3 +160,51 @@ def merge_given(stored: SearchConfig, given: dict) -> SearchConfig:
         else:
             values[key] = value
     return SearchConfig.from_dict(values)
+
+
+# Option name (as the CLI's parameters spell them) -> SearchConfig field; the data options become ``data``
+# (:func:`akd_tf.data_config.data_config`), these become ``proxy``'s fields.
+OPTION_FIELDS = {"device_name": "device", "controller": "controller", "reward": "reward",
+                 "reward_source": "reward_source", "target_ms": "target_ms", "target_mmacs": "target_mmacs",
+                 "trials": "trials", "batch_size": "batch_size", "seed": "seed", "measure": "measure",
+                 "quantize": "quantization", "teacher_paths": "teachers", "space_name": "space"}
+PROXY_OPTION_FIELDS = {"proxy_epochs": "epochs", "proxy_train_size": "train_size",
+                       "proxy_batch_size": "batch_size", "proxy_lr": "learning_rate", "alpha": "alpha",
+                       "temperature": "temperature"}
+
+
+def config_fields(options: dict, typed: Collection[str] | None = None) -> dict:
+    """SearchConfig fields from option values keyed by option name (:data:`OPTION_FIELDS`,
+    :data:`PROXY_OPTION_FIELDS`, the data options). With ``typed`` (the options a user typed when
+    resuming) only those, the data options among them as the keys of ``data`` they set."""
+    def given(name: str) -> bool:
+        return name in options and (typed is None or name in typed)
+
+    fields = {field: options[name] for name, field in OPTION_FIELDS.items() if given(name)}
+    if "teachers" in fields:
+        fields["teachers"] = [os.path.abspath(path) for path in fields["teachers"]]
+    proxy = {field: options[name] for name, field in PROXY_OPTION_FIELDS.items() if given(name)}
+    if proxy:
+        fields["proxy"] = proxy
+    if typed is None or any(name in typed for name in DATA_OPTION_NAMES):
+        config = data_config(**{name: options[name] for name in DATA_OPTION_NAMES})
+        fields["data"] = config if typed is None else {
+            key: value for key, value in config.items()
+            if key == "source" and "dataset" in typed or key != "source" and key in typed}
+    return fields
+
+
+def config_for(name: str, options: dict, *, stored: SearchConfig | None = None,
+               typed: Collection[str] = ()) -> SearchConfig:
+    """The settings of run ``name``: from every option for a new run, or ``stored`` with the options the
+    user typed again (``typed``) for a run that exists (:func:`merge_given`)."""
+    if stored is None:
+        return SearchConfig(name=name, **config_fields(options))
+    return merge_given(stored, config_fields(options, typed))
+
+
+def new_run_name() -> str:
+    """A fresh run name from the local date and time, ``search-YYYYmmdd-HHMMSS``."""
+    import datetime
+
+    return datetime.datetime.now().strftime("search-%Y%m%d-%H%M%S")

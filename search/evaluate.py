@@ -15,6 +15,7 @@ import socket
 import time
 
 from akd_tf import data
+from akd_tf.data_config import load_configured
 from akd_tf.space import get_space
 from akd_tf.train_settings import DistillSettings
 from search.config import ProxySettings, SearchConfig
@@ -33,8 +34,7 @@ def full_training_data(config: SearchConfig) -> data.TrainingData:
 @functools.lru_cache(maxsize=2)
 def _training_data(data_json: str, space_name: str, train_size: int | None) -> data.TrainingData:
     options = json.loads(data_json)
-    source = options.pop("source")
-    training = data.load_training_data(source, min_resolution=get_space(space_name).min_resolution, **options)
+    training = load_configured(options, get_space(space_name).min_resolution)
     if train_size is not None and train_size < training.mini_train.num_examples:
         _, subset = data.split_train_val(training.mini_train, val_size=train_size,
                                          seed=options.get("split_seed", 0))

@@ -15,7 +15,8 @@
 
 Everything resumes: the searches through their runs, each training through its JSON record next to
 its ``.tflite`` (a finished one is read back, not retrained). The result is written as
-``relative_gain.json`` and ``relative_gain.md`` in the output directory.
+``relative_gain.json`` and ``relative_gain.md`` in the output directory, with a report comparing the
+first seed's two searches in its ``report`` directory.
 
 :func:`run_teachers` runs one AKD search per teacher with the same seed and data, then writes a
 comparison report (overlaid PCA, difference heatmap) with :func:`search.report.write_report`.
@@ -32,6 +33,7 @@ from latency_db.store import Store
 from search import analysis, runs
 from search.checks import check_int, check_number
 from search.config import SearchConfig
+from search.report import write_report
 from search.rewards import COST_TARGET_OPTION, get_reward
 
 ARM_SOURCES = dict(zip(analysis.ARMS, ("kd", "label")))  # search arm -> where its children's accuracy comes from
@@ -182,6 +184,8 @@ def run_relative_gain(store: Store, base: SearchConfig, plan: RelativeGainPlan, 
     result = _result(base, plan, per_seed)
     (out_dir / "relative_gain.json").write_text(json.dumps(result, indent=2) + "\n")
     (out_dir / "relative_gain.md").write_text("\n".join(relative_gain_lines(result)) + "\n")
+    first = [arm_config(base, plan.prefix, plan.seeds[0], arm).name for arm in ARM_SOURCES]
+    write_report(store, first[0], out_dir / "report", compare=first[1], say=say)
     return result
 
 
@@ -257,7 +261,6 @@ def run_teachers(store: Store, base: SearchConfig, teachers: tuple[tuple[str, ..
     """One AKD search per teacher (``<prefix>-t1``, ``<prefix>-t2``), same seed and data; then the comparison
     report (overlaid PCA, difference heatmap t1 minus t2). Returns the :class:`search.report.Report`."""
     from search.loop import run_search
-    from search.report import write_report
 
     configs = teacher_configs(base, teachers, prefix)
     for config in configs:

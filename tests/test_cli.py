@@ -121,7 +121,7 @@ def test_export_a_saved_keras_model_int8(run, tmp_path, space):
 
 
 def test_dataset_paths_are_stored_absolute_and_named_sources_as_typed(tmp_path, monkeypatch):
-    from akd_tf.cli import _absolute_if_path
+    from akd_tf.data_config import absolute_source as _absolute_if_path
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "data.npz").write_bytes(b"")

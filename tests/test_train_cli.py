@@ -109,7 +109,7 @@ def test_bad_inputs_are_one_line_errors(workdir, teacher, smallest_arch):
 
 
 def test_teacher_model_choices_are_the_library_s():
-    from akd_tf.cli import teacher_train
+    from akd_tf.cli.train import teacher_train
     from akd_tf.teachers import TEACHER_MODELS
 
     option = next(p for p in teacher_train.params if p.name == "model_name")

@@ -1,0 +1,234 @@
+"""``akd-tf devices``: phones that measure latency (register, list, check, remove, serve jobs, emulate one)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from akd_tf.cli.common import echo_json, open_store
+from akd_tf.cli.options import bundle, db_option, json_option
+
+adb_key_option = click.option(
+    "--adb-key", type=click.Path(dir_okay=False), default=None,
+    help="Private ADB key (default: $AKD_TF_ADB_KEY, else ~/.android/adbkey, generated if missing; the phone "
+         "must accept its .pub).")
+
+
+def _phone_limits(min_battery: float, cool_timeout: float, cool_to: float):
+    from devicefarm.runner import PhoneLimits
+
+    return PhoneLimits(cool_to_c=cool_to, cool_timeout_s=cool_timeout, min_battery_pct=min_battery)
+
+
+# When a phone may be measured, as one ``limits`` (a devicefarm.runner.PhoneLimits).
+limits_options = bundle("limits", [
+    click.option("--min-battery", type=click.FloatRange(0, 100), default=20.0, show_default=True,
+                 metavar="PERCENT", help="Refuse to measure a phone with less battery."),
+    click.option("--cool-timeout", type=click.FloatRange(min=0), default=600.0, show_default=True,
+                 metavar="SECONDS", help="Refuse to measure a phone still hotter after this long."),
+    click.option("--cool-to", type=float, default=40.0, show_default=True, metavar="CELSIUS",
+                 help="Wait before each run until every temperature reading is at or below this."),
+], _phone_limits)
+
+
+def _core_choice(_ctx, _param, value):
+    if value == "auto" or value.isdigit():
+        return value if value == "auto" else int(value)
+    raise click.BadParameter(f"{value!r} is neither a core number nor 'auto'")
+
+
+def _registered_phones(store) -> list[str]:
+    from latency_db.devices import phone_names
+
+    names = phone_names(store)
+    if not names:
+        raise click.ClickException("no phones registered; add one with `akd-tf devices register HOST:PORT`")
+    return names
+
+
+@click.group()
+def devices():
+    """Phones that measure latency: register, list, check, remove, serve jobs, emulate one."""
+
+
+@devices.command("register")
+@click.argument("address", metavar="SERIAL|HOST:PORT")
+@click.option("--name", default=None, help="Name in the database (default: model and serial, e.g. pixel-4-9A1B).")
+@click.option("--benchmark-binary", type=click.Path(dir_okay=False), default=None,
+              help="Android benchmark_model executable to install (not in any registry: TensorFlow's nightly "
+                   "prebuilt or a bazel build; see README). Optional when the phone already has it.")
+@click.option("--core", default="auto", show_default=True, callback=_core_choice,
+              help="CPU core to pin benchmarks to; 'auto' picks the one with the highest max frequency.")
+@click.option("--workdir", default="/data/local/tmp/akd-tf", show_default=True,
+              help="Directory on the phone for the binary and models.")
+@click.option("--auth-timeout", type=click.FloatRange(min=1), default=60.0, show_default=True, metavar="SECONDS",
+              help="How long to wait for the phone's owner to accept this computer's key.")
+@adb_key_option
+@limits_options
+@db_option
+def devices_register(address, name, benchmark_binary, core, workdir, auth_timeout, adb_key, limits, db_url):
+    """Connect to a phone over ADB, probe it, install benchmark_model, prove it runs, and store the phone."""
+    from devicefarm.phones import register_phone
+
+    registration = register_phone(
+        open_store(db_url), address, name=name, benchmark_binary=benchmark_binary, core=core, key_path=adb_key,
+        workdir=workdir, auth_timeout_s=auth_timeout, limits=limits,
+        on_auth_prompt=lambda text: click.echo(f"waiting up to {auth_timeout:g} s: {text}", err=True),
+        log=lambda text: click.echo(text, err=True))
+    d = registration.device
+    click.echo(f"registered {d.name}: {d.model} ({d.soc}, {d.os_version}) at {d.address}, core {d.core}, "
+               f"probe model {registration.probe_latency_us:.0f} us")
+
+
+@devices.command("list")
+@db_option
+@json_option
+def devices_list(db_url, as_json):
+    """Every device with its status, last contact and lease holder."""
+    from akd_tf.tables import format_table
+    from latency_db.devices import device_rows
+
+    rows = device_rows(open_store(db_url))
+    if as_json:
+        echo_json(rows)
+        return
+    click.echo(format_table(rows, ["name", "kind", "model", "core", "status", "last_seen", "lease_holder",
+                                   "address"], right_aligned=["core"]))
+
+
+def _health_line(h) -> str:
+    if h.condition is None:
+        return f"{h.name}: UNREACHABLE: {h.problems[0]}"
+    battery, thermal = h.condition.battery, h.condition.thermal
+    return (f"{h.name}: {'ok' if h.healthy else 'UNHEALTHY'}: battery {battery.get('level_pct')}% "
+            f"{battery.get('temperature_c')} °C, thermal {thermal.get('status_name', 'n/a')}, "
+            f"hottest {h.condition.temperature_c:.1f} °C, governor {h.governor}"
+            + "".join(f"\n  - {p}" for p in h.problems))
+
+
+@devices.command("check")
+@click.argument("name", required=False)
+@adb_key_option
+@limits_options
+@db_option
+@json_option
+def devices_check(name, adb_key, limits, db_url, as_json):
+    """Reachability, battery, temperature, thermal status and governor of NAME (default: every phone).
+
+    Exits with status 1 if any checked phone is unreachable or unfit to measure.
+    """
+    from devicefarm.phones import check_phone
+
+    store = open_store(db_url)
+    names = [name] if name else _registered_phones(store)
+    reports = [check_phone(store, n, key_path=adb_key, limits=limits) for n in names]
+    if as_json:
+        echo_json([h.to_dict() for h in reports])
+    else:
+        for h in reports:
+            click.echo(_health_line(h))
+    if not all(h.healthy for h in reports):
+        sys.exit(1)
+
+
+@devices.command("remove")
+@click.argument("name")
+@click.option("--force", is_flag=True, help="Also delete its stored measurements and table entries, or a lease.")
+@db_option
+def devices_remove(name, force, db_url):
+    """Remove phone NAME from the database (the host device 'local' stays)."""
+    from devicefarm.phones import remove_device
+
+    counts = remove_device(open_store(db_url), name, force=force)
+    click.echo(f"removed {name} ({counts['measurements']} measurements, {counts['lut_entries']} table entries)")
+
+
+@devices.command("serve")
+@click.option("--device", "device_names", multiple=True,
+              help="Phone to serve (repeatable; default: every registered phone).")
+@click.option("--lease-seconds", type=click.FloatRange(min=1), default=60.0, show_default=True,
+              help="Lease length; renewed while a job runs, reclaimed by other workers if this one dies.")
+@click.option("--poll", type=click.FloatRange(min=0.05), default=1.0, show_default=True, metavar="SECONDS",
+              help="How often an idle phone asks for work.")
+@click.option("--max-jobs", type=click.IntRange(min=1), default=None, help="Stop after this many jobs.")
+@click.option("--idle-exit", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
+              help="Stop once every phone has been idle this long (default: serve until Ctrl-C).")
+@adb_key_option
+@limits_options
+@db_option
+def devices_serve(device_names, lease_seconds, poll, max_jobs, idle_exit, adb_key, limits, db_url):
+    """Run a farm worker: lease measurement jobs for this host's phones, measure, store, repeat."""
+    from devicefarm.worker import FarmWorker, WorkerOptions
+
+    store = open_store(db_url)
+    names = list(device_names) or _registered_phones(store)
+    options = WorkerOptions(lease_seconds=lease_seconds, poll_s=poll, max_jobs=max_jobs, idle_exit_s=idle_exit,
+                            limits=limits)
+    worker = FarmWorker(store, names, key_path=adb_key, options=options, log=lambda t: click.echo(t, err=True))
+    click.echo(f"worker {worker.worker_id} serving {', '.join(names)} from {store.masked_url}", err=True)
+    stats = worker.run()
+    click.echo(f"handled {stats.handled} jobs: " + ", ".join(f"{k} {v}" for k, v in sorted(stats.outcomes.items())))
+
+
+@devices.command("jobs")
+@click.option("--state", type=click.Choice(["queued", "leased", "done", "failed"]), default=None,
+              help="Only jobs in this state.")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="Most recent jobs shown.")
+@db_option
+@json_option
+def devices_jobs(state, limit, db_url, as_json):
+    """The farm's job queue: counts per state, then the most recent jobs."""
+    from akd_tf.tables import format_table
+    from latency_db import jobs
+
+    with open_store(db_url).session() as session:
+        summary = jobs.job_summary(session)
+        rows = [{"id": j.id, "kind": j.kind, "state": j.state, "pool": j.pool, "attempts": j.attempts,
+                 "lease_holder": j.lease_holder, "error": (j.error or "")[:80]}
+                for j in jobs.list_jobs(session, state=state, limit=limit)]
+    if as_json:
+        echo_json({"summary": summary, "jobs": rows})
+        return
+    click.echo(", ".join(f"{k} {v}" for k, v in summary.items()))
+    if rows:
+        click.echo(format_table(rows, ["id", "kind", "state", "pool", "attempts", "lease_holder", "error"],
+                                right_aligned=["id", "attempts"]))
+
+
+@devices.command("emulate")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (keep it loopback).")
+@click.option("--port", default=5555, show_default=True, type=click.IntRange(0, 65535),
+              help="TCP port (0: any free port, printed at start).")
+@click.option("--model", "profile", default="pixel4", show_default=True,
+              type=click.Choice(["pixel3", "pixel4", "pixel6"]), help="Phone profile: CPU topology, SoC, thermals.")
+@click.option("--bm-format", type=click.Choice(["recent", "older", "oldest"]), default="recent", show_default=True,
+              help="Which release's output format the emulated benchmark_model prints.")
+@click.option("--state-dir", type=click.Path(file_okay=False), default=None,
+              help="Directory for the phone's file system and accepted keys (default: a temporary one).")
+@click.option("--reject-keys", is_flag=True, help="Leave new host keys unaccepted (as if nobody taps 'Allow').")
+@bundle("faults", [
+    click.option("--temperature", "temperature_c", type=float, default=None, metavar="CELSIUS",
+                 help="Pin every temperature reading (e.g. to try how a hot phone is refused)."),
+    click.option("--battery", "battery_level", type=click.IntRange(0, 100), default=None, metavar="PERCENT",
+                 help="Pin the battery level."),
+])
+def devices_emulate(host, port, profile, bm_format, state_dir, reject_keys, faults):
+    """Run an emulated phone: an ADB daemon speaking the real wire protocol whose benchmark_model really runs
+    the pushed .tflite on this host. Stop it with Ctrl-C."""
+    import time
+
+    from devicefarm.emulator import EmulatedPhone, Faults
+
+    phone = EmulatedPhone(profile, host=host, port=port, state_dir=state_dir, accept_new_keys=not reject_keys,
+                          faults=Faults(**faults), bm_format=bm_format).start()
+    click.echo(f"emulated {phone.profile.model} (serial {phone.serial}) listening on {phone.address}")
+    click.echo(f"register it with: akd-tf devices register {phone.address} --benchmark-binary \"$(type -P true)\"")
+    click.echo("(the emulated phone runs its own benchmark_model for whatever file is installed)")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        phone.stop()

@@ -1,0 +1,112 @@
+"""``akd-tf experiment``: the paper's experiments as one command each (rerun with the same options to resume)."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from akd_tf.cli.common import echo_json, open_store, say_unless_json
+from akd_tf.cli.options import json_option
+from akd_tf.cli.search import print_report_outcome
+from akd_tf.cli.search_options import (heatmap_k_option, latency_range_option, live_display, open_executor,
+                                       search_run_options)
+
+
+@click.group()
+def experiment():
+    """The paper's experiments as one command each (they resume when run again with the same options)."""
+
+
+def _run_with_executor(execution: dict, run):
+    """``run(runner)`` with the executor the options ask for, closed afterwards."""
+    runner = open_executor(execution)
+    try:
+        return run(runner)
+    finally:
+        runner.close()
+
+
+@experiment.command("relative-gain")
+@click.option("--name", "prefix", required=True,
+              help="Prefix of the two searches per seed (PREFIX-sSEED-akd, PREFIX-sSEED-nas); the same prefix "
+                   "resumes them.")
+@click.option("--teacher", "teacher_paths", multiple=True, required=True, type=click.Path(),
+              help="Teacher .keras/.h5/SavedModel (repeat for an ensemble): AKD distills from it and both picks "
+                   "are trained with KD from it.")
+@click.option("--seed", "seeds", multiple=True, type=click.IntRange(min=0), default=(0,), show_default=True,
+              help="Seed of both searches (their controllers start identical) and of the final trainings; "
+                   "repeat for several seeds and a spread.")
+@click.option("--epochs", default=30, show_default=True, type=click.IntRange(min=1),
+              help="Epochs of each of the four final trainings per seed.")
+@click.option("--tolerance", default=0.1, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Each search's pick is its best-reward child within target x (1 +- TOLERANCE).")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Directory for the trained students, relative_gain.json/.md and the AKD-vs-NAS report.")
+@search_run_options
+@json_option
+def experiment_relative_gain(prefix, teacher_paths, seeds, epochs, tolerance, out_dir, execution, cache_dir,
+                             wait_timeout, db_url, as_json, data_options, **options):
+    """Does searching with KD find students that distill better? (the paper's Table 5 and Eq. 1)
+
+    Per seed: an AKD search (children distilled from the teacher) and a NAS search (hard labels) with the
+    same seed, controller initialization, target, budget, data and proxy training; the best child of
+    each within --tolerance of the target; each trained --epochs with KD and with labels, exported and
+    scored on the test split. Prints the 2x2 table and the relative gain
+    [KD(AKD) - CLS(AKD)] - [KD(NAS) - CLS(NAS)], with its spread over seeds, and writes them to --out
+    with a report comparing the two searches of the first seed.
+    """
+    from search.config import SearchConfig, config_fields
+    from search.experiments import RelativeGainPlan, relative_gain_lines, run_relative_gain
+
+    base = SearchConfig(name=prefix, teachers=tuple(os.path.abspath(path) for path in teacher_paths),
+                        **config_fields({**options, **data_options}))
+    plan = RelativeGainPlan(prefix=prefix, seeds=tuple(seeds), epochs=epochs, tolerance=tolerance)
+    plan.validate(base)
+    store = open_store(db_url)
+    result = _run_with_executor(execution, lambda runner: run_relative_gain(
+        store, base, plan, out_dir, executor=runner, cache_dir=cache_dir, wait_timeout_s=wait_timeout,
+        on_event=None if as_json else live_display(), say=say_unless_json(as_json)))
+    if as_json:
+        echo_json(result)
+        return
+    click.echo("")
+    for line in relative_gain_lines(result):
+        click.echo(line)
+    click.echo(f"wrote {out_dir}/relative_gain.json, {out_dir}/relative_gain.md and {out_dir}/report/index.html")
+
+
+@experiment.command("teachers")
+@click.option("--name", "prefix", required=True,
+              help="Prefix of the two searches (PREFIX-t1, PREFIX-t2); the same prefix resumes them.")
+@click.option("--teacher", "teacher_paths", multiple=True, required=True, type=click.Path(),
+              help="Teacher .keras/.h5/SavedModel; give it exactly twice (first, second teacher).")
+@click.option("--seed", default=0, show_default=True, type=int,
+              help="Seed of both searches: their controllers start identical.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Directory for the comparison report (PNG figures and index.html).")
+@heatmap_k_option
+@latency_range_option
+@search_run_options
+def experiment_teachers(prefix, teacher_paths, seed, out_dir, heatmap_k, latency_range, execution, cache_dir,
+                        wait_timeout, db_url, data_options, **options):
+    """Do different teachers pick different students? (the paper's Fig. 6)
+
+    Runs one AKD search per teacher with the same seed, controller initialization, target, budget and
+    data, then writes their comparison: children overlaid in one PCA, shaded by generation, and the
+    difference of the option choices of each search's most accurate children (PREFIX-t1 minus PREFIX-t2).
+    """
+    from search.config import SearchConfig, config_fields
+    from search.experiments import run_teachers, teacher_configs
+
+    if len(teacher_paths) != 2:
+        raise click.BadParameter(f"give --teacher exactly twice, got {len(teacher_paths)}",
+                                 param_hint="--teacher")
+    base = SearchConfig(name=prefix, seed=seed, **config_fields({**options, **data_options}))
+    teachers = tuple((os.path.abspath(path),) for path in teacher_paths)
+    teacher_configs(base, teachers, prefix)  # before an executor (say, a Ray cluster) is started for nothing
+    store = open_store(db_url)
+    report = _run_with_executor(execution, lambda runner: run_teachers(
+        store, base, teachers, prefix, out_dir, executor=runner, cache_dir=cache_dir, wait_timeout_s=wait_timeout,
+        heatmap_k=heatmap_k, latency_range=latency_range, on_event=live_display(), say=click.echo))
+    print_report_outcome(report)

@@ -1,0 +1,235 @@
+"""``akd-tf db`` and ``akd-tf latency``: the latency database, its lookup table, calibration and queries."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from akd_tf.cli.common import echo_json, open_store, parse_arch
+from akd_tf.cli.options import (db_option, device_option, json_option, no_wait_option, space_option,
+                                target_options, timing_options, wait_timeout_option)
+from akd_tf.space import get_space
+
+
+class FarmProgress:
+    """A progress bar for farm waits, opened on the first ``(done, failed, total)`` report."""
+
+    def __init__(self, label: str):
+        self.label, self.bar, self.shown = label, None, 0
+
+    def __call__(self, done: int, failed: int, total: int) -> None:
+        if self.bar is None:
+            self.bar = click.progressbar(length=total, label=self.label, show_eta=True, show_pos=True)
+            self.bar.__enter__()
+        self.bar.update(done + failed - self.shown)
+        self.shown = done + failed
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+
+@click.group()
+def db():
+    """Manage the latency database."""
+
+
+@db.command("upgrade")
+@db_option
+def db_upgrade(db_url):
+    """Create the database or migrate it to the newest schema."""
+    store = open_store(db_url)
+    click.echo(f"{store.masked_url}: schema at revision {store.revision()}")
+
+
+@click.group()
+def latency():
+    """Build the latency lookup table, calibrate it, measure and query latencies."""
+
+
+@latency.command("build-lut")
+@device_option
+@space_option
+@target_options
+@click.option("--dry-run", is_flag=True, help="List the keys (and which are missing) without measuring.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Measure at most this many missing keys.")
+@click.option("--workers", type=click.IntRange(min=0), default=None,
+              help="Processes converting micro-models while this one measures (default: cores - 1; 0: none).")
+@no_wait_option
+@wait_timeout_option
+@db_option
+def latency_build_lut(device_name, space_name, target, dry_run, limit, workers, no_wait, wait_timeout, db_url):
+    """Measure every operator of the space on DEVICE and store it (resumable: stored keys are skipped)."""
+    from latency_db.lut import build_lut, missing_operators
+
+    store, space = open_store(db_url), get_space(space_name)
+    operators, missing = missing_operators(store, device_name, space, target)
+    shape = f"{target.resolution}x{target.resolution}x{target.channels}"
+    click.echo(f"{len(operators)} keys for {space_name} at {shape}, {target.classes} classes, "
+               f"{target.quantization}; {len(operators) - len(missing)} stored on {device_name}, "
+               f"{len(missing)} missing")
+    if dry_run:
+        stored = {op.key for op in operators} - {op.key for op in missing}
+        for op in operators:
+            click.echo(f"{'stored ' if op.key in stored else 'missing'}  {op.key}")
+        return
+    todo = len(missing) if limit is None else min(limit, len(missing))
+    if workers is None:
+        workers = max(0, len(os.sched_getaffinity(0)) - 1)
+    with FarmProgress("measured on the farm") as farm_bar:
+        with click.progressbar(length=todo, label="measuring or queuing", show_eta=True, show_pos=True,
+                               item_show_func=lambda op: op.key if op else None) as bar:
+            summary = build_lut(store, device_name, space, target, limit=limit, workers=workers,
+                                progress=lambda op: bar.update(1, op), wait=not no_wait,
+                                wait_timeout_s=wait_timeout, wait_progress=farm_bar)
+    if summary.queued and no_wait:
+        click.echo(f"queued {summary.queued} jobs for {device_name}; `akd-tf devices serve` measures them")
+        return
+    click.echo(f"measured {summary.measured} keys in {summary.seconds:.1f} s; "
+               f"{summary.already_stored + summary.measured} of {summary.total} now stored")
+
+
+@latency.command("measure")
+@click.option("--arch", "arch_text", required=True, metavar="ARCH", help="Architecture to measure end to end.")
+@device_option
+@space_option
+@target_options
+@timing_options
+@no_wait_option
+@wait_timeout_option
+@db_option
+@json_option
+def latency_measure(arch_text, device_name, space_name, target, settings, no_wait, wait_timeout, db_url, as_json):
+    """Export ARCH, measure the whole model on DEVICE and store the measurement."""
+    import uuid
+
+    from latency_db.measure import measure_arch, submit_arch
+
+    a = parse_arch(space_name, arch_text, "'--arch'")
+    store = open_store(db_url)
+    if no_wait:
+        job = submit_arch(store, device_name, a, target, settings=settings, run_key=uuid.uuid4().hex)
+        record = {"job": job.job_id, "run_key": job.run_key, "device": device_name, "arch": a.to_string()}
+        if as_json:
+            echo_json(record)
+        else:
+            click.echo(f"queued job #{job.job_id} (run key {job.run_key}) on {device_name}")
+        return
+    row = measure_arch(store, device_name, a, target, settings=settings, wait_timeout_s=wait_timeout)
+    record = {"measurement": row.id, "device": device_name, "arch": a.to_string(), "median_ms": row.median_us / 1000,
+              "mean_ms": row.mean_us / 1000, "std_ms": row.std_us / 1000, "count": row.count}
+    if as_json:
+        echo_json(record)
+    else:
+        click.echo(f"measurement #{row.id} on {device_name}: median {row.median_us / 1000:.3f} ms "
+                   f"(mean {row.mean_us / 1000:.3f}, std {row.std_us / 1000:.3f}, {row.count} runs)")
+
+
+@latency.command("calibrate")
+@device_option
+@click.option("--n", "n_archs", default=40, show_default=True, type=click.IntRange(min=6),
+              help="Random archs measured end to end; half fit the correction, half test it.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the random archs.")
+@space_option
+@target_options
+@timing_options
+@wait_timeout_option
+@db_option
+def latency_calibrate(device_name, n_archs, seed, space_name, target, settings, wait_timeout, db_url):
+    """Fit DEVICE's correction of the lookup-table sum (scale, per-MB-of-weights, offset) and report its accuracy."""
+    from latency_db.calibrate import calibrate
+
+    store, space = open_store(db_url), get_space(space_name)
+    with click.progressbar(length=n_archs, label="measuring archs", show_eta=True, show_pos=True) as bar:
+        report = calibrate(store, device_name, space, target, n_archs, seed=seed, settings=settings,
+                           progress=lambda _arch: bar.update(1), wait_timeout_s=wait_timeout)
+    click.echo(f"calibration #{report.calibration_id}: latency_ms = {report.scale:.4f} x LUT sum + "
+               f"{report.ms_per_weight_mb:.4f} x weight MB + {report.offset_ms:.4f} (fit on {report.n_fit} archs)")
+    click.echo(f"uncalibrated {report.uncalibrated.summary()}")
+    click.echo(f"calibrated   {report.calibrated.summary()}")
+
+
+def _archs_to_query(space_name: str, arch_text: str | None, arch_file) -> list:
+    """The architectures of --arch or of each non-empty line of --file; a bad one names its line."""
+    if (arch_text is None) == (arch_file is None):
+        raise click.UsageError("give exactly one of --arch or --file")
+    texts = [arch_text] if arch_text else [line.strip() for line in arch_file if line.strip()]
+    archs = []
+    for number, text in enumerate(texts, start=1):
+        archs.append(parse_arch(space_name, text, "--arch" if arch_text else f"line {number}"))
+    return archs
+
+
+@latency.command("query")
+@click.option("--arch", "arch_text", default=None, metavar="ARCH", help="One architecture.")
+@click.option("--file", "arch_file", type=click.File("r"), default=None,
+              help="A file of architectures, one canonical string per line ('-' for stdin).")
+@device_option
+@space_option
+@target_options
+@db_option
+@json_option
+def latency_query(arch_text, arch_file, device_name, space_name, target, db_url, as_json):
+    """Latency in ms of each architecture: measured if stored, else predicted from the lookup table."""
+    from latency_db.query import query_latency
+
+    archs = _archs_to_query(space_name, arch_text, arch_file)
+    estimates = query_latency(open_store(db_url), device_name, get_space(space_name), archs, target)
+    if as_json:
+        echo_json([e.to_dict() for e in estimates])
+        return
+    for e in estimates:
+        click.echo(f"{e.latency_ms:9.3f} ms  {e.source:<9}  {e.arch}  [{e.detail}]")
+
+
+@latency.command("list")
+@db_option
+@json_option
+def latency_list(db_url, as_json):
+    """Devices with their lookup-table sizes, measurements and calibrations."""
+    from akd_tf.tables import format_table
+    from latency_db.inventory import inventory
+
+    rows = inventory(open_store(db_url))
+    if as_json:
+        echo_json(rows)
+        return
+    click.echo(format_table(rows, ["device", "kind", "status", "lut_entries", "measurements", "calibrations",
+                                   "runtime"], right_aligned=["lut_entries", "measurements", "calibrations"]))
+
+
+@latency.command("export")
+@device_option
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="json", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="File to write ('-' for stdout).")
+@db_option
+def latency_export(device_name, fmt, out, db_url):
+    """Write DEVICE's lookup table to a CSV or JSON file others can import."""
+    from latency_db.exchange import export_table
+
+    text = export_table(open_store(db_url), device_name, fmt)
+    if out == "-":
+        click.echo(text, nl=False)
+    else:
+        with open(out, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        click.echo(f"wrote {out}")
+
+
+@latency.command("import")
+@click.argument("path", type=click.Path())
+@click.option("--device", "device_name", default=None,
+              help="Device to import into (default: the one named in a JSON file; required for CSV).")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default=None,
+              help="File format (default: from the file suffix).")
+@db_option
+def latency_import(path, device_name, fmt, db_url):
+    """Import a lookup table exported by `akd-tf latency export` (one transaction; re-import adds nothing)."""
+    from latency_db.exchange import import_table
+
+    added, skipped = import_table(open_store(db_url), path, device_name, fmt)
+    click.echo(f"imported {added} entries, {skipped} already present")

@@ -1,0 +1,52 @@
+"""The ``akd-tf`` group: its subcommands (loaded lazily), ``--debug``, and how errors reach the user.
+
+An error of the user's input or environment (:func:`akd_tf.errors.is_user_error`) is printed as
+one ``Error: ...`` line with exit status 1; anything else is a bug and keeps its traceback. With
+``--debug`` (or ``AKD_TF_DEBUG=1``) every error shows its traceback.
+"""
+
+from __future__ import annotations
+
+import click
+
+import akd_tf
+from akd_tf.cli.lazy import LazyGroup
+from akd_tf.errors import is_user_error
+
+COMMANDS = {
+    "arch": "akd_tf.cli.arch:arch",
+    "bench": "akd_tf.cli.export:bench",
+    "db": "akd_tf.cli.latency:db",
+    "devices": "akd_tf.cli.devices:devices",
+    "experiment": "akd_tf.cli.experiment:experiment",
+    "export": "akd_tf.cli.export:export_cmd",
+    "info": "akd_tf.cli.info:info",
+    "latency": "akd_tf.cli.latency:latency",
+    "search": "akd_tf.cli.search:search",
+    "teacher": "akd_tf.cli.train:teacher",
+    "train": "akd_tf.cli.train:train_cmd",
+}
+
+
+class RootGroup(LazyGroup):
+    """The top-level group: turns user errors raised anywhere below it into one-line click errors."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            if ctx.params.get("debug") or not (is_user_error(exc) or isinstance(exc, (ValueError, TimeoutError))):
+                raise
+            raise click.ClickException(str(exc)) from exc
+
+
+@click.group(cls=RootGroup, lazy_subcommands=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(akd_tf.__version__, prog_name="akd-tf")
+@click.option("--debug", is_flag=True, envvar="AKD_TF_DEBUG",
+              help="Show the full traceback of every error (also: AKD_TF_DEBUG=1).")
+def main(debug):
+    """akd-tf: search, distill and export fast student networks for phones.
+
+    Architectures are written as canonical strings; `akd-tf arch sample`
+    prints some, `akd-tf arch show` explains one.
+    """

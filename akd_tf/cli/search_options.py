@@ -1,0 +1,99 @@
+"""The options every search shares, whether started by ``akd-tf search`` or by an experiment, and the
+live display both print."""
+
+from __future__ import annotations
+
+import click
+
+from akd_tf.cli.options import (apply, bundle, cache_dir_option, data_options, db_option, device_option, quantize_option,
+                                space_option)
+from akd_tf.train_settings import DEFAULT_ALPHA, DEFAULT_PROXY_EPOCHS, DEFAULT_TEMPERATURE, TrainSettings
+from search.controller import CONTROLLERS
+from search.executors import EXECUTORS
+from search.rewards import REWARDS
+
+SEARCH_RUN_OPTIONS = [
+    device_option,
+    click.option("--target-ms", type=click.FloatRange(min=0, min_open=True), default=None,
+                 help="Latency target T in ms on --device (rewards mnas-soft and mnas-hard)."),
+    click.option("--target-mmacs", type=click.FloatRange(min=0, min_open=True), default=None,
+                 help="MACs target in millions (reward flops)."),
+    click.option("--reward", type=click.Choice(list(REWARDS)), default="mnas-soft", show_default=True,
+                 help="mnas-soft: ACC*(LAT/T)^-0.07; mnas-hard: ACC, or ACC*(LAT/T)^-1 over T; flops: "
+                      "ACC*(MACs/target)^-0.07; accuracy: ACC alone."),
+    click.option("--trials", default=100, show_default=True, type=click.IntRange(min=1),
+                 help="Children to evaluate in all (give a larger number to extend a finished run)."),
+    click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1),
+                 help="Children per controller step (one PPO update per step)."),
+    click.option("--controller", type=click.Choice(list(CONTROLLERS)), default="ppo", show_default=True,
+                 help="ppo: the paper's RNN actor-critic; evolution: regularized (aging) evolution; random: "
+                      "uniform sampling, the baseline."),
+    click.option("--measure", is_flag=True,
+                 help="Measure every child never measured on --device (phones: farm jobs, run "
+                      "`akd-tf devices serve`); default: the latency table's prediction."),
+    quantize_option("Quantization the latencies are for."),
+    click.option("--proxy-epochs", default=DEFAULT_PROXY_EPOCHS, show_default=True, type=click.IntRange(min=1),
+                 help="Training epochs per child (the first is a learning-rate warm-up)."),
+    click.option("--proxy-train-size", default=None, type=click.IntRange(min=1),
+                 help="Train each child on this many mini-train examples (seeded, stratified; default: all)."),
+    click.option("--proxy-batch-size", default=TrainSettings.batch_size, show_default=True,
+                 type=click.IntRange(min=1), help="Examples per training step of a child."),
+    click.option("--proxy-lr", default=TrainSettings.learning_rate, show_default=True,
+                 type=click.FloatRange(min=0, min_open=True), help="Peak learning rate of a child (Adam)."),
+    click.option("--alpha", default=DEFAULT_ALPHA, show_default=True, type=click.FloatRange(0, 1),
+                 help="Weight of the teacher's soft targets in a child's loss (kd)."),
+    click.option("--temperature", default=DEFAULT_TEMPERATURE, show_default=True,
+                 type=click.FloatRange(min=0, min_open=True), help="Softmax temperature of the soft targets (kd)."),
+    bundle("execution", [
+        click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
+                     help="Children trained at once (local: worker processes sharing this machine's cores)."),
+        click.option("--executor", type=click.Choice(list(EXECUTORS)), default="local", show_default=True,
+                     help="local: this machine; ray: tasks on a Ray cluster (data and teacher paths must be visible "
+                          "to every node)."),
+        click.option("--ray-address", default=None, metavar="ADDR",
+                     help="Ray cluster to join, e.g. ray://head:10001 (default: start a local Ray)."),
+    ]),
+    cache_dir_option,
+    click.option("--wait-timeout", type=click.FloatRange(min=1), default=None, metavar="SECONDS",
+                 help="With --measure on a phone: give up waiting for the farm after this long per step."),
+    space_option,
+    data_options,
+    db_option,
+]
+search_run_options = apply(SEARCH_RUN_OPTIONS)
+
+latency_range_option = click.option(
+    "--latency-range", type=click.FloatRange(min=0), nargs=2, default=None, metavar="LOW HIGH",
+    help="Heatmap: only children with a latency in [LOW, HIGH] ms (default: any latency).")
+heatmap_k_option = click.option(
+    "--heatmap-k", default=20, show_default=True, type=click.IntRange(min=1),
+    help="Heatmap: average the one-hot vectors of this many most accurate children per run.")
+
+
+def typed_options(ctx: click.Context, options: dict) -> set[str]:
+    """The names in ``options`` that the user typed (not left at their defaults)."""
+    return {name for name in options
+            if ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)}
+
+
+def live_display():
+    """An ``on_event`` for searches: one line per finished child, and the architecture whenever the best changes."""
+    from search import display
+
+    shown_best = [None]
+
+    def show(event):
+        click.echo(display.event_line(event))
+        line = display.best_changed_line(event, shown_best[0])
+        if line is not None:
+            click.echo(line)
+            shown_best[0] = event.best["number"]
+
+    return show
+
+
+def open_executor(execution: dict):
+    """The executor that trains the children: in this process, worker processes or a Ray cluster."""
+    from search.executors import make_executor
+
+    return make_executor(execution["executor"], execution["workers"], execution["ray_address"])
