@@ -118,16 +118,3 @@ def test_export_a_saved_keras_model_int8(run, tmp_path, space):
     record = json.loads(result.output)
     assert record["quantize"] == "int8" and record["parity"]["passed"] is True
     assert record["parity"]["min_top1_agreement"] == 0.2
-
-
-def test_dataset_paths_are_stored_absolute_and_named_sources_as_typed(tmp_path, monkeypatch):
-    from akd_tf.data_config import absolute_source as _absolute_if_path
-
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "data.npz").write_bytes(b"")
-    (tmp_path / "images").mkdir()
-    assert _absolute_if_path("data.npz") == str(tmp_path / "data.npz")
-    assert _absolute_if_path("npz:data.npz") == f"npz:{tmp_path / 'data.npz'}"
-    assert _absolute_if_path("folder:images") == f"folder:{tmp_path / 'images'}"
-    assert [_absolute_if_path(v) for v in ("demo", "tfds:mnist", "missing.npz", "tfrecord:shards/*.tfrecord")] == [
-        "demo", "tfds:mnist", "missing.npz", "tfrecord:shards/*.tfrecord"]

@@ -138,3 +138,25 @@ def test_make_divisible_keeps_width_choices_distinct(space):
         widths = [make_divisible(space.skeleton[b - 1].filters * m, space.channel_divisor)
                   for m in space.block_decisions(b)[4].values]
         assert len(set(widths)) == 3
+
+
+def test_summary_and_skeleton_rows_describe_the_space(space):
+    assert space.summary() == {"space": "mnasnet", "blocks": 7, "decisions": 42, "onehot_width": 112,
+                               "size": 288 ** 7, "stem_filters": space.stem_filters,
+                               "head_filters": space.head_filters, "resolution": [32, 224]}
+    rows = space.skeleton_rows()
+    assert len(rows) == 7
+    assert rows[0] == {"block": 1, "stride": 1, "filters": 16, "base layers": 1,
+                       "conv_op": "conv dwconv mbconv3 mbconv6", "kernel": "k3 k5", "se_ratio": "se0 se0.25",
+                       "skip_op": "noskip id", "width": "w0.75 w1 w1.25", "layers": "n0 n1 n2"}
+
+
+def test_decode_text_reads_tokens_in_both_typed_forms(space):
+    arch = space.parse(ARCH0)
+    assert space.decode_text(",".join(map(str, TOKENS0))) == arch
+    assert space.decode_text(" ".join(map(str, TOKENS0))) == arch
+    assert space.decode_text("".join(str(int(v)) for v in arch.onehot())) == arch
+    with pytest.raises(ValueError, match=r"^expected comma-separated ints, got 'a,b'$"):
+        space.decode_text("a,b")
+    with pytest.raises(ValueError, match=r"expected 42 tokens"):
+        space.decode_text("1,2,3")

@@ -45,8 +45,8 @@ def _run_with_executor(execution: dict, run):
               help="Directory for the trained students, relative_gain.json/.md and the AKD-vs-NAS report.")
 @search_run_options
 @json_option
-def experiment_relative_gain(prefix, teacher_paths, seeds, epochs, tolerance, out_dir, execution, cache_dir,
-                             wait_timeout, db_url, as_json, data_options, **options):
+def experiment_relative_gain(prefix, teacher_paths, seeds, epochs, tolerance, out_dir, execution, db_url, as_json,
+                             data_options, **options):
     """Does searching with KD find students that distill better? (the paper's Table 5 and Eq. 1)
 
     Per seed: an AKD search (children distilled from the teacher) and a NAS search (hard labels) with the
@@ -65,7 +65,8 @@ def experiment_relative_gain(prefix, teacher_paths, seeds, epochs, tolerance, ou
     plan.validate(base)
     store = open_store(db_url)
     result = _run_with_executor(execution, lambda runner: run_relative_gain(
-        store, base, plan, out_dir, executor=runner, cache_dir=cache_dir, wait_timeout_s=wait_timeout,
+        store, base, plan, out_dir, executor=runner, cache_dir=execution["cache_dir"],
+        wait_timeout_s=execution["wait_timeout"],
         on_event=None if as_json else live_display(), say=say_unless_json(as_json)))
     if as_json:
         echo_json(result)
@@ -88,8 +89,8 @@ def experiment_relative_gain(prefix, teacher_paths, seeds, epochs, tolerance, ou
 @heatmap_k_option
 @latency_range_option
 @search_run_options
-def experiment_teachers(prefix, teacher_paths, seed, out_dir, heatmap_k, latency_range, execution, cache_dir,
-                        wait_timeout, db_url, data_options, **options):
+def experiment_teachers(prefix, teacher_paths, seed, out_dir, heatmap_k, latency_range, execution, db_url,
+                        data_options, **options):
     """Do different teachers pick different students? (the paper's Fig. 6)
 
     Runs one AKD search per teacher with the same seed, controller initialization, target, budget and
@@ -107,6 +108,6 @@ def experiment_teachers(prefix, teacher_paths, seed, out_dir, heatmap_k, latency
     teacher_configs(base, teachers, prefix)  # before an executor (say, a Ray cluster) is started for nothing
     store = open_store(db_url)
     report = _run_with_executor(execution, lambda runner: run_teachers(
-        store, base, teachers, prefix, out_dir, executor=runner, cache_dir=cache_dir, wait_timeout_s=wait_timeout,
-        heatmap_k=heatmap_k, latency_range=latency_range, on_event=live_display(), say=click.echo))
+        store, base, teachers, prefix, out_dir, executor=runner, cache_dir=execution["cache_dir"],
+        wait_timeout_s=execution["wait_timeout"], heatmap_k=heatmap_k, latency_range=latency_range, on_event=live_display(), say=click.echo))
     print_report_outcome(report)

@@ -24,7 +24,7 @@ from search.config import REWARD_SOURCES
               help="Seed of the controller (its initial weights and sampling) and of each child's training.")
 @json_option
 @click.pass_context
-def search(ctx, name, execution, cache_dir, wait_timeout, db_url, as_json, data_options, **options):
+def search(ctx, name, execution, db_url, as_json, data_options, **options):
     """Search for the student architecture that distills the teacher best under a latency target.
 
     Each child is proposed by the controller, priced on --device (a stored measurement, a new one with
@@ -49,7 +49,8 @@ def search(ctx, name, execution, cache_dir, wait_timeout, db_url, as_json, data_
     config.validate()  # before an executor (say, a Ray cluster) is started for nothing
     runner = open_executor(execution)
     try:
-        summary = run_search(store, config, executor=runner, cache_dir=cache_dir, wait_timeout_s=wait_timeout,
+        summary = run_search(store, config, executor=runner, cache_dir=execution["cache_dir"],
+                             wait_timeout_s=execution["wait_timeout"],
                              say=say_unless_json(as_json), on_event=None if as_json else live_display())
     finally:
         runner.close()

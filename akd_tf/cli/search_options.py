@@ -44,6 +44,7 @@ SEARCH_RUN_OPTIONS = [
                  help="Weight of the teacher's soft targets in a child's loss (kd)."),
     click.option("--temperature", default=DEFAULT_TEMPERATURE, show_default=True,
                  type=click.FloatRange(min=0, min_open=True), help="Softmax temperature of the soft targets (kd)."),
+    # How children are run, not what they mean (not stored with the run): one ``execution`` dict.
     bundle("execution", [
         click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
                      help="Children trained at once (local: worker processes sharing this machine's cores)."),
@@ -52,10 +53,10 @@ SEARCH_RUN_OPTIONS = [
                           "to every node)."),
         click.option("--ray-address", default=None, metavar="ADDR",
                      help="Ray cluster to join, e.g. ray://head:10001 (default: start a local Ray)."),
+        cache_dir_option,
+        click.option("--wait-timeout", type=click.FloatRange(min=1), default=None, metavar="SECONDS",
+                     help="With --measure on a phone: give up waiting for the farm after this long per step."),
     ]),
-    cache_dir_option,
-    click.option("--wait-timeout", type=click.FloatRange(min=1), default=None, metavar="SECONDS",
-                 help="With --measure on a phone: give up waiting for the farm after this long per step."),
     space_option,
     data_options,
     db_option,

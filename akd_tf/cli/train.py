@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from akd_tf.cli.common import echo_json, keras_verbosity, parse_arch
-from akd_tf.cli.options import cache_dir_option, data_options, fit_options, json_option, space_option
+from akd_tf.cli.options import bundle, cache_dir_option, data_options, fit_options, json_option, space_option
 from akd_tf.space import get_space
 from akd_tf.train_settings import DEFAULT_ALPHA, DEFAULT_TEMPERATURE
 
@@ -82,28 +82,31 @@ def teacher_train(out, model_name, arch_text, space_name, data_options, fit_opti
               help="Teacher .keras/.h5/SavedModel; repeat for an ensemble (averaged probabilities).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
               help="Where to save the student (.keras): the best epoch on mini-val.")
-@click.option("--alpha", default=DEFAULT_ALPHA, show_default=True, type=click.FloatRange(0, 1),
-              help="Weight of the teacher's soft targets (1 - alpha weighs the labels).")
-@click.option("--temperature", default=DEFAULT_TEMPERATURE, show_default=True,
-              type=click.FloatRange(min=0, min_open=True), help="Softmax temperature of the soft targets.")
-@click.option("--hard-label", is_flag=True, help="Labels only (alpha 0, no teacher): the conventional baseline.")
-@click.option("--feature-kd", is_flag=True,
-              help="Also match the teacher's embedding (MSE through a learned projection).")
-@click.option("--feature-weight", default=1.0, show_default=True, type=click.FloatRange(min=0),
-              help="Weight of the feature term with --feature-kd.")
-@cache_dir_option
-@click.option("--no-teacher-cache", is_flag=True, help="Run the teacher online on every batch.")
+@bundle("kd", [
+    click.option("--alpha", default=DEFAULT_ALPHA, show_default=True, type=click.FloatRange(0, 1),
+                 help="Weight of the teacher's soft targets (1 - alpha weighs the labels)."),
+    click.option("--temperature", default=DEFAULT_TEMPERATURE, show_default=True,
+                 type=click.FloatRange(min=0, min_open=True), help="Softmax temperature of the soft targets."),
+    click.option("--hard-label", is_flag=True, help="Labels only (alpha 0, no teacher): the conventional baseline."),
+    click.option("--feature-kd", is_flag=True,
+                 help="Also match the teacher's embedding (MSE through a learned projection)."),
+    click.option("--feature-weight", default=1.0, show_default=True, type=click.FloatRange(min=0),
+                 help="Weight of the feature term with --feature-kd."),
+])
+@bundle("teacher_cache", [
+    cache_dir_option,
+    click.option("--no-teacher-cache", is_flag=True, help="Run the teacher online on every batch."),
+])
 @space_option
 @data_options
 @fit_options(default_epochs=30)
 @json_option
-def train_cmd(arch_text, teacher_paths, out, alpha, temperature, hard_label, feature_kd, feature_weight, cache_dir,
-              no_teacher_cache, space_name, data_options, fit_options, as_json):
+def train_cmd(arch_text, teacher_paths, out, kd, teacher_cache, space_name, data_options, fit_options, as_json):
     """Train a student of ARCH by distillation from --teacher (or on hard labels) and save the best epoch."""
     arch = parse_arch(space_name, arch_text, "--arch")
-    if hard_label and feature_kd:
+    if kd["hard_label"] and kd["feature_kd"]:
         raise click.BadParameter("--hard-label trains without a teacher; drop --feature-kd", param_hint="--hard-label")
-    if not hard_label and not teacher_paths:
+    if not kd["hard_label"] and not teacher_paths:
         raise click.BadParameter("give --teacher PATH (repeat for an ensemble), or --hard-label to train on labels "
                                  "only", param_hint="--teacher")
     training = _training_data(space_name, data_options)
@@ -111,11 +114,12 @@ def train_cmd(arch_text, teacher_paths, out, alpha, temperature, hard_label, fea
     from akd_tf.train_settings import DistillSettings
     from akd_tf.training_run import seeded_student
 
-    settings = (DistillSettings.hard_label() if hard_label else
-                DistillSettings(alpha=alpha, temperature=temperature,
-                                feature_weight=feature_weight if feature_kd else 0.0))
-    teacher_model = None if hard_label else load_teacher(list(teacher_paths))
+    settings = (DistillSettings.hard_label() if kd["hard_label"] else
+                DistillSettings(alpha=kd["alpha"], temperature=kd["temperature"],
+                                feature_weight=kd["feature_weight"] if kd["feature_kd"] else 0.0))
+    teacher_model = None if kd["hard_label"] else load_teacher(list(teacher_paths))
     student = seeded_student(arch, training.input_shape, training.num_classes, fit_options["seed"],
-                                   with_embedding=feature_kd)
-    _fit(student, teacher_model, training, settings, out, as_json, fit_options, use_cache=not no_teacher_cache,
-         cache_dir=cache_dir, extra={"arch": arch.to_string(), "teachers": list(teacher_paths)})
+                             with_embedding=kd["feature_kd"])
+    _fit(student, teacher_model, training, settings, out, as_json, fit_options,
+         use_cache=not teacher_cache["no_teacher_cache"], cache_dir=teacher_cache["cache_dir"],
+         extra={"arch": arch.to_string(), "teachers": list(teacher_paths)})

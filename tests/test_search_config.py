@@ -1,0 +1,53 @@
+"""search.config: a run's settings from the options a user typed, for a new run and for a resume."""
+
+from __future__ import annotations
+
+import pytest
+
+from search.config import SearchConfig, config_fields, config_for
+
+OPTIONS = {  # every search option at its CLI default, keyed as the CLI's parameters are named
+    "device_name": "local", "controller": "ppo", "reward": "mnas-soft", "reward_source": "kd", "target_ms": None,
+    "target_mmacs": None, "trials": 100, "batch_size": 8, "seed": 0, "measure": False, "quantize": "none",
+    "teacher_paths": (), "space_name": "mnasnet", "proxy_epochs": 5, "proxy_train_size": None,
+    "proxy_batch_size": 128, "proxy_lr": 0.005, "alpha": 0.9, "temperature": 1.0, "dataset": "demo",
+    "data_dir": None, "image_key": "image/encoded", "label_key": "image/class/label", "label_offset": 0,
+    "val_size": None, "val_fraction": None, "split_seed": 0, "resolution": None, "channels": None,
+}
+
+
+def test_a_new_run_takes_every_option(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    fields = config_fields({**OPTIONS, "teacher_paths": ("t.keras",), "target_ms": 2.0, "resolution": 32})
+    assert fields == {
+        "device": "local", "controller": "ppo", "reward": "mnas-soft", "reward_source": "kd", "target_ms": 2.0,
+        "target_mmacs": None, "trials": 100, "batch_size": 8, "seed": 0, "measure": False, "quantization": "none",
+        "teachers": [str(tmp_path / "t.keras")], "space": "mnasnet",
+        "proxy": {"epochs": 5, "train_size": None, "batch_size": 128, "learning_rate": 0.005, "alpha": 0.9,
+                  "temperature": 1.0},
+        "data": {"source": "demo", "resolution": 32}}
+    config = config_for("run-a", {**OPTIONS, "teacher_paths": ("t.keras",), "target_ms": 2.0})
+    assert config == SearchConfig(name="run-a", teachers=(str(tmp_path / "t.keras"),), target_ms=2.0).validate()
+
+
+def test_a_resume_takes_only_the_options_typed_again():
+    assert config_fields(OPTIONS, typed=set()) == {}
+    assert config_fields({**OPTIONS, "trials": 200, "proxy_epochs": 3, "val_size": 50},
+                         typed={"trials", "proxy_epochs", "val_size"}) == {
+        "trials": 200, "proxy": {"epochs": 3}, "data": {"val_size": 50}}
+    stored = SearchConfig(name="run-b", reward_source="label", target_ms=1.5, data={"source": "demo", "val_size": 80})
+    resumed = config_for("run-b", {**OPTIONS, "trials": 300, "val_size": 60}, stored=stored,
+                         typed={"trials", "val_size"})
+    assert resumed.trials == 300 and resumed.data == {"source": "demo", "val_size": 60}
+    assert stored.differences(resumed) == ["data: {'source': 'demo', 'val_size': 80} -> "
+                                           "{'source': 'demo', 'val_size': 60}"]
+    assert resumed.reward_source == "label" and resumed.target_ms == 1.5  # kept, not reset to the defaults
+
+
+def test_a_typed_dataset_replaces_only_the_source():
+    assert config_fields({**OPTIONS, "dataset": "tfds:mnist"}, typed={"dataset"}) == {"data": {"source": "tfds:mnist"}}
+
+
+def test_unknown_stored_settings_are_refused():
+    with pytest.raises(ValueError, match="unknown search settings: colour"):
+        SearchConfig.from_dict({"name": "x", "colour": "red"})
