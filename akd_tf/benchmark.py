@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from akd_tf.errors import InvalidInput
 from akd_tf.interpreter import check_tflite_file, load_interpreter, make_interpreter
 
 LOCAL_DEVICE = "local"
@@ -40,12 +41,12 @@ class RunSettings:
         for name in ("num_threads", "num_runs"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+                raise InvalidInput(f"{name} must be an int >= 1, got {value!r}")
         if isinstance(self.warmup_runs, bool) or not isinstance(self.warmup_runs, int) or self.warmup_runs < 0:
-            raise ValueError(f"warmup_runs must be an int >= 0, got {self.warmup_runs!r}")
+            raise InvalidInput(f"warmup_runs must be an int >= 0, got {self.warmup_runs!r}")
         for name in ("min_secs", "warmup_min_secs", "max_secs"):
             if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+                raise InvalidInput(f"{name} must be >= 0, got {getattr(self, name)!r}")
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ class BenchmarkResult:
         """Summarise timed runs (microseconds); ``warmup_us`` may be empty."""
         timed = np.asarray(timed_us, dtype=np.float64)
         if timed.size == 0:
-            raise ValueError("a benchmark result needs at least one timed run")
+            raise InvalidInput("a benchmark result needs at least one timed run")
         return cls(init_us=float(init_us), first_inference_us=float(first_inference_us),
                    warmup_mean_us=float(np.mean(warmup_us)) if len(warmup_us) else float("nan"),
                    median_us=float(np.median(timed)), mean_us=float(timed.mean()), std_us=float(timed.std()),
@@ -93,7 +94,7 @@ class BenchmarkResult:
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
-            raise ValueError(f"unknown benchmark result fields: {', '.join(sorted(unknown))}")
+            raise InvalidInput(f"unknown benchmark result fields: {', '.join(sorted(unknown))}")
         return cls(**data)
 
 
@@ -111,9 +112,9 @@ def choose_core(core: int | str, cores, auto_core: int, *, forms: str, where: st
     try:
         core = int(core)
     except (TypeError, ValueError):
-        raise ValueError(f"core must be {forms}, got {core!r}") from None
+        raise InvalidInput(f"core must be {forms}, got {core!r}") from None
     if core not in cores:
-        raise ValueError(f"core {core} is not {where}: {sorted(cores)}")
+        raise InvalidInput(f"core {core} is not {where}: {sorted(cores)}")
     return core
 
 

@@ -43,6 +43,8 @@ import numpy as np
 import akd_tf.tf_env  # noqa: F401  (configures TensorFlow before it is imported)
 import tensorflow as tf
 
+from akd_tf.errors import InvalidInput, MissingData
+
 DEMO_DATASET = "demo"
 DEMO_PATH = Path(__file__).resolve().parent / "demo_data" / "animal_mnist.npz"
 DEMO_CLASS_NAMES = ("bear", "bird", "cat", "cow", "dog", "elephant", "giraffe", "horse", "sheep", "zebra")
@@ -206,16 +208,16 @@ class ImageDataset:
         """
         indices = np.asarray(indices)
         if indices.ndim != 1 or indices.size == 0 or not np.issubdtype(indices.dtype, np.integer):
-            raise ValueError(f"indices must be a non-empty 1-D array of integers, got shape {indices.shape} "
-                             f"dtype {indices.dtype}")
+            raise InvalidInput(f"indices must be a non-empty 1-D array of integers, got shape {indices.shape} "
+                               f"dtype {indices.dtype}")
         if indices.min() < 0 or indices.max() >= self.num_examples:
-            raise ValueError(f"indices must be in [0, {self.num_examples}) for {self.name}, "
-                             f"got values in [{indices.min()}, {indices.max()}]")
+            raise InvalidInput(f"indices must be in [0, {self.num_examples}) for {self.name}, "
+                               f"got values in [{indices.min()}, {indices.max()}]")
         if len(np.unique(indices)) != len(indices):
-            raise ValueError(f"indices must not repeat, got {len(indices) - len(np.unique(indices))} duplicates")
+            raise InvalidInput(f"indices must not repeat, got {len(indices) - len(np.unique(indices))} duplicates")
         selected = indices.astype(np.int64) if self._indices is None else self._indices[indices]
         if self._source.sequential and np.any(np.diff(selected) <= 0):
-            raise ValueError(f"{self.name} is read sequentially: take_indices needs increasing indices")
+            raise InvalidInput(f"{self.name} is read sequentially: take_indices needs increasing indices")
         fingerprint = _sha256(self.fingerprint, suffix, indices.astype(np.int64).tobytes())
         return ImageDataset(f"{self.name}[{suffix}]", fingerprint, self.num_classes, self.class_names,
                             len(selected), self.image_shape, self._source, selected)
@@ -233,31 +235,31 @@ def _check_arrays(x, y, x_name: str, y_name: str) -> tuple[np.ndarray, np.ndarra
     """Validate images in 0..255 and integer labels; return uint8 (N, H, W, C) and int32 (N,)."""
     x, y = np.asarray(x), np.asarray(y)
     if x.ndim not in (3, 4):
-        raise ValueError(f"{x_name} must have shape (N, H, W) or (N, H, W, C), got {x.shape}")
+        raise InvalidInput(f"{x_name} must have shape (N, H, W) or (N, H, W, C), got {x.shape}")
     if y.ndim != 1:
-        raise ValueError(f"{y_name} must have shape (N,), got {y.shape}")
+        raise InvalidInput(f"{y_name} must have shape (N,), got {y.shape}")
     if len(x) != len(y):
-        raise ValueError(f"{x_name} and {y_name} must have the same length, got {len(x)} and {len(y)}")
+        raise InvalidInput(f"{x_name} and {y_name} must have the same length, got {len(x)} and {len(y)}")
     if len(y) == 0:
-        raise ValueError(f"{x_name} holds no examples")
+        raise InvalidInput(f"{x_name} holds no examples")
     if x.dtype != np.uint8:
         if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
-            raise ValueError(f"{x_name} must be uint8 or float in 0..255, got dtype {x.dtype}")
+            raise InvalidInput(f"{x_name} must be uint8 or float in 0..255, got dtype {x.dtype}")
         if np.issubdtype(x.dtype, np.floating) and not np.all(np.isfinite(x)):
-            raise ValueError(f"{x_name} must be in 0..255, got NaN or infinite values")
+            raise InvalidInput(f"{x_name} must be in 0..255, got NaN or infinite values")
         low, high = x.min(), x.max()
         if low < 0 or high > 255:
-            raise ValueError(f"{x_name} must be in 0..255, got values in [{low}, {high}]")
+            raise InvalidInput(f"{x_name} must be in 0..255, got values in [{low}, {high}]")
         if np.issubdtype(x.dtype, np.floating) and 0 < high <= 1.0:
-            raise ValueError(f"{x_name} must be in 0..255, got floats with max {high}: scaled to [0, 1]? "
-                             "multiply by 255")
+            raise InvalidInput(f"{x_name} must be in 0..255, got floats with max {high}: scaled to [0, 1]? "
+                               "multiply by 255")
         x = np.rint(x).astype(np.uint8)
     if not np.issubdtype(y.dtype, np.integer):
         if not np.issubdtype(y.dtype, np.floating):
-            raise ValueError(f"{y_name} must hold integer labels, got dtype {y.dtype}")
+            raise InvalidInput(f"{y_name} must hold integer labels, got dtype {y.dtype}")
         fractional = y[y != np.round(y)]
         if fractional.size:
-            raise ValueError(f"{y_name} must hold integer labels, got {float(fractional[0])!r}")
+            raise InvalidInput(f"{y_name} must hold integer labels, got {float(fractional[0])!r}")
     if x.ndim == 3:
         x = x[..., np.newaxis]
     return x, y.astype(np.int64).astype(np.int32)
@@ -272,7 +274,7 @@ def _class_names(class_names, labels: np.ndarray, y_name: str) -> tuple[str, ...
         names = tuple(str(c) for c in np.asarray(class_names).reshape(-1))
     bad = labels[(labels < 0) | (labels >= len(names))]
     if bad.size:
-        raise ValueError(f"{y_name} must be in 0..{len(names) - 1} ({len(names)} classes), got {int(bad[0])}")
+        raise InvalidInput(f"{y_name} must be in 0..{len(names) - 1} ({len(names)} classes), got {int(bad[0])}")
     return names
 
 
@@ -320,7 +322,7 @@ def _load_demo(split: str) -> ImageDataset:
     elif split == "train":
         chosen = np.setdiff1d(np.arange(len(y)), test)
     else:
-        raise ValueError(f"the demo dataset has splits 'train' and 'test', got split {split!r}")
+        raise InvalidInput(f"the demo dataset has splits 'train' and 'test', got split {split!r}")
     return ImageDataset._of_arrays(f"{DEMO_DATASET}@{split}", x[chosen], y[chosen], DEMO_CLASS_NAMES)
 
 
@@ -337,8 +339,8 @@ def _load_npz(path: Path, split: str, label_offset: int) -> ImageDataset:
         keys = sorted(arrays.files)
         missing = [k for k in (x_key, y_key) if k not in keys]
         if missing:
-            raise ValueError(f"{path} has no {' or '.join(repr(k) for k in missing)} array for split {split!r}; "
-                             f"it holds {keys}")
+            raise InvalidInput(f"{path} has no {' or '.join(repr(k) for k in missing)} array for split {split!r}; "
+                               f"it holds {keys}")
         x, y = _check_arrays(arrays[x_key], _offset(arrays[y_key], label_offset), x_key, y_key)
         names = arrays["class_names"] if "class_names" in keys else None
         if names is None:
@@ -354,11 +356,11 @@ def _split_root(directory: Path, split: str) -> Path:
     present = [name for name in SPLIT_DIRS if (directory / name).is_dir()]
     if present:
         if not (directory / split).is_dir():
-            raise ValueError(f"{directory} has split folders {present}, none named {split!r}")
+            raise InvalidInput(f"{directory} has split folders {present}, none named {split!r}")
         return directory / split
     if split != "train":
-        raise ValueError(f"{directory} holds a single split ('train'), not {split!r}: "
-                         f"expected a folder {directory / split}")
+        raise InvalidInput(f"{directory} holds a single split ('train'), not {split!r}: "
+                           f"expected a folder {directory / split}")
     return directory
 
 
@@ -370,12 +372,12 @@ def _load_folder(directory: Path, split: str) -> ImageDataset:
     root = _split_root(directory, split)
     class_dirs = _visible(p for p in root.iterdir() if p.is_dir())
     if not class_dirs:
-        raise ValueError(f"image folder {root} has no class sub-folders: expected {root}/<class>/<image>")
+        raise InvalidInput(f"image folder {root} has no class sub-folders: expected {root}/<class>/<image>")
     paths, labels, listing = [], [], []
     for label, class_dir in enumerate(class_dirs):
         files = _visible(p for p in class_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
         if not files:
-            raise ValueError(f"class folder {class_dir} has no images ({', '.join(IMAGE_EXTENSIONS)})")
+            raise InvalidInput(f"class folder {class_dir} has no images ({', '.join(IMAGE_EXTENSIONS)})")
         for file in files:
             stat = file.stat()
             paths.append(str(file))
@@ -404,7 +406,7 @@ def _tfrecord_files(location: str, split: str) -> list[Path]:
     if any(c in location for c in "*?["):
         files = [Path(p) for p in sorted(globlib.glob(os.path.expanduser(location))) if Path(p).is_file()]
         if not files:
-            raise ValueError(f"TFRecord glob {location!r} matches no files")
+            raise InvalidInput(f"TFRecord glob {location!r} matches no files")
     elif Path(location).expanduser().is_file():
         files = [Path(location).expanduser()]
     else:
@@ -417,12 +419,12 @@ def _tfrecord_files(location: str, split: str) -> list[Path]:
             if not files and split == "train" and not any(_names_split(p.name, s) for p in records for s in SPLIT_DIRS):
                 files = records
         if not files:
-            raise ValueError(f"TFRecord directory {directory} has no record files for split {split!r} "
-                             f"(expected {directory / split}/*.tfrecord*, or {split} as a word of record file names "
-                             f"like {split}-00000-of-00001 or data_{split}.tfrecord)")
+            raise InvalidInput(f"TFRecord directory {directory} has no record files for split {split!r} "
+                               f"(expected {directory / split}/*.tfrecord*, or {split} as a word of record file names "
+                               f"like {split}-00000-of-00001 or data_{split}.tfrecord)")
         return [p.resolve() for p in files]
     if split != "train":
-        raise ValueError(f"TFRecord source {location!r} holds a single split ('train'), not {split!r}")
+        raise InvalidInput(f"TFRecord source {location!r} holds a single split ('train'), not {split!r}")
     return [p.resolve() for p in files]
 
 
@@ -434,15 +436,15 @@ def _scan_tfrecords(files: list[Path], image_key: str, label_key: str, label_off
     try:
         labels = [batch.numpy() for batch in batches]
     except tf.errors.DataLossError as error:
-        raise ValueError(f"not a TFRecord file among {[str(f) for f in files]}: {error.message}") from None
+        raise InvalidInput(f"not a TFRecord file among {[str(f) for f in files]}: {error.message}") from None
     except tf.errors.InvalidArgumentError as error:
-        raise ValueError(f"TFRecords must hold tf.train.Example with an encoded image under {image_key!r} and "
-                         f"an integer label under {label_key!r}: {error.message}") from None
+        raise InvalidInput(f"TFRecords must hold tf.train.Example with an encoded image under {image_key!r} and "
+                           f"an integer label under {label_key!r}: {error.message}") from None
     if not labels:
-        raise ValueError(f"TFRecord files {[str(f) for f in files]} hold no records")
+        raise InvalidInput(f"TFRecord files {[str(f) for f in files]} hold no records")
     labels = np.concatenate(labels) + label_offset
     if labels.min() < 0:
-        raise ValueError(f"TFRecord labels must be >= 0 after label_offset {label_offset}, got {labels.min()}")
+        raise InvalidInput(f"TFRecord labels must be >= 0 after label_offset {label_offset}, got {labels.min()}")
     return labels.astype(np.int32)
 
 
@@ -462,20 +464,20 @@ def _load_tfds(name: str, split: str, data_dir: str | None) -> ImageDataset:
     try:
         import tensorflow_datasets as tfds
     except ImportError:
-        raise ValueError(f"tfds:{name} needs the tensorflow_datasets package, which is not installed; "
-                         "install it and prepare the dataset in data_dir first (nothing is downloaded)") from None
+        raise InvalidInput(f"tfds:{name} needs the tensorflow_datasets package, which is not installed; "
+                           "install it and prepare the dataset in data_dir first (nothing is downloaded)") from None
     try:
         builder = tfds.builder(name, data_dir=data_dir)
     except tfds.core.registered.DatasetNotFoundError:
-        raise ValueError(f"tensorflow_datasets knows no dataset {name!r}") from None
+        raise InvalidInput(f"tensorflow_datasets knows no dataset {name!r}") from None
     if not tf.io.gfile.exists(os.path.join(builder.data_dir, "dataset_info.json")):
-        raise ValueError(f"tfds dataset {name!r} is not prepared in {builder.data_dir}; nothing can be "
-                         "downloaded: prepare it there first (tfds build --data_dir)")
+        raise InvalidInput(f"tfds dataset {name!r} is not prepared in {builder.data_dir}; nothing can be "
+                           "downloaded: prepare it there first (tfds build --data_dir)")
     info = builder.info
     if split not in info.splits:
-        raise ValueError(f"tfds dataset {name!r} has splits {sorted(info.splits)}, not {split!r}")
+        raise InvalidInput(f"tfds dataset {name!r} has splits {sorted(info.splits)}, not {split!r}")
     if not info.supervised_keys:
-        raise ValueError(f"tfds dataset {name!r} has no (image, label) supervised keys")
+        raise InvalidInput(f"tfds dataset {name!r} has no (image, label) supervised keys")
     image_feature, label_feature = info.supervised_keys[:2]
     raw = builder.as_dataset(split=split, shuffle_files=False,
                              decoders={image_feature: tfds.decode.SkipDecoding()})
@@ -497,14 +499,14 @@ def _source_kind(source: str) -> tuple[str, str]:
     kind, location = (prefix, rest) if colon and prefix in ("tfds", "folder", "npz", "tfrecord") else ("", source)
     if kind == "tfds":
         if not location:
-            raise ValueError(f"dataset source {source!r}: expected tfds:NAME")
+            raise InvalidInput(f"dataset source {source!r}: expected tfds:NAME")
         return kind, location
     if kind in ("", "tfrecord") and any(c in location for c in "*?["):
         return "tfrecord", location
     path = Path(location).expanduser()
     if not path.exists():
-        raise ValueError(f"dataset source {source!r}: no such file or directory {str(path)!r}; "
-                         f"expected one of {', '.join(SOURCE_FORMS)}")
+        raise MissingData(f"dataset source {source!r}: no such file or directory {str(path)!r}; "
+                          f"expected one of {', '.join(SOURCE_FORMS)}")
     location = str(path.resolve())
     if not kind and path.is_file():
         kind = "npz" if path.suffix == ".npz" else "tfrecord"
@@ -513,9 +515,9 @@ def _source_kind(source: str) -> tuple[str, str]:
         has_records = any(_is_record_file(p) for d in [path, *split_dirs] for p in d.iterdir())
         kind = "tfrecord" if has_records else "folder"
     if kind == "folder" and not path.is_dir():
-        raise ValueError(f"dataset source {source!r}: an image folder must be a directory, got {location!r}")
+        raise InvalidInput(f"dataset source {source!r}: an image folder must be a directory, got {location!r}")
     if kind == "npz" and not path.is_file():
-        raise ValueError(f"dataset source {source!r}: an npz source must be a file, got {location!r}")
+        raise InvalidInput(f"dataset source {source!r}: an npz source must be a file, got {location!r}")
     return kind, location
 
 
@@ -530,12 +532,12 @@ def load_dataset(source: str, *, split: str = "train", data_dir: str | None = No
     """
     kind, location = _source_kind(source)
     if label_offset and kind not in ("npz", "tfrecord"):
-        raise ValueError(f"label_offset applies to npz and TFRecord sources, got {label_offset} for {source!r}")
+        raise InvalidInput(f"label_offset applies to npz and TFRecord sources, got {label_offset} for {source!r}")
     if kind != "tfrecord" and (image_key, label_key) != ("image/encoded", "image/class/label"):
-        raise ValueError(f"image_key and label_key apply to TFRecord sources, got {image_key!r}, {label_key!r} "
-                         f"for {source!r}")
+        raise InvalidInput(f"image_key and label_key apply to TFRecord sources, got {image_key!r}, {label_key!r} "
+                           f"for {source!r}")
     if data_dir is not None and kind != "tfds":
-        raise ValueError(f"data_dir applies to tfds:NAME sources, got {data_dir!r} for {source!r}")
+        raise InvalidInput(f"data_dir applies to tfds:NAME sources, got {data_dir!r} for {source!r}")
     if kind == "demo":
         return _load_demo(split)
     if kind == "npz":
@@ -560,23 +562,31 @@ def split_train_val(ds: ImageDataset, *, val_size: int | None = None, val_fracti
     """
     n = ds.num_examples
     if val_size is not None and val_fraction is not None:
-        raise ValueError(f"give val_size or val_fraction, not both (got {val_size!r} and {val_fraction!r})")
+        raise InvalidInput(f"give val_size or val_fraction, not both (got {val_size!r} and {val_fraction!r})")
     if val_size is None:
         fraction = DEFAULT_VAL_FRACTION if val_fraction is None else val_fraction
         if not 0.0 < fraction < 1.0:
-            raise ValueError(f"val_fraction must be in (0, 1), got {fraction!r}")
+            raise InvalidInput(f"val_fraction must be in (0, 1), got {fraction!r}")
         val_size = int(round(n * fraction))
         if not 0 < val_size < n:
-            raise ValueError(f"val_fraction {fraction!r} of {n} examples leaves an empty mini-train or mini-val")
+            raise InvalidInput(f"val_fraction {fraction!r} of {n} examples leaves an empty mini-train or mini-val")
     elif isinstance(val_size, bool) or not isinstance(val_size, (int, np.integer)) or not 0 < val_size < n:
-        raise ValueError(f"val_size must be an integer in [1, {n - 1}] for {ds.name} ({n} examples), "
-                         f"got {val_size!r}")
+        raise InvalidInput(f"val_size must be an integer in [1, {n - 1}] for {ds.name} ({n} examples), "
+                           f"got {val_size!r}")
     val = _stratified_holdout(labels_array(ds), int(val_size), seed)
     train = np.setdiff1d(np.arange(n), val)
     return ds.take_indices(train, "mini_train"), ds.take_indices(val, "mini_val")
 
 
 # --- the input pipeline --------------------------------------------------------------------------
+
+def _channel_conversion_error(have, channels: int) -> str | None:
+    """Why images with ``have`` channels cannot become ``channels`` channels, or None if they can."""
+    if have is None or have == channels or have == 1 or (have == 3 and channels == 1):
+        return None
+    return (f"cannot convert images with {have} channels to {channels} "
+            "(supported: 1 -> C by tiling, 3 -> 1 by luminance)")
+
 
 def _convert_channels(images: tf.Tensor, channels: int) -> tf.Tensor:
     """1 -> C by tiling, 3 -> 1 by luminance; any other change of channel count is an error. Rank 3 or 4."""
@@ -587,8 +597,9 @@ def _convert_channels(images: tf.Tensor, channels: int) -> tf.Tensor:
         return tf.repeat(images, channels, axis=-1)
     if have == 3 and channels == 1:
         return tf.image.rgb_to_grayscale(images)
-    raise ValueError(f"cannot convert images with {have} channels to {channels} "
-                     "(supported: 1 -> C by tiling, 3 -> 1 by luminance)")
+    # Traced inside a dataset map: autograph re-raises only built-in exception types, so the user-facing
+    # InvalidInput comes from _preprocessed's check before the map; this one catches what that cannot see.
+    raise ValueError(_channel_conversion_error(have, channels))
 
 
 def _preprocess(images: tf.Tensor, resolution: int, channels: int) -> tf.Tensor:
@@ -609,6 +620,9 @@ def _preprocess(images: tf.Tensor, resolution: int, channels: int) -> tf.Tensor:
 def _preprocessed(ds: ImageDataset, resolution: int, channels: int) -> tf.data.Dataset:
     """``ds.examples()`` preprocessed, in order; images of one known shape are processed in chunks (faster)."""
     examples = ds.examples()
+    problem = _channel_conversion_error(examples.element_spec[0].shape[-1], channels)
+    if problem is not None:
+        raise InvalidInput(problem)
     if examples.element_spec[0].shape.is_fully_defined():
         chunks = examples.batch(PREPROCESS_CHUNK).map(
             lambda images, labels: (_preprocess(images, resolution, channels), labels),
@@ -654,7 +668,7 @@ def _cache(pipeline: tf.data.Dataset, cache: bool | str, ds: ImageDataset, resol
     if cache is False:
         return pipeline
     if not isinstance(cache, str) or not cache:
-        raise ValueError(f"cache must be True, False or a file prefix, got {cache!r}")
+        raise InvalidInput(f"cache must be True, False or a file prefix, got {cache!r}")
     # The file holds preprocessed images: key it so a changed dataset or shape never reads a stale cache.
     return pipeline.cache(f"{cache}.{ds.fingerprint[:16]}.{resolution}x{resolution}x{channels}")
 
@@ -677,14 +691,14 @@ def make_pipeline(ds: ImageDataset, *, resolution: int, channels: int, batch_siz
     """
     for label, value in (("resolution", resolution), ("channels", channels), ("batch_size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{label} must be a positive integer, got {value!r}")
+            raise InvalidInput(f"{label} must be a positive integer, got {value!r}")
     pipeline = _preprocessed(ds, resolution, channels)
     pipeline = _cache(pipeline, cache, ds, resolution, channels)
     if extra is not None:
         extra = np.asarray(extra)
         if extra.ndim == 0 or extra.shape[0] != ds.num_examples:
-            raise ValueError(f"extra must have first dimension {ds.num_examples} (the examples of {ds.name}), "
-                             f"got shape {extra.shape}")
+            raise InvalidInput(f"extra must have first dimension {ds.num_examples} (the examples of {ds.name}), "
+                               f"got shape {extra.shape}")
         # Elements are ((image, label), extra_row) until batched: flattened once per batch, not per example.
         pipeline = tf.data.Dataset.zip((pipeline, tf.data.Dataset.from_tensor_slices(extra)))
     if shuffle:
@@ -754,5 +768,5 @@ def load_training_data(source: str, *, data_dir: str | None = None, val_size: in
     if channels is None:
         channels = native[-1] if native else ENCODED_CHANNELS
     if resolution < 1 or channels < 1:
-        raise ValueError(f"resolution and channels must be positive, got {resolution!r} and {channels!r}")
+        raise InvalidInput(f"resolution and channels must be positive, got {resolution!r} and {channels!r}")
     return TrainingData(mini_train, mini_val, int(resolution), int(channels))

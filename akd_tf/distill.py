@@ -33,6 +33,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from akd_tf import data
+from akd_tf.errors import AkdTfError, InvalidInput
 from akd_tf.models import build_student
 from akd_tf.space import Arch
 from akd_tf.teacher_cache import TeacherOutputs, teacher_outputs
@@ -40,7 +41,7 @@ from akd_tf.teachers import Teacher
 from akd_tf.train_settings import DEFAULT_ALPHA, DEFAULT_TEMPERATURE, DistillSettings, TrainSettings
 
 
-class TrainingDiverged(ValueError):
+class TrainingDiverged(AkdTfError, ValueError):
     """The loss became NaN or infinite; the run's weights are meaningless."""
 
 
@@ -52,7 +53,7 @@ def kd_loss(labels, student_logits, teacher_logits=None, *, alpha: float = DEFAU
     if alpha == 0.0:
         return tf.reduce_mean(hard)
     if teacher_logits is None:
-        raise ValueError(f"alpha={alpha} needs teacher logits")
+        raise InvalidInput(f"alpha={alpha} needs teacher logits")
     soft_targets = tf.nn.softmax(tf.cast(teacher_logits, tf.float32) / temperature)
     soft = -tf.reduce_sum(soft_targets * tf.nn.log_softmax(student_logits / temperature), axis=-1)
     return tf.reduce_mean((1.0 - alpha) * hard + alpha * temperature ** 2 * soft)
@@ -106,9 +107,9 @@ class Distiller(keras.Model):
         self.projection = None
         if settings.feature_weight > 0.0:
             if len(student.outputs) != 2:
-                raise ValueError("feature distillation needs a student built with an embedding output")
+                raise InvalidInput("feature distillation needs a student built with an embedding output")
             if teacher_embedding_width is None:
-                raise ValueError("feature distillation needs the teacher's embedding width")
+                raise InvalidInput("feature distillation needs the teacher's embedding width")
             student_width = int(student.outputs[1].shape[-1])
             if student_width != teacher_embedding_width:
                 self.projection = keras.layers.Dense(teacher_embedding_width, use_bias=False,
@@ -260,8 +261,8 @@ def _teacher_mode(teacher: Teacher | None, settings: DistillSettings, train: Tra
     if not settings.needs_teacher:
         return "none"
     if teacher is None:
-        raise ValueError(f"alpha={settings.alpha}, feature_weight={settings.feature_weight} need a teacher "
-                         "(alpha=0 trains on hard labels only)")
+        raise InvalidInput(f"alpha={settings.alpha}, feature_weight={settings.feature_weight} need a teacher "
+                           "(alpha=0 trains on hard labels only)")
     return "online" if (train.augment or not use_cache) else "cached"
 
 
@@ -281,11 +282,11 @@ def distill(student: keras.Model, teacher: Teacher | None, training: data.Traini
     mini_train, mini_val = training.mini_train, training.mini_val
     resolution, channels = training.resolution, training.channels
     if mini_train.num_classes != mini_val.num_classes:
-        raise ValueError(f"mini-train has {mini_train.num_classes} classes but mini-val {mini_val.num_classes}")
+        raise InvalidInput(f"mini-train has {mini_train.num_classes} classes but mini-val {mini_val.num_classes}")
     num_classes = mini_train.num_classes
     if int(student.outputs[0].shape[-1]) != num_classes:
-        raise ValueError(f"the student has {student.outputs[0].shape[-1]} outputs but {mini_train.name} "
-                         f"has {num_classes} classes")
+        raise InvalidInput(f"the student has {student.outputs[0].shape[-1]} outputs but {mini_train.name} "
+                           f"has {num_classes} classes")
     mode = _teacher_mode(teacher, settings, train, use_cache)
     with_embeddings = settings.feature_weight > 0.0
     if teacher is not None and mode != "none":

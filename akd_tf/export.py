@@ -40,6 +40,7 @@ import akd_tf.tf_env  # noqa: F401
 import tensorflow as tf
 import tf_keras as keras
 
+from akd_tf.errors import AkdTfError, InvalidInput, MissingData
 from akd_tf.interpreter import make_interpreter
 from akd_tf.models import BN_EPSILON, build_student
 from akd_tf.target import check_quantization
@@ -53,7 +54,7 @@ BATCHNORM_CALIBRATION_SAMPLES = 8  # enough for unit-scale activations; weights 
 INPUT_RANGE = (-1.0, 1.0)  # images are normalized to [-1, 1] before they reach a student
 
 
-class ParityError(ValueError):
+class ParityError(AkdTfError, ValueError):
     """The converted model disagrees with the Keras model beyond tolerance."""
 
 
@@ -167,7 +168,7 @@ def convert(model: keras.Model, quantize: str = "none", representative_data: np.
         converter.target_spec.supported_types = [tf.float16]
     elif quantize == "int8":
         if representative_data is None or len(representative_data) == 0:
-            raise ValueError("int8 quantization needs representative data (at least one image)")
+            raise InvalidInput("int8 quantization needs representative data (at least one image)")
         data = np.asarray(representative_data, dtype=np.float32)
 
         def representative_dataset():
@@ -239,7 +240,7 @@ def export_tflite(model: keras.Model, out_path: str | os.PathLike, quantize: str
         parity_images = random_images(input_shape, DEFAULT_PARITY_SAMPLES, seed + 1)
     for name, data in (("representative data", representative_data), ("parity images", parity_images)):
         if data is not None and tuple(np.shape(data)[1:]) != input_shape:
-            raise ValueError(f"{name} have shape {tuple(np.shape(data))}, expected (N, {', '.join(map(str, input_shape))})")
+            raise InvalidInput(f"{name} have shape {tuple(np.shape(data))}, expected (N, {', '.join(map(str, input_shape))})")
     start = time.perf_counter()
     flatbuffer = convert(model, quantize, representative_data)
     seconds = time.perf_counter() - start
@@ -278,7 +279,7 @@ def prepare_untrained(model: keras.Model, images: np.ndarray) -> None:
     for bn in bn_layers:
         conv = bn.inbound_nodes[0].inbound_layers
         if not isinstance(conv, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)):
-            raise ValueError(f"{bn.name}: expected a convolution before it, found {type(conv).__name__}")
+            raise InvalidInput(f"{bn.name}: expected a convolution before it, found {type(conv).__name__}")
         scale = bn.gamma.numpy() / np.sqrt(bn.moving_variance.numpy() + BN_EPSILON)
         shift = bn.beta.numpy() - bn.moving_mean.numpy() * scale
         kernel = conv.weights[0]
@@ -330,17 +331,17 @@ def load_image_array(path: str | os.PathLike) -> np.ndarray:
     """Images (N, H, W, C) as float32 from a ``.npy`` file or the ``x`` array of a ``.npz`` file."""
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"{path}: no such file")
+        raise MissingData(f"{path}: no such file")
     try:
         data = np.load(path, allow_pickle=False)
     except (ValueError, OSError) as exc:
-        raise ValueError(f"{path}: not a .npy or .npz file ({exc})") from exc
+        raise InvalidInput(f"{path}: not a .npy or .npz file ({exc})") from exc
     if isinstance(data, np.lib.npyio.NpzFile):
         if "x" not in data.files:
-            raise ValueError(f"{path}: expected an array named 'x', found {', '.join(data.files) or 'none'}")
+            raise InvalidInput(f"{path}: expected an array named 'x', found {', '.join(data.files) or 'none'}")
         data = data["x"]
     if data.ndim != 4:
-        raise ValueError(f"{path}: expected images of shape (N, H, W, C), got {data.shape}")
+        raise InvalidInput(f"{path}: expected images of shape (N, H, W, C), got {data.shape}")
     return data.astype(np.float32)
 
 
@@ -348,11 +349,11 @@ def load_keras_model(path: str | os.PathLike) -> keras.Model:
     """Load a ``.keras``, ``.h5`` or SavedModel-directory Keras model for export (not compiled)."""
     path = Path(path)
     if not path.exists():
-        raise ValueError(f"{path}: no such Keras model")
+        raise MissingData(f"{path}: no such Keras model")
     try:
         return keras.models.load_model(path, compile=False)
     except (ValueError, OSError, IOError) as exc:
-        raise ValueError(f"{path}: cannot be loaded as a Keras model ({exc})") from exc
+        raise InvalidInput(f"{path}: cannot be loaded as a Keras model ({exc})") from exc
     except TypeError as exc:  # e.g. Keras 3's `batch_shape`, which tf-keras (Keras 2) does not know
-        raise ValueError(f"{path}: cannot be loaded by tf-keras (Keras 2), which akd-tf uses; a model saved by "
-                         f"Keras 3 must be re-saved with tf_keras ({exc})") from exc
+        raise InvalidInput(f"{path}: cannot be loaded by tf-keras (Keras 2), which akd-tf uses; a model saved by "
+                           f"Keras 3 must be re-saved with tf_keras ({exc})") from exc

@@ -16,6 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import akd_tf.tf_env  # noqa: F401  (the tf.lite fallback imports TensorFlow)
+from akd_tf.errors import InvalidInput, MissingData
 
 # (name shown to users and in records, distribution for the version, module, attribute)
 INTERPRETERS = (
@@ -49,31 +50,31 @@ def load_interpreter(preferred: str | None = None) -> InterpreterInfo:
     known = [entry[0] for entry in INTERPRETERS]
     if preferred is not None:
         if preferred not in known:
-            raise ValueError(f"unknown TFLite interpreter {preferred!r}; expected one of {', '.join(known)}")
+            raise InvalidInput(f"unknown TFLite interpreter {preferred!r}; expected one of {', '.join(known)}")
         entry = INTERPRETERS[known.index(preferred)]
         try:
             return _load(*entry)
         except ImportError as exc:  # numpy-2 incompatible tflite-runtime raises ImportError too
-            raise ValueError(f"TFLite interpreter {preferred!r} cannot be imported: {exc}") from exc
+            raise InvalidInput(f"TFLite interpreter {preferred!r} cannot be imported: {exc}") from exc
     errors = []
     for entry in INTERPRETERS:
         try:
             return _load(*entry)
         except ImportError as exc:
             errors.append(f"{entry[0]}: {exc}")
-    raise ValueError("no TFLite interpreter can be imported (" + "; ".join(errors) + ")")
+    raise InvalidInput("no TFLite interpreter can be imported (" + "; ".join(errors) + ")")
 
 
 def check_tflite_file(path: str | os.PathLike) -> Path:
     """Raise ``ValueError`` unless ``path`` is a readable TFLite flatbuffer."""
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"{path}: no such model file")
+        raise MissingData(f"{path}: no such model file")
     with path.open("rb") as fh:
         header = fh.read(8)
     if len(header) < 8 or header[4:8] != TFLITE_FILE_IDENTIFIER:
-        raise ValueError(f"{path}: not a TFLite model (expected the file identifier "
-                         f"{TFLITE_FILE_IDENTIFIER.decode()} at byte 4, got {header[4:8]!r})")
+        raise InvalidInput(f"{path}: not a TFLite model (expected the file identifier "
+                           f"{TFLITE_FILE_IDENTIFIER.decode()} at byte 4, got {header[4:8]!r})")
     return path
 
 
@@ -89,5 +90,5 @@ def make_interpreter(model: str | os.PathLike | bytes, num_threads: int = 1):
         interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         source = kwargs.get("model_path", "model bytes")
-        raise ValueError(f"{source}: the TFLite interpreter rejected the model: {exc}") from exc
+        raise InvalidInput(f"{source}: the TFLite interpreter rejected the model: {exc}") from exc
     return interpreter

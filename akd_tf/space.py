@@ -29,6 +29,8 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from akd_tf.errors import InvalidInput
+
 # ---------------------------------------------------------------------------
 # Choice values
 # ---------------------------------------------------------------------------
@@ -50,9 +52,9 @@ class ConvOp:
 
     def __post_init__(self) -> None:
         if self.kind not in CONV_KINDS:
-            raise ValueError(f"conv op {self.name!r}: kind {self.kind!r} is not one of {CONV_KINDS}")
+            raise InvalidInput(f"conv op {self.name!r}: kind {self.kind!r} is not one of {CONV_KINDS}")
         if self.kind == "mbconv" and self.expand_ratio < 1:
-            raise ValueError(f"conv op {self.name!r}: expand_ratio must be >= 1, got {self.expand_ratio}")
+            raise InvalidInput(f"conv op {self.name!r}: expand_ratio must be >= 1, got {self.expand_ratio}")
 
 
 CONV_KINDS = ("conv", "dwconv", "mbconv")
@@ -172,19 +174,19 @@ class SearchSpace:
 
     def __post_init__(self) -> None:
         if len(self.block_options) not in (1, len(self.skeleton)):
-            raise ValueError(
+            raise InvalidInput(
                 f"space {self.name!r}: block_options must hold 1 or {len(self.skeleton)} entries, got {len(self.block_options)}")
         options = self.block_options * len(self.skeleton) if len(self.block_options) == 1 else self.block_options
         decisions = tuple(opt.decisions(sk) for opt, sk in zip(options, self.skeleton))
         for b, block in enumerate(decisions, start=1):
             for d in block:
                 if d.field == "layers" and min(d.values) < 0:
-                    raise ValueError(f"space {self.name!r}: block {b} allows a negative layer count {min(d.values)}")
+                    raise InvalidInput(f"space {self.name!r}: block {b} allows a negative layer count {min(d.values)}")
                 if d.field == "layers" and self.skeleton[b - 1].stride != 1 and min(d.values) < 1:
-                    raise ValueError(f"space {self.name!r}: block {b} has stride {self.skeleton[b - 1].stride} "
-                                     f"and so needs at least one layer, but allows 0")
+                    raise InvalidInput(f"space {self.name!r}: block {b} has stride {self.skeleton[b - 1].stride} "
+                                       f"and so needs at least one layer, but allows 0")
                 if len(set(d.labels)) != d.size:
-                    raise ValueError(f"space {self.name!r}: block {b} {d.field} has duplicate labels {d.labels}")
+                    raise InvalidInput(f"space {self.name!r}: block {b} {d.field} has duplicate labels {d.labels}")
         object.__setattr__(self, "_decisions", decisions)
 
     # -- layout -------------------------------------------------------------
@@ -240,22 +242,22 @@ class SearchSpace:
         if len(tokens) != self.num_decisions:
             per_block = {len(block) for block in self._decisions}
             layout = (f" ({self.num_blocks} blocks x {per_block.pop()} decisions)" if len(per_block) == 1 else "")
-            raise ValueError(f"space {self.name!r}: expected {self.num_decisions} tokens{layout}, got {len(tokens)}")
+            raise InvalidInput(f"space {self.name!r}: expected {self.num_decisions} tokens{layout}, got {len(tokens)}")
         for (b, d), t in zip(self._positions(), tokens):
             if isinstance(t, bool) or not isinstance(t, (int, np.integer)):
-                raise ValueError(f"block {b} {d.field}: got token {t!r}, expected an int in 0..{d.size - 1}")
+                raise InvalidInput(f"block {b} {d.field}: got token {t!r}, expected an int in 0..{d.size - 1}")
             if not 0 <= t < d.size:
-                raise ValueError(
+                raise InvalidInput(
                     f"block {b} {d.field}: got token {t}, expected 0..{d.size - 1} ({d.describe_values()})")
         return Arch(self, tuple(int(t) for t in tokens))
 
     def parse(self, text: str) -> "Arch":
         """Parse a canonical architecture string (grammar in the module docstring)."""
         if not isinstance(text, str):
-            raise ValueError(f"expected an architecture string, got {type(text).__name__}")
+            raise InvalidInput(f"expected an architecture string, got {type(text).__name__}")
         parts = text.strip().split(":")
         if len(parts) != self.num_blocks:
-            raise ValueError(
+            raise InvalidInput(
                 f"space {self.name!r}: expected {self.num_blocks} blocks separated by ':', got {len(parts)} "
                 f"in {text.strip()!r}")
         tokens: list[int] = []
@@ -263,13 +265,13 @@ class SearchSpace:
             fields = part.split("_")
             if len(fields) != len(decisions):
                 expected = "_".join(f"<{d.field}>" for d in decisions)
-                raise ValueError(
+                raise InvalidInput(
                     f"block {b}: expected {len(decisions)} fields {expected}, got {len(fields)} in {part!r}")
             for got, d in zip(fields, decisions):
                 try:
                     tokens.append(d.labels.index(got))
                 except ValueError:
-                    raise ValueError(
+                    raise InvalidInput(
                         f"block {b} {d.field}: got {got!r}, expected one of {d.describe_values()}") from None
         return Arch(self, tuple(tokens))
 
@@ -277,15 +279,15 @@ class SearchSpace:
         """Inverse of :meth:`Arch.onehot`: each segment must be exactly one-hot."""
         vec = np.asarray(vector)
         if vec.ndim != 1 or vec.shape[0] != self.onehot_width:
-            raise ValueError(f"space {self.name!r}: expected a one-hot vector of width {self.onehot_width}, "
-                             f"got shape {tuple(vec.shape)}")
+            raise InvalidInput(f"space {self.name!r}: expected a one-hot vector of width {self.onehot_width}, "
+                               f"got shape {tuple(vec.shape)}")
         tokens, offset = [], 0
         for b, d in self._positions():
             segment = vec[offset:offset + d.size]
             ones = np.flatnonzero(segment == 1)
             if len(ones) != 1 or np.count_nonzero(segment) != 1:
-                raise ValueError(f"block {b} {d.field}: segment {segment.tolist()} at offset {offset} "
-                                 f"is not one-hot over {d.size} values ({d.describe_values()})")
+                raise InvalidInput(f"block {b} {d.field}: segment {segment.tolist()} at offset {offset} "
+                                   f"is not one-hot over {d.size} values ({d.describe_values()})")
             tokens.append(int(ones[0]))
             offset += d.size
         return Arch(self, tuple(tokens))
@@ -299,14 +301,14 @@ class SearchSpace:
         try:
             values = [int(t) for t in text.replace(",", " ").split()]
         except ValueError:
-            raise ValueError(f"expected comma-separated ints, got {text!r}") from None
+            raise InvalidInput(f"expected comma-separated ints, got {text!r}") from None
         return self.from_tokens(values)
 
     def arch(self, value: "str | Sequence[int] | Arch") -> "Arch":
         """Accept any architecture form users pass around: string, tokens or Arch."""
         if isinstance(value, Arch):
             if value.space != self:
-                raise ValueError(f"architecture belongs to space {value.space.name!r}, not {self.name!r}")
+                raise InvalidInput(f"architecture belongs to space {value.space.name!r}, not {self.name!r}")
             return value
         if isinstance(value, str):
             return self.parse(value)
@@ -321,7 +323,7 @@ class SearchSpace:
     def sample_many(self, n: int, seed: int | None = None) -> list["Arch"]:
         """``n`` uniform samples; the same ``seed`` gives the same list."""
         if n < 0:
-            raise ValueError(f"n must be >= 0, got {n}")
+            raise InvalidInput(f"n must be >= 0, got {n}")
         rng = np.random.default_rng(seed)
         return [self.sample(rng) for _ in range(n)]
 
@@ -330,7 +332,7 @@ class SearchSpace:
         arch = self.arch(arch)
         mutable = [i for i, d in enumerate(self.decisions) if d.size > 1]
         if not mutable:
-            raise ValueError(f"space {self.name!r} has no decision with more than one value")
+            raise InvalidInput(f"space {self.name!r} has no decision with more than one value")
         i = mutable[int(rng.integers(len(mutable)))]
         others = [v for v in range(self.decisions[i].size) if v != arch.tokens[i]]
         tokens = list(arch.tokens)
@@ -367,8 +369,8 @@ class SearchSpace:
     def check_resolution(self, resolution: int) -> None:
         if isinstance(resolution, bool) or not isinstance(resolution, (int, np.integer)) or not (
                 self.min_resolution <= resolution <= self.max_resolution):
-            raise ValueError(f"space {self.name!r}: resolution must be an int in "
-                             f"{self.min_resolution}..{self.max_resolution}, got {resolution!r}")
+            raise InvalidInput(f"space {self.name!r}: resolution must be an int in "
+                               f"{self.min_resolution}..{self.max_resolution}, got {resolution!r}")
 
 
 @dataclass(frozen=True)
@@ -438,7 +440,7 @@ _SPACES: dict[str, SearchSpace] = {}
 def register_space(space: SearchSpace) -> SearchSpace:
     """Add a space to the registry; its name must be new."""
     if space.name in _SPACES:
-        raise ValueError(f"a search space named {space.name!r} is already registered")
+        raise InvalidInput(f"a search space named {space.name!r} is already registered")
     _SPACES[space.name] = space
     return space
 
@@ -448,7 +450,7 @@ def get_space(name: str = "mnasnet") -> SearchSpace:
     try:
         return _SPACES[name]
     except KeyError:
-        raise ValueError(f"unknown search space {name!r}; known spaces: {', '.join(sorted(_SPACES))}") from None
+        raise InvalidInput(f"unknown search space {name!r}; known spaces: {', '.join(sorted(_SPACES))}") from None
 
 
 def space_names() -> list[str]:

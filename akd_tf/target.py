@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from akd_tf.errors import InvalidInput
+
 # Bytes per parameter as the .tflite stores weights, per mode. none: float32; fp16: float16 weights;
 # int8: full-integer post-training quantization.
 WEIGHT_BYTES = {"none": 4, "fp16": 2, "int8": 1}
@@ -17,7 +19,7 @@ QUANTIZATIONS = tuple(WEIGHT_BYTES)
 def check_quantization(quantization: str, name: str = "quantization") -> str:
     """``quantization`` if it is one of :data:`QUANTIZATIONS`, else ``ValueError`` naming the value."""
     if quantization not in QUANTIZATIONS:
-        raise ValueError(f"{name} must be one of {', '.join(QUANTIZATIONS)}, got {quantization!r}")
+        raise InvalidInput(f"{name} must be one of {', '.join(QUANTIZATIONS)}, got {quantization!r}")
     return quantization
 
 

@@ -30,6 +30,7 @@ import akd_tf.tf_env  # noqa: F401  (configures TensorFlow before it is imported
 import tensorflow as tf
 import tf_keras as keras
 
+from akd_tf.errors import InvalidInput
 from akd_tf.export import load_keras_model
 
 PROBABILITY_FLOOR = 1e-12  # log(0) guard when a teacher outputs exact zeros
@@ -76,18 +77,18 @@ class Teacher:
 
     def __init__(self, members: Sequence[TeacherMember], fingerprint: str):
         if not members:
-            raise ValueError("a teacher needs at least one model")
+            raise InvalidInput("a teacher needs at least one model")
         self.members = tuple(members)
         self.fingerprint = fingerprint
         shapes = {tuple(m.model.input_shape[1:]) for m in self.members}
         classes = {int(m.model.output_shape[-1]) for m in self.members}
         if len(classes) != 1:
-            raise ValueError("ensemble members disagree on the number of classes: "
-                             + ", ".join(f"{m.path}: {m.model.output_shape[-1]}" for m in self.members))
+            raise InvalidInput("ensemble members disagree on the number of classes: "
+                               + ", ".join(f"{m.path}: {m.model.output_shape[-1]}" for m in self.members))
         channels = {shape[-1] for shape in shapes}
         if len(channels) != 1:
-            raise ValueError("ensemble members disagree on input channels: "
-                             + ", ".join(f"{m.path}: {m.model.input_shape[-1]}" for m in self.members))
+            raise InvalidInput("ensemble members disagree on input channels: "
+                               + ", ".join(f"{m.path}: {m.model.input_shape[-1]}" for m in self.members))
         self.num_classes = classes.pop()
         self.channels = channels.pop()
         self._embedding = _embedding_model(self.members[0].model) if len(self.members) == 1 else None
@@ -111,12 +112,12 @@ class Teacher:
     def check_compatible(self, num_classes: int, channels: int, dataset_name: str) -> None:
         """Raise ``ValueError`` when this teacher cannot teach on data with these classes and channels."""
         if self.num_classes != num_classes:
-            raise ValueError(f"{self.describe()} but dataset {dataset_name} has {num_classes} classes; "
-                             "train or pick a teacher for this dataset")
+            raise InvalidInput(f"{self.describe()} but dataset {dataset_name} has {num_classes} classes; "
+                               "train or pick a teacher for this dataset")
         if self.channels is not None and self.channels != channels:
-            raise ValueError(f"teacher input shape {self.members[0].model.input_shape[1:]} expects "
-                             f"{self.channels} channels but the students get {channels}-channel images "
-                             f"(--channels {self.channels} feeds it)")
+            raise InvalidInput(f"teacher input shape {self.members[0].model.input_shape[1:]} expects "
+                               f"{self.channels} channels but the students get {channels}-channel images "
+                               f"(--channels {self.channels} feeds it)")
 
     def _resized(self, member: TeacherMember, images: tf.Tensor) -> tf.Tensor:
         size = self.input_resolution(member)
@@ -145,8 +146,8 @@ class Teacher:
     def embedding(self, images: tf.Tensor) -> tf.Tensor:
         """Pooled features (input of the last Dense layer) for feature distillation."""
         if self._embedding is None:
-            raise ValueError(f"{self.describe()} has no single Dense classifier whose input could serve as the "
-                             "embedding; feature distillation needs one teacher model with a Dense head")
+            raise InvalidInput(f"{self.describe()} has no single Dense classifier whose input could serve as the "
+                               "embedding; feature distillation needs one teacher model with a Dense head")
         member = self.members[0]
         return tf.cast(self._embedding(self._resized(member, images), training=False), tf.float32)
 
@@ -156,15 +157,15 @@ def load_teacher(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> Teac
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     if not paths:
-        raise ValueError("no teacher given: pass a .keras, .h5 or SavedModel path (several for an ensemble)")
+        raise InvalidInput("no teacher given: pass a .keras, .h5 or SavedModel path (several for an ensemble)")
     members, digests = [], []
     for path in paths:
         model = load_keras_model(path)
         if len(model.outputs) != 1 or len(model.output_shape) != 2:
-            raise ValueError(f"{path}: a teacher must map images to one (N, classes) output, "
-                             f"got output shape {model.output_shape}")
+            raise InvalidInput(f"{path}: a teacher must map images to one (N, classes) output, "
+                               f"got output shape {model.output_shape}")
         if len(model.input_shape) != 4:
-            raise ValueError(f"{path}: a teacher must take images (N, H, W, C), got input shape {model.input_shape}")
+            raise InvalidInput(f"{path}: a teacher must take images (N, H, W, C), got input shape {model.input_shape}")
         members.append(TeacherMember(str(path), model, _outputs_probabilities(model)))
         digests.append(file_fingerprint(path))
     fingerprint = hashlib.sha256("\n".join(sorted(digests)).encode()).hexdigest()  # member order is irrelevant
@@ -219,11 +220,11 @@ def build_teacher_model(model_name: str, input_shape, num_classes: int, seed: in
     ``keras.applications`` models built without pretrained weights.
     """
     if model_name not in TEACHER_MODELS:
-        raise ValueError(f"unknown teacher model {model_name!r}; choose one of {', '.join(TEACHER_MODELS)} "
-                         "or give an architecture from the search space")
+        raise InvalidInput(f"unknown teacher model {model_name!r}; choose one of {', '.join(TEACHER_MODELS)} "
+                           "or give an architecture from the search space")
     if min(input_shape[:2]) < MIN_TEACHER_SIDE:
-        raise ValueError(f"{model_name} needs inputs of at least {MIN_TEACHER_SIDE}x{MIN_TEACHER_SIDE}, "
-                         f"got {tuple(input_shape)}")
+        raise InvalidInput(f"{model_name} needs inputs of at least {MIN_TEACHER_SIDE}x{MIN_TEACHER_SIDE}, "
+                           f"got {tuple(input_shape)}")
     keras.utils.set_random_seed(seed)
     if model_name in CIFAR_RESNETS:
         return cifar_resnet(CIFAR_RESNETS[model_name], input_shape, num_classes)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from akd_tf.errors import InvalidInput
+
 DEFAULT_ALPHA = 0.9
 DEFAULT_TEMPERATURE = 1.0
 DEFAULT_PROXY_EPOCHS = 5
@@ -28,11 +30,11 @@ class DistillSettings:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.alpha <= 1.0:
-            raise ValueError(f"alpha must be in [0, 1], got {self.alpha!r}")
+            raise InvalidInput(f"alpha must be in [0, 1], got {self.alpha!r}")
         if not self.temperature > 0.0 or not math.isfinite(self.temperature):
-            raise ValueError(f"temperature must be a positive number, got {self.temperature!r}")
+            raise InvalidInput(f"temperature must be a positive number, got {self.temperature!r}")
         if not self.feature_weight >= 0.0 or not math.isfinite(self.feature_weight):
-            raise ValueError(f"feature_weight must be >= 0, got {self.feature_weight!r}")
+            raise InvalidInput(f"feature_weight must be >= 0, got {self.feature_weight!r}")
 
     @property
     def needs_teacher(self) -> bool:
@@ -59,14 +61,14 @@ class TrainSettings:
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
-            raise ValueError(f"epochs must be >= 1, got {self.epochs!r}")
+            raise InvalidInput(f"epochs must be >= 1, got {self.epochs!r}")
         if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size!r}")
+            raise InvalidInput(f"batch_size must be >= 1, got {self.batch_size!r}")
         if not self.learning_rate > 0.0:
-            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}")
+            raise InvalidInput(f"learning_rate must be > 0, got {self.learning_rate!r}")
         if not 0.0 <= self.warmup_epochs <= self.epochs:
-            raise ValueError(f"warmup_epochs must be in [0, epochs={self.epochs}], got {self.warmup_epochs!r}")
+            raise InvalidInput(f"warmup_epochs must be in [0, epochs={self.epochs}], got {self.warmup_epochs!r}")
         if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+            raise InvalidInput(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         if self.steps_per_execution < 1:
-            raise ValueError(f"steps_per_execution must be >= 1, got {self.steps_per_execution!r}")
+            raise InvalidInput(f"steps_per_execution must be >= 1, got {self.steps_per_execution!r}")

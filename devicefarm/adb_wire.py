@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from akd_tf.errors import InvalidInput
+
 
 def _wire(name: bytes) -> int:
     return struct.unpack("<I", name)[0]
@@ -100,7 +102,7 @@ def pack_message(command: int, arg0: int, arg1: int, payload: bytes = b"", *, ve
     """Header plus payload, with the checksum filled in when ``version`` uses checksums (0 otherwise)."""
     for name, value in (("command", command), ("arg0", arg0), ("arg1", arg1)):
         if not 0 <= value <= 0xFFFFFFFF:
-            raise ValueError(f"{name} must fit in 32 unsigned bits, got {value!r}")
+            raise InvalidInput(f"{name} must fit in 32 unsigned bits, got {value!r}")
     crc = checksum(payload) if checksums_in_use(version) else 0
     return struct.pack(HEADER_FORMAT, command, arg0, arg1, len(payload), crc, command ^ 0xFFFFFFFF) + payload
 

@@ -14,6 +14,8 @@ import os
 import stat
 from pathlib import Path
 
+from akd_tf.errors import InvalidInput
+
 KEY_ENV = "AKD_TF_ADB_KEY"
 
 
@@ -36,7 +38,8 @@ def ensure_key_pair(private_key: Path | str | None = None) -> Path:
 
     path = Path(private_key).expanduser() if private_key else default_key_path()
     if path.is_dir():
-        raise ValueError(f"ADB key path {path} is a directory; expected the private key file (e.g. ~/.android/adbkey)")
+        raise InvalidInput(f"ADB key path {path} is a directory; expected the private key file "
+                           "(e.g. ~/.android/adbkey)")
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))  # never world-readable, not even briefly
@@ -55,4 +58,4 @@ def load_signer(private_key: Path):
     try:
         return PythonRSASigner(public_key_path(private_key).read_text(), private_key.read_text())
     except (OSError, ValueError) as error:
-        raise ValueError(f"cannot load the ADB key pair {private_key}{{,.pub}}: {error}") from error
+        raise InvalidInput(f"cannot load the ADB key pair {private_key}{{,.pub}}: {error}") from error

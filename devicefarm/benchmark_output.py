@@ -21,9 +21,10 @@ import math
 import re
 
 from akd_tf.benchmark import BenchmarkResult, RunSettings
+from akd_tf.errors import DeviceError
 
 
-class BenchmarkOutputError(ValueError):
+class BenchmarkOutputError(DeviceError, ValueError):
     """``benchmark_model`` output that holds no usable timings; ``raw_output`` keeps the text."""
 
     def __init__(self, message: str, raw_output: str):

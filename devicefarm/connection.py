@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from akd_tf.errors import DeviceError, InvalidInput
 from devicefarm import adb_wire
 from devicefarm.adbkeys import ensure_key_pair, load_signer, public_key_path
 
@@ -34,7 +35,7 @@ _STATUS_ECHO = re.compile(re.escape(EXIT_MARKER) + r"(-?\d+)[ \t\r]*(?:\n|$)")
 DEFAULT_PORT = 5555
 
 
-class PhoneUnavailable(ConnectionError):
+class PhoneUnavailable(DeviceError, ConnectionError):
     """The phone could not be reached or dropped the connection, even after retries."""
 
 
@@ -42,7 +43,7 @@ class PhoneAuthError(PhoneUnavailable):
     """The phone did not accept this computer's ADB key."""
 
 
-class CommandFailed(RuntimeError):
+class CommandFailed(DeviceError, RuntimeError):
     """A command ran on the phone and exited non-zero."""
 
     def __init__(self, argv: list[str], exit_code: int, output: str):
@@ -128,27 +129,27 @@ def parse_address(address: str) -> tuple[str, int] | None:
     host, sep, port = address.rpartition(":")
     if sep:
         if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError(f"ADB address {address!r} is not HOST:PORT with a port in 1..65535")
+            raise InvalidInput(f"ADB address {address!r} is not HOST:PORT with a port in 1..65535")
         return host, int(port)
     parts = address.split(".")
     if len(parts) == 4 and all(p.isdigit() and int(p) < 256 for p in parts):
         return address, DEFAULT_PORT
     if not address or any(c.isspace() for c in address):
-        raise ValueError(f"ADB address {address!r} is neither HOST:PORT nor a USB serial")
+        raise InvalidInput(f"ADB address {address!r} is neither HOST:PORT nor a USB serial")
     return None
 
 
 def command_line(argv: list[str]) -> str:
     """The shell line sent for ``argv``: every argument quoted, then the exit-status echo."""
     if not isinstance(argv, (list, tuple)) or not argv or not all(isinstance(a, str) for a in argv):
-        raise ValueError(f"a phone command is a non-empty list of strings, got {argv!r}")
+        raise InvalidInput(f"a phone command is a non-empty list of strings, got {argv!r}")
     return f"{shlex.join(argv)} ; echo {EXIT_MARKER}$?"
 
 
 def commands_line(argvs: list[list[str]]) -> str:
     """The shell line that runs several commands in order, each quoted and followed by its status echo."""
     if not isinstance(argvs, (list, tuple)) or not argvs:
-        raise ValueError(f"expected a non-empty list of commands, got {argvs!r}")
+        raise InvalidInput(f"expected a non-empty list of commands, got {argvs!r}")
     return " ; ".join(command_line(argv) for argv in argvs)
 
 

@@ -11,6 +11,7 @@ from typing import Callable
 from sqlalchemy import func, select
 
 from akd_tf.benchmark import LOCAL_DEVICE, choose_core
+from akd_tf.errors import InvalidInput
 from devicefarm.connection import PhoneConnection, PhoneUnavailable
 from devicefarm.probe import Condition, probe_phone, read_condition, read_governor
 from devicefarm.runner import (BENCHMARK_RUNTIME, DEFAULT_WORKDIR, PhoneLimits, PhoneRunner, check_benchmark_binary,
@@ -61,9 +62,9 @@ def register_phone(store: Store, address: str, *, name: str | None = None, bench
     """
     log = log or (lambda message: None)
     if benchmark_binary is not None and not Path(benchmark_binary).is_file():
-        raise ValueError(f"benchmark binary {benchmark_binary} is not a file; {BENCHMARK_BINARY_HELP}")
+        raise InvalidInput(f"benchmark binary {benchmark_binary} is not a file; {BENCHMARK_BINARY_HELP}")
     if name == LOCAL_DEVICE:
-        raise ValueError(f"the name {LOCAL_DEVICE!r} is reserved for the host device; choose another --name")
+        raise InvalidInput(f"the name {LOCAL_DEVICE!r} is reserved for the host device; choose another --name")
     with PhoneConnection(address, key_path=key_path, auth_timeout_s=auth_timeout_s,
                          on_auth_prompt=on_auth_prompt) as conn:
         conn.connect()
@@ -82,7 +83,7 @@ def register_phone(store: Store, address: str, *, name: str | None = None, bench
             log(f"{name}: installing {benchmark_binary} as {remote_binary}")
             runner.push_verified(Path(benchmark_binary), remote_binary, mode=0o755)
         elif conn.run(["ls", remote_binary], check=False).exit_code != 0:
-            raise ValueError(f"{name} has no {remote_binary}; pass --benchmark-binary PATH. {BENCHMARK_BINARY_HELP}")
+            raise InvalidInput(f"{name} has no {remote_binary}; pass --benchmark-binary PATH. {BENCHMARK_BINARY_HELP}")
         with tempfile.TemporaryDirectory(prefix="akd-tf-probe-") as tmp:
             measured = check_benchmark_binary(runner, probe_model(Path(tmp)))
         log(f"{name}: benchmark_model runs on core {chosen}: probe model {measured.result.mean_us:.0f} us")
@@ -91,13 +92,13 @@ def register_phone(store: Store, address: str, *, name: str | None = None, bench
         same_phone = session.scalar(select(Device).where(Device.kind == PHONE_KIND, Device.serial == facts.serial,
                                                          Device.name != name)) if facts.serial else None
         if same_phone is not None:
-            raise ValueError(f"phone {facts.serial} is already registered as {same_phone.name!r}; register it "
-                             f"with --name {same_phone.name} to update it, or remove that entry first")
+            raise InvalidInput(f"phone {facts.serial} is already registered as {same_phone.name!r}; register it "
+                               f"with --name {same_phone.name} to update it, or remove that entry first")
         if device is None:
             device = Device(name=name, kind=PHONE_KIND)
             session.add(device)
         elif device.kind != PHONE_KIND:
-            raise ValueError(f"device {name!r} is a {device.kind!r} device; choose another --name")
+            raise InvalidInput(f"device {name!r} is a {device.kind!r} device; choose another --name")
         device.serial, device.address, device.model, device.soc = facts.serial, address, facts.model, facts.soc
         device.abi, device.os_version, device.core = facts.abi, f"Android {facts.android}", chosen
         device.governor = governor_of_chosen
@@ -136,7 +137,7 @@ def check_phone(store: Store, name: str, *, key_path: Path | str | None = None,
     with store.session() as session:
         device = get_device(session, name)
         if device.kind != PHONE_KIND:
-            raise ValueError(f"device {name!r} is a {device.kind!r} device, not a phone")
+            raise InvalidInput(f"device {name!r} is a {device.kind!r} device, not a phone")
         address, core = device.address, device.core
     governor = None
     try:
@@ -162,16 +163,16 @@ def check_phone(store: Store, name: str, *, key_path: Path | str | None = None,
 def remove_device(store: Store, name: str, *, force: bool = False) -> dict[str, int]:
     """Delete a phone; with measurements or table entries stored, only when ``force`` (they go with it)."""
     if name == LOCAL_DEVICE:
-        raise ValueError(f"the host device {LOCAL_DEVICE!r} is always present and cannot be removed")
+        raise InvalidInput(f"the host device {LOCAL_DEVICE!r} is always present and cannot be removed")
     with store.session() as session:
         device = get_device(session, name)
         counts = {"measurements": session.scalar(select(func.count()).where(Measurement.device_id == device.id)),
                   "lut_entries": session.scalar(select(func.count()).where(LutEntry.device_id == device.id))}
         if device.lease_holder and not force:
-            raise ValueError(f"device {name!r} is leased by {device.lease_holder}; stop that worker or pass --force")
+            raise InvalidInput(f"device {name!r} is leased by {device.lease_holder}; stop that worker or pass --force")
         if any(counts.values()) and not force:
-            raise ValueError(f"device {name!r} has {counts['measurements']} measurements and {counts['lut_entries']} "
-                             f"latency-table entries that would be deleted with it; export them first "
-                             f"(akd-tf latency export) and pass --force")
+            raise InvalidInput(f"device {name!r} has {counts['measurements']} measurements and {counts['lut_entries']} "
+                               f"latency-table entries that would be deleted with it; export them first "
+                               f"(akd-tf latency export) and pass --force")
         session.delete(device)
     return counts

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 
+from akd_tf.errors import InvalidInput
 from devicefarm.connection import CommandFailed, CommandResult, PhoneConnection
 
 CPU_DIR = "/sys/devices/system/cpu"
@@ -36,7 +37,7 @@ def parse_cpu_list(text: str) -> list[int]:
             continue
         low, _, high = part.partition("-")
         if not low.isdigit() or (high and not high.isdigit()):
-            raise ValueError(f"unreadable CPU list {text.strip()!r}; expected e.g. '0-7' or '0-3,6'")
+            raise InvalidInput(f"unreadable CPU list {text.strip()!r}; expected e.g. '0-7' or '0-3,6'")
         cpus.extend(range(int(low), int(high or low) + 1))
     return cpus
 
@@ -44,14 +45,14 @@ def parse_cpu_list(text: str) -> list[int]:
 def pick_big_core(max_freq_khz: dict[int, int]) -> int:
     """The core with the highest maximum frequency (the prime core where there is one); ties → highest index."""
     if not max_freq_khz:
-        raise ValueError("no CPU frequencies to pick a big core from")
+        raise InvalidInput("no CPU frequencies to pick a big core from")
     return max(max_freq_khz, key=lambda core: (max_freq_khz[core], core))
 
 
 def core_mask(core: int) -> str:
     """``taskset``'s hexadecimal affinity mask for one core."""
     if core < 0:
-        raise ValueError(f"core must be >= 0, got {core}")
+        raise InvalidInput(f"core must be >= 0, got {core}")
     return format(1 << core, "x")
 
 
@@ -63,7 +64,7 @@ def parse_dumpsys_battery(text: str) -> dict:
         if sep:
             values[key] = value.strip()
     if "level" not in values:
-        raise ValueError(f"`dumpsys battery` printed no 'level:' line: {text.strip()[:200]!r}")
+        raise InvalidInput(f"`dumpsys battery` printed no 'level:' line: {text.strip()[:200]!r}")
     scale = float(values.get("scale", 100) or 100)
     battery = {"level_pct": round(100.0 * float(values["level"]) / scale, 1)}
     if "temperature" in values:
@@ -78,7 +79,7 @@ def parse_thermalservice(text: str) -> dict:
     """Thermal status (0 none .. 6 shutdown) and cached temperatures from ``dumpsys thermalservice``."""
     match = re.search(r"Thermal Status:\s*(\d+)", text)
     if match is None:
-        raise ValueError(f"`dumpsys thermalservice` printed no 'Thermal Status:' line: {text.strip()[:200]!r}")
+        raise InvalidInput(f"`dumpsys thermalservice` printed no 'Thermal Status:' line: {text.strip()[:200]!r}")
     status = int(match.group(1))
     temperatures = {}
     for value, _type, name, _status in _TEMPERATURE.findall(text):
@@ -166,7 +167,7 @@ def probe_phone(conn: PhoneConnection) -> PhoneFacts:
         if value and value.isdigit():
             freqs[cpu] = int(value)
     if not freqs:
-        raise ValueError(f"{conn.address}: no cpuinfo_max_freq readable for CPUs {cpus}; pass --core N explicitly")
+        raise InvalidInput(f"{conn.address}: no cpuinfo_max_freq readable for CPUs {cpus}; pass --core N explicitly")
     big = pick_big_core(freqs)
     zones = conn.run(["ls", "/sys/class/thermal"], check=False)
     condition = read_condition(conn)

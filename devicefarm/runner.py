@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Callable
 
 from akd_tf.benchmark import BenchmarkResult, RunSettings
+from akd_tf.errors import DeviceError, InvalidInput
 from devicefarm.benchmark_output import BenchmarkOutputError, parse_benchmark_output
 from devicefarm.connection import CommandFailed, CommandResult, PhoneConnection, PhoneUnavailable
 from devicefarm.probe import CONDITION_COMMANDS, Condition, condition_from, core_mask, read_condition
@@ -32,11 +33,11 @@ DEFAULT_WORKDIR = "/data/local/tmp/akd-tf"
 BENCHMARK_RUNTIME = "benchmark_model"
 
 
-class PhoneUnhealthy(RuntimeError):
+class PhoneUnhealthy(DeviceError, RuntimeError):
     """The phone is too hot or too low on battery to give trustworthy numbers."""
 
 
-class MeasurementFailed(ValueError):
+class MeasurementFailed(DeviceError, ValueError):
     """The model or benchmark_model's output is at fault, not the phone; ``raw_output`` keeps the evidence."""
 
     def __init__(self, message: str, raw_output: str = ""):
@@ -56,9 +57,9 @@ class PhoneLimits:
 
     def __post_init__(self) -> None:
         if self.cool_timeout_s < 0 or self.poll_s <= 0:
-            raise ValueError(f"cool_timeout_s must be >= 0 and poll_s > 0, got {self.cool_timeout_s}, {self.poll_s}")
+            raise InvalidInput(f"cool_timeout_s must be >= 0 and poll_s > 0, got {self.cool_timeout_s}, {self.poll_s}")
         if not 0 <= self.min_battery_pct <= 100:
-            raise ValueError(f"min_battery_pct must be in 0..100, got {self.min_battery_pct}")
+            raise InvalidInput(f"min_battery_pct must be in 0..100, got {self.min_battery_pct}")
 
 
 @dataclass(frozen=True)
@@ -174,7 +175,7 @@ class PhoneRunner:
         """Measure ``tflite`` (a local file, or its bytes), stored on the phone as ``remote_name`` in the work
         directory."""
         if "/" in remote_name or remote_name in ("", ".", ".."):
-            raise ValueError(f"remote model name must be a plain file name, got {remote_name!r}")
+            raise InvalidInput(f"remote model name must be a plain file name, got {remote_name!r}")
         self.prepare()
         remote = posixpath.join(self.workdir, "models", remote_name)
         if not self._models_dir_made:

@@ -16,6 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
+from akd_tf.errors import InvalidInput
 from akd_tf.space import SearchSpace
 
 
@@ -29,10 +30,10 @@ def pareto_front(accuracy: Sequence[float], latency: Sequence[float]) -> np.ndar
     accuracy = np.asarray(accuracy, dtype=float)
     latency = np.asarray(latency, dtype=float)
     if accuracy.shape != latency.shape or accuracy.ndim != 1:
-        raise ValueError(f"accuracy and latency must be 1-D and of one length, got shapes "
-                         f"{accuracy.shape} and {latency.shape}")
+        raise InvalidInput(f"accuracy and latency must be 1-D and of one length, got shapes "
+                           f"{accuracy.shape} and {latency.shape}")
     if not (np.all(np.isfinite(accuracy)) and np.all(np.isfinite(latency))):
-        raise ValueError("accuracy and latency must be finite numbers")
+        raise InvalidInput("accuracy and latency must be finite numbers")
     on_front = np.zeros(len(accuracy), dtype=bool)
     order = np.lexsort((-accuracy, latency))  # latency ascending, then accuracy descending
     best_faster = -math.inf  # best accuracy among strictly faster points
@@ -70,11 +71,11 @@ def linear_fit(x: Sequence[float], y: Sequence[float]) -> LinearFit:
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
     if x.shape != y.shape or x.ndim != 1:
-        raise ValueError(f"x and y must be 1-D and of one length, got shapes {x.shape} and {y.shape}")
+        raise InvalidInput(f"x and y must be 1-D and of one length, got shapes {x.shape} and {y.shape}")
     if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
-        raise ValueError("x and y must be finite numbers")
+        raise InvalidInput("x and y must be finite numbers")
     if len(x) < 2 or np.ptp(x) == 0:
-        raise ValueError(f"a line needs at least two points with different x, got {len(x)} point(s)")
+        raise InvalidInput(f"a line needs at least two points with different x, got {len(x)} point(s)")
     slope, intercept = np.polyfit(x, y, 1)
     residual = float(np.sum((y - (slope * x + intercept)) ** 2))
     total = float(np.sum((y - y.mean()) ** 2))
@@ -101,11 +102,11 @@ def pca(matrix: np.ndarray, k: int = 2) -> PCAResult:
     """
     matrix = np.asarray(matrix, dtype=float)
     if matrix.ndim != 2 or matrix.shape[0] < 2:
-        raise ValueError(f"PCA needs a 2-D matrix of at least two rows, got shape {matrix.shape}")
+        raise InvalidInput(f"PCA needs a 2-D matrix of at least two rows, got shape {matrix.shape}")
     if not np.all(np.isfinite(matrix)):
-        raise ValueError("PCA needs finite numbers")
+        raise InvalidInput("PCA needs finite numbers")
     if not 1 <= k <= matrix.shape[1]:
-        raise ValueError(f"k must be between 1 and the width {matrix.shape[1]}, got {k}")
+        raise InvalidInput(f"k must be between 1 and the width {matrix.shape[1]}, got {k}")
     mean = matrix.mean(axis=0)
     centred = matrix - mean
     _, singular, vt = np.linalg.svd(centred, full_matrices=False)
@@ -133,7 +134,7 @@ def check_range(latency_range: tuple[float, float]) -> tuple[float, float]:
     """``(low, high)`` if ``low <= high``; ``ValueError`` naming both otherwise."""
     low, high = latency_range
     if not low <= high:
-        raise ValueError(f"latency range must be LOW <= HIGH, got {low} > {high}")
+        raise InvalidInput(f"latency range must be LOW <= HIGH, got {low} > {high}")
     return low, high
 
 
@@ -141,7 +142,7 @@ def top_by_accuracy(trials: Sequence[dict], k: int, latency_range: tuple[float, 
     """The ``k`` finished trials with the highest accuracy (ties: lower trial number first), optionally
     only those whose latency lies in ``[low, high]`` ms."""
     if k < 1:
-        raise ValueError(f"k must be at least 1, got {k}")
+        raise InvalidInput(f"k must be at least 1, got {k}")
     chosen = [t for t in trials if t["status"] == "done" and t["accuracy"] is not None]
     if latency_range is not None:
         low, high = check_range(latency_range)
@@ -168,7 +169,7 @@ def block_grid(space: SearchSpace, vector: Sequence[float]) -> BlockGrid:
     """Lay out ``vector`` (one value per one-hot position of ``space``) as a :class:`BlockGrid`."""
     vector = np.asarray(vector, dtype=float)
     if vector.shape != (space.onehot_width,):
-        raise ValueError(f"vector must have the space's one-hot width {space.onehot_width}, got shape {vector.shape}")
+        raise InvalidInput(f"vector must have the space's one-hot width {space.onehot_width}, got shape {vector.shape}")
     blocks = [space.block_decisions(b) for b in range(1, space.num_blocks + 1)]
     widths = [max(block[i].size for block in blocks) for i in range(len(blocks[0]))]
     groups, start = [], 0
@@ -201,7 +202,8 @@ def relative_gain(table: dict) -> float:
         for training in TRAININGS:
             value = table.get(arm, {}).get(training)
             if not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ValueError(f"the table needs a finite accuracy for {arm} trained with {training}, got {value!r}")
+                raise InvalidInput(f"the table needs a finite accuracy for {arm} trained with {training}, "
+                                   f"got {value!r}")
     return (table["akd"]["kd"] - table["akd"]["label"]) - (table["nas"]["kd"] - table["nas"]["label"])
 
 
@@ -222,5 +224,5 @@ class Spread:
 def spread(values: Sequence[float]) -> Spread:
     values = np.asarray(values, dtype=float)
     if len(values) == 0:
-        raise ValueError("spread needs at least one value")
+        raise InvalidInput("spread needs at least one value")
     return Spread(float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else None, len(values))

@@ -6,11 +6,13 @@ import math
 
 import numpy as np
 
+from akd_tf.errors import InvalidInput
+
 
 def check_int(label: str, value, minimum: int) -> int:
     """``value`` as an int >= ``minimum``, else ``ValueError`` quoting it."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{label} must be an int >= {minimum}, got {value!r}")
+        raise InvalidInput(f"{label} must be an int >= {minimum}, got {value!r}")
     return int(value)
 
 
@@ -21,12 +23,12 @@ def check_number(label: str, value, low: float, high: float = math.inf, *, low_o
         ok = (value > low if low_open else value >= low) and value <= high
     if not ok:
         bounds = f"{'(' if low_open else '['}{low}, {high}]"
-        raise ValueError(f"{label} must be a finite number in {bounds}, got {value!r}")
+        raise InvalidInput(f"{label} must be a finite number in {bounds}, got {value!r}")
     return float(value)
 
 
 def check_reward(value) -> float:
     """``value`` as a float, else ``ValueError``: rewards must be finite numbers (a failed child's is 0.0)."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not math.isfinite(value):
-        raise ValueError(f"a reward must be a finite number, got {value!r}")
+        raise InvalidInput(f"a reward must be a finite number, got {value!r}")
     return float(value)

@@ -15,6 +15,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from akd_tf.data_config import DATA_OPTION_NAMES, data_config
+from akd_tf.errors import InvalidInput
 from akd_tf.space import get_space
 from akd_tf.target import check_quantization
 from akd_tf.train_settings import DEFAULT_ALPHA, DEFAULT_PROXY_EPOCHS, DEFAULT_TEMPERATURE, OPTIMIZERS, TrainSettings
@@ -56,7 +57,7 @@ class ProxySettings:
         check_number("proxy warmup_epochs", self.warmup_epochs, 0.0)
         check_number("proxy alpha", self.alpha, 0.0, 1.0)
         if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"proxy optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+            raise InvalidInput(f"proxy optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
 
     def train_settings(self, seed: int) -> TrainSettings:
         return TrainSettings(epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
@@ -102,29 +103,29 @@ class SearchConfig:
         from search.controller import controller_names
 
         if not isinstance(self.name, str) or not NAME_PATTERN.fullmatch(self.name):
-            raise ValueError(f"search name must be 1-128 letters, digits, '.', '_' or '-' (starting with a letter "
-                             f"or digit), got {self.name!r}")
+            raise InvalidInput(f"search name must be 1-128 letters, digits, '.', '_' or '-' (starting with a letter "
+                               f"or digit), got {self.name!r}")
         get_space(self.space)
         if self.controller not in controller_names():
-            raise ValueError(f"unknown controller {self.controller!r}; known: {', '.join(controller_names())}")
+            raise InvalidInput(f"unknown controller {self.controller!r}; known: {', '.join(controller_names())}")
         spec = get_reward(self.reward)
         if spec.cost is not None:
             option = COST_TARGET_OPTION[spec.cost]
             target = getattr(self, option)
             if target is None:
-                raise ValueError(f"reward {self.reward!r} weighs {spec.cost}: give {option} "
-                                 f"(--{option.replace('_', '-')})")
+                raise InvalidInput(f"reward {self.reward!r} weighs {spec.cost}: give {option} "
+                                   f"(--{option.replace('_', '-')})")
             check_number(option, target, 0.0, low_open=True)
         if self.reward_source not in REWARD_SOURCES:
-            raise ValueError(f"reward source must be one of {', '.join(REWARD_SOURCES)}, got {self.reward_source!r}")
+            raise InvalidInput(f"reward source must be one of {', '.join(REWARD_SOURCES)}, got {self.reward_source!r}")
         if self.reward_source == "kd" and not self.teachers:  # a "label" run may name one, for KD exports
-            raise ValueError("reward source 'kd' distills from a teacher: give one (--teacher PATH), or use "
-                             "reward source 'label' for a conventional NAS search")
+            raise InvalidInput("reward source 'kd' distills from a teacher: give one (--teacher PATH), or use "
+                               "reward source 'label' for a conventional NAS search")
         check_int("trials", self.trials, 1)
         check_int("batch_size", self.batch_size, 1)
         check_quantization(self.quantization)
         if not isinstance(self.data, dict) or not isinstance(self.data.get("source"), str):
-            raise ValueError(f"data must be a dict with a 'source' string, got {self.data!r}")
+            raise InvalidInput(f"data must be a dict with a 'source' string, got {self.data!r}")
         self.proxy.validate()
         return self
 
@@ -138,7 +139,7 @@ class SearchConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"unknown search settings: {', '.join(unknown)}")
+            raise InvalidInput(f"unknown search settings: {', '.join(unknown)}")
         return cls(**values)
 
     def differences(self, other: "SearchConfig") -> list[str]:

@@ -13,6 +13,7 @@ import multiprocessing
 import os
 from typing import Callable, Iterable, Iterator
 
+from akd_tf.errors import InvalidInput
 from search.checks import check_int
 
 EXECUTORS = {
@@ -78,7 +79,7 @@ class RayExecutor:
         try:
             import ray
         except ModuleNotFoundError:
-            raise ValueError("--executor ray needs Ray: pip install 'akd-tf[ray]'") from None
+            raise InvalidInput("--executor ray needs Ray: pip install 'akd-tf[ray]'") from None
         self._ray = ray
         self.workers, self.address, self.cpus_per_child = workers, address, cpus_per_child
         self.threads_per_child = max(1, int(cpus_per_child))  # what Ray reserves for each task
@@ -90,9 +91,9 @@ class RayExecutor:
                          runtime_env={"env_vars": {k: v for k, v in os.environ.items()
                                                    if k.startswith(("TF_", "AKD_TF_"))}})
             except ConnectionError as exc:
-                raise ValueError(f"cannot join the Ray cluster at {address or 'a new local Ray'}: {exc}; check "
-                                 f"--ray-address, and if the cluster uses token authentication (Ray >= 2.60 "
-                                 f"`ray start`), export RAY_AUTH_MODE=token here too") from exc
+                raise InvalidInput(f"cannot join the Ray cluster at {address or 'a new local Ray'}: {exc}; check "
+                                   f"--ray-address, and if the cluster uses token authentication (Ray >= 2.60 "
+                                   f"`ray start`), export RAY_AUTH_MODE=token here too") from exc
 
     def map_unordered(self, fn: Callable[[dict], dict], jobs: Iterable[dict]) -> Iterator[tuple[dict, dict]]:
         ray = self._ray
@@ -116,10 +117,10 @@ class RayExecutor:
 def make_executor(name: str, workers: int, ray_address: str | None = None):
     """The executor called ``name`` (see :data:`EXECUTORS`) with ``workers`` children at a time."""
     if name not in EXECUTORS:
-        raise ValueError(f"unknown executor {name!r}; known: {', '.join(EXECUTORS)}")
+        raise InvalidInput(f"unknown executor {name!r}; known: {', '.join(EXECUTORS)}")
     check_int("workers", workers, 1)
     if ray_address is not None and name != "ray":
-        raise ValueError("--ray-address needs --executor ray")
+        raise InvalidInput("--ray-address needs --executor ray")
     if name == "ray":
         return RayExecutor(workers, ray_address)
     return SequentialExecutor() if workers == 1 else ProcessExecutor(workers)

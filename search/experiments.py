@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
+from akd_tf.errors import InvalidInput, MissingData
 from latency_db.store import Store
 from search import analysis, runs
 from search.checks import check_int, check_number
@@ -53,19 +54,19 @@ class RelativeGainPlan:
 
     def validate(self, base: SearchConfig) -> None:
         if not self.seeds:
-            raise ValueError("give at least one seed")
+            raise InvalidInput("give at least one seed")
         if len(set(self.seeds)) != len(self.seeds):
-            raise ValueError(f"seeds must differ, got {list(self.seeds)}")
+            raise InvalidInput(f"seeds must differ, got {list(self.seeds)}")
         for seed in self.seeds:
             check_int("seed", seed, 0)
         check_int("epochs", self.epochs, 1)
         check_number("tolerance", self.tolerance, 0.0, low_open=True)
         if not base.teachers:
-            raise ValueError("the relative gain needs a teacher (--teacher): AKD distills from it and both picks "
-                             "are trained with KD from it")
+            raise InvalidInput("the relative gain needs a teacher (--teacher): AKD distills from it and both picks "
+                               "are trained with KD from it")
         if get_reward(base.reward).cost is None:
-            raise ValueError(f"reward {base.reward!r} has no cost target, so no child is 'near the target'; use "
-                             f"mnas-soft, mnas-hard or flops")
+            raise InvalidInput(f"reward {base.reward!r} has no cost target, so no child is 'near the target'; use "
+                               f"mnas-soft, mnas-hard or flops")
         for seed in self.seeds:
             for arm in ARM_SOURCES:
                 arm_config(base, self.prefix, seed, arm).validate()
@@ -82,7 +83,7 @@ def pick_near_target(store: Store, run_name: str, tolerance: float) -> dict:
     summary = runs.run_status(store, run_name)
     cost = get_reward(summary["reward"]).cost
     if cost is None:
-        raise ValueError(f"run {run_name!r} uses reward {summary['reward']!r}, which has no target")
+        raise InvalidInput(f"run {run_name!r} uses reward {summary['reward']!r}, which has no target")
     target = summary[COST_TARGET_OPTION[cost]]
     low, high = target * (1 - tolerance), target * (1 + tolerance)
     run = runs.get_run(store, run_name)
@@ -92,11 +93,11 @@ def pick_near_target(store: Store, run_name: str, tolerance: float) -> dict:
         return max(near, key=lambda t: (t["reward"], -t["number"]))
     unit = COST_UNITS[cost]
     if not done:
-        raise ValueError(f"run {run_name!r} has no finished child")
+        raise MissingData(f"run {run_name!r} has no finished child")
     nearest = min(done, key=lambda t: abs(t[cost] - target))
-    raise ValueError(f"no finished child of {run_name!r} lies within ±{tolerance:.0%} of the target {target:g} {unit} "
-                     f"({low:.4g}-{high:.4g} {unit}); the nearest is #{nearest['number']} at {nearest[cost]:.4g} "
-                     f"{unit}: widen --tolerance or give the searches more --trials")
+    raise InvalidInput(f"no finished child of {run_name!r} lies within ±{tolerance:.0%} of the target {target:g} "
+                       f"{unit} ({low:.4g}-{high:.4g} {unit}); the nearest is #{nearest['number']} at "
+                       f"{nearest[cost]:.4g} {unit}: widen --tolerance or give the searches more --trials")
 
 
 def _record_matches(path: Path, expected: dict) -> dict | None:
@@ -244,9 +245,9 @@ def teacher_configs(base: SearchConfig, teachers: tuple[tuple[str, ...], tuple[s
                     prefix: str) -> list[SearchConfig]:
     """The two validated searches of :func:`run_teachers`: ``base`` distilled from each teacher."""
     if len(teachers) != 2 or not all(teachers):
-        raise ValueError(f"the teachers experiment compares exactly two teachers, got {len(teachers)}")
+        raise InvalidInput(f"the teachers experiment compares exactly two teachers, got {len(teachers)}")
     if teachers[0] == teachers[1]:
-        raise ValueError(f"the two teachers are the same file(s): {', '.join(teachers[0])}")
+        raise InvalidInput(f"the two teachers are the same file(s): {', '.join(teachers[0])}")
     configs = [replace(base, name=f"{prefix}-t{i}", reward_source="kd", teachers=tuple(paths))
                for i, paths in enumerate(teachers, start=1)]
     for config in configs:

@@ -20,6 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from akd_tf.errors import InvalidInput  # noqa: E402
 from akd_tf.space import get_space  # noqa: E402
 from search import analysis  # noqa: E402
 
@@ -56,11 +57,11 @@ class RunData:
 def check_runs(runs: Sequence[RunData]) -> None:
     """``ValueError`` unless there are one or two runs of one space."""
     if not 1 <= len(runs) <= 2:
-        raise ValueError(f"figures show one run or two overlaid, got {len(runs)}")
+        raise InvalidInput(f"figures show one run or two overlaid, got {len(runs)}")
     if len(runs) == 2 and runs[0].summary["space"] != runs[1].summary["space"]:
-        raise ValueError(f"runs {runs[0].name!r} and {runs[1].name!r} searched different spaces "
-                         f"({runs[0].summary['space']} and {runs[1].summary['space']}); their architectures "
-                         f"cannot be compared")
+        raise InvalidInput(f"runs {runs[0].name!r} and {runs[1].name!r} searched different spaces "
+                           f"({runs[0].summary['space']} and {runs[1].summary['space']}); their architectures "
+                           f"cannot be compared")
 
 
 def _mark_target(ax, runs: Sequence[RunData], vertical: bool) -> None:

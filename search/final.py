@@ -21,6 +21,7 @@ from typing import Callable
 import numpy as np
 
 from akd_tf import data
+from akd_tf.errors import InvalidInput
 from akd_tf.space import get_space
 from akd_tf.train_settings import TrainSettings
 from akd_tf.target import ModelTarget
@@ -113,9 +114,9 @@ def export_trial(store: Store, run_name: str, trial_number: int | None, out: str
     config = runs.run_config(runs.get_run(store, run_name))
     train_with = train_with or config.reward_source
     if train_with not in REWARD_SOURCES:
-        raise ValueError(f"train_with must be one of {', '.join(REWARD_SOURCES)}, got {train_with!r}")
+        raise InvalidInput(f"train_with must be one of {', '.join(REWARD_SOURCES)}, got {train_with!r}")
     if train_with == "kd" and not config.teachers:
-        raise ValueError(f"run {run_name!r} has no teacher to distill from; train with labels instead")
+        raise InvalidInput(f"run {run_name!r} has no teacher to distill from; train with labels instead")
     arch = get_space(config.space).parse(trial.arch)
     training = full_training_data(config)
     teacher = load_teachers(config.teachers) if train_with == "kd" else None

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from akd_tf.errors import InvalidInput
 from latency_db.store import Store
 from search import analysis, runs
 from search.checks import check_int
@@ -57,7 +58,7 @@ def write_report(store: Store, name: str, out_dir, *, compare: str | None = None
     check_int("top_k", top_k, 1)
     check_int("heatmap_k", heatmap_k, 1)
     if compare is not None and compare == name:
-        raise ValueError(f"--compare must name another run than {name!r}")
+        raise InvalidInput(f"--compare must name another run than {name!r}")
     if latency_range is not None:
         analysis.check_range(latency_range)
     data = [load_run(store, name)] + ([load_run(store, compare)] if compare is not None else [])

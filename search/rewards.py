@@ -21,6 +21,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from akd_tf.errors import InvalidInput
+
 SOFT_EXPONENT = -0.07  # MnasNet's alpha = beta = -0.07
 FAILED_REWARD = 0.0  # the reward of a child that could not be evaluated (NaN loss, conversion error, ...)
 
@@ -53,14 +55,14 @@ COST_TARGET_OPTION = {"latency_ms": "target_ms", "mmacs": "target_mmacs"}
 
 def get_reward(name: str) -> RewardSpec:
     if name not in REWARDS:
-        raise ValueError(f"unknown reward {name!r}; known: {', '.join(REWARDS)}")
+        raise InvalidInput(f"unknown reward {name!r}; known: {', '.join(REWARDS)}")
     return REWARDS[name]
 
 
 def _positive(label: str, value) -> float:
     if value is None or isinstance(value, bool) or not isinstance(value, (int, float)) \
             or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{label} must be a positive number, got {value!r}")
+        raise InvalidInput(f"{label} must be a positive number, got {value!r}")
     return float(value)
 
 
@@ -73,7 +75,7 @@ def compute_reward(name: str, accuracy: float, *, latency_ms: float | None = Non
     """
     spec = get_reward(name)
     if isinstance(accuracy, bool) or not isinstance(accuracy, (int, float)) or not 0.0 <= accuracy <= 1.0:
-        raise ValueError(f"accuracy must be in [0, 1], got {accuracy!r}")
+        raise InvalidInput(f"accuracy must be in [0, 1], got {accuracy!r}")
     terms = {"reward_name": spec.name, "accuracy": float(accuracy), "cost": spec.cost}
     if spec.cost is None:
         return {**terms, "cost_value": None, "target": None, "ratio": None, "exponent": 0.0, "cost_term": 1.0,

@@ -20,6 +20,7 @@ from typing import Sequence
 
 from sqlalchemy import func, select
 
+from akd_tf.errors import InvalidInput, MissingData
 from akd_tf.plan import plan_network
 from akd_tf.space import get_space
 from latency_db.schema import SearchRun, Trial, utcnow
@@ -46,7 +47,7 @@ def get_run(store: Store, name: str) -> SearchRun:
         run = session.scalar(select(SearchRun).where(SearchRun.name == name))
         if run is None:
             known = session.scalars(select(SearchRun.name).order_by(SearchRun.id)).all()
-            raise ValueError(f"no search run named {name!r}; known runs: {', '.join(known) or 'none yet'}")
+            raise MissingData(f"no search run named {name!r}; known runs: {', '.join(known) or 'none yet'}")
         return run
 
 
@@ -61,8 +62,8 @@ def run_config(run: SearchRun) -> SearchConfig:
 
 def _refuse_differences(name: str, differences: list[str]) -> None:
     if differences:
-        raise ValueError(f"search run {name!r} exists with other settings; resume it with the same ones, or "
-                         f"choose a new --name. Differences: " + "; ".join(differences))
+        raise InvalidInput(f"search run {name!r} exists with other settings; resume it with the same ones, or "
+                           f"choose a new --name. Differences: " + "; ".join(differences))
 
 
 def check_resumable(store: Store, config: SearchConfig) -> None:
@@ -98,8 +99,8 @@ def create_or_resume(store: Store, config: SearchConfig, facts: dict) -> tuple[S
             if run.config["facts"].get(key) != value])
         done = session.scalar(select(func.count()).select_from(Trial).where(Trial.run_id == run.id))
         if config.trials < done:
-            raise ValueError(f"search run {config.name!r} already has {done} trials; a budget of "
-                             f"{config.trials} would drop some (give --trials >= {done})")
+            raise InvalidInput(f"search run {config.name!r} already has {done} trials; a budget of "
+                               f"{config.trials} would drop some (give --trials >= {done})")
         if config.trials != stored.trials:
             run.trials_budget = config.trials
             run.config = {**run.config, "settings": {**run.config["settings"], "trials": config.trials}}
@@ -152,8 +153,8 @@ def advance(store: Store, run_id: int, step: int, state: bytes, stats: dict,
     with store.session() as session:
         run = session.get(SearchRun, run_id, with_for_update=True)
         if run.controller_step != step:
-            raise ValueError(f"search run {run.name!r} is at controller step {run.controller_step}, not {step}: "
-                             "is another process running it?")
+            raise InvalidInput(f"search run {run.name!r} is at controller step {run.controller_step}, not {step}: "
+                               "is another process running it?")
         run.controller_state = state
         run.controller_stats = [*(run.controller_stats or []), {"step": step, **stats}]
         run.controller_step = step + 1
@@ -294,14 +295,14 @@ def get_trial(store: Store, name: str, number: int | None = None) -> Trial:
             trial = session.scalar(select(Trial).where(Trial.run_id == run.id, Trial.status == "done")
                                    .order_by(Trial.reward.desc(), Trial.number).limit(1))
             if trial is None:
-                raise ValueError(f"search run {name!r} has no finished trial yet")
+                raise MissingData(f"search run {name!r} has no finished trial yet")
             return trial
         trial = session.scalar(select(Trial).where(Trial.run_id == run.id, Trial.number == number))
         if trial is None:
             count = session.scalar(select(func.count()).select_from(Trial).where(Trial.run_id == run.id))
-            raise ValueError(f"search run {name!r} has no trial {number} (trials 0-{count - 1})" if count else
-                             f"search run {name!r} has no trials yet")
+            raise MissingData(f"search run {name!r} has no trial {number} (trials 0-{count - 1})" if count else
+                              f"search run {name!r} has no trials yet")
         if trial.status != "done":
-            raise ValueError(f"trial {number} of {name!r} is {trial.status}"
-                             + (f": {trial.error}" if trial.error else ""))
+            raise InvalidInput(f"trial {number} of {name!r} is {trial.status}"
+                               + (f": {trial.error}" if trial.error else ""))
         return trial
