@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Callable, Protocol
 
 from akd_tf.benchmark import BenchmarkResult, RunSettings, run_local_benchmark
+from akd_tf.errors import InvalidInput
 from latency_db.schema import Device
 
 
@@ -38,5 +39,5 @@ def backend_for(device: Device) -> Backend:
     try:
         return _BACKENDS[device.kind]
     except KeyError:
-        raise ValueError(f"device {device.name!r} is of kind {device.kind!r}, which no backend measures; "
-                         f"known kinds: {', '.join(sorted(_BACKENDS))}") from None
+        raise InvalidInput(f"device {device.name!r} is of kind {device.kind!r}, which no backend measures; "
+                           f"known kinds: {', '.join(sorted(_BACKENDS))}") from None

@@ -14,6 +14,8 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from akd_tf.errors import InvalidInput
+
 DB_ENV = "AKD_TF_DB"
 
 
@@ -32,8 +34,8 @@ def resolve_url(url: str | None = None) -> str:
     try:
         make_url(chosen)
     except ArgumentError:
-        raise ValueError(f"not a database URL: {mask_url(chosen)!r} (expected e.g. sqlite:///path/latency.db "
-                         f"or postgresql+psycopg://user@host/db)") from None
+        raise InvalidInput(f"not a database URL: {mask_url(chosen)!r} (expected e.g. sqlite:///path/latency.db "
+                           f"or postgresql+psycopg://user@host/db)") from None
     return chosen
 
 

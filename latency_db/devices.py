@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from akd_tf.benchmark import LOCAL_DEVICE, resolve_core
+from akd_tf.errors import MissingData
 from akd_tf.interpreter import load_interpreter
 from latency_db.schema import Device, utcnow
 
@@ -55,7 +56,7 @@ def get_device(session: Session, name: str) -> Device:
     device = session.scalar(select(Device).where(Device.name == name))
     if device is None:
         known = sorted({LOCAL_DEVICE, *session.scalars(select(Device.name))})
-        raise ValueError(f"unknown device {name!r}; known devices: {', '.join(known)}")
+        raise MissingData(f"unknown device {name!r}; known devices: {', '.join(known)}")
     return device
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from akd_tf.errors import InvalidInput
 from latency_db.devices import get_device
 from latency_db.schema import Device, LutEntry
 from latency_db.store import Store
@@ -33,7 +34,7 @@ OPTIONAL_FIELDS = ("p90_us",)  # empty (CSV) or null (JSON) means None
 def export_table(store: Store, device_name: str, fmt: str) -> str:
     """The device's lookup table as CSV or JSON text."""
     if fmt not in FORMATS:
-        raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+        raise InvalidInput(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     with store.session() as session:
         device = get_device(session, device_name)
         entries = session.scalars(select(LutEntry).where(LutEntry.device_id == device.id)
@@ -55,16 +56,16 @@ def export_table(store: Store, device_name: str, fmt: str) -> str:
 def _parse_entry(raw: dict, where: str) -> dict:
     missing = [f for f in ENTRY_FIELDS if f not in raw or (raw[f] in (None, "") and f not in OPTIONAL_FIELDS)]
     if missing:
-        raise ValueError(f"{where}: missing field(s) {', '.join(missing)}")
+        raise InvalidInput(f"{where}: missing field(s) {', '.join(missing)}")
     try:
         entry = {"key": str(raw["key"]), "quantization": str(raw["quantization"]), "count": int(raw["count"]),
                  "measured_at": datetime.fromisoformat(str(raw["measured_at"])),
                  **{f: None if raw[f] in (None, "") else float(raw[f]) for f in FLOAT_FIELDS}}
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"{where}: {exc}") from None
+        raise InvalidInput(f"{where}: {exc}") from None
     if any(entry[f] is not None and (not math.isfinite(entry[f]) or entry[f] < 0) for f in FLOAT_FIELDS) \
             or entry["count"] < 1:
-        raise ValueError(f"{where}: latencies must be finite and >= 0 and count >= 1")
+        raise InvalidInput(f"{where}: latencies must be finite and >= 0 and count >= 1")
     return entry
 
 
@@ -73,29 +74,29 @@ def read_entries(path: str | Path, fmt: str | None = None) -> tuple[dict | None,
     path = Path(path)
     fmt = fmt or path.suffix.lstrip(".").lower()
     if fmt not in FORMATS:
-        raise ValueError(f"{path}: format must be one of {', '.join(FORMATS)} (from --format or the file suffix), "
-                         f"got {fmt!r}")
+        raise InvalidInput(f"{path}: format must be one of {', '.join(FORMATS)} (from --format or the file suffix), "
+                           f"got {fmt!r}")
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ValueError(f"{path}: cannot be read ({exc.strerror})") from None
+        raise InvalidInput(f"{path}: cannot be read ({exc.strerror})") from None
     if fmt == "json":
         try:
             doc = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: not valid JSON ({exc})") from None
+            raise InvalidInput(f"{path}: not valid JSON ({exc})") from None
         if not isinstance(doc, dict) or doc.get("format") != FORMAT_NAME:
-            raise ValueError(f"{path}: not an {FORMAT_NAME} file (missing \"format\": \"{FORMAT_NAME}\")")
+            raise InvalidInput(f"{path}: not an {FORMAT_NAME} file (missing \"format\": \"{FORMAT_NAME}\")")
         if doc.get("version") != FORMAT_VERSION:
-            raise ValueError(f"{path}: unsupported version {doc.get('version')!r}, expected {FORMAT_VERSION}")
+            raise InvalidInput(f"{path}: unsupported version {doc.get('version')!r}, expected {FORMAT_VERSION}")
         raws = doc.get("entries")
         if not isinstance(raws, list):
-            raise ValueError(f"{path}: \"entries\" must be a list")
+            raise InvalidInput(f"{path}: \"entries\" must be a list")
         return doc.get("device"), [_parse_entry(r if isinstance(r, dict) else {}, f"{path}: entry {i + 1}")
                                    for i, r in enumerate(raws)]
     reader = csv.DictReader(io.StringIO(text))
     if reader.fieldnames is None or set(ENTRY_FIELDS) - set(reader.fieldnames):
-        raise ValueError(f"{path}: CSV header must name {', '.join(ENTRY_FIELDS)}, got {reader.fieldnames}")
+        raise InvalidInput(f"{path}: CSV header must name {', '.join(ENTRY_FIELDS)}, got {reader.fieldnames}")
     return None, [_parse_entry(r, f"{path}: line {i + 2}") for i, r in enumerate(reader)]
 
 
@@ -104,7 +105,7 @@ def import_table(store: Store, path: str | Path, device_name: str | None = None,
     device_info, entries = read_entries(path, fmt)
     name = device_name or (device_info or {}).get("name")
     if not name:
-        raise ValueError(f"{path}: no device named in the file; pass --device NAME")
+        raise InvalidInput(f"{path}: no device named in the file; pass --device NAME")
     with store.session() as session:
         device = session.scalar(select(Device).where(Device.name == name))
         if device is None:

@@ -24,6 +24,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from akd_tf.errors import InvalidInput
 from latency_db.config import mask_url, resolve_url
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -119,7 +120,7 @@ def open_store(url: str | None = None, upgrade: bool = True) -> Store:
             store.upgrade()
     except (OperationalError, DBAPIError) as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc).splitlines()[0]
-        raise ValueError(f"cannot open the latency database {mask_url(url)}: {reason}") from None
+        raise InvalidInput(f"cannot open the latency database {mask_url(url)}: {reason}") from None
     except ModuleNotFoundError as exc:
-        raise ValueError(f"cannot open the latency database {mask_url(url)}: driver missing ({exc.name})") from None
+        raise InvalidInput(f"cannot open the latency database {mask_url(url)}: driver missing ({exc.name})") from None
     return store
