@@ -4,7 +4,7 @@ The host (``local``) is measured in this process through
 :mod:`latency_db.backends`; any other device is measured by a farm worker
 (``akd-tf devices serve``) that leases the job. Here the model is converted, the
 job queued with its ``.tflite`` stored in the database (once per content, see
-:mod:`latency_db.jobs`), and (unless the caller only queues) waited for; the
+:mod:`latency_db.job_models`), and (unless the caller only queues) waited for; the
 worker stores the measurement or table entry itself, so queued work completes
 even if the requester has gone.
 
@@ -25,7 +25,7 @@ from typing import Callable
 from sqlalchemy import select
 
 from akd_tf.benchmark import RunSettings
-from latency_db import jobs
+from latency_db import queue
 from latency_db.backends import has_backend
 from latency_db.devices import get_device
 from latency_db.schema import Device, Job
@@ -57,8 +57,8 @@ def submit(store: Store, device_name: str, *, kind: str, tflite: bytes, settings
         device = get_device(session, device_name)
         if not is_farm_device(device):
             raise ValueError(f"device {device_name!r} is measured in this process, not by farm workers")
-        job = jobs.enqueue(session, kind=kind, device=device, tflite=tflite, settings=settings, payload=payload,
-                           run_key=run_key)
+        job = queue.enqueue(session, kind=kind, device=device, tflite=tflite, settings=settings, payload=payload,
+                            run_key=run_key)
         return Submitted(job.id, job.run_key)
 
 
@@ -76,7 +76,7 @@ def await_jobs(store: Store, job_ids: list[int], *, timeout_s: float | None = No
 
     Nothing is measured here: run ``akd-tf devices serve`` on the host the phones are attached to.
     """
-    states = jobs.wait_for(store, job_ids, timeout_s=timeout_s, poll_s=poll_s, progress=progress)
+    states = queue.wait_for(store, job_ids, timeout_s=timeout_s, poll_s=poll_s, progress=progress)
     failed = [job_id for job_id, state in states.items() if state == "failed"]
     if failed:
         with store.session() as session:

@@ -1,4 +1,7 @@
-"""Whole-architecture measurements: export, measure on a device, store (idempotently)."""
+"""Whole-architecture measurements: export, measure on a device, store (idempotently).
+
+The rows themselves are :mod:`latency_db.measurements`.
+"""
 
 from __future__ import annotations
 
@@ -8,61 +11,19 @@ from pathlib import Path
 from typing import Callable
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
-from akd_tf.benchmark import BenchmarkResult, RunSettings
-from akd_tf.plan import plan_network
+from akd_tf.benchmark import RunSettings
 from akd_tf.space import Arch
 from akd_tf.target import ModelTarget
+from latency_db import farm
 from latency_db.backends import backend_for
 from latency_db.devices import get_device
-from latency_db.schema import Device, Measurement, TFLiteModel, utcnow
+from latency_db.measurements import (get_or_create_model, latest_measurement, measurement_by_run_key,
+                                     record_measurement)
+from latency_db.schema import Measurement, utcnow
 from latency_db.store import Store
 
 WHOLE_MODEL_SETTINGS = RunSettings()  # benchmark_model's defaults: 50 runs, at least 1 s
-
-
-def get_or_create_model(session: Session, arch: Arch, target: ModelTarget, sha256: str = "") -> TFLiteModel:
-    identity = dict(space=arch.space.name, arch=arch.to_string(), resolution=target.resolution,
-                    channels=target.channels, classes=target.classes, quantization=target.quantization)
-    row = session.scalar(select(TFLiteModel).filter_by(**identity))
-    if row is not None:
-        if sha256:
-            row.sha256 = sha256
-        return row
-    plan = plan_network(arch, target.input_shape, target.classes)
-    try:
-        with session.begin_nested():
-            row = TFLiteModel(**identity, macs=plan.macs, params=plan.params, sha256=sha256)
-            session.add(row)
-    except IntegrityError:  # another process created it between our select and insert
-        row = session.scalar(select(TFLiteModel).filter_by(**identity))
-    return row
-
-
-def record_measurement(session: Session, device: Device, model: TFLiteModel, result: BenchmarkResult, *,
-                       run_key: str, started_at, finished_at, extra: dict | None = None) -> Measurement:
-    """Insert one measurement; a ``run_key`` already stored returns the stored row (retries add nothing)."""
-    existing = session.scalar(select(Measurement).where(Measurement.run_key == run_key))
-    if existing is not None:
-        return existing
-    data = result.to_dict()
-    row = Measurement(run_key=run_key, device_id=device.id, model_id=model.id, settings=data.pop("settings"),
-                      raw_output=data.pop("raw_output"), started_at=started_at, finished_at=finished_at,
-                      **{k: v for k, v in data.items() if k != "device"}, **(extra or {}))
-    session.add(row)
-    session.flush()
-    return row
-
-
-def latest_measurement(session: Session, device: Device, arch: Arch, target: ModelTarget) -> Measurement | None:
-    return session.scalar(
-        select(Measurement).join(TFLiteModel).where(
-            Measurement.device_id == device.id, TFLiteModel.space == arch.space.name,
-            TFLiteModel.arch == arch.to_string(), TFLiteModel.resolution == target.resolution,
-            TFLiteModel.channels == target.channels, TFLiteModel.classes == target.classes,
-            TFLiteModel.quantization == target.quantization).order_by(Measurement.id.desc()).limit(1))
 
 
 def _export_untrained(arch: Arch, target: ModelTarget, out_path: Path, seed: int):
@@ -85,22 +46,11 @@ def submit_arch(store: Store, device_name: str, arch: Arch, target: ModelTarget,
 
 def _submit_file(store: Store, device_name: str, arch: Arch, target: ModelTarget, path, sha256: str,
                  settings: RunSettings, run_key: str | None):
-    from latency_db import farm
-
     tflite = Path(path).read_bytes()
     with store.session() as session:
         model_id = get_or_create_model(session, arch, target, sha256).id
     return farm.submit(store, device_name, kind="model", tflite=tflite, settings=settings,
                        payload={"model_id": model_id}, run_key=run_key)
-
-
-def measurement_by_run_key(store: Store, run_key: str) -> Measurement:
-    with store.session() as session:
-        row = session.scalar(select(Measurement).where(Measurement.run_key == run_key))
-        if row is None:
-            raise ValueError(f"no measurement stored under run key {run_key!r}")
-        session.expunge(row)
-        return row
 
 
 def measure_arch(store: Store, device_name: str, arch: Arch, target: ModelTarget, *,
@@ -132,8 +82,6 @@ def measure_tflite(store: Store, device_name: str, arch: Arch, target: ModelTarg
 
     The host is measured in this process; a phone through a farm job, waited for up to ``wait_timeout_s``.
     """
-    from latency_db import farm
-
     run_key = run_key or uuid.uuid4().hex
     with store.session() as session:
         farm_device = farm.is_farm_device(get_device(session, device_name))
@@ -162,8 +110,6 @@ def measure_many(store: Store, device_name: str, archs: list[Arch], target: Mode
     On a phone every missing arch is queued first (deterministic run keys: an interrupted call
     resumes) and the farm measures them in parallel; ``progress`` is called per arch as each is ready.
     """
-    from latency_db import farm
-
     with store.session() as session:
         device = get_device(session, device_name)
         rows = {a: latest_measurement(session, device, a, target) for a in archs}

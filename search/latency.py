@@ -16,11 +16,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from akd_tf.space import Arch
-from latency_db import farm, jobs
+from latency_db import farm, queue
 from latency_db.devices import get_device
 from akd_tf.target import ModelTarget
-from latency_db.measure import (WHOLE_MODEL_SETTINGS, get_or_create_model, latest_measurement,
-                                measure_arch, measurement_by_run_key, submit_arch)
+from latency_db.measure import WHOLE_MODEL_SETTINGS, measure_arch, submit_arch
+from latency_db.measurements import get_or_create_model, latest_measurement, measurement_by_run_key
 from latency_db.predictor import LutPredictor
 from latency_db.schema import Job
 from latency_db.store import Store
@@ -126,8 +126,8 @@ class LatencySource:
                 raise
             except Exception as exc:  # conversion failed: this child fails
                 errors[i] = failure_reason(exc)
-        states = jobs.wait_for(self.store, [job.job_id for job in submitted.values()],
-                               timeout_s=self.wait_timeout_s) if submitted else {}
+        states = queue.wait_for(self.store, [job.job_id for job in submitted.values()],
+                                timeout_s=self.wait_timeout_s) if submitted else {}
         seconds = (time.perf_counter() - start) / max(1, len(archs))
         out = []
         for i in range(len(archs)):

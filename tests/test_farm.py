@@ -15,7 +15,7 @@ from devicefarm.emulator import EmulatedPhone
 from devicefarm.phones import register_phone
 from devicefarm.runner import PhoneLimits, PhoneRunner, PhoneUnhealthy
 from devicefarm.worker import FarmWorker, WorkerOptions
-from latency_db import farm, jobs
+from latency_db import farm, queue
 from latency_db.lut import build_lut
 from akd_tf.target import ModelTarget
 from latency_db.measure import measure_arch
@@ -240,9 +240,9 @@ def test_expired_lease_of_a_killed_worker_is_reclaimed(store, phones, binary, ad
     _register(store, phone, binary, "p6")
     job = farm.submit(store, "p6", kind="lut", tflite=tiny_tflite, settings=FAST,
                       payload={"key": "k", "quantization": "none"})
-    dead = jobs.lease_next(store, worker="killed-worker", devices=["p6"], lease_seconds=1.0)
+    dead = queue.lease_next(store, worker="killed-worker", devices=["p6"], lease_seconds=1.0)
     assert dead.job_id == job.job_id
-    assert jobs.lease_next(store, worker="other", devices=["p6"], lease_seconds=1.0) is None  # phone and job held
+    assert queue.lease_next(store, worker="other", devices=["p6"], lease_seconds=1.0) is None  # phone and job held
     time.sleep(1.2)
     worker, thread = _serve(store, ["p6"], "survivor")
     farm.await_jobs(store, [job.job_id], timeout_s=60)
@@ -252,7 +252,7 @@ def test_expired_lease_of_a_killed_worker_is_reclaimed(store, phones, binary, ad
 
     late = BenchmarkResult.from_samples([1.0], init_us=1, first_inference_us=1, warmup_us=[], device="p6",
                                         settings=FAST)
-    assert jobs.complete(store, dead, late) is False  # the killed worker's lease is gone: nothing stored twice
+    assert queue.complete(store, dead, late) is False  # the killed worker's lease is gone: nothing stored twice
     with store.session() as session:
         assert session.scalar(select(func.count()).select_from(LutEntry)) == 1
 

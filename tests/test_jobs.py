@@ -14,8 +14,9 @@ from sqlalchemy import event, func, inspect, select, text, update
 from akd_tf.benchmark import BenchmarkResult, RunSettings
 from db_fixtures import db_url  # noqa: F401  (fixture)
 from latency_db.exchange import export_table, import_table
-from latency_db.jobs import (Lease, ModelBytesUnavailable, complete, enqueue, fail, job_summary, lease_next,
-                             list_jobs, model_bytes, renew, retry_elsewhere, wait_for)
+from latency_db.job_models import ModelBytesUnavailable, model_bytes
+from latency_db.jobs import job_summary, list_jobs
+from latency_db.queue import Lease, complete, enqueue, fail, lease_next, renew, retry_elsewhere, wait_for
 from latency_db.schema import Device, Job, JobModel, LutEntry, Measurement, TFLiteModel
 from latency_db.store import open_store
 
