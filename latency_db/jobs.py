@@ -11,6 +11,9 @@ from sqlalchemy.orm import Session
 from latency_db.arguments import positive_int
 from latency_db.queue import STATES
 from latency_db.schema import Job
+from latency_db.store import Store
+
+ERROR_CHARS = 80  # a job row shows the first this many characters of its error
 
 
 def job_summary(session: Session) -> dict[str, int]:
@@ -29,3 +32,16 @@ def list_jobs(session: Session, state: str | None = None, limit: int = 50) -> li
         query = query.where(Job.state == state)
     return list(session.scalars(query))
 
+
+def job_table(store: Store, *, state: str | None = None, limit: int = 50) -> tuple[dict[str, int], list[dict]]:
+    """(:func:`job_summary`, one row per job of :func:`list_jobs`): what ``akd-tf devices jobs`` shows.
+
+    A row is ``{"id", "kind", "state", "pool", "attempts", "lease_holder", "error"}``, the error cut to
+    ``ERROR_CHARS`` characters ("" when none). ValueError for an unknown ``state`` or a ``limit`` < 1.
+    """
+    with store.session() as session:
+        summary = job_summary(session)
+        rows = [{"id": j.id, "kind": j.kind, "state": j.state, "pool": j.pool, "attempts": j.attempts,
+                 "lease_holder": j.lease_holder, "error": (j.error or "")[:ERROR_CHARS]}
+                for j in list_jobs(session, state=state, limit=limit)]
+    return summary, rows
