@@ -5,7 +5,7 @@ by a heartbeat while the benchmark runs), read its model's bytes by hash (checke
 against it; missing or corrupt bytes fail the job), push them from memory,
 measure, store the result and release.
 A phone that drops or is unhealthy hands the job back for another phone of the
-same model (:func:`latency_db.jobs.retry_elsewhere`, which marks a phone that
+same model (:func:`latency_db.queue.retry_elsewhere`, which marks a phone that
 keeps failing offline); a job whose model or output is at fault fails once with
 its raw output. A worker that is killed leaves leases that expire and are
 reclaimed by the next worker that asks for work.
@@ -26,8 +26,9 @@ from typing import Callable
 from devicefarm.connection import PhoneConnection, PhoneUnavailable
 from devicefarm.probe import read_condition
 from devicefarm.runner import DEFAULT_WORKDIR, MeasurementFailed, PhoneLimits, PhoneRunner, PhoneUnhealthy
-from latency_db import jobs
+from latency_db import queue
 from latency_db.devices import get_device
+from latency_db.job_models import ModelBytesUnavailable, model_bytes
 from latency_db.schema import utcnow
 from latency_db.store import Store
 
@@ -112,8 +113,8 @@ class FarmWorker:
         idle_since, last_recheck = time.monotonic(), 0.0
         try:
             while not self.stop.is_set() and self._budget_left():
-                lease = jobs.lease_next(self.store, worker=self.worker_id, devices=[name],
-                                        lease_seconds=self.options.lease_seconds)
+                lease = queue.lease_next(self.store, worker=self.worker_id, devices=[name],
+                                         lease_seconds=self.options.lease_seconds)
                 if lease is None:
                     if time.monotonic() - last_recheck > self.options.recheck_offline_s:
                         last_recheck = time.monotonic()
@@ -144,11 +145,11 @@ class FarmWorker:
             device.status, device.consecutive_failures, device.last_seen_at = "online", 0, utcnow()
         self.log(f"{name}: reachable again, back online")
 
-    def _handle(self, lease: jobs.Lease, runner: PhoneRunner) -> str:
+    def _handle(self, lease: queue.Lease, runner: PhoneRunner) -> str:
         try:
-            tflite = jobs.model_bytes(self.store, lease.model_sha256)
-        except jobs.ModelBytesUnavailable as error:
-            jobs.fail(self.store, lease, str(error))
+            tflite = model_bytes(self.store, lease.model_sha256)
+        except ModelBytesUnavailable as error:
+            queue.fail(self.store, lease, str(error))
             self.log(f"job {lease.job_id} failed: {error}")
             return "failed"
         heartbeat_stop = threading.Event()
@@ -158,16 +159,16 @@ class FarmWorker:
             measured = runner.measure(tflite, lease.settings, f"{lease.run_key}.tflite")
         except (PhoneUnavailable, PhoneUnhealthy) as error:
             runner.conn.close()
-            state = jobs.retry_elsewhere(self.store, lease, str(error))
+            state = queue.retry_elsewhere(self.store, lease, str(error))
             self.log(f"job {lease.job_id} on {lease.device_name}: {error}; job is now {state}")
             return "retried" if state == "queued" else "failed"
         except MeasurementFailed as error:
-            jobs.fail(self.store, lease, str(error), error.raw_output)
+            queue.fail(self.store, lease, str(error), error.raw_output)
             self.log(f"job {lease.job_id} failed: {error}")
             return "failed"
         except Exception as error:  # a defect here must fail this job visibly, not kill the phone's thread
             runner.conn.close()
-            jobs.fail(self.store, lease, f"worker error on {lease.device_name}: {type(error).__name__}: {error}")
+            queue.fail(self.store, lease, f"worker error on {lease.device_name}: {type(error).__name__}: {error}")
             self.log(f"job {lease.job_id} failed with an unexpected {type(error).__name__}: {error}")
             return "failed"
         finally:
@@ -175,14 +176,14 @@ class FarmWorker:
             heartbeat.join()
         extra = {"thermal_before": measured.before.thermal, "thermal_after": measured.after.thermal,
                  "battery_before": measured.before.battery, "battery_after": measured.after.battery}
-        if not jobs.complete(self.store, lease, measured.result, extra=extra):
+        if not queue.complete(self.store, lease, measured.result, extra=extra):
             self.log(f"job {lease.job_id}: lease lost before the result was stored; another worker has it")
             return "lost"
         self.log(f"job {lease.job_id} done on {lease.device_name}: {measured.result.mean_us:.0f} us")
         return "done"
 
-    def _heartbeat(self, lease: jobs.Lease, done: threading.Event) -> None:
+    def _heartbeat(self, lease: queue.Lease, done: threading.Event) -> None:
         interval = self.options.lease_seconds / 3.0
         while not done.wait(interval):
-            if not jobs.renew(self.store, lease, self.options.lease_seconds):
+            if not queue.renew(self.store, lease, self.options.lease_seconds):
                 return

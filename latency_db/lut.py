@@ -145,24 +145,20 @@ def build_lut(store: Store, device_name: str, space: SearchSpace, target: ModelT
 def _queue_on_farm(store, device_name, todo, target, settings, workers, progress, wait, wait_timeout_s,
                    wait_progress, start, total, already) -> LutBuildSummary:
     """Queue a job per key; keys already queued by an earlier, interrupted run are neither converted nor queued."""
-    key_of = {op.key: farm.request_key(device_name, {"kind": "lut", "key": op.key,
-                                                     "quantization": target.quantization}, settings) for op in todo}
-    live = farm.live_jobs(store, key_of.values())
-    submitted = list(live.values())
-    for op in todo:
-        if key_of[op.key] in live and progress is not None:
-            progress(op)
-    to_convert = [op for op in todo if key_of[op.key] not in live]
-    with tempfile.TemporaryDirectory(prefix="akd-tf-lut-") as tmp:
-        for op, path in _exported(to_convert, target.quantization, Path(tmp), workers, None):
-            tflite = Path(path).read_bytes()
-            os.unlink(path)
-            submitted.append(farm.submit(store, device_name, kind="lut", tflite=tflite, settings=settings,
-                                         payload={"key": op.key, "quantization": target.quantization},
-                                         run_key=key_of[op.key]))
-            if progress is not None:
-                progress(op)
+    requests = [farm.FarmRequest("lut", {"key": op.key, "quantization": target.quantization}, subject=op)
+                for op in todo]
+
+    def exported(pending: list[farm.FarmRequest]):
+        with tempfile.TemporaryDirectory(prefix="akd-tf-lut-") as tmp:
+            for _op, path in _exported([r.subject for r in pending], target.quantization, Path(tmp), workers, None):
+                tflite = Path(path).read_bytes()
+                os.unlink(path)
+                yield tflite
+
+    outcomes = farm.request_many(store, device_name, requests, settings, tflite=exported, wait=wait,
+                                 wait_timeout_s=wait_timeout_s, wait_progress=wait_progress,
+                                 on_queued=None if progress is None else lambda request: progress(request.subject))
     if not wait:
-        return LutBuildSummary(total, already, 0, time.perf_counter() - start, queued=len(submitted))
-    farm.await_jobs(store, [s.job_id for s in submitted], timeout_s=wait_timeout_s, progress=wait_progress)
-    return LutBuildSummary(total, already, len(submitted), time.perf_counter() - start, queued=len(submitted))
+        return LutBuildSummary(total, already, 0, time.perf_counter() - start, queued=len(outcomes))
+    farm.raise_failed(outcomes)
+    return LutBuildSummary(total, already, len(outcomes), time.perf_counter() - start, queued=len(outcomes))

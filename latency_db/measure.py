@@ -1,68 +1,30 @@
-"""Whole-architecture measurements: export, measure on a device, store (idempotently)."""
+"""Whole-architecture measurements: export, measure on a device, store (idempotently).
+
+The host is measured in this process; a phone through farm jobs (:func:`latency_db.farm.request_many`),
+whose worker stores the measurement. The rows themselves are :mod:`latency_db.measurements`.
+"""
 
 from __future__ import annotations
 
 import tempfile
 import uuid
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
-from akd_tf.benchmark import BenchmarkResult, RunSettings
-from akd_tf.plan import plan_network
+from akd_tf.benchmark import RunSettings
 from akd_tf.space import Arch
 from akd_tf.target import ModelTarget
+from latency_db import farm
 from latency_db.backends import backend_for
 from latency_db.devices import get_device
-from latency_db.schema import Device, Measurement, TFLiteModel, utcnow
+from latency_db.measurements import (get_or_create_model, latest_measurement, measurement_by_run_key,
+                                     record_measurement)
+from latency_db.schema import Measurement, utcnow
 from latency_db.store import Store
 
 WHOLE_MODEL_SETTINGS = RunSettings()  # benchmark_model's defaults: 50 runs, at least 1 s
-
-
-def get_or_create_model(session: Session, arch: Arch, target: ModelTarget, sha256: str = "") -> TFLiteModel:
-    identity = dict(space=arch.space.name, arch=arch.to_string(), resolution=target.resolution,
-                    channels=target.channels, classes=target.classes, quantization=target.quantization)
-    row = session.scalar(select(TFLiteModel).filter_by(**identity))
-    if row is not None:
-        if sha256:
-            row.sha256 = sha256
-        return row
-    plan = plan_network(arch, target.input_shape, target.classes)
-    try:
-        with session.begin_nested():
-            row = TFLiteModel(**identity, macs=plan.macs, params=plan.params, sha256=sha256)
-            session.add(row)
-    except IntegrityError:  # another process created it between our select and insert
-        row = session.scalar(select(TFLiteModel).filter_by(**identity))
-    return row
-
-
-def record_measurement(session: Session, device: Device, model: TFLiteModel, result: BenchmarkResult, *,
-                       run_key: str, started_at, finished_at, extra: dict | None = None) -> Measurement:
-    """Insert one measurement; a ``run_key`` already stored returns the stored row (retries add nothing)."""
-    existing = session.scalar(select(Measurement).where(Measurement.run_key == run_key))
-    if existing is not None:
-        return existing
-    data = result.to_dict()
-    row = Measurement(run_key=run_key, device_id=device.id, model_id=model.id, settings=data.pop("settings"),
-                      raw_output=data.pop("raw_output"), started_at=started_at, finished_at=finished_at,
-                      **{k: v for k, v in data.items() if k != "device"}, **(extra or {}))
-    session.add(row)
-    session.flush()
-    return row
-
-
-def latest_measurement(session: Session, device: Device, arch: Arch, target: ModelTarget) -> Measurement | None:
-    return session.scalar(
-        select(Measurement).join(TFLiteModel).where(
-            Measurement.device_id == device.id, TFLiteModel.space == arch.space.name,
-            TFLiteModel.arch == arch.to_string(), TFLiteModel.resolution == target.resolution,
-            TFLiteModel.channels == target.channels, TFLiteModel.classes == target.classes,
-            TFLiteModel.quantization == target.quantization).order_by(Measurement.id.desc()).limit(1))
 
 
 def _export_untrained(arch: Arch, target: ModelTarget, out_path: Path, seed: int):
@@ -80,27 +42,50 @@ def submit_arch(store: Store, device_name: str, arch: Arch, target: ModelTarget,
     """
     with tempfile.TemporaryDirectory(prefix="akd-tf-") as tmp:
         exported = _export_untrained(arch, target, Path(tmp) / "model.tflite", seed)
-        return _submit_file(store, device_name, arch, target, exported.path, exported.sha256, settings, run_key)
+        return _request_file(store, device_name, arch, target, exported.path, exported.sha256, settings, run_key,
+                             wait=False).job
 
 
-def _submit_file(store: Store, device_name: str, arch: Arch, target: ModelTarget, path, sha256: str,
-                 settings: RunSettings, run_key: str | None):
-    from latency_db import farm
-
-    tflite = Path(path).read_bytes()
+def _request_file(store: Store, device_name: str, arch: Arch, target: ModelTarget, path, sha256: str,
+                  settings: RunSettings, run_key: str | None, *, wait: bool, wait_timeout_s: float | None = None,
+                  wait_progress: Callable[[int, int, int], None] | None = None) -> farm.FarmOutcome:
+    """Request the measurement of the exported ``.tflite`` at ``path`` from the farm (waiting if ``wait``);
+    ValueError naming the reason if its job failed."""
     with store.session() as session:
         model_id = get_or_create_model(session, arch, target, sha256).id
-    return farm.submit(store, device_name, kind="model", tflite=tflite, settings=settings,
-                       payload={"model_id": model_id}, run_key=run_key)
+    request = farm.FarmRequest("model", {"model_id": model_id}, subject=arch, run_key=run_key)
+    outcomes = farm.request_many(store, device_name, [request], settings,
+                                 tflite=lambda pending: (Path(path).read_bytes() for _ in pending), wait=wait,
+                                 wait_timeout_s=wait_timeout_s, wait_progress=wait_progress)
+    farm.raise_failed(outcomes)
+    return outcomes[0]
 
 
-def measurement_by_run_key(store: Store, run_key: str) -> Measurement:
+def request_archs(store: Store, device_name: str, archs: Sequence[Arch], target: ModelTarget, *,
+                  settings: RunSettings = WHOLE_MODEL_SETTINGS, wait_timeout_s: float | None = None,
+                  wait_progress: Callable[[int, int, int], None] | None = None,
+                  keep_going: bool = False) -> list[farm.FarmOutcome]:
+    """Measure ``archs`` on farm device ``device_name`` and wait: one :class:`~latency_db.farm.FarmOutcome` each.
+
+    Each arch's model row (created without conversion) names its request, so an arch whose job is live is
+    not exported; the others are exported untrained (seed 0) one by one as they are submitted. Failed
+    jobs, and with ``keep_going`` failed exports, are outcomes (see :func:`latency_db.farm.request_many`).
+    """
     with store.session() as session:
-        row = session.scalar(select(Measurement).where(Measurement.run_key == run_key))
-        if row is None:
-            raise ValueError(f"no measurement stored under run key {run_key!r}")
-        session.expunge(row)
-        return row
+        requests = [farm.FarmRequest("model", {"model_id": get_or_create_model(session, arch, target).id},
+                                     subject=arch) for arch in archs]
+
+    def exported(pending: list[farm.FarmRequest]):
+        for request in pending:
+            with tempfile.TemporaryDirectory(prefix="akd-tf-") as tmp:
+                exported_model = _export_untrained(request.subject, target, Path(tmp) / "model.tflite", 0)
+                with store.session() as session:
+                    get_or_create_model(session, request.subject, target, exported_model.sha256)
+                tflite = Path(exported_model.path).read_bytes()
+            yield tflite
+
+    return farm.request_many(store, device_name, requests, settings, tflite=exported, wait_timeout_s=wait_timeout_s,
+                             wait_progress=wait_progress, keep_going=keep_going)
 
 
 def measure_arch(store: Store, device_name: str, arch: Arch, target: ModelTarget, *,
@@ -132,15 +117,13 @@ def measure_tflite(store: Store, device_name: str, arch: Arch, target: ModelTarg
 
     The host is measured in this process; a phone through a farm job, waited for up to ``wait_timeout_s``.
     """
-    from latency_db import farm
-
     run_key = run_key or uuid.uuid4().hex
     with store.session() as session:
         farm_device = farm.is_farm_device(get_device(session, device_name))
     if farm_device:
-        job = _submit_file(store, device_name, arch, target, path, sha256, settings, run_key)
-        farm.await_jobs(store, [job.job_id], timeout_s=wait_timeout_s, progress=wait_progress)
-        return measurement_by_run_key(store, job.run_key)
+        outcome = _request_file(store, device_name, arch, target, path, sha256, settings, run_key, wait=True,
+                                wait_timeout_s=wait_timeout_s, wait_progress=wait_progress)
+        return measurement_by_run_key(store, outcome.job.run_key)
     with store.session() as session:
         device = get_device(session, device_name)
         session.expunge(device)
@@ -161,9 +144,8 @@ def measure_many(store: Store, device_name: str, archs: list[Arch], target: Mode
 
     On a phone every missing arch is queued first (deterministic run keys: an interrupted call
     resumes) and the farm measures them in parallel; ``progress`` is called per arch as each is ready.
+    ValueError naming the failed jobs if any failed.
     """
-    from latency_db import farm
-
     with store.session() as session:
         device = get_device(session, device_name)
         rows = {a: latest_measurement(session, device, a, target) for a in archs}
@@ -181,12 +163,6 @@ def measure_many(store: Store, device_name: str, archs: list[Arch], target: Mode
             if progress is not None:
                 progress(arch)
         return rows
-    with store.session() as session:  # model rows (without conversion) name the requests
-        key_of = {a: farm.request_key(device_name, {"kind": "model", "model_id": get_or_create_model(
-            session, a, target).id}, settings) for a in missing}
-    live = farm.live_jobs(store, key_of.values())
-    job_of = {a: live.get(key_of[a]) or submit_arch(store, device_name, a, target, settings=settings,
-                                                    run_key=key_of[a]) for a in missing}
     reported = 0
 
     def on_change(done: int, failed: int, _total: int) -> None:
@@ -196,7 +172,9 @@ def measure_many(store: Store, device_name: str, archs: list[Arch], target: Mode
                 progress(arch)
         reported = done + failed
 
-    farm.await_jobs(store, [job.job_id for job in job_of.values()], timeout_s=wait_timeout_s, progress=on_change)
-    for arch, job in job_of.items():
-        rows[arch] = measurement_by_run_key(store, job.run_key)
+    outcomes = request_archs(store, device_name, missing, target, settings=settings, wait_timeout_s=wait_timeout_s,
+                             wait_progress=on_change)
+    farm.raise_failed(outcomes)
+    for arch, outcome in zip(missing, outcomes):
+        rows[arch] = measurement_by_run_key(store, outcome.job.run_key)
     return rows

@@ -8,7 +8,7 @@ from typing import Sequence
 from akd_tf.space import Arch, SearchSpace
 from latency_db.devices import get_device
 from akd_tf.target import ModelTarget
-from latency_db.measure import latest_measurement
+from latency_db.measurements import latest_measurement
 from latency_db.predictor import LutPredictor
 from latency_db.store import Store
 

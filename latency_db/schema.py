@@ -168,7 +168,7 @@ class JobModel(Base):
     names them (a failed job's model stays inspectable); it is set to NULL when the last such job is done,
     and stored again when the same model is submitted again. The row itself stays as the record that
     finished jobs point to. Jobs never load these bytes with the job row: a worker reads them once, by
-    hash, after leasing (:func:`latency_db.jobs.model_bytes`).
+    hash, after leasing (:func:`latency_db.job_models.model_bytes`).
     """
 
     __tablename__ = "job_models"
@@ -180,7 +180,7 @@ class JobModel(Base):
 
 
 class Job(Base):
-    """A measurement request waiting for, running on, or finished by a farm worker (see :mod:`latency_db.jobs`).
+    """A measurement request waiting for, running on, or finished by a farm worker (see :mod:`latency_db.queue`).
 
     ``device_id`` is the requested device, whose tables receive the result; any online device whose model
     equals ``pool`` may measure it. ``state`` is "queued" | "leased" | "done" | "failed". ``payload`` is

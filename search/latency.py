@@ -12,17 +12,15 @@ import time
 from dataclasses import dataclass
 from typing import Sequence
 
-from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from akd_tf.space import Arch
-from latency_db import farm, jobs
-from latency_db.devices import get_device
 from akd_tf.target import ModelTarget
-from latency_db.measure import (WHOLE_MODEL_SETTINGS, get_or_create_model, latest_measurement,
-                                measure_arch, measurement_by_run_key, submit_arch)
+from latency_db import farm
+from latency_db.devices import get_device
+from latency_db.measure import WHOLE_MODEL_SETTINGS, measure_arch, request_archs
+from latency_db.measurements import latest_measurement, measurement_by_run_key
 from latency_db.predictor import LutPredictor
-from latency_db.schema import Job
 from latency_db.store import Store
 
 
@@ -113,31 +111,17 @@ class LatencySource:
     def _measure_on_farm(self, archs: Sequence[Arch]) -> list[ChildLatency]:
         """Queue every arch (deterministic run keys: a resumed search finds its jobs), then wait for all."""
         start = time.perf_counter()
-        submitted: dict[int, object] = {}
-        errors: dict[int, str] = {}
-        with self.store.session() as session:
-            keys = [farm.request_key(self.device, {"kind": "model", "model_id": get_or_create_model(
-                session, arch, self.target).id}, WHOLE_MODEL_SETTINGS) for arch in archs]
-        live = farm.live_jobs(self.store, keys)
-        for i, (arch, key) in enumerate(zip(archs, keys)):
-            try:
-                submitted[i] = live.get(key) or submit_arch(self.store, self.device, arch, self.target, run_key=key)
-            except SQLAlchemyError:
-                raise
-            except Exception as exc:  # conversion failed: this child fails
-                errors[i] = failure_reason(exc)
-        states = jobs.wait_for(self.store, [job.job_id for job in submitted.values()],
-                               timeout_s=self.wait_timeout_s) if submitted else {}
+        outcomes = request_archs(self.store, self.device, archs, self.target, settings=WHOLE_MODEL_SETTINGS,
+                                 wait_timeout_s=self.wait_timeout_s, keep_going=True)
         seconds = (time.perf_counter() - start) / max(1, len(archs))
         out = []
-        for i in range(len(archs)):
-            if i in errors:
-                out.append(ChildLatency(None, None, None, seconds, errors[i]))
-            elif states[submitted[i].job_id] == "failed":
-                with self.store.session() as session:
-                    reason = session.scalar(select(Job.error).where(Job.id == submitted[i].job_id))
-                out.append(ChildLatency(None, None, None, seconds, f"farm job {submitted[i].job_id} failed: {reason}"))
+        for outcome in outcomes:
+            if outcome.exception is not None:  # conversion failed: this child fails
+                out.append(ChildLatency(None, None, None, seconds, failure_reason(outcome.exception)))
+            elif outcome.state == "failed":
+                out.append(ChildLatency(None, None, None, seconds,
+                                        f"farm job {outcome.job.job_id} failed: {outcome.failure}"))
             else:
-                row = measurement_by_run_key(self.store, submitted[i].run_key)
+                row = measurement_by_run_key(self.store, outcome.job.run_key)
                 out.append(ChildLatency(row.median_us / 1000.0, "measured", row.id, seconds))
         return out

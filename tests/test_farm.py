@@ -15,7 +15,7 @@ from devicefarm.emulator import EmulatedPhone
 from devicefarm.phones import register_phone
 from devicefarm.runner import PhoneLimits, PhoneRunner, PhoneUnhealthy
 from devicefarm.worker import FarmWorker, WorkerOptions
-from latency_db import farm, jobs
+from latency_db import farm, queue
 from latency_db.lut import build_lut
 from akd_tf.target import ModelTarget
 from latency_db.measure import measure_arch
@@ -240,9 +240,9 @@ def test_expired_lease_of_a_killed_worker_is_reclaimed(store, phones, binary, ad
     _register(store, phone, binary, "p6")
     job = farm.submit(store, "p6", kind="lut", tflite=tiny_tflite, settings=FAST,
                       payload={"key": "k", "quantization": "none"})
-    dead = jobs.lease_next(store, worker="killed-worker", devices=["p6"], lease_seconds=1.0)
+    dead = queue.lease_next(store, worker="killed-worker", devices=["p6"], lease_seconds=1.0)
     assert dead.job_id == job.job_id
-    assert jobs.lease_next(store, worker="other", devices=["p6"], lease_seconds=1.0) is None  # phone and job held
+    assert queue.lease_next(store, worker="other", devices=["p6"], lease_seconds=1.0) is None  # phone and job held
     time.sleep(1.2)
     worker, thread = _serve(store, ["p6"], "survivor")
     farm.await_jobs(store, [job.job_id], timeout_s=60)
@@ -252,7 +252,7 @@ def test_expired_lease_of_a_killed_worker_is_reclaimed(store, phones, binary, ad
 
     late = BenchmarkResult.from_samples([1.0], init_us=1, first_inference_us=1, warmup_us=[], device="p6",
                                         settings=FAST)
-    assert jobs.complete(store, dead, late) is False  # the killed worker's lease is gone: nothing stored twice
+    assert queue.complete(store, dead, late) is False  # the killed worker's lease is gone: nothing stored twice
     with store.session() as session:
         assert session.scalar(select(func.count()).select_from(LutEntry)) == 1
 
@@ -336,3 +336,127 @@ def test_devices_cli_bad_input_is_named(args, message, store, adb_key):
     result = CliRunner().invoke(main, ["devices", *args, "--db", str(store.url)])
     assert result.exit_code in (1, 2) and message in result.output and "Traceback" not in result.output
     assert not adb_key.exists() or args[0] != "register"  # nothing generated for input that is refused up front
+
+
+def test_one_request_path_reuses_live_jobs_and_reports_each_request(store):
+    """farm.request_many without phones: a thread stands in for a worker (a job keyed "bad" fails)."""
+    from akd_tf.benchmark import BenchmarkResult
+
+    with store.session() as session:
+        session.add(Device(name="px", kind="adb", model="Pixel 7", status="online"))
+    result = BenchmarkResult.from_samples([1.0], init_us=1, first_inference_us=1, warmup_us=[], device="px",
+                                          settings=FAST)
+    stop = threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            lease = queue.lease_next(store, worker="stand-in", devices=["px"], lease_seconds=30)
+            if lease is None:
+                time.sleep(0.02)
+            elif lease.payload["key"] == "bad":
+                queue.fail(store, lease, "unparseable benchmark_model output")
+            else:
+                queue.complete(store, lease, result)
+
+    def lut(key: str) -> farm.FarmRequest:
+        return farm.FarmRequest("lut", {"key": key, "quantization": "none"}, subject=key)
+
+    converted, queued, progress = [], [], []
+
+    def tflite(pending):
+        for request in pending:
+            converted.append(request.subject)
+            if request.subject == "unconvertible":
+                raise RuntimeError("conversion of unconvertible failed")
+            yield f"model of {request.subject}".encode()
+
+    live = farm.submit(store, "px", kind="lut", tflite=b"model of live", settings=FAST,
+                       payload={"key": "live", "quantization": "none"})
+    requests = [lut(key) for key in ("ok", "live", "bad", "unconvertible", "after")]
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        outcomes = farm.request_many(store, "px", requests, FAST, tflite=tflite, wait_timeout_s=60,
+                                     wait_progress=lambda *counts: progress.append(counts),
+                                     on_queued=lambda request: queued.append(request.subject), keep_going=True)
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert converted == ["ok", "bad", "unconvertible", "after"]  # the live job's model is not converted again
+    assert queued == ["live", "ok", "bad", "after"]  # reused requests first, then each as it is submitted
+    ok, reused, bad, unconvertible, after = outcomes
+    assert [o.request for o in outcomes] == requests
+    assert reused.job == live and (reused.state, reused.failure, reused.exception) == ("done", None, None)
+    assert (ok.state, after.state, bad.state) == ("done", "done", "failed")
+    assert bad.failure == "unparseable benchmark_model output"
+    assert unconvertible.job is None and unconvertible.state is None
+    assert str(unconvertible.exception) == "conversion of unconvertible failed"
+    assert progress[-1] == (3, 1, 4)
+    with pytest.raises(ValueError, match=rf"^1 of 4 farm jobs failed: job {bad.job.job_id}: "
+                                         r"unparseable benchmark_model output$"):
+        farm.raise_failed(outcomes)
+    with store.session() as session:
+        assert sorted(session.scalars(select(LutEntry.key))) == ["after", "live", "ok"]
+
+    # asked again: done jobs are live (nothing converted); the failed one is queued afresh; no waiting
+    converted.clear()
+    again = farm.request_many(store, "px", [lut("ok"), lut("bad")], FAST, tflite=tflite, wait=False)
+    assert converted == ["bad"] and [o.job for o in again] == [ok.job, bad.job]
+    assert [(o.state, o.failure, o.exception) for o in again] == [(None, None, None)] * 2
+    with store.session() as session:
+        assert session.get(Job, bad.job.job_id).state == "queued"
+    # without keep_going the first conversion error ends the batch at once
+    with pytest.raises(RuntimeError, match="^conversion of unconvertible failed$"):
+        farm.request_many(store, "px", [lut("unconvertible"), lut("never")], FAST, tflite=tflite, wait=False)
+    assert converted == ["bad", "unconvertible"]
+
+
+def test_search_children_on_a_phone_get_a_latency_or_their_own_error(store, tiny_space, monkeypatch):
+    """LatencySource on a farm device: a failed job and a failed conversion are each only that child's error."""
+    from hashlib import sha256
+    from types import SimpleNamespace
+
+    import latency_db.measure as measure
+    from akd_tf.benchmark import BenchmarkResult
+    from latency_db.job_models import model_bytes
+    from search.latency import LatencySource
+
+    with store.session() as session:
+        session.add(Device(name="px", kind="adb", model="Pixel 7", status="online"))
+    ok, bad, unconvertible = list(dict.fromkeys(tiny_space.sample_many(20, seed=4)))[:3]
+
+    def export(arch, _target, out_path, _seed):  # stands in for the TensorFlow conversion
+        if arch == unconvertible:
+            raise ValueError("the converter refused\nsecond line")
+        out_path.write_bytes(arch.to_string().encode())
+        return SimpleNamespace(path=str(out_path), sha256=sha256(out_path.read_bytes()).hexdigest())
+
+    monkeypatch.setattr(measure, "_export_untrained", export)
+    result = BenchmarkResult.from_samples([2000.0], init_us=1, first_inference_us=1, warmup_us=[], device="px",
+                                          settings=FAST)
+    stop = threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            lease = queue.lease_next(store, worker="stand-in", devices=["px"], lease_seconds=30)
+            if lease is None:
+                time.sleep(0.02)
+            elif model_bytes(store, lease.model_sha256) == bad.to_string().encode():
+                queue.fail(store, lease, "unparseable benchmark_model output")
+            else:
+                queue.complete(store, lease, result)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        source = LatencySource(store, "px", ModelTarget(resolution=32, classes=4), measure=True, wait_timeout_s=60)
+        measured, failed, refused = source.latencies([ok, bad, unconvertible])
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert (measured.latency_ms, measured.source, measured.error) == (2.0, "measured", None)
+    with store.session() as session:
+        bad_job = session.scalar(select(Job).where(Job.state == "failed"))
+    assert (failed.latency_ms, failed.error) == (None, f"farm job {bad_job.id} failed: unparseable benchmark_model "
+                                                       "output")
+    assert (refused.latency_ms, refused.error) == (None, "ValueError: the converter refused")

@@ -14,8 +14,9 @@ from sqlalchemy import event, func, inspect, select, text, update
 from akd_tf.benchmark import BenchmarkResult, RunSettings
 from db_fixtures import db_url  # noqa: F401  (fixture)
 from latency_db.exchange import export_table, import_table
-from latency_db.jobs import (Lease, ModelBytesUnavailable, complete, enqueue, fail, job_summary, lease_next,
-                             list_jobs, model_bytes, renew, retry_elsewhere, wait_for)
+from latency_db.job_models import ModelBytesUnavailable, model_bytes
+from latency_db.jobs import job_summary, job_table, list_jobs
+from latency_db.queue import Lease, complete, enqueue, fail, lease_next, renew, retry_elsewhere, wait_for
 from latency_db.schema import Device, Job, JobModel, LutEntry, Measurement, TFLiteModel
 from latency_db.store import open_store
 
@@ -456,6 +457,31 @@ def test_list_jobs_is_newest_first_and_filters_by_state(store):
         assert [j.id for j in list_jobs(session, state="leased")] == [ids[0]]
         with pytest.raises(ValueError, match=r"^state must be one of queued, leased, done, failed, got 'busy'$"):
             list_jobs(session, state="busy")
+
+
+def test_job_table_is_the_summary_and_one_row_per_job_as_devices_jobs_shows_them(store):
+    from click.testing import CliRunner
+
+    from akd_tf.cli import main
+
+    failed_id, leased_id, queued_id = add_jobs(store, "pixel-a", ["t-1", "t-2", "t-3"])
+    assert fail(store, lease_next(store, worker="w1", devices=["pixel-a"], lease_seconds=30), "x" * 100 + "tail")
+    lease_next(store, worker="w2", devices=["pixel-a"], lease_seconds=30)
+    summary, rows = job_table(store)
+    assert summary == {"queued": 1, "leased": 1, "done": 0, "failed": 1}
+    row = {"kind": "model", "pool": "Pixel 7", "lease_holder": None, "error": ""}
+    assert rows == [{**row, "id": queued_id, "state": "queued", "attempts": 0},
+                    {**row, "id": leased_id, "state": "leased", "attempts": 0, "lease_holder": "w2"},
+                    {**row, "id": failed_id, "state": "failed", "attempts": 1, "error": "x" * 80}]
+    assert job_table(store, state="failed", limit=1) == (summary, rows[2:])
+    assert job_table(store, limit=2) == (summary, rows[:2])
+    shown = CliRunner().invoke(main, ["devices", "jobs", "--json", "--db", str(store.url)])
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.output) == {"summary": summary, "jobs": rows}  # what the CLI builds today
+    with pytest.raises(ValueError, match=r"^state must be one of queued, leased, done, failed, got 'busy'$"):
+        job_table(store, state="busy")
+    with pytest.raises(ValueError, match=r"^limit must be an int >= 1, got 0$"):
+        job_table(store, limit=0)
 
 
 # --- model bytes -----------------------------------------------------------------------------------------------

@@ -1,0 +1,72 @@
+"""Rows of whole-model measurements: the model an architecture exports to and the measurements of it.
+
+Row helpers only: nothing here exports or measures (that is :mod:`latency_db.measure`), so the job
+queue can store a farm worker's result (:mod:`latency_db.job_results`) without importing the farm.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from akd_tf.benchmark import BenchmarkResult
+from akd_tf.plan import plan_network
+from akd_tf.space import Arch
+from akd_tf.target import ModelTarget
+from latency_db.schema import Device, Measurement, TFLiteModel
+from latency_db.store import Store
+
+
+def get_or_create_model(session: Session, arch: Arch, target: ModelTarget, sha256: str = "") -> TFLiteModel:
+    """The model row of ``arch`` at ``target`` (created if new); a non-empty ``sha256`` is recorded on it."""
+    identity = dict(space=arch.space.name, arch=arch.to_string(), resolution=target.resolution,
+                    channels=target.channels, classes=target.classes, quantization=target.quantization)
+    row = session.scalar(select(TFLiteModel).filter_by(**identity))
+    if row is not None:
+        if sha256:
+            row.sha256 = sha256
+        return row
+    plan = plan_network(arch, target.input_shape, target.classes)
+    try:
+        with session.begin_nested():
+            row = TFLiteModel(**identity, macs=plan.macs, params=plan.params, sha256=sha256)
+            session.add(row)
+    except IntegrityError:  # another process created it between our select and insert
+        row = session.scalar(select(TFLiteModel).filter_by(**identity))
+    return row
+
+
+def record_measurement(session: Session, device: Device, model: TFLiteModel, result: BenchmarkResult, *,
+                       run_key: str, started_at, finished_at, extra: dict | None = None) -> Measurement:
+    """Insert one measurement; a ``run_key`` already stored returns the stored row (retries add nothing)."""
+    existing = session.scalar(select(Measurement).where(Measurement.run_key == run_key))
+    if existing is not None:
+        return existing
+    data = result.to_dict()
+    row = Measurement(run_key=run_key, device_id=device.id, model_id=model.id, settings=data.pop("settings"),
+                      raw_output=data.pop("raw_output"), started_at=started_at, finished_at=finished_at,
+                      **{k: v for k, v in data.items() if k != "device"}, **(extra or {}))
+    session.add(row)
+    session.flush()
+    return row
+
+
+def latest_measurement(session: Session, device: Device, arch: Arch, target: ModelTarget) -> Measurement | None:
+    """The newest measurement of ``arch`` at ``target`` on ``device``, or None."""
+    return session.scalar(
+        select(Measurement).join(TFLiteModel).where(
+            Measurement.device_id == device.id, TFLiteModel.space == arch.space.name,
+            TFLiteModel.arch == arch.to_string(), TFLiteModel.resolution == target.resolution,
+            TFLiteModel.channels == target.channels, TFLiteModel.classes == target.classes,
+            TFLiteModel.quantization == target.quantization).order_by(Measurement.id.desc()).limit(1))
+
+
+def measurement_by_run_key(store: Store, run_key: str) -> Measurement:
+    """The measurement stored under ``run_key``, detached; ValueError naming the key if there is none."""
+    with store.session() as session:
+        row = session.scalar(select(Measurement).where(Measurement.run_key == run_key))
+        if row is None:
+            raise ValueError(f"no measurement stored under run key {run_key!r}")
+        session.expunge(row)
+        return row
