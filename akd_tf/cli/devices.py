@@ -182,11 +182,7 @@ def devices_jobs(state, limit, db_url, as_json):
     from akd_tf.tables import format_table
     from latency_db import jobs
 
-    with open_store(db_url).session() as session:
-        summary = jobs.job_summary(session)
-        rows = [{"id": j.id, "kind": j.kind, "state": j.state, "pool": j.pool, "attempts": j.attempts,
-                 "lease_holder": j.lease_holder, "error": (j.error or "")[:80]}
-                for j in jobs.list_jobs(session, state=state, limit=limit)]
+    summary, rows = jobs.job_table(open_store(db_url), state=state, limit=limit)
     if as_json:
         echo_json({"summary": summary, "jobs": rows})
         return
