@@ -94,10 +94,11 @@ def walk_stages(space: SearchSpace, input_shape: Shape, num_classes: int,
     Yields the stem; then for block 1 .. N, for each option of the block (in the
     order given), for each distinct shape that reaches the block (ascending),
     ``step(option, shape)``; then one head per distinct shape leaving the last
-    block (ascending). ``step`` is :func:`block_stage` applied to the option's
-    :class:`BlockChoice`, or a memoized equivalent. ``input_shape`` and
-    ``num_classes`` must have passed :func:`check_input_shape` and
-    :func:`check_num_classes`.
+    block (ascending). ``step`` turns an option and the shape reaching its
+    block into a stage that knows its ``output_shape``: :func:`block_stage` for
+    a :class:`BlockChoice`, or a caller's memoized step built on it (the
+    latency predictor's). ``input_shape`` and ``num_classes`` must have passed
+    :func:`check_input_shape` and :func:`check_num_classes`.
     """
     if len(blocks) != space.num_blocks:
         raise ValueError(f"space {space.name!r}: expected options for {space.num_blocks} blocks, got {len(blocks)}")
