@@ -12,7 +12,8 @@ from typing import Sequence
 import akd_tf.tf_env  # noqa: F401  (configures TensorFlow before it is imported)
 import tf_keras as keras
 
-from akd_tf.plan import HeadPlan, LayerPlan, StemPlan, plan_network
+from akd_tf.operators import HeadPlan, LayerPlan, StemPlan
+from akd_tf.plan import plan_network
 from akd_tf.space import Arch
 
 BN_EPSILON = 1e-3

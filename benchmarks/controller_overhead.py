@@ -27,7 +27,8 @@ import time
 from akd_tf import data
 from akd_tf.distill import DistillSettings, TrainSettings, proxy_train
 from akd_tf.space import SearchSpace, get_space
-from search.controller import Controller, controller_names, make_controller
+from search.controller import controller_names, make_controller
+from search.controller_base import Controller
 
 PARTS = ("propose", "update", "state")
 

@@ -18,9 +18,9 @@ from typing import Iterable, Sequence
 import numpy as np
 from sqlalchemy import select
 
-from akd_tf.plan import HeadPlan, StemPlan, plan_block
-
+from akd_tf.operators import Shape
 from akd_tf.space import Arch, SearchSpace
+from akd_tf.walk import block_stage, walk_stages
 from latency_db.devices import get_device
 from akd_tf.target import WEIGHT_BYTES, ModelTarget
 from latency_db.schema import Calibration, LutEntry
@@ -49,6 +49,16 @@ def calibration_filter(device_id: int, space: SearchSpace, target: ModelTarget):
             Calibration.classes == target.classes, Calibration.quantization == target.quantization)
 
 
+@dataclass(frozen=True)
+class _PricedBlock:
+    """One block of one walk, priced: table sum (us), shape handed on, keys the table lacks, parameters."""
+
+    latency_us: float
+    output_shape: Shape
+    missing: tuple[str, ...]
+    params: int
+
+
 @dataclass
 class LutPredictor:
     """An in-memory table for one device, space and target; ``calibration`` may be ``None``."""
@@ -60,7 +70,13 @@ class LutPredictor:
     calibration: Calibration | None = None
 
     def __post_init__(self) -> None:
-        self._blocks: dict = {}
+        self._blocks: dict[tuple, _PricedBlock] = {}
+        self._token_slices: list[tuple[int, slice]] = []
+        offset = 0
+        for b in range(1, self.space.num_blocks + 1):
+            n = len(self.space.block_decisions(b))
+            self._token_slices.append((b, slice(offset, offset + n)))
+            offset += n
 
     @classmethod
     def load(cls, store: Store, device_name: str, space: SearchSpace, target: ModelTarget) -> "LutPredictor":
@@ -75,37 +91,36 @@ class LutPredictor:
                              f"build them with: {build_command(device_name, space, target)}")
         return cls(device_name, space, target, dict(rows), calibration)
 
-    def _block(self, index: int, block_tokens: tuple, input_shape) -> tuple[float, tuple, tuple, int]:
-        """(latency us, output shape, missing keys, params) of one block, memoized by tokens and input shape."""
-        memo_key = (index, block_tokens, input_shape)
+    def _block(self, block: tuple[int, tuple[int, ...]], input_shape: Shape) -> "_PricedBlock":
+        """The priced layers of block ``(index, block tokens)`` fed with ``input_shape``, memoized."""
+        memo_key = (block, input_shape)
         hit = self._blocks.get(memo_key)
         if hit is None:
-            layers = plan_block(self.space.block_choice(index, block_tokens), input_shape)
-            missing = tuple(l.key for l in layers if l.key not in self.table_us)
-            total = sum(self.table_us.get(l.key, 0.0) for l in layers)
-            hit = (total, layers[-1].output_shape if layers else input_shape, missing, sum(l.params for l in layers))
+            index, block_tokens = block
+            stage = block_stage(self.space.block_choice(index, block_tokens), input_shape)
+            keys = [layer.key for layer in stage.layers]
+            hit = _PricedBlock(latency_us=sum(self.table_us.get(k, 0.0) for k in keys),
+                               output_shape=stage.output_shape,
+                               missing=tuple(k for k in keys if k not in self.table_us),
+                               params=sum(layer.params for layer in stage.layers))
             self._blocks[memo_key] = hit
         return hit
 
     def features(self, arch: Arch) -> tuple[float, float]:
         """(LUT sum in ms, weight size in MB) of ``arch``: the inputs of the calibration."""
-        stem = StemPlan(self.target.input_shape, self.space.stem_filters)
-        total, params, missing = self.table_us.get(stem.key, 0.0), stem.params, []
-        if stem.key not in self.table_us:
-            missing.append(stem.key)
-        shape, offset = stem.output_shape, 0
-        for b in range(1, self.space.num_blocks + 1):
-            n = len(self.space.block_decisions(b))
-            us, shape, block_missing, block_params = self._block(b, arch.tokens[offset:offset + n], shape)
-            total += us
-            params += block_params
-            missing.extend(block_missing)
-            offset += n
-        head = HeadPlan(shape, self.space.head_filters, self.target.classes)
-        if head.key not in self.table_us:
-            missing.append(head.key)
-        total += self.table_us.get(head.key, 0.0)
-        params += head.params
+        blocks = [((b, arch.tokens[tokens]),) for b, tokens in self._token_slices]
+        total, params, missing = 0.0, 0, []
+        for stage in walk_stages(self.space, self.target.input_shape, self.target.classes, blocks, self._block):
+            if isinstance(stage, _PricedBlock):
+                total += stage.latency_us
+                params += stage.params
+                missing.extend(stage.missing)
+            else:  # the stem or the head
+                key = stage.key
+                if key not in self.table_us:
+                    missing.append(key)
+                total += self.table_us.get(key, 0.0)
+                params += stage.params
         if missing:
             raise MissingKeysError(self.device, self.space, self.target, list(dict.fromkeys(missing)))
         return total / 1000.0, params * WEIGHT_BYTES[self.target.quantization] / 1e6

@@ -21,7 +21,8 @@ from akd_tf.target import ModelTarget
 from latency_db.store import Store
 from search import runs
 from search.config import SearchConfig
-from search.controller import Proposal, make_controller
+from search.controller import make_controller
+from search.controller_base import Proposal
 from search.display import TrialEvent
 from search.evaluate import run_training_data, teacher_for, train_child
 from search.executors import SequentialExecutor

@@ -49,7 +49,8 @@ import tf_keras as keras
 
 from akd_tf.space import SearchSpace
 from search.checks import check_int
-from search.controller import Controller, PPOSettings, Proposal, reward_stats
+from search.controller_base import Controller, Proposal, reward_stats
+from search.controller_settings import PPOSettings
 
 MASKED_LOGIT = -1e9  # added to the logits outside a decision's segment: softmax weight exactly 0
 

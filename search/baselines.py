@@ -1,0 +1,102 @@
+"""The controllers without a learned policy: uniform random samples and regularized evolution.
+
+Both follow the contract of :class:`search.controller_base.Controller`; their
+states are JSON (the header, the settings and, for evolution, the population).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Sequence
+
+import numpy as np
+
+from akd_tf.space import SearchSpace
+from search.checks import check_int, check_reward
+from search.controller_base import Controller, Proposal, json_state, reward_stats
+from search.controller_settings import EvolutionSettings, RandomSettings
+
+
+class RandomController(Controller):
+    """Uniform samples of the space; ``update`` learns nothing."""
+
+    name = "random"
+
+    def __init__(self, space: SearchSpace, seed: int, settings: RandomSettings = RandomSettings()):
+        super().__init__(space, seed)
+
+    def propose(self, step: int, n: int) -> list[Proposal]:
+        rng = self.rng(step)
+        return [Proposal(self.space.sample(rng).tokens) for _ in range(check_int("n", n, 0))]
+
+    def update(self, step: int, tokens: Sequence[Sequence[int]], rewards: Sequence[float]) -> dict:
+        check_int("step", step, 0)
+        return reward_stats(self.check_batch(tokens, rewards)[1])
+
+    def state_bytes(self) -> bytes:
+        return json.dumps(self.state_header()).encode()
+
+    def load_state_bytes(self, data: bytes) -> None:
+        self.check_state_header(json_state(data))
+
+
+class EvolutionController(Controller):
+    """Regularized evolution (Real et al. 2019).
+
+    The population is the ``population_size`` youngest results, oldest first.
+    Until it is full, proposals are uniform samples; after that each proposal
+    mutates one decision (:meth:`SearchSpace.mutate`) of the best of
+    ``tournament_size`` distinct members drawn at random (ties go to the
+    younger). ``update`` appends a batch in token order (see
+    :meth:`Controller.check_batch`), then drops the oldest.
+    """
+
+    name = "evolution"
+
+    def __init__(self, space: SearchSpace, seed: int, settings: EvolutionSettings = EvolutionSettings()):
+        super().__init__(space, seed)
+        self.settings = settings
+        self.population: list[tuple[tuple[int, ...], float]] = []
+        self.observed = 0
+
+    def propose(self, step: int, n: int) -> list[Proposal]:
+        rng, n = self.rng(step), check_int("n", n, 0)
+        if len(self.population) < self.settings.population_size:
+            return [Proposal(self.space.sample(rng).tokens) for _ in range(n)]
+        return [Proposal(self.space.mutate(self._tournament(rng), rng).tokens) for _ in range(n)]
+
+    def _tournament(self, rng: np.random.Generator) -> tuple[int, ...]:
+        drawn = rng.choice(len(self.population), size=self.settings.tournament_size, replace=False)
+        best = max(drawn, key=lambda i: (self.population[i][1], i))
+        return self.population[best][0]
+
+    def update(self, step: int, tokens: Sequence[Sequence[int]], rewards: Sequence[float]) -> dict:
+        check_int("step", step, 0)
+        rows, values = self.check_batch(tokens, rewards)
+        batch = [(tuple(int(t) for t in row), float(r)) for row, r in zip(rows, values)]
+        self.population = (self.population + batch)[-self.settings.population_size:]
+        self.observed += len(batch)
+        return {**reward_stats(values), "population": len(self.population), "observed": self.observed,
+                "population_best": max((r for _, r in self.population), default=None)}
+
+    def state_bytes(self) -> bytes:
+        return json.dumps({**self.state_header(), "settings": asdict(self.settings), "observed": self.observed,
+                           "population": [[list(t), r] for t, r in self.population]}).encode()
+
+    def load_state_bytes(self, data: bytes) -> None:
+        state = json_state(data)
+        self.check_state_header(state)
+        if state.get("settings") != asdict(self.settings):
+            raise ValueError(f"controller state has settings {state.get('settings')!r}, "
+                             f"expected {asdict(self.settings)!r}")
+        try:
+            population = [(self.space.from_tokens(t).tokens, check_reward(r))
+                          for t, r in state["population"]]
+            observed = check_int("observed", state["observed"], len(population))
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"controller state lacks a well-formed population: {exc!r}") from None
+        if len(population) > self.settings.population_size:
+            raise ValueError(f"controller state holds {len(population)} members, "
+                             f"expected at most {self.settings.population_size}")
+        self.population, self.observed = population, observed
