@@ -12,6 +12,7 @@ from typing import Sequence
 import akd_tf.tf_env  # noqa: F401  (configures TensorFlow before it is imported)
 import tf_keras as keras
 
+from akd_tf.errors import InvalidInput
 from akd_tf.operators import HeadPlan, LayerPlan, StemPlan
 from akd_tf.plan import plan_network
 from akd_tf.space import Arch
@@ -80,9 +81,9 @@ def build_student(arch: Arch, input_shape: Sequence[int], num_classes: int, *,
     the embedding being the pooled penultimate features (``head_filters`` wide).
     """
     if not 0.0 <= bn_momentum < 1.0:
-        raise ValueError(f"bn_momentum must be in [0, 1), got {bn_momentum!r}")
+        raise InvalidInput(f"bn_momentum must be in [0, 1), got {bn_momentum!r}")
     if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        raise InvalidInput(f"dropout must be in [0, 1), got {dropout!r}")
     plan = plan_network(arch, input_shape, num_classes)
     inputs = keras.Input(shape=plan.input_shape, name="image")
     x = _stem(inputs, plan.stem, bn_momentum)
@@ -107,5 +108,5 @@ def build_operator(op, *, bn_momentum: float = DEFAULT_BN_MOMENTUM) -> keras.Mod
     elif isinstance(op, HeadPlan):
         outputs, _ = _head(inputs, op, bn_momentum, dropout=0.0)
     else:
-        raise ValueError(f"not a plan operator: {op!r}")
+        raise InvalidInput(f"not a plan operator: {op!r}")
     return keras.Model(inputs, outputs, name="operator")

@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, Protocol, Sequence, TypeVar
 
+from akd_tf.errors import InvalidInput
 from akd_tf.operators import HeadPlan, LayerPlan, Operator, Shape, StemPlan
 from akd_tf.space import Arch, BlockChoice, SearchSpace
 
@@ -32,19 +33,19 @@ from akd_tf.space import Arch, BlockChoice, SearchSpace
 def check_input_shape(space: SearchSpace, input_shape: Sequence[int]) -> Shape:
     """Validate an (H, W, C) input shape against the space's resolution range."""
     if len(input_shape) != 3:
-        raise ValueError(f"input_shape must be (height, width, channels), got {tuple(input_shape)!r}")
+        raise InvalidInput(f"input_shape must be (height, width, channels), got {tuple(input_shape)!r}")
     h, w, c = input_shape
     space.check_resolution(h)
     space.check_resolution(w)
     if isinstance(c, bool) or not isinstance(c, int) or c < 1:
-        raise ValueError(f"input channels must be a positive int, got {c!r}")
+        raise InvalidInput(f"input channels must be a positive int, got {c!r}")
     return (int(h), int(w), int(c))
 
 
 def check_num_classes(num_classes: int) -> int:
     """``num_classes`` if it is an int >= 2, else ``ValueError`` naming the value."""
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-        raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
+        raise InvalidInput(f"num_classes must be an int >= 2, got {num_classes!r}")
     return num_classes
 
 
@@ -101,7 +102,7 @@ def walk_stages(space: SearchSpace, input_shape: Shape, num_classes: int,
     :func:`check_input_shape` and :func:`check_num_classes`.
     """
     if len(blocks) != space.num_blocks:
-        raise ValueError(f"space {space.name!r}: expected options for {space.num_blocks} blocks, got {len(blocks)}")
+        raise InvalidInput(f"space {space.name!r}: expected options for {space.num_blocks} blocks, got {len(blocks)}")
     stem = StemPlan(input_shape, space.stem_filters)
     yield stem
     incoming = [stem.output_shape]

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from akd_tf.errors import InvalidInput
 from devicefarm.connection import PhoneConnection, PhoneUnavailable
 from devicefarm.probe import read_condition
 from devicefarm.runner import DEFAULT_WORKDIR, MeasurementFailed, PhoneLimits, PhoneRunner, PhoneUnhealthy
@@ -58,7 +59,7 @@ class WorkerOptions:
 
     def __post_init__(self) -> None:
         if self.lease_seconds <= 0 or self.poll_s <= 0:
-            raise ValueError(f"lease_seconds and poll_s must be > 0, got {self.lease_seconds}, {self.poll_s}")
+            raise InvalidInput(f"lease_seconds and poll_s must be > 0, got {self.lease_seconds}, {self.poll_s}")
 
 
 class FarmWorker:
@@ -66,7 +67,7 @@ class FarmWorker:
                  key_path: Path | str | None = None, options: WorkerOptions = WorkerOptions(),
                  log: Callable[[str], None] | None = None):
         if not devices:
-            raise ValueError("a worker needs at least one phone to serve")
+            raise InvalidInput("a worker needs at least one phone to serve")
         self.store, self.devices, self.key_path, self.options = store, list(devices), key_path, options
         self.worker_id = worker_id or default_worker_id()
         self.log = log or (lambda message: None)
@@ -77,7 +78,7 @@ class FarmWorker:
             for name in self.devices:
                 device = get_device(session, name)
                 if device.kind != "adb":
-                    raise ValueError(f"device {name!r} is a {device.kind!r} device; workers serve registered phones")
+                    raise InvalidInput(f"device {name!r} is a {device.kind!r} device; workers serve registered phones")
 
     def run(self) -> WorkerStats:
         """Serve until ``stop`` is set, ``max_jobs`` are handled or every phone has been idle ``idle_exit_s``."""

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from akd_tf.benchmark import RunSettings
+from akd_tf.errors import InvalidInput
 from akd_tf.space import Arch, SearchSpace
 from latency_db.devices import get_device
 from akd_tf.target import ModelTarget
@@ -30,7 +31,7 @@ class CalibrationReport:
 def calibration_archs(space: SearchSpace, n: int, seed: int) -> tuple[list[Arch], list[Arch]]:
     """``n`` seeded random archs split alternately into (fit, held-out)."""
     if n < 6:
-        raise ValueError(f"calibration needs n >= 6 archs (half fit the 3 coefficients, half held out), got {n}")
+        raise InvalidInput(f"calibration needs n >= 6 archs (half fit the 3 coefficients, half held out), got {n}")
     archs = space.sample_many(n, seed)
     return archs[0::2], archs[1::2]
 

@@ -24,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from akd_tf.benchmark import RunSettings
+from akd_tf.errors import InvalidInput
 from latency_db import queue
 from latency_db.backends import has_backend
 from latency_db.devices import get_device
@@ -57,7 +58,7 @@ def submit(store: Store, device_name: str, *, kind: str, tflite: bytes, settings
     with store.session() as session:
         device = get_device(session, device_name)
         if not is_farm_device(device):
-            raise ValueError(f"device {device_name!r} is measured in this process, not by farm workers")
+            raise InvalidInput(f"device {device_name!r} is measured in this process, not by farm workers")
         job = queue.enqueue(session, kind=kind, device=device, tflite=tflite, settings=settings, payload=payload,
                             run_key=run_key)
         return Submitted(job.id, job.run_key)
@@ -80,7 +81,7 @@ def await_jobs(store: Store, job_ids: list[int], *, timeout_s: float | None = No
     states = queue.wait_for(store, job_ids, timeout_s=timeout_s, poll_s=poll_s, progress=progress)
     reasons = _failure_reasons(store, [job_id for job_id, state in states.items() if state == "failed"])
     if reasons:
-        raise ValueError(_failed_jobs_message(reasons, len(job_ids)))
+        raise InvalidInput(_failed_jobs_message(reasons, len(job_ids)))
 
 
 @dataclass(frozen=True)
@@ -176,7 +177,7 @@ def raise_failed(outcomes: Sequence[FarmOutcome]) -> None:
     when any outcome's job failed; M counts the distinct jobs of the outcomes."""
     reasons = {o.job.job_id: o.failure for o in outcomes if o.state == "failed"}
     if reasons:
-        raise ValueError(_failed_jobs_message(reasons, len({o.job.job_id for o in outcomes if o.job is not None})))
+        raise InvalidInput(_failed_jobs_message(reasons, len({o.job.job_id for o in outcomes if o.job is not None})))
 
 
 def _failure_reasons(store: Store, job_ids: list[int]) -> dict[int, str]:

@@ -20,12 +20,13 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from akd_tf.errors import MissingData
 from latency_db.arguments import bounded_name
 from latency_db.schema import Job, JobModel, utcnow
 from latency_db.store import Store
 
 
-class ModelBytesUnavailable(ValueError):
+class ModelBytesUnavailable(MissingData):
     """A job's ``.tflite`` bytes are not stored (released) or do not match its SHA-256 (corrupt)."""
 
 

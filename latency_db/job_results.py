@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from akd_tf.benchmark import BenchmarkResult
+from akd_tf.errors import InvalidInput, MissingData
 from latency_db.measurements import record_measurement
 from latency_db.schema import Device, Job, LutEntry, Measurement, TFLiteModel, TimedRunStats
 
@@ -28,20 +29,20 @@ _PAYLOADS = {"model": {"model_id": int}, "lut": {"key": str, "quantization": str
 def checked_payload(kind: str, payload) -> dict:
     """A copy of ``payload`` once it has exactly the keys and types of ``kind``'s (non-empty values)."""
     if kind not in KINDS:
-        raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+        raise InvalidInput(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
     expected = _PAYLOADS[kind]
     if not isinstance(payload, dict) or set(payload) != set(expected) or any(
             isinstance(payload[k], bool) or not isinstance(payload[k], t) or payload[k] in ("", ())
             for k, t in expected.items()):
         shape = ", ".join(f'"{k}": {t.__name__}' for k, t in expected.items())
-        raise ValueError(f"payload of a {kind} job must be {{{shape}}} (non-empty), got {payload!r}")
+        raise InvalidInput(f"payload of a {kind} job must be {{{shape}}} (non-empty), got {payload!r}")
     return dict(payload)
 
 
 def check_payload_target(session: Session, kind: str, payload: dict) -> None:
     """ValueError when a model job's ``model_id`` names no stored model (LUT jobs name no row)."""
     if kind == "model" and session.get(TFLiteModel, payload["model_id"]) is None:
-        raise ValueError(f"payload model_id {payload['model_id']} names no stored model")
+        raise MissingData(f"payload model_id {payload['model_id']} names no stored model")
 
 
 def stored_result(session: Session, kind: str, device: Device, payload: dict, run_key: str) -> tuple[bool, int | None]:
@@ -94,7 +95,7 @@ def _store_measurement(session: Session, job: Job, requested: Device, result: Be
         return stored.id
     model = session.get(TFLiteModel, job.payload["model_id"])
     if model is None:
-        raise ValueError(f"job {job.id}: model {job.payload['model_id']} was deleted; the result cannot be stored")
+        raise InvalidInput(f"job {job.id}: model {job.payload['model_id']} was deleted; the result cannot be stored")
     row = record_measurement(session, requested, model, result, run_key=job.run_key, started_at=started_at,
                              finished_at=finished_at, extra=extra)
     row.settings = settings

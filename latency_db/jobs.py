@@ -8,6 +8,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from akd_tf.errors import InvalidInput
 from latency_db.arguments import positive_int
 from latency_db.queue import STATES
 from latency_db.schema import Job
@@ -25,7 +26,7 @@ def job_summary(session: Session) -> dict[str, int]:
 def list_jobs(session: Session, state: str | None = None, limit: int = 50) -> list[Job]:
     """The newest ``limit`` jobs, newest first, optionally only those in ``state``."""
     if state is not None and state not in STATES:
-        raise ValueError(f"state must be one of {', '.join(STATES)}, got {state!r}")
+        raise InvalidInput(f"state must be one of {', '.join(STATES)}, got {state!r}")
     positive_int("limit", limit)
     query = select(Job).order_by(Job.id.desc()).limit(limit)
     if state is not None:

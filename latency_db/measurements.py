@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from akd_tf.benchmark import BenchmarkResult
+from akd_tf.errors import MissingData
 from akd_tf.plan import plan_network
 from akd_tf.space import Arch
 from akd_tf.target import ModelTarget
@@ -67,6 +68,6 @@ def measurement_by_run_key(store: Store, run_key: str) -> Measurement:
     with store.session() as session:
         row = session.scalar(select(Measurement).where(Measurement.run_key == run_key))
         if row is None:
-            raise ValueError(f"no measurement stored under run key {run_key!r}")
+            raise MissingData(f"no measurement stored under run key {run_key!r}")
         session.expunge(row)
         return row

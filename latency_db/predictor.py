@@ -18,6 +18,7 @@ from typing import Iterable, Sequence
 import numpy as np
 from sqlalchemy import select
 
+from akd_tf.errors import InvalidInput, MissingData
 from akd_tf.operators import Shape
 from akd_tf.space import Arch, SearchSpace
 from akd_tf.walk import block_stage, walk_stages
@@ -27,7 +28,7 @@ from latency_db.schema import Calibration, LutEntry
 from latency_db.store import Store
 
 
-class MissingKeysError(ValueError):
+class MissingKeysError(MissingData):
     """Some operators of an architecture have no latency-table entry."""
 
     def __init__(self, device: str, space: SearchSpace, target: ModelTarget, keys: Sequence[str]):
@@ -87,8 +88,8 @@ class LutPredictor:
             calibration = session.scalar(select(Calibration).where(*calibration_filter(device.id, space, target))
                                          .order_by(Calibration.id.desc()).limit(1))
         if not rows:
-            raise ValueError(f"device {device_name!r} has no latency-table entries ({target.quantization}); "
-                             f"build them with: {build_command(device_name, space, target)}")
+            raise MissingData(f"device {device_name!r} has no latency-table entries ({target.quantization}); "
+                              f"build them with: {build_command(device_name, space, target)}")
         return cls(device_name, space, target, dict(rows), calibration)
 
     def _block(self, block: tuple[int, tuple[int, ...]], input_shape: Shape) -> "_PricedBlock":
@@ -149,7 +150,7 @@ def kendall_tau(a: Sequence[float], b: Sequence[float]) -> float:
     """Kendall's tau-b rank correlation of two equal-length sequences."""
     a, b = np.asarray(a, float), np.asarray(b, float)
     if len(a) != len(b) or len(a) < 2:
-        raise ValueError(f"kendall_tau needs two sequences of equal length >= 2, got {len(a)} and {len(b)}")
+        raise InvalidInput(f"kendall_tau needs two sequences of equal length >= 2, got {len(a)} and {len(b)}")
     i, j = np.triu_indices(len(a), k=1)
     da, db = np.sign(a[i] - a[j]), np.sign(b[i] - b[j])
     concordant_minus_discordant = float(np.sum(da * db))
@@ -191,7 +192,7 @@ def fit_calibration(lut_ms: Sequence[float], weight_mb: Sequence[float],
     """Least-squares ``(scale, ms_per_weight_mb, offset_ms)`` minimising the relative error to ``measured_ms``."""
     x, w, y = (np.asarray(v, float) for v in (lut_ms, weight_mb, measured_ms))
     if len(x) < 3:
-        raise ValueError(f"a calibration needs at least 3 measured archs to fit, got {len(x)}")
+        raise InvalidInput(f"a calibration needs at least 3 measured archs to fit, got {len(x)}")
     design = np.stack([x, w, np.ones_like(x)], axis=1) / y[:, None]  # residual / measured
     coefficients, *_ = np.linalg.lstsq(design, np.ones_like(y), rcond=None)
     return tuple(float(c) for c in coefficients)

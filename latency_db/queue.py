@@ -40,6 +40,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from akd_tf.benchmark import BenchmarkResult, RunSettings
+from akd_tf.errors import InvalidInput, MissingData, WaitTimedOut
 from latency_db import device_health, job_models, job_results
 from latency_db.arguments import bounded_name, positive_int, positive_seconds, utc
 from latency_db.devices import get_device
@@ -91,10 +92,10 @@ def enqueue(session: Session, *, kind: str, device: Device | str, tflite: bytes,
     """
     payload = job_results.checked_payload(kind, payload)
     if not isinstance(tflite, (bytes, bytearray)) or not tflite:
-        raise ValueError(f"tflite must be the non-empty bytes of a .tflite file, got {type(tflite).__name__} "
-                         f"of length {len(tflite) if isinstance(tflite, (bytes, bytearray)) else 'n/a'}")
+        raise InvalidInput(f"tflite must be the non-empty bytes of a .tflite file, got {type(tflite).__name__} "
+                           f"of length {len(tflite) if isinstance(tflite, (bytes, bytearray)) else 'n/a'}")
     if not isinstance(settings, RunSettings):
-        raise ValueError(f"settings must be a RunSettings, got {settings!r}")
+        raise InvalidInput(f"settings must be a RunSettings, got {settings!r}")
     bounded_name("run_key", run_key, 64)
     positive_int("max_attempts", max_attempts)
     if isinstance(device, str):
@@ -117,8 +118,8 @@ def enqueue(session: Session, *, kind: str, device: Device | str, tflite: bytes,
             job_models.store_model(session, tflite, digest, len(tflite))  # bytes dropped as corrupt: stored again
         return existing
     if not device.model:
-        raise ValueError(f"device {device.name!r} has no model recorded, so no phone pool can run its jobs; "
-                         f"probe the device first")
+        raise InvalidInput(f"device {device.name!r} has no model recorded, so no phone pool can run its jobs; "
+                           f"probe the device first")
     job_results.check_payload_target(session, kind, payload)
     done, measurement_id = job_results.stored_result(session, kind, device, payload, run_key)
     job_models.store_model(session, None if done else tflite, digest, len(tflite))
@@ -172,7 +173,7 @@ def lease_next(store: Store, *, worker: str, devices: list[str], lease_seconds: 
     """
     bounded_name("worker", worker, 256)
     if isinstance(devices, str) or not isinstance(devices, (list, tuple)) or not devices:
-        raise ValueError(f"devices must be a non-empty list of device names, got {devices!r}")
+        raise InvalidInput(f"devices must be a non-empty list of device names, got {devices!r}")
     names = sorted({bounded_name("device name", d, 128) for d in devices})
     lease_seconds = positive_seconds("lease_seconds", lease_seconds)
     now = utc(now)
@@ -181,8 +182,8 @@ def lease_next(store: Store, *, worker: str, devices: list[str], lease_seconds: 
         with store.session() as session:
             known = set(session.scalars(select(Device.name).where(Device.name.in_(names))))
             if len(known) < len(names):
-                raise ValueError(f"unknown device(s) {', '.join(n for n in names if n not in known)}; "
-                                 f"register them before leasing work for them")
+                raise MissingData(f"unknown device(s) {', '.join(n for n in names if n not in known)}; "
+                                  f"register them before leasing work for them")
             reclaim_expired(session, now)
             chosen = _choose(session, device_health.free_phones(session, names, now), now)
             if chosen is None:
@@ -296,11 +297,11 @@ def complete(store: Store, lease: Lease, result: BenchmarkResult, *, extra: dict
     ``last_seen_at`` set. A lost lease stores nothing at all.
     """
     if not isinstance(result, BenchmarkResult):
-        raise ValueError(f"result must be a BenchmarkResult, got {type(result).__name__}")
+        raise InvalidInput(f"result must be a BenchmarkResult, got {type(result).__name__}")
     extra = dict(extra or {})
     unknown = sorted(set(extra) - set(EXTRA_KEYS))
     if unknown:
-        raise ValueError(f"unknown extra key(s) {', '.join(unknown)}; expected some of {', '.join(EXTRA_KEYS)}")
+        raise InvalidInput(f"unknown extra key(s) {', '.join(unknown)}; expected some of {', '.join(EXTRA_KEYS)}")
     now = utc(now)
     finished_at = utc(extra.pop("finished_at", None) or now)
     started_at = utc(extra.pop("started_at", None) or finished_at)
@@ -395,19 +396,19 @@ def wait_for(store: Store, job_ids: Iterable[int], *, timeout_s: float | None = 
     """
     ids = sorted(set(job_ids))
     if any(isinstance(i, bool) or not isinstance(i, int) for i in ids):
-        raise ValueError(f"job ids must be ints, got {ids!r}")
+        raise InvalidInput(f"job ids must be ints, got {ids!r}")
     poll_s = positive_seconds("poll_s", poll_s)
     if timeout_s is not None:
         timeout_s = float(timeout_s)
         if not math.isfinite(timeout_s) or timeout_s < 0:
-            raise ValueError(f"timeout_s must be None or a finite number of seconds >= 0, got {timeout_s!r}")
+            raise InvalidInput(f"timeout_s must be None or a finite number of seconds >= 0, got {timeout_s!r}")
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     last = None
     while True:
         states = _states(store, ids)
         missing = [i for i in ids if i not in states]
         if missing:
-            raise ValueError(f"no job with id(s) {', '.join(map(str, missing))}")
+            raise MissingData(f"no job with id(s) {', '.join(map(str, missing))}")
         counts = (sum(s == "done" for s in states.values()), sum(s == "failed" for s in states.values()), len(ids))
         if progress is not None and counts != last:
             progress(*counts)
@@ -416,6 +417,6 @@ def wait_for(store: Store, job_ids: Iterable[int], *, timeout_s: float | None = 
         if pending == 0:
             return {i: states[i] for i in ids}
         if deadline is not None and time.monotonic() >= deadline:
-            raise TimeoutError(f"{pending} of {counts[2]} job(s) still pending after {timeout_s:g} s "
+            raise WaitTimedOut(f"{pending} of {counts[2]} job(s) still pending after {timeout_s:g} s "
                                f"({counts[0]} done, {counts[1]} failed); are workers running?")
         time.sleep(poll_s if deadline is None else max(0.0, min(poll_s, deadline - time.monotonic())))

@@ -12,6 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
+from akd_tf.errors import InvalidInput
 from akd_tf.space import SearchSpace
 from search.checks import check_int, check_reward
 from search.controller_base import Controller, Proposal, json_state, reward_stats
@@ -88,15 +89,15 @@ class EvolutionController(Controller):
         state = json_state(data)
         self.check_state_header(state)
         if state.get("settings") != asdict(self.settings):
-            raise ValueError(f"controller state has settings {state.get('settings')!r}, "
-                             f"expected {asdict(self.settings)!r}")
+            raise InvalidInput(f"controller state has settings {state.get('settings')!r}, "
+                               f"expected {asdict(self.settings)!r}")
         try:
             population = [(self.space.from_tokens(t).tokens, check_reward(r))
                           for t, r in state["population"]]
             observed = check_int("observed", state["observed"], len(population))
         except (KeyError, TypeError) as exc:
-            raise ValueError(f"controller state lacks a well-formed population: {exc!r}") from None
+            raise InvalidInput(f"controller state lacks a well-formed population: {exc!r}") from None
         if len(population) > self.settings.population_size:
-            raise ValueError(f"controller state holds {len(population)} members, "
-                             f"expected at most {self.settings.population_size}")
+            raise InvalidInput(f"controller state holds {len(population)} members, "
+                               f"expected at most {self.settings.population_size}")
         self.population, self.observed = population, observed

@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Callable
 
+from akd_tf.errors import InvalidInput
 from akd_tf.space import SearchSpace
 from search.baselines import EvolutionController, RandomController
 from search.controller_base import Controller, Proposal
@@ -75,11 +76,11 @@ def make_controller(name: str, space: SearchSpace, seed: int, **options) -> Cont
     Unknown names and options, and bad option values, raise ``ValueError``.
     """
     if name not in CONTROLLERS:
-        raise ValueError(f"unknown controller {name!r}; known: {', '.join(CONTROLLERS)}")
+        raise InvalidInput(f"unknown controller {name!r}; known: {', '.join(CONTROLLERS)}")
     spec = CONTROLLERS[name]
     known = [f.name for f in fields(spec.settings)]
     unknown = sorted(set(options) - set(known))
     if unknown:
-        raise ValueError(f"controller {name!r} has no option {unknown[0]!r}; "
-                         f"its options: {', '.join(known) or 'none'}")
+        raise InvalidInput(f"controller {name!r} has no option {unknown[0]!r}; "
+                           f"its options: {', '.join(known) or 'none'}")
     return spec.build(space, seed, spec.settings(**options))

@@ -28,6 +28,7 @@ from typing import Sequence
 
 import numpy as np
 
+from akd_tf.errors import InvalidInput
 from akd_tf.space import SearchSpace
 from search.checks import check_int, check_reward
 
@@ -78,11 +79,11 @@ class Controller(ABC):
     def check_state_header(self, header: dict) -> None:
         """``ValueError`` naming the first field where ``header`` differs from this controller's."""
         if not isinstance(header, dict):
-            raise ValueError(f"controller state header must be a JSON object, got {type(header).__name__}")
+            raise InvalidInput(f"controller state header must be a JSON object, got {type(header).__name__}")
         expected = self.state_header()
         for key, value in expected.items():
             if header.get(key) != value:
-                raise ValueError(f"controller state has {key} {header.get(key)!r}, expected {value!r}")
+                raise InvalidInput(f"controller state has {key} {header.get(key)!r}, expected {value!r}")
 
     def check_batch(self, tokens: Sequence[Sequence[int]], rewards: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
         """The batch as (int32 tokens (n, decisions), float64 rewards (n,)), sorted by tokens.
@@ -94,7 +95,7 @@ class Controller(ABC):
         rows = [self.space.from_tokens(t).tokens for t in tokens]
         values = list(rewards)
         if len(rows) != len(values):
-            raise ValueError(f"got {len(rows)} token lists but {len(values)} rewards")
+            raise InvalidInput(f"got {len(rows)} token lists but {len(values)} rewards")
         values = [check_reward(r) for r in values]
         order = sorted(range(len(rows)), key=lambda i: (rows[i], values[i]))
         return (np.array([rows[i] for i in order], dtype=np.int32).reshape(len(rows), self.space.num_decisions),
@@ -113,7 +114,7 @@ def json_state(data: bytes) -> dict:
     try:
         state = json.loads(bytes(data).decode())
     except (UnicodeDecodeError, json.JSONDecodeError, TypeError) as exc:
-        raise ValueError(f"controller state is not the JSON this controller writes: {exc}") from None
+        raise InvalidInput(f"controller state is not the JSON this controller writes: {exc}") from None
     if not isinstance(state, dict):
-        raise ValueError(f"controller state must be a JSON object, got {type(state).__name__}")
+        raise InvalidInput(f"controller state must be a JSON object, got {type(state).__name__}")
     return state

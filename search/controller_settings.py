@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from akd_tf.errors import InvalidInput
 from search.checks import check_int, check_number
 
 
@@ -28,8 +29,8 @@ class EvolutionSettings:
         check_int("population_size", self.population_size, 1)
         check_int("tournament_size", self.tournament_size, 1)
         if self.tournament_size > self.population_size:
-            raise ValueError(f"tournament_size must be <= population_size={self.population_size}, "
-                             f"got {self.tournament_size}")
+            raise InvalidInput(f"tournament_size must be <= population_size={self.population_size}, "
+                               f"got {self.tournament_size}")
 
 
 @dataclass(frozen=True)

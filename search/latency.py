@@ -14,6 +14,7 @@ from typing import Sequence
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from akd_tf.errors import InvalidInput
 from akd_tf.space import Arch
 from akd_tf.target import ModelTarget
 from latency_db import farm
@@ -61,8 +62,8 @@ class LatencySource:
             for largest in (False, True):
                 predictor.predict_ms(space.extreme(largest))
         except ValueError as exc:
-            raise ValueError(f"{exc}\nOr pass --measure to measure every child on {self.device!r} instead "
-                             "of predicting it.") from None
+            raise InvalidInput(f"{exc}\nOr pass --measure to measure every child on {self.device!r} instead "
+                               "of predicting it.") from None
 
     def _lut(self, space) -> LutPredictor:
         if self._predictor is None:

@@ -47,6 +47,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
+from akd_tf.errors import InvalidInput
 from akd_tf.space import SearchSpace
 from search.checks import check_int
 from search.controller_base import Controller, Proposal, reward_stats
@@ -258,11 +259,11 @@ class PPOController(Controller):
                 header = json.loads(archive["header"].tobytes().decode())
                 weights, counters = archive["weights"], archive["counters"]
         except (OSError, ValueError, KeyError, UnicodeDecodeError) as exc:
-            raise ValueError(f"controller state is not the .npz a PPO controller writes: {exc}") from None
+            raise InvalidInput(f"controller state is not the .npz a PPO controller writes: {exc}") from None
         self.check_state_header(header)
         if header.get("settings") != asdict(self.settings):
-            raise ValueError(f"controller state has settings {header.get('settings')!r}, "
-                             f"expected {asdict(self.settings)!r}")
+            raise InvalidInput(f"controller state has settings {header.get('settings')!r}, "
+                               f"expected {asdict(self.settings)!r}")
         self._check_layout(header.get("layout"), weights, counters)
         self._unpack_fn(tf.constant(weights), tf.constant(counters))
 
@@ -271,13 +272,14 @@ class PPOController(Controller):
         expected = self._layout()
         if not isinstance(layout, list) or len(layout) != len(expected):
             got = len(layout) if isinstance(layout, list) else "no"
-            raise ValueError(f"controller state holds {got} variables, expected {len(expected)}")
+            raise InvalidInput(f"controller state holds {got} variables, expected {len(expected)}")
         for got, want in zip(layout, expected):
             if got != want:
-                raise ValueError(f"controller state variable {got!r} does not match {want!r} (label, dtype, shape)")
+                raise InvalidInput(f"controller state variable {got!r} does not match {want!r} (label, dtype, shape)")
         floats, ints = self._split_variables()
         size = sum(v.shape.num_elements() for v in floats)
         if (weights.dtype, weights.shape, counters.dtype, counters.shape) != (
                 np.float32, (size,), np.int64, (len(ints),)):
-            raise ValueError(f"controller state arrays are {weights.dtype}{list(weights.shape)} and "
-                             f"{counters.dtype}{list(counters.shape)}, expected float32[{size}] and int64[{len(ints)}]")
+            raise InvalidInput(f"controller state arrays are {weights.dtype}{list(weights.shape)} and "
+                               f"{counters.dtype}{list(counters.shape)}, expected float32[{size}] and "
+                               f"int64[{len(ints)}]")

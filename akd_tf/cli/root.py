@@ -35,7 +35,7 @@ class RootGroup(LazyGroup):
         try:
             return super().invoke(ctx)
         except Exception as exc:
-            if ctx.params.get("debug") or not (is_user_error(exc) or isinstance(exc, (ValueError, TimeoutError))):
+            if ctx.params.get("debug") or not is_user_error(exc):
                 raise
             raise click.ClickException(str(exc)) from exc
 
