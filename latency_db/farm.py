@@ -24,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from akd_tf.benchmark import RunSettings
-from akd_tf.errors import InvalidInput
+from akd_tf.errors import DeviceError, InvalidInput
 from latency_db import queue
 from latency_db.backends import has_backend
 from latency_db.devices import get_device
@@ -32,6 +32,10 @@ from latency_db.schema import Device, Job
 from latency_db.store import Store
 
 MAX_REASONS = 5  # failed jobs named in the error of a batch; the rest are counted
+
+
+class FarmJobsFailed(DeviceError, ValueError):
+    """Some farm jobs of a request failed on their phones; the message names each job and its reason."""
 
 
 def is_farm_device(device: Device) -> bool:
@@ -74,14 +78,14 @@ def live_jobs(store: Store, run_keys) -> dict[str, Submitted]:
 
 def await_jobs(store: Store, job_ids: list[int], *, timeout_s: float | None = None, poll_s: float = 0.5,
                progress: Callable[[int, int, int], None] | None = None) -> None:
-    """Wait until every job is finished; ``ValueError`` listing the reasons if any failed.
+    """Wait until every job is finished; :class:`FarmJobsFailed` listing the reasons if any failed.
 
     Nothing is measured here: run ``akd-tf devices serve`` on the host the phones are attached to.
     """
     states = queue.wait_for(store, job_ids, timeout_s=timeout_s, poll_s=poll_s, progress=progress)
     reasons = _failure_reasons(store, [job_id for job_id, state in states.items() if state == "failed"])
     if reasons:
-        raise InvalidInput(_failed_jobs_message(reasons, len(job_ids)))
+        raise FarmJobsFailed(_failed_jobs_message(reasons, len(job_ids)))
 
 
 @dataclass(frozen=True)
@@ -129,7 +133,7 @@ def request_many(store: Store, device_name: str, requests: Sequence[FarmRequest]
     submitted. Without ``keep_going`` a conversion or submission error propagates at once; with it, it
     becomes that request's ``exception`` and conversion resumes with ``tflite`` of the requests after it
     (database errors always propagate). With ``wait`` this blocks until every job is done or failed
-    (:func:`latency_db.queue.wait_for`: ``wait_progress(done, failed, total)``, TimeoutError after
+    (:func:`latency_db.queue.wait_for`: ``wait_progress(done, failed, total)``, WaitTimedOut after
     ``wait_timeout_s``); failed jobs become outcomes, not errors (:func:`raise_failed` turns them into one).
     """
     keys = [r.run_key or request_key(device_name, {"kind": r.kind, **r.payload}, settings) for r in requests]
@@ -173,11 +177,12 @@ def request_many(store: Store, device_name: str, requests: Sequence[FarmRequest]
 
 
 def raise_failed(outcomes: Sequence[FarmOutcome]) -> None:
-    """ValueError ``"N of M farm jobs failed: job ID: reason; ..."`` (at most ``MAX_REASONS`` named, by job id)
-    when any outcome's job failed; M counts the distinct jobs of the outcomes."""
+    """:class:`FarmJobsFailed` ``"N of M farm jobs failed: job ID: reason; ..."`` (at most ``MAX_REASONS``
+    named, by job id) when any outcome's job failed; M counts the distinct jobs of the outcomes."""
     reasons = {o.job.job_id: o.failure for o in outcomes if o.state == "failed"}
     if reasons:
-        raise InvalidInput(_failed_jobs_message(reasons, len({o.job.job_id for o in outcomes if o.job is not None})))
+        raise FarmJobsFailed(_failed_jobs_message(reasons, len({o.job.job_id for o in outcomes
+                                                                if o.job is not None})))
 
 
 def _failure_reasons(store: Store, job_ids: list[int]) -> dict[int, str]:
