@@ -28,10 +28,9 @@ WHOLE_MODEL_SETTINGS = RunSettings()  # benchmark_model's defaults: 50 runs, at 
 
 
 def _export_untrained(arch: Arch, target: ModelTarget, out_path: Path, seed: int):
-    from akd_tf import export
+    from akd_tf.export import export_arch
 
-    model = export.build_for_export(arch, target.input_shape, target.classes, seed=seed)
-    return export.export_tflite(model, out_path, target.quantization, min_int8_agreement=0.0, seed=seed)
+    return export_arch(arch, target.input_shape, target.classes, out_path, target.quantization, seed=seed)
 
 
 def submit_arch(store: Store, device_name: str, arch: Arch, target: ModelTarget, *,

@@ -20,7 +20,7 @@ from latency_db.lut import build_lut
 from akd_tf.target import ModelTarget
 from latency_db.measure import measure_arch
 from latency_db.query import query_latency
-from latency_db.schema import Device, Job, JobModel, LutEntry
+from latency_db.schema import Device, Job, JobModel, LutEntry, Measurement
 from latency_db.store import open_store
 
 FAST = RunSettings(num_runs=3, warmup_runs=1, min_secs=0.0, warmup_min_secs=0.0, max_secs=10.0)
@@ -298,9 +298,10 @@ def test_devices_cli_list_check_remove(store, phones, binary, adb_key, tiny_spac
 
 
 def test_emulate_offers_every_built_in_profile():
+    from akd_tf.cli.devices import devices_emulate
     from devicefarm.emulator import PROFILES
 
-    option = next(p for p in main.commands["devices"].commands["emulate"].params if p.name == "profile")
+    option = next(p for p in devices_emulate.params if p.name == "profile")
     assert sorted(option.type.choices) == sorted(PROFILES)
 
 
@@ -338,25 +339,13 @@ def test_devices_cli_bad_input_is_named(args, message, store, adb_key):
     assert not adb_key.exists() or args[0] != "register"  # nothing generated for input that is refused up front
 
 
-def test_one_request_path_reuses_live_jobs_and_reports_each_request(store):
-    """farm.request_many without phones: a thread stands in for a worker (a job keyed "bad" fails)."""
-    from akd_tf.benchmark import BenchmarkResult
+NOT_A_MODEL = b"these bytes are no TFLite flatbuffer"
 
-    with store.session() as session:
-        session.add(Device(name="px", kind="adb", model="Pixel 7", status="online"))
-    result = BenchmarkResult.from_samples([1.0], init_us=1, first_inference_us=1, warmup_us=[], device="px",
-                                          settings=FAST)
-    stop = threading.Event()
 
-    def serve():
-        while not stop.is_set():
-            lease = queue.lease_next(store, worker="stand-in", devices=["px"], lease_seconds=30)
-            if lease is None:
-                time.sleep(0.02)
-            elif lease.payload["key"] == "bad":
-                queue.fail(store, lease, "unparseable benchmark_model output")
-            else:
-                queue.complete(store, lease, result)
+def test_one_request_path_reuses_live_jobs_and_reports_each_request(store, phones, binary, adb_key, tiny_tflite):
+    """farm.request_many against a real worker and an emulated phone: a live job is reused without converting,
+    a model the phone cannot load fails on the phone, a conversion that raises is that request's error."""
+    _register(store, phones(profile="pixel4"), binary, "px")
 
     def lut(key: str) -> farm.FarmRequest:
         return farm.FarmRequest("lut", {"key": key, "quantization": "none"}, subject=key)
@@ -368,19 +357,18 @@ def test_one_request_path_reuses_live_jobs_and_reports_each_request(store):
             converted.append(request.subject)
             if request.subject == "unconvertible":
                 raise RuntimeError("conversion of unconvertible failed")
-            yield f"model of {request.subject}".encode()
+            yield NOT_A_MODEL if request.subject == "bad" else tiny_tflite
 
-    live = farm.submit(store, "px", kind="lut", tflite=b"model of live", settings=FAST,
+    live = farm.submit(store, "px", kind="lut", tflite=tiny_tflite, settings=FAST,
                        payload={"key": "live", "quantization": "none"})
     requests = [lut(key) for key in ("ok", "live", "bad", "unconvertible", "after")]
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
+    worker, thread = _serve(store, ["px"], "w", WorkerOptions(lease_seconds=5.0, poll_s=0.05, limits=LIMITS))
     try:
-        outcomes = farm.request_many(store, "px", requests, FAST, tflite=tflite, wait_timeout_s=60,
+        outcomes = farm.request_many(store, "px", requests, FAST, tflite=tflite, wait_timeout_s=120,
                                      wait_progress=lambda *counts: progress.append(counts),
                                      on_queued=lambda request: queued.append(request.subject), keep_going=True)
     finally:
-        stop.set()
+        worker.stop.set()
         thread.join(timeout=30)
     assert converted == ["ok", "bad", "unconvertible", "after"]  # the live job's model is not converted again
     assert queued == ["live", "ok", "bad", "after"]  # reused requests first, then each as it is submitted
@@ -388,12 +376,11 @@ def test_one_request_path_reuses_live_jobs_and_reports_each_request(store):
     assert [o.request for o in outcomes] == requests
     assert reused.job == live and (reused.state, reused.failure, reused.exception) == ("done", None, None)
     assert (ok.state, after.state, bad.state) == ("done", "done", "failed")
-    assert bad.failure == "unparseable benchmark_model output"
+    assert bad.failure.startswith("px: ") and "Failed to mmap model" in bad.failure
     assert unconvertible.job is None and unconvertible.state is None
     assert str(unconvertible.exception) == "conversion of unconvertible failed"
     assert progress[-1] == (3, 1, 4)
-    with pytest.raises(ValueError, match=rf"^1 of 4 farm jobs failed: job {bad.job.job_id}: "
-                                         r"unparseable benchmark_model output$"):
+    with pytest.raises(farm.FarmJobsFailed, match=rf"^1 of 4 farm jobs failed: job {bad.job.job_id}: px: "):
         farm.raise_failed(outcomes)
     with store.session() as session:
         assert sorted(session.scalars(select(LutEntry.key))) == ["after", "live", "ok"]
@@ -411,52 +398,39 @@ def test_one_request_path_reuses_live_jobs_and_reports_each_request(store):
     assert converted == ["bad", "unconvertible"]
 
 
-def test_search_children_on_a_phone_get_a_latency_or_their_own_error(store, tiny_space, monkeypatch):
-    """LatencySource on a farm device: a failed job and a failed conversion are each only that child's error."""
-    from hashlib import sha256
-    from types import SimpleNamespace
-
+def test_search_children_on_a_phone_get_a_latency_or_their_own_error(store, phones, binary, adb_key, tiny_space,
+                                                                     monkeypatch):
+    """LatencySource on an emulated phone served by a real worker: a child whose model the phone cannot load
+    and a child whose conversion fails (both faults planted in the exporter) each get only their own error."""
     import latency_db.measure as measure
-    from akd_tf.benchmark import BenchmarkResult
-    from latency_db.job_models import model_bytes
     from search.latency import LatencySource
 
-    with store.session() as session:
-        session.add(Device(name="px", kind="adb", model="Pixel 7", status="online"))
+    _register(store, phones(profile="pixel4"), binary, "px")
     ok, bad, unconvertible = list(dict.fromkeys(tiny_space.sample_many(20, seed=4)))[:3]
+    real_export = measure._export_untrained
 
-    def export(arch, _target, out_path, _seed):  # stands in for the TensorFlow conversion
+    def export(arch, target, out_path, seed):
         if arch == unconvertible:
             raise ValueError("the converter refused\nsecond line")
-        out_path.write_bytes(arch.to_string().encode())
-        return SimpleNamespace(path=str(out_path), sha256=sha256(out_path.read_bytes()).hexdigest())
+        exported = real_export(arch, target, out_path, seed)
+        if arch == bad:
+            out_path.write_bytes(NOT_A_MODEL)
+        return exported
 
     monkeypatch.setattr(measure, "_export_untrained", export)
-    result = BenchmarkResult.from_samples([2000.0], init_us=1, first_inference_us=1, warmup_us=[], device="px",
-                                          settings=FAST)
-    stop = threading.Event()
-
-    def serve():
-        while not stop.is_set():
-            lease = queue.lease_next(store, worker="stand-in", devices=["px"], lease_seconds=30)
-            if lease is None:
-                time.sleep(0.02)
-            elif model_bytes(store, lease.model_sha256) == bad.to_string().encode():
-                queue.fail(store, lease, "unparseable benchmark_model output")
-            else:
-                queue.complete(store, lease, result)
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
+    worker, thread = _serve(store, ["px"], "w", WorkerOptions(lease_seconds=5.0, poll_s=0.05, limits=LIMITS))
     try:
-        source = LatencySource(store, "px", ModelTarget(resolution=32, classes=4), measure=True, wait_timeout_s=60)
+        source = LatencySource(store, "px", ModelTarget(resolution=32, classes=4), measure=True,
+                               wait_timeout_s=120)
         measured, failed, refused = source.latencies([ok, bad, unconvertible])
     finally:
-        stop.set()
+        worker.stop.set()
         thread.join(timeout=30)
-    assert (measured.latency_ms, measured.source, measured.error) == (2.0, "measured", None)
     with store.session() as session:
+        row = session.get(Measurement, measured.measurement_id)
+        assert (measured.latency_ms, measured.source, measured.error) == (row.median_us / 1000, "measured", None)
+        assert row.settings["runtime"] == "benchmark_model"
         bad_job = session.scalar(select(Job).where(Job.state == "failed"))
-    assert (failed.latency_ms, failed.error) == (None, f"farm job {bad_job.id} failed: unparseable benchmark_model "
-                                                       "output")
+    assert failed.latency_ms is None
+    assert failed.error.startswith(f"farm job {bad_job.id} failed: px: ") and "Failed to mmap model" in failed.error
     assert (refused.latency_ms, refused.error) == (None, "ValueError: the converter refused")
