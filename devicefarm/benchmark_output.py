@@ -1,8 +1,12 @@
 """Parse what Android's ``benchmark_model`` prints into a :class:`akd_tf.benchmark.BenchmarkResult`.
 
-``benchmark_model`` prints one statistics line per phase (warm-up, then timed)::
+``benchmark_model`` prints one statistics line per phase (warm-up, then timed) in one of the forms of
+TensorFlow's statistics printer::
 
     count=50 first=2698 curr=2650 min=2547 max=3059 avg=2689.1 std=66
+    count=1 curr=2650                    (a single run)
+    count=12 curr=2650(all same)         (every run took the same time)
+    count=0                              (no run in that phase)
 
 and a summary line in one of three forms, depending on the release::
 
@@ -33,22 +37,43 @@ class BenchmarkOutputError(DeviceError, ValueError):
 
 
 _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
-_STATS_LINE = re.compile(rf"^(?:.*?[:\s])?count=(\d+)(?:\s+\w+={_NUMBER})+\s*$")  # any log prefix ("INFO: ")
-_TOKEN = re.compile(rf"(\w+)=({_NUMBER})")
-_RECENT = re.compile(rf"Inference timings in us:\s*Init:\s*({_NUMBER}),\s*First inference:\s*({_NUMBER}),"
-                     rf"\s*Warmup \(avg\):\s*({_NUMBER}),\s*Inference \(avg\):\s*({_NUMBER})")
-_OLDER = re.compile(rf"Average inference timings in us:\s*Warmup:\s*({_NUMBER}),\s*Init:\s*({_NUMBER}),"
-                    rf"\s*(?:Inference|no stats):\s*({_NUMBER})")
+_NUMBER_ONLY = re.compile(rf"^{_NUMBER}$")
+_STATS_LINE = re.compile(r"^(?:.*?[:\s])?(count=.*?)\s*$")  # any log prefix ("INFO: ")
+_ALL_SAME = "(all same)"
+_FLOAT = r"(?:[-+]?(?:nan|inf)|" + _NUMBER + ")"  # an empty phase's average prints as nan
+_RECENT = re.compile(rf"Inference timings in us:\s*Init:\s*({_FLOAT}),\s*First inference:\s*({_FLOAT}),"
+                     rf"\s*Warmup \(avg\):\s*({_FLOAT}),\s*Inference \(avg\):\s*({_FLOAT})", re.IGNORECASE)
+_OLDER = re.compile(rf"Average inference timings in us:\s*Warmup:\s*({_FLOAT}),\s*Init:\s*({_FLOAT}),"
+                    rf"\s*(?:Inference|no stats):\s*({_FLOAT})", re.IGNORECASE)
 _ERROR_LINE = re.compile(r"^(?:ERROR|E tflite|Failed|.*\bfailed\b|.*\bAborted\b).*$", re.MULTILINE | re.IGNORECASE)
 _STAT_KEYS = ("first", "curr", "min", "max", "avg", "std")
 
 
+def _phase(line: str, text: str) -> dict[str, float]:
+    """One statistics line as numbers, every printer form filled out to count, first, curr, min, max, avg, std
+    (a single run or identical runs: all equal to curr, std 0; an empty phase: count 0 alone)."""
+    body = line[:-len(_ALL_SAME)] if line.endswith(_ALL_SAME) else line
+    stats: dict[str, float] = {}
+    for token in body.split():
+        key, sep, value = token.partition("=")
+        if not sep or not key or not _NUMBER_ONLY.match(value):
+            raise _fail(f"malformed statistics token {token!r} in {line!r}", text)
+        stats[key] = float(value)
+    count = stats.get("count")
+    if count is None or count != int(count) or count < 0:
+        raise _fail(f"statistics line {line!r} has no run count", text)
+    if count >= 1 and set(stats) == {"count", "curr"}:  # a single run, or every run the same
+        curr = stats["curr"]
+        stats.update(first=curr, min=curr, max=curr, avg=curr, std=0.0)
+    return stats
+
+
 def _stats_lines(text: str) -> list[dict[str, float]]:
-    lines = []
-    for line in text.splitlines():
-        if _STATS_LINE.match(line):
-            lines.append({key: float(value) for key, value in _TOKEN.findall(line)})
-    return lines
+    return [_phase(match.group(1), text) for match in map(_STATS_LINE.match, text.splitlines()) if match]
+
+
+def _number(value: str) -> float:
+    return float(value.lower().replace("-nan", "nan"))
 
 
 def _fail(reason: str, text: str) -> BenchmarkOutputError:
@@ -63,19 +88,19 @@ def parse_benchmark_output(text: str, *, device: str, settings: RunSettings) -> 
     if not stats:
         raise _fail("no 'count=... avg=... std=...' statistics line", text)
     timed = stats[-1]
-    missing = [key for key in ("count", *_STAT_KEYS) if key not in timed]
-    if missing:
-        raise _fail(f"the timed-phase statistics line lacks {', '.join(missing)}", text)
     if timed["count"] < 1:
         raise _fail("the timed phase reports count=0", text)
+    missing = [key for key in _STAT_KEYS if key not in timed]
+    if missing:
+        raise _fail(f"the timed-phase statistics line lacks {', '.join(missing)}", text)
     warmup = stats[-2] if len(stats) >= 2 else None
 
     recent, older = _RECENT.search(text), _OLDER.search(text)
     if recent:
-        init_us, first_us, warmup_avg, inference_avg = (float(g) for g in recent.groups())
+        init_us, first_us, warmup_avg, inference_avg = (_number(g) for g in recent.groups())
     elif older:
-        warmup_avg, init_us, inference_avg = (float(g) for g in older.groups())
-        first_us = warmup["first"] if warmup else timed["first"]
+        warmup_avg, init_us, inference_avg = (_number(g) for g in older.groups())
+        first_us = warmup["first"] if warmup and warmup["count"] >= 1 else timed["first"]
     else:
         raise _fail("no 'Inference timings in us' or 'Average inference timings in us' summary line", text)
     if not math.isclose(inference_avg, timed["avg"], rel_tol=1e-3, abs_tol=1.0):

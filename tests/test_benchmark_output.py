@@ -91,3 +91,48 @@ def test_unusable_output_names_what_is_missing_and_keeps_the_text(text, message)
         parse_benchmark_output(text, device="d", settings=SETTINGS)
     assert str(caught.value) == f"unparseable benchmark_model output: {message}"
     assert caught.value.raw_output == text
+
+
+SINGLE_RUN = RECENT.replace("count=371 first=2698 curr=2650 min=2547 max=3059 avg=2689.1 std=66", "count=1 curr=2650") \
+    .replace("Inference (avg): 2689.1", "Inference (avg): 2650")
+ALL_SAME = RECENT.replace("count=371 first=2698 curr=2650 min=2547 max=3059 avg=2689.1 std=66",
+                          "count=12 curr=2650(all same)").replace("Inference (avg): 2689.1", "Inference (avg): 2650")
+EMPTY_WARMUP = RECENT.replace("count=184 first=3812 curr=2607 min=2554 max=3812 avg=2710.45 std=166", "count=0") \
+    .replace("Warmup (avg): 2710.45", "Warmup (avg): -nan")
+
+
+@pytest.mark.parametrize("text, count", [(SINGLE_RUN, 1), (ALL_SAME, 12)], ids=["single-run", "all-same"])
+def test_a_phase_of_one_run_or_identical_runs_has_every_statistic(text, count):
+    result = parse_benchmark_output(text, device="d", settings=SETTINGS)
+    assert (result.count, result.mean_us, result.median_us, result.min_us, result.max_us, result.std_us) == (
+        count, 2650.0, 2650.0, 2650.0, 2650.0, 0.0)
+    assert (result.init_us, result.first_inference_us, result.warmup_mean_us) == (12345.0, 3812.0, 2710.45)
+
+
+def test_an_empty_warmup_phase_leaves_the_timed_phase_usable():
+    result = parse_benchmark_output(EMPTY_WARMUP, device="d", settings=SETTINGS)
+    assert (result.count, result.mean_us, result.std_us) == (371, 2689.1, 66.0)
+    assert result.warmup_mean_us != result.warmup_mean_us  # NaN: no warm-up run to average
+
+
+def test_an_older_build_with_an_empty_warmup_takes_first_inference_from_the_timed_phase():
+    text = OLDER.replace("count=120 first=4100 curr=2800 min=2700 max=4100 avg=2900 std=150", "count=0") \
+        .replace("Warmup: 2900", "Warmup: nan")
+    result = parse_benchmark_output(text, device="d", settings=SETTINGS)
+    assert (result.first_inference_us, result.count, result.mean_us) == (2810.0, 350, 2800.5)
+
+
+@pytest.mark.parametrize("line, message", [
+    ("count=371 first=2698 curr=2650 min=2547 max=3059 avg=26x9.1 std=66",
+     "malformed statistics token 'avg=26x9.1' in 'count=371 first=2698 curr=2650 min=2547 max=3059 avg=26x9.1 "
+     "std=66'"),
+    ("count=371 first=2698 curr=2650 min=2547 max=3059 avg=2689.1 std=",
+     "malformed statistics token 'std=' in 'count=371 first=2698 curr=2650 min=2547 max=3059 avg=2689.1 std='"),
+    ("count=3.5 curr=2650", "statistics line 'count=3.5 curr=2650' has no run count"),
+    ("count=0", "the timed phase reports count=0"),
+])
+def test_a_malformed_timed_phase_is_a_clear_error_never_a_skipped_line(line, message):
+    text = RECENT.replace("count=371 first=2698 curr=2650 min=2547 max=3059 avg=2689.1 std=66", line)
+    with pytest.raises(BenchmarkOutputError) as caught:
+        parse_benchmark_output(text, device="d", settings=SETTINGS)
+    assert str(caught.value) == f"unparseable benchmark_model output: {message}"

@@ -106,14 +106,17 @@ def _format(value: float) -> str:
 
 
 def stats_line(samples_us: list[float]) -> str:
-    """``count= first= curr= min= max= avg= std=`` of whole-microsecond samples, as tflite::Stat prints it."""
+    """The statistics of whole-microsecond samples in each form tflite::Stat prints: ``count=0`` for none,
+    ``count=N curr=V`` (``(all same)`` appended when N > 1) when every sample is equal, else
+    ``count= first= curr= min= max= avg= std=``."""
     values = [int(round(sample)) for sample in samples_us]
     count = len(values)
-    avg = sum(values) / count
+    if count == 0:
+        return "count=0"
     if min(values) == max(values):
-        std = 0
-    else:
-        std = int(math.sqrt(max(0.0, sum(v * v for v in values) / count - avg * avg)))
+        return f"count={count} curr={values[-1]}" + ("(all same)" if count > 1 else "")
+    avg = sum(values) / count
+    std = int(math.sqrt(max(0.0, sum(v * v for v in values) / count - avg * avg)))
     return (f"count={count} first={values[0]} curr={values[-1]} min={min(values)} max={max(values)} "
             f"avg={_format(avg)} std={std}")
 
