@@ -29,6 +29,7 @@ from devicefarm.probe import read_condition
 from devicefarm.runner import DEFAULT_WORKDIR, MeasurementFailed, PhoneLimits, PhoneRunner, PhoneUnhealthy
 from latency_db import queue
 from latency_db.devices import get_device
+from latency_db.farm_polls import STAMP_EVERY_S, stamp_poll
 from latency_db.job_models import ModelBytesUnavailable, model_bytes
 from latency_db.schema import utcnow
 from latency_db.store import Store
@@ -111,9 +112,12 @@ class FarmWorker:
 
     def _serve_phone(self, name: str) -> None:
         runner = self._runner(name)
-        idle_since, last_recheck = time.monotonic(), 0.0
+        idle_since, last_recheck, last_stamp = time.monotonic(), 0.0, None
         try:
             while not self.stop.is_set() and self._budget_left():
+                if last_stamp is None or time.monotonic() - last_stamp >= STAMP_EVERY_S:
+                    stamp_poll(self.store, self.worker_id, name)  # requesters see that this phone is served
+                    last_stamp = time.monotonic()
                 lease = queue.lease_next(self.store, worker=self.worker_id, devices=[name],
                                          lease_seconds=self.options.lease_seconds)
                 if lease is None:

@@ -44,12 +44,14 @@ from akd_tf.errors import InvalidInput, MissingData, WaitTimedOut
 from latency_db import device_health, job_models, job_results
 from latency_db.arguments import bounded_name, positive_int, positive_seconds, utc
 from latency_db.devices import get_device
+from latency_db.farm_polls import log_wait
 from latency_db.schema import Device, Job, utcnow
 from latency_db.store import Store
 
 STATES = ("queued", "leased", "done", "failed")
 FINAL_STATES = ("done", "failed")
 EXTRA_KEYS = ("thermal_before", "thermal_after", "battery_before", "battery_after", "started_at", "finished_at")
+REPORT_EVERY_S = 15.0  # how often a wait on the farm logs what it still waits for
 RETRY_ELSEWHERE_S = 60.0  # how long a job a phone failed waits for another phone of its pool
 
 
@@ -387,12 +389,15 @@ def _states(store: Store, job_ids: list[int]) -> dict[int, str]:
 
 
 def wait_for(store: Store, job_ids: Iterable[int], *, timeout_s: float | None = None, poll_s: float = 0.5,
-             progress: Callable[[int, int, int], None] | None = None) -> dict[int, str]:
+             progress: Callable[[int, int, int], None] | None = None,
+             report_every_s: float = REPORT_EVERY_S) -> dict[int, str]:
     """Block until every job is "done" or "failed"; returns ``{job id: state}``.
 
-    ``progress(done, failed, total)`` is called once at the start and whenever the counts change.
-    Raises ValueError for ids that name no job, and TimeoutError, naming how many are still pending,
-    once ``timeout_s`` has passed (None: wait for ever). Jobs only move while workers run.
+    ``progress(done, failed, total)`` is called once at the start and whenever the counts change. At the
+    start and every ``report_every_s`` while jobs are pending, :func:`latency_db.farm_polls.log_wait` logs
+    what is awaited and warns of phones no worker serves. Raises MissingData for ids that name no job, and
+    WaitTimedOut, naming how many are still pending, once ``timeout_s`` has passed (None: wait for ever).
+    Jobs only move while workers run.
     """
     ids = sorted(set(job_ids))
     if any(isinstance(i, bool) or not isinstance(i, int) for i in ids):
@@ -402,8 +407,9 @@ def wait_for(store: Store, job_ids: Iterable[int], *, timeout_s: float | None = 
         timeout_s = float(timeout_s)
         if not math.isfinite(timeout_s) or timeout_s < 0:
             raise InvalidInput(f"timeout_s must be None or a finite number of seconds >= 0, got {timeout_s!r}")
+    report_every_s = positive_seconds("report_every_s", report_every_s)
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    last = None
+    last, next_report = None, time.monotonic()
     while True:
         states = _states(store, ids)
         missing = [i for i in ids if i not in states]
@@ -416,6 +422,9 @@ def wait_for(store: Store, job_ids: Iterable[int], *, timeout_s: float | None = 
         pending = counts[2] - counts[0] - counts[1]
         if pending == 0:
             return {i: states[i] for i in ids}
+        if time.monotonic() >= next_report:
+            log_wait(store, [i for i in ids if states[i] not in FINAL_STATES], *counts)
+            next_report = time.monotonic() + report_every_s
         if deadline is not None and time.monotonic() >= deadline:
             raise WaitTimedOut(f"{pending} of {counts[2]} job(s) still pending after {timeout_s:g} s "
                                f"({counts[0]} done, {counts[1]} failed); are workers running?")

@@ -179,6 +179,17 @@ class JobModel(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class FarmPoll(Base):
+    """When a farm worker last asked for work for a phone, and which worker: how a requester waiting on the
+    farm tells a phone that nobody serves from one that is busy (see :mod:`latency_db.farm_polls`)."""
+
+    __tablename__ = "farm_polls"
+
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True)
+    worker: Mapped[str] = mapped_column(String(256))
+    polled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class Job(Base):
     """A measurement request waiting for, running on, or finished by a farm worker (see :mod:`latency_db.queue`).
 

@@ -54,7 +54,7 @@ def test_migrations_up_down_up(db_url):  # noqa: F811
         return {c["name"] for c in inspect(store.engine).get_columns("calibrations")}
 
     store = open_store(db_url)
-    assert store.revision() == head_revision() == "0005"
+    assert store.revision() == head_revision() == "0006"
     tables = set(inspect(store.engine).get_table_names())
     assert {"devices", "models", "measurements", "lut_entries", "calibrations", "jobs", "search_runs",
             "trials"} <= tables
@@ -65,7 +65,7 @@ def test_migrations_up_down_up(db_url):  # noqa: F811
     assert store.revision() is None
     assert set(inspect(store.engine).get_table_names()) <= {"alembic_version"}
     store.upgrade()
-    assert store.revision() == "0005" and "ms_per_weight_mb" in calibration_columns()
+    assert store.revision() == "0006" and "ms_per_weight_mb" in calibration_columns()
     store.close()
 
 
@@ -306,7 +306,7 @@ def test_cli_build_query_list_export_import(tmp_path, tiny_space):
         "imported 0 entries, 8 already present\n"
     unknown = run("latency", "query", "--arch", arch, *target, "--device", "nope", "--db", db)
     assert unknown.exit_code == 1 and unknown.output == "Error: unknown device 'nope'; known devices: local\n"
-    assert run("db", "upgrade", "--db", db).output == f"{db}: schema at revision 0005\n"
+    assert run("db", "upgrade", "--db", db).output == f"{db}: schema at revision 0006\n"
 
 
 def _build_tiny_lut(url: str) -> None:

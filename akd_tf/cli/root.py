@@ -7,6 +7,8 @@ one ``Error: ...`` line with exit status 1; anything else is a bug and keeps its
 
 from __future__ import annotations
 
+import logging
+
 import click
 
 import akd_tf
@@ -26,6 +28,26 @@ COMMANDS = {
     "teacher": "akd_tf.cli.train:teacher",
     "train": "akd_tf.cli.train:train_cmd",
 }
+
+
+LIBRARY_LOGGERS = ("latency_db",)  # loggers whose INFO lines are progress users should see (farm waits)
+
+
+class _EchoHandler(logging.Handler):
+    """Library log records as lines on stderr (``Warning: `` before warnings), through click."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        prefix = "Warning: " if record.levelno >= logging.WARNING else ""
+        click.echo(prefix + record.getMessage(), err=True)
+
+
+def show_library_logs() -> None:
+    """Print the library's progress and warnings (say, what a wait on the farm waits for) on stderr."""
+    for name in LIBRARY_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(handler, _EchoHandler) for handler in logger.handlers):
+            logger.addHandler(_EchoHandler())
+        logger.setLevel(logging.INFO)
 
 
 class RootGroup(LazyGroup):
@@ -50,3 +72,4 @@ def main(debug):
     Architectures are written as canonical strings; `akd-tf arch sample`
     prints some, `akd-tf arch show` explains one.
     """
+    show_library_logs()
