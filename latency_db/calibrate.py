@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from akd_tf.benchmark import RunSettings
@@ -17,6 +17,14 @@ from latency_db.schema import Calibration
 from latency_db.store import Store
 
 
+COEFFICIENTS = 3  # scale, ms per MB of weights, offset
+# Fit points per coefficient: with 5, a least-squares fit of 3 coefficients keeps 12 residual degrees of
+# freedom, so one noisy measurement moves it little; the held-out half is as large, so each of its archs
+# weighs 1/15 of the accuracy shares.
+MIN_FIT_PER_COEFFICIENT = 5
+MIN_ARCHS = 2 * COEFFICIENTS * MIN_FIT_PER_COEFFICIENT
+
+
 @dataclass(frozen=True)
 class CalibrationReport:
     calibration_id: int
@@ -27,11 +35,17 @@ class CalibrationReport:
     uncalibrated: PredictionAccuracy  # raw LUT sum on the held-out archs
     calibrated: PredictionAccuracy
 
+    @property
+    def accepted(self) -> bool:
+        """True when the correction beat the raw sum (lower RMSPE) on the held-out archs: only then is it used."""
+        return self.calibrated.rmspe < self.uncalibrated.rmspe
+
 
 def calibration_archs(space: SearchSpace, n: int, seed: int) -> tuple[list[Arch], list[Arch]]:
     """``n`` seeded random archs split alternately into (fit, held-out)."""
-    if n < 6:
-        raise InvalidInput(f"calibration needs n >= 6 archs (half fit the 3 coefficients, half held out), got {n}")
+    if isinstance(n, bool) or not isinstance(n, int) or n < MIN_ARCHS:
+        raise InvalidInput(f"calibration needs n >= {MIN_ARCHS} archs (half fit the {COEFFICIENTS} coefficients, "
+                           f"{MIN_FIT_PER_COEFFICIENT} per coefficient; half held out), got {n!r}")
     archs = space.sample_many(n, seed)
     return archs[0::2], archs[1::2]
 
@@ -42,10 +56,12 @@ def calibrate(store: Store, device_name: str, space: SearchSpace, target: ModelT
               wait_timeout_s: float | None = None) -> CalibrationReport:
     """Measure ``n`` random archs end to end (reusing stored measurements), fit the correction, store it.
 
-    The fit uses half the archs; the accuracy reported is on the other half.
+    The fit uses half the archs; the accuracy reported is on the other half. A correction that predicts
+    that half worse than the raw table sum is stored as not accepted, and the predictor keeps the raw sum
+    (or the newest accepted calibration).
     """
-    predictor = LutPredictor.load(store, device_name, space, target)
     fit, held_out = calibration_archs(space, n, seed)
+    predictor = LutPredictor.load(store, device_name, space, target)
     features = {a: predictor.features(a) for a in fit + held_out}  # fails early on missing keys
     rows = measure_many(store, device_name, fit + held_out, target, settings=settings, progress=progress,
                         wait_timeout_s=wait_timeout_s)
@@ -56,14 +72,15 @@ def calibrate(store: Store, device_name: str, space: SearchSpace, target: ModelT
     truth = [measured[a] for a in held_out]
     raw = prediction_accuracy([features[a][0] for a in held_out], truth)
     corrected = prediction_accuracy([apply_calibration(coefficients, *features[a]) for a in held_out], truth)
+    report = CalibrationReport(0, scale, per_mb, offset, len(fit), raw, corrected)
     with store.session() as session:
         device = get_device(session, device_name)
         row = Calibration(device_id=device.id, space=space.name, resolution=target.resolution,
                           channels=target.channels, classes=target.classes, quantization=target.quantization,
-                          scale=scale, ms_per_weight_mb=per_mb, offset_ms=offset, n_fit=len(fit), n_holdout=len(held_out),
-                          within_5_pct=corrected.within_5_pct, within_10_pct=corrected.within_10_pct,
-                          rmspe=corrected.rmspe, kendall_tau=corrected.kendall_tau)
+                          scale=scale, ms_per_weight_mb=per_mb, offset_ms=offset, n_fit=len(fit),
+                          n_holdout=len(held_out), within_5_pct=corrected.within_5_pct,
+                          within_10_pct=corrected.within_10_pct, rmspe=corrected.rmspe,
+                          kendall_tau=corrected.kendall_tau, raw_rmspe=raw.rmspe, accepted=report.accepted)
         session.add(row)
         session.flush()
-        calibration_id = row.id
-    return CalibrationReport(calibration_id, scale, per_mb, offset, len(fit), raw, corrected)
+        return replace(report, calibration_id=row.id)

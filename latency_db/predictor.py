@@ -2,7 +2,8 @@
 
 The prediction is the sum of the table's median latencies of every operator
 of the architecture (stem, layers, head), corrected by the device's newest
-calibration when one exists: ``scale * sum + ms_per_weight_mb * weight_mb +
+accepted calibration (one that beat the raw sum on its held-out archs) when
+one exists: ``scale * sum + ms_per_weight_mb * weight_mb +
 offset``, where ``weight_mb`` is the size of the model's weights (the part of
 a whole model's cost that per-operator micro-models, each with its own weights
 hot in cache, do not see). A key missing from the
@@ -85,7 +86,8 @@ class LutPredictor:
             device = get_device(session, device_name)
             rows = session.execute(select(LutEntry.key, LutEntry.median_us).where(
                 LutEntry.device_id == device.id, LutEntry.quantization == target.quantization)).all()
-            calibration = session.scalar(select(Calibration).where(*calibration_filter(device.id, space, target))
+            calibration = session.scalar(select(Calibration).where(*calibration_filter(device.id, space, target),
+                                                                   Calibration.accepted.is_(True))
                                          .order_by(Calibration.id.desc()).limit(1))
         if not rows:
             raise MissingData(f"device {device_name!r} has no latency-table entries ({target.quantization}); "

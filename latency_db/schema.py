@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text,
+                        UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.sql.expression import true
 
 
 def utcnow() -> datetime:
@@ -136,6 +138,8 @@ class Calibration(Base):
 
     ``latency_ms = scale * lut_sum_ms + ms_per_weight_mb * weight_mb + offset_ms``: the weight term
     prices what per-operator micro-models cannot see, a whole model's weights not fitting in cache.
+    ``accepted`` is false when the correction predicted its own held-out archs worse (RMSPE) than the raw
+    sum (``raw_rmspe``) did: it is kept as a record, and the predictor does not use it.
     """
 
     __tablename__ = "calibrations"
@@ -156,6 +160,8 @@ class Calibration(Base):
     within_10_pct: Mapped[float] = mapped_column(Float)
     rmspe: Mapped[float] = mapped_column(Float)
     kendall_tau: Mapped[float] = mapped_column(Float)
+    raw_rmspe: Mapped[float | None] = mapped_column(Float)  # the raw LUT sum's RMSPE on the same held-out archs
+    accepted: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     device: Mapped[Device] = relationship()

@@ -18,7 +18,7 @@ from latency_db.measure import measure_arch
 from latency_db.predictor import (LutPredictor, MissingKeysError, apply_calibration, fit_calibration, kendall_tau,
                                   prediction_accuracy)
 from latency_db.query import query_latency
-from latency_db.schema import Calibration, LutEntry, Measurement, TFLiteModel
+from latency_db.schema import Calibration, Device, LutEntry, Measurement, TFLiteModel
 from latency_db.store import head_revision, open_store
 
 TARGET = ModelTarget(resolution=32, classes=4)
@@ -54,7 +54,7 @@ def test_migrations_up_down_up(db_url):  # noqa: F811
         return {c["name"] for c in inspect(store.engine).get_columns("calibrations")}
 
     store = open_store(db_url)
-    assert store.revision() == head_revision() == "0006"
+    assert store.revision() == head_revision() == "0007"
     tables = set(inspect(store.engine).get_table_names())
     assert {"devices", "models", "measurements", "lut_entries", "calibrations", "jobs", "search_runs",
             "trials"} <= tables
@@ -65,7 +65,7 @@ def test_migrations_up_down_up(db_url):  # noqa: F811
     assert store.revision() is None
     assert set(inspect(store.engine).get_table_names()) <= {"alembic_version"}
     store.upgrade()
-    assert store.revision() == "0006" and "ms_per_weight_mb" in calibration_columns()
+    assert store.revision() == "0007" and "ms_per_weight_mb" in calibration_columns()
     store.close()
 
 
@@ -139,23 +139,35 @@ def test_query_prefers_measurements_and_calibration_corrects_predictions(lut_sto
     assert estimates[0].latency_ms == measured.median_us / 1000
     assert estimates[1].detail == "uncalibrated LUT sum"
 
-    report = calibrate(lut_store, "local", tiny_space, TARGET, 6, seed=2, settings=QUICK)
-    assert report.n_fit == 3 and report.calibrated.n == 3
+    report = calibrate(lut_store, "local", tiny_space, TARGET, 30, seed=2, settings=QUICK)
+    assert report.n_fit == 15 and report.calibrated.n == 15
+    with lut_store.session() as session:
+        row = session.get(Calibration, report.calibration_id)
+        assert (row.n_fit, row.n_holdout, row.within_10_pct) == (15, 15, report.calibrated.within_10_pct)
+        assert (row.accepted, row.raw_rmspe) == (report.accepted, report.uncalibrated.rmspe)
+        # calibration reused the measurement of any arch it had, and stored one per arch otherwise
+        assert session.scalar(select(func.count()).select_from(Measurement)) >= 30
     predictor = LutPredictor.load(lut_store, "local", tiny_space, TARGET)
-    assert predictor.calibration.id == report.calibration_id
+    assert (predictor.calibration and predictor.calibration.id) == (report.accepted and report.calibration_id)
+
+    with lut_store.session() as session:  # a newer accepted correction, with coefficients known here
+        device_id = session.scalar(select(Device.id).where(Device.name == "local"))
+        known = Calibration(device_id=device_id, space=tiny_space.name, resolution=32, channels=3, classes=4,
+                            quantization="none", scale=1.25, ms_per_weight_mb=0.5, offset_ms=0.1, n_fit=15,
+                            n_holdout=15, within_5_pct=0.0, within_10_pct=0.0, rmspe=10.0, raw_rmspe=20.0,
+                            kendall_tau=0.0, accepted=True)
+        session.add(known)
+        session.flush()
+        known_id = known.id
+    predictor = LutPredictor.load(lut_store, "local", tiny_space, TARGET)
+    assert predictor.calibration.id == known_id
     lut_ms, weight_mb = predictor.features(archs[2])
     assert lut_ms == predictor.lut_sum_us(archs[2]) / 1000
     assert weight_mb == plan_network(archs[2], (32, 32, 3), 4).params * 4 / 1e6
     after = query_latency(lut_store, "local", tiny_space, archs, TARGET)
-    assert after[2].latency_ms == pytest.approx(
-        report.scale * lut_ms + report.ms_per_weight_mb * weight_mb + report.offset_ms)
-    assert after[2].detail.startswith(f"LUT sum x {report.scale:.4f} + {report.ms_per_weight_mb:.4f} ms/MB weights "
-                                      f"+ {report.offset_ms:.4f} ms (calibration #{report.calibration_id}, ")
-    with lut_store.session() as session:
-        row = session.get(Calibration, report.calibration_id)
-        assert (row.n_fit, row.n_holdout, row.within_10_pct) == (3, 3, report.calibrated.within_10_pct)
-        # calibration reused the measurement of any arch it had, and stored one per arch otherwise
-        assert session.scalar(select(func.count()).select_from(Measurement)) >= 6
+    assert after[2].latency_ms == pytest.approx(1.25 * lut_ms + 0.5 * weight_mb + 0.1)
+    assert after[2].detail.startswith(f"LUT sum x 1.2500 + 0.5000 ms/MB weights + 0.1000 ms (calibration "
+                                      f"#{known_id}, ")
 
 
 def test_missing_keys_and_empty_tables_are_errors(db_url, tiny_space):  # noqa: F811
@@ -306,7 +318,7 @@ def test_cli_build_query_list_export_import(tmp_path, tiny_space):
         "imported 0 entries, 8 already present\n"
     unknown = run("latency", "query", "--arch", arch, *target, "--device", "nope", "--db", db)
     assert unknown.exit_code == 1 and unknown.output == "Error: unknown device 'nope'; known devices: local\n"
-    assert run("db", "upgrade", "--db", db).output == f"{db}: schema at revision 0006\n"
+    assert run("db", "upgrade", "--db", db).output == f"{db}: schema at revision 0007\n"
 
 
 def _build_tiny_lut(url: str) -> None:
@@ -358,3 +370,32 @@ def test_cli_bad_input_is_one_line_and_writes_nothing(tmp_path, tiny_space):
     assert listing[0]["lut_entries"] == 0
     info = runner.invoke(main, ["info", "--json", "--db", "postgresql+psycopg://u:hunter2@h/x"])
     assert json.loads(info.output)["database"] == "postgresql+psycopg://u:***@h/x"
+
+
+def test_a_calibration_worse_than_the_raw_sum_is_reported_and_not_used(lut_store, tiny_space):
+    from latency_db.calibrate import CalibrationReport
+    from latency_db.predictor import PredictionAccuracy
+
+    better, worse = PredictionAccuracy(15, 0.4, 0.6, 12.0, 0.8), PredictionAccuracy(15, 0.2, 0.3, 30.0, 0.7)
+    assert CalibrationReport(1, 1.0, 0.0, 0.0, 15, uncalibrated=worse, calibrated=better).accepted
+    assert not CalibrationReport(1, 1.0, 0.0, 0.0, 15, uncalibrated=better, calibrated=worse).accepted
+    assert not CalibrationReport(1, 1.0, 0.0, 0.0, 15, uncalibrated=better, calibrated=better).accepted
+    with lut_store.session() as session:
+        device_id = session.scalar(select(Device.id).where(Device.name == "local"))
+        common = dict(device_id=device_id, space=tiny_space.name, resolution=32, channels=3, classes=4,
+                      quantization="none", offset_ms=0.0, n_fit=15, n_holdout=15, within_5_pct=0.0,
+                      within_10_pct=0.0, kendall_tau=0.0)
+        used = Calibration(scale=1.5, rmspe=10.0, raw_rmspe=20.0, accepted=True, **common)
+        session.add(used)
+        session.flush()
+        session.add(Calibration(scale=9.0, rmspe=78.0, raw_rmspe=36.0, accepted=False, **common))
+        used_id = session.query(Calibration).filter_by(scale=1.5).one().id
+    assert LutPredictor.load(lut_store, "local", tiny_space, TARGET).calibration.id == used_id  # the newer is skipped
+
+
+def test_calibration_needs_five_fit_archs_per_coefficient(lut_store, tiny_space):
+    with pytest.raises(ValueError, match=r"^calibration needs n >= 30 archs \(half fit the 3 coefficients, 5 per "
+                                         r"coefficient; half held out\), got 29$"):
+        calibrate(lut_store, "local", tiny_space, TARGET, 29, settings=QUICK)
+    with lut_store.session() as session:
+        assert session.scalar(select(func.count()).select_from(Measurement)) == 0  # refused before measuring

@@ -131,8 +131,9 @@ def latency_measure(arch_text, device_name, space_name, target, settings, no_wai
 
 @latency.command("calibrate")
 @device_option
-@click.option("--n", "n_archs", default=40, show_default=True, type=click.IntRange(min=6),
-              help="Random archs measured end to end; half fit the correction, half test it.")
+@click.option("--n", "n_archs", default=40, show_default=True, type=click.IntRange(min=1),
+              help="Random archs measured end to end (at least 30: 5 fit points per coefficient); half fit the "
+                   "correction, half test it.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the random archs.")
 @space_option
 @target_options
@@ -151,6 +152,10 @@ def latency_calibrate(device_name, n_archs, seed, space_name, target, settings, 
                f"{report.ms_per_weight_mb:.4f} x weight MB + {report.offset_ms:.4f} (fit on {report.n_fit} archs)")
     click.echo(f"uncalibrated {report.uncalibrated.summary()}")
     click.echo(f"calibrated   {report.calibrated.summary()}")
+    if not report.accepted:
+        click.echo(f"not used: on the held-out archs the calibration's RMSPE {report.calibrated.rmspe:.2f}% is not "
+                   f"below the raw table sum's {report.uncalibrated.rmspe:.2f}%; predictions keep the raw sum (or "
+                   f"the newest accepted calibration)")
 
 
 def _archs_to_query(space_name: str, arch_text: str | None, arch_file) -> list:
