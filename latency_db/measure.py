@@ -27,7 +27,8 @@ from latency_db.store import Store
 WHOLE_MODEL_SETTINGS = RunSettings()  # benchmark_model's defaults: 50 runs, at least 1 s
 
 
-def _export_untrained(arch: Arch, target: ModelTarget, out_path: Path, seed: int):
+def export_untrained(arch: Arch, target: ModelTarget, out_path: Path, seed: int):
+    """Export ``arch`` with seeded random weights at ``target`` to ``out_path``: what latency is measured on."""
     from akd_tf.export import export_arch
 
     return export_arch(arch, target.input_shape, target.classes, out_path, target.quantization, seed=seed)
@@ -40,7 +41,7 @@ def submit_arch(store: Store, device_name: str, arch: Arch, target: ModelTarget,
     Without ``run_key`` the request's deterministic key is used (:func:`latency_db.farm.request_key`).
     """
     with tempfile.TemporaryDirectory(prefix="akd-tf-") as tmp:
-        exported = _export_untrained(arch, target, Path(tmp) / "model.tflite", seed)
+        exported = export_untrained(arch, target, Path(tmp) / "model.tflite", seed)
         return _request_file(store, device_name, arch, target, exported.path, exported.sha256, settings, run_key,
                              wait=False).job
 
@@ -77,7 +78,7 @@ def request_archs(store: Store, device_name: str, archs: Sequence[Arch], target:
     def exported(pending: list[farm.FarmRequest]):
         for request in pending:
             with tempfile.TemporaryDirectory(prefix="akd-tf-") as tmp:
-                exported_model = _export_untrained(request.subject, target, Path(tmp) / "model.tflite", 0)
+                exported_model = export_untrained(request.subject, target, Path(tmp) / "model.tflite", 0)
                 with store.session() as session:
                     get_or_create_model(session, request.subject, target, exported_model.sha256)
                 tflite = Path(exported_model.path).read_bytes()
@@ -103,7 +104,7 @@ def measure_arch(store: Store, device_name: str, arch: Arch, target: ModelTarget
                 return stored
         get_device(session, device_name)
     with tempfile.TemporaryDirectory(prefix="akd-tf-") as tmp:
-        exported = _export_untrained(arch, target, Path(tmp) / "model.tflite", seed)
+        exported = export_untrained(arch, target, Path(tmp) / "model.tflite", seed)
         return measure_tflite(store, device_name, arch, target, exported.path, exported.sha256, settings=settings,
                               run_key=run_key, wait_timeout_s=wait_timeout_s, wait_progress=wait_progress)
 

@@ -407,7 +407,7 @@ def test_search_children_on_a_phone_get_a_latency_or_their_own_error(store, phon
 
     _register(store, phones(profile="pixel4"), binary, "px")
     ok, bad, unconvertible = list(dict.fromkeys(tiny_space.sample_many(20, seed=4)))[:3]
-    real_export = measure._export_untrained
+    real_export = measure.export_untrained
 
     def export(arch, target, out_path, seed):
         if arch == unconvertible:
@@ -417,7 +417,7 @@ def test_search_children_on_a_phone_get_a_latency_or_their_own_error(store, phon
             out_path.write_bytes(NOT_A_MODEL)
         return exported
 
-    monkeypatch.setattr(measure, "_export_untrained", export)
+    monkeypatch.setattr(measure, "export_untrained", export)
     worker, thread = _serve(store, ["px"], "w", WorkerOptions(lease_seconds=5.0, poll_s=0.05, limits=LIMITS))
     try:
         source = LatencySource(store, "px", ModelTarget(resolution=32, classes=4), measure=True,

@@ -1,4 +1,5 @@
 import json
+import re
 import multiprocessing
 
 import numpy as np
@@ -399,3 +400,36 @@ def test_calibration_needs_five_fit_archs_per_coefficient(lut_store, tiny_space)
         calibrate(lut_store, "local", tiny_space, TARGET, 29, settings=QUICK)
     with lut_store.session() as session:
         assert session.scalar(select(func.count()).select_from(Measurement)) == 0  # refused before measuring
+
+
+def test_tries_store_one_measurement_each_and_say_whether_they_agree(lut_store, tiny_space):
+    from latency_db.reproducibility import AGREEMENT, Tries, measure_tries
+
+    arch = tiny_space.sample_many(1, 8)[0]
+    seen = []
+    result = measure_tries(lut_store, "local", arch, TARGET, 3, settings=QUICK,
+                           on_try=lambda number, row: seen.append((number, row.id)))
+    with lut_store.session() as session:
+        rows = [session.get(Measurement, i) for i in result.measurement_ids]
+        assert len({row.run_key for row in rows}) == 3 and len({row.model_id for row in rows}) == 1
+    assert [number for number, _ in seen] == [1, 2, 3] and tuple(i for _, i in seen) == result.measurement_ids
+    assert result.medians_ms == tuple(row.median_us / 1000 for row in rows)
+    assert result.spread == max(result.medians_ms) / min(result.medians_ms) - 1
+    assert result.agree == (result.spread <= AGREEMENT)
+    assert Tries((1, 2), (1.00, 1.049)).agree and not Tries((1, 2), (1.00, 1.051)).agree
+    with pytest.raises(ValueError, match=r"^tries must be an int >= 2 to compare measurements, got 1$"):
+        measure_tries(lut_store, "local", arch, TARGET, 1)
+
+
+def test_measure_tries_cli_prints_each_try_and_the_verdict(lut_store, tiny_space):
+    arch = tiny_space.sample_many(1, 9)[0].to_string()
+    args = ["latency", "measure", "--arch", arch, "--space", tiny_space.name, "--resolution", "32", "--classes", "4",
+            "--runs", "3", "--min-secs", "0", "--db", str(lut_store.url)]
+    result = CliRunner().invoke(main, [*args, "--tries", "2"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert [line.split(":")[0] for line in lines[:2]] == ["try 1", "try 2"]
+    assert re.fullmatch(r"2 tries on local: medians \d+\.\d{3}-\d+\.\d{3} ms, spread \d+\.\d% \(max/min - 1\): "
+                        r"they (agree|do NOT agree) within 5%", lines[2])
+    refused = CliRunner().invoke(main, [*args, "--tries", "2", "--no-wait"])
+    assert refused.exit_code == 2 and "--tries compares measurements as they finish: drop --no-wait" in refused.output

@@ -99,18 +99,26 @@ def latency_build_lut(device_name, space_name, target, dry_run, limit, workers, 
 @space_option
 @target_options
 @timing_options
+@click.option("--tries", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Measure the exported model this many times and report whether the tries agree within 5% "
+                   "(MLPerf Mobile's rule is 5 tries).")
 @no_wait_option
 @wait_timeout_option
 @db_option
 @json_option
-def latency_measure(arch_text, device_name, space_name, target, settings, no_wait, wait_timeout, db_url, as_json):
+def latency_measure(arch_text, device_name, space_name, target, settings, tries, no_wait, wait_timeout, db_url,
+                    as_json):
     """Export ARCH, measure the whole model on DEVICE and store the measurement."""
     import uuid
 
     from latency_db.measure import measure_arch, submit_arch
 
     a = parse_arch(space_name, arch_text, "'--arch'")
+    if tries > 1 and no_wait:
+        raise click.UsageError("--tries compares measurements as they finish: drop --no-wait")
     store = open_store(db_url)
+    if tries > 1:
+        return _measure_tries(store, device_name, a, target, settings, tries, wait_timeout, as_json)
     if no_wait:
         job = submit_arch(store, device_name, a, target, settings=settings, run_key=uuid.uuid4().hex)
         record = {"job": job.job_id, "run_key": job.run_key, "device": device_name, "arch": a.to_string()}
@@ -127,6 +135,24 @@ def latency_measure(arch_text, device_name, space_name, target, settings, no_wai
     else:
         click.echo(f"measurement #{row.id} on {device_name}: median {row.median_us / 1000:.3f} ms "
                    f"(mean {row.mean_us / 1000:.3f}, std {row.std_us / 1000:.3f}, {row.count} runs)")
+
+
+def _measure_tries(store, device_name, arch, target, settings, tries, wait_timeout, as_json) -> None:
+    from latency_db.reproducibility import AGREEMENT, measure_tries
+
+    def show(number, row):
+        if not as_json:
+            click.echo(f"try {number}: measurement #{row.id}: median {row.median_us / 1000:.3f} ms "
+                       f"(mean {row.mean_us / 1000:.3f}, std {row.std_us / 1000:.3f}, {row.count} runs)")
+
+    result = measure_tries(store, device_name, arch, target, tries, settings=settings, wait_timeout_s=wait_timeout,
+                           on_try=show)
+    if as_json:
+        echo_json({"device": device_name, "arch": arch.to_string(), **result.to_dict()})
+        return
+    verdict = "agree" if result.agree else "do NOT agree"
+    click.echo(f"{tries} tries on {device_name}: medians {min(result.medians_ms):.3f}-{max(result.medians_ms):.3f} "
+               f"ms, spread {result.spread:.1%} (max/min - 1): they {verdict} within {AGREEMENT:.0%}")
 
 
 @latency.command("calibrate")
