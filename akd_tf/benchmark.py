@@ -36,6 +36,14 @@ class RunSettings:
     max_secs: float = 150.0
     core: int | None = None  # CPU core the run was pinned to, None = not pinned
     runtime: str = ""  # interpreter or benchmark binary and its version
+    # The timed runs split into this many repeats, repeat_gap_s apart (host only: a phone runs one
+    # benchmark_model per job). Repeats are added, up to max_extra_repeats, until the fastest repeat's
+    # minimum is matched within settle_within by another's: the latency was seen twice, not in one lucky
+    # or unlucky stretch.
+    repeats: int = 1
+    repeat_gap_s: float = 0.0
+    settle_within: float = 0.03
+    max_extra_repeats: int = 3
 
     def __post_init__(self) -> None:
         for name in ("num_threads", "num_runs"):
@@ -44,9 +52,26 @@ class RunSettings:
                 raise InvalidInput(f"{name} must be an int >= 1, got {value!r}")
         if isinstance(self.warmup_runs, bool) or not isinstance(self.warmup_runs, int) or self.warmup_runs < 0:
             raise InvalidInput(f"warmup_runs must be an int >= 0, got {self.warmup_runs!r}")
-        for name in ("min_secs", "warmup_min_secs", "max_secs"):
+        for name in ("min_secs", "warmup_min_secs", "max_secs", "repeat_gap_s", "settle_within"):
             if getattr(self, name) < 0:
                 raise InvalidInput(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if isinstance(self.repeats, bool) or not isinstance(self.repeats, int) or self.repeats < 1:
+            raise InvalidInput(f"repeats must be an int >= 1, got {self.repeats!r}")
+        if (isinstance(self.max_extra_repeats, bool) or not isinstance(self.max_extra_repeats, int)
+                or self.max_extra_repeats < 0):
+            raise InvalidInput(f"max_extra_repeats must be an int >= 0, got {self.max_extra_repeats!r}")
+
+
+# Which statistic of a measurement's timed runs is "the latency" everywhere (the table, whole-model
+# measurements, predictions, rewards): the minimum reproduced best on a shared host, 0.07-0.27x the
+# median's run-to-run CV (benchmarks/estimators.py), and benchmark_model reports it on phones too.
+LATENCY_STATISTIC = "min_us"
+
+
+def latency_us(stats) -> float:
+    """The latency (microseconds) of a measurement: its :data:`LATENCY_STATISTIC`. ``stats`` is a
+    :class:`BenchmarkResult` or a stored row with the same statistics (a measurement, a table entry)."""
+    return getattr(stats, LATENCY_STATISTIC)
 
 
 @dataclass(frozen=True)
@@ -66,23 +91,29 @@ class BenchmarkResult:
     device: str
     settings: RunSettings = field(default_factory=RunSettings)
     raw_output: str = ""
+    repeat_spread: float | None = None  # max / min - 1 of the repeats' minimums; None for a single repeat
 
     @classmethod
     def from_samples(cls, timed_us, *, init_us: float, first_inference_us: float, warmup_us, device: str,
-                     settings: RunSettings, raw_output: str = "") -> "BenchmarkResult":
-        """Summarise timed runs (microseconds); ``warmup_us`` may be empty."""
+                     settings: RunSettings, raw_output: str = "",
+                     repeat_minimums_us: list[float] | None = None) -> "BenchmarkResult":
+        """Summarise timed runs (microseconds, every repeat's pooled); ``warmup_us`` may be empty."""
         timed = np.asarray(timed_us, dtype=np.float64)
         if timed.size == 0:
             raise InvalidInput("a benchmark result needs at least one timed run")
+        spread = (max(repeat_minimums_us) / min(repeat_minimums_us) - 1.0
+                  if repeat_minimums_us and len(repeat_minimums_us) > 1 else None)
         return cls(init_us=float(init_us), first_inference_us=float(first_inference_us),
                    warmup_mean_us=float(np.mean(warmup_us)) if len(warmup_us) else float("nan"),
                    median_us=float(np.median(timed)), mean_us=float(timed.mean()), std_us=float(timed.std()),
                    min_us=float(timed.min()), max_us=float(timed.max()), p90_us=float(np.percentile(timed, 90)),
-                   count=int(timed.size), device=device, settings=settings, raw_output=raw_output)
+                   count=int(timed.size), device=device, settings=settings, raw_output=raw_output,
+                   repeat_spread=spread)
 
     @property
-    def median_ms(self) -> float:
-        return self.median_us / 1000.0
+    def latency_ms(self) -> float:
+        """The latency in milliseconds (:func:`latency_us`)."""
+        return latency_us(self) / 1000.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -165,7 +196,8 @@ class RawTimings:
     init_us: float
     first_inference_us: float
     warmup_us: list[float]
-    timed_us: list[float]
+    timed_us: list[float]  # every repeat's runs, in order
+    repeat_minimums_us: list[float]
 
 
 def time_model(model_path: str | os.PathLike, settings: RunSettings, seed: int = 0) -> RawTimings:
@@ -185,11 +217,34 @@ def time_model(model_path: str | os.PathLike, settings: RunSettings, seed: int =
             interpreter.set_tensor(detail["index"], _random_input(detail, rng))
         first_us = _timed_invoke(interpreter)
         warmup = _run_until(interpreter, settings.warmup_runs, settings.warmup_min_secs, settings.max_secs)
-        timed = _run_until(interpreter, settings.num_runs, settings.min_secs, settings.max_secs)
+        repeats = _timed_repeats(interpreter, settings)
     finally:
         if gc_was_enabled:
             gc.enable()
-    return RawTimings(init_us, first_us, warmup, timed)
+    return RawTimings(init_us, first_us, warmup, [t for r in repeats for t in r], [min(r) for r in repeats])
+
+
+def _settled(minimums: list[float], within: float) -> bool:
+    """True once the fastest repeat's minimum is matched within ``within`` by another repeat's (or one repeat)."""
+    if len(minimums) < 2:
+        return True
+    fastest, second = sorted(minimums)[:2]
+    return second <= fastest * (1.0 + within)
+
+
+def _timed_repeats(interpreter, settings: RunSettings) -> list[list[float]]:
+    """The timed runs in ``settings.repeats`` repeats (runs and seconds shared out), ``repeat_gap_s`` apart,
+    plus up to ``max_extra_repeats`` more until :func:`_settled`."""
+    runs = max(1, -(-settings.num_runs // settings.repeats))
+    secs = settings.min_secs / settings.repeats
+    repeats: list[list[float]] = []
+    while len(repeats) < settings.repeats or (
+            not _settled([min(r) for r in repeats], settings.settle_within)
+            and len(repeats) < settings.repeats + settings.max_extra_repeats):
+        if repeats and settings.repeat_gap_s:
+            time.sleep(settings.repeat_gap_s)
+        repeats.append(_run_until(interpreter, runs, secs, settings.max_secs))
+    return repeats
 
 
 def run_local_benchmark(model_path: str | os.PathLike, settings: RunSettings | None = None,
@@ -202,7 +257,8 @@ def run_local_benchmark(model_path: str | os.PathLike, settings: RunSettings | N
     with _PinnedTo(pinned):
         raw = time_model(model_path, settings, seed)
     return BenchmarkResult.from_samples(raw.timed_us, init_us=raw.init_us, first_inference_us=raw.first_inference_us,
-                                        warmup_us=raw.warmup_us, device=LOCAL_DEVICE, settings=settings)
+                                        warmup_us=raw.warmup_us, device=LOCAL_DEVICE, settings=settings,
+                                        repeat_minimums_us=raw.repeat_minimums_us)
 
 
 def _run_until(interpreter, min_runs: int, min_secs: float, max_secs: float) -> list[float]:

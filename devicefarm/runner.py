@@ -162,7 +162,9 @@ class PhoneRunner:
     def run_benchmark(self, remote_graph: str, settings: RunSettings) -> BenchmarkResult:
         argv = benchmark_argv(self.binary, remote_graph, self.core, settings)
         run = self.conn.run(argv, timeout_s=benchmark_timeout_s(settings), check=False)
-        settings = replace(settings, core=self.core, runtime=BENCHMARK_RUNTIME)
+        # what was run: one benchmark_model on the pinned core (the host's repeats do not apply on a phone)
+        settings = replace(settings, core=self.core, runtime=BENCHMARK_RUNTIME, repeats=1, repeat_gap_s=0.0,
+                           max_extra_repeats=0)
         if run.exit_code != 0:
             raise MeasurementFailed(f"{self.name}: benchmark_model exited with status {run.exit_code}: "
                                     f"{' | '.join(run.output.strip().splitlines()[-3:])}", run.output)

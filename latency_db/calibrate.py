@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Callable
 
-from akd_tf.benchmark import RunSettings
+from akd_tf.benchmark import RunSettings, latency_us
 from akd_tf.errors import InvalidInput
 from akd_tf.space import Arch, SearchSpace
 from latency_db.devices import get_device
@@ -65,7 +65,7 @@ def calibrate(store: Store, device_name: str, space: SearchSpace, target: ModelT
     features = {a: predictor.features(a) for a in fit + held_out}  # fails early on missing keys
     rows = measure_many(store, device_name, fit + held_out, target, settings=settings, progress=progress,
                         wait_timeout_s=wait_timeout_s)
-    measured = {arch: row.median_us / 1000.0 for arch, row in rows.items()}
+    measured = {arch: latency_us(row) / 1000.0 for arch, row in rows.items()}
     coefficients = fit_calibration([features[a][0] for a in fit], [features[a][1] for a in fit],
                                    [measured[a] for a in fit])
     scale, per_mb, offset = coefficients

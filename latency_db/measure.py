@@ -24,7 +24,8 @@ from latency_db.measurements import (get_or_create_model, latest_measurement, me
 from latency_db.schema import Measurement, utcnow
 from latency_db.store import Store
 
-WHOLE_MODEL_SETTINGS = RunSettings()  # benchmark_model's defaults: 50 runs, at least 1 s
+# benchmark_model's defaults (50 runs, at least 1 s), on the host in 3 repeats 0.5 s apart (see RunSettings)
+WHOLE_MODEL_SETTINGS = RunSettings(repeats=3, repeat_gap_s=0.5)
 
 
 def export_untrained(arch: Arch, target: ModelTarget, out_path: Path, seed: int):

@@ -1,6 +1,7 @@
 """Predicting the latency of architectures never measured, from the lookup table.
 
-The prediction is the sum of the table's median latencies of every operator
+The prediction is the sum of the table's latencies (each entry's
+:data:`akd_tf.benchmark.LATENCY_STATISTIC`) of every operator
 of the architecture (stem, layers, head), corrected by the device's newest
 accepted calibration (one that beat the raw sum on its held-out archs) when
 one exists: ``scale * sum + ms_per_weight_mb * weight_mb +
@@ -19,6 +20,7 @@ from typing import Iterable, Sequence
 import numpy as np
 from sqlalchemy import select
 
+from akd_tf.benchmark import LATENCY_STATISTIC
 from akd_tf.errors import InvalidInput, MissingData
 from akd_tf.operators import Shape
 from akd_tf.space import Arch, SearchSpace
@@ -84,7 +86,7 @@ class LutPredictor:
     def load(cls, store: Store, device_name: str, space: SearchSpace, target: ModelTarget) -> "LutPredictor":
         with store.session() as session:
             device = get_device(session, device_name)
-            rows = session.execute(select(LutEntry.key, LutEntry.median_us).where(
+            rows = session.execute(select(LutEntry.key, getattr(LutEntry, LATENCY_STATISTIC)).where(
                 LutEntry.device_id == device.id, LutEntry.quantization == target.quantization)).all()
             calibration = session.scalar(select(Calibration).where(*calibration_filter(device.id, space, target),
                                                                    Calibration.accepted.is_(True))

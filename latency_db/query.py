@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Sequence
 
+from akd_tf.benchmark import latency_us
 from akd_tf.space import Arch, SearchSpace
 from latency_db.devices import get_device
 from akd_tf.target import ModelTarget
@@ -33,7 +34,7 @@ def query_latency(store: Store, device_name: str, space: SearchSpace, archs: Seq
         for arch in archs:
             row = latest_measurement(session, device, arch, target)
             estimates.append(None if row is None else LatencyEstimate(
-                arch.to_string(), row.median_us / 1000.0, "measured",
+                arch.to_string(), latency_us(row) / 1000.0, "measured",
                 f"measurement #{row.id} ({row.count} runs, {row.finished_at:%Y-%m-%d %H:%M} UTC)"))
     if any(e is None for e in estimates):
         predictor = LutPredictor.load(store, device_name, space, target)

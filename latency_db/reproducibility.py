@@ -1,7 +1,7 @@
 """Does a latency reproduce? One exported model measured several times on one device.
 
 MLPerf Mobile accepts a result only when it replicates within 5% over 5 tries; :func:`measure_tries`
-applies that rule: the tries agree when their medians' spread, ``max / min - 1``, is at most
+applies that rule: the tries agree when their latencies' spread, ``max / min - 1``, is at most
 :data:`AGREEMENT`. Each try is stored as its own measurement.
 """
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from akd_tf.benchmark import RunSettings
+from akd_tf.benchmark import RunSettings, latency_us
 from akd_tf.errors import InvalidInput
 from akd_tf.space import Arch
 from akd_tf.target import ModelTarget
@@ -22,7 +22,7 @@ from latency_db.measure import WHOLE_MODEL_SETTINGS, export_untrained, measure_t
 from latency_db.schema import Measurement
 from latency_db.store import Store
 
-AGREEMENT = 0.05  # largest spread (max / min - 1) of the tries' medians that counts as reproducing
+AGREEMENT = 0.05  # largest spread (max / min - 1) of the tries' latencies that counts as reproducing
 DEFAULT_TRIES = 5
 
 
@@ -31,19 +31,19 @@ class Tries:
     """The measurements of one model's tries, in order, and whether they agree."""
 
     measurement_ids: tuple[int, ...]
-    medians_ms: tuple[float, ...]
+    latencies_ms: tuple[float, ...]
 
     @property
     def spread(self) -> float:
-        """``max / min - 1`` of the medians: 0.03 means the slowest try took 3% longer than the fastest."""
-        return max(self.medians_ms) / min(self.medians_ms) - 1.0
+        """``max / min - 1`` of the latencies: 0.03 means the slowest try took 3% longer than the fastest."""
+        return max(self.latencies_ms) / min(self.latencies_ms) - 1.0
 
     @property
     def agree(self) -> bool:
         return self.spread <= AGREEMENT
 
     def to_dict(self) -> dict:
-        return {"tries": [{"measurement": i, "median_ms": m} for i, m in zip(self.measurement_ids, self.medians_ms)],
+        return {"tries": [{"measurement": i, "latency_ms": m} for i, m in zip(self.measurement_ids, self.latencies_ms)],
                 "spread": self.spread, "agree": self.agree, "agreement": AGREEMENT}
 
 
@@ -65,4 +65,4 @@ def measure_tries(store: Store, device_name: str, arch: Arch, target: ModelTarge
             rows.append(row)
             if on_try is not None:
                 on_try(number, row)
-    return Tries(tuple(row.id for row in rows), tuple(row.median_us / 1000.0 for row in rows))
+    return Tries(tuple(row.id for row in rows), tuple(latency_us(row) / 1000.0 for row in rows))

@@ -33,11 +33,13 @@ class TimedRunStats:
     min_us: Mapped[float] = mapped_column(Float)
     p90_us: Mapped[float | None] = mapped_column(Float)  # None where the backend reports no percentiles
     count: Mapped[int] = mapped_column(Integer)  # timed runs behind the statistics
+    repeat_spread: Mapped[float | None] = mapped_column(Float)  # max/min - 1 of the repeats' minimums
 
     @staticmethod
     def of(result) -> dict:
         """These columns' values from an :class:`akd_tf.benchmark.BenchmarkResult`."""
-        return {name: getattr(result, name) for name in ("median_us", "mean_us", "std_us", "min_us", "p90_us", "count")}
+        return {name: getattr(result, name)
+                for name in ("median_us", "mean_us", "std_us", "min_us", "p90_us", "count", "repeat_spread")}
 
 
 class Device(Base):

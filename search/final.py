@@ -21,6 +21,7 @@ from typing import Callable
 import numpy as np
 
 from akd_tf import data
+from akd_tf.benchmark import latency_us
 from akd_tf.errors import InvalidInput
 from akd_tf.space import get_space
 from akd_tf.train_settings import TrainSettings
@@ -154,7 +155,7 @@ def export_trial(store: Store, run_name: str, trial_number: int | None, out: str
         val_top1=result.best_top1 if result.best_top1 is not None else result.top1, test_top1=test_top1,
         test_examples=test_examples, tflite=exported.path, keras=str(keras_path), quantize=quantize,
         size_bytes=exported.size_bytes, sha256=exported.sha256, parity=exported.parity.summary(),
-        latency_ms=measurement.median_us / 1000.0, measurement_id=measurement.id, device=config.device,
+        latency_ms=latency_us(measurement) / 1000.0, measurement_id=measurement.id, device=config.device,
         params=trial.params, mmacs=trial.mmacs, train_seconds=train_seconds)
     out.with_suffix(".json").write_text(json.dumps(record.to_dict(), indent=2) + "\n")
     return record

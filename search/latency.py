@@ -14,6 +14,7 @@ from typing import Sequence
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from akd_tf.benchmark import latency_us
 from akd_tf.errors import InvalidInput
 from akd_tf.space import Arch
 from akd_tf.target import ModelTarget
@@ -92,7 +93,7 @@ class LatencySource:
         with self.store.session() as session:
             device = get_device(session, self.device)
             rows = [latest_measurement(session, device, arch, self.target) for arch in archs]
-            return [None if row is None else ChildLatency(row.median_us / 1000.0, "measured", row.id, 0.0)
+            return [None if row is None else ChildLatency(latency_us(row) / 1000.0, "measured", row.id, 0.0)
                     for row in rows]
 
     def _measure_here(self, archs: Sequence[Arch]) -> list[ChildLatency]:
@@ -106,7 +107,7 @@ class LatencySource:
             except Exception as exc:  # a child's conversion or benchmark failure is that child's result
                 out.append(ChildLatency(None, None, None, time.perf_counter() - start, failure_reason(exc)))
                 continue
-            out.append(ChildLatency(row.median_us / 1000.0, "measured", row.id, time.perf_counter() - start))
+            out.append(ChildLatency(latency_us(row) / 1000.0, "measured", row.id, time.perf_counter() - start))
         return out
 
     def _measure_on_farm(self, archs: Sequence[Arch]) -> list[ChildLatency]:
@@ -124,5 +125,5 @@ class LatencySource:
                                         f"farm job {outcome.job.job_id} failed: {outcome.failure}"))
             else:
                 row = measurement_by_run_key(self.store, outcome.job.run_key)
-                out.append(ChildLatency(row.median_us / 1000.0, "measured", row.id, seconds))
+                out.append(ChildLatency(latency_us(row) / 1000.0, "measured", row.id, seconds))
         return out

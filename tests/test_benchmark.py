@@ -4,7 +4,8 @@ import pytest
 import tf_keras as keras
 
 from akd_tf import export
-from akd_tf.benchmark import BenchmarkResult, RunSettings, resolve_core, run_local_benchmark
+from akd_tf.benchmark import (BenchmarkResult, RunSettings, _settled, latency_us, resolve_core, run_local_benchmark,
+                              time_model)
 from akd_tf.interpreter import load_interpreter, make_interpreter
 
 QUICK = RunSettings(num_runs=20, warmup_runs=2, min_secs=0.0, warmup_min_secs=0.0)
@@ -75,3 +76,36 @@ def test_interpreter_choice(monkeypatch):
     with pytest.raises(ValueError, match="unknown TFLite interpreter 'tvm'; expected one of ai-edge-litert, "
                                          "tflite-runtime, tensorflow"):
         load_interpreter("tvm")
+
+
+def test_the_latency_is_the_minimum_of_the_timed_runs(tflite_path):
+    result = run_local_benchmark(tflite_path, QUICK)
+    assert latency_us(result) == result.min_us and result.latency_ms == result.min_us / 1000
+    assert result.repeat_spread is None  # one repeat: nothing to compare
+
+
+def test_a_settled_measurement_has_its_minimum_twice():
+    assert _settled([100.0], 0.03)
+    assert _settled([100.0, 103.0, 150.0], 0.03) and _settled([150.0, 102.9, 100.0], 0.03)
+    assert not _settled([100.0, 103.1, 150.0], 0.03)
+
+
+def test_repeats_are_added_until_settled_and_bounded(tflite_path):
+    settings = RunSettings(num_runs=6, warmup_runs=1, min_secs=0.0, warmup_min_secs=0.0, repeats=3,
+                           max_extra_repeats=2, settle_within=0.0)  # 0: only identical minimums settle
+    raw = time_model(tflite_path, settings)
+    minimums = raw.repeat_minimums_us
+    assert 3 <= len(minimums) <= 5 and len(raw.timed_us) >= 2 * len(minimums)  # 6 runs shared out: 2 each
+    for count in range(3, len(minimums)):
+        assert not _settled(minimums[:count], 0.0)  # each extra repeat was needed
+    assert len(minimums) == 5 or _settled(minimums, 0.0)
+
+
+def test_repeats_pool_their_runs_and_keep_their_spread(tflite_path):
+    result = run_local_benchmark(tflite_path, RunSettings(num_runs=9, warmup_runs=1, min_secs=0.0,
+                                                          warmup_min_secs=0.0, repeats=3, repeat_gap_s=0.01))
+    assert result.count >= 9 and result.settings.repeats == 3
+    assert result.repeat_spread is not None and result.repeat_spread >= 0.0
+    assert BenchmarkResult.from_dict(result.to_dict()) == result
+    with pytest.raises(ValueError, match=r"^repeats must be an int >= 1, got 0$"):
+        RunSettings(repeats=0)

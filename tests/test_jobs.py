@@ -17,7 +17,7 @@ from latency_db.exchange import export_table, import_table
 from latency_db.job_models import ModelBytesUnavailable, model_bytes
 from latency_db.jobs import job_summary, job_table, list_jobs
 from latency_db.queue import Lease, complete, enqueue, fail, lease_next, renew, retry_elsewhere, wait_for
-from latency_db.schema import Device, Job, JobModel, LutEntry, Measurement, TFLiteModel
+from latency_db.schema import Device, Job, JobModel, LutEntry, Measurement, TFLiteModel, utcnow
 from latency_db.store import open_store
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=timezone.utc)
@@ -604,8 +604,10 @@ def test_migration_0003_round_trip_keeps_data(db_url):  # noqa: F811
                        properties={"abi": "arm64-v8a"}, benchmark_binary="/data/local/tmp/benchmark_model")
         session.add(phone)
         session.flush()
-        session.add(LutEntry(device_id=phone.id, key="k", quantization="none", median_us=1.0, mean_us=1.0,
-                             std_us=0.0, min_us=1.0, p90_us=None, count=5, settings={}))
+        # revision 0003's columns, written as SQL: today's model has columns that revision lacks
+        session.execute(text("INSERT INTO lut_entries (device_id, key, quantization, median_us, mean_us, std_us, "
+                             "min_us, p90_us, count, settings, measured_at) VALUES (:device, 'k', 'none', 1.0, 1.0, "
+                             "0.0, 1.0, NULL, 5, '{}', :now)"), {"device": phone.id, "now": utcnow()})
     with pytest.raises(ValueError) as err:
         store.downgrade("0002")
     assert str(err.value) == ("cannot downgrade below revision 0003: 0 measurement(s) and 1 LUT entr(y/ies) have no "
@@ -679,7 +681,7 @@ def test_migration_0004_moves_model_bytes_out_of_jobs_and_back(db_url):  # noqa:
         ("a", shared, sha256(shared).hexdigest()), ("b", shared, sha256(shared).hexdigest()),
         ("c", b"", sha256(lone).hexdigest())]  # released bytes of a done job come back empty
     store.upgrade()
-    assert store.revision() == "0007" and count(store, JobModel) == 2
+    assert store.revision() == "0008" and count(store, JobModel) == 2
     with store.engine.connect() as connection:
         assert compare_metadata(MigrationContext.configure(connection, opts={"compare_type": True}),
                                 Base.metadata) == []

@@ -55,7 +55,7 @@ def test_migrations_up_down_up(db_url):  # noqa: F811
         return {c["name"] for c in inspect(store.engine).get_columns("calibrations")}
 
     store = open_store(db_url)
-    assert store.revision() == head_revision() == "0007"
+    assert store.revision() == head_revision() == "0008"
     tables = set(inspect(store.engine).get_table_names())
     assert {"devices", "models", "measurements", "lut_entries", "calibrations", "jobs", "search_runs",
             "trials"} <= tables
@@ -66,7 +66,7 @@ def test_migrations_up_down_up(db_url):  # noqa: F811
     assert store.revision() is None
     assert set(inspect(store.engine).get_table_names()) <= {"alembic_version"}
     store.upgrade()
-    assert store.revision() == "0007" and "ms_per_weight_mb" in calibration_columns()
+    assert store.revision() == "0008" and "ms_per_weight_mb" in calibration_columns()
     store.close()
 
 
@@ -122,7 +122,7 @@ def test_prediction_is_the_sum_of_the_arch_operators(lut_store, tiny_space):
     from akd_tf.plan import plan_network
 
     with lut_store.session() as session:
-        table = dict(session.execute(select(LutEntry.key, LutEntry.median_us)).all())
+        table = dict(session.execute(select(LutEntry.key, LutEntry.min_us)).all())  # the latency: the minimum
     predictor = LutPredictor.load(lut_store, "local", tiny_space, TARGET)
     for arch in tiny_space.sample_many(10, 1):
         expected = sum(table[op.key] for op in plan_network(arch, (32, 32, 3), 4).operators)
@@ -137,7 +137,7 @@ def test_query_prefers_measurements_and_calibration_corrects_predictions(lut_sto
     measured = measure_arch(lut_store, "local", archs[0], TARGET, settings=QUICK)
     estimates = query_latency(lut_store, "local", tiny_space, archs, TARGET)
     assert [e.source for e in estimates] == ["measured", "predicted", "predicted"]
-    assert estimates[0].latency_ms == measured.median_us / 1000
+    assert estimates[0].latency_ms == measured.min_us / 1000
     assert estimates[1].detail == "uncalibrated LUT sum"
 
     report = calibrate(lut_store, "local", tiny_space, TARGET, 30, seed=2, settings=QUICK)
@@ -319,7 +319,7 @@ def test_cli_build_query_list_export_import(tmp_path, tiny_space):
         "imported 0 entries, 8 already present\n"
     unknown = run("latency", "query", "--arch", arch, *target, "--device", "nope", "--db", db)
     assert unknown.exit_code == 1 and unknown.output == "Error: unknown device 'nope'; known devices: local\n"
-    assert run("db", "upgrade", "--db", db).output == f"{db}: schema at revision 0007\n"
+    assert run("db", "upgrade", "--db", db).output == f"{db}: schema at revision 0008\n"
 
 
 def _build_tiny_lut(url: str) -> None:
@@ -413,8 +413,8 @@ def test_tries_store_one_measurement_each_and_say_whether_they_agree(lut_store, 
         rows = [session.get(Measurement, i) for i in result.measurement_ids]
         assert len({row.run_key for row in rows}) == 3 and len({row.model_id for row in rows}) == 1
     assert [number for number, _ in seen] == [1, 2, 3] and tuple(i for _, i in seen) == result.measurement_ids
-    assert result.medians_ms == tuple(row.median_us / 1000 for row in rows)
-    assert result.spread == max(result.medians_ms) / min(result.medians_ms) - 1
+    assert result.latencies_ms == tuple(row.min_us / 1000 for row in rows)
+    assert result.spread == max(result.latencies_ms) / min(result.latencies_ms) - 1
     assert result.agree == (result.spread <= AGREEMENT)
     assert Tries((1, 2), (1.00, 1.049)).agree and not Tries((1, 2), (1.00, 1.051)).agree
     with pytest.raises(ValueError, match=r"^tries must be an int >= 2 to compare measurements, got 1$"):
@@ -429,7 +429,7 @@ def test_measure_tries_cli_prints_each_try_and_the_verdict(lut_store, tiny_space
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert [line.split(":")[0] for line in lines[:2]] == ["try 1", "try 2"]
-    assert re.fullmatch(r"2 tries on local: medians \d+\.\d{3}-\d+\.\d{3} ms, spread \d+\.\d% \(max/min - 1\): "
+    assert re.fullmatch(r"2 tries on local: latencies \d+\.\d{3}-\d+\.\d{3} ms, spread \d+\.\d% \(max/min - 1\): "
                         r"they (agree|do NOT agree) within 5%", lines[2])
     refused = CliRunner().invoke(main, [*args, "--tries", "2", "--no-wait"])
     assert refused.exit_code == 2 and "--tries compares measurements as they finish: drop --no-wait" in refused.output
