@@ -204,24 +204,31 @@ def time_model(model_path: str | os.PathLike, settings: RunSettings, seed: int =
     """Run the benchmark protocol on a ``.tflite`` in this process (no pinning; GC off while timing).
 
     Load (timed as init), one first inference, warm-up runs, then timed runs; inputs are random
-    values of each input's dtype, drawn from ``seed``.
+    values of each input's dtype, drawn from ``seed``. Each repeat after the first loads the model
+    afresh (with one untimed run), so the repeats also sample where the interpreter's buffers land.
     """
-    rng = np.random.default_rng(seed)
     gc_was_enabled = gc.isenabled()
     gc.disable()  # a collection inside a timed run is noise, not model latency
     try:
         start = time.perf_counter_ns()
-        interpreter = make_interpreter(model_path, num_threads=settings.num_threads)
+        interpreter = _loaded(model_path, settings, seed)
         init_us = (time.perf_counter_ns() - start) / 1000.0
-        for detail in interpreter.get_input_details():
-            interpreter.set_tensor(detail["index"], _random_input(detail, rng))
         first_us = _timed_invoke(interpreter)
         warmup = _run_until(interpreter, settings.warmup_runs, settings.warmup_min_secs, settings.max_secs)
-        repeats = _timed_repeats(interpreter, settings)
+        repeats = _timed_repeats(interpreter, lambda: _loaded(model_path, settings, seed), settings)
     finally:
         if gc_was_enabled:
             gc.enable()
     return RawTimings(init_us, first_us, warmup, [t for r in repeats for t in r], [min(r) for r in repeats])
+
+
+def _loaded(model_path, settings: RunSettings, seed: int):
+    """An interpreter of the model with its inputs set to random values drawn from ``seed``."""
+    interpreter = make_interpreter(model_path, num_threads=settings.num_threads)
+    rng = np.random.default_rng(seed)
+    for detail in interpreter.get_input_details():
+        interpreter.set_tensor(detail["index"], _random_input(detail, rng))
+    return interpreter
 
 
 def _settled(minimums: list[float], within: float) -> bool:
@@ -232,17 +239,21 @@ def _settled(minimums: list[float], within: float) -> bool:
     return second <= fastest * (1.0 + within)
 
 
-def _timed_repeats(interpreter, settings: RunSettings) -> list[list[float]]:
+def _timed_repeats(interpreter, reload, settings: RunSettings) -> list[list[float]]:
     """The timed runs in ``settings.repeats`` repeats (runs and seconds shared out), ``repeat_gap_s`` apart,
-    plus up to ``max_extra_repeats`` more until :func:`_settled`."""
+    plus up to ``max_extra_repeats`` more until :func:`_settled`; every repeat after the first on a fresh
+    interpreter from ``reload()``, run once untimed."""
     runs = max(1, -(-settings.num_runs // settings.repeats))
     secs = settings.min_secs / settings.repeats
     repeats: list[list[float]] = []
     while len(repeats) < settings.repeats or (
             not _settled([min(r) for r in repeats], settings.settle_within)
             and len(repeats) < settings.repeats + settings.max_extra_repeats):
-        if repeats and settings.repeat_gap_s:
-            time.sleep(settings.repeat_gap_s)
+        if repeats:
+            if settings.repeat_gap_s:
+                time.sleep(settings.repeat_gap_s)
+            interpreter = reload()
+            interpreter.invoke()
         repeats.append(_run_until(interpreter, runs, secs, settings.max_secs))
     return repeats
 
