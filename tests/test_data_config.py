@@ -43,3 +43,4 @@ def test_load_configured_loads_the_demo_with_its_options():
     assert training.resolution == 32
     with pytest.raises(ValueError, match="nope"):
         load_configured({"source": "nope.npz"}, min_resolution=32)
+
