@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-
-
 from akd_tf.training_run import train_settings
 
 
