@@ -433,3 +433,31 @@ def test_measure_tries_cli_prints_each_try_and_the_verdict(lut_store, tiny_space
                         r"they (agree|do NOT agree) within 5%", lines[2])
     refused = CliRunner().invoke(main, [*args, "--tries", "2", "--no-wait"])
     assert refused.exit_code == 2 and "--tries compares measurements as they finish: drop --no-wait" in refused.output
+
+
+def test_a_device_s_only_table_gives_the_shape_a_command_leaves_out(lut_store, tiny_space):
+    from latency_db.tables import DEFAULT_TARGET, TableShapes, device_tables, resolve_target
+
+    assert device_tables(lut_store, "local") == [TableShapes("none", ((32, 3),), (4,))]
+    assert resolve_target(lut_store, "local") == TARGET
+    assert resolve_target(lut_store, "local", classes=4) == TARGET
+    given = dict(resolution=96, channels=1, classes=7, quantization="int8")
+    assert resolve_target(lut_store, "local", **given) == ModelTarget(96, 7, 1, "int8")  # typed wins
+    with lut_store.session() as session:
+        session.add(Device(name="px", kind="adb", model="Pixel 7", status="online"))
+    assert resolve_target(lut_store, "px") == DEFAULT_TARGET  # no table: today's defaults
+
+    arch = tiny_space.sample_many(1, 3)[0].to_string()
+    query = ["latency", "query", "--arch", arch, "--space", tiny_space.name, "--db", str(lut_store.url)]
+    result = CliRunner().invoke(main, query)
+    assert result.exit_code == 0, result.output
+    assert result.output.split()[2:4] == ["predicted", arch]  # priced from the 32x32 table, nothing retyped
+
+    build_lut(lut_store, "local", tiny_space, ModelTarget(32, 10), settings=QUICK)  # a second class count
+    with pytest.raises(ValueError, match=r"^device 'local' has latency tables for 32x32x3 with 4 or 10 classes "
+                                         r"\(none\): choose one with --resolution, --channels, --classes and "
+                                         r"--quantize$"):
+        resolve_target(lut_store, "local")
+    assert resolve_target(lut_store, "local", classes=10) == ModelTarget(32, 10)
+    ambiguous = CliRunner().invoke(main, query)
+    assert ambiguous.exit_code == 1 and ambiguous.output.startswith("Error: device 'local' has latency tables for")

@@ -9,7 +9,7 @@ import click
 from akd_tf.benchmark import LATENCY_STATISTIC, latency_us
 from akd_tf.cli.common import echo_json, open_store, parse_arch
 from akd_tf.cli.options import (db_option, device_option, json_option, no_wait_option, space_option,
-                                target_options, timing_options, wait_timeout_option)
+                                table_target_options, target_options, timing_options, wait_timeout_option)
 from akd_tf.space import get_space
 
 
@@ -32,6 +32,13 @@ class FarmProgress:
     def __exit__(self, *exc):
         if self.bar is not None:
             self.bar.__exit__(*exc)
+
+
+def _table_target(store, device_name: str, table: dict):
+    """The shape and quantization a command works at: the options typed, the rest from the device's table."""
+    from latency_db.tables import resolve_target
+
+    return resolve_target(store, device_name, **table)
 
 
 @click.group()
@@ -98,7 +105,7 @@ def latency_build_lut(device_name, space_name, target, dry_run, limit, workers, 
 @click.option("--arch", "arch_text", required=True, metavar="ARCH", help="Architecture to measure end to end.")
 @device_option
 @space_option
-@target_options
+@table_target_options
 @timing_options
 @click.option("--tries", default=1, show_default=True, type=click.IntRange(min=1),
               help="Measure the exported model this many times and report whether the tries agree within 5% "
@@ -107,7 +114,7 @@ def latency_build_lut(device_name, space_name, target, dry_run, limit, workers, 
 @wait_timeout_option
 @db_option
 @json_option
-def latency_measure(arch_text, device_name, space_name, target, settings, tries, no_wait, wait_timeout, db_url,
+def latency_measure(arch_text, device_name, space_name, table, settings, tries, no_wait, wait_timeout, db_url,
                     as_json):
     """Export ARCH, measure the whole model on DEVICE and store the measurement."""
     import uuid
@@ -118,6 +125,7 @@ def latency_measure(arch_text, device_name, space_name, target, settings, tries,
     if tries > 1 and no_wait:
         raise click.UsageError("--tries compares measurements as they finish: drop --no-wait")
     store = open_store(db_url)
+    target = _table_target(store, device_name, table)
     if tries > 1:
         return _measure_tries(store, device_name, a, target, settings, tries, wait_timeout, as_json)
     if no_wait:
@@ -171,15 +179,16 @@ def _measure_tries(store, device_name, arch, target, settings, tries, wait_timeo
                    "correction, half test it.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the random archs.")
 @space_option
-@target_options
+@table_target_options
 @timing_options
 @wait_timeout_option
 @db_option
-def latency_calibrate(device_name, n_archs, seed, space_name, target, settings, wait_timeout, db_url):
+def latency_calibrate(device_name, n_archs, seed, space_name, table, settings, wait_timeout, db_url):
     """Fit DEVICE's correction of the lookup-table sum (scale, per-MB-of-weights, offset) and report its accuracy."""
     from latency_db.calibrate import calibrate
 
     store, space = open_store(db_url), get_space(space_name)
+    target = _table_target(store, device_name, table)
     with click.progressbar(length=n_archs, label="measuring archs", show_eta=True, show_pos=True) as bar:
         report = calibrate(store, device_name, space, target, n_archs, seed=seed, settings=settings,
                            progress=lambda _arch: bar.update(1), wait_timeout_s=wait_timeout)
@@ -210,15 +219,17 @@ def _archs_to_query(space_name: str, arch_text: str | None, arch_file) -> list:
               help="A file of architectures, one canonical string per line ('-' for stdin).")
 @device_option
 @space_option
-@target_options
+@table_target_options
 @db_option
 @json_option
-def latency_query(arch_text, arch_file, device_name, space_name, target, db_url, as_json):
+def latency_query(arch_text, arch_file, device_name, space_name, table, db_url, as_json):
     """Latency in ms of each architecture: measured if stored, else predicted from the lookup table."""
     from latency_db.query import query_latency
 
     archs = _archs_to_query(space_name, arch_text, arch_file)
-    estimates = query_latency(open_store(db_url), device_name, get_space(space_name), archs, target)
+    store = open_store(db_url)
+    estimates = query_latency(store, device_name, get_space(space_name), archs,
+                              _table_target(store, device_name, table))
     if as_json:
         echo_json([e.to_dict() for e in estimates])
         return

@@ -99,6 +99,21 @@ target_options = bundle("target", [*SHAPE_OPTIONS, quantize_option("Quantization
                         _model_target)
 
 
+# The same options for commands that read a device's latency table: left out, each comes from the device's
+# only table (latency_db.tables.resolve_target). One ``table`` dict of the typed values (None: not typed).
+table_target_options = bundle("table", [
+    click.option("--resolution", default=None, type=click.IntRange(min=1),
+                 help="Input height and width in pixels (default: the device's latency table's; without a table, "
+                      "224)."),
+    click.option("--channels", default=None, type=click.IntRange(min=1),
+                 help="Input image channels (default: the table's; else 3)."),
+    click.option("--classes", default=None, type=click.IntRange(min=2),
+                 help="Number of output classes (default: the table's; else 1000)."),
+    click.option("--quantize", "quantization", type=click.Choice(QUANTIZATIONS), default=None,
+                 help="Quantization the latencies are for (default: the table's; else none)."),
+])
+
+
 def _run_settings(runs: int, min_secs: float):
     from akd_tf.benchmark import RunSettings
 
