@@ -102,11 +102,6 @@ class ExportResult:
         return d
 
 
-def check_quantize(quantize: str) -> str:
-    check_quantization(quantize, "quantize")
-    return quantize
-
-
 def random_images(input_shape, n: int, seed: int = 0) -> np.ndarray:
     """``n`` uniform images in :data:`INPUT_RANGE`, shape (n, H, W, C), float32."""
     rng = np.random.default_rng(seed)
@@ -159,7 +154,7 @@ def _logits_function(model: keras.Model):
 
 def convert(model: keras.Model, quantize: str = "none", representative_data: np.ndarray | None = None) -> bytes:
     """Convert ``model`` (its logits output) to a TFLite flatbuffer."""
-    check_quantize(quantize)
+    check_quantization(quantize, "quantize")
     with _quiet_converter():
         converter = tf.lite.TFLiteConverter.from_concrete_functions([_logits_function(model)])
     converter.exclude_conversion_metadata = True
@@ -232,7 +227,7 @@ def export_tflite(model: keras.Model, out_path: str | os.PathLike, quantize: str
     Without ``representative_data`` an int8 export calibrates on random
     images; without ``parity_images`` parity is checked on random images.
     """
-    check_quantize(quantize)
+    check_quantization(quantize, "quantize")
     input_shape = tuple(model.inputs[0].shape[1:])
     if representative_data is None and quantize == "int8":
         representative_data = random_images(input_shape, DEFAULT_REPRESENTATIVE_SAMPLES, seed)

@@ -25,7 +25,7 @@ from akd_tf.benchmark import latency_us
 from akd_tf.errors import InvalidInput
 from akd_tf.space import get_space
 from akd_tf.train_settings import TrainSettings
-from akd_tf.target import ModelTarget
+from akd_tf.target import ModelTarget, check_quantization
 from latency_db.measure import measure_tflite
 from latency_db.store import Store
 from search import runs
@@ -110,7 +110,7 @@ def export_trial(store: Store, run_name: str, trial_number: int | None, out: str
     import tf_keras as keras
 
     check_int("epochs", epochs, 1)
-    export.check_quantize(quantize)
+    check_quantization(quantize, "quantize")
     trial = runs.get_trial(store, run_name, trial_number)
     config = runs.run_config(runs.get_run(store, run_name))
     train_with = train_with or config.reward_source
