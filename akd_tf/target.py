@@ -35,3 +35,7 @@ class ModelTarget:
     @property
     def input_shape(self) -> tuple[int, int, int]:
         return (self.resolution, self.resolution, self.channels)
+
+
+# What a latency is for when nothing says otherwise: ImageNet-sized RGB inputs, 1000 classes, float32.
+DEFAULT_TARGET = ModelTarget(resolution=224, classes=1000, channels=3, quantization="none")

@@ -14,13 +14,11 @@ from dataclasses import dataclass
 from sqlalchemy import or_, select
 
 from akd_tf.errors import InvalidInput
-from akd_tf.target import ModelTarget
+from akd_tf.target import DEFAULT_TARGET, ModelTarget
 from latency_db.devices import get_device
 from latency_db.schema import LutEntry
 from latency_db.store import Store
 
-# What a command measures at when the device has no table to take the shape from.
-DEFAULT_TARGET = ModelTarget(resolution=224, classes=1000, channels=3, quantization="none")
 _STEM = re.compile(r"^stem-input:(\d+)x(\d+)x(\d+)-")
 _HEAD = re.compile(r"-classes:(\d+)$")
 
@@ -62,7 +60,7 @@ def device_tables(store: Store, device_name: str) -> list[TableShapes]:
 def resolve_target(store: Store, device_name: str, *, resolution: int | None = None, channels: int | None = None,
                    classes: int | None = None, quantization: str | None = None) -> ModelTarget:
     """The target a command works at: what was given, the rest from the device's only table matching it
-    (:data:`DEFAULT_TARGET`'s values when the device has no table). Several tables that fit is an
+    (:data:`akd_tf.target.DEFAULT_TARGET`'s values when the device has no table). Several tables that fit is an
     ``InvalidInput`` listing them and the options that choose one."""
     given = {"resolution": resolution, "channels": channels, "classes": classes, "quantization": quantization}
     if all(value is not None for value in given.values()):

@@ -436,7 +436,8 @@ def test_measure_tries_cli_prints_each_try_and_the_verdict(lut_store, tiny_space
 
 
 def test_a_device_s_only_table_gives_the_shape_a_command_leaves_out(lut_store, tiny_space):
-    from latency_db.tables import DEFAULT_TARGET, TableShapes, device_tables, resolve_target
+    from akd_tf.target import DEFAULT_TARGET
+    from latency_db.tables import TableShapes, device_tables, resolve_target
 
     assert device_tables(lut_store, "local") == [TableShapes("none", ((32, 3),), (4,))]
     assert resolve_target(lut_store, "local") == TARGET

@@ -13,7 +13,7 @@ from typing import Callable
 import click
 
 from akd_tf.space import DEFAULT_SPACE, get_space
-from akd_tf.target import QUANTIZATIONS, ModelTarget
+from akd_tf.target import DEFAULT_TARGET, QUANTIZATIONS, ModelTarget
 from akd_tf.train_settings import OPTIMIZERS, TrainSettings
 
 
@@ -71,16 +71,16 @@ device_option = click.option("--device", "device_name", default="local", show_de
 
 def quantize_option(help_text: str):
     """``--quantize``, one of :data:`akd_tf.target.QUANTIZATIONS`, default none."""
-    return click.option("--quantize", type=click.Choice(QUANTIZATIONS), default="none", show_default=True,
-                        help=help_text)
+    return click.option("--quantize", type=click.Choice(QUANTIZATIONS), default=DEFAULT_TARGET.quantization,
+                        show_default=True, help=help_text)
 
 
 SHAPE_OPTIONS = [
-    click.option("--resolution", default=224, show_default=True, type=int,
+    click.option("--resolution", default=DEFAULT_TARGET.resolution, show_default=True, type=int,
                  help="Input height and width in pixels (the space bounds it, 32..224 for mnasnet)."),
-    click.option("--channels", default=3, show_default=True, type=click.IntRange(min=1),
+    click.option("--channels", default=DEFAULT_TARGET.channels, show_default=True, type=click.IntRange(min=1),
                  help="Input image channels."),
-    click.option("--classes", default=1000, show_default=True, type=click.IntRange(min=2),
+    click.option("--classes", default=DEFAULT_TARGET.classes, show_default=True, type=click.IntRange(min=2),
                  help="Number of output classes."),
 ]
 
@@ -103,14 +103,15 @@ target_options = bundle("target", [*SHAPE_OPTIONS, quantize_option("Quantization
 # only table (latency_db.tables.resolve_target). One ``table`` dict of the typed values (None: not typed).
 table_target_options = bundle("table", [
     click.option("--resolution", default=None, type=click.IntRange(min=1),
-                 help="Input height and width in pixels (default: the device's latency table's; without a table, "
-                      "224)."),
+                 help=f"Input height and width in pixels (default: the device's latency table's; without a table, "
+                      f"{DEFAULT_TARGET.resolution})."),
     click.option("--channels", default=None, type=click.IntRange(min=1),
-                 help="Input image channels (default: the table's; else 3)."),
+                 help=f"Input image channels (default: the table's; else {DEFAULT_TARGET.channels})."),
     click.option("--classes", default=None, type=click.IntRange(min=2),
-                 help="Number of output classes (default: the table's; else 1000)."),
+                 help=f"Number of output classes (default: the table's; else {DEFAULT_TARGET.classes})."),
     click.option("--quantize", "quantization", type=click.Choice(QUANTIZATIONS), default=None,
-                 help="Quantization the latencies are for (default: the table's; else none)."),
+                 help=f"Quantization the latencies are for (default: the table's; else "
+                      f"{DEFAULT_TARGET.quantization})."),
 ])
 
 
