@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from akd_tf.benchmark import LOCAL_DEVICE, resolve_core
 from akd_tf.errors import MissingData
 from akd_tf.interpreter import load_interpreter
-from latency_db.schema import Device, utcnow
+from latency_db.schema import Device, as_utc, utcnow
 
 
 def _cpu_model() -> str:
@@ -81,9 +81,7 @@ def device_rows(store) -> list[dict]:
     with store.session() as session:
         rows = []
         for d in list_devices(session):
-            expires = d.lease_expires_at
-            if expires is not None and expires.tzinfo is None:  # SQLite hands back naive UTC
-                expires = expires.replace(tzinfo=now.tzinfo)
+            expires = d.lease_expires_at and as_utc(d.lease_expires_at)
             leased = d.lease_holder if d.lease_holder and expires is not None and expires > now else None
             rows.append({"name": d.name, "kind": d.kind, "model": d.model, "core": d.core, "status": d.status,
                          "last_seen": _when(d.last_seen_at), "lease_holder": leased, "address": d.address})

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from latency_db.devices import get_device
-from latency_db.schema import Device, FarmPoll, Job, utcnow
+from latency_db.schema import Device, FarmPoll, Job, as_utc, utcnow
 from latency_db.store import Store
 
 log = logging.getLogger("latency_db.farm")
@@ -55,21 +55,16 @@ def unserved_pools(session: Session, pools: set[str], now: datetime | None = Non
     rows = session.execute(select(Device.model, FarmPoll.polled_at).join(FarmPoll, FarmPoll.device_id == Device.id)
                            .where(Device.model.in_(pools))).all()
     for pool, polled_at in rows:
-        polled_at = _aware(polled_at)
+        polled_at = as_utc(polled_at)
         if last[pool] is None or polled_at > last[pool]:
             last[pool] = polled_at
     leased = {_pool for _pool, expires in session.execute(
         select(Device.model, Device.lease_expires_at).where(Device.model.in_(pools),
                                                             Device.lease_expires_at.is_not(None))).all()
-              if _aware(expires) > now}  # a phone busy with a job is served, however long the job takes
+              if as_utc(expires) > now}  # a phone busy with a job is served, however long the job takes
     horizon = now - timedelta(seconds=within_s)
     return {pool: when for pool, when in last.items()
             if pool not in leased and (when is None or when < horizon)}
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite returns naive datetimes for timezone-aware columns; they were stored in UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
 
 
 def log_wait(store: Store, pending_ids: list[int], done: int, failed: int, total: int,

@@ -20,6 +20,11 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def as_utc(moment: datetime) -> datetime:
+    """A stored timestamp as aware UTC: SQLite hands back naive datetimes for timezone-aware columns."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+
+
 class Base(DeclarativeBase):
     pass
 
