@@ -18,15 +18,6 @@ def experiment():
     """The paper's experiments as one command each (they resume when run again with the same options)."""
 
 
-def _run_with_executor(execution: dict, run):
-    """``run(runner)`` with the executor the options ask for, closed afterwards."""
-    runner = open_executor(execution)
-    try:
-        return run(runner)
-    finally:
-        runner.close()
-
-
 @experiment.command("relative-gain")
 @click.option("--name", "prefix", required=True,
               help="Prefix of the two searches per seed (PREFIX-sSEED-akd, PREFIX-sSEED-nas); the same prefix "
@@ -64,10 +55,10 @@ def experiment_relative_gain(prefix, teacher_paths, seeds, epochs, tolerance, ou
     plan = RelativeGainPlan(prefix=prefix, seeds=tuple(seeds), epochs=epochs, tolerance=tolerance)
     plan.validate(base)
     store = open_store(db_url)
-    result = _run_with_executor(execution, lambda runner: run_relative_gain(
-        store, base, plan, out_dir, executor=runner, cache_dir=execution["cache_dir"],
-        wait_timeout_s=execution["wait_timeout"],
-        on_event=None if as_json else live_display(), say=say_unless_json(as_json)))
+    with open_executor(execution) as runner:
+        result = run_relative_gain(store, base, plan, out_dir, executor=runner, cache_dir=execution["cache_dir"],
+                                   wait_timeout_s=execution["wait_timeout"],
+                                   on_event=None if as_json else live_display(), say=say_unless_json(as_json))
     if as_json:
         echo_json(result)
         return
@@ -107,7 +98,9 @@ def experiment_teachers(prefix, teacher_paths, seed, out_dir, heatmap_k, latency
     teachers = tuple((os.path.abspath(path),) for path in teacher_paths)
     teacher_configs(base, teachers, prefix)  # before an executor (say, a Ray cluster) is started for nothing
     store = open_store(db_url)
-    report = _run_with_executor(execution, lambda runner: run_teachers(
-        store, base, teachers, prefix, out_dir, executor=runner, cache_dir=execution["cache_dir"],
-        wait_timeout_s=execution["wait_timeout"], heatmap_k=heatmap_k, latency_range=latency_range, on_event=live_display(), say=click.echo))
+    with open_executor(execution) as runner:
+        report = run_teachers(store, base, teachers, prefix, out_dir, executor=runner,
+                              cache_dir=execution["cache_dir"], wait_timeout_s=execution["wait_timeout"],
+                              heatmap_k=heatmap_k, latency_range=latency_range, on_event=live_display(),
+                              say=click.echo)
     print_report_outcome(report)

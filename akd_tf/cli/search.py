@@ -47,13 +47,10 @@ def search(ctx, name, execution, db_url, as_json, data_options, **options):
     config = config_for(name, options, stored=None if stored is None else runs.run_config(stored),
                         typed=typed_options(ctx, options))
     config.validate()  # before an executor (say, a Ray cluster) is started for nothing
-    runner = open_executor(execution)
-    try:
+    with open_executor(execution) as runner:
         summary = run_search(store, config, executor=runner, cache_dir=execution["cache_dir"],
                              wait_timeout_s=execution["wait_timeout"],
                              say=say_unless_json(as_json), on_event=None if as_json else live_display())
-    finally:
-        runner.close()
     if as_json:
         echo_json(summary)
         return

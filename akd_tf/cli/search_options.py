@@ -3,10 +3,12 @@ live display both print."""
 
 from __future__ import annotations
 
+import contextlib
+
 import click
 
-from akd_tf.cli.options import (apply, bundle, cache_dir_option, data_options, db_option, device_option, quantize_option,
-                                space_option)
+from akd_tf.cli.options import (apply, bundle, cache_dir_option, data_options, db_option, device_option,
+                                quantize_option, space_option)
 from akd_tf.train_settings import DEFAULT_ALPHA, DEFAULT_PROXY_EPOCHS, DEFAULT_TEMPERATURE, TrainSettings
 from search.controller import CONTROLLERS
 from search.executors import EXECUTORS
@@ -93,8 +95,14 @@ def live_display():
     return show
 
 
+@contextlib.contextmanager
 def open_executor(execution: dict):
-    """The executor that trains the children: in this process, worker processes or a Ray cluster."""
+    """The executor that trains the children (in this process, worker processes or a Ray cluster), closed
+    when the block ends."""
     from search.executors import make_executor
 
-    return make_executor(execution["executor"], execution["workers"], execution["ray_address"])
+    runner = make_executor(execution["executor"], execution["workers"], execution["ray_address"])
+    try:
+        yield runner
+    finally:
+        runner.close()
