@@ -22,6 +22,10 @@ setup(
         "psycopg[binary]>=3.1",
         "adb-shell>=0.4.4",  # the ADB client; pulls in cryptography, rsa and pyasn1
         "matplotlib>=3.7",  # `akd-tf search report` and the experiments' figures
+        # The learned latency calibration (latency_db/corrections.py): chosen over scikit-learn on held-out
+        # accuracy (benchmarks/predictor_accuracy.py) and size (a 3.5 MB wheel against 9.3 MB plus joblib and
+        # threadpoolctl; both need scipy), and because its text model format loads without running code.
+        "lightgbm>=4.0",
     ],
     extras_require={
         "tflite-runtime": ["tflite-runtime"],

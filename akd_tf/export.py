@@ -32,7 +32,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 import numpy as np
 
@@ -46,6 +46,11 @@ from akd_tf.models import BN_EPSILON, build_student
 from akd_tf.target import check_quantization
 
 PARITY_TOLERANCE = {"none": 1e-4, "fp16": 1e-2}
+# Untrained students exported to measure latency: the check guards the converted graph, not the last
+# digits. Measured on 12 random mnasnet archs at 32x32, float32 rounding reached 1.9e-4 of the logit
+# scale (one arch whose logits reach 508) and 3e-6 to 2.4e-5 for the rest; a wrong graph is off by the
+# logit scale itself. 1e-3 passes the first with a 5x margin and still fails the second.
+UNTRAINED_PARITY_TOLERANCE = {"none": 1e-3, "fp16": 1e-2}
 DEFAULT_MIN_INT8_AGREEMENT = 0.9
 MIN_INT8_LOGIT_CORRELATION = 0.5
 DEFAULT_PARITY_SAMPLES = 16
@@ -201,8 +206,10 @@ def run_tflite(flatbuffer: bytes, images: np.ndarray) -> np.ndarray:
 
 
 def check_parity(model: keras.Model, flatbuffer: bytes, images: np.ndarray, quantize: str,
-                 min_int8_agreement: float = DEFAULT_MIN_INT8_AGREEMENT) -> ParityReport:
-    """Compare Keras (inference mode) and TFLite logits on ``images``."""
+                 min_int8_agreement: float = DEFAULT_MIN_INT8_AGREEMENT,
+                 tolerances: Mapping[str, float] = PARITY_TOLERANCE) -> ParityReport:
+    """Compare Keras (inference mode) and TFLite logits on ``images``; ``tolerances`` per quantization, relative
+    to the logit scale."""
     expected = model(images, training=False)
     expected = (expected[0] if isinstance(expected, (list, tuple)) else expected).numpy()
     got = run_tflite(flatbuffer, images)
@@ -215,13 +222,14 @@ def check_parity(model: keras.Model, flatbuffer: bytes, images: np.ndarray, quan
         logit_scale=max(1.0, float(np.max(np.abs(expected)))),
         top1_agreement=float(np.mean(expected.argmax(-1) == got.argmax(-1))),
         logit_correlation=correlation,
-        tolerance=PARITY_TOLERANCE.get(quantize),
+        tolerance=tolerances.get(quantize),
         min_top1_agreement=min_int8_agreement if quantize == "int8" else None)
 
 
 def export_tflite(model: keras.Model, out_path: str | os.PathLike, quantize: str = "none", *,
                   representative_data: np.ndarray | None = None, parity_images: np.ndarray | None = None,
-                  min_int8_agreement: float = DEFAULT_MIN_INT8_AGREEMENT, seed: int = 0) -> ExportResult:
+                  min_int8_agreement: float = DEFAULT_MIN_INT8_AGREEMENT, seed: int = 0,
+                  parity_tolerances: Mapping[str, float] = PARITY_TOLERANCE) -> ExportResult:
     """Convert, check parity, and only then write ``out_path`` (atomically).
 
     Without ``representative_data`` an int8 export calibrates on random
@@ -239,7 +247,8 @@ def export_tflite(model: keras.Model, out_path: str | os.PathLike, quantize: str
     start = time.perf_counter()
     flatbuffer = convert(model, quantize, representative_data)
     seconds = time.perf_counter() - start
-    parity = check_parity(model, flatbuffer, np.asarray(parity_images, np.float32), quantize, min_int8_agreement)
+    parity = check_parity(model, flatbuffer, np.asarray(parity_images, np.float32), quantize, min_int8_agreement,
+                          parity_tolerances)
     if not parity.passed:
         raise ParityError(f"{out_path}: not written, {parity.summary()}")
     out_path = Path(out_path)
@@ -308,10 +317,12 @@ def export_arch(arch, input_shape, num_classes: int, out_path: str | os.PathLike
                 representative_data: np.ndarray | None = None, min_int8_agreement: float = 0.0,
                 seed: int = 0) -> ExportResult:
     """Export an untrained student of ``arch`` (what latency is measured on). Its weights are random, so
-    int8 top-1 agreement is not required unless ``min_int8_agreement`` asks for it."""
+    int8 top-1 agreement is not required unless ``min_int8_agreement`` asks for it, and parity is checked
+    to :data:`UNTRAINED_PARITY_TOLERANCE`."""
     model = build_for_export(arch, input_shape, num_classes, seed=seed)
     return export_tflite(model, out_path, quantize, representative_data=representative_data,
-                         min_int8_agreement=min_int8_agreement, seed=seed)
+                         min_int8_agreement=min_int8_agreement, seed=seed,
+                         parity_tolerances=UNTRAINED_PARITY_TOLERANCE)
 
 
 def export_keras_file(path: str | os.PathLike, out_path: str | os.PathLike, quantize: str = "none", *,

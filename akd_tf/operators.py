@@ -77,6 +77,15 @@ class StemPlan:
         ho, wo, _ = self.output_shape
         return ho * wo * self.kernel ** 2 * self.input_shape[2] * self.filters
 
+    @property
+    def bn_channels(self) -> int:
+        return self.filters
+
+    @property
+    def activation_elements(self) -> int:
+        """Elements of the tensors this operator writes (its output)."""
+        return math.prod(self.output_shape)
+
 
 @dataclass(frozen=True)
 class LayerPlan:
@@ -149,6 +158,22 @@ class LayerPlan:
         expand = h * w * cin * mid if self.has_expansion else 0
         return expand + ho * wo * k * k * mid + se + ho * wo * mid * cout
 
+    @property
+    def bn_channels(self) -> int:
+        if self.conv_op.kind == "conv":
+            return self.out_channels
+        return (self.expanded_channels if self.has_expansion else 0) + self.expanded_channels + self.out_channels
+
+    @property
+    def activation_elements(self) -> int:
+        """Elements of the tensors this layer writes: expansion, depthwise and projection outputs."""
+        h, w, _ = self.input_shape
+        ho, wo, cout = self.output_shape
+        if self.conv_op.kind == "conv":
+            return ho * wo * cout
+        expand = h * w * self.expanded_channels if self.has_expansion else 0
+        return expand + ho * wo * self.expanded_channels + ho * wo * cout
+
 
 @dataclass(frozen=True)
 class HeadPlan:
@@ -174,9 +199,25 @@ class HeadPlan:
         return self.filters
 
     @property
+    def bn_channels(self) -> int:
+        return self.filters
+
+    @property
+    def activation_elements(self) -> int:
+        """Elements of the tensors the head writes: the 1x1 conv's output, the pooled vector, the logits."""
+        h, w, _ = self.input_shape
+        return h * w * self.filters + self.filters + self.num_classes
+
+    @property
     def key(self) -> str:
         return f"head-input:{_shape_label(self.input_shape)}-output:{self.filters}-classes:{self.num_classes}"
 
 
 Operator = StemPlan | LayerPlan | HeadPlan
 """One unit the latency table prices and :func:`akd_tf.models.build_operator` builds."""
+
+
+def folded_params(op: Operator) -> int:
+    """Parameters as the ``.tflite`` stores them: each BatchNorm folded into its convolution, leaving a bias
+    (1 parameter per channel instead of 4)."""
+    return op.params - (BN_PARAMS_PER_CHANNEL - 1) * op.bn_channels

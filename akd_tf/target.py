@@ -39,3 +39,8 @@ class ModelTarget:
 
 # What a latency is for when nothing says otherwise: ImageNet-sized RGB inputs, 1000 classes, float32.
 DEFAULT_TARGET = ModelTarget(resolution=224, classes=1000, channels=3, quantization="none")
+
+
+# Bytes per activation element at run time: full-integer models compute in int8; float16 weights are
+# dequantized to float32 when the model loads, so those models compute in float32 like unquantized ones.
+ACTIVATION_BYTES = {"none": 4, "fp16": 4, "int8": 1}

@@ -21,12 +21,14 @@ import numpy as np
 from sqlalchemy import select
 
 from akd_tf.benchmark import LATENCY_STATISTIC
-from akd_tf.errors import InvalidInput, MissingData
+from akd_tf.errors import MissingData
 from akd_tf.operators import Shape
 from akd_tf.space import Arch, SearchSpace
 from akd_tf.walk import block_stage, walk_stages
+from akd_tf.target import ModelTarget
 from latency_db.devices import get_device
-from akd_tf.target import WEIGHT_BYTES, ModelTarget
+from latency_db.corrections import Correction, Region, correction_of, region_of
+from latency_db.features import FEATURES, LUT_MS, operator_features
 from latency_db.schema import Calibration, LutEntry
 from latency_db.store import Store
 
@@ -55,17 +57,18 @@ def calibration_filter(device_id: int, space: SearchSpace, target: ModelTarget):
 
 @dataclass(frozen=True)
 class _PricedBlock:
-    """One block of one walk, priced: table sum (us), shape handed on, keys the table lacks, parameters."""
+    """One block of one walk, priced: its features summed over its layers (:data:`FEATURES` order), the
+    shape it hands on, the keys the table lacks."""
 
-    latency_us: float
+    features: np.ndarray
     output_shape: Shape
     missing: tuple[str, ...]
-    params: int
 
 
 @dataclass
 class LutPredictor:
-    """An in-memory table for one device, space and target; ``calibration`` may be ``None``."""
+    """An in-memory table for one device, space and target, with the calibration that corrects its sums
+    (``None``: the raw sum). ``region`` is the feature range that calibration was fitted on."""
 
     device: str
     space: SearchSpace
@@ -74,7 +77,10 @@ class LutPredictor:
     calibration: Calibration | None = None
 
     def __post_init__(self) -> None:
+        self.correction: Correction | None = None if self.calibration is None else correction_of(self.calibration)
+        self.region: Region | None = None if self.calibration is None else region_of(self.calibration)
         self._blocks: dict[tuple, _PricedBlock] = {}
+        self._ends: dict[str, _PricedBlock] = {}
         self._token_slices: list[tuple[int, slice]] = []
         offset = 0
         for b in range(1, self.space.num_blocks + 1):
@@ -103,100 +109,61 @@ class LutPredictor:
         if hit is None:
             index, block_tokens = block
             stage = block_stage(self.space.block_choice(index, block_tokens), input_shape)
-            keys = [layer.key for layer in stage.layers]
-            hit = _PricedBlock(latency_us=sum(self.table_us.get(k, 0.0) for k in keys),
-                               output_shape=stage.output_shape,
-                               missing=tuple(k for k in keys if k not in self.table_us),
-                               params=sum(layer.params for layer in stage.layers))
+            hit = _PricedBlock(features=self._summed(stage.layers), output_shape=stage.output_shape,
+                               missing=tuple(layer.key for layer in stage.layers if layer.key not in self.table_us))
             self._blocks[memo_key] = hit
         return hit
 
-    def features(self, arch: Arch) -> tuple[float, float]:
-        """(LUT sum in ms, weight size in MB) of ``arch``: the inputs of the calibration."""
+    def _summed(self, ops) -> np.ndarray:
+        total = np.zeros(len(FEATURES))
+        for op in ops:
+            total += operator_features(op, self.table_us.get(op.key, 0.0), self.target.quantization)
+        return total
+
+    def _end(self, stage) -> _PricedBlock:
+        """The stem or the head, priced, memoized by its key."""
+        hit = self._ends.get(stage.key)
+        if hit is None:
+            hit = _PricedBlock(features=self._summed((stage,)), output_shape=(0, 0, 0),
+                               missing=() if stage.key in self.table_us else (stage.key,))
+            self._ends[stage.key] = hit
+        return hit
+
+    def features(self, arch: Arch) -> np.ndarray:
+        """The :data:`~latency_db.features.FEATURES` of ``arch``: what every prediction starts from.
+        :class:`MissingKeysError` when the table lacks some of its operators."""
         blocks = [((b, arch.tokens[tokens]),) for b, tokens in self._token_slices]
-        total, params, missing = 0.0, 0, []
-        for stage in walk_stages(self.space, self.target.input_shape, self.target.classes, blocks, self._block):
-            if isinstance(stage, _PricedBlock):
-                total += stage.latency_us
-                params += stage.params
-                missing.extend(stage.missing)
-            else:  # the stem or the head
-                key = stage.key
-                if key not in self.table_us:
-                    missing.append(key)
-                total += self.table_us.get(key, 0.0)
-                params += stage.params
+        priced = [stage if isinstance(stage, _PricedBlock) else self._end(stage)
+                  for stage in walk_stages(self.space, self.target.input_shape, self.target.classes, blocks,
+                                           self._block)]
+        missing = [key for stage in priced for key in stage.missing]
         if missing:
             raise MissingKeysError(self.device, self.space, self.target, list(dict.fromkeys(missing)))
-        return total / 1000.0, params * WEIGHT_BYTES[self.target.quantization] / 1e6
+        return sum(stage.features for stage in priced[1:]) + priced[0].features
+
+    def features_many(self, archs: Iterable[Arch]) -> np.ndarray:
+        """One row of :meth:`features` per arch."""
+        return np.array([self.features(a) for a in archs]).reshape(-1, len(FEATURES))
 
     def lut_sum_us(self, arch: Arch) -> float:
-        """Sum of the table's medians over every operator of ``arch`` (microseconds)."""
-        return self.features(arch)[0] * 1000.0
+        """Sum of the table's latencies over every operator of ``arch`` (microseconds)."""
+        return float(self.features(arch)[LUT_MS]) * 1000.0
 
     def predict_ms(self, arch: Arch) -> float:
-        lut_ms, weight_mb = self.features(arch)
-        if self.calibration is None:
-            return lut_ms
-        return apply_calibration((self.calibration.scale, self.calibration.ms_per_weight_mb,
-                                  self.calibration.offset_ms), lut_ms, weight_mb)
+        return float(self.predict_many_ms([arch])[0])
 
     def predict_many_ms(self, archs: Iterable[Arch]) -> np.ndarray:
-        return np.array([self.predict_ms(a) for a in archs])
+        """The predicted latency (ms) of each arch: the calibration applied to its features, or the raw sum."""
+        return predict_from_features(self.correction, self.features_many(archs))
+
+    def outside_region(self, archs: Iterable[Arch]) -> list[str]:
+        """Per arch, ``""`` or which features lie outside the region the calibration was fitted on."""
+        archs = list(archs)
+        if self.region is None:
+            return [""] * len(archs)
+        return self.region.outside(self.features_many(archs))
 
 
-# ---------------------------------------------------------------------------
-# Accuracy of a predictor and its calibration
-# ---------------------------------------------------------------------------
-
-
-def kendall_tau(a: Sequence[float], b: Sequence[float]) -> float:
-    """Kendall's tau-b rank correlation of two equal-length sequences."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    if len(a) != len(b) or len(a) < 2:
-        raise InvalidInput(f"kendall_tau needs two sequences of equal length >= 2, got {len(a)} and {len(b)}")
-    i, j = np.triu_indices(len(a), k=1)
-    da, db = np.sign(a[i] - a[j]), np.sign(b[i] - b[j])
-    concordant_minus_discordant = float(np.sum(da * db))
-    ties_a, ties_b = float(np.sum(da == 0)), float(np.sum(db == 0))
-    pairs = float(len(i))
-    denominator = np.sqrt((pairs - ties_a) * (pairs - ties_b))
-    return concordant_minus_discordant / denominator if denominator > 0 else 0.0
-
-
-@dataclass(frozen=True)
-class PredictionAccuracy:
-    n: int
-    within_5_pct: float  # fraction of predictions within +-5% of the measurement
-    within_10_pct: float
-    rmspe: float  # root mean squared percentage error, in percent
-    kendall_tau: float
-
-    def summary(self) -> str:
-        return (f"on {self.n} held-out archs: {self.within_5_pct:.1%} within +-5%, {self.within_10_pct:.1%} within "
-                f"+-10%, RMSPE {self.rmspe:.2f}%, Kendall tau {self.kendall_tau:.3f}")
-
-
-def prediction_accuracy(predicted_ms: Sequence[float], measured_ms: Sequence[float]) -> PredictionAccuracy:
-    p, m = np.asarray(predicted_ms, float), np.asarray(measured_ms, float)
-    rel = (p - m) / m
-    return PredictionAccuracy(n=len(m), within_5_pct=float(np.mean(np.abs(rel) <= 0.05)),
-                              within_10_pct=float(np.mean(np.abs(rel) <= 0.10)),
-                              rmspe=float(100 * np.sqrt(np.mean(rel ** 2))), kendall_tau=kendall_tau(p, m))
-
-
-def apply_calibration(coefficients: tuple[float, float, float], lut_ms: float, weight_mb: float) -> float:
-    """``scale * lut_ms + ms_per_weight_mb * weight_mb + offset_ms`` for ``(scale, ms_per_weight_mb, offset_ms)``."""
-    scale, per_mb, offset = coefficients
-    return scale * lut_ms + per_mb * weight_mb + offset
-
-
-def fit_calibration(lut_ms: Sequence[float], weight_mb: Sequence[float],
-                    measured_ms: Sequence[float]) -> tuple[float, float, float]:
-    """Least-squares ``(scale, ms_per_weight_mb, offset_ms)`` minimising the relative error to ``measured_ms``."""
-    x, w, y = (np.asarray(v, float) for v in (lut_ms, weight_mb, measured_ms))
-    if len(x) < 3:
-        raise InvalidInput(f"a calibration needs at least 3 measured archs to fit, got {len(x)}")
-    design = np.stack([x, w, np.ones_like(x)], axis=1) / y[:, None]  # residual / measured
-    coefficients, *_ = np.linalg.lstsq(design, np.ones_like(y), rcond=None)
-    return tuple(float(c) for c in coefficients)
+def predict_from_features(correction: Correction | None, features: np.ndarray) -> np.ndarray:
+    """Latencies (ms) of feature rows: the ``correction`` applied, or the raw table sum without one."""
+    return features[:, LUT_MS].copy() if correction is None else correction.predict_ms(features)

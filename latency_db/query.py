@@ -7,8 +7,9 @@ from typing import Sequence
 
 from akd_tf.benchmark import latency_us
 from akd_tf.space import Arch, SearchSpace
-from latency_db.devices import get_device
 from akd_tf.target import ModelTarget
+from latency_db.corrections import describe_correction
+from latency_db.devices import get_device
 from latency_db.measurements import latest_measurement
 from latency_db.predictor import LutPredictor
 from latency_db.store import Store
@@ -16,10 +17,20 @@ from latency_db.store import Store
 
 @dataclass(frozen=True)
 class LatencyEstimate:
+    """One architecture's latency and where it comes from.
+
+    ``source`` is "measured" or "predicted"; ``predictor`` names the predictor version that answered
+    ("calibration #N" or "raw LUT sum"; empty for a measurement); ``detail`` says which measurement or
+    how the predictor works; ``outside_region`` is empty, or says which features of the architecture lie
+    outside the region the calibration was fitted on (the answer is then an extrapolation).
+    """
+
     arch: str
     latency_ms: float
-    source: str  # "measured" | "predicted"
-    detail: str  # which measurement, or which calibration the prediction used
+    source: str
+    detail: str
+    predictor: str = ""
+    outside_region: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -36,14 +47,15 @@ def query_latency(store: Store, device_name: str, space: SearchSpace, archs: Seq
             estimates.append(None if row is None else LatencyEstimate(
                 arch.to_string(), latency_us(row) / 1000.0, "measured",
                 f"measurement #{row.id} ({row.count} runs, {row.finished_at:%Y-%m-%d %H:%M} UTC)"))
-    if any(e is None for e in estimates):
+    unmeasured = [arch for arch, e in zip(archs, estimates) if e is None]
+    if unmeasured:
         predictor = LutPredictor.load(store, device_name, space, target)
         cal = predictor.calibration
-        detail = ("uncalibrated LUT sum" if cal is None else
-                  f"LUT sum x {cal.scale:.4f} + {cal.ms_per_weight_mb:.4f} ms/MB weights + {cal.offset_ms:.4f} ms "
-                  f"(calibration #{cal.id}, "
-                  f"{cal.within_10_pct:.0%} within +-10% on {cal.n_holdout} held-out archs)")
-        estimates = [e if e is not None else LatencyEstimate(arch.to_string(), predictor.predict_ms(arch),
-                                                             "predicted", detail)
-                     for e, arch in zip(estimates, archs)]
+        version = "raw LUT sum" if cal is None else f"calibration #{cal.id}"
+        detail = "uncalibrated LUT sum" if cal is None else describe_correction(cal)
+        predicted = iter(zip(unmeasured, predictor.predict_many_ms(unmeasured), predictor.outside_region(unmeasured)))
+        for i, estimate in enumerate(estimates):
+            if estimate is None:
+                arch, latency, outside = next(predicted)
+                estimates[i] = LatencyEstimate(arch.to_string(), float(latency), "predicted", detail, version, outside)
     return estimates

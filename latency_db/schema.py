@@ -141,12 +141,16 @@ class LutEntry(TimedRunStats, Base):
 
 
 class Calibration(Base):
-    """A per-device correction of the LUT sum.
+    """A per-device correction of the LUT sum, fitted to whole-model measurements (a predictor version).
 
-    ``latency_ms = scale * lut_sum_ms + ms_per_weight_mb * weight_mb + offset_ms``: the weight term
-    prices what per-operator micro-models cannot see, a whole model's weights not fitting in cache.
-    ``accepted`` is false when the correction predicted its own held-out archs worse (RMSPE) than the raw
-    sum (``raw_rmspe``) did: it is kept as a record, and the predictor does not use it.
+    ``method`` is "linear" (``latency_ms = scale * lut_sum_ms + ms_per_weight_mb * weight_mb + offset_ms``:
+    the weight term prices what per-operator micro-models cannot see, a whole model's weights not fitting
+    in cache) or "lightgbm" (``model`` holds LightGBM's text model, ``library`` its version); see
+    :mod:`latency_db.corrections`. ``region`` is the feature range it was fitted on. The accuracy columns
+    are on ``n_holdout`` random archs never used for fitting. ``accepted`` is false when the correction
+    predicted them worse (RMSPE) than the raw sum (``raw_rmspe``) or than the other method fitted with it:
+    it is kept as a record, and the predictor does not use it. ``measuring_s`` is the wall time the
+    calibration spent exporting and measuring.
     """
 
     __tablename__ = "calibrations"
@@ -158,17 +162,23 @@ class Calibration(Base):
     channels: Mapped[int] = mapped_column(Integer)
     classes: Mapped[int] = mapped_column(Integer)
     quantization: Mapped[str] = mapped_column(String(16))
-    scale: Mapped[float] = mapped_column(Float)
-    offset_ms: Mapped[float] = mapped_column(Float)
-    ms_per_weight_mb: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    method: Mapped[str] = mapped_column(String(16), default="linear", server_default="linear")
+    scale: Mapped[float | None] = mapped_column(Float)
+    offset_ms: Mapped[float | None] = mapped_column(Float)
+    ms_per_weight_mb: Mapped[float | None] = mapped_column(Float, default=0.0, server_default="0")
+    model: Mapped[str | None] = mapped_column(Text)
+    library: Mapped[str | None] = mapped_column(String(64))
+    region: Mapped[dict | None] = mapped_column(JSON)
     n_fit: Mapped[int] = mapped_column(Integer)
     n_holdout: Mapped[int] = mapped_column(Integer)
     within_5_pct: Mapped[float] = mapped_column(Float)
     within_10_pct: Mapped[float] = mapped_column(Float)
     rmspe: Mapped[float] = mapped_column(Float)
     kendall_tau: Mapped[float] = mapped_column(Float)
+    spearman_rho: Mapped[float | None] = mapped_column(Float)
     raw_rmspe: Mapped[float | None] = mapped_column(Float)  # the raw LUT sum's RMSPE on the same held-out archs
     accepted: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    measuring_s: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     device: Mapped[Device] = relationship()

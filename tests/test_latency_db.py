@@ -16,8 +16,10 @@ from latency_db.exchange import export_table, import_table
 from latency_db.lut import build_lut, missing_operators
 from akd_tf.target import ModelTarget
 from latency_db.measure import measure_arch
-from latency_db.predictor import (LutPredictor, MissingKeysError, apply_calibration, fit_calibration, kendall_tau,
-                                  prediction_accuracy)
+from latency_db.accuracy import PredictionAccuracy, kendall_tau, prediction_accuracy, spearman_rho
+from latency_db.corrections import Region, fit_linear
+from latency_db.features import FEATURE_NAMES
+from latency_db.predictor import LutPredictor, MissingKeysError
 from latency_db.query import query_latency
 from latency_db.schema import Calibration, Device, LutEntry, Measurement, TFLiteModel
 from latency_db.store import head_revision, open_store
@@ -55,18 +57,20 @@ def test_migrations_up_down_up(db_url):  # noqa: F811
         return {c["name"] for c in inspect(store.engine).get_columns("calibrations")}
 
     store = open_store(db_url)
-    assert store.revision() == head_revision() == "0008"
+    assert store.revision() == head_revision() == "0010"
     tables = set(inspect(store.engine).get_table_names())
     assert {"devices", "models", "measurements", "lut_entries", "calibrations", "jobs", "search_runs",
             "trials"} <= tables
-    assert "ms_per_weight_mb" in calibration_columns()
+    assert {"ms_per_weight_mb", "method", "model", "region", "measuring_s"} <= calibration_columns()
+    store.downgrade("0008")
+    assert "method" not in calibration_columns() and "ms_per_weight_mb" in calibration_columns()
     store.downgrade("0001")
     assert store.revision() == "0001" and "ms_per_weight_mb" not in calibration_columns()
     store.downgrade("base")
     assert store.revision() is None
     assert set(inspect(store.engine).get_table_names()) <= {"alembic_version"}
     store.upgrade()
-    assert store.revision() == "0008" and "ms_per_weight_mb" in calibration_columns()
+    assert store.revision() == "0010" and "ms_per_weight_mb" in calibration_columns()
     store.close()
 
 
@@ -130,45 +134,81 @@ def test_prediction_is_the_sum_of_the_arch_operators(lut_store, tiny_space):
         assert predictor.predict_ms(arch) == pytest.approx(expected / 1000, rel=1e-12)  # uncalibrated
 
 
-def test_query_prefers_measurements_and_calibration_corrects_predictions(lut_store, tiny_space):
-    from akd_tf.plan import plan_network
-
+def test_query_prefers_measurements_and_says_which_predictor_answered(lut_store, tiny_space):
     archs = tiny_space.sample_many(3, 5)
     measured = measure_arch(lut_store, "local", archs[0], TARGET, settings=QUICK)
     estimates = query_latency(lut_store, "local", tiny_space, archs, TARGET)
     assert [e.source for e in estimates] == ["measured", "predicted", "predicted"]
-    assert estimates[0].latency_ms == measured.min_us / 1000
-    assert estimates[1].detail == "uncalibrated LUT sum"
+    assert (estimates[0].latency_ms, estimates[0].predictor) == (measured.min_us / 1000, "")
+    assert (estimates[1].detail, estimates[1].predictor, estimates[1].outside_region) == \
+        ("uncalibrated LUT sum", "raw LUT sum", "")
 
-    report = calibrate(lut_store, "local", tiny_space, TARGET, 30, seed=2, settings=QUICK)
-    assert report.n_fit == 15 and report.calibrated.n == 15
-    with lut_store.session() as session:
-        row = session.get(Calibration, report.calibration_id)
-        assert (row.n_fit, row.n_holdout, row.within_10_pct) == (15, 15, report.calibrated.within_10_pct)
-        assert (row.accepted, row.raw_rmspe) == (report.accepted, report.uncalibrated.rmspe)
-        # calibration reused the measurement of any arch it had, and stored one per arch otherwise
-        assert session.scalar(select(func.count()).select_from(Measurement)) >= 30
     predictor = LutPredictor.load(lut_store, "local", tiny_space, TARGET)
-    assert (predictor.calibration and predictor.calibration.id) == (report.accepted and report.calibration_id)
-
-    with lut_store.session() as session:  # a newer accepted correction, with coefficients known here
+    features = predictor.features(archs[2])
+    lut_ms, weight_mb = features[0], features[1]
+    with lut_store.session() as session:  # an accepted linear correction, with coefficients known here
         device_id = session.scalar(select(Device.id).where(Device.name == "local"))
         known = Calibration(device_id=device_id, space=tiny_space.name, resolution=32, channels=3, classes=4,
                             quantization="none", scale=1.25, ms_per_weight_mb=0.5, offset_ms=0.1, n_fit=15,
-                            n_holdout=15, within_5_pct=0.0, within_10_pct=0.0, rmspe=10.0, raw_rmspe=20.0,
-                            kendall_tau=0.0, accepted=True)
+                            n_holdout=15, within_5_pct=0.0, within_10_pct=0.5, rmspe=10.0, raw_rmspe=20.0,
+                            kendall_tau=0.0, accepted=True,
+                            region=Region(tuple(features * 2), tuple(features * 3)).to_dict())
         session.add(known)
         session.flush()
         known_id = known.id
     predictor = LutPredictor.load(lut_store, "local", tiny_space, TARGET)
     assert predictor.calibration.id == known_id
-    lut_ms, weight_mb = predictor.features(archs[2])
     assert lut_ms == predictor.lut_sum_us(archs[2]) / 1000
-    assert weight_mb == plan_network(archs[2], (32, 32, 3), 4).params * 4 / 1e6
     after = query_latency(lut_store, "local", tiny_space, archs, TARGET)
     assert after[2].latency_ms == pytest.approx(1.25 * lut_ms + 0.5 * weight_mb + 0.1)
-    assert after[2].detail.startswith(f"LUT sum x 1.2500 + 0.5000 ms/MB weights + 0.1000 ms (calibration "
-                                      f"#{known_id}, ")
+    assert after[2].predictor == f"calibration #{known_id}"
+    assert after[2].detail == (f"calibration #{known_id}: LUT sum x 1.2500 + 0.5000 ms/MB weights + 0.1000 ms "
+                               f"(50% within +-10% on 15 held-out archs)")
+    # the arch's features are half the fitted region's low end: every one is flagged, with the fitted range
+    flags = after[2].outside_region.split("; ")
+    assert [flag.split(" ")[0] for flag in flags] == list(FEATURE_NAMES)
+    assert flags[0] == f"lut_ms {lut_ms:.4g} outside fitted {2 * lut_ms:.4g}..{3 * lut_ms:.4g}"
+
+
+def test_calibrate_fits_both_methods_uses_the_best_and_resumes_after_an_interruption(lut_store, tiny_space):
+    from latency_db.calibrate import calibration_archs, chosen_method
+
+    seen = []
+
+    def interrupt_after_12(arch):
+        seen.append(arch)
+        if len(seen) == 12:
+            raise KeyboardInterrupt  # as Ctrl-C would, mid-calibration
+
+    with pytest.raises(KeyboardInterrupt):
+        calibrate(lut_store, "local", tiny_space, TARGET, 30, holdout=10, seed=2, settings=QUICK,
+                  progress=interrupt_after_12)
+    with lut_store.session() as session:
+        assert session.scalar(select(func.count()).select_from(Measurement)) == 12
+        assert session.scalar(select(func.count()).select_from(Calibration)) == 0
+
+    report = calibrate(lut_store, "local", tiny_space, TARGET, 30, holdout=10, seed=2, settings=QUICK)
+    candidates, held_out = calibration_archs(tiny_space, 30, 10, 2)
+    assert not set(candidates) & set(held_out)
+    with lut_store.session() as session:
+        # the 12 measured before the interruption were reused: one measurement per arch, 40 in all
+        assert session.scalar(select(func.count()).select_from(Measurement)) == 40
+        rows = session.scalars(select(Calibration).order_by(Calibration.id)).all()
+        assert [r.method for r in rows] == ["linear", "lightgbm"] == [m.method for m in report.methods]
+        assert [(r.n_fit, r.n_holdout) for r in rows] == [(30, 10), (30, 10)]
+        assert rows[0].scale is not None and rows[0].model is None and rows[0].library.startswith("numpy ")
+        assert rows[1].scale is None and rows[1].model.startswith("tree") and rows[1].library.startswith("lightgbm ")
+        assert all(r.region["features"] == list(FEATURE_NAMES) and r.raw_rmspe == report.uncalibrated.rmspe
+                   for r in rows)
+        assert [r.within_10_pct for r in rows] == [m.accuracy.within_10_pct for m in report.methods]
+        winner = chosen_method(report.uncalibrated, {m.method: m.accuracy for m in report.methods})
+        assert [r.accepted for r in rows] == [r.method == winner for r in rows]
+    predictor = LutPredictor.load(lut_store, "local", tiny_space, TARGET)
+    assert (predictor.calibration and predictor.calibration.method) == winner
+    again = calibrate(lut_store, "local", tiny_space, TARGET, 30, holdout=10, seed=2, settings=QUICK)
+    assert [m.accuracy for m in again.methods] == [m.accuracy for m in report.methods]  # same archs, same fits
+    with lut_store.session() as session:
+        assert session.scalar(select(func.count()).select_from(Measurement)) == 40  # nothing measured twice
 
 
 def test_missing_keys_and_empty_tables_are_errors(db_url, tiny_space):  # noqa: F811
@@ -266,20 +306,26 @@ def test_two_processes_writing_one_sqlite_file_lose_no_rows(sqlite_url):  # noqa
 
 # --- accuracy arithmetic -------------------------------------------------------------------------------------
 
-def test_kendall_tau_fit_and_accuracy_on_hand_cases():
+def test_rank_correlations_fit_and_accuracy_on_hand_cases():
     assert kendall_tau([1, 2, 3, 4], [10, 20, 30, 40]) == 1.0
     assert kendall_tau([1, 2, 3, 4], [40, 30, 20, 10]) == -1.0
     assert kendall_tau([1, 2, 3], [1, 3, 2]) == pytest.approx(1 / 3)
+    assert spearman_rho([1, 2, 3, 4], [10, 20, 30, 45]) == 1.0
+    assert spearman_rho([1, 2, 3], [1, 3, 2]) == pytest.approx(0.5)  # 1 - 6 * 2 / (3 * 8)
+    assert spearman_rho([1, 2, 2, 3], [1, 2, 3, 4]) == pytest.approx(0.9486833)  # ties at their mean rank
     # exactly 2 x lut + 0.25 x weight MB + 0.5
-    coefficients = fit_calibration([1.0, 2.0, 4.0, 3.0], [4.0, 0.0, 8.0, 2.0], [3.5, 4.5, 10.5, 7.0])
-    assert coefficients == (pytest.approx(2.0), pytest.approx(0.25), pytest.approx(0.5))
-    assert apply_calibration(coefficients, 1.0, 2.0) == pytest.approx(3.0)
-    with pytest.raises(ValueError, match="a calibration needs at least 3 measured archs to fit, got 2"):
-        fit_calibration([1, 2], [1, 1], [1, 2])
+    features = np.zeros((4, len(FEATURE_NAMES)))
+    features[:, 0], features[:, 1] = [1.0, 2.0, 4.0, 3.0], [4.0, 0.0, 8.0, 2.0]
+    linear = fit_linear(features, [3.5, 4.5, 10.5, 7.0])
+    assert (linear.scale, linear.ms_per_weight_mb, linear.offset_ms) == \
+        (pytest.approx(2.0), pytest.approx(0.25), pytest.approx(0.5))
+    assert linear.predict_ms(np.array([[1.0, 2.0, 0, 0, 0]])) == pytest.approx([3.0])
+    with pytest.raises(ValueError, match="a linear calibration needs at least 3 measured archs to fit, got 2"):
+        fit_linear(features[:2], [1, 2])
     acc = prediction_accuracy([1.04, 2.18, 2.9, 5.0], [1.0, 2.0, 3.0, 4.0])
     assert (acc.within_5_pct, acc.within_10_pct) == (0.5, 0.75)
     assert acc.rmspe == pytest.approx(100 * np.sqrt(np.mean(np.square([0.04, 0.09, -1 / 30, 0.25]))))
-    assert acc.kendall_tau == 1.0
+    assert (acc.kendall_tau, acc.spearman_rho) == (1.0, 1.0)
 
 
 # --- the CLI -------------------------------------------------------------------------------------------------
@@ -319,7 +365,7 @@ def test_cli_build_query_list_export_import(tmp_path, tiny_space):
         "imported 0 entries, 8 already present\n"
     unknown = run("latency", "query", "--arch", arch, *target, "--device", "nope", "--db", db)
     assert unknown.exit_code == 1 and unknown.output == "Error: unknown device 'nope'; known devices: local\n"
-    assert run("db", "upgrade", "--db", db).output == f"{db}: schema at revision 0008\n"
+    assert run("db", "upgrade", "--db", db).output == f"{db}: schema at revision 0010\n"
 
 
 def _build_tiny_lut(url: str) -> None:
@@ -374,13 +420,13 @@ def test_cli_bad_input_is_one_line_and_writes_nothing(tmp_path, tiny_space):
 
 
 def test_a_calibration_worse_than_the_raw_sum_is_reported_and_not_used(lut_store, tiny_space):
-    from latency_db.calibrate import CalibrationReport
-    from latency_db.predictor import PredictionAccuracy
+    from latency_db.calibrate import chosen_method
 
-    better, worse = PredictionAccuracy(15, 0.4, 0.6, 12.0, 0.8), PredictionAccuracy(15, 0.2, 0.3, 30.0, 0.7)
-    assert CalibrationReport(1, 1.0, 0.0, 0.0, 15, uncalibrated=worse, calibrated=better).accepted
-    assert not CalibrationReport(1, 1.0, 0.0, 0.0, 15, uncalibrated=better, calibrated=worse).accepted
-    assert not CalibrationReport(1, 1.0, 0.0, 0.0, 15, uncalibrated=better, calibrated=better).accepted
+    better, worse = PredictionAccuracy(15, 0.4, 0.6, 12.0, 0.8, 0.9), PredictionAccuracy(15, 0.2, 0.3, 30.0, 0.7, 0.8)
+    best = PredictionAccuracy(15, 0.6, 0.9, 5.0, 0.9, 0.95)
+    assert chosen_method(worse, {"linear": better, "lightgbm": best}) == "lightgbm"
+    assert chosen_method(worse, {"linear": better, "lightgbm": worse}) == "linear"
+    assert chosen_method(better, {"linear": worse, "lightgbm": better}) is None  # equal to the raw sum: not used
     with lut_store.session() as session:
         device_id = session.scalar(select(Device.id).where(Device.name == "local"))
         common = dict(device_id=device_id, space=tiny_space.name, resolution=32, channels=3, classes=4,
@@ -394,14 +440,16 @@ def test_a_calibration_worse_than_the_raw_sum_is_reported_and_not_used(lut_store
     assert LutPredictor.load(lut_store, "local", tiny_space, TARGET).calibration.id == used_id  # the newer is skipped
 
 
-def test_calibration_needs_five_fit_archs_per_coefficient(lut_store, tiny_space):
-    with pytest.raises(ValueError, match=r"^calibration needs n >= 30 archs \(half fit the 3 coefficients, 5 per "
-                                         r"coefficient; half held out\), got 29$"):
+def test_calibration_sizes_are_checked_before_measuring(lut_store, tiny_space):
+    with pytest.raises(ValueError, match=r"^calibration needs n_fit >= 30 archs, got 29 \(fit: 10 per coefficient "):
         calibrate(lut_store, "local", tiny_space, TARGET, 29, settings=QUICK)
+    with pytest.raises(ValueError, match=r"^calibration needs holdout >= 10 archs, got 9 "):
+        calibrate(lut_store, "local", tiny_space, TARGET, 30, holdout=9, settings=QUICK)
+    with pytest.raises(ValueError, match=r"^space 'lut-test' gave only 64 distinct archs in 4050 random samples; "
+                                         r"this calibration needs 2000 \+ 50 = 2050$"):
+        calibrate(lut_store, "local", tiny_space, TARGET, 2000, holdout=50, settings=QUICK)
     with lut_store.session() as session:
         assert session.scalar(select(func.count()).select_from(Measurement)) == 0  # refused before measuring
-
-
 def test_tries_store_one_measurement_each_and_say_whether_they_agree(lut_store, tiny_space):
     from latency_db.reproducibility import AGREEMENT, Tries, measure_tries
 

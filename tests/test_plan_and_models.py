@@ -103,3 +103,22 @@ def test_builder_options(space):
 def test_bad_shapes_are_rejected(space, shape, classes, message):
     with pytest.raises(ValueError, match=message):
         plan_network(space.sample_many(1, seed=0)[0], shape, classes)
+
+
+def test_folded_params_and_activation_elements_match_the_built_model(space, smallest_arch, largest_arch):
+    """Folding leaves a bias per BatchNorm channel (1 of its 4 parameters); the activations an operator writes
+    are the outputs of its convolutions (SE excluded), of the head's pooling and of the logits."""
+    from akd_tf.operators import folded_params
+    from akd_tf.walk import walk
+
+    for arch in space.sample_many(3, seed=12) + [smallest_arch, largest_arch]:
+        model = build_student(arch, (32, 32, 3), 10)
+        bn_channels = sum(layer.input_shape[-1] for layer in model.layers
+                          if isinstance(layer, keras.layers.BatchNormalization))
+        operators = list(walk(arch, (32, 32, 3), 10))
+        assert sum(folded_params(op) for op in operators) == model.count_params() - 3 * bn_channels
+        written = sum(int(tf.reduce_prod(layer.output_shape[1:])) for layer in model.layers
+                      if isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D,
+                                            keras.layers.GlobalAveragePooling2D, keras.layers.Dense))
+                      and "_se_" not in layer.name)
+        assert sum(op.activation_elements for op in operators) == written, arch.to_string()

@@ -174,32 +174,43 @@ def _measure_tries(store, device_name, arch, target, settings, tries, wait_timeo
 
 @latency.command("calibrate")
 @device_option
-@click.option("--n", "n_archs", default=40, show_default=True, type=click.IntRange(min=1),
-              help="Random archs measured end to end (at least 30: 5 fit points per coefficient); half fit the "
-                   "correction, half test it.")
+@click.option("--n", "n_fit", default=60, show_default=True, type=click.IntRange(min=1),
+              help="Archs measured end to end to fit the corrections (at least 30), chosen where the predictor is "
+                   "least certain or most wrong (adaptive sampling).")
+@click.option("--holdout", default=20, show_default=True, type=click.IntRange(min=1),
+              help="Random archs measured to judge each correction (at least 10), never used for fitting.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the random archs.")
 @space_option
 @table_target_options
 @timing_options
 @wait_timeout_option
 @db_option
-def latency_calibrate(device_name, n_archs, seed, space_name, table, settings, wait_timeout, db_url):
-    """Fit DEVICE's correction of the lookup-table sum (scale, per-MB-of-weights, offset) and report its accuracy."""
-    from latency_db.calibrate import calibrate
+def latency_calibrate(device_name, n_fit, holdout, seed, space_name, table, settings, wait_timeout, db_url):
+    """Fit DEVICE's corrections of the lookup-table sum (linear, and LightGBM on the architecture's features),
+    report each one's accuracy on held-out archs and use the best.
 
+    An interrupted calibration run again with the same options measures only what it lacks."""
+    from latency_db.calibrate import MIN_FIT, MIN_HOLDOUT, calibrate
+
+    if n_fit < MIN_FIT:
+        raise click.BadParameter(f"needs at least {MIN_FIT} archs, got {n_fit}", param_hint="'--n'")
+    if holdout < MIN_HOLDOUT:
+        raise click.BadParameter(f"needs at least {MIN_HOLDOUT} archs, got {holdout}", param_hint="'--holdout'")
     store, space = open_store(db_url), get_space(space_name)
     target = _table_target(store, device_name, table)
-    with click.progressbar(length=n_archs, label="measuring archs", show_eta=True, show_pos=True) as bar:
-        report = calibrate(store, device_name, space, target, n_archs, seed=seed, settings=settings,
+    with click.progressbar(length=n_fit + holdout, label="measuring archs", show_eta=True, show_pos=True) as bar:
+        report = calibrate(store, device_name, space, target, n_fit, holdout=holdout, seed=seed, settings=settings,
                            progress=lambda _arch: bar.update(1), wait_timeout_s=wait_timeout)
-    click.echo(f"calibration #{report.calibration_id}: latency_ms = {report.scale:.4f} x LUT sum + "
-               f"{report.ms_per_weight_mb:.4f} x weight MB + {report.offset_ms:.4f} (fit on {report.n_fit} archs)")
-    click.echo(f"uncalibrated {report.uncalibrated.summary()}")
-    click.echo(f"calibrated   {report.calibrated.summary()}")
-    if not report.accepted:
-        click.echo(f"not used: on the held-out archs the calibration's RMSPE {report.calibrated.rmspe:.2f}% is not "
-                   f"below the raw table sum's {report.uncalibrated.rmspe:.2f}%; predictions keep the raw sum (or "
-                   f"the newest accepted calibration)")
+    click.echo(f"measured {report.n_fit} fit and {report.uncalibrated.n} held-out archs "
+               f"({report.measuring_s / 60:.1f} min of exporting and measuring)")
+    click.echo(f"raw LUT sum        {report.uncalibrated.summary()}")
+    for result in report.methods:
+        mark = "used" if result.accepted else "not used"
+        click.echo(f"calibration #{result.calibration_id} {result.method:<8} {result.accuracy.summary()} [{mark}]")
+    if report.chosen is None:
+        click.echo(f"not used: no correction's RMSPE on the held-out archs is below the raw table sum's "
+                   f"{report.uncalibrated.rmspe:.2f}%; predictions keep the raw sum (or the newest accepted "
+                   f"calibration)")
 
 
 def _archs_to_query(space_name: str, arch_text: str | None, arch_file) -> list:
@@ -235,6 +246,8 @@ def latency_query(arch_text, arch_file, device_name, space_name, table, db_url, 
         return
     for e in estimates:
         click.echo(f"{e.latency_ms:9.3f} ms  {e.source:<9}  {e.arch}  [{e.detail}]")
+        if e.outside_region:
+            click.echo(f"{'':12}  outside the calibration's region, an extrapolation: {e.outside_region}")
 
 
 @latency.command("list")
