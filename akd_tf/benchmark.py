@@ -62,6 +62,11 @@ class RunSettings:
             raise InvalidInput(f"max_extra_repeats must be an int >= 0, got {self.max_extra_repeats!r}")
 
 
+# How a whole model is measured (the table's micro-models have their own, latency_db.lut.LUT_SETTINGS):
+# benchmark_model's defaults (50 runs, at least 1 s), on the host in 3 repeats 0.5 s apart.
+WHOLE_MODEL_SETTINGS = RunSettings(repeats=3, repeat_gap_s=0.5)
+
+
 # Which statistic of a measurement's timed runs is "the latency" everywhere (the table, whole-model
 # measurements, predictions, rewards): the minimum reproduced best on a shared host, 0.07-0.27x the
 # median's run-to-run CV (benchmarks/estimators.py), and benchmark_model reports it on phones too.

@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 
 from sqlalchemy import select
 
-from akd_tf.benchmark import RunSettings
+from akd_tf.benchmark import WHOLE_MODEL_SETTINGS, RunSettings
 from akd_tf.space import Arch
 from akd_tf.target import ModelTarget
 from latency_db import farm
@@ -24,8 +24,6 @@ from latency_db.measurements import (get_or_create_model, latest_measurement, me
 from latency_db.schema import Measurement, utcnow
 from latency_db.store import Store
 
-# benchmark_model's defaults (50 runs, at least 1 s), on the host in 3 repeats 0.5 s apart (see RunSettings)
-WHOLE_MODEL_SETTINGS = RunSettings(repeats=3, repeat_gap_s=0.5)
 
 
 def export_untrained(arch: Arch, target: ModelTarget, out_path: Path, seed: int):

@@ -61,6 +61,16 @@ def test_failed_parity_is_an_error_and_writes_nothing(space, model, tmp_path):
     assert not out.exists() and not list(tmp_path.iterdir())
 
 
+def test_untrained_latency_exports_check_parity_to_a_thousandth_of_the_logit_scale(space, model, tmp_path):
+    """A wrong graph is off by the logit scale itself, so the looser tolerance still fails it."""
+    result = export.export_arch(space.sample_many(1, seed=0)[0], SHAPE, 10, tmp_path / "arch.tflite")
+    assert (result.parity.tolerance, result.parity.passed) == (1e-3, True)
+    other = export.build_for_export(space.sample_many(2, seed=0)[1], SHAPE, 10, seed=1)
+    wrong = export.check_parity(model, export.convert(other, "none"), export.random_images(SHAPE, 8, 3), "none",
+                                tolerances=export.UNTRAINED_PARITY_TOLERANCE)
+    assert wrong.tolerance == 1e-3 and wrong.max_abs_diff > 1e-3 * wrong.logit_scale and not wrong.passed
+
+
 def test_multi_output_models_export_their_logits(space, tmp_path):
     from akd_tf.models import build_student
 

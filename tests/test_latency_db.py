@@ -168,6 +168,14 @@ def test_query_prefers_measurements_and_says_which_predictor_answered(lut_store,
     flags = after[2].outside_region.split("; ")
     assert [flag.split(" ")[0] for flag in flags] == list(FEATURE_NAMES)
     assert flags[0] == f"lut_ms {lut_ms:.4g} outside fitted {2 * lut_ms:.4g}..{3 * lut_ms:.4g}"
+    shown = CliRunner().invoke(main, ["latency", "query", "--arch", archs[2].to_string(), "--space", tiny_space.name,
+                                      "--db", str(lut_store.url)])
+    assert shown.exit_code == 0, shown.output
+    assert shown.output.splitlines() == [
+        f"{after[2].latency_ms:9.3f} ms  predicted  {archs[2].to_string()}  [{after[2].detail}]",
+        f"{'':12}  outside the calibration's region, an extrapolation: {after[2].outside_region}"]
+    refused = CliRunner().invoke(main, ["latency", "calibrate", "--n", "29", "--db", str(lut_store.url)])
+    assert refused.exit_code == 2 and "Invalid value for '--n': needs at least 30 archs, got 29" in refused.output
 
 
 def test_calibrate_fits_both_methods_uses_the_best_and_resumes_after_an_interruption(lut_store, tiny_space):
@@ -481,6 +489,9 @@ def test_measure_tries_cli_prints_each_try_and_the_verdict(lut_store, tiny_space
                         r"they (agree|do NOT agree) within 5%", lines[2])
     refused = CliRunner().invoke(main, [*args, "--tries", "2", "--no-wait"])
     assert refused.exit_code == 2 and "--tries compares measurements as they finish: drop --no-wait" in refused.output
+    with lut_store.session() as session:  # the CLI measures with the whole-model protocol, its two options changed
+        stored = [m.settings for m in session.scalars(select(Measurement))]
+    assert [(s["repeats"], s["repeat_gap_s"], s["num_runs"], s["min_secs"]) for s in stored] == [(3, 0.5, 3, 0.0)] * 2
 
 
 def test_a_device_s_only_table_gives_the_shape_a_command_leaves_out(lut_store, tiny_space):

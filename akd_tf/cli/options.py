@@ -116,12 +116,15 @@ table_target_options = bundle("table", [
 
 
 def _run_settings(runs: int, min_secs: float):
-    from akd_tf.benchmark import RunSettings
+    from dataclasses import replace
 
-    return RunSettings(num_runs=runs, min_secs=min_secs)
+    from akd_tf.benchmark import WHOLE_MODEL_SETTINGS
+
+    return replace(WHOLE_MODEL_SETTINGS, num_runs=runs, min_secs=min_secs)
 
 
-# --runs and --min-secs, as benchmark_model names them, as one ``settings`` (a RunSettings).
+# --runs and --min-secs, as benchmark_model names them, as one ``settings``: the whole-model protocol
+# (akd_tf.benchmark.WHOLE_MODEL_SETTINGS) with those two changed.
 timing_options = bundle("settings", [
     click.option("--runs", default=50, show_default=True, type=click.IntRange(min=1),
                  help="Least number of timed runs per model."),
