@@ -25,7 +25,6 @@ from latency_db.schema import Measurement, utcnow
 from latency_db.store import Store
 
 
-
 def export_untrained(arch: Arch, target: ModelTarget, out_path: Path, seed: int):
     """Export ``arch`` with seeded random weights at ``target`` to ``out_path``: what latency is measured on."""
     from akd_tf.export import export_arch
