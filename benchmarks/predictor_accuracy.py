@@ -21,7 +21,7 @@ import argparse
 import time
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from akd_tf.benchmark import latency_us
 from akd_tf.space import get_space
@@ -30,6 +30,7 @@ from latency_db.accuracy import prediction_accuracy
 from latency_db.calibrate import calibrate, calibration_archs
 from latency_db.corrections import correction_of
 from latency_db.devices import get_device
+from latency_db.keys import enumerate_operators
 from latency_db.measure import measure_many
 from latency_db.predictor import LutPredictor, predict_from_features
 from latency_db.schema import Calibration, LutEntry
@@ -37,13 +38,15 @@ from latency_db.store import open_store
 from table_args import add_table_arguments
 
 
-def table_build_minutes(store, device_name: str) -> float:
-    """Minutes between the first and last table entry stored for the device (the build's wall time)."""
+def table_build_minutes(store, device_name: str, space, target: ModelTarget) -> float:
+    """Minutes between the first and last entry of the table at ``target`` (the build's wall time)."""
+    keys = [op.key for op in enumerate_operators(space, target.input_shape, target.classes)]
     with store.session() as session:
         device_id = get_device(session, device_name).id
-        first, last = session.execute(select(func.min(LutEntry.measured_at), func.max(LutEntry.measured_at))
-                                      .where(LutEntry.device_id == device_id)).one()
-    return 0.0 if first is None else (last - first).total_seconds() / 60
+        stamps = session.scalars(select(LutEntry.measured_at).where(
+            LutEntry.device_id == device_id, LutEntry.quantization == target.quantization,
+            LutEntry.key.in_(keys))).all()
+    return 0.0 if not stamps else (max(stamps) - min(stamps)).total_seconds() / 60
 
 
 def main() -> None:
@@ -95,8 +98,8 @@ def main() -> None:
                 chosen = (row.method, accuracy)
     outside = sum(bool(flag) for flag in predictor.outside_region(test))
     print(f"  {outside} of {len(test)} test archs lie outside the chosen calibration's fitted region")
-    print(f"cost of a new device: table {table_build_minutes(store, args.device):.1f} min + calibration "
-          f"{report.measuring_s / 60:.1f} min")
+    table_minutes = table_build_minutes(store, args.device, space, target)
+    print(f"cost of a new device: table {table_minutes:.1f} min + calibration {report.measuring_s / 60:.1f} min")
     if chosen is None:
         print("no calibration was chosen: predictions stay the raw table sum")
     else:
