@@ -212,19 +212,60 @@ def time_model(model_path: str | os.PathLike, settings: RunSettings, seed: int =
     values of each input's dtype, drawn from ``seed``. Each repeat after the first loads the model
     afresh (with one untimed run), so the repeats also sample where the interpreter's buffers land.
     """
+    return time_models([model_path], settings, seed)[0]
+
+
+@dataclass
+class _Timing:
+    """One model's timings so far, in a batch timed by :func:`time_models`."""
+
+    path: str | os.PathLike
+    init_us: float = 0.0
+    first_us: float = 0.0
+    warmup: list[float] = field(default_factory=list)
+    repeats: list[list[float]] = field(default_factory=list)
+
+    def wants_more(self, settings: RunSettings) -> bool:
+        """Fewer repeats than asked, or not yet :func:`_settled` and extra repeats left."""
+        done = len(self.repeats)
+        return done < settings.repeats or (
+            not _settled([min(r) for r in self.repeats], settings.settle_within)
+            and done < settings.repeats + settings.max_extra_repeats)
+
+
+def time_models(model_paths, settings: RunSettings, seed: int = 0) -> list[RawTimings]:
+    """:func:`time_model` for several models, their repeats interleaved: round ``r`` times repeat ``r`` of
+    every model that wants one, rounds ``repeat_gap_s`` apart. A burst of interference from other
+    tenants then lands on one repeat of several models instead of every repeat of one, and the minimum
+    over a model's repeats steps around it. One model is the plain protocol."""
+    runs = max(1, -(-settings.num_runs // settings.repeats))
+    secs = settings.min_secs / settings.repeats
+    timings = [_Timing(path) for path in model_paths]
     gc_was_enabled = gc.isenabled()
     gc.disable()  # a collection inside a timed run is noise, not model latency
     try:
-        start = time.perf_counter_ns()
-        interpreter = _loaded(model_path, settings, seed)
-        init_us = (time.perf_counter_ns() - start) / 1000.0
-        first_us = _timed_invoke(interpreter)
-        warmup = _run_until(interpreter, settings.warmup_runs, settings.warmup_min_secs, settings.max_secs)
-        repeats = _timed_repeats(interpreter, lambda: _loaded(model_path, settings, seed), settings)
+        for timing in timings:  # round 0: load, first inference, warm-up, the first repeat
+            start = time.perf_counter_ns()
+            interpreter = _loaded(timing.path, settings, seed)
+            timing.init_us = (time.perf_counter_ns() - start) / 1000.0
+            timing.first_us = _timed_invoke(interpreter)
+            timing.warmup = _run_until(interpreter, settings.warmup_runs, settings.warmup_min_secs, settings.max_secs)
+            timing.repeats.append(_run_until(interpreter, runs, secs, settings.max_secs))
+            del interpreter
+        while any(t.wants_more(settings) for t in timings):
+            if settings.repeat_gap_s:
+                time.sleep(settings.repeat_gap_s)
+            for timing in timings:
+                if timing.wants_more(settings):
+                    interpreter = _loaded(timing.path, settings, seed)  # a fresh interpreter, run once untimed
+                    interpreter.invoke()
+                    timing.repeats.append(_run_until(interpreter, runs, secs, settings.max_secs))
+                    del interpreter
     finally:
         if gc_was_enabled:
             gc.enable()
-    return RawTimings(init_us, first_us, warmup, [t for r in repeats for t in r], [min(r) for r in repeats])
+    return [RawTimings(t.init_us, t.first_us, t.warmup, [x for r in t.repeats for x in r],
+                       [min(r) for r in t.repeats]) for t in timings]
 
 
 def _loaded(model_path, settings: RunSettings, seed: int):
@@ -244,37 +285,24 @@ def _settled(minimums: list[float], within: float) -> bool:
     return second <= fastest * (1.0 + within)
 
 
-def _timed_repeats(interpreter, reload, settings: RunSettings) -> list[list[float]]:
-    """The timed runs in ``settings.repeats`` repeats (runs and seconds shared out), ``repeat_gap_s`` apart,
-    plus up to ``max_extra_repeats`` more until :func:`_settled`; every repeat after the first on a fresh
-    interpreter from ``reload()``, run once untimed."""
-    runs = max(1, -(-settings.num_runs // settings.repeats))
-    secs = settings.min_secs / settings.repeats
-    repeats: list[list[float]] = []
-    while len(repeats) < settings.repeats or (
-            not _settled([min(r) for r in repeats], settings.settle_within)
-            and len(repeats) < settings.repeats + settings.max_extra_repeats):
-        if repeats:
-            if settings.repeat_gap_s:
-                time.sleep(settings.repeat_gap_s)
-            interpreter = reload()
-            interpreter.invoke()
-        repeats.append(_run_until(interpreter, runs, secs, settings.max_secs))
-    return repeats
-
-
 def run_local_benchmark(model_path: str | os.PathLike, settings: RunSettings | None = None,
                         core: int | str | None = "auto", seed: int = 0) -> BenchmarkResult:
     """Measure a ``.tflite`` file on the host CPU (see the module docstring for the protocol)."""
+    return run_local_benchmarks([model_path], settings, core, seed)[0]
+
+
+def run_local_benchmarks(model_paths, settings: RunSettings | None = None, core: int | str | None = "auto",
+                         seed: int = 0) -> list[BenchmarkResult]:
+    """Measure several ``.tflite`` files on the host CPU, their repeats interleaved (:func:`time_models`)."""
     base = settings or RunSettings()
-    model_path = check_tflite_file(model_path)
+    model_paths = [check_tflite_file(path) for path in model_paths]
     pinned = resolve_core(core)
     settings = RunSettings(**{**asdict(base), "core": pinned, "runtime": load_interpreter().label})
     with _PinnedTo(pinned):
-        raw = time_model(model_path, settings, seed)
-    return BenchmarkResult.from_samples(raw.timed_us, init_us=raw.init_us, first_inference_us=raw.first_inference_us,
-                                        warmup_us=raw.warmup_us, device=LOCAL_DEVICE, settings=settings,
-                                        repeat_minimums_us=raw.repeat_minimums_us)
+        raws = time_models(model_paths, settings, seed)
+    return [BenchmarkResult.from_samples(raw.timed_us, init_us=raw.init_us, first_inference_us=raw.first_inference_us,
+                                         warmup_us=raw.warmup_us, device=LOCAL_DEVICE, settings=settings,
+                                         repeat_minimums_us=raw.repeat_minimums_us) for raw in raws]
 
 
 def _run_until(interpreter, min_runs: int, min_secs: float, max_secs: float) -> list[float]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Callable, Protocol
 
-from akd_tf.benchmark import BenchmarkResult, RunSettings, run_local_benchmark
+from akd_tf.benchmark import BenchmarkResult, RunSettings, run_local_benchmark, run_local_benchmarks
 from akd_tf.errors import InvalidInput
 from latency_db.schema import Device
 
@@ -24,6 +24,15 @@ def _local(device: Device, model_path: str, settings: RunSettings) -> BenchmarkR
 
 
 _BACKENDS: dict[str, Backend] = {"local": _local}
+
+
+def measure_files(device: Device, model_paths: list[str], settings: RunSettings) -> list[BenchmarkResult]:
+    """Measure several files on ``device`` in this process: on the host with their repeats interleaved
+    (:func:`akd_tf.benchmark.run_local_benchmarks`), elsewhere one after another."""
+    if device.kind == "local":
+        return run_local_benchmarks(model_paths, settings, core="auto" if device.core is None else device.core)
+    backend = backend_for(device)
+    return [backend(device, path, settings) for path in model_paths]
 
 
 def register_backend(kind: str, backend: Callable[[Device, str, RunSettings], BenchmarkResult]) -> None:

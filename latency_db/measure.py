@@ -17,7 +17,7 @@ from akd_tf.benchmark import WHOLE_MODEL_SETTINGS, RunSettings
 from akd_tf.space import Arch
 from akd_tf.target import ModelTarget
 from latency_db import farm
-from latency_db.backends import backend_for
+from latency_db.backends import backend_for, measure_files
 from latency_db.devices import get_device
 from latency_db.measurements import (get_or_create_model, latest_measurement, measurement_by_run_key,
                                      record_measurement)
@@ -135,13 +135,44 @@ def measure_tflite(store: Store, device_name: str, arch: Arch, target: ModelTarg
                                   finished_at=finished)
 
 
+# Archs measured on the host with their repeats interleaved: a burst of interference then touches one
+# repeat of several models instead of every repeat of one; an interruption loses at most this many.
+INTERLEAVED_BATCH = 10
+
+
+def _measure_interleaved(store: Store, device_name: str, archs: list[Arch], target: ModelTarget,
+                         settings: RunSettings, progress: Callable[[Arch], None] | None) -> dict[Arch, Measurement]:
+    """Export ``archs``, measure them on the host with interleaved repeats, store each measurement."""
+    with store.session() as session:
+        device = get_device(session, device_name)
+        session.expunge(device)
+    with tempfile.TemporaryDirectory(prefix="akd-tf-") as tmp:
+        exported = [export_untrained(arch, target, Path(tmp) / f"model{i}.tflite", 0) for i, arch in enumerate(archs)]
+        started = utcnow()
+        results = measure_files(device, [e.path for e in exported], settings)
+        finished = utcnow()
+    rows = {}
+    for arch, export, result in zip(archs, exported, results):
+        with store.session() as session:
+            device = get_device(session, device_name)
+            model = get_or_create_model(session, arch, target, export.sha256)
+            rows[arch] = record_measurement(session, device, model, result, run_key=uuid.uuid4().hex,
+                                            started_at=started, finished_at=finished)
+            session.expunge(rows[arch])
+        if progress is not None:
+            progress(arch)
+    return rows
+
+
 def measure_many(store: Store, device_name: str, archs: list[Arch], target: ModelTarget, *,
                  settings: RunSettings = WHOLE_MODEL_SETTINGS, wait_timeout_s: float | None = None,
                  progress: Callable[[Arch], None] | None = None) -> dict[Arch, Measurement]:
     """The latest measurement of each arch, measuring those never measured.
 
-    On a phone every missing arch is queued first (deterministic run keys: an interrupted call
-    resumes) and the farm measures them in parallel; ``progress`` is called per arch as each is ready.
+    On the host they are measured in batches of :data:`INTERLEAVED_BATCH`, their repeats interleaved
+    (``progress`` after each batch). On a phone every missing arch is queued first (deterministic run keys:
+    an interrupted call resumes) and the farm measures them in parallel; ``progress`` is called per arch as
+    each is ready.
     ValueError naming the failed jobs if any failed.
     """
     with store.session() as session:
@@ -156,10 +187,9 @@ def measure_many(store: Store, device_name: str, archs: list[Arch], target: Mode
             progress(arch)
     missing = [a for a in archs if rows[a] is None]
     if not farm_device:
-        for arch in missing:
-            rows[arch] = measure_arch(store, device_name, arch, target, settings=settings)
-            if progress is not None:
-                progress(arch)
+        for start in range(0, len(missing), INTERLEAVED_BATCH):
+            rows.update(_measure_interleaved(store, device_name, missing[start:start + INTERLEAVED_BATCH], target,
+                                             settings, progress))
         return rows
     reported = 0
 

@@ -109,3 +109,24 @@ def test_repeats_pool_their_runs_and_keep_their_spread(tflite_path):
     assert BenchmarkResult.from_dict(result.to_dict()) == result
     with pytest.raises(ValueError, match=r"^repeats must be an int >= 1, got 0$"):
         RunSettings(repeats=0)
+
+
+def test_a_batch_interleaves_its_repeats_round_by_round(tflite_path, tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from akd_tf import benchmark
+
+    paths = [tmp_path / name for name in ("a.tflite", "b.tflite")]
+    for path in paths:
+        path.write_bytes(Path(tflite_path).read_bytes())
+    loads = []
+    real_loaded = benchmark._loaded
+    monkeypatch.setattr(benchmark, "_loaded", lambda path, settings, seed: loads.append(Path(path).stem)
+                        or real_loaded(path, settings, seed))
+    settings = RunSettings(num_runs=6, warmup_runs=1, min_secs=0.0, warmup_min_secs=0.0, repeats=3,
+                           max_extra_repeats=0)
+    raws = benchmark.time_models(paths, settings)
+    assert loads == ["a", "b", "a", "b", "a", "b"]  # repeat r of every model before repeat r + 1 of any
+    assert [len(raw.repeat_minimums_us) for raw in raws] == [3, 3]
+    results = benchmark.run_local_benchmarks(paths, settings)
+    assert [r.count for r in results] == [6, 6] and all(r.settings.repeats == 3 for r in results)
