@@ -47,8 +47,9 @@ def main() -> None:
         raise RuntimeError(f"memoized and plain LUT sums differ by up to {worst} us")
     print(f"table load: {load_s * 1000:.0f} ms for {len(predictor.table_us)} entries")
     print(f"baseline, full plan per arch: {naive_rate:,.0f} archs/s")
-    applied = "with" if predictor.calibration is not None else "without"
-    print(f"memoized predictor ({applied} calibration): {rate / naive_rate:.1f}x the baseline")
+    cal = predictor.calibration
+    applied = "without calibration" if cal is None else f"with calibration #{cal.id}, {cal.method}"
+    print(f"memoized predictor ({applied}): {rate / naive_rate:.1f}x the baseline")
     print(f"batch prediction throughput: {rate:,.0f} archs/s over {args.n:,} archs (goal >= 10,000)")
 
 
