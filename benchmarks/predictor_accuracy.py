@@ -10,6 +10,14 @@ measures only what it lacks.
 
     .venv/bin/python benchmarks/predictor_accuracy.py [--resolution 32 --classes 10 --n-fit 60 --holdout 20
                                                        --test 100 --test-seed 7001 --device local --db URL]
+    .venv/bin/python benchmarks/predictor_accuracy.py --emulated-phone [--db sqlite:///benchmarks/.cache/phone.db]
+
+With --emulated-phone everything goes through the device farm instead: an
+emulated Pixel 4 (an ADB daemon on loopback whose benchmark_model really runs
+each model, pinned to the last core) is registered as `emulated-pixel4`, a farm
+worker in this process serves it, and the table (built here if missing, the
+conversions kept on the other cores), the calibration and the test archs are
+all measured as farm jobs.
 
 The headline (share of test archs within +-10% for the method the calibration
 chose, goal >= 95%) is printed last.
@@ -18,7 +26,13 @@ chose, goal >= 95%) is printed last.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import multiprocessing
+import os
+import tempfile
+import threading
 import time
+from pathlib import Path
 
 import numpy as np
 from sqlalchemy import select
@@ -35,7 +49,60 @@ from latency_db.measure import measure_many
 from latency_db.predictor import LutPredictor, predict_from_features
 from latency_db.schema import Calibration, LutEntry
 from latency_db.store import open_store
-from table_args import add_table_arguments
+from table_args import CACHE, add_table_arguments, ensure_cache
+
+PHONE = "emulated-pixel4"
+
+
+def _serve_phone(state_dir: str, core: int, ports, stop) -> None:
+    from devicefarm.emulator import EmulatedPhone, Faults
+
+    os.sched_setaffinity(0, {core})  # the phone's own core: conversions run on the others
+    # Temperatures pinned at a cool 35 C, so no cool-down waits: this measures the predictor, not the heat model.
+    with EmulatedPhone("pixel4", state_dir=state_dir, faults=Faults(temperature_c=35.0)).start() as phone:
+        ports.put(phone.port)
+        stop.wait()
+
+
+@contextlib.contextmanager
+def emulated_phone(store, workdir: Path):
+    """Start an emulated Pixel 4 on the last core, register it as :data:`PHONE`, serve it with a farm worker
+    in a thread; yields its name."""
+    from devicefarm.phones import register_phone
+    from devicefarm.worker import FarmWorker, WorkerOptions
+
+    cores = sorted(os.sched_getaffinity(0))
+    context = multiprocessing.get_context("spawn")
+    stop, ports = context.Event(), context.Queue()
+    process = context.Process(target=_serve_phone, args=(str(workdir / "phone"), cores[-1], ports, stop), daemon=True)
+    process.start()
+    os.sched_setaffinity(0, set(cores[:-1]) or set(cores))
+    binary = workdir / "benchmark_model"
+    binary.write_bytes(b"the emulated phone runs its own benchmark_model\n")
+    worker = None
+    try:
+        address = f"127.0.0.1:{ports.get(timeout=120)}"
+        register_phone(store, address, name=PHONE, benchmark_binary=binary)
+        worker = FarmWorker(store, [PHONE], worker_id="predictor-accuracy", options=WorkerOptions(poll_s=0.05))
+        thread = threading.Thread(target=worker.run, daemon=True)
+        thread.start()
+        yield PHONE
+    finally:
+        if worker is not None:
+            worker.stop.set()
+        stop.set()
+        process.join(timeout=30)
+
+
+def ensure_table(store, device: str, space, target: ModelTarget) -> None:
+    """Build the device's table at ``target`` where keys are missing (a phone: as farm jobs, waited for)."""
+    from latency_db.lut import build_lut, missing_operators
+
+    _, missing = missing_operators(store, device, space, target)
+    if missing:
+        print(f"building {len(missing)} table keys on {device}", flush=True)
+        summary = build_lut(store, device, space, target, workers=max(1, len(os.sched_getaffinity(0)) - 1))
+        print(f"  table built in {summary.seconds / 60:.1f} min", flush=True)
 
 
 def table_build_minutes(store, device_name: str, space, target: ModelTarget) -> float:
@@ -57,9 +124,26 @@ def main() -> None:
     parser.add_argument("--test", type=int, default=100)
     parser.add_argument("--test-seed", type=int, default=7001)
     parser.add_argument("--device", default="local")
+    parser.add_argument("--emulated-phone", action="store_true", help="measure through the farm on an emulated phone")
     add_table_arguments(parser)
     args = parser.parse_args()
-    store, space = open_store(args.db), get_space()
+    if args.emulated_phone:
+        ensure_cache()
+        if args.db == parser.get_default("db"):
+            args.db = f"sqlite:///{CACHE / 'phone.db'}"
+        os.environ.setdefault("AKD_TF_ADB_KEY", str(Path(tempfile.gettempdir()) / "akd-tf-bench-keys" / "adbkey"))
+        with tempfile.TemporaryDirectory(prefix="akd-tf-phone-") as tmp:
+            store = open_store(args.db)
+            with emulated_phone(store, Path(tmp)) as name:
+                args.device = name
+                ensure_table(store, name, get_space(), ModelTarget(args.resolution, args.classes))
+                report_accuracy(args, store)
+        return
+    report_accuracy(args, open_store(args.db))
+
+
+def report_accuracy(args, store) -> None:
+    space = get_space()
     target = ModelTarget(args.resolution, args.classes)
     done = [0]
 
