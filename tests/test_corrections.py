@@ -6,7 +6,7 @@ import pytest
 from latency_db.corrections import (LearnedCorrection, Region, correction_of, fit_learned, library_version,
                                     region_of)
 from latency_db.features import FEATURE_NAMES, FEATURES, describe
-from latency_db.sampling import SamplingPlan, adaptive_sample, pick_diverse
+from latency_db.sampling import SamplingPlan, adaptive_sample, pick_batch
 
 
 def synthetic(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -79,13 +79,15 @@ def test_sampling_plan_spends_a_third_at_random_then_rounds_of_a_tenth():
     assert SamplingPlan.for_total(30) == SamplingPlan(30, 13, 5)  # 13: every 4/5 out-of-fold fit keeps 10
 
 
-def test_pick_diverse_skips_a_near_twin_of_an_earlier_pick():
-    points = np.array([[0.0, 0.0], [0.01, 0.0], [5.0, 0.0], [0.0, 5.0], [5.0, 5.0]])
-    scores = np.array([5.0, 4.0, 3.0, 2.0, 1.0])
-    assert pick_diverse(scores, points, 3) == [0, 2, 3]  # not 1, the twin of 0
-    assert pick_diverse(scores, points, 4) == [0, 2, 3, 4]
-    assert pick_diverse(scores, points, 5) == [0, 1, 2, 3, 4]  # all of them: in score order
-    assert pick_diverse(scores[:2], points[:2], 2) == [0, 1]
+def test_a_batch_alternates_the_farthest_candidate_and_the_best_scoring_one_not_too_close():
+    measured = np.array([[0.0, 0.0], [1.0, 0.0]])  # median nearest-neighbour distance: 1
+    candidates = np.array([[0.5, 0.0], [0.6, 0.1], [9.0, 0.0], [3.0, 0.0], [0.0, 2.0]])
+    scores = np.array([9.0, 8.0, 0.0, 1.0, 2.0])
+    # explore: [9, 0], the farthest; exploit: 0 and 1 lie within 1 of the measured points, so [0, 2] (score 2);
+    # explore: [3, 0] (2 from [1, 0]); exploit: nothing else is far enough, so the best score, [0.5, 0]
+    assert pick_batch(scores, candidates, measured, 4) == [2, 4, 3, 0]
+    assert pick_batch(scores, candidates, measured, 9) == [2, 4, 3, 0, 1]  # no more than there are
+    assert pick_batch(scores[:1], candidates[:1], measured[:1], 1) == [0]
 
 
 def test_adaptive_sampling_measures_its_budget_once_each_and_repeats_its_picks():
