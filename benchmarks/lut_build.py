@@ -30,7 +30,7 @@ def main() -> None:
     args = parser.parse_args()
     ensure_cache()
     space, target = get_space(), ModelTarget(args.resolution, args.classes)
-    workers = max(0, len(os.sched_getaffinity(0)) - 1)
+    workers = len(os.sched_getaffinity(0))
 
     with tempfile.TemporaryDirectory() as tmp:
         scratch = open_store(f"sqlite:///{tmp}/baseline.db")

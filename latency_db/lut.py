@@ -24,7 +24,7 @@ from typing import Callable
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from akd_tf.benchmark import RunSettings, resolve_core
+from akd_tf.benchmark import RunSettings
 from akd_tf.space import SearchSpace
 from latency_db import farm
 from latency_db.backends import backend_for
@@ -71,23 +71,36 @@ def export_operator(op: Operator, quantization: str, out_path: str, seed: int = 
     return out_path
 
 
-def _pin_to(cores: set[int]) -> None:
-    os.sched_setaffinity(0, cores)
+# Micro-models converted ahead per chunk on the host, then timed with the machine quiet.
+AHEAD_CHUNK = 64
 
 
-def _exported(ops: list[Operator], quantization: str, workdir: Path, workers: int, measuring_core: int | None):
-    """Yield (op, path of its .tflite) in order; with workers, conversions run ahead in other processes.
-
-    Conversion workers are kept off the measuring core so they do not disturb the timings.
+def _converted_ahead(ops: list[Operator], quantization: str, workdir: Path, workers: int):
+    """Yield (op, path of its .tflite) in order, for timing on the host: each chunk of :data:`AHEAD_CHUNK` is
+    converted first, in ``workers`` processes on every core, and only then handed out to be timed, so no
+    conversion runs while a micro-model is timed (the timing-context study, benchmarks/timing_context.py).
     """
     if workers == 0:
         for i, op in enumerate(ops):
             yield op, export_operator(op, quantization, str(workdir / f"op{i}.tflite"))
         return
-    others = set(os.sched_getaffinity(0)) - {measuring_core}
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_pin_to,
-                             initargs=(others or set(os.sched_getaffinity(0)),)) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        for start in range(0, len(ops), AHEAD_CHUNK):
+            chunk = list(enumerate(ops[start:start + AHEAD_CHUNK], start=start))
+            paths = list(pool.map(export_operator, [op for _, op in chunk], itertools.repeat(quantization),
+                                  [str(workdir / f"op{i}.tflite") for i, _ in chunk]))
+            yield from zip((op for _, op in chunk), paths)
+
+
+def _exported(ops: list[Operator], quantization: str, workdir: Path, workers: int):
+    """Yield (op, path of its .tflite) in order, conversions running ahead in ``workers`` other processes
+    while the caller works on earlier ones (queuing farm jobs: a phone's timings do not share this host)."""
+    if workers == 0:
+        yield from _converted_ahead(ops, quantization, workdir, 0)
+        return
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         pending = iter(enumerate(ops))
         futures = collections.deque()
 
@@ -95,7 +108,7 @@ def _exported(ops: list[Operator], quantization: str, workdir: Path, workers: in
             for i, op in itertools.islice(pending, count):
                 futures.append((op, pool.submit(export_operator, op, quantization, str(workdir / f"op{i}.tflite"))))
 
-        submit(2 * workers)  # keep the workers ahead of the measuring process
+        submit(2 * workers)  # keep the workers ahead of the caller
         while futures:
             op, future = futures.popleft()
             submit(1)
@@ -109,8 +122,8 @@ def build_lut(store: Store, device_name: str, space: SearchSpace, target: ModelT
               wait_progress: Callable[[int, int, int], None] | None = None) -> LutBuildSummary:
     """Measure and store every missing key (at most ``limit``); ``progress`` is called after each key.
 
-    With ``workers`` > 0, micro-models are converted in that many other processes (kept off the
-    measuring core) while this one measures: on 2 cores, 1 worker nearly halves the build time.
+    With ``workers`` > 0, micro-models are converted in that many processes: on the host a chunk at a
+    time before it is timed, so nothing else of ours runs while a key is timed (:func:`_converted_ahead`).
     On a phone each key is queued as a farm job (``progress`` after each is queued), then, with
     ``wait``, waited for (``wait_progress(done, failed, total)``); re-running queues nothing twice.
     """
@@ -124,9 +137,8 @@ def build_lut(store: Store, device_name: str, space: SearchSpace, target: ModelT
                               wait_progress, start, len(operators), len(operators) - len(missing))
     backend = backend_for(device)
     measured = 0
-    measuring_core = resolve_core("auto") if device.kind == "local" else None
     with tempfile.TemporaryDirectory(prefix="akd-tf-lut-") as tmp:
-        for op, path in _exported(todo, target.quantization, Path(tmp), workers, measuring_core):
+        for op, path in _converted_ahead(todo, target.quantization, Path(tmp), workers):
             result = backend(device, path, settings)
             os.unlink(path)
             try:
@@ -150,7 +162,7 @@ def _queue_on_farm(store, device_name, todo, target, settings, workers, progress
 
     def exported(pending: list[farm.FarmRequest]):
         with tempfile.TemporaryDirectory(prefix="akd-tf-lut-") as tmp:
-            for _op, path in _exported([r.subject for r in pending], target.quantization, Path(tmp), workers, None):
+            for _op, path in _exported([r.subject for r in pending], target.quantization, Path(tmp), workers):
                 tflite = Path(path).read_bytes()
                 os.unlink(path)
                 yield tflite

@@ -66,7 +66,9 @@ def latency():
 @click.option("--dry-run", is_flag=True, help="List the keys (and which are missing) without measuring.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Measure at most this many missing keys.")
 @click.option("--workers", type=click.IntRange(min=0), default=None,
-              help="Processes converting micro-models while this one measures (default: cores - 1; 0: none).")
+              help="Processes converting micro-models (default: one per core; 0: convert in this process). On "
+                   "this host a chunk of keys is converted before it is timed, so no conversion runs during a "
+                   "timing; for a phone, conversions run while earlier keys are queued.")
 @no_wait_option
 @wait_timeout_option
 @db_option
@@ -87,7 +89,7 @@ def latency_build_lut(device_name, space_name, target, dry_run, limit, workers, 
         return
     todo = len(missing) if limit is None else min(limit, len(missing))
     if workers is None:
-        workers = max(0, len(os.sched_getaffinity(0)) - 1)
+        workers = len(os.sched_getaffinity(0))
     with FarmProgress("measured on the farm") as farm_bar:
         with click.progressbar(length=todo, label="measuring or queuing", show_eta=True, show_pos=True,
                                item_show_func=lambda op: op.key if op else None) as bar:
