@@ -396,12 +396,32 @@ def test_two_builders_on_one_sqlite_file_store_each_key_once(sqlite_url, tiny_sp
     store.close()
 
 
-def test_lut_build_with_a_conversion_worker(sqlite_url, tiny_space):  # noqa: F811
+def test_lut_build_converts_a_chunk_before_timing_any_of_it(sqlite_url, tiny_space, monkeypatch):  # noqa: F811
+    from pathlib import Path
+
+    from latency_db import lut
+
+    timed = []
+    real_backend_for = lut.backend_for
+
+    def watching_backend_for(device):
+        backend = real_backend_for(device)
+
+        def run(d, path, settings):  # which micro-models exist on disk when this one is timed
+            timed.append(sorted(p.name for p in Path(path).parent.glob("op*.tflite")))
+            return backend(d, path, settings)
+        return run
+
+    monkeypatch.setattr(lut, "AHEAD_CHUNK", 3)
+    monkeypatch.setattr(lut, "backend_for", watching_backend_for)
     store = open_store(sqlite_url)
-    summary = build_lut(store, "local", tiny_space, TARGET, settings=QUICK, workers=1, limit=3)
-    assert (summary.measured, summary.already_stored) == (3, 0)
+    summary = build_lut(store, "local", tiny_space, TARGET, settings=QUICK, workers=1, limit=5)
+    assert (summary.measured, summary.already_stored) == (5, 0)
+    # chunk 1 (keys 0-2) converted before any is timed, each file removed once timed; then chunk 2 (3-4)
+    assert timed == [["op0.tflite", "op1.tflite", "op2.tflite"], ["op1.tflite", "op2.tflite"], ["op2.tflite"],
+                     ["op3.tflite", "op4.tflite"], ["op4.tflite"]]
     _, missing = missing_operators(store, "local", tiny_space, TARGET)
-    assert len(missing) == 5
+    assert len(missing) == 3
     store.close()
 
 
