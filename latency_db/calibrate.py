@@ -24,7 +24,7 @@ from akd_tf.errors import InvalidInput
 from akd_tf.space import Arch, SearchSpace
 from akd_tf.target import ModelTarget
 from latency_db.accuracy import PredictionAccuracy, prediction_accuracy
-from latency_db.corrections import Region, fit_learned, fit_linear, library_version
+from latency_db.corrections import LinearCorrection, Region, fit_learned, fit_linear, library_version
 from latency_db.devices import get_device
 from latency_db.measure import WHOLE_MODEL_SETTINGS, measure_many
 from latency_db.predictor import LutPredictor, predict_from_features
@@ -117,12 +117,15 @@ def calibrate(store: Store, device_name: str, space: SearchSpace, target: ModelT
         device = get_device(session, device_name)
         for method, correction in corrections.items():
             accuracy = results[method]
-            linear = correction if method == "linear" else None
+            if isinstance(correction, LinearCorrection):
+                parameters = {"scale": correction.scale, "ms_per_weight_mb": correction.ms_per_weight_mb,
+                              "offset_ms": correction.offset_ms}
+            else:
+                parameters = {"model": correction.model_text, "scale": None, "ms_per_weight_mb": None,
+                              "offset_ms": None}
             row = Calibration(
                 device_id=device.id, space=space.name, resolution=target.resolution, channels=target.channels,
-                classes=target.classes, quantization=target.quantization, method=method,
-                scale=linear and linear.scale, ms_per_weight_mb=linear and linear.ms_per_weight_mb,
-                offset_ms=linear and linear.offset_ms, model=None if linear else correction.model_text,
+                classes=target.classes, quantization=target.quantization, method=method, **parameters,
                 library=library_version(method), region=region, n_fit=len(fit_archs), n_holdout=len(held_out),
                 within_5_pct=accuracy.within_5_pct, within_10_pct=accuracy.within_10_pct, rmspe=accuracy.rmspe,
                 kendall_tau=accuracy.kendall_tau, spearman_rho=accuracy.spearman_rho, raw_rmspe=raw.rmspe,

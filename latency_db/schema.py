@@ -165,7 +165,7 @@ class Calibration(Base):
     method: Mapped[str] = mapped_column(String(16), default="linear", server_default="linear")
     scale: Mapped[float | None] = mapped_column(Float)
     offset_ms: Mapped[float | None] = mapped_column(Float)
-    ms_per_weight_mb: Mapped[float | None] = mapped_column(Float, default=0.0, server_default="0")
+    ms_per_weight_mb: Mapped[float | None] = mapped_column(Float)
     model: Mapped[str | None] = mapped_column(Text)
     library: Mapped[str | None] = mapped_column(String(64))
     region: Mapped[dict | None] = mapped_column(JSON)

@@ -205,7 +205,8 @@ def test_calibrate_fits_both_methods_uses_the_best_and_resumes_after_an_interrup
         assert [r.method for r in rows] == ["linear", "lightgbm"] == [m.method for m in report.methods]
         assert [(r.n_fit, r.n_holdout) for r in rows] == [(30, 10), (30, 10)]
         assert rows[0].scale is not None and rows[0].model is None and rows[0].library.startswith("numpy ")
-        assert rows[1].scale is None and rows[1].model.startswith("tree") and rows[1].library.startswith("lightgbm ")
+        assert (rows[1].scale, rows[1].ms_per_weight_mb, rows[1].offset_ms) == (None, None, None)
+        assert rows[1].model.startswith("tree") and rows[1].library.startswith("lightgbm ")
         assert all(r.region["features"] == list(FEATURE_NAMES) and r.raw_rmspe == report.uncalibrated.rmspe
                    for r in rows)
         assert [r.within_10_pct for r in rows] == [m.accuracy.within_10_pct for m in report.methods]

@@ -8,7 +8,8 @@ LightGBM model of the ratio of whole-model latency to the table sum (``latency_d
 now says its ``method``, holds the ``model`` (LightGBM's text format) and the ``library`` that wrote it,
 the feature ``region`` it was fitted on (so answers outside it are flagged), Spearman's rho beside
 Kendall's tau, and ``measuring_s``, what fitting it cost in measuring time. The linear coefficients are
-nullable: a learned row has none. Existing rows are linear and keep their coefficients.
+nullable, without a default: a learned row has none. Existing rows are linear and keep their
+coefficients.
 """
 
 from alembic import op
@@ -28,8 +29,10 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("region", sa.JSON(), nullable=True))
         batch_op.add_column(sa.Column("spearman_rho", sa.Float(), nullable=True))
         batch_op.add_column(sa.Column("measuring_s", sa.Float(), nullable=True))
-        for column in ("scale", "offset_ms", "ms_per_weight_mb"):
+        for column in ("scale", "offset_ms"):
             batch_op.alter_column(column, existing_type=sa.Float(), nullable=True)
+        batch_op.alter_column("ms_per_weight_mb", existing_type=sa.Float(), nullable=True, server_default=None,
+                              existing_server_default="0")
 
 
 def downgrade() -> None:
@@ -37,6 +40,6 @@ def downgrade() -> None:
     with op.batch_alter_table("calibrations") as batch_op:
         for column in ("scale", "offset_ms"):
             batch_op.alter_column(column, existing_type=sa.Float(), nullable=False)
-        batch_op.alter_column("ms_per_weight_mb", existing_type=sa.Float(), nullable=False)
+        batch_op.alter_column("ms_per_weight_mb", existing_type=sa.Float(), nullable=False, server_default="0")
         for column in ("measuring_s", "spearman_rho", "region", "library", "model", "method"):
             batch_op.drop_column(column)
