@@ -315,7 +315,8 @@ def test_interrupted_queueing_resumes_without_converting_again(store, phones, bi
     first = build_lut(store, "p4", tiny_space, target, settings=FAST, limit=3, wait=False)
     converted = []
     real_export = lut.export_operator
-    monkeypatch.setattr(lut, "export_operator", lambda op, *a, **k: converted.append(op.key) or real_export(op, *a, **k))
+    monkeypatch.setattr(lut, "export_operator",
+                        lambda op, *a, **k: converted.append(op.key) or real_export(op, *a, **k))
     second = build_lut(store, "p4", tiny_space, target, settings=FAST, wait=False)
     with store.session() as session:
         queued = session.scalars(select(Job.payload)).all()

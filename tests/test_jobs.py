@@ -653,14 +653,15 @@ def test_migration_0004_moves_model_bytes_out_of_jobs_and_back(db_url):  # noqa:
         session.add(phone)
         session.flush()
         old_jobs = sa.table("jobs", *[sa.column(c) for c in ("run_key", "kind", "device_id", "pool", "state",
-                                                               "tflite_sha256", "attempts", "max_attempts")],
+                                                             "tflite_sha256", "attempts", "max_attempts")],
                             sa.column("payload", sa.JSON), sa.column("settings", sa.JSON),
                             sa.column("tflite", sa.LargeBinary), sa.column("created_at", sa.DateTime(timezone=True)),
                             sa.column("updated_at", sa.DateTime(timezone=True)))
         session.execute(sa.insert(old_jobs), [
             dict(run_key=key, kind="lut", device_id=phone.id, pool="Pixel 7", state=state, tflite=data,
-                 tflite_sha256=sha256(data).hexdigest(), attempts=0, max_attempts=3, payload={"key": key,
-                 "quantization": "none"}, settings=asdict(SETTINGS), created_at=T0, updated_at=T0)
+                 tflite_sha256=sha256(data).hexdigest(), attempts=0, max_attempts=3,
+                 payload={"key": key, "quantization": "none"}, settings=asdict(SETTINGS), created_at=T0,
+                 updated_at=T0)
             for key, state, data in (("a", "done", shared), ("b", "queued", shared), ("c", "done", lone))])
     store.upgrade("0004")
     assert stored_models(store) == {sha256(shared).hexdigest(): (len(shared), shared),  # once, for queued "b"

@@ -458,6 +458,8 @@ def test_calibration_sizes_are_checked_before_measuring(lut_store, tiny_space):
         calibrate(lut_store, "local", tiny_space, TARGET, 2000, holdout=50, settings=QUICK)
     with lut_store.session() as session:
         assert session.scalar(select(func.count()).select_from(Measurement)) == 0  # refused before measuring
+
+
 def test_tries_store_one_measurement_each_and_say_whether_they_agree(lut_store, tiny_space):
     from latency_db.reproducibility import AGREEMENT, Tries, measure_tries
 

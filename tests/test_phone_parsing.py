@@ -30,12 +30,12 @@ BATTERY = """Current Battery Service state:
 
 THERMAL = """IsStatusOverride: false
 ThermalEventListeners:
-	callbacks: 1
+\tcallbacks: 1
 Thermal Status: 1
 Cached temperatures:
-	Temperature{mValue=33.2, mType=3, mName=skin, mStatus=0}
-	Temperature{mValue=41.5, mType=0, mName=cpu7, mStatus=1}
-	Temperature{mValue=39.0, mType=0, mName=cpu7, mStatus=0}
+\tTemperature{mValue=33.2, mType=3, mName=skin, mStatus=0}
+\tTemperature{mValue=41.5, mType=0, mName=cpu7, mStatus=1}
+\tTemperature{mValue=39.0, mType=0, mName=cpu7, mStatus=0}
 HAL Ready: true
 """
 
