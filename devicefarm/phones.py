@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from akd_tf.benchmark import LOCAL_DEVICE, choose_core
 from akd_tf.errors import InvalidInput
 from devicefarm.connection import PhoneConnection, PhoneUnavailable
-from devicefarm.probe import Condition, probe_phone, read_condition, read_governor
+from devicefarm.probe import Condition, probe_phone, read_condition, read_cpufreq
 from devicefarm.runner import (BENCHMARK_RUNTIME, DEFAULT_WORKDIR, PhoneLimits, PhoneRunner, check_benchmark_binary,
                                health_problems)
 from latency_db.devices import get_device
@@ -48,7 +48,7 @@ def probe_model(workdir: Path) -> Path:
 class Registration:
     device: Device
     probe_latency_us: float
-    fixed_performance: bool | None
+    fixed_performance: bool | None  # the probe measurement's mode: True on, None refused by the phone
 
 
 def register_phone(store: Store, address: str, *, name: str | None = None, benchmark_binary: Path | None = None,
@@ -73,7 +73,7 @@ def register_phone(store: Store, address: str, *, name: str | None = None, bench
             f"max frequencies {facts.max_freq_khz}")
         chosen = choose_core(core, facts.max_freq_khz, facts.big_core, forms="an integer or 'auto'",
                              where="one of the phone's cores")
-        governor_of_chosen = read_governor(conn, chosen) if chosen != facts.big_core else facts.governor
+        governor_of_chosen = read_cpufreq(conn, chosen)["governor"] if chosen != facts.big_core else facts.governor
         name = name or default_name(facts.model, facts.serial)
         remote_binary = f"{workdir}/benchmark_model"
         runner = PhoneRunner(conn, core=chosen, benchmark_binary=remote_binary, name=name, limits=limits,
@@ -104,11 +104,11 @@ def register_phone(store: Store, address: str, *, name: str | None = None, bench
         device.governor = governor_of_chosen
         device.runtime, device.benchmark_binary = BENCHMARK_RUNTIME, remote_binary
         device.properties = {**facts.to_properties(), "workdir": workdir,
-                             "fixed_performance": runner.fixed_performance_enabled}
+                             "fixed_performance": measured.before.cpu["fixed_performance"]}
         device.status, device.consecutive_failures, device.last_seen_at = "online", 0, utcnow()
         session.flush()
         session.expunge(device)
-    return Registration(device, measured.result.mean_us, runner.fixed_performance_enabled)
+    return Registration(device, measured.result.mean_us, measured.before.cpu["fixed_performance"])
 
 
 @dataclass(frozen=True)
@@ -128,35 +128,36 @@ class Health:
         return {"name": self.name, "healthy": self.healthy, "reachable": self.reachable,
                 "battery": self.condition.battery if self.condition else None,
                 "thermal": self.condition.thermal if self.condition else None,
+                "cpu": self.condition.cpu if self.condition else None,
                 "governor": self.governor, "problems": self.problems}
 
 
 def check_phone(store: Store, name: str, *, key_path: Path | str | None = None,
                 limits: PhoneLimits = PhoneLimits(), connect_timeout_s: float = 10.0) -> Health:
-    """Reachability, battery, temperatures, thermal status and governor; the device's status is updated."""
+    """Reachability, battery, temperatures, thermal status, and the measuring core's governor and frequencies;
+    the device's status is updated."""
     with store.session() as session:
         device = get_device(session, name)
         if device.kind != PHONE_KIND:
             raise InvalidInput(f"device {name!r} is a {device.kind!r} device, not a phone")
         address, core = device.address, device.core
-    governor = None
     try:
         with PhoneConnection(address, key_path=key_path, connect_timeout_s=connect_timeout_s,
                              auth_timeout_s=connect_timeout_s, retries=1) as conn:
             condition = read_condition(conn)
             if core is not None:
-                governor = read_governor(conn, core)
+                condition = replace(condition, cpu=read_cpufreq(conn, core))
     except PhoneUnavailable as error:
         health = Health(name, False, None, None, [str(error)])
     else:
-        health = Health(name, True, condition, governor, health_problems(condition, limits))
+        health = Health(name, True, condition, condition.cpu.get("governor"), health_problems(condition, limits))
     with store.session() as session:
         device = get_device(session, name)
         device.status = "offline" if not health.reachable else "unhealthy" if health.problems else "online"
         if health.reachable:
             device.last_seen_at = utcnow()
             device.consecutive_failures = 0
-            device.governor = governor or device.governor
+            device.governor = health.governor or device.governor
     return health
 
 

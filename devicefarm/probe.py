@@ -1,4 +1,4 @@
-"""What a phone is and how it is doing: properties, CPU topology, battery and thermal state.
+"""What a phone is and how it is doing: properties, CPU topology, battery, thermal and cpufreq state.
 
 The ``parse_*`` functions are pure (they read the text Android prints) and
 :func:`probe_phone` / :func:`read_condition` run the commands through a
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
+from typing import Sequence
 
 from akd_tf.errors import InvalidInput
 from devicefarm.connection import CommandFailed, CommandResult, PhoneConnection
@@ -113,10 +114,14 @@ class PhoneFacts:
 
 @dataclass(frozen=True)
 class Condition:
-    """Battery and thermal state at one moment (recorded before and after each measurement)."""
+    """Battery, thermal and CPU state at one moment (recorded before and after each measurement).
+
+    ``cpu`` is the measuring core's cpufreq state (:func:`parse_cpufreq`; empty when no core was read).
+    """
 
     battery: dict
     thermal: dict
+    cpu: dict = field(default_factory=dict)
 
     @property
     def temperature_c(self) -> float:
@@ -128,23 +133,59 @@ class Condition:
 
 
 CONDITION_COMMANDS = (["dumpsys", "battery"], ["dumpsys", "thermalservice"])
+# what is read of the measuring core, by the key it is stored under: a cpufreq file each (frequencies in kHz)
+CPUFREQ_FILES = {"governor": "scaling_governor", "cur_freq_khz": "scaling_cur_freq",
+                 "min_freq_khz": "scaling_min_freq", "max_freq_khz": "scaling_max_freq",
+                 "cpuinfo_max_freq_khz": "cpuinfo_max_freq"}
 
 
-def condition_from(battery: CommandResult, thermal: CommandResult) -> Condition:
-    """The :class:`Condition` in the results of :data:`CONDITION_COMMANDS`; ``CommandFailed`` if
-    ``dumpsys battery`` failed, ``ValueError`` if it printed no level."""
+def cpufreq_commands(core: int) -> list[list[str]]:
+    """One ``cat`` per file of :data:`CPUFREQ_FILES` of ``core``: each has its own exit status, so a file a
+    phone lacks or hides costs only its own value."""
+    if isinstance(core, bool) or not isinstance(core, int) or core < 0:
+        raise InvalidInput(f"core must be an int >= 0, got {core!r}")
+    return [["cat", f"{CPU_DIR}/cpu{core}/cpufreq/{name}"] for name in CPUFREQ_FILES.values()]
+
+
+def parse_cpufreq(core: int, results: Sequence[CommandResult]) -> dict:
+    """``{"core", "governor", "cur_freq_khz", "min_freq_khz", "max_freq_khz", "cpuinfo_max_freq_khz"}`` from
+    the results of :func:`cpufreq_commands`; a file that is missing, unreadable or (for a frequency) not a
+    whole number is ``None``."""
+    if len(results) != len(CPUFREQ_FILES):
+        raise InvalidInput(f"expected {len(CPUFREQ_FILES)} cpufreq results, got {len(results)}")
+    state: dict = {"core": core}
+    for key, result in zip(CPUFREQ_FILES, results):
+        text = result.output.strip() if result.exit_code == 0 else ""
+        if key == "governor":
+            state[key] = text or None
+        else:
+            state[key] = int(text) if text.isascii() and text.isdigit() else None
+    return state
+
+
+def condition_commands(core: int | None = None) -> list[list[str]]:
+    """What :func:`condition_from` reads, in order: battery, thermal service and, given a core, its cpufreq
+    files (:func:`cpufreq_commands`); sent as one shell line."""
+    return [*CONDITION_COMMANDS, *(cpufreq_commands(core) if core is not None else [])]
+
+
+def condition_from(results: Sequence[CommandResult], core: int | None = None) -> Condition:
+    """The :class:`Condition` in the results of :func:`condition_commands` (``core`` as given there);
+    ``CommandFailed`` if ``dumpsys battery`` failed, ``ValueError`` if it printed no level."""
+    battery, thermal, *cpufreq = results
     if battery.exit_code != 0:
         raise CommandFailed(battery.argv, battery.exit_code, battery.output)
     try:
         thermal_state = parse_thermalservice(thermal.output) if thermal.exit_code == 0 else {}
     except ValueError:  # before Android 10 there is no thermal service
         thermal_state = {}
-    return Condition(parse_dumpsys_battery(battery.output), thermal_state)
+    cpu = parse_cpufreq(core, cpufreq) if core is not None else {}
+    return Condition(parse_dumpsys_battery(battery.output), thermal_state, cpu)
 
 
-def read_condition(conn: PhoneConnection) -> Condition:
-    """Battery and thermal state now, read with one shell line."""
-    return condition_from(*conn.run_all(list(CONDITION_COMMANDS), check=False))
+def read_condition(conn: PhoneConnection, core: int | None = None) -> Condition:
+    """Battery and thermal state now, and ``core``'s cpufreq state if given, read with one shell line."""
+    return condition_from(conn.run_all(condition_commands(core), check=False), core)
 
 
 def _read(conn: PhoneConnection, path: str) -> str | None:
@@ -152,9 +193,9 @@ def _read(conn: PhoneConnection, path: str) -> str | None:
     return result.output.strip() if result.exit_code == 0 else None
 
 
-def read_governor(conn: PhoneConnection, core: int) -> str | None:
-    """The cpufreq governor of ``core`` (``None`` where the kernel does not expose it)."""
-    return _read(conn, f"{CPU_DIR}/cpu{core}/cpufreq/scaling_governor")
+def read_cpufreq(conn: PhoneConnection, core: int) -> dict:
+    """``core``'s cpufreq state now (:func:`parse_cpufreq`: governor, frequencies), read with one shell line."""
+    return parse_cpufreq(core, conn.run_all(cpufreq_commands(core), check=False))
 
 
 def probe_phone(conn: PhoneConnection) -> PhoneFacts:
@@ -177,7 +218,7 @@ def probe_phone(conn: PhoneConnection) -> PhoneFacts:
         soc=props.get("ro.soc.model") or props.get("ro.board.platform") or props.get("ro.hardware", ""),
         abi=props.get("ro.product.cpu.abi", ""), android=props.get("ro.build.version.release", ""),
         sdk=int(props.get("ro.build.version.sdk", "0") or 0), max_freq_khz=freqs, big_core=big,
-        governor=read_governor(conn, big),
+        governor=read_cpufreq(conn, big)["governor"],
         thermal_zones=sum(name.startswith("thermal_zone") for name in zones.output.split()) if zones.exit_code == 0
         else 0,
         battery=condition.battery, thermal=condition.thermal)

@@ -1,12 +1,14 @@
 """Measuring one ``.tflite`` on one phone the way the paper did: one thread, one big core.
 
 For each run: push the model with the sync protocol and verify its size and
-SHA-256 on the phone while reading battery and thermal state (one shell line);
-refuse a phone low on battery, wait (bounded) until it has cooled to
+SHA-256 on the phone while turning on fixed-performance mode (where asked for and
+offered) and reading battery, thermal and the measuring core's cpufreq state (one
+shell line); refuse a phone low on battery, wait (bounded) until it has cooled to
 ``cool_to_c``; run ``taskset MASK benchmark_model --graph=... --num_threads=1 ...``
 with a timeout sized to the run, parse the output, then delete the model while
 reading the state again (one shell line). The state before is thus read right
-before the run, and each run costs three shell round trips and one push.
+before the run, and each run costs three shell round trips and one push. The
+mode is turned off again when the measurement session ends (:meth:`PhoneRunner.session`).
 
 Failures are classified for the farm: :class:`~devicefarm.connection.PhoneUnavailable`
 and :class:`PhoneUnhealthy` are the phone's (the job goes to another phone);
@@ -19,18 +21,20 @@ from __future__ import annotations
 import hashlib
 import posixpath
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from akd_tf.benchmark import BenchmarkResult, RunSettings
 from akd_tf.errors import DeviceError, InvalidInput
 from devicefarm.benchmark_output import BenchmarkOutputError, parse_benchmark_output
 from devicefarm.connection import CommandFailed, CommandResult, PhoneConnection, PhoneUnavailable
-from devicefarm.probe import CONDITION_COMMANDS, Condition, condition_from, core_mask, read_condition
+from devicefarm.probe import Condition, condition_commands, condition_from, core_mask, read_condition
 
 DEFAULT_WORKDIR = "/data/local/tmp/akd-tf"
 BENCHMARK_RUNTIME = "benchmark_model"
+FIXED_PERFORMANCE_COMMAND = ["cmd", "power", "set-fixed-performance-mode-enabled"]  # + "true" | "false"
 
 
 class PhoneUnhealthy(DeviceError, RuntimeError):
@@ -96,24 +100,77 @@ def health_problems(condition: Condition, limits: PhoneLimits, *, for_cooling: b
 
 
 class PhoneRunner:
-    """Runs benchmarks on one registered phone."""
+    """Runs benchmarks on one registered phone.
+
+    With ``fixed_performance`` each measurement asks for Android's fixed-performance mode (clocks held at a
+    level the phone can sustain; ``cmd power set-fixed-performance-mode-enabled``, Android 11+, no root) and
+    records in its ``cpu`` state under ``"fixed_performance"``: ``True`` (on), ``False`` (not asked for) or
+    ``None`` (the phone refused it: a warning is logged once and the phone is measured without it). The
+    mode is turned off when the :meth:`session` ends.
+    """
 
     def __init__(self, conn: PhoneConnection, *, core: int, benchmark_binary: str, name: str,
                  limits: PhoneLimits = PhoneLimits(), workdir: str = DEFAULT_WORKDIR,
                  fixed_performance: bool = True, log: Callable[[str], None] | None = None):
         self.conn, self.core, self.binary, self.name = conn, core, benchmark_binary, name
         self.limits, self.workdir, self.log = limits, workdir, log or (lambda message: None)
-        self._fixed_performance = fixed_performance
-        self.fixed_performance_enabled: bool | None = None
+        self.fixed_performance = fixed_performance
+        self._fixed_performance_refused = False  # the phone said no once: it is not asked again
+        self._in_session = False
+        self._mode_asked_in_session = False  # the mode may be on: turned off when the session ends
         self._models_dir_made = False
 
-    def prepare(self) -> None:
-        """Enable Android's fixed-performance mode where the OS offers it (Android 10+; needs no root)."""
-        if self._fixed_performance and self.fixed_performance_enabled is None:
-            result = self.conn.run(["cmd", "power", "set-fixed-performance-mode-enabled", "true"], check=False)
-            self.fixed_performance_enabled = result.exit_code == 0
-            if not self.fixed_performance_enabled:
-                self.log(f"{self.name}: fixed-performance mode unavailable ({result.output.strip()[:120]})")
+    @contextmanager
+    def session(self) -> Iterator["PhoneRunner"]:
+        """A measurement session: fixed-performance mode, once a measurement turned it on, stays on until the
+        session ends, then is turned off again, also after an error or an interrupt. A measurement outside
+        any session is a session of its own; sessions inside one are part of it."""
+        if self._in_session:
+            yield self
+            return
+        self._in_session = True
+        try:
+            yield self
+        finally:
+            self._in_session = False
+            if self._mode_asked_in_session and not self._fixed_performance_refused:
+                self._turn_fixed_performance_off()
+            self._mode_asked_in_session = False
+
+    def _fixed_performance_commands(self) -> list[list[str]]:
+        """The command that turns the mode on, sent with each measurement's first shell line (setting it twice
+        is harmless; a phone that restarted meanwhile gets it back), or none."""
+        if not self.fixed_performance or self._fixed_performance_refused:
+            return []
+        self._mode_asked_in_session = True
+        return [[*FIXED_PERFORMANCE_COMMAND, "true"]]
+
+    def _fixed_performance_answer(self, results: list[CommandResult]) -> bool | None:
+        """What the measurement records (see the class), from the result of
+        :meth:`_fixed_performance_commands`."""
+        if not self.fixed_performance:
+            return False
+        if not results:
+            return None  # refused earlier
+        if results[0].exit_code == 0:
+            return True
+        self._fixed_performance_refused = True
+        said = " | ".join(results[0].output.strip().splitlines()) or "no output"
+        self.log(f"Warning: {self.name}: the phone refused fixed-performance mode (exit status "
+                 f"{results[0].exit_code}: {said[:200]}); measuring without it")
+        return None
+
+    def _turn_fixed_performance_off(self) -> None:
+        """Android's default; a phone that dropped keeps the mode until it restarts, which is said, not raised
+        (this runs while an error may be on its way up)."""
+        try:
+            result = self.conn.run([*FIXED_PERFORMANCE_COMMAND, "false"], check=False)
+        except PhoneUnavailable as error:
+            self.log(f"Warning: {self.name}: fixed-performance mode may still be on: {error}")
+            return
+        if result.exit_code != 0:
+            self.log(f"Warning: {self.name}: turning fixed-performance mode off failed (exit status "
+                     f"{result.exit_code}: {result.output.strip()[:200]})")
 
     def wait_until_ready(self, condition: Condition | None = None) -> Condition:
         """The phone's condition once it may be measured; ``PhoneUnhealthy`` if it never gets there.
@@ -123,7 +180,7 @@ class PhoneRunner:
         deadline = time.monotonic() + self.limits.cool_timeout_s
         while True:
             if condition is None:
-                condition = read_condition(self.conn)
+                condition = read_condition(self.conn, self.core)
             blocking = health_problems(condition, self.limits, for_cooling=True)
             if blocking:
                 raise PhoneUnhealthy(f"{self.name}: refusing to measure: {'; '.join(blocking)}")
@@ -142,8 +199,8 @@ class PhoneRunner:
         """Push ``local`` (a file, or its bytes) and check its SHA-256 on the phone, which also proves the size
         (one re-push on a mismatch).
 
-        ``then`` are commands safe to run twice (reads) sent in the same shell line as the check; their
-        results (from the check that passed) are returned.
+        ``then`` are commands safe to run twice (reads, settings made twice) sent in the same shell line as
+        the check; their results (from the check that passed) are returned.
         """
         data = bytes(local) if isinstance(local, (bytes, bytearray)) else Path(local).read_bytes()
         expected = hashlib.sha256(data).hexdigest()
@@ -175,28 +232,32 @@ class PhoneRunner:
 
     def measure(self, tflite: Path | bytes, settings: RunSettings, remote_name: str) -> PhoneMeasurement:
         """Measure ``tflite`` (a local file, or its bytes), stored on the phone as ``remote_name`` in the work
-        directory."""
+        directory; within the current :meth:`session`, else in one of its own."""
         if "/" in remote_name or remote_name in ("", ".", ".."):
             raise InvalidInput(f"remote model name must be a plain file name, got {remote_name!r}")
-        self.prepare()
         remote = posixpath.join(self.workdir, "models", remote_name)
-        if not self._models_dir_made:
-            self.conn.run(["mkdir", "-p", posixpath.dirname(remote)])
-            self._models_dir_made = True
-        removed = False
-        try:
-            before = self.wait_until_ready(condition_from(*self.push_verified(tflite, remote,
-                                                                              then=CONDITION_COMMANDS)))
-            result = self.run_benchmark(remote, settings)
-            _, *after = self.conn.run_all([["rm", "-f", remote], *CONDITION_COMMANDS], check=False)
-            removed = True
-        finally:
-            if not removed:
-                try:
-                    self.conn.run(["rm", "-f", remote], check=False)
-                except PhoneUnavailable:
-                    pass  # the phone dropped; the caller learns from the original error
-        return PhoneMeasurement(result, before, condition_from(*after))
+        with self.session():
+            if not self._models_dir_made:
+                self.conn.run(["mkdir", "-p", posixpath.dirname(remote)])
+                self._models_dir_made = True
+            removed = False
+            try:
+                mode = self._fixed_performance_commands()
+                checked = self.push_verified(tflite, remote, then=(*mode, *condition_commands(self.core)))
+                fixed_performance = self._fixed_performance_answer(checked[:len(mode)])
+                before = self.wait_until_ready(condition_from(checked[len(mode):], self.core))
+                result = self.run_benchmark(remote, settings)
+                _, *after = self.conn.run_all([["rm", "-f", remote], *condition_commands(self.core)], check=False)
+                removed = True
+            finally:
+                if not removed:
+                    try:
+                        self.conn.run(["rm", "-f", remote], check=False)
+                    except PhoneUnavailable:
+                        pass  # the phone dropped; the caller learns from the original error
+        mode_state, after_condition = {"fixed_performance": fixed_performance}, condition_from(after, self.core)
+        return PhoneMeasurement(result, replace(before, cpu={**before.cpu, **mode_state}),
+                                replace(after_condition, cpu={**after_condition.cpu, **mode_state}))
 
 
 def check_benchmark_binary(runner: PhoneRunner, probe_model: Path) -> PhoneMeasurement:

@@ -3,7 +3,9 @@
 Each phone's thread loops: lease a job for that phone (with an expiry, renewed
 by a heartbeat while the benchmark runs), read its model's bytes by hash (checked
 against it; missing or corrupt bytes fail the job), push them from memory,
-measure, store the result and release.
+measure, store the result and release. The loop is one measurement session on the
+phone (:meth:`devicefarm.runner.PhoneRunner.session`): fixed-performance mode, where
+asked for and offered, stays on while the worker serves and is turned off when it stops.
 A phone that drops or is unhealthy hands the job back for another phone of the
 same model (:func:`latency_db.queue.retry_elsewhere`, which marks a phone that
 keeps failing offline); a job whose model or output is at fault fails once with
@@ -57,6 +59,7 @@ class WorkerOptions:
     max_jobs: int | None = None  # stop after this many jobs in total
     idle_exit_s: float | None = None  # stop after this long without work
     limits: PhoneLimits = PhoneLimits()
+    fixed_performance: bool = True  # measure in Android's fixed-performance mode where the phone offers it
 
     def __post_init__(self) -> None:
         if self.lease_seconds <= 0 or self.poll_s <= 0:
@@ -104,7 +107,7 @@ class FarmWorker:
             workdir = (device.properties or {}).get("workdir", DEFAULT_WORKDIR)
         conn = PhoneConnection(address, key_path=self.key_path, retries=2, backoff_s=0.5)
         return PhoneRunner(conn, core=core, benchmark_binary=binary, name=name, limits=self.options.limits,
-                           workdir=workdir, log=self.log)
+                           workdir=workdir, fixed_performance=self.options.fixed_performance, log=self.log)
 
     def _budget_left(self) -> bool:
         with self._lock:
@@ -112,29 +115,33 @@ class FarmWorker:
 
     def _serve_phone(self, name: str) -> None:
         runner = self._runner(name)
-        idle_since, last_recheck, last_stamp = time.monotonic(), 0.0, None
         try:
-            while not self.stop.is_set() and self._budget_left():
-                if last_stamp is None or time.monotonic() - last_stamp >= STAMP_EVERY_S:
-                    stamp_poll(self.store, self.worker_id, name)  # requesters see that this phone is served
-                    last_stamp = time.monotonic()
-                lease = queue.lease_next(self.store, worker=self.worker_id, devices=[name],
-                                         lease_seconds=self.options.lease_seconds)
-                if lease is None:
-                    if time.monotonic() - last_recheck > self.options.recheck_offline_s:
-                        last_recheck = time.monotonic()
-                        self._recheck_if_offline(name, runner)
-                    if self.options.idle_exit_s is not None and time.monotonic() - idle_since > self.options.idle_exit_s:
-                        return
-                    self.stop.wait(self.options.poll_s)
-                    continue
-                outcome = self._handle(lease, runner)
-                with self._lock:
-                    self.stats.outcomes[outcome] += 1
-                    self.stats.per_device[name] += 1
-                idle_since = time.monotonic()
+            with runner.session():
+                self._serve_loop(name, runner)
         finally:
             runner.conn.close()
+
+    def _serve_loop(self, name: str, runner: PhoneRunner) -> None:
+        idle_since, last_recheck, last_stamp = time.monotonic(), 0.0, None
+        while not self.stop.is_set() and self._budget_left():
+            if last_stamp is None or time.monotonic() - last_stamp >= STAMP_EVERY_S:
+                stamp_poll(self.store, self.worker_id, name)  # requesters see that this phone is served
+                last_stamp = time.monotonic()
+            lease = queue.lease_next(self.store, worker=self.worker_id, devices=[name],
+                                     lease_seconds=self.options.lease_seconds)
+            if lease is None:
+                if time.monotonic() - last_recheck > self.options.recheck_offline_s:
+                    last_recheck = time.monotonic()
+                    self._recheck_if_offline(name, runner)
+                if self.options.idle_exit_s is not None and time.monotonic() - idle_since > self.options.idle_exit_s:
+                    return
+                self.stop.wait(self.options.poll_s)
+                continue
+            outcome = self._handle(lease, runner)
+            with self._lock:
+                self.stats.outcomes[outcome] += 1
+                self.stats.per_device[name] += 1
+            idle_since = time.monotonic()
 
     def _recheck_if_offline(self, name: str, runner: PhoneRunner) -> None:
         """An offline phone that answers again goes back online."""
@@ -180,7 +187,8 @@ class FarmWorker:
             heartbeat_stop.set()
             heartbeat.join()
         extra = {"thermal_before": measured.before.thermal, "thermal_after": measured.after.thermal,
-                 "battery_before": measured.before.battery, "battery_after": measured.after.battery}
+                 "battery_before": measured.before.battery, "battery_after": measured.after.battery,
+                 "cpu_before": measured.before.cpu, "cpu_after": measured.after.cpu}
         if not queue.complete(self.store, lease, measured.result, extra=extra):
             self.log(f"job {lease.job_id}: lease lost before the result was stored; another worker has it")
             return "lost"

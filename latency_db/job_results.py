@@ -61,7 +61,7 @@ def store_result(session: Session, job: Job, result: BenchmarkResult, *, measure
     its raw output, the raw output) for the job row.
 
     The stored settings gain ``"measured_on": measured_on`` (the phone's name). A model job gets a
-    measurement (``extra``: thermal and battery readings; one already stored under the job's run key is
+    measurement (``extra``: thermal, battery and CPU readings; one already stored under the job's run key is
     reused) and its ``measurement_id``; a LUT job adds a table entry measured at ``finished_at`` unless the
     device already has the key. ValueError when a model job's model was deleted meanwhile.
     """

@@ -50,7 +50,8 @@ from latency_db.store import Store
 
 STATES = ("queued", "leased", "done", "failed")
 FINAL_STATES = ("done", "failed")
-EXTRA_KEYS = ("thermal_before", "thermal_after", "battery_before", "battery_after", "started_at", "finished_at")
+EXTRA_KEYS = ("thermal_before", "thermal_after", "battery_before", "battery_after", "cpu_before", "cpu_after",
+              "started_at", "finished_at")
 REPORT_EVERY_S = 15.0  # how often a wait on the farm logs what it still waits for
 RETRY_ELSEWHERE_S = 60.0  # how long a job a phone failed waits for another phone of its pool
 
@@ -292,7 +293,8 @@ def complete(store: Store, lease: Lease, result: BenchmarkResult, *, extra: dict
 
     The result is stored by kind (:func:`latency_db.job_results.store_result`; its settings gain
     ``"measured_on": <phone name>``). ``extra`` may hold ``thermal_before``, ``thermal_after``,
-    ``battery_before``, ``battery_after`` (dicts, stored with measurements) and ``started_at``/
+    ``battery_before``, ``battery_after``, ``cpu_before``, ``cpu_after`` (dicts, stored with measurements)
+    and ``started_at``/
     ``finished_at`` (default: now). The job keeps the result (without raw output, which gets its own
     column), the measurement id and the finish time; the model's bytes are released when no other queued,
     leased or failed job names them; the phone's lease is released, its failure count reset and

@@ -117,6 +117,9 @@ class Measurement(TimedRunStats, Base):
     thermal_after: Mapped[dict | None] = mapped_column(JSON)
     battery_before: Mapped[dict | None] = mapped_column(JSON)
     battery_after: Mapped[dict | None] = mapped_column(JSON)
+    # the measuring core's cpufreq state on a phone (devicefarm.probe.parse_cpufreq) and fixed-performance mode
+    cpu_before: Mapped[dict | None] = mapped_column(JSON)
+    cpu_after: Mapped[dict | None] = mapped_column(JSON)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 

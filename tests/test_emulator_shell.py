@@ -184,6 +184,44 @@ def test_performance_mode_and_unknown_services(state):
     assert sh(state, "dumpsys wifi") == ("Can't find service: wifi\n", 0)
 
 
+CPU7 = "/sys/devices/system/cpu/cpu7/cpufreq"
+
+
+def cpu7(state):
+    """cur, min and max of pixel4's prime core, as one ``cat`` prints them."""
+    return sh(state, f"cat {CPU7}/scaling_cur_freq {CPU7}/scaling_min_freq {CPU7}/scaling_max_freq")
+
+
+def test_cpufreq_files_follow_the_power_mode_the_heat_and_the_load(state, clock):
+    assert sh(state, f"cat {CPU7}/scaling_governor {CPU7}/cpuinfo_max_freq") == ("schedutil\n2841600\n", 0)
+    assert cpu7(state) == ("825600\n825600\n2841600\n", 0)  # idle: schedutil lets the core drop to its floor
+    assert sh(state, "cmd power set-fixed-performance-mode-enabled true") == ("", 0)
+    assert cpu7(state) == ("2131200\n2131200\n2131200\n", 0)  # pinned to the cluster's fixed frequency
+    assert sh(state, "cat /sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq") == ("1209600\n", 0)
+    assert sh(state, "cmd power set-fixed-performance-mode-enabled false") == ("", 0)
+    with state.thermal.under_load():
+        assert cpu7(state) == ("2841600\n825600\n2841600\n", 0)  # a benchmark runs: top of the range
+        state.faults.temperature_c = 45.0  # skin at 45 °C: thermal status severe, the CPUs are capped
+        assert cpu7(state) == ("2131200\n825600\n2131200\n", 0)
+    assert cpu7(state) == ("825600\n825600\n2131200\n", 0)
+
+
+def test_a_phone_without_the_mode_or_a_cpufreq_file_answers_as_such_a_phone_does(tmp_path, clock):
+    profile = dataclasses.replace(PIXEL4, fixed_performance_mode=False, missing_cpufreq_files=("scaling_cur_freq",))
+    populate(tmp_path, profile)
+    bare = PhoneState(profile, "EMUBARE", Sandbox(tmp_path), Faults(), "recent", ThermalModel(profile, clock))
+    assert sh(bare, "cmd power set-fixed-performance-mode-enabled true") == (
+        "Failed to set FIXED_PERFORMANCE mode\n"
+        "This is likely because Power HAL AIDL is not implemented on this device\n", 255)
+    assert bare.fixed_performance_mode is None
+    assert sh(bare, f"cat {CPU7}/scaling_cur_freq") == (f"cat: {CPU7}/scaling_cur_freq: No such file or directory\n",
+                                                        1)
+    assert sh(bare, f"cat {CPU7}/scaling_min_freq {CPU7}/scaling_max_freq") == ("825600\n2841600\n", 0)
+    with pytest.raises(ValueError, match=r"^profile 'pixel4': unknown cpufreq file\(s\) cur_freq in "
+                                         r"missing_cpufreq_files; expected some of cpuinfo_max_freq, "):
+        dataclasses.replace(PIXEL4, missing_cpufreq_files=("cur_freq",))
+
+
 def test_heat_rises_under_load_and_cools_when_idle(state, clock):
     profile = dataclasses.replace(PIXEL4, heat_c_per_s=1.0, cool_c_per_s=0.5, max_rise_c=3.0)
     thermal = ThermalModel(profile, clock)
@@ -228,6 +266,9 @@ def test_sensor_files_are_rewritten_only_for_commands_that_name_them(state, cloc
     assert sh(state, "taskset 1 cat /sys/class/power_supply/battery/capacity") == ("85\n", 0) and len(writes) == 3
     assert state.is_sensor_path("/sys/class/thermal") and state.is_sensor_path("sys/class/power_supply/battery")
     assert not any(state.is_sensor_path(p) for p in ("/sys/class", "/sys/class/thermalx", "/../x", "-c", "a\0b"))
+    assert [state.cpufreq_core(p) for p in (f"{CPU7}/scaling_cur_freq", "/sys/devices/system/cpu/cpu1/cpufreq",
+                                            "/sys/devices/system/cpu/cpu1/../cpu3/cpufreq/x",
+                                            "/sys/devices/system/cpu/possible", "/../x")] == [7, 1, 3, None, None]
 
 
 def test_faults_are_validated_when_set():

@@ -220,19 +220,30 @@ def test_a_measurement_is_one_push_and_three_shell_lines(phones, adb_key, tiny_t
         conn.push(Path(__file__), "/data/local/tmp/benchmark_model", mode=0o755)
         runner = PhoneRunner(conn, core=7, benchmark_binary="/data/local/tmp/benchmark_model", name="p",
                              limits=LIMITS)
-        runner.measure(local, FAST, "m.tflite")  # the first also sets fixed-performance mode and makes the directory
-        start = len(phone.command_log)
-        measured = runner.measure(tiny_tflite, FAST, "m.tflite")  # from bytes in memory, as a farm worker does
+        with runner.session():
+            runner.measure(local, FAST, "m.tflite")  # the first also makes the directory
+            start = len(phone.command_log)
+            measured = runner.measure(tiny_tflite, FAST, "m.tflite")  # from bytes in memory, as a worker does
+            during = list(phone.command_log[start:])
+            assert phone.fixed_performance_mode is True
     remote, status = "/data/local/tmp/akd-tf/models/m.tflite", " ; echo __akd_tf_exit=$?"
-    condition = f" ; dumpsys battery{status} ; dumpsys thermalservice{status}"
-    assert phone.command_log[start:] == [
-        f"sha256sum {remote}{status}{condition}",
+    cpufreq = "".join(f" ; cat /sys/devices/system/cpu/cpu7/cpufreq/{name}{status}" for name in (
+        "scaling_governor", "scaling_cur_freq", "scaling_min_freq", "scaling_max_freq", "cpuinfo_max_freq"))
+    condition = f" ; dumpsys battery{status} ; dumpsys thermalservice{status}{cpufreq}"
+    assert during == [
+        f"sha256sum {remote}{status} ; cmd power set-fixed-performance-mode-enabled true{status}{condition}",
         f"taskset 80 /data/local/tmp/benchmark_model --graph={remote} --num_threads=1 --num_runs=3 --warmup_runs=1 "
         f"--min_secs=0 --warmup_min_secs=0 --max_secs=10{status}",
         f"rm -f {remote}{status}{condition}"]
-    assert not (phone.root / remote[1:]).exists() and phone.fixed_performance_mode is True
+    # the session's end turns the mode off again
+    assert phone.command_log[start + 3:] == [f"cmd power set-fixed-performance-mode-enabled false{status}"]
+    assert not (phone.root / remote[1:]).exists() and phone.fixed_performance_mode is False
     assert measured.before.battery["level_pct"] == measured.after.battery["level_pct"] == 85.0
     assert measured.before.thermal["status"] == 0 and len(measured.after.thermal["temperatures_c"]) == 6
+    # pixel4's prime core in fixed-performance mode: held at 2131200 kHz of its 825600-2841600 kHz
+    assert measured.before.cpu == measured.after.cpu == {
+        "core": 7, "governor": "schedutil", "cur_freq_khz": 2131200, "min_freq_khz": 2131200,
+        "max_freq_khz": 2131200, "cpuinfo_max_freq_khz": 2841600, "fixed_performance": True}
 
 
 def test_expired_lease_of_a_killed_worker_is_reclaimed(store, phones, binary, adb_key, tiny_tflite):
@@ -315,7 +326,8 @@ def test_interrupted_queueing_resumes_without_converting_again(store, phones, bi
     first = build_lut(store, "p4", tiny_space, target, settings=FAST, limit=3, wait=False)
     converted = []
     real_export = lut.export_operator
-    monkeypatch.setattr(lut, "export_operator", lambda op, *a, **k: converted.append(op.key) or real_export(op, *a, **k))
+    monkeypatch.setattr(lut, "export_operator",
+                        lambda op, *a, **k: converted.append(op.key) or real_export(op, *a, **k))
     second = build_lut(store, "p4", tiny_space, target, settings=FAST, wait=False)
     with store.session() as session:
         queued = session.scalars(select(Job.payload)).all()

@@ -278,7 +278,8 @@ def test_complete_stores_the_result_under_the_requested_device(store):
     lut_job, = add_jobs(store, "pixel-a", ["op-key"], kind="lut")
     lease = lease_next(store, worker="w1", devices=["pixel-b"], lease_seconds=60, now=T0)
     extra = {"thermal_before": {"cpu": 31.5}, "thermal_after": {"cpu": 35.0}, "battery_before": {"level": 80},
-             "battery_after": {"level": 79}, "started_at": at(5), "finished_at": at(9)}
+             "battery_after": {"level": 79}, "cpu_before": {"core": 7, "cur_freq_khz": 2131200},
+             "cpu_after": {"core": 7, "cur_freq_khz": None}, "started_at": at(5), "finished_at": at(9)}
     assert complete(store, lease, result_on("pixel-b"), extra=extra, now=at(10))
     mid = model_id(store)
     with store.session() as session:
@@ -288,6 +289,7 @@ def test_complete_stores_the_result_under_the_requested_device(store):
         assert m.settings == asdict(SETTINGS) | {"measured_on": "pixel-b"}
         assert (m.thermal_before, m.battery_after, utc(m.started_at), utc(m.finished_at)) == (
             {"cpu": 31.5}, {"level": 79}, at(5), at(9))
+        assert (m.cpu_before, m.cpu_after) == ({"core": 7, "cur_freq_khz": 2131200}, {"core": 7, "cur_freq_khz": None})
     row = job(store, model_job)
     expected = asdict(result_on("pixel-b")) | {"warmup_mean_us": None}
     del expected["raw_output"]
@@ -653,14 +655,15 @@ def test_migration_0004_moves_model_bytes_out_of_jobs_and_back(db_url):  # noqa:
         session.add(phone)
         session.flush()
         old_jobs = sa.table("jobs", *[sa.column(c) for c in ("run_key", "kind", "device_id", "pool", "state",
-                                                               "tflite_sha256", "attempts", "max_attempts")],
+                                                             "tflite_sha256", "attempts", "max_attempts")],
                             sa.column("payload", sa.JSON), sa.column("settings", sa.JSON),
                             sa.column("tflite", sa.LargeBinary), sa.column("created_at", sa.DateTime(timezone=True)),
                             sa.column("updated_at", sa.DateTime(timezone=True)))
         session.execute(sa.insert(old_jobs), [
             dict(run_key=key, kind="lut", device_id=phone.id, pool="Pixel 7", state=state, tflite=data,
-                 tflite_sha256=sha256(data).hexdigest(), attempts=0, max_attempts=3, payload={"key": key,
-                 "quantization": "none"}, settings=asdict(SETTINGS), created_at=T0, updated_at=T0)
+                 tflite_sha256=sha256(data).hexdigest(), attempts=0, max_attempts=3,
+                 payload={"key": key, "quantization": "none"}, settings=asdict(SETTINGS), created_at=T0,
+                 updated_at=T0)
             for key, state, data in (("a", "done", shared), ("b", "queued", shared), ("c", "done", lone))])
     store.upgrade("0004")
     assert stored_models(store) == {sha256(shared).hexdigest(): (len(shared), shared),  # once, for queued "b"
@@ -681,7 +684,7 @@ def test_migration_0004_moves_model_bytes_out_of_jobs_and_back(db_url):  # noqa:
         ("a", shared, sha256(shared).hexdigest()), ("b", shared, sha256(shared).hexdigest()),
         ("c", b"", sha256(lone).hexdigest())]  # released bytes of a done job come back empty
     store.upgrade()
-    assert store.revision() == "0010" and count(store, JobModel) == 2
+    assert store.revision() == "0011" and count(store, JobModel) == 2
     with store.engine.connect() as connection:
         assert compare_metadata(MigrationContext.configure(connection, opts={"compare_type": True}),
                                 Base.metadata) == []

@@ -56,12 +56,18 @@ def test_migrations_up_down_up(db_url):  # noqa: F811
     def calibration_columns():
         return {c["name"] for c in inspect(store.engine).get_columns("calibrations")}
 
+    def measurement_columns():
+        return {c["name"] for c in inspect(store.engine).get_columns("measurements")}
+
     store = open_store(db_url)
-    assert store.revision() == head_revision() == "0010"
+    assert store.revision() == head_revision() == "0011"
     tables = set(inspect(store.engine).get_table_names())
     assert {"devices", "models", "measurements", "lut_entries", "calibrations", "jobs", "search_runs",
             "trials"} <= tables
     assert {"ms_per_weight_mb", "method", "model", "region", "measuring_s"} <= calibration_columns()
+    assert {"cpu_before", "cpu_after", "thermal_before"} <= measurement_columns()
+    store.downgrade("0010")
+    assert not {"cpu_before", "cpu_after"} & measurement_columns() and "thermal_before" in measurement_columns()
     store.downgrade("0008")
     assert "method" not in calibration_columns() and "ms_per_weight_mb" in calibration_columns()
     store.downgrade("0001")
@@ -70,7 +76,8 @@ def test_migrations_up_down_up(db_url):  # noqa: F811
     assert store.revision() is None
     assert set(inspect(store.engine).get_table_names()) <= {"alembic_version"}
     store.upgrade()
-    assert store.revision() == "0010" and "ms_per_weight_mb" in calibration_columns()
+    assert store.revision() == "0011" and "ms_per_weight_mb" in calibration_columns()
+    assert {"cpu_before", "cpu_after"} <= measurement_columns()
     store.close()
 
 
@@ -374,7 +381,7 @@ def test_cli_build_query_list_export_import(tmp_path, tiny_space):
         "imported 0 entries, 8 already present\n"
     unknown = run("latency", "query", "--arch", arch, *target, "--device", "nope", "--db", db)
     assert unknown.exit_code == 1 and unknown.output == "Error: unknown device 'nope'; known devices: local\n"
-    assert run("db", "upgrade", "--db", db).output == f"{db}: schema at revision 0010\n"
+    assert run("db", "upgrade", "--db", db).output == f"{db}: schema at revision 0011\n"
 
 
 def _build_tiny_lut(url: str) -> None:

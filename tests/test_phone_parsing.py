@@ -9,7 +9,9 @@ from akd_tf.benchmark import RunSettings
 from devicefarm.adbkeys import ensure_key_pair, public_key_path
 from devicefarm.connection import (command_line, commands_line, parse_address, split_exit_status,
                                    split_exit_statuses)
-from devicefarm.probe import (Condition, core_mask, parse_cpu_list, parse_dumpsys_battery, parse_getprop,
+from devicefarm.connection import CommandResult
+from devicefarm.probe import (Condition, condition_commands, condition_from, core_mask, cpufreq_commands,
+                              parse_cpu_list, parse_cpufreq, parse_dumpsys_battery, parse_getprop,
                               parse_thermalservice, pick_big_core)
 from devicefarm.runner import PhoneLimits, benchmark_argv, benchmark_timeout_s, health_problems
 
@@ -30,12 +32,12 @@ BATTERY = """Current Battery Service state:
 
 THERMAL = """IsStatusOverride: false
 ThermalEventListeners:
-	callbacks: 1
+\tcallbacks: 1
 Thermal Status: 1
 Cached temperatures:
-	Temperature{mValue=33.2, mType=3, mName=skin, mStatus=0}
-	Temperature{mValue=41.5, mType=0, mName=cpu7, mStatus=1}
-	Temperature{mValue=39.0, mType=0, mName=cpu7, mStatus=0}
+\tTemperature{mValue=33.2, mType=3, mName=skin, mStatus=0}
+\tTemperature{mValue=41.5, mType=0, mName=cpu7, mStatus=1}
+\tTemperature{mValue=39.0, mType=0, mName=cpu7, mStatus=0}
 HAL Ready: true
 """
 
@@ -62,6 +64,29 @@ def test_battery_and_thermal():
     assert Condition(parse_dumpsys_battery(BATTERY), thermal).temperature_c == 41.5
     with pytest.raises(ValueError, match="printed no 'level:' line"):
         parse_dumpsys_battery("Can't find service: battery")
+
+
+def test_cpufreq_state_keeps_what_the_phone_answered_and_null_for_the_rest():
+    commands = cpufreq_commands(4)
+    assert commands == [["cat", f"/sys/devices/system/cpu/cpu4/cpufreq/{name}"] for name in (
+        "scaling_governor", "scaling_cur_freq", "scaling_min_freq", "scaling_max_freq", "cpuinfo_max_freq")]
+    answers = [("schedutil\n", 0), ("cat: scaling_cur_freq: Permission denied\n", 1), ("710400\n", 0),
+               ("2419200 \n", 0), ("n/a\n", 0)]
+    results = [CommandResult(argv, output, status) for argv, (output, status) in zip(commands, answers)]
+    assert parse_cpufreq(4, results) == {"core": 4, "governor": "schedutil", "cur_freq_khz": None,
+                                         "min_freq_khz": 710400, "max_freq_khz": 2419200,
+                                         "cpuinfo_max_freq_khz": None}
+    missing = [CommandResult(argv, "cat: x: No such file or directory\n", 1) for argv in commands]
+    assert parse_cpufreq(4, missing) == {"core": 4, "governor": None, "cur_freq_khz": None, "min_freq_khz": None,
+                                         "max_freq_khz": None, "cpuinfo_max_freq_khz": None}
+    state = [CommandResult(["dumpsys", "battery"], BATTERY, 0), CommandResult(["dumpsys", "thermalservice"], "", 1)]
+    assert condition_commands() == [["dumpsys", "battery"], ["dumpsys", "thermalservice"]]
+    assert condition_commands(4) == condition_commands() + commands
+    assert condition_from(state).cpu == {} and condition_from(state + results, 4).cpu["min_freq_khz"] == 710400
+    with pytest.raises(ValueError, match=r"^expected 5 cpufreq results, got 4$"):
+        parse_cpufreq(4, results[:4])
+    with pytest.raises(ValueError, match=r"^core must be an int >= 0, got -1$"):
+        cpufreq_commands(-1)
 
 
 def test_health_problems_name_the_limit():

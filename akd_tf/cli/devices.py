@@ -97,13 +97,19 @@ def devices_list(db_url, as_json):
                                    "address"], right_aligned=["core"]))
 
 
+def _khz(value) -> str:
+    return "?" if value is None else str(value)
+
+
 def _health_line(h) -> str:
     if h.condition is None:
         return f"{h.name}: UNREACHABLE: {h.problems[0]}"
-    battery, thermal = h.condition.battery, h.condition.thermal
+    battery, thermal, cpu = h.condition.battery, h.condition.thermal, h.condition.cpu
+    clock = (f", core {cpu['core']} at {_khz(cpu['cur_freq_khz'])} kHz ({_khz(cpu['min_freq_khz'])}-"
+             f"{_khz(cpu['max_freq_khz'])})") if cpu else ""
     return (f"{h.name}: {'ok' if h.healthy else 'UNHEALTHY'}: battery {battery.get('level_pct')}% "
             f"{battery.get('temperature_c')} °C, thermal {thermal.get('status_name', 'n/a')}, "
-            f"hottest {h.condition.temperature_c:.1f} °C, governor {h.governor}"
+            f"hottest {h.condition.temperature_c:.1f} °C, governor {h.governor}{clock}"
             + "".join(f"\n  - {p}" for p in h.problems))
 
 
@@ -114,7 +120,8 @@ def _health_line(h) -> str:
 @db_option
 @json_option
 def devices_check(name, adb_key, limits, db_url, as_json):
-    """Reachability, battery, temperature, thermal status and governor of NAME (default: every phone).
+    """Reachability, battery, temperature, thermal status, and the measuring core's governor and frequencies
+    (kHz: current, then the governor's minimum-maximum) of NAME (default: every phone).
 
     Exits with status 1 if any checked phone is unreachable or unfit to measure.
     """
@@ -154,17 +161,24 @@ def devices_remove(name, force, db_url):
 @click.option("--max-jobs", type=click.IntRange(min=1), default=None, help="Stop after this many jobs.")
 @click.option("--idle-exit", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
               help="Stop once every phone has been idle this long (default: serve until Ctrl-C).")
+@click.option("--fixed-performance/--no-fixed-performance", default=True, show_default=True,
+              help="Measure in Android's fixed-performance mode (clocks held at a level the phone can sustain) "
+                   "where the phone offers it, turned off again when the worker stops; a phone that refuses it "
+                   "is measured without it, with a warning. Each measurement records whether it was on.")
 @adb_key_option
 @limits_options
 @db_option
-def devices_serve(device_names, lease_seconds, poll, max_jobs, idle_exit, adb_key, limits, db_url):
-    """Run a farm worker: lease measurement jobs for this host's phones, measure, store, repeat."""
+def devices_serve(device_names, lease_seconds, poll, max_jobs, idle_exit, fixed_performance, adb_key, limits, db_url):
+    """Run a farm worker: lease measurement jobs for this host's phones, measure, store, repeat.
+
+    Each phone measurement is stored with battery, temperatures, and the measuring core's governor and
+    frequencies, read before and after it."""
     from devicefarm.worker import FarmWorker, WorkerOptions
 
     store = open_store(db_url)
     names = list(device_names) or _registered_phones(store)
     options = WorkerOptions(lease_seconds=lease_seconds, poll_s=poll, max_jobs=max_jobs, idle_exit_s=idle_exit,
-                            limits=limits)
+                            limits=limits, fixed_performance=fixed_performance)
     worker = FarmWorker(store, names, key_path=adb_key, options=options, log=lambda t: click.echo(t, err=True))
     click.echo(f"worker {worker.worker_id} serving {', '.join(names)} from {store.masked_url}", err=True)
     stats = worker.run()
@@ -203,20 +217,24 @@ def devices_jobs(state, limit, db_url, as_json):
 @click.option("--state-dir", type=click.Path(file_okay=False), default=None,
               help="Directory for the phone's file system and accepted keys (default: a temporary one).")
 @click.option("--reject-keys", is_flag=True, help="Leave new host keys unaccepted (as if nobody taps 'Allow').")
+@click.option("--refuse-fixed-performance", is_flag=True,
+              help="Emulate a phone whose power HAL lacks fixed-performance mode (`cmd power` refuses it).")
 @bundle("faults", [
     click.option("--temperature", "temperature_c", type=float, default=None, metavar="CELSIUS",
                  help="Pin every temperature reading (e.g. to try how a hot phone is refused)."),
     click.option("--battery", "battery_level", type=click.IntRange(0, 100), default=None, metavar="PERCENT",
                  help="Pin the battery level."),
 ])
-def devices_emulate(host, port, profile, bm_format, state_dir, reject_keys, faults):
+def devices_emulate(host, port, profile, bm_format, state_dir, reject_keys, refuse_fixed_performance, faults):
     """Run an emulated phone: an ADB daemon speaking the real wire protocol whose benchmark_model really runs
     the pushed .tflite on this host. Stop it with Ctrl-C."""
+    import dataclasses
     import time
 
-    from devicefarm.emulator import EmulatedPhone, Faults
+    from devicefarm.emulator import PROFILES, EmulatedPhone, Faults
 
-    phone = EmulatedPhone(profile, host=host, port=port, state_dir=state_dir, accept_new_keys=not reject_keys,
+    phone_profile = dataclasses.replace(PROFILES[profile], fixed_performance_mode=not refuse_fixed_performance)
+    phone = EmulatedPhone(phone_profile, host=host, port=port, state_dir=state_dir, accept_new_keys=not reject_keys,
                           faults=Faults(**faults), bm_format=bm_format).start()
     click.echo(f"emulated {phone.profile.model} (serial {phone.serial}) listening on {phone.address}")
     click.echo(f"register it with: akd-tf devices register {phone.address} --benchmark-binary \"$(type -P true)\"")

@@ -272,14 +272,22 @@ def dumpsys(state: PhoneState, out: Output, args: list[str]) -> int:
     return 0
 
 
+FIXED_PERFORMANCE_REFUSED = ("Failed to set FIXED_PERFORMANCE mode\n"
+                             "This is likely because Power HAL AIDL is not implemented on this device\n")
+
+
 def cmd(state: PhoneState, out: Output, args: list[str]) -> int:
-    """Only ``cmd power set-fixed-performance-mode-enabled true|false`` (records the mode, prints nothing)."""
+    """Only ``cmd power set-fixed-performance-mode-enabled true|false``: records the mode and prints nothing,
+    or, on a profile without the mode, prints what Android's power shell command prints then and exits 255."""
     if not args or args[0] != "power":
         out.write(f"cmd: Can't find service: {args[0] if args else ''}\n")
         return 20
     if len(args) != 3 or args[1] != "set-fixed-performance-mode-enabled" or args[2] not in ("true", "false"):
         out.write(f"cmd power: unsupported arguments: {' '.join(args[1:])} (expected "
                   "set-fixed-performance-mode-enabled true|false)\n")
+        return 255
+    if not state.profile.fixed_performance_mode:
+        out.write(FIXED_PERFORMANCE_REFUSED)
         return 255
     state.fixed_performance_mode = args[2] == "true"
     return 0

@@ -1,7 +1,8 @@
 """The files a phone profile puts in the emulated file system: CPU topology, cpufreq, thermal zones, battery.
 
-:func:`populate` writes the whole tree once; :func:`write_sensor_files` rewrites the files whose contents
-change over time (temperatures, battery level), so readers of ``/sys`` see the current values.
+:func:`populate` writes the whole tree once; :func:`write_sensor_files` and :func:`write_cpufreq_files`
+rewrite the files whose contents change over time (temperatures, battery level; a core's frequencies), so
+readers of ``/sys`` see the current values.
 """
 
 from __future__ import annotations
@@ -9,12 +10,18 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from devicefarm.emulator.profiles import PhoneProfile, ThermalSensor
+from devicefarm.emulator.cpufreq import scaling_freqs_khz
+from devicefarm.emulator.profiles import CpuCluster, PhoneProfile, ThermalSensor
 from devicefarm.emulator.sandbox import WRITABLE_DIRS
 
 CPU_FEATURES = "fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp"
 THERMAL_DIR = "sys/class/thermal"
 BATTERY_DIR = "sys/class/power_supply/battery"
+CPU_DIR = "sys/devices/system/cpu"
+
+
+def cpufreq_dir(core: int) -> str:
+    return f"{CPU_DIR}/cpu{core}/cpufreq"
 
 
 def cpu_list(cores) -> str:
@@ -56,14 +63,15 @@ def populate(root: Path, profile: PhoneProfile) -> None:
     """Write the profile's system files under ``root`` and create the writable directories."""
     everything = cpu_list(range(profile.num_cpus)) + "\n"
     for name in ("possible", "present", "online"):
-        _write(root / "sys/devices/system/cpu" / name, everything)
+        _write(root / CPU_DIR / name, everything)
     for cluster in profile.clusters:
         for core in cluster.cores:
-            freq = root / f"sys/devices/system/cpu/cpu{core}/cpufreq"
+            (root / cpufreq_dir(core)).mkdir(parents=True, exist_ok=True)
             for name, value in (("cpuinfo_max_freq", cluster.max_freq_khz), ("cpuinfo_min_freq", cluster.min_freq_khz),
-                                ("scaling_max_freq", cluster.max_freq_khz), ("scaling_min_freq", cluster.min_freq_khz),
                                 ("scaling_governor", profile.governor), ("related_cpus", cpu_list(cluster.cores))):
-                _write(freq / name, f"{value}\n")
+                if name not in profile.missing_cpufreq_files:
+                    _write(root / cpufreq_dir(core) / name, f"{value}\n")
+            write_cpufreq_files(root, profile, core, cluster, fixed_performance=False, thermal_status=0, busy=False)
     for index, sensor in enumerate(profile.sensors):
         _write(root / THERMAL_DIR / f"thermal_zone{index}" / "type", sensor.zone_type + "\n")
     _write(root / BATTERY_DIR / "technology", "Li-ion\n")
@@ -80,3 +88,13 @@ def write_sensor_files(root: Path, temperatures: list[tuple[ThermalSensor, float
         _write(root / THERMAL_DIR / f"thermal_zone{index}" / "temp", f"{round(celsius * 1000)}\n")
     _write(root / BATTERY_DIR / "temp", f"{round(battery_c * 10)}\n")
     _write(root / BATTERY_DIR / "capacity", f"{battery_level}\n")
+
+
+def write_cpufreq_files(root: Path, profile: PhoneProfile, core: int, cluster: CpuCluster, *, fixed_performance: bool,
+                        thermal_status: int, busy: bool) -> None:
+    """Rewrite ``core``'s ``scaling_min_freq``, ``scaling_max_freq`` and ``scaling_cur_freq`` (those the profile
+    has) from :func:`devicefarm.emulator.cpufreq.scaling_freqs_khz`."""
+    freqs = scaling_freqs_khz(cluster, fixed_performance=fixed_performance, thermal_status=thermal_status, busy=busy)
+    for name, khz in freqs.items():
+        if name not in profile.missing_cpufreq_files:
+            _write(root / cpufreq_dir(core) / name, f"{khz}\n")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from devicefarm.emulator.state import PhoneState
-from devicefarm.emulator.thermal import sensor_status
+from devicefarm.emulator.thermal import sensor_status, thermal_status
 
 BATTERY_STATUS_CHARGING = 2  # BatteryManager.BATTERY_STATUS_CHARGING
 BATTERY_HEALTH_GOOD = 2  # BatteryManager.BATTERY_HEALTH_GOOD
@@ -39,20 +39,20 @@ def _celsius(value: float) -> str:
 def thermal_report(state: PhoneState) -> str:
     """``dumpsys thermalservice``: the overall status (the highest sensor status, 0..6) and every sensor as
     ``Temperature{mValue=.., mType=.., mName=.., mStatus=..}``, cached and current from the HAL."""
-    readings = [(sensor, celsius, sensor_status(state.profile, sensor, celsius))
-                for sensor, celsius in state.temperatures()]
-    temperatures = [f"\tTemperature{{mValue={_celsius(celsius)}, mType={sensor.hal_type}, mName={sensor.hal_name}, "
-                    f"mStatus={status}}}" for sensor, celsius, status in readings]
+    temperatures = state.temperatures()
+    readings = [(sensor, celsius, sensor_status(state.profile, sensor, celsius)) for sensor, celsius in temperatures]
+    lines_of_sensors = [f"\tTemperature{{mValue={_celsius(celsius)}, mType={sensor.hal_type}, "
+                        f"mName={sensor.hal_name}, mStatus={status}}}" for sensor, celsius, status in readings]
     listeners = ["\tcallbacks: 0", "\tkilled: false", "\tbroadcasts count: -1"]
     lines = [
         "IsStatusOverride: false",
         "ThermalEventListeners:", *listeners,
         "ThermalStatusListeners:", *listeners,
-        f"Thermal Status: {max((status for _, _, status in readings), default=0)}",
-        "Cached temperatures:", *temperatures,
+        f"Thermal Status: {thermal_status(state.profile, temperatures)}",
+        "Cached temperatures:", *lines_of_sensors,
         "HAL Ready: true",
         "HAL connection:",
         "\tThermalHAL 2.0 connected: yes",
-        "Current temperatures from HAL:", *temperatures,
+        "Current temperatures from HAL:", *lines_of_sensors,
     ]
     return "\n".join(lines) + "\n"

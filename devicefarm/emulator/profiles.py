@@ -1,4 +1,5 @@
-"""Phone profiles as data: what an emulated phone reports about itself (properties, CPUs, sensors, battery).
+"""Phone profiles as data: what an emulated phone reports about itself (properties, CPUs, sensors, battery,
+power modes).
 
 A :class:`PhoneProfile` is plain data; :data:`PROFILES` holds the built-in ones by name. Change one with
 ``dataclasses.replace`` (for example a faster ``heat_c_per_s`` in a test).
@@ -13,9 +14,18 @@ TYPE_CPU, TYPE_GPU, TYPE_BATTERY, TYPE_SKIN, TYPE_USB_PORT = 0, 1, 2, 3, 4
 TYPE_NPU = 9
 
 
+# the files of /sys/devices/system/cpu/cpuN/cpufreq/ an emulated phone has (unless its profile leaves some out)
+CPUFREQ_FILES = ("cpuinfo_max_freq", "cpuinfo_min_freq", "related_cpus", "scaling_cur_freq", "scaling_governor",
+                 "scaling_max_freq", "scaling_min_freq")
+
+
 @dataclass(frozen=True)
 class CpuCluster:
-    """Cores sharing one frequency domain, and the ``/proc/cpuinfo`` identity of their cores."""
+    """Cores sharing one frequency domain, and the ``/proc/cpuinfo`` identity of their cores.
+
+    ``fixed_freq_khz`` is the frequency the cluster holds in Android's fixed-performance mode, and its cap
+    while the phone throttles (see :mod:`devicefarm.emulator.cpufreq`).
+    """
 
     cores: tuple[int, ...]
     max_freq_khz: int
@@ -24,6 +34,12 @@ class CpuCluster:
     variant: int
     part: int
     revision: int
+    fixed_freq_khz: int
+
+    def __post_init__(self) -> None:
+        if not 0 < self.min_freq_khz <= self.fixed_freq_khz <= self.max_freq_khz:
+            raise ValueError(f"cluster {self.cores}: expected 0 < min_freq_khz <= fixed_freq_khz <= max_freq_khz, "
+                             f"got {self.min_freq_khz}, {self.fixed_freq_khz}, {self.max_freq_khz}")
 
 
 @dataclass(frozen=True)
@@ -68,6 +84,10 @@ class PhoneProfile:
     max_rise_c: float  # heating stops this far above ambient
     # skin temperature at which each thermal status from 1 (light) to 6 (shutdown) begins (Pixel thermal HAL)
     skin_thresholds_c: tuple[float, ...] = (39.0, 43.0, 45.0, 46.5, 52.0, 55.0)
+    # whether the power HAL offers fixed-performance mode (`cmd power set-fixed-performance-mode-enabled`)
+    fixed_performance_mode: bool = True
+    # cpufreq files (names from CPUFREQ_FILES) this phone lacks, as some kernels and vendors leave them out
+    missing_cpufreq_files: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         cores = sorted(core for cluster in self.clusters for core in cluster.cores)
@@ -81,6 +101,10 @@ class PhoneProfile:
                              f"got {self.skin_thresholds_c!r}")
         if not 0 <= self.battery_level <= 100:
             raise ValueError(f"profile {self.name!r}: battery_level must be 0..100, got {self.battery_level!r}")
+        unknown = sorted(set(self.missing_cpufreq_files) - set(CPUFREQ_FILES))
+        if unknown:
+            raise ValueError(f"profile {self.name!r}: unknown cpufreq file(s) {', '.join(unknown)} in "
+                             f"missing_cpufreq_files; expected some of {', '.join(CPUFREQ_FILES)}")
 
     @property
     def num_cpus(self) -> int:
@@ -125,8 +149,8 @@ PIXEL3 = PhoneProfile(
     device="blueline", board_platform="sdm845", soc_manufacturer="Qualcomm", soc_model="SDM845",
     hardware_name="Qualcomm Technologies, Inc SDM845", android_release="12", sdk=31, build_id="SP1A.210812.016.C2",
     abi="arm64-v8a", abi_list=_ABIS,
-    clusters=(CpuCluster((0, 1, 2, 3), 1766400, 300000, 0x51, 0x7, 0x803, 12),
-              CpuCluster((4, 5, 6, 7), 2803200, 825600, 0x51, 0x6, 0x802, 13)),
+    clusters=(CpuCluster((0, 1, 2, 3), 1766400, 300000, 0x51, 0x7, 0x803, 12, 1228800),
+              CpuCluster((4, 5, 6, 7), 2803200, 825600, 0x51, 0x6, 0x802, 13, 1996800)),
     governor="schedutil",
     sensors=(ThermalSensor("cpu0-silver-usr", "cpu0", TYPE_CPU, 36.0, 1.3),
              ThermalSensor("cpu4-gold-usr", "cpu4", TYPE_CPU, 37.0, 1.6),
@@ -143,9 +167,9 @@ PIXEL4 = PhoneProfile(
     device="flame", board_platform="msmnile", soc_manufacturer="Qualcomm", soc_model="SM8150",
     hardware_name="Qualcomm Technologies, Inc SM8150", android_release="13", sdk=33, build_id="TP1A.221005.002",
     abi="arm64-v8a", abi_list=_ABIS,
-    clusters=(CpuCluster((0, 1, 2, 3), 1785600, 300000, 0x51, 0xD, 0x805, 14),
-              CpuCluster((4, 5, 6), 2419200, 710400, 0x51, 0xD, 0x804, 14),
-              CpuCluster((7,), 2841600, 825600, 0x51, 0xD, 0x804, 14)),
+    clusters=(CpuCluster((0, 1, 2, 3), 1785600, 300000, 0x51, 0xD, 0x805, 14, 1209600),
+              CpuCluster((4, 5, 6), 2419200, 710400, 0x51, 0xD, 0x804, 14, 1612800),
+              CpuCluster((7,), 2841600, 825600, 0x51, 0xD, 0x804, 14, 2131200)),
     governor="schedutil",
     sensors=(ThermalSensor("cpu-0-0-usr", "cpu0", TYPE_CPU, 36.0, 1.3),
              ThermalSensor("cpu-1-0-usr", "cpu4", TYPE_CPU, 37.0, 1.5),
@@ -163,9 +187,9 @@ PIXEL6 = PhoneProfile(
     device="oriole", board_platform="gs101", soc_manufacturer="Google", soc_model="Tensor",
     hardware_name="Tensor", android_release="14", sdk=34, build_id="UQ1A.240205.004",
     abi="arm64-v8a", abi_list=_ABIS,
-    clusters=(CpuCluster((0, 1, 2, 3), 1803000, 300000, 0x41, 0x2, 0xD05, 0),
-              CpuCluster((4, 5), 2253000, 400000, 0x41, 0x4, 0xD0B, 0),
-              CpuCluster((6, 7), 2802000, 500000, 0x41, 0x1, 0xD44, 0)),
+    clusters=(CpuCluster((0, 1, 2, 3), 1803000, 300000, 0x41, 0x2, 0xD05, 0, 1197000),
+              CpuCluster((4, 5), 2253000, 400000, 0x41, 0x4, 0xD0B, 0, 1491000),
+              CpuCluster((6, 7), 2802000, 500000, 0x41, 0x1, 0xD44, 0, 1826000)),
     governor="schedutil",
     sensors=(ThermalSensor("BIG", "BIG", TYPE_CPU, 38.0, 1.8),
              ThermalSensor("MID", "MID", TYPE_CPU, 37.0, 1.5),

@@ -73,7 +73,7 @@ class PhoneShell:
         name = argv[0]
         if name == "taskset":
             return self._taskset(argv[1:], out)
-        self.state.refresh_sensor_files_for(argv[1:])  # sysfs values are current when a command reads them
+        self.state.refresh_files_for(argv[1:])  # sysfs values are current when a command reads them
         if "/" in name:
             return self._exec_file(argv, out, cpu_mask)
         if name in COMMANDS:

@@ -75,7 +75,7 @@ class SyncService:
                 if length > MAX_PATH_LENGTH:
                     raise _SyncFailure(f"path length {length} exceeds {MAX_PATH_LENGTH}", fatal=True)
                 path = self.stream.read_exact(length).decode("utf-8", "surrogateescape")
-                self.state.refresh_sensor_files_for([path])
+                self.state.refresh_files_for([path])
                 {ID_STAT: self._stat, ID_LIST: self._list, ID_SEND: self._send, ID_RECV: self._recv}[request](path)
             except _SyncFailure as failure:
                 message = str(failure).encode("utf-8", "surrogateescape")

@@ -16,12 +16,18 @@ from typing import Callable, Iterator
 
 from devicefarm.emulator.profiles import TYPE_SKIN, PhoneProfile, ThermalSensor
 
+
 def sensor_status(profile: PhoneProfile, sensor: ThermalSensor, celsius: float) -> int:
     """Android's throttling status (0..6) that ``sensor`` reports at ``celsius``: the highest level whose
     threshold has been reached, for skin sensors; 0 for the others."""
     if sensor.hal_type != TYPE_SKIN:
         return 0
     return bisect.bisect_right(profile.skin_thresholds_c, celsius)
+
+
+def thermal_status(profile: PhoneProfile, temperatures: list[tuple[ThermalSensor, float]]) -> int:
+    """The phone's overall thermal status: the highest of its sensors' (0 when it has none)."""
+    return max((sensor_status(profile, sensor, celsius) for sensor, celsius in temperatures), default=0)
 
 
 class ThermalModel:
@@ -55,6 +61,11 @@ class ThermalModel:
             with self._lock:
                 self._advance()
                 self._running -= 1
+
+    def busy(self) -> bool:
+        """Whether a benchmark runs right now."""
+        with self._lock:
+            return self._running > 0
 
     def rise_c(self) -> float:
         """Degrees above ambient right now."""
