@@ -56,7 +56,8 @@ def db_upgrade(db_url):
 
 @click.group()
 def latency():
-    """Build the latency lookup table, calibrate it, measure and query latencies."""
+    """Build latency lookup tables (a version per device, space version, runtime, threads and quantization),
+    calibrate them, measure and query latencies."""
 
 
 @latency.command("build-lut")

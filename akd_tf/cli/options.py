@@ -108,7 +108,7 @@ target_options = bundle("target", [*SHAPE_OPTIONS, quantize_option("Quantization
 # not typed).
 table_target_options = bundle("table", [
     click.option("--resolution", default=None, type=click.IntRange(min=1),
-                 help=f"Input height and width in pixels (default: the device's latency table's; without a table, "
+                 help=f"Input height and width in pixels (default: the latency table version's; without one, "
                       f"{DEFAULT_TARGET.resolution})."),
     click.option("--channels", default=None, type=click.IntRange(min=1),
                  help=f"Input image channels (default: the table's; else {DEFAULT_TARGET.channels})."),
