@@ -64,6 +64,12 @@ def is_this_host(device: Device) -> bool:
     return device.name == host_device_name()
 
 
+def device_label(name: str) -> str:
+    """``name`` quoted for messages, with the row it stands for: ``'local' (local@build-7)``, ``'pixel4'``."""
+    stored = resolve_name(name)
+    return repr(name) if stored == name else f"{name!r} ({stored})"
+
+
 def _cpu_model() -> str:
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as fh:
@@ -118,8 +124,8 @@ def get_device(session: Session, name: str) -> Device:
     device = lookup_device(session, name)
     if device is None:
         known = sorted(session.scalars(select(Device.name)))
-        raise MissingData(f"device {name!r} (this host, {host_device_name()}) has measured nothing yet; known "
-                          f"devices: {', '.join(known) or 'none'}")
+        raise MissingData(f"device {device_label(name)} has measured nothing on this host yet; known devices: "
+                          f"{', '.join(known) or 'none'}")
     return device
 
 

@@ -25,7 +25,7 @@ from sqlalchemy import select
 
 from akd_tf.errors import InvalidInput
 from akd_tf.target import check_quantization
-from latency_db.devices import get_device, host_device, host_device_name, resolve_name
+from latency_db.devices import get_device, host_device, host_device_name, is_host_name, resolve_name
 from latency_db.schema import Device, LutEntry
 from latency_db.store import Store
 from latency_db.tables import TableIdentity, device_tables, ensure_table
@@ -159,14 +159,16 @@ def read_entries(path: str | Path, fmt: str | None = None) -> tuple[dict | None,
 
 def _import_device(session, name: str, device_info: dict | None) -> Device:
     """The device an import writes into: this host's row for ``local`` or its name, else the stored one, else
-    a new row of the file's kind, status "imported"."""
+    a new row, status "imported", of kind "local" for another host's name, else of the file's kind (a phone's
+    by default)."""
     stored = resolve_name(name)
     if stored == host_device_name():
         return host_device(session)
     device = session.scalar(select(Device).where(Device.name == stored))
     if device is None:
         info = {k: v for k, v in (device_info or {}).items() if k in DEVICE_FIELDS}
-        device = Device(name=stored, kind=(device_info or {}).get("kind", "adb"), status="imported", **info)
+        kind = "local" if is_host_name(stored) else (device_info or {}).get("kind", "adb")
+        device = Device(name=stored, kind=kind, status="imported", **info)
         session.add(device)
         session.flush()
     return device

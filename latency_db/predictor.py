@@ -72,7 +72,6 @@ class LutPredictor:
     table_us: dict[str, float]
     calibration: Calibration | None = None
     table_id: int | None = None  # the version read (None: a table given in memory)
-    identity: TableIdentity | None = None
 
     def __post_init__(self) -> None:
         self._blocks: dict[tuple, _PricedBlock] = {}
@@ -89,16 +88,16 @@ class LutPredictor:
         """The device's current table version for ``space`` and ``target`` (or version ``table_id``); reads only."""
         with store.session() as session:
             table = choose_table(session, device_name, space, target, table_id=table_id, threads=threads)
-            identity = TableIdentity.of(table)
+            identity = TableIdentity.of(table).describe()
             rows = session.execute(select(LutEntry.key, getattr(LutEntry, LATENCY_STATISTIC)).where(
                 LutEntry.table_id == table.id)).all()
             calibration = session.scalar(select(Calibration).where(*calibration_filter(table.id, space, target),
                                                                    Calibration.accepted.is_(True))
                                          .order_by(Calibration.id.desc()).limit(1))
         if not rows:
-            raise MissingData(f"latency table #{table.id} of device {device_name!r} ({identity.describe()}) has no "
-                              f"entries yet; build them with: {build_command(device_name, space, target)}")
-        return cls(device_name, space, target, dict(rows), calibration, table.id, identity)
+            raise MissingData(f"latency table #{table.id} of device {device_name!r} ({identity}) has no entries "
+                              f"yet; build them with: {build_command(device_name, space, target)}")
+        return cls(device_name, space, target, dict(rows), calibration, table.id)
 
     def _block(self, block: tuple[int, tuple[int, ...]], input_shape: Shape) -> "_PricedBlock":
         """The priced layers of block ``(index, block tokens)`` fed with ``input_shape``, memoized."""

@@ -24,13 +24,13 @@ from datetime import timezone
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, contains_eager
 
 from akd_tf.benchmark import RunSettings
 from akd_tf.errors import InvalidInput, MissingData
 from akd_tf.space import SearchSpace, get_space
 from akd_tf.target import DEFAULT_TARGET, ModelTarget
-from latency_db.devices import current_runtime, lookup_device, resolve_name, this_host_runtime
+from latency_db.devices import current_runtime, device_label, lookup_device, resolve_name, this_host_runtime
 from latency_db.schema import Calibration, Device, LatencyTable, LutEntry, as_utc, utcnow
 from latency_db.store import Store
 
@@ -74,31 +74,38 @@ def _identity_filter(identity: TableIdentity):
             LatencyTable.runtime == identity.runtime)
 
 
+def _find(session: Session, device: Device, identity: TableIdentity) -> LatencyTable | None:
+    """The version of ``device``'s table with ``identity`` (unique per device), or None."""
+    return session.scalar(select(LatencyTable).where(LatencyTable.device_id == device.id,
+                                                     *_identity_filter(identity)))
+
+
 def current_table(session: Session, device: Device, space: SearchSpace, quantization: str, *,
                   threads: int = THREADS, runtime: str | None = None) -> LatencyTable | None:
     """The version of ``device``'s table for ``space`` as defined now, ``quantization``, ``threads`` and the
     device's current runtime (or ``runtime``), or None when none is stored. Never writes. (The identity is
     unique per device, so there is at most one.)"""
-    identity = TableIdentity.current(device, space, quantization, threads, runtime)
-    return session.scalar(select(LatencyTable).where(LatencyTable.device_id == device.id,
-                                                     *_identity_filter(identity)))
+    return _find(session, device, TableIdentity.current(device, space, quantization, threads, runtime))
+
+
+def _current(session: Session, device: Device | None, space: SearchSpace, quantization: str,
+             threads: int) -> tuple[TableIdentity, LatencyTable | None]:
+    if device is None:  # this host before its first measurement
+        return TableIdentity(space.name, space.version, quantization, threads, this_host_runtime()), None
+    identity = TableIdentity.current(device, space, quantization, threads)
+    return identity, _find(session, device, identity)
 
 
 def current_version(session: Session, device_name: str, space: SearchSpace, quantization: str,
                     threads: int = THREADS) -> tuple[TableIdentity, LatencyTable | None]:
     """(the identity a version of ``device_name``'s table for ``space`` measured now has, that version or None
     when it is not stored yet): :func:`current_table` by name, also before this host measured anything."""
-    device = lookup_device(session, device_name)
-    if device is None:
-        return TableIdentity(space.name, space.version, quantization, threads, this_host_runtime()), None
-    return (TableIdentity.current(device, space, quantization, threads),
-            current_table(session, device, space, quantization, threads=threads))
+    return _current(session, lookup_device(session, device_name), space, quantization, threads)
 
 
 def ensure_table(session: Session, device: Device, identity: TableIdentity) -> LatencyTable:
     """The version of ``device``'s table with ``identity``, created if new (for paths that measure into it)."""
-    query = select(LatencyTable).where(LatencyTable.device_id == device.id, *_identity_filter(identity))
-    table = session.scalar(query)
+    table = _find(session, device, identity)
     if table is not None:
         return table
     try:
@@ -108,7 +115,7 @@ def ensure_table(session: Session, device: Device, identity: TableIdentity) -> L
                                  threads=identity.threads, runtime=identity.runtime)
             session.add(table)
     except IntegrityError:  # another builder created it between our select and insert
-        table = session.scalar(query)
+        table = _find(session, device, identity)
     return table
 
 
@@ -143,9 +150,9 @@ def choose_table(session: Session, device_name: str, space: SearchSpace, target:
     naming the device's versions and how to build or choose one."""
     device = lookup_device(session, device_name)
     tables = [] if device is None else device_tables(session, device)
-    label = f"{device_name!r}" + (f" ({resolve_name(device_name)})" if resolve_name(device_name) != device_name else "")
+    label = device_label(device_name)
     if table_id is None:
-        wanted, table = current_version(session, device_name, space, target.quantization, threads)
+        wanted, table = _current(session, device, space, target.quantization, threads)
         if table is None:
             build = f"build it with: {build_command(device_name, space, target)}"
             raise MissingData(f"device {label} has no latency table for {wanted.describe()}; "
@@ -207,8 +214,7 @@ def _read_tables(session: Session, device_name: str, space: SearchSpace, table_i
     if table_id is not None:
         return [t for t in device_tables(session, device) if t.id == table_id]
     runtime = current_runtime(device)
-    return [t for t in device_tables(session, device)
-            if (t.space, t.space_version, t.threads, t.runtime) == (space.name, space.version, THREADS, runtime)
+    return [t for t in device_tables(session, device) if _current_for(t, space, runtime) and t.threads == THREADS
             and (quantization is None or t.quantization == quantization)]
 
 
@@ -247,7 +253,8 @@ def table_versions(store: Store, device_name: str | None = None) -> list[dict]:
     ``akd-tf latency list``: its identity, shapes, entry and calibration counts, when it was begun, and
     whether it is its device's current version for its space, quantization and threads. Never writes."""
     with store.session() as session:
-        query = select(LatencyTable).join(Device).order_by(Device.name, LatencyTable.id)
+        query = (select(LatencyTable).join(Device).options(contains_eager(LatencyTable.device))
+                 .order_by(Device.name, LatencyTable.id))
         if device_name is not None:
             query = query.where(Device.name == resolve_name(device_name))
         tables = list(session.scalars(query))
@@ -263,10 +270,15 @@ def table_versions(store: Store, device_name: str | None = None) -> list[dict]:
                  "current": _is_current(t)} for t in tables]
 
 
+def _current_for(table: LatencyTable, space: SearchSpace, runtime: str) -> bool:
+    """Whether ``table`` is of ``space`` as defined now and of ``runtime``."""
+    return (table.space, table.space_version, table.runtime) == (space.name, space.version, runtime)
+
+
 def _is_current(table: LatencyTable) -> bool:
     """Whether ``table`` is what :func:`current_table` finds for its device, space, quantization and threads."""
     try:
         space = get_space(table.space)
     except InvalidInput:  # a legacy table, or a space this process has not registered
         return False
-    return (table.space_version == space.version and table.runtime == current_runtime(table.device))
+    return _current_for(table, space, current_runtime(table.device))

@@ -213,6 +213,26 @@ def test_an_upgrade_starts_a_new_table_version(db_url, tiny_space, monkeypatch, 
     store.close()
 
 
+def test_an_empty_version_and_an_unknown_device_are_one_line_errors(sqlite_url, tiny_space):  # noqa: F811
+    from latency_db.devices import host_device
+    from latency_db.tables import TableIdentity, ensure_table
+
+    store = open_store(sqlite_url)
+    identity = TableIdentity(tiny_space.name, tiny_space.version, "none", 1, load_interpreter().label)
+    with store.session() as session:  # what a build interrupted before its first entry leaves
+        ensure_table(session, host_device(session), identity)
+    query = ["latency", "query", "--arch", ARCH, "--space", tiny_space.name, "--db", sqlite_url]
+    empty = cli(*query, "--resolution", "32", "--classes", "4")
+    assert empty.exit_code == 1 and empty.output == (
+        f"Error: latency table #1 of device 'local' (lut-test@{tiny_space.version}, {load_interpreter().label}, "
+        f"1 thread, none) has no entries yet; build them with: akd-tf latency build-lut --device local --space "
+        f"lut-test --resolution 32 --channels 3 --classes 4 --quantize none\n")
+    unknown = cli(*query, "--device", "pixel-9")
+    assert unknown.exit_code == 1
+    assert unknown.output == f"Error: unknown device 'pixel-9'; known devices: {HOST_DEVICE}\n"
+    store.close()
+
+
 def test_version_1_files_are_refused(tmp_path, sqlite_url):  # noqa: F811
     path = tmp_path / "old.json"
     path.write_text(json.dumps({"format": "akd-tf-lut", "version": 1, "device": {"name": "px"}, "entries": []}))
