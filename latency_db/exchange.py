@@ -28,7 +28,7 @@ from akd_tf.target import check_quantization
 from latency_db.devices import get_device, host_device, host_device_name, is_host_name, resolve_name
 from latency_db.schema import Device, LutEntry
 from latency_db.store import Store
-from latency_db.tables import TableIdentity, device_tables, ensure_table
+from latency_db.tables import TableIdentity, device_tables, ensure_table, no_such_table
 
 FORMATS = ("csv", "json")
 FORMAT_NAME = "akd-tf-lut"
@@ -48,9 +48,10 @@ def export_table(store: Store, device_name: str, fmt: str, table_id: int | None 
         device = get_device(session, device_name)
         tables = device_tables(session, device)
         if table_id is not None:
-            tables = [t for t in tables if t.id == table_id]
-            if not tables:
-                raise InvalidInput(f"device {device_name!r} has no latency table #{table_id}")
+            chosen = [t for t in tables if t.id == table_id]
+            if not chosen:
+                raise no_such_table(session, device_name, tables, table_id)
+            tables = chosen
         versions = []
         for table in tables:
             entries = session.scalars(select(LutEntry).where(LutEntry.table_id == table.id)

@@ -130,10 +130,17 @@ def _entry_counts(session: Session, table_ids) -> dict[int, int]:
 
 
 def _listed(session: Session, tables: list[LatencyTable]) -> str:
-    """``#1 lut-test@690280ca, ai-edge-litert 2.3.0, 1 thread, none (8 entries); #2 ...`` or ``none``."""
+    """The versions for a message: ``#1 lut-test@690280ca, ai-edge-litert 2.3.0, 1 thread, none (8 entries);
+    #2 ...``, or ``none``."""
     counts = _entry_counts(session, [t.id for t in tables])
     return "; ".join(f"#{t.id} {TableIdentity.of(t).describe()} ({counts.get(t.id, 0)} entries)"
                      for t in tables) or "none"
+
+
+def no_such_table(session: Session, device_name: str, tables: list[LatencyTable], table_id: int) -> MissingData:
+    """The error for a ``table_id`` that is none of the device's ``tables``, naming those."""
+    return MissingData(f"device {device_label(device_name)} has no latency table #{table_id}; its tables: "
+                       f"{_listed(session, tables)}")
 
 
 def device_tables(session: Session, device: Device) -> list[LatencyTable]:
@@ -161,7 +168,7 @@ def choose_table(session: Session, device_name: str, space: SearchSpace, target:
         return table
     table = next((t for t in tables if t.id == table_id), None)
     if table is None:
-        raise MissingData(f"device {label} has no latency table #{table_id}; its tables: {_listed(session, tables)}")
+        raise no_such_table(session, device_name, tables, table_id)
     if table.space not in (space.name, LEGACY_SPACE):
         raise InvalidInput(f"latency table #{table_id} is for space {table.space!r}, not {space.name!r}")
     if table.quantization != target.quantization:

@@ -182,6 +182,8 @@ def test_an_upgrade_starts_a_new_table_version(db_url, tiny_space, monkeypatch, 
         missing = cli(*query, "--table", "9")
         assert missing.exit_code == 1 and missing.output == (
             f"Error: device 'local' ({HOST_DEVICE}) has no latency table #9; its tables: {listed}\n")
+        with pytest.raises(ValueError, match=f"^{re.escape(missing.output[len('Error: '):-1])}$"):
+            export_table(store, "local", "json", table_id=9)
         int8 = cli(*query, "--table", "1", "--quantize", "int8")
         assert int8.exit_code == 1 and int8.output == "Error: latency table #1 holds none latencies, not int8\n"
         mnasnet_arch = get_space("mnasnet").sample_many(1, 0)[0].to_string()
