@@ -141,8 +141,8 @@ def test_make_divisible_keeps_width_choices_distinct(space):
 
 
 def test_summary_and_skeleton_rows_describe_the_space(space):
-    assert space.summary() == {"space": "mnasnet", "version": "18b5252c", "blocks": 7, "decisions": 42, "onehot_width": 112,
-                               "size": 288 ** 7, "stem_filters": space.stem_filters,
+    assert space.summary() == {"space": "mnasnet", "version": "18b5252c", "blocks": 7, "decisions": 42,
+                               "onehot_width": 112, "size": 288 ** 7, "stem_filters": space.stem_filters,
                                "head_filters": space.head_filters, "resolution": [32, 224]}
     rows = space.skeleton_rows()
     assert len(rows) == 7
