@@ -23,8 +23,11 @@ An architecture has three exactly-inverse forms:
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -68,6 +71,11 @@ def _label(value: object) -> str:
     if isinstance(value, str):
         return value
     return format(value, "g")
+
+
+def _definition_of(value: object) -> object:
+    """A choice value as plain data for :attr:`SearchSpace.version`: a ConvOp with its kind and expand ratio."""
+    return [value.name, value.kind, value.expand_ratio] if isinstance(value, ConvOp) else value
 
 
 @dataclass(frozen=True)
@@ -217,9 +225,23 @@ class SearchSpace:
         """Number of distinct token lists."""
         return math.prod(d.size for d in self.decisions)
 
+    @cached_property
+    def version(self) -> str:
+        """A digest of the space's definition (8 hex digits): editing the skeleton, a block's decisions or
+        their values, the channel divisor or the resolution bounds changes it; the name is not part of it.
+        Latency tables record it, so a table measured for an older definition is never read as this one's."""
+        definition = {
+            "stem_filters": self.stem_filters, "head_filters": self.head_filters,
+            "channel_divisor": self.channel_divisor, "resolution": [self.min_resolution, self.max_resolution],
+            "skeleton": [[sk.stride, sk.filters, sk.layers] for sk in self.skeleton],
+            "decisions": [[[d.field, d.prefix, [_definition_of(v) for v in d.values]] for d in block]
+                          for block in self._decisions]}
+        return hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()[:8]
+
     def summary(self) -> dict:
         """The space's size and shape as one JSON-able record (what ``akd-tf arch space --json`` prints)."""
-        return {"space": self.name, "blocks": self.num_blocks, "decisions": self.num_decisions,
+        return {"space": self.name, "version": self.version, "blocks": self.num_blocks,
+                "decisions": self.num_decisions,
                 "onehot_width": self.onehot_width, "size": self.size, "stem_filters": self.stem_filters,
                 "head_filters": self.head_filters, "resolution": [self.min_resolution, self.max_resolution]}
 

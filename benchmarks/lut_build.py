@@ -18,7 +18,7 @@ import tempfile
 import time
 
 from akd_tf.space import get_space
-from latency_db.lut import build_lut, missing_operators
+from latency_db.lut import build_lut, plan_build
 from akd_tf.target import ModelTarget
 from latency_db.store import open_store
 from table_args import add_table_arguments, ensure_cache
@@ -41,7 +41,8 @@ def main() -> None:
     print(f"baseline, no workers: {serial_per_key:.3f} s per key over {args.baseline_keys} keys", flush=True)
 
     store = open_store(args.db)
-    operators, missing = missing_operators(store, "local", space, target)
+    plan = plan_build(store, "local", space, target)
+    operators, missing = plan.operators, plan.missing
     print(f"{len(operators)} keys at {args.resolution}x{args.resolution}, {args.classes} classes; "
           f"{len(missing)} to measure with {workers} conversion worker(s)", flush=True)
     done = [0]

@@ -43,7 +43,6 @@ from akd_tf.target import ModelTarget
 from latency_db.accuracy import prediction_accuracy
 from latency_db.calibrate import calibrate, calibration_archs
 from latency_db.corrections import correction_of
-from latency_db.devices import get_device
 from latency_db.keys import enumerate_operators
 from latency_db.measure import measure_many
 from latency_db.predictor import LutPredictor, predict_from_features
@@ -96,23 +95,21 @@ def emulated_phone(store, workdir: Path):
 
 def ensure_table(store, device: str, space, target: ModelTarget) -> None:
     """Build the device's table at ``target`` where keys are missing (a phone: as farm jobs, waited for)."""
-    from latency_db.lut import build_lut, missing_operators
+    from latency_db.lut import build_lut, plan_build
 
-    _, missing = missing_operators(store, device, space, target)
+    missing = plan_build(store, device, space, target).missing
     if missing:
         print(f"building {len(missing)} table keys on {device}", flush=True)
         summary = build_lut(store, device, space, target, workers=max(1, len(os.sched_getaffinity(0)) - 1))
         print(f"  table built in {summary.seconds / 60:.1f} min", flush=True)
 
 
-def table_build_minutes(store, device_name: str, space, target: ModelTarget) -> float:
-    """Minutes between the first and last entry of the table at ``target`` (the build's wall time)."""
+def table_build_minutes(store, device_name: str, space, target: ModelTarget, table_id: int) -> float:
+    """Minutes between the first and last entry of table version ``table_id`` at ``target`` (its build time)."""
     keys = [op.key for op in enumerate_operators(space, target.input_shape, target.classes)]
     with store.session() as session:
-        device_id = get_device(session, device_name).id
-        stamps = session.scalars(select(LutEntry.measured_at).where(
-            LutEntry.device_id == device_id, LutEntry.quantization == target.quantization,
-            LutEntry.key.in_(keys))).all()
+        stamps = session.scalars(select(LutEntry.measured_at).where(LutEntry.table_id == table_id,
+                                                                    LutEntry.key.in_(keys))).all()
     return 0.0 if not stamps else (max(stamps) - min(stamps)).total_seconds() / 60
 
 
@@ -182,7 +179,7 @@ def report_accuracy(args, store) -> None:
                 chosen = (row.method, accuracy)
     outside = sum(bool(flag) for flag in predictor.outside_region(test))
     print(f"  {outside} of {len(test)} test archs lie outside the chosen calibration's fitted region")
-    table_minutes = table_build_minutes(store, args.device, space, target)
+    table_minutes = table_build_minutes(store, args.device, space, target, predictor.table_id)
     print(f"cost of a new device: table {table_minutes:.1f} min + calibration {report.measuring_s / 60:.1f} min")
     if chosen is None:
         print("no calibration was chosen: predictions stay the raw table sum")

@@ -10,14 +10,14 @@ from typing import Callable
 
 from sqlalchemy import func, select
 
-from akd_tf.benchmark import LOCAL_DEVICE, choose_core
+from akd_tf.benchmark import choose_core
 from akd_tf.errors import InvalidInput
 from devicefarm.connection import PhoneConnection, PhoneUnavailable
 from devicefarm.probe import Condition, probe_phone, read_condition, read_cpufreq
 from devicefarm.runner import (BENCHMARK_RUNTIME, DEFAULT_WORKDIR, PhoneLimits, PhoneRunner, check_benchmark_binary,
                                health_problems)
-from latency_db.devices import get_device
-from latency_db.schema import Device, LutEntry, Measurement, utcnow
+from latency_db.devices import get_device, is_host_name
+from latency_db.schema import Device, LatencyTable, LutEntry, Measurement, utcnow
 from latency_db.store import Store
 
 BENCHMARK_BINARY_HELP = (
@@ -63,8 +63,9 @@ def register_phone(store: Store, address: str, *, name: str | None = None, bench
     log = log or (lambda message: None)
     if benchmark_binary is not None and not Path(benchmark_binary).is_file():
         raise InvalidInput(f"benchmark binary {benchmark_binary} is not a file; {BENCHMARK_BINARY_HELP}")
-    if name == LOCAL_DEVICE:
-        raise InvalidInput(f"the name {LOCAL_DEVICE!r} is reserved for the host device; choose another --name")
+    if name is not None and is_host_name(name):
+        raise InvalidInput(f"the name {name!r} is reserved for host devices ('local', 'local@HOST'); choose another "
+                           f"--name")
     with PhoneConnection(address, key_path=key_path, auth_timeout_s=auth_timeout_s,
                          on_auth_prompt=on_auth_prompt) as conn:
         conn.connect()
@@ -163,12 +164,13 @@ def check_phone(store: Store, name: str, *, key_path: Path | str | None = None,
 
 def remove_device(store: Store, name: str, *, force: bool = False) -> dict[str, int]:
     """Delete a phone; with measurements or table entries stored, only when ``force`` (they go with it)."""
-    if name == LOCAL_DEVICE:
-        raise InvalidInput(f"the host device {LOCAL_DEVICE!r} is always present and cannot be removed")
+    if is_host_name(name):
+        raise InvalidInput(f"{name!r} is a host device; only phones are removed")
     with store.session() as session:
         device = get_device(session, name)
         counts = {"measurements": session.scalar(select(func.count()).where(Measurement.device_id == device.id)),
-                  "lut_entries": session.scalar(select(func.count()).where(LutEntry.device_id == device.id))}
+                  "lut_entries": session.scalar(select(func.count()).select_from(LutEntry).join(LatencyTable)
+                                                .where(LatencyTable.device_id == device.id))}
         if device.lease_holder and not force:
             raise InvalidInput(f"device {name!r} is leased by {device.lease_holder}; stop that worker or pass --force")
         if any(counts.values()) and not force:

@@ -25,7 +25,6 @@ from akd_tf.space import Arch, SearchSpace
 from akd_tf.target import ModelTarget
 from latency_db.accuracy import PredictionAccuracy, prediction_accuracy
 from latency_db.corrections import LinearCorrection, Region, fit_learned, fit_linear, library_version
-from latency_db.devices import get_device
 from latency_db.measure import WHOLE_MODEL_SETTINGS, measure_many
 from latency_db.predictor import LutPredictor, predict_from_features
 from latency_db.sampling import SamplingPlan, adaptive_sample
@@ -54,6 +53,7 @@ class CalibrationReport:
     uncalibrated: PredictionAccuracy  # the raw LUT sum on the held-out archs
     methods: tuple[MethodResult, ...]
     measuring_s: float  # wall time spent exporting and measuring (zero for archs measured before)
+    table_id: int | None = None  # the table version it corrects
 
     @property
     def chosen(self) -> MethodResult | None:
@@ -84,10 +84,11 @@ def calibration_archs(space: SearchSpace, n_fit: int, holdout: int, seed: int) -
 def calibrate(store: Store, device_name: str, space: SearchSpace, target: ModelTarget, n_fit: int = DEFAULT_FIT, *,
               holdout: int = DEFAULT_HOLDOUT, seed: int = 0, settings: RunSettings = WHOLE_MODEL_SETTINGS,
               progress: Callable[[Arch], None] | None = None,
-              wait_timeout_s: float | None = None) -> CalibrationReport:
-    """Measure archs end to end (reusing stored measurements), fit every method, store them, accept the best."""
+              wait_timeout_s: float | None = None, table_id: int | None = None) -> CalibrationReport:
+    """Measure archs end to end (reusing stored measurements), fit every method for the device's current table
+    version (or version ``table_id``), store them with that version, accept the best."""
     candidates, held_out = calibration_archs(space, n_fit, holdout, seed)
-    predictor = LutPredictor.load(store, device_name, space, target)
+    predictor = LutPredictor.load(store, device_name, space, target, table_id=table_id)
     candidate_features = predictor.features_many(candidates)  # fails early on missing keys
     held_out_features = predictor.features_many(held_out)
     spent = [0.0]
@@ -114,7 +115,6 @@ def calibrate(store: Store, device_name: str, space: SearchSpace, target: ModelT
     region = Region.of(fit_features).to_dict()
     stored = []
     with store.session() as session:
-        device = get_device(session, device_name)
         for method, correction in corrections.items():
             accuracy = results[method]
             if isinstance(correction, LinearCorrection):
@@ -124,8 +124,8 @@ def calibrate(store: Store, device_name: str, space: SearchSpace, target: ModelT
                 parameters = {"model": correction.model_text, "scale": None, "ms_per_weight_mb": None,
                               "offset_ms": None}
             row = Calibration(
-                device_id=device.id, space=space.name, resolution=target.resolution, channels=target.channels,
-                classes=target.classes, quantization=target.quantization, method=method, **parameters,
+                table_id=predictor.table_id, space=space.name, resolution=target.resolution,
+                channels=target.channels, classes=target.classes, method=method, **parameters,
                 library=library_version(method), region=region, n_fit=len(fit_archs), n_holdout=len(held_out),
                 within_5_pct=accuracy.within_5_pct, within_10_pct=accuracy.within_10_pct, rmspe=accuracy.rmspe,
                 kendall_tau=accuracy.kendall_tau, spearman_rho=accuracy.spearman_rho, raw_rmspe=raw.rmspe,
@@ -133,4 +133,4 @@ def calibrate(store: Store, device_name: str, space: SearchSpace, target: ModelT
             session.add(row)
             session.flush()
             stored.append(MethodResult(method, row.id, accuracy, method == winner))
-    return CalibrationReport(len(fit_archs), raw, tuple(stored), spent[0])
+    return CalibrationReport(len(fit_archs), raw, tuple(stored), spent[0], predictor.table_id)

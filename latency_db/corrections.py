@@ -159,7 +159,8 @@ def region_of(row) -> Region | None:
 def describe_correction(row) -> str:
     """One line naming a stored calibration and how it predicts, for answers and listings."""
     accuracy = f"{row.within_10_pct:.0%} within +-10% on {row.n_holdout} held-out archs"
+    name = f"calibration #{row.id} of table #{row.table_id}"
     if row.method == "linear":
-        return (f"calibration #{row.id}: LUT sum x {row.scale:.4f} + {row.ms_per_weight_mb:.4f} ms/MB weights + "
+        return (f"{name}: LUT sum x {row.scale:.4f} + {row.ms_per_weight_mb:.4f} ms/MB weights + "
                 f"{row.offset_ms:.4f} ms ({accuracy})")
-    return f"calibration #{row.id}: {row.library or row.method} on {row.n_fit} measured archs ({accuracy})"
+    return f"{name}: {row.library or row.method} on {row.n_fit} measured archs ({accuracy})"

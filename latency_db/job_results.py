@@ -2,10 +2,11 @@
 
 A "model" job (payload ``{"model_id": int}``) measures a stored whole model; its result becomes a
 :class:`~latency_db.schema.Measurement` whose ``run_key`` is the job's. A "lut" job (payload ``{"key": str,
-"quantization": str}``) measures an operator micro-model; its result becomes a
-:class:`~latency_db.schema.LutEntry` of the requested device. Either is stored at most once, so a job
-whose result is already stored measures nothing again. The session functions run inside the queue's
-transactions (:mod:`latency_db.queue`).
+"table_id": int}``) measures an operator micro-model; its result becomes a
+:class:`~latency_db.schema.LutEntry` of that table version of the requested device, the version the
+requester was building when it queued the job (so a result never lands in a version measured otherwise).
+Either is stored at most once, so a job whose result is already stored measures nothing again. The
+session functions run inside the queue's transactions (:mod:`latency_db.queue`).
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ from sqlalchemy.orm import Session
 from akd_tf.benchmark import BenchmarkResult
 from akd_tf.errors import InvalidInput, MissingData
 from latency_db.measurements import record_measurement
-from latency_db.schema import Device, Job, LutEntry, Measurement, TFLiteModel, TimedRunStats
+from latency_db.schema import Device, Job, LatencyTable, LutEntry, Measurement, TFLiteModel, TimedRunStats
 
 KINDS = ("model", "lut")
-_PAYLOADS = {"model": {"model_id": int}, "lut": {"key": str, "quantization": str}}
+_PAYLOADS = {"model": {"model_id": int}, "lut": {"key": str, "table_id": int}}
 
 
 def checked_payload(kind: str, payload) -> dict:
@@ -39,10 +40,16 @@ def checked_payload(kind: str, payload) -> dict:
     return dict(payload)
 
 
-def check_payload_target(session: Session, kind: str, payload: dict) -> None:
-    """ValueError when a model job's ``model_id`` names no stored model (LUT jobs name no row)."""
+def check_payload_target(session: Session, kind: str, payload: dict, device: Device) -> None:
+    """ValueError when a model job's ``model_id`` names no stored model, or a LUT job's ``table_id`` no table
+    version of ``device``, the requested device."""
     if kind == "model" and session.get(TFLiteModel, payload["model_id"]) is None:
         raise MissingData(f"payload model_id {payload['model_id']} names no stored model")
+    if kind == "lut":
+        table = session.get(LatencyTable, payload["table_id"])
+        if table is None or table.device_id != device.id:
+            raise MissingData(f"payload table_id {payload['table_id']} names no latency table of device "
+                              f"{device.name!r}")
 
 
 def stored_result(session: Session, kind: str, device: Device, payload: dict, run_key: str) -> tuple[bool, int | None]:
@@ -50,8 +57,8 @@ def stored_result(session: Session, kind: str, device: Device, payload: dict, ru
     if kind == "model":
         measurement_id = session.scalar(select(Measurement.id).where(Measurement.run_key == run_key))
         return measurement_id is not None, measurement_id
-    entry = session.scalar(select(LutEntry.id).where(LutEntry.device_id == device.id, LutEntry.key == payload["key"],
-                                                     LutEntry.quantization == payload["quantization"]))
+    entry = session.scalar(select(LutEntry.id).where(LutEntry.table_id == payload["table_id"],
+                                                     LutEntry.key == payload["key"]))
     return entry is not None, None
 
 
@@ -62,8 +69,8 @@ def store_result(session: Session, job: Job, result: BenchmarkResult, *, measure
 
     The stored settings gain ``"measured_on": measured_on`` (the phone's name). A model job gets a
     measurement (``extra``: thermal, battery and CPU readings; one already stored under the job's run key is
-    reused) and its ``measurement_id``; a LUT job adds a table entry measured at ``finished_at`` unless the
-    device already has the key. ValueError when a model job's model was deleted meanwhile.
+    reused) and its ``measurement_id``; a LUT job adds an entry measured at ``finished_at`` to its table
+    version unless that version already has the key. ValueError when a model job's model was deleted meanwhile.
     """
     requested = session.get(Device, job.device_id)
     data = _json_safe(result.to_dict())
@@ -73,7 +80,7 @@ def store_result(session: Session, job: Job, result: BenchmarkResult, *, measure
         job.measurement_id = _store_measurement(session, job, requested, result, settings, started_at, finished_at,
                                                 extra)
     else:
-        _store_lut_entry(session, job, requested, result, settings, finished_at)
+        _store_lut_entry(session, job, result, settings, finished_at)
     return data, raw_output
 
 
@@ -102,15 +109,14 @@ def _store_measurement(session: Session, job: Job, requested: Device, result: Be
     return row.id
 
 
-def _store_lut_entry(session: Session, job: Job, requested: Device, result: BenchmarkResult, settings: dict,
+def _store_lut_entry(session: Session, job: Job, result: BenchmarkResult, settings: dict,
                      measured_at: datetime) -> None:
-    key, quantization = job.payload["key"], job.payload["quantization"]
-    if session.scalar(select(LutEntry.id).where(LutEntry.device_id == requested.id, LutEntry.key == key,
-                                                LutEntry.quantization == quantization)) is not None:
+    key, table_id = job.payload["key"], job.payload["table_id"]
+    if session.scalar(select(LutEntry.id).where(LutEntry.table_id == table_id, LutEntry.key == key)) is not None:
         return
     try:
         with session.begin_nested():
-            session.add(LutEntry(device_id=requested.id, key=key, quantization=quantization, settings=settings,
-                                 measured_at=measured_at, **TimedRunStats.of(result)))
+            session.add(LutEntry(table_id=table_id, key=key, settings=settings, measured_at=measured_at,
+                                 **TimedRunStats.of(result)))
     except IntegrityError:
         pass  # a LUT builder stored this key meanwhile; the stored entry stands

@@ -3,9 +3,12 @@
 Every operator key of a space at one input shape, class count and
 quantization (:func:`latency_db.keys.enumerate_operators`) becomes a Keras
 micro-model, is exported with the parity check, measured on the device and
-stored in its own transaction. Keys already stored are skipped, so an
-interrupted build resumes where it stopped and two builders never store a key
-twice.
+stored in its own transaction, in the device's table version for the space as
+defined now, this quantization, the threads and the device's runtime
+(:mod:`latency_db.tables`; created by the build when new). Keys already stored in
+that version are skipped, so an interrupted build resumes where it stopped and
+two builders never store a key twice; after an interpreter upgrade or an edit of
+the space the build fills a new version instead of mixing timings.
 """
 
 from __future__ import annotations
@@ -28,11 +31,12 @@ from akd_tf.benchmark import RunSettings
 from akd_tf.space import SearchSpace
 from latency_db import farm
 from latency_db.backends import backend_for
-from latency_db.devices import get_device
+from latency_db.devices import measuring_device
 from latency_db.keys import Operator, enumerate_operators
 from akd_tf.target import ModelTarget
 from latency_db.schema import LutEntry, TimedRunStats, utcnow
 from latency_db.store import Store
+from latency_db.tables import THREADS, TableIdentity, current_version, ensure_table
 
 # Micro-models run for microseconds: 100 runs and 0.1 s keep noise low at about 0.1 s per key.
 LUT_SETTINGS = RunSettings(num_runs=100, warmup_runs=5, min_secs=0.1, warmup_min_secs=0.02)
@@ -45,20 +49,30 @@ class LutBuildSummary:
     measured: int
     seconds: float
     queued: int = 0  # farm jobs queued (phones): measured by `akd-tf devices serve` workers
+    table_id: int | None = None  # the table version built
 
 
-def stored_keys(store: Store, device_name: str, quantization: str) -> set[str]:
-    with store.session() as session:
-        device = get_device(session, device_name)
-        return set(session.scalars(select(LutEntry.key).where(LutEntry.device_id == device.id,
-                                                               LutEntry.quantization == quantization)))
+@dataclass(frozen=True)
+class BuildPlan:
+    """What a build of the device's table for a space at a target measures: every operator, those its
+    current version lacks, and that version (``table_id`` None until a build creates it)."""
+
+    identity: TableIdentity
+    table_id: int | None
+    operators: list[Operator]
+    missing: list[Operator]
 
 
-def missing_operators(store: Store, device_name: str, space: SearchSpace, target: ModelTarget) -> tuple[list[Operator], list[Operator]]:
-    """(every operator of the space at ``target``, those the device's table lacks)."""
+def plan_build(store: Store, device_name: str, space: SearchSpace, target: ModelTarget,
+               threads: int = THREADS) -> BuildPlan:
+    """The :class:`BuildPlan` of a build, read without writing (what ``build-lut --dry-run`` lists)."""
     operators = enumerate_operators(space, target.input_shape, target.classes)
-    have = stored_keys(store, device_name, target.quantization)
-    return operators, [op for op in operators if op.key not in have]
+    with store.session() as session:
+        identity, table = current_version(session, device_name, space, target.quantization, threads)
+        have = set() if table is None else set(session.scalars(select(LutEntry.key)
+                                                               .where(LutEntry.table_id == table.id)))
+    return BuildPlan(identity, None if table is None else table.id, operators,
+                     [op for op in operators if op.key not in have])
 
 
 def export_operator(op: Operator, quantization: str, out_path: str, seed: int = 0) -> str:
@@ -128,13 +142,17 @@ def build_lut(store: Store, device_name: str, space: SearchSpace, target: ModelT
     ``wait``, waited for (``wait_progress(done, failed, total)``); re-running queues nothing twice.
     """
     start = time.perf_counter()
-    operators, missing = missing_operators(store, device_name, space, target)
-    todo = missing if limit is None else missing[:limit]
+    operators = enumerate_operators(space, target.input_shape, target.classes)
     with store.session() as session:
-        device = get_device(session, device_name)
+        device = measuring_device(session, device_name)
+        table_id = ensure_table(session, device, TableIdentity.current(device, space, target.quantization,
+                                                                       settings.num_threads)).id
+        have = set(session.scalars(select(LutEntry.key).where(LutEntry.table_id == table_id)))
+    missing = [op for op in operators if op.key not in have]
+    todo = missing if limit is None else missing[:limit]
     if farm.is_farm_device(device):
-        return _queue_on_farm(store, device_name, todo, target, settings, workers, progress, wait, wait_timeout_s,
-                              wait_progress, start, len(operators), len(operators) - len(missing))
+        return _queue_on_farm(store, device_name, table_id, todo, target, settings, workers, progress, wait,
+                              wait_timeout_s, wait_progress, start, len(operators), len(operators) - len(missing))
     backend = backend_for(device)
     measured = 0
     with tempfile.TemporaryDirectory(prefix="akd-tf-lut-") as tmp:
@@ -143,22 +161,22 @@ def build_lut(store: Store, device_name: str, space: SearchSpace, target: ModelT
             os.unlink(path)
             try:
                 with store.session() as session:
-                    session.add(LutEntry(device_id=device.id, key=op.key, quantization=target.quantization,
-                                         **TimedRunStats.of(result),
+                    session.add(LutEntry(table_id=table_id, key=op.key, **TimedRunStats.of(result),
                                          settings=result.to_dict()["settings"], measured_at=utcnow()))
                 measured += 1
             except IntegrityError:
                 pass  # another builder stored this key meanwhile
             if progress is not None:
                 progress(op)
-    return LutBuildSummary(len(operators), len(operators) - len(missing), measured, time.perf_counter() - start)
+    return LutBuildSummary(len(operators), len(operators) - len(missing), measured, time.perf_counter() - start,
+                           table_id=table_id)
 
 
-def _queue_on_farm(store, device_name, todo, target, settings, workers, progress, wait, wait_timeout_s,
+def _queue_on_farm(store, device_name, table_id, todo, target, settings, workers, progress, wait, wait_timeout_s,
                    wait_progress, start, total, already) -> LutBuildSummary:
-    """Queue a job per key; keys already queued by an earlier, interrupted run are neither converted nor queued."""
-    requests = [farm.FarmRequest("lut", {"key": op.key, "quantization": target.quantization}, subject=op)
-                for op in todo]
+    """Queue a job per key into table version ``table_id``; keys already queued by an earlier, interrupted run are
+    neither converted nor queued."""
+    requests = [farm.FarmRequest("lut", {"key": op.key, "table_id": table_id}, subject=op) for op in todo]
 
     def exported(pending: list[farm.FarmRequest]):
         with tempfile.TemporaryDirectory(prefix="akd-tf-lut-") as tmp:
@@ -171,6 +189,7 @@ def _queue_on_farm(store, device_name, todo, target, settings, workers, progress
                                  wait_timeout_s=wait_timeout_s, wait_progress=wait_progress,
                                  on_queued=None if progress is None else lambda request: progress(request.subject))
     if not wait:
-        return LutBuildSummary(total, already, 0, time.perf_counter() - start, queued=len(outcomes))
+        return LutBuildSummary(total, already, 0, time.perf_counter() - start, queued=len(outcomes), table_id=table_id)
     farm.raise_failed(outcomes)
-    return LutBuildSummary(total, already, len(outcomes), time.perf_counter() - start, queued=len(outcomes))
+    return LutBuildSummary(total, already, len(outcomes), time.perf_counter() - start, queued=len(outcomes),
+                           table_id=table_id)

@@ -18,7 +18,7 @@ from akd_tf.space import Arch
 from akd_tf.target import ModelTarget
 from latency_db import farm
 from latency_db.backends import backend_for, measure_files
-from latency_db.devices import get_device
+from latency_db.devices import measuring_device
 from latency_db.measurements import (get_or_create_model, latest_measurement, measurement_by_run_key,
                                      record_measurement)
 from latency_db.schema import Measurement, utcnow
@@ -100,7 +100,7 @@ def measure_arch(store: Store, device_name: str, arch: Arch, target: ModelTarget
             stored = session.scalar(select(Measurement).where(Measurement.run_key == run_key))
             if stored is not None:
                 return stored
-        get_device(session, device_name)
+        measuring_device(session, device_name)  # an unknown device, or another host's, fails before the export
     with tempfile.TemporaryDirectory(prefix="akd-tf-") as tmp:
         exported = export_untrained(arch, target, Path(tmp) / "model.tflite", seed)
         return measure_tflite(store, device_name, arch, target, exported.path, exported.sha256, settings=settings,
@@ -117,19 +117,16 @@ def measure_tflite(store: Store, device_name: str, arch: Arch, target: ModelTarg
     """
     run_key = run_key or uuid.uuid4().hex
     with store.session() as session:
-        farm_device = farm.is_farm_device(get_device(session, device_name))
-    if farm_device:
+        device = measuring_device(session, device_name)
+        session.expunge(device)
+    if farm.is_farm_device(device):
         outcome = _request_file(store, device_name, arch, target, path, sha256, settings, run_key, wait=True,
                                 wait_timeout_s=wait_timeout_s, wait_progress=wait_progress)
         return measurement_by_run_key(store, outcome.job.run_key)
-    with store.session() as session:
-        device = get_device(session, device_name)
-        session.expunge(device)
     started = utcnow()
     result = backend_for(device)(device, str(path), settings)
     finished = utcnow()
     with store.session() as session:
-        device = get_device(session, device_name)
         row = get_or_create_model(session, arch, target, sha256)
         return record_measurement(session, device, row, result, run_key=run_key, started_at=started,
                                   finished_at=finished)
@@ -144,7 +141,7 @@ def _measure_interleaved(store: Store, device_name: str, archs: list[Arch], targ
                          settings: RunSettings, progress: Callable[[Arch], None] | None) -> dict[Arch, Measurement]:
     """Export ``archs``, measure them on the host with interleaved repeats, store each measurement."""
     with store.session() as session:
-        device = get_device(session, device_name)
+        device = measuring_device(session, device_name)
         session.expunge(device)
     with tempfile.TemporaryDirectory(prefix="akd-tf-") as tmp:
         exported = [export_untrained(arch, target, Path(tmp) / f"model{i}.tflite", 0) for i, arch in enumerate(archs)]
@@ -154,7 +151,7 @@ def _measure_interleaved(store: Store, device_name: str, archs: list[Arch], targ
     rows = {}
     for arch, export, result in zip(archs, exported, results):
         with store.session() as session:
-            device = get_device(session, device_name)
+            device = measuring_device(session, device_name)
             model = get_or_create_model(session, arch, target, export.sha256)
             rows[arch] = record_measurement(session, device, model, result, run_key=uuid.uuid4().hex,
                                             started_at=started, finished_at=finished)
@@ -176,7 +173,7 @@ def measure_many(store: Store, device_name: str, archs: list[Arch], target: Mode
     ValueError naming the failed jobs if any failed.
     """
     with store.session() as session:
-        device = get_device(session, device_name)
+        device = measuring_device(session, device_name)
         rows = {a: latest_measurement(session, device, a, target) for a in archs}
         for row in rows.values():
             if row is not None:

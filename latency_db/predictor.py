@@ -1,10 +1,11 @@
 """Predicting the latency of architectures never measured, from the lookup table.
 
-The prediction is the sum of the table's latencies (each entry's
-:data:`akd_tf.benchmark.LATENCY_STATISTIC`) of every operator
-of the architecture (stem, layers, head), corrected by the device's newest
-accepted calibration (one that beat the raw sum on its held-out archs) when
-one exists: ``scale * sum + ms_per_weight_mb * weight_mb +
+The prediction is the sum of one table version's latencies (each entry's
+:data:`akd_tf.benchmark.LATENCY_STATISTIC`; the version is chosen by
+:func:`latency_db.tables.choose_table`) of every operator
+of the architecture (stem, layers, head), corrected by that version's newest
+accepted calibration for the space and shape (one that beat the raw sum on its
+held-out archs) when one exists: ``scale * sum + ms_per_weight_mb * weight_mb +
 offset``, where ``weight_mb`` is the size of the model's weights (the part of
 a whole model's cost that per-operator micro-models, each with its own weights
 hot in cache, do not see). A key missing from the
@@ -26,33 +27,31 @@ from akd_tf.operators import Shape
 from akd_tf.space import Arch, SearchSpace
 from akd_tf.walk import block_stage, walk_stages
 from akd_tf.target import ModelTarget
-from latency_db.devices import get_device
 from latency_db.corrections import Correction, Region, correction_of, region_of
 from latency_db.features import FEATURES, LUT_MS, operator_features
 from latency_db.schema import Calibration, LutEntry
 from latency_db.store import Store
+from latency_db.tables import THREADS, TableIdentity, build_command, choose_table
 
 
 class MissingKeysError(MissingData):
     """Some operators of an architecture have no latency-table entry."""
 
-    def __init__(self, device: str, space: SearchSpace, target: ModelTarget, keys: Sequence[str]):
+    def __init__(self, device: str, space: SearchSpace, target: ModelTarget, keys: Sequence[str],
+                 table_id: int | None = None):
         self.keys = list(keys)
         shown = ", ".join(self.keys[:5]) + (f", ... ({len(self.keys) - 5} more)" if len(self.keys) > 5 else "")
+        table = "" if table_id is None else f" in table #{table_id}"
         super().__init__(
-            f"{len(self.keys)} latency-table key(s) missing on device {device!r} ({target.quantization}): {shown}; "
-            f"build them with: {build_command(device, space, target)}")
+            f"{len(self.keys)} latency-table key(s) missing on device {device!r}{table} ({target.quantization}): "
+            f"{shown}; build them with: {build_command(device, space, target)}")
 
 
-def build_command(device: str, space: SearchSpace, target: ModelTarget) -> str:
-    return (f"akd-tf latency build-lut --device {device} --space {space.name} --resolution {target.resolution} "
-            f"--channels {target.channels} --classes {target.classes} --quantize {target.quantization}")
-
-
-def calibration_filter(device_id: int, space: SearchSpace, target: ModelTarget):
-    return (Calibration.device_id == device_id, Calibration.space == space.name,
+def calibration_filter(table_id: int, space: SearchSpace, target: ModelTarget):
+    """The calibrations of table version ``table_id`` for ``space`` at ``target``'s shape."""
+    return (Calibration.table_id == table_id, Calibration.space == space.name,
             Calibration.resolution == target.resolution, Calibration.channels == target.channels,
-            Calibration.classes == target.classes, Calibration.quantization == target.quantization)
+            Calibration.classes == target.classes)
 
 
 @dataclass(frozen=True)
@@ -67,14 +66,15 @@ class _PricedBlock:
 
 @dataclass
 class LutPredictor:
-    """An in-memory table for one device, space and target, with the calibration that corrects its sums
-    (``None``: the raw sum). ``region`` is the feature range that calibration was fitted on."""
+    """One table version in memory, for one device, space and target, with the calibration that corrects its
+    sums (``None``: the raw sum). ``region`` is the feature range that calibration was fitted on."""
 
     device: str
     space: SearchSpace
     target: ModelTarget
     table_us: dict[str, float]
     calibration: Calibration | None = None
+    table_id: int | None = None  # the version read (None: a table given in memory)
 
     def __post_init__(self) -> None:
         self.correction: Correction | None = None if self.calibration is None else correction_of(self.calibration)
@@ -89,18 +89,21 @@ class LutPredictor:
             offset += n
 
     @classmethod
-    def load(cls, store: Store, device_name: str, space: SearchSpace, target: ModelTarget) -> "LutPredictor":
+    def load(cls, store: Store, device_name: str, space: SearchSpace, target: ModelTarget, *,
+             table_id: int | None = None, threads: int = THREADS) -> "LutPredictor":
+        """The device's current table version for ``space`` and ``target`` (or version ``table_id``); reads only."""
         with store.session() as session:
-            device = get_device(session, device_name)
+            table = choose_table(session, device_name, space, target, table_id=table_id, threads=threads)
+            identity = TableIdentity.of(table).describe()
             rows = session.execute(select(LutEntry.key, getattr(LutEntry, LATENCY_STATISTIC)).where(
-                LutEntry.device_id == device.id, LutEntry.quantization == target.quantization)).all()
-            calibration = session.scalar(select(Calibration).where(*calibration_filter(device.id, space, target),
+                LutEntry.table_id == table.id)).all()
+            calibration = session.scalar(select(Calibration).where(*calibration_filter(table.id, space, target),
                                                                    Calibration.accepted.is_(True))
                                          .order_by(Calibration.id.desc()).limit(1))
         if not rows:
-            raise MissingData(f"device {device_name!r} has no latency-table entries ({target.quantization}); "
-                              f"build them with: {build_command(device_name, space, target)}")
-        return cls(device_name, space, target, dict(rows), calibration)
+            raise MissingData(f"latency table #{table.id} of device {device_name!r} ({identity}) has no entries "
+                              f"yet; build them with: {build_command(device_name, space, target)}")
+        return cls(device_name, space, target, dict(rows), calibration, table.id)
 
     def _block(self, block: tuple[int, tuple[int, ...]], input_shape: Shape) -> "_PricedBlock":
         """The priced layers of block ``(index, block tokens)`` fed with ``input_shape``, memoized."""
@@ -138,7 +141,7 @@ class LutPredictor:
                                            self._block)]
         missing = [key for stage in priced for key in stage.missing]
         if missing:
-            raise MissingKeysError(self.device, self.space, self.target, list(dict.fromkeys(missing)))
+            raise MissingKeysError(self.device, self.space, self.target, list(dict.fromkeys(missing)), self.table_id)
         return sum(stage.features for stage in priced[1:]) + priced[0].features
 
     def features_many(self, archs: Iterable[Arch]) -> np.ndarray:

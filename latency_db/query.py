@@ -9,7 +9,7 @@ from akd_tf.benchmark import latency_us
 from akd_tf.space import Arch, SearchSpace
 from akd_tf.target import ModelTarget
 from latency_db.corrections import describe_correction
-from latency_db.devices import get_device
+from latency_db.devices import lookup_device
 from latency_db.measurements import latest_measurement
 from latency_db.predictor import LutPredictor
 from latency_db.store import Store
@@ -37,22 +37,24 @@ class LatencyEstimate:
 
 
 def query_latency(store: Store, device_name: str, space: SearchSpace, archs: Sequence[Arch],
-                  target: ModelTarget) -> list[LatencyEstimate]:
-    """One estimate per arch, in order. Missing table keys raise :class:`~latency_db.predictor.MissingKeysError`."""
+                  target: ModelTarget, *, table_id: int | None = None) -> list[LatencyEstimate]:
+    """One estimate per arch, in order; predictions read the device's current table version (or ``table_id``).
+    Reads only. Missing table keys raise :class:`~latency_db.predictor.MissingKeysError`."""
     estimates: list[LatencyEstimate | None] = []
     with store.session() as session:
-        device = get_device(session, device_name)
+        device = lookup_device(session, device_name)  # None: this host has measured nothing yet
         for arch in archs:
-            row = latest_measurement(session, device, arch, target)
+            row = None if device is None else latest_measurement(session, device, arch, target)
             estimates.append(None if row is None else LatencyEstimate(
                 arch.to_string(), latency_us(row) / 1000.0, "measured",
                 f"measurement #{row.id} ({row.count} runs, {row.finished_at:%Y-%m-%d %H:%M} UTC)"))
     unmeasured = [arch for arch, e in zip(archs, estimates) if e is None]
     if unmeasured:
-        predictor = LutPredictor.load(store, device_name, space, target)
+        predictor = LutPredictor.load(store, device_name, space, target, table_id=table_id)
         cal = predictor.calibration
-        version = "raw LUT sum" if cal is None else f"calibration #{cal.id}"
-        detail = "uncalibrated LUT sum" if cal is None else describe_correction(cal)
+        version = f"raw LUT sum of table #{predictor.table_id}" if cal is None else f"calibration #{cal.id}"
+        detail = (f"uncalibrated LUT sum of table #{predictor.table_id}" if cal is None
+                  else describe_correction(cal))
         predicted = iter(zip(unmeasured, predictor.predict_many_ms(unmeasured), predictor.outside_region(unmeasured)))
         for i, estimate in enumerate(estimates):
             if estimate is None:

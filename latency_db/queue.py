@@ -83,15 +83,16 @@ def enqueue(session: Session, *, kind: str, device: Device | str, tflite: bytes,
     """Queue the measurement of ``tflite`` for ``device`` (a row or a device name); returns the job.
 
     ``payload`` is ``{"model_id": int}`` (a stored model) for kind "model" and ``{"key": str,
-    "quantization": str}`` for kind "lut". The job's pool is the device's model: any online phone of that
-    model may run it. The bytes are stored once per SHA-256 (:mod:`latency_db.job_models`): a model
-    already stored adds only the job row. Idempotent: a ``run_key`` already queued, running or done
-    returns that job unchanged, also when another process enqueues the same key concurrently; a failed one
-    is queued afresh with these bytes (attempts, error and output cleared), since asking again means its
-    cause was dealt with. A job whose result is already stored (a measurement with this ``run_key``, or
-    the LUT key on this device) is created as "done" at once, keeping only the model's hash and size, so
-    re-submitting interrupted work measures nothing twice. Raises ValueError for bad arguments and for a
-    device without a recorded model.
+    "table_id": int}`` (a table version of ``device``) for kind "lut". The job's pool is the device's
+    model: any online phone of that model may run it. The bytes are stored once per SHA-256
+    (:mod:`latency_db.job_models`): a model already stored adds only the job row. Idempotent: a ``run_key``
+    already queued, running or done returns that job unchanged, also when another process enqueues the same
+    key concurrently; a failed one is queued afresh with these bytes (attempts, error and output cleared),
+    since asking again means its cause was dealt with. A job whose result is already stored (a measurement
+    with this ``run_key``, or the LUT key in its table version) is created as "done" at once, keeping only
+    the model's hash and size, so re-submitting interrupted work measures nothing twice. Raises ValueError
+    for bad arguments, for a device without a recorded model and for a payload naming no model or no table
+    version of the device.
     """
     payload = job_results.checked_payload(kind, payload)
     if not isinstance(tflite, (bytes, bytearray)) or not tflite:
@@ -123,7 +124,7 @@ def enqueue(session: Session, *, kind: str, device: Device | str, tflite: bytes,
     if not device.model:
         raise InvalidInput(f"device {device.name!r} has no model recorded, so no phone pool can run its jobs; "
                            f"probe the device first")
-    job_results.check_payload_target(session, kind, payload)
+    job_results.check_payload_target(session, kind, payload, device)
     done, measurement_id = job_results.stored_result(session, kind, device, payload, run_key)
     job_models.store_model(session, None if done else tflite, digest, len(tflite))
     now = utcnow()

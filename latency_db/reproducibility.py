@@ -17,7 +17,7 @@ from akd_tf.benchmark import RunSettings, latency_us
 from akd_tf.errors import InvalidInput
 from akd_tf.space import Arch
 from akd_tf.target import ModelTarget
-from latency_db.devices import get_device
+from latency_db.devices import measuring_device
 from latency_db.measure import WHOLE_MODEL_SETTINGS, export_untrained, measure_tflite
 from latency_db.schema import Measurement
 from latency_db.store import Store
@@ -55,7 +55,7 @@ def measure_tries(store: Store, device_name: str, arch: Arch, target: ModelTarge
     if isinstance(tries, bool) or not isinstance(tries, int) or tries < 2:
         raise InvalidInput(f"tries must be an int >= 2 to compare measurements, got {tries!r}")
     with store.session() as session:
-        get_device(session, device_name)  # an unknown device fails before the export
+        measuring_device(session, device_name)  # an unknown device, or another host's, fails before the export
     rows = []
     with tempfile.TemporaryDirectory(prefix="akd-tf-") as tmp:
         exported = export_untrained(arch, target, Path(tmp) / "model.tflite", 0)

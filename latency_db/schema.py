@@ -2,8 +2,9 @@
 
 Constraints live in the schema: natural keys are unique so repeated imports
 and retried measurements add nothing (``measurements.run_key`` identifies one
-measurement request; ``lut_entries`` are unique per device, operator key and
-quantization).
+measurement request; ``latency_tables`` are unique per device and everything
+else that changes a latency; ``lut_entries`` are unique per table and operator
+key).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class TimedRunStats:
 
 
 class Device(Base):
-    """A measuring device: the host (``local``) or a phone.
+    """A measuring device: a host's CPU (``local@HOST``, see :mod:`latency_db.devices`) or a phone.
 
     ``status`` is "online" | "offline" | "unhealthy" ("imported" for devices known only from an imported
     table). A farm worker holds at most one phone at a time through ``lease_holder``/``lease_expires_at``;
@@ -127,24 +128,51 @@ class Measurement(TimedRunStats, Base):
     model: Mapped[TFLiteModel] = relationship()
 
 
-class LutEntry(TimedRunStats, Base):
-    """Latency of one operator (latency-table key) on one device."""
+class LatencyTable(Base):
+    """One version of a device's lookup table: its entries were all measured with the same runtime, threads and
+    quantization, for one definition of one search space (see :mod:`latency_db.tables`).
 
-    __tablename__ = "lut_entries"
-    __table_args__ = (UniqueConstraint("device_id", "key", "quantization", name="uq_lut_device_key"),)
+    ``runtime`` is the interpreter's label on a host (``ai-edge-litert 2.3.0``) or the phone's benchmark binary
+    (``Device.runtime``); ``space_version`` is :attr:`akd_tf.space.SearchSpace.version`. Tables migrated from
+    before versions existed have space ``unknown`` and version ``legacy``. A change of any of these makes a
+    new version: entries of different versions never mix.
+    """
+
+    __tablename__ = "latency_tables"
+    __table_args__ = (UniqueConstraint("device_id", "space", "space_version", "quantization", "threads", "runtime",
+                                       name="uq_latency_tables_identity"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"), index=True)
-    key: Mapped[str] = mapped_column(String(256))
+    space: Mapped[str] = mapped_column(String(64))
+    space_version: Mapped[str] = mapped_column(String(64))
     quantization: Mapped[str] = mapped_column(String(16))
-    settings: Mapped[dict] = mapped_column(JSON)
-    measured_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    threads: Mapped[int] = mapped_column(Integer)
+    runtime: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     device: Mapped[Device] = relationship()
 
 
+class LutEntry(TimedRunStats, Base):
+    """Latency of one operator (latency-table key) in one table version."""
+
+    __tablename__ = "lut_entries"
+    __table_args__ = (UniqueConstraint("table_id", "key", name="uq_lut_entries_table_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    table_id: Mapped[int] = mapped_column(ForeignKey("latency_tables.id", name="fk_lut_entries_table_id",
+                                                     ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(256))
+    settings: Mapped[dict] = mapped_column(JSON)
+    measured_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    table: Mapped[LatencyTable] = relationship()
+
+
 class Calibration(Base):
-    """A per-device correction of the LUT sum, fitted to whole-model measurements (a predictor version).
+    """A correction of one table version's sum for one space and input shape, fitted to whole-model
+    measurements (a predictor version). The device and the quantization are the table's.
 
     ``method`` is "linear" (``latency_ms = scale * lut_sum_ms + ms_per_weight_mb * weight_mb + offset_ms``:
     the weight term prices what per-operator micro-models cannot see, a whole model's weights not fitting
@@ -159,12 +187,12 @@ class Calibration(Base):
     __tablename__ = "calibrations"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"), index=True)
+    table_id: Mapped[int] = mapped_column(ForeignKey("latency_tables.id", name="fk_calibrations_table_id",
+                                                     ondelete="CASCADE"), index=True)
     space: Mapped[str] = mapped_column(String(64))
     resolution: Mapped[int] = mapped_column(Integer)
     channels: Mapped[int] = mapped_column(Integer)
     classes: Mapped[int] = mapped_column(Integer)
-    quantization: Mapped[str] = mapped_column(String(16))
     method: Mapped[str] = mapped_column(String(16), default="linear", server_default="linear")
     scale: Mapped[float | None] = mapped_column(Float)
     offset_ms: Mapped[float | None] = mapped_column(Float)
@@ -184,7 +212,7 @@ class Calibration(Base):
     measuring_s: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
-    device: Mapped[Device] = relationship()
+    table: Mapped[LatencyTable] = relationship()
 
 
 class JobModel(Base):
@@ -221,7 +249,8 @@ class Job(Base):
 
     ``device_id`` is the requested device, whose tables receive the result; any online device whose model
     equals ``pool`` may measure it. ``state`` is "queued" | "leased" | "done" | "failed". ``payload`` is
-    ``{"model_id": int}`` for kind "model" and ``{"key": str, "quantization": str}`` for kind "lut";
+    ``{"model_id": int}`` for kind "model" and ``{"key": str, "table_id": int}`` (a table version of the
+    requested device) for kind "lut";
     ``settings`` is a :class:`akd_tf.benchmark.RunSettings` as a dict; ``model_sha256`` names the ``.tflite``
     to measure (its bytes live in :class:`JobModel`, so updating a job never rewrites them). ``attempts``
     counts failed runs.

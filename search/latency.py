@@ -19,7 +19,7 @@ from akd_tf.errors import InvalidInput
 from akd_tf.space import Arch
 from akd_tf.target import ModelTarget
 from latency_db import farm
-from latency_db.devices import get_device
+from latency_db.devices import get_device, is_host_name, lookup_device
 from latency_db.measure import WHOLE_MODEL_SETTINGS, measure_arch, request_archs
 from latency_db.measurements import latest_measurement, measurement_by_run_key
 from latency_db.predictor import LutPredictor
@@ -51,8 +51,8 @@ class LatencySource:
         self.store, self.device, self.target, self.measure = store, device, target, measure
         self.wait_timeout_s = wait_timeout_s
         self._predictor: LutPredictor | None = None
-        with store.session() as session:
-            self._farm = farm.is_farm_device(get_device(session, device))
+        with store.session() as session:  # a host measures in this process, also before its device row exists
+            self._farm = not is_host_name(device) and farm.is_farm_device(get_device(session, device))
 
     def check(self, space) -> None:
         """Fail before any training if children could get no latency: ``ValueError`` saying what to do."""
@@ -91,8 +91,9 @@ class LatencySource:
 
     def _stored(self, archs: Sequence[Arch]) -> list[ChildLatency | None]:
         with self.store.session() as session:
-            device = get_device(session, self.device)
-            rows = [latest_measurement(session, device, arch, self.target) for arch in archs]
+            device = lookup_device(session, self.device)  # None: this host has measured nothing yet
+            rows = [None if device is None else latest_measurement(session, device, arch, self.target)
+                    for arch in archs]
             return [None if row is None else ChildLatency(latency_us(row) / 1000.0, "measured", row.id, 0.0)
                     for row in rows]
 

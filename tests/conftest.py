@@ -3,6 +3,8 @@
 import akd_tf  # noqa: F401
 import pytest
 
+from db_fixtures import HOST_ID
+
 from akd_tf.space import get_space
 
 
@@ -27,9 +29,11 @@ def largest_arch(space):
 
 @pytest.fixture(autouse=True)
 def isolated_database(monkeypatch, tmp_path):
-    """No test touches the user's real database: the default lives under the test's tmp dir."""
+    """No test touches the user's real database: the default lives under the test's tmp dir. This host's device
+    is ``local@test-host`` wherever the tests run (spawned processes inherit it)."""
     monkeypatch.delenv("AKD_TF_DB", raising=False)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+    monkeypatch.setenv("AKD_TF_HOST_ID", HOST_ID)
 
 
 @pytest.fixture(scope="session", name="tiny_space")

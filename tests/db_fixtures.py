@@ -13,6 +13,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 POSTGRES_ENV = "AKD_TF_TEST_POSTGRES_URL"
+HOST_ID = "test-host"  # conftest sets AKD_TF_HOST_ID to it for every test
+HOST_DEVICE = f"local@{HOST_ID}"  # what the device 'local' is stored as in the tests
 
 
 def tiny_space():
@@ -49,6 +51,16 @@ def _postgres_database():
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def device_table(store, device_name: str, quantization: str = "none", space: str = "test") -> int:
+    """The id of a table version of ``device_name`` (made if new) for jobs of kind "lut" to store into."""
+    from latency_db.devices import get_device
+    from latency_db.tables import TableIdentity, ensure_table
+
+    with store.session() as session:
+        device = get_device(session, device_name)
+        return ensure_table(session, device, TableIdentity(space, "v1", quantization, 1, device.runtime or "?")).id
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -51,7 +51,7 @@ def test_a_library_user_error_is_one_line_with_exit_status_1(tmp_path):
     result = CliRunner().invoke(main, ["latency", "query", "--arch", ARCH0, "--device", "pixel-9",
                                        "--db", f"sqlite:///{tmp_path / 'x.db'}"])
     assert result.exit_code == 1
-    assert result.output == "Error: unknown device 'pixel-9'; known devices: local\n"
+    assert result.output == "Error: unknown device 'pixel-9'; known devices: none\n"
 
 
 def test_a_value_error_that_is_a_bug_keeps_its_traceback():
@@ -69,4 +69,4 @@ def test_debug_shows_the_traceback_of_a_user_error_too(tmp_path):
         result = _akd_tf(args, debug_env=env)
         assert result.returncode == 1
         assert "Traceback (most recent call last):" in result.stderr
-        assert result.stderr.rstrip().endswith("MissingData: unknown device 'pixel-9'; known devices: local")
+        assert result.stderr.rstrip().endswith("MissingData: unknown device 'pixel-9'; known devices: none")

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from akd_tf.benchmark import RunSettings
 from akd_tf.cli import main
+from db_fixtures import device_table
 from devicefarm.connection import PhoneAuthError, PhoneConnection
 from devicefarm.emulator import EmulatedPhone
 from devicefarm.phones import register_phone
@@ -20,7 +21,7 @@ from latency_db.lut import build_lut
 from akd_tf.target import ModelTarget
 from latency_db.measure import measure_arch
 from latency_db.query import query_latency
-from latency_db.schema import Device, Job, JobModel, LutEntry, Measurement
+from latency_db.schema import Device, Job, JobModel, LatencyTable, LutEntry, Measurement
 from latency_db.store import open_store
 
 FAST = RunSettings(num_runs=3, warmup_runs=1, min_secs=0.0, warmup_min_secs=0.0, max_secs=10.0)
@@ -95,6 +96,11 @@ def test_register_build_lut_measure_query(store, phones, binary, adb_key, tiny_s
     worker, thread = _serve(store, ["p4"], "w1", WorkerOptions(lease_seconds=5.0, poll_s=0.05, limits=LIMITS))
     summary = build_lut(store, "p4", tiny_space, target, settings=FAST, wait_timeout_s=120)
     assert (summary.total, summary.measured, summary.queued) == (8, 8, 8)
+    with store.session() as session:  # each job named the table version being built, and its result went there
+        assert {job.payload["table_id"] for job in session.scalars(select(Job))} == {summary.table_id}
+        table = session.get(LatencyTable, summary.table_id)
+        assert (table.device.name, table.space, table.space_version, table.runtime, table.threads) == (
+            "p4", tiny_space.name, tiny_space.version, "benchmark_model", 1)
     arch = tiny_space.sample_many(1, seed=3)[0]
     row = measure_arch(store, "p4", arch, target, settings=FAST, wait_timeout_s=120)
     worker.stop.set()
@@ -102,7 +108,7 @@ def test_register_build_lut_measure_query(store, phones, binary, adb_key, tiny_s
     assert row.count >= 3 and row.settings["runtime"] == "benchmark_model" and row.settings["core"] == 7
     assert "Inference timings in us" in row.raw_output and row.thermal_before and row.battery_after
     with store.session() as session:
-        assert session.scalar(select(func.count()).select_from(LutEntry)) == 8
+        assert session.scalar(select(func.count()).where(LutEntry.table_id == summary.table_id)) == 8
     [estimate] = query_latency(store, "p4", tiny_space, [arch], target)
     assert estimate.source == "measured" and estimate.latency_ms == pytest.approx(row.min_us / 1000)
     runs = [line for line in phone.command_log if line.startswith("taskset 80 ")]
@@ -116,7 +122,7 @@ def test_two_phones_two_workers_one_dropping_every_job_done_once(store, phones, 
     _register(store, flaky, binary, "flaky")
     flaky.faults.drop_during_benchmark = True
     submitted = [farm.submit(store, "steady", kind="lut", tflite=tiny_tflite, settings=FAST,
-                             payload={"key": f"op{i}", "quantization": "none"}) for i in range(6)]
+                             payload={"key": f"op{i}", "table_id": device_table(store, "steady")}) for i in range(6)]
     serving = WorkerOptions(lease_seconds=5.0, poll_s=0.05, limits=LIMITS)  # until stopped
     workers = [_serve(store, ["steady"], "worker-a", serving), _serve(store, ["flaky"], "worker-b", serving)]
     farm.await_jobs(store, [s.job_id for s in submitted], timeout_s=180)
@@ -138,7 +144,7 @@ def test_garbage_output_fails_the_job_once_and_keeps_the_output(store, phones, b
     _register(store, phone, binary, "p3")
     phone.faults.garbage_output = True
     job = farm.submit(store, "p3", kind="lut", tflite=tiny_tflite, settings=FAST,
-                      payload={"key": "k", "quantization": "none"})
+                      payload={"key": "k", "table_id": device_table(store, "p3")})
     _worker, thread = _serve(store, ["p3"], "w")
     with pytest.raises(ValueError, match=r"1 of 1 farm jobs failed: job \d+: p3: unparseable benchmark_model"):
         farm.await_jobs(store, [job.job_id], timeout_s=60)
@@ -154,7 +160,7 @@ def test_corrupt_model_bytes_fail_the_job_before_anything_is_pushed(store, phone
     phone = phones(profile="pixel4")
     _register(store, phone, binary, "p4")
     job = farm.submit(store, "p4", kind="lut", tflite=tiny_tflite, settings=FAST,
-                      payload={"key": "k", "quantization": "none"})
+                      payload={"key": "k", "table_id": device_table(store, "p4")})
     with store.session() as session:
         digest = session.get(Job, job.job_id).model_sha256
         session.get(JobModel, digest).tflite = tiny_tflite[:-1] + b"\0"
@@ -172,7 +178,7 @@ def test_corrupt_model_bytes_fail_the_job_before_anything_is_pushed(store, phone
         assert (row.state, row.attempts, session.get(JobModel, digest).tflite) == ("failed", 1, None)
         assert session.scalar(select(Device.status).where(Device.name == "p4")) == "online"
     farm.submit(store, "p4", kind="lut", tflite=tiny_tflite, settings=FAST,  # asked again: stored afresh, measured
-                payload={"key": "k", "quantization": "none"})
+                payload={"key": "k", "table_id": device_table(store, "p4")})
     worker, thread = _serve(store, ["p4"], "w")
     farm.await_jobs(store, [job.job_id], timeout_s=60)
     thread.join(timeout=30)
@@ -250,7 +256,7 @@ def test_expired_lease_of_a_killed_worker_is_reclaimed(store, phones, binary, ad
     phone = phones(profile="pixel6")
     _register(store, phone, binary, "p6")
     job = farm.submit(store, "p6", kind="lut", tflite=tiny_tflite, settings=FAST,
-                      payload={"key": "k", "quantization": "none"})
+                      payload={"key": "k", "table_id": device_table(store, "p6")})
     dead = queue.lease_next(store, worker="killed-worker", devices=["p6"], lease_seconds=1.0)
     assert dead.job_id == job.job_id
     assert queue.lease_next(store, worker="other", devices=["p6"], lease_seconds=1.0) is None  # phone and job held
@@ -297,7 +303,7 @@ def test_devices_cli_list_check_remove(store, phones, binary, adb_key, tiny_spac
         "Error: 1 of 1 job(s) still pending after 1 s (0 done, 0 failed); are workers running?")
     listed = runner.invoke(main, ["devices", "list", "--json", "--db", url])
     rows = {row["name"]: row for row in __import__("json").loads(listed.output)}
-    assert set(rows) == {"local", "p4"} and rows["p4"]["status"] == "online" and rows["p4"]["lease_holder"] is None
+    assert set(rows) == {"p4"} and rows["p4"]["status"] == "online" and rows["p4"]["lease_holder"] is None
     assert runner.invoke(main, ["devices", "check", "p4", "--cool-to", "45", "--db", url]).exit_code == 0
     phone.faults.temperature_c = 55.0
     hot = runner.invoke(main, ["devices", "check", "p4", "--cool-to", "45", "--db", url])
@@ -305,7 +311,7 @@ def test_devices_cli_list_check_remove(store, phones, binary, adb_key, tiny_spac
     removed = runner.invoke(main, ["devices", "remove", "p4", "--db", url])
     assert removed.exit_code == 0 and "removed p4" in removed.output
     refused = runner.invoke(main, ["devices", "remove", "local", "--db", url])
-    assert refused.exit_code == 1 and "cannot be removed" in refused.output
+    assert refused.exit_code == 1 and refused.output == "Error: 'local' is a host device; only phones are removed\n"
 
 
 def test_emulate_offers_every_built_in_profile():
@@ -342,8 +348,9 @@ def test_interrupted_queueing_resumes_without_converting_again(store, phones, bi
     (["register", "127.0.0.1:5555", "--core", "big"], "'big' is neither a core number nor 'auto'"),
     (["check"], "no phones registered; add one with `akd-tf devices register HOST:PORT`"),
     (["serve"], "no phones registered"),
-    (["remove", "local"], "the host device 'local' is always present and cannot be removed"),
-    (["remove", "nope"], "unknown device 'nope'; known devices: local"),
+    (["remove", "local@elsewhere"], "'local@elsewhere' is a host device; only phones are removed"),
+    (["remove", "nope"], "unknown device 'nope'; known devices: none"),
+    (["register", "127.0.0.1:5555", "--name", "local@mine"], "the name 'local@mine' is reserved for host devices"),
 ])
 def test_devices_cli_bad_input_is_named(args, message, store, adb_key):
     result = CliRunner().invoke(main, ["devices", *args, "--db", str(store.url)])
@@ -358,9 +365,10 @@ def test_one_request_path_reuses_live_jobs_and_reports_each_request(store, phone
     """farm.request_many against a real worker and an emulated phone: a live job is reused without converting,
     a model the phone cannot load fails on the phone, a conversion that raises is that request's error."""
     _register(store, phones(profile="pixel4"), binary, "px")
+    table_id = device_table(store, "px")
 
     def lut(key: str) -> farm.FarmRequest:
-        return farm.FarmRequest("lut", {"key": key, "quantization": "none"}, subject=key)
+        return farm.FarmRequest("lut", {"key": key, "table_id": table_id}, subject=key)
 
     converted, queued, progress = [], [], []
 
@@ -372,7 +380,7 @@ def test_one_request_path_reuses_live_jobs_and_reports_each_request(store, phone
             yield NOT_A_MODEL if request.subject == "bad" else tiny_tflite
 
     live = farm.submit(store, "px", kind="lut", tflite=tiny_tflite, settings=FAST,
-                       payload={"key": "live", "quantization": "none"})
+                       payload={"key": "live", "table_id": table_id})
     requests = [lut(key) for key in ("ok", "live", "bad", "unconvertible", "after")]
     worker, thread = _serve(store, ["px"], "w", WorkerOptions(lease_seconds=5.0, poll_s=0.05, limits=LIMITS))
     try:

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from akd_tf.benchmark import RunSettings
 from akd_tf.cli import main
 from akd_tf.errors import WaitTimedOut
+from db_fixtures import device_table
 from devicefarm.emulator import EmulatedPhone
 from devicefarm.phones import register_phone
 from devicefarm.runner import PhoneLimits
@@ -40,7 +41,8 @@ def store(tmp_path):
 
 
 def test_a_wait_nobody_serves_says_what_it_waits_for_and_that_no_worker_serves_the_phone(store, caplog):
-    job = farm.submit(store, "px", kind="lut", tflite=MODEL, settings=FAST, payload={"key": "k", "quantization": "none"})
+    job = farm.submit(store, "px", kind="lut", tflite=MODEL, settings=FAST,
+                      payload={"key": "k", "table_id": device_table(store, "px")})
     caplog.set_level(logging.INFO, logger="latency_db")
     with pytest.raises(WaitTimedOut, match=r"^1 of 1 job\(s\) still pending after 1.2 s \(0 done, 0 failed\)"):
         queue.wait_for(store, [job.job_id], timeout_s=1.2, poll_s=0.1, report_every_s=0.5)
@@ -93,7 +95,7 @@ def test_a_served_phone_draws_no_warning(tmp_path, caplog):
             time.sleep(0.05)
         caplog.set_level(logging.INFO, logger="latency_db")
         job = farm.submit(store, "p4", kind="lut", tflite=MODEL, settings=FAST,
-                          payload={"key": "k", "quantization": "none"})
+                          payload={"key": "k", "table_id": device_table(store, "p4")})
         states = queue.wait_for(store, [job.job_id], timeout_s=60, poll_s=0.05, report_every_s=0.05)
         worker.stop.set()
         thread.join(timeout=30)

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy import event, func, inspect, select, text, update
 
 from akd_tf.benchmark import BenchmarkResult, RunSettings
-from db_fixtures import db_url  # noqa: F401  (fixture)
+from db_fixtures import db_url, device_table  # noqa: F401  (fixture)
 from latency_db.exchange import export_table, import_table
 from latency_db.job_models import ModelBytesUnavailable, model_bytes
 from latency_db.jobs import job_summary, job_table, list_jobs
@@ -65,9 +65,10 @@ def model_id(store) -> int:
 
 def add_jobs(store, device: str, keys, kind: str = "model", tflite: bytes = TFLITE, **kw) -> list[int]:
     mid = model_id(store)
+    table_id = device_table(store, device) if kind == "lut" else None
     with store.session() as session:
         return [enqueue(session, kind=kind, device=device, tflite=tflite, settings=SETTINGS, run_key=key,
-                        payload={"model_id": mid} if kind == "model" else {"key": key, "quantization": "none"},
+                        payload={"model_id": mid} if kind == "model" else {"key": key, "table_id": table_id},
                         **kw).id for key in keys]
 
 
@@ -120,11 +121,17 @@ def test_enqueue_is_idempotent_and_validates(store):
     assert bad(payload={"model": 1}) == \
         "payload of a model job must be {\"model_id\": int} (non-empty), got {'model': 1}"
     assert bad(kind="lut", payload={"key": "k"}) == \
-        "payload of a lut job must be {\"key\": str, \"quantization\": str} (non-empty), got {'key': 'k'}"
+        "payload of a lut job must be {\"key\": str, \"table_id\": int} (non-empty), got {'key': 'k'}"
+    assert bad(kind="lut", payload={"key": "k", "quantization": "none"}) == (
+        "payload of a lut job must be {\"key\": str, \"table_id\": int} (non-empty), got {'key': 'k', "
+        "'quantization': 'none'}")
     assert bad(payload={"model_id": 999}) == "payload model_id 999 names no stored model"
+    galaxy_table = device_table(store, "galaxy")  # a LUT job stores only into a table of its own device
+    assert bad(kind="lut", payload={"key": "k", "table_id": galaxy_table}) == \
+        f"payload table_id {galaxy_table} names no latency table of device 'pixel-a'"
     assert bad(device="bare") == \
         "device 'bare' has no model recorded, so no phone pool can run its jobs; probe the device first"
-    assert bad(device="nope") == "unknown device 'nope'; known devices: bare, galaxy, local, pixel-a, pixel-b"
+    assert bad(device="nope") == "unknown device 'nope'; known devices: bare, galaxy, pixel-a, pixel-b"
     assert bad(tflite=b"") == "tflite must be the non-empty bytes of a .tflite file, got bytes of length 0"
     assert bad(max_attempts=0) == "max_attempts must be an int >= 1, got 0"
     assert bad(run_key="") == "run_key must be a non-empty string of at most 64 characters, got ''"
@@ -170,10 +177,11 @@ def test_already_stored_results_enqueue_as_done(store):
     lease = lease_next(store, worker="w1", devices=["pixel-a"], lease_seconds=30)
     assert lease.job_id == lut and complete(store, lease, result_on("pixel-a"))
     # the same measurement under a new job, and the same LUT key under a new run key: nothing left to measure
+    table_id = device_table(store, "pixel-a")
     with store.session() as session:
         stored_id = session.scalar(select(Measurement.id))
         again = enqueue(session, kind="lut", device="pixel-a", tflite=TFLITE, settings=SETTINGS, run_key="op-2",
-                        payload={"key": "op-key", "quantization": "none"})
+                        payload={"key": "op-key", "table_id": table_id})
         assert (again.state, again.measurement_id, again.finished_at is not None) == ("done", None, True)
     with store.session() as session:
         session.execute(update(Job).where(Job.run_key == "m-1").values(run_key="m-1-old"))
@@ -303,12 +311,13 @@ def test_complete_stores_the_result_under_the_requested_device(store):
         None, None, 0, at(10))
 
     lease = lease_next(store, worker="w1", devices=["pixel-b"], lease_seconds=60, now=at(11))
-    assert (lease.job_id, lease.kind, lease.payload) == (lut_job, "lut", {"key": "op-key", "quantization": "none"})
+    table_id = device_table(store, "pixel-a")
+    assert (lease.job_id, lease.kind, lease.payload) == (lut_job, "lut", {"key": "op-key", "table_id": table_id})
     assert complete(store, lease, result_on("pixel-b", 55.0), now=at(12))
-    with store.session() as session:
+    with store.session() as session:  # into the requested device's table version named by the job
         entry = session.scalar(select(LutEntry))
-        assert (entry.device.name, entry.key, entry.quantization, entry.median_us, entry.p90_us, entry.count,
-                utc(entry.measured_at)) == ("pixel-a", "op-key", "none", 55.0, None, 371, at(12))
+        assert (entry.table_id, entry.table.device.name, entry.key, entry.median_us, entry.p90_us, entry.count,
+                utc(entry.measured_at)) == (table_id, "pixel-a", "op-key", 55.0, None, 371, at(12))
         assert entry.settings == asdict(SETTINGS) | {"measured_on": "pixel-b"}
     with pytest.raises(ValueError, match=r"^unknown extra key\(s\) gpu; expected some of thermal_before, "):
         complete(store, lease, result_on("pixel-b"), extra={"gpu": 1})
@@ -405,9 +414,9 @@ def test_lut_entries_without_p90_export_and_import(store, tmp_path):
         measured_at = session.scalar(select(LutEntry.measured_at))
     assert utc(measured_at) == at(1)
     assert export_table(store, "pixel-a", "csv") == (
-        "key,quantization,median_us,mean_us,std_us,min_us,p90_us,count,measured_at\n"
-        f"op-key,none,55.0,55.0,66.0,2547.0,,371,{measured_at.isoformat()}\n")
-    assert json.loads(export_table(store, "pixel-a", "json"))["entries"][0]["p90_us"] is None
+        "space,space_version,quantization,threads,runtime,key,median_us,mean_us,std_us,min_us,p90_us,count,"
+        f"measured_at\ntest,v1,none,1,?,op-key,55.0,55.0,66.0,2547.0,,371,{measured_at.isoformat()}\n")
+    assert json.loads(export_table(store, "pixel-a", "json"))["tables"][0]["entries"][0]["p90_us"] is None
     for fmt in ("csv", "json"):
         path = tmp_path / f"table.{fmt}"
         path.write_text(export_table(store, "pixel-a", fmt))
@@ -584,9 +593,10 @@ def test_a_job_created_done_stores_only_the_model_hash(store):
     lease = lease_next(store, worker="w1", devices=["pixel-a"], lease_seconds=30)
     assert complete(store, lease, result_on("pixel-a"))
     late = b"TFL3-converted-again"
+    table_id = device_table(store, "pixel-a")
     with store.session() as session:
         again = enqueue(session, kind="lut", device="pixel-a", tflite=late, settings=SETTINGS, run_key="op-2",
-                        payload={"key": "op-key", "quantization": "none"})
+                        payload={"key": "op-key", "table_id": table_id})
         assert (again.state, again.model_sha256) == ("done", sha256(late).hexdigest())
     assert stored_models(store)[sha256(late).hexdigest()] == (len(late), None)
 

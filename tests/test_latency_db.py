@@ -9,11 +9,13 @@ from sqlalchemy import func, inspect, select
 
 from akd_tf.benchmark import RunSettings
 from akd_tf.cli import main
-from db_fixtures import db_url, sqlite_url  # noqa: F401  (fixtures)
+from akd_tf.interpreter import load_interpreter
+from akd_tf.space import get_space
+from db_fixtures import HOST_DEVICE, db_url, sqlite_url  # noqa: F401  (fixtures)
 from latency_db.calibrate import calibrate
 from latency_db.config import mask_url, resolve_url
 from latency_db.exchange import export_table, import_table
-from latency_db.lut import build_lut, missing_operators
+from latency_db.lut import build_lut, plan_build
 from akd_tf.target import ModelTarget
 from latency_db.measure import measure_arch
 from latency_db.accuracy import PredictionAccuracy, kendall_tau, prediction_accuracy, spearman_rho
@@ -21,10 +23,11 @@ from latency_db.corrections import Region, fit_linear
 from latency_db.features import FEATURE_NAMES
 from latency_db.predictor import LutPredictor, MissingKeysError
 from latency_db.query import query_latency
-from latency_db.schema import Calibration, Device, LutEntry, Measurement, TFLiteModel
+from latency_db.schema import Calibration, Device, LatencyTable, LutEntry, Measurement, TFLiteModel
 from latency_db.store import head_revision, open_store
 
 TARGET = ModelTarget(resolution=32, classes=4)
+RUNTIME = load_interpreter().label  # this host's runtime, as tables record it
 QUICK = RunSettings(num_runs=10, warmup_runs=1, min_secs=0.0, warmup_min_secs=0.0)
 
 
@@ -62,13 +65,13 @@ def test_migrations_up_down_up(db_url):  # noqa: F811
     store = open_store(db_url)
     assert store.revision() == head_revision() == "0011"
     tables = set(inspect(store.engine).get_table_names())
-    assert {"devices", "models", "measurements", "lut_entries", "calibrations", "jobs", "search_runs",
-            "trials"} <= tables
+    assert {"devices", "models", "measurements", "latency_tables", "lut_entries", "calibrations", "jobs",
+            "search_runs", "trials"} <= tables
     assert {"ms_per_weight_mb", "method", "model", "region", "measuring_s"} <= calibration_columns()
     assert {"cpu_before", "cpu_after", "thermal_before"} <= measurement_columns()
     store.downgrade("0010")
     assert not {"cpu_before", "cpu_after"} & measurement_columns() and "thermal_before" in measurement_columns()
-    store.downgrade("0008")
+    store.downgrade("0009")
     assert "method" not in calibration_columns() and "ms_per_weight_mb" in calibration_columns()
     store.downgrade("0001")
     assert store.revision() == "0001" and "ms_per_weight_mb" not in calibration_columns()
@@ -121,9 +124,9 @@ def lut_store(db_url, tiny_space):  # noqa: F811
 
 def test_lut_build_is_resumable(lut_store, tiny_space):
     again = build_lut(lut_store, "local", tiny_space, TARGET, settings=QUICK)
-    assert (again.total, again.already_stored, again.measured) == (8, 8, 0)
-    operators, missing = missing_operators(lut_store, "local", tiny_space, TARGET)
-    assert len(operators) == 8 and missing == []
+    assert (again.total, again.already_stored, again.measured, again.table_id) == (8, 8, 0, 1)
+    plan = plan_build(lut_store, "local", tiny_space, TARGET)
+    assert len(plan.operators) == 8 and plan.missing == [] and plan.table_id == 1
     with lut_store.session() as session:
         rows = session.scalars(select(LutEntry)).all()
     assert len(rows) == 8 and all(r.count == 10 and r.median_us > 0 for r in rows)
@@ -148,15 +151,14 @@ def test_query_prefers_measurements_and_says_which_predictor_answered(lut_store,
     assert [e.source for e in estimates] == ["measured", "predicted", "predicted"]
     assert (estimates[0].latency_ms, estimates[0].predictor) == (measured.min_us / 1000, "")
     assert (estimates[1].detail, estimates[1].predictor, estimates[1].outside_region) == \
-        ("uncalibrated LUT sum", "raw LUT sum", "")
+        ("uncalibrated LUT sum of table #1", "raw LUT sum of table #1", "")
 
     predictor = LutPredictor.load(lut_store, "local", tiny_space, TARGET)
     features = predictor.features(archs[2])
     lut_ms, weight_mb = features[0], features[1]
     with lut_store.session() as session:  # an accepted linear correction, with coefficients known here
-        device_id = session.scalar(select(Device.id).where(Device.name == "local"))
-        known = Calibration(device_id=device_id, space=tiny_space.name, resolution=32, channels=3, classes=4,
-                            quantization="none", scale=1.25, ms_per_weight_mb=0.5, offset_ms=0.1, n_fit=15,
+        known = Calibration(table_id=1, space=tiny_space.name, resolution=32, channels=3, classes=4, scale=1.25,
+                            ms_per_weight_mb=0.5, offset_ms=0.1, n_fit=15,
                             n_holdout=15, within_5_pct=0.0, within_10_pct=0.5, rmspe=10.0, raw_rmspe=20.0,
                             kendall_tau=0.0, accepted=True,
                             region=Region(tuple(features * 2), tuple(features * 3)).to_dict())
@@ -169,7 +171,7 @@ def test_query_prefers_measurements_and_says_which_predictor_answered(lut_store,
     after = query_latency(lut_store, "local", tiny_space, archs, TARGET)
     assert after[2].latency_ms == pytest.approx(1.25 * lut_ms + 0.5 * weight_mb + 0.1)
     assert after[2].predictor == f"calibration #{known_id}"
-    assert after[2].detail == (f"calibration #{known_id}: LUT sum x 1.2500 + 0.5000 ms/MB weights + 0.1000 ms "
+    assert after[2].detail == (f"calibration #{known_id} of table #1: LUT sum x 1.2500 + 0.5000 ms/MB weights + 0.1000 ms "
                                f"(50% within +-10% on 15 held-out archs)")
     # the arch's features are half the fitted region's low end: every one is flagged, with the fitted range
     flags = after[2].outside_region.split("; ")
@@ -229,9 +231,10 @@ def test_calibrate_fits_both_methods_uses_the_best_and_resumes_after_an_interrup
 
 def test_missing_keys_and_empty_tables_are_errors(db_url, tiny_space):  # noqa: F811
     store = open_store(db_url)
-    with pytest.raises(ValueError, match=r"^device 'local' has no latency-table entries \(none\); build them "
-                                         r"with: akd-tf latency build-lut --device local --space lut-test "
-                                         r"--resolution 32 --channels 3 --classes 4 --quantize none$"):
+    with pytest.raises(ValueError, match=re.escape(
+            f"device 'local' (local@test-host) has no latency table for lut-test@{tiny_space.version}, {RUNTIME}, "
+            f"1 thread, none; it has none yet; build it with: akd-tf latency build-lut --device local --space "
+            f"lut-test --resolution 32 --channels 3 --classes 4 --quantize none")):
         LutPredictor.load(store, "local", tiny_space, TARGET)
     build_lut(store, "local", tiny_space, TARGET, settings=QUICK, limit=2)  # stem and one dwconv only
     predictor = LutPredictor.load(store, "local", tiny_space, TARGET)
@@ -241,8 +244,9 @@ def test_missing_keys_and_empty_tables_are_errors(db_url, tiny_space):  # noqa: 
     assert err.value.keys == ["mbconv3-input:16x16x8-output:16-kernel:3-stride:2-se:0-noskip",
                               "mbconv3-input:8x8x16-output:16-kernel:3-stride:1-se:0-idskip",
                               "head-input:8x8x16-output:32-classes:4"]
-    assert str(err.value).startswith("3 latency-table key(s) missing on device 'local' (none): mbconv3-input")
-    with pytest.raises(ValueError, match="unknown device 'pixel9'; known devices: local"):
+    assert str(err.value).startswith("3 latency-table key(s) missing on device 'local' in table #1 (none): "
+                                     "mbconv3-input")
+    with pytest.raises(ValueError, match=f"^unknown device 'pixel9'; known devices: {HOST_DEVICE}$"):
         query_latency(store, "pixel9", tiny_space, [arch], TARGET)
     store.close()
 
@@ -266,17 +270,18 @@ def test_export_import_round_trip_is_idempotent(lut_store, tmp_path, fmt):
 
 def test_corrupt_import_writes_nothing(lut_store, tmp_path):
     good = json.loads(export_table(lut_store, "local", "json"))
-    good["entries"][5]["median_us"] = "fast"
+    good["tables"][0]["entries"][5]["median_us"] = "fast"
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(good))
     target = open_store(f"sqlite:///{tmp_path / 'target.db'}")
-    with pytest.raises(ValueError, match=r"bad.json: entry 6: could not convert string to float: 'fast'"):
+    with pytest.raises(ValueError, match=r"bad.json: table 1 entry 6: could not convert string to float: 'fast'"):
         import_table(target, bad)
     (tmp_path / "junk.json").write_text("{not json")
     with pytest.raises(ValueError, match=r"junk.json: not valid JSON"):
         import_table(target, tmp_path / "junk.json")
     (tmp_path / "t.csv").write_text("key,median_us\nx,1\n")
-    with pytest.raises(ValueError, match=r"t.csv: CSV header must name key, quantization, median_us"):
+    with pytest.raises(ValueError, match=r"t.csv: CSV header must name space, space_version, quantization, "
+                                         r"threads, runtime, key, median_us"):
         import_table(target, tmp_path / "t.csv", "local")
     with target.session() as session:
         assert session.scalar(select(func.count()).select_from(LutEntry)) == 0
@@ -286,16 +291,17 @@ def test_corrupt_import_writes_nothing(lut_store, tmp_path):
 # --- concurrency ---------------------------------------------------------------------------------------------
 
 def _insert_entries(url: str, worker: int, n: int) -> None:
-    from latency_db.devices import get_device
+    from latency_db.devices import host_device
     from latency_db.schema import LutEntry
     from latency_db.store import open_store
+    from latency_db.tables import TableIdentity, ensure_table
 
     store = open_store(url)
     with store.session() as session:
-        device_id = get_device(session, "local").id
+        table_id = ensure_table(session, host_device(session), TableIdentity("s", "v", "none", 1, "r")).id
     for i in range(n):
         with store.session() as session:
-            session.add(LutEntry(device_id=device_id, key=f"w{worker}-k{i}", quantization="none", median_us=1.0,
+            session.add(LutEntry(table_id=table_id, key=f"w{worker}-k{i}", median_us=1.0,
                                  mean_us=1.0, std_us=0.0, min_us=1.0, p90_us=1.0, count=1, settings={}))
     store.close()
 
@@ -358,20 +364,22 @@ def test_cli_build_query_list_export_import(tmp_path, tiny_space):
     dry = run("latency", "build-lut", *target, "--dry-run", "--db", db)
     assert dry.exit_code == 0
     lines = dry.output.splitlines()
-    assert lines[0] == "8 keys for lut-test at 32x32x3, 4 classes, none; 0 stored on local, 8 missing"
+    assert lines[0] == (f"8 keys for lut-test at 32x32x3, 4 classes, none; 0 stored on local in a new table "
+                        f"(lut-test@{tiny_space.version}, {RUNTIME}, 1 thread, none), 8 missing")
     assert lines[1] == "missing  stem-input:32x32x3-output:8-kernel:3-stride:2" and len(lines) == 9
     built = run("latency", "build-lut", *target, "--db", db)
-    assert built.exit_code == 0 and "8 of 8 now stored" in built.output.splitlines()[-1]
+    assert built.exit_code == 0 and built.output.splitlines()[-1].endswith("; 8 of 8 now stored in table #1")
     arch = "dwconv_k3_se0_noskip_w1_n1:mbconv3_k3_se0_id_w1_n2"
     query = run("latency", "query", "--arch", arch, *target, "--db", db, "--json")
     record = json.loads(query.output)[0]
     assert record["source"] == "predicted" and record["arch"] == arch and record["latency_ms"] > 0
     bad = run("latency", "query", "--arch", "dwconv", *target, "--db", db)
     assert bad.exit_code == 2 and "Invalid value for --arch: space 'lut-test': expected 2 blocks" in bad.output
-    listing = run("latency", "list", "--db", db, "--json")
-    assert json.loads(listing.output)[0] | {"runtime": None} == {
-        "device": "local", "kind": "local", "status": "online", "lut_entries": 8, "measurements": 0,
-        "calibrations": 0, "runtime": None}
+    listing = json.loads(run("latency", "list", "--db", db, "--json").output)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", listing[0].pop("built"))
+    assert listing == [{"table": 1, "device": HOST_DEVICE, "space": f"lut-test@{tiny_space.version}",
+                        "runtime": RUNTIME, "threads": 1, "quantization": "none", "shapes": "32x32x3 with 4 classes",
+                        "entries": 8, "calibrations": 0, "current": True}]
     out = tmp_path / "t.csv"
     assert run("latency", "export", "--format", "csv", "--out", str(out), "--db", db).exit_code == 0
     other = f"sqlite:///{tmp_path / 'other.db'}"
@@ -380,7 +388,7 @@ def test_cli_build_query_list_export_import(tmp_path, tiny_space):
     assert run("latency", "import", str(out), "--device", "local", "--db", other).output == \
         "imported 0 entries, 8 already present\n"
     unknown = run("latency", "query", "--arch", arch, *target, "--device", "nope", "--db", db)
-    assert unknown.exit_code == 1 and unknown.output == "Error: unknown device 'nope'; known devices: local\n"
+    assert unknown.exit_code == 1 and unknown.output == f"Error: unknown device 'nope'; known devices: {HOST_DEVICE}\n"
     assert run("db", "upgrade", "--db", db).output == f"{db}: schema at revision 0011\n"
 
 
@@ -428,8 +436,7 @@ def test_lut_build_converts_a_chunk_before_timing_any_of_it(sqlite_url, tiny_spa
     # chunk 1 (keys 0-2) converted before any is timed, each file removed once timed; then chunk 2 (3-4)
     assert timed == [["op0.tflite", "op1.tflite", "op2.tflite"], ["op1.tflite", "op2.tflite"], ["op2.tflite"],
                      ["op3.tflite", "op4.tflite"], ["op4.tflite"]]
-    _, missing = missing_operators(store, "local", tiny_space, TARGET)
-    assert len(missing) == 3
+    assert len(plan_build(store, "local", tiny_space, TARGET).missing) == 3
     store.close()
 
 
@@ -440,17 +447,20 @@ def test_cli_bad_input_is_one_line_and_writes_nothing(tmp_path, tiny_space):
     db = f"sqlite:///{tmp_path / 'cli.db'}"
     empty = runner.invoke(main, ["latency", "query", "--arch", arch, *target, "--db", db])
     assert empty.exit_code == 1 and empty.output == (
-        "Error: device 'local' has no latency-table entries (none); build them with: akd-tf latency build-lut "
-        "--device local --space lut-test --resolution 32 --channels 3 --classes 4 --quantize none\n")
+        f"Error: device 'local' (local@test-host) has no latency table for lut-test@{tiny_space.version}, "
+        f"{RUNTIME}, 1 thread, none; it has none yet; build it with: akd-tf latency build-lut --device local "
+        f"--space lut-test --resolution 32 --channels 3 --classes 4 --quantize none\n")
     down = runner.invoke(main, ["latency", "list", "--db", "postgresql+psycopg://u:hunter2@127.0.0.1:9/x"])
     assert down.exit_code == 1 and len(down.output.splitlines()) == 1
     assert down.output.startswith("Error: cannot open the latency database postgresql+psycopg://u:***@127.0.0.1:9/x")
-    (tmp_path / "broken.csv").write_text("key,quantization,median_us,mean_us,std_us,min_us,p90_us,count,measured_at\n"
-                                         "k1,none,1,1,0,1,1,5,2026-01-01T00:00:00\nk2,none,-4,1,0,1,1,5,nope\n")
+    (tmp_path / "broken.csv").write_text(
+        "space,space_version,quantization,threads,runtime,key,median_us,mean_us,std_us,min_us,p90_us,count,"
+        "measured_at\n"
+        "s,v,none,1,r,k1,1,1,0,1,1,5,2026-01-01T00:00:00\ns,v,none,1,r,k2,-4,1,0,1,1,5,nope\n")
     broken = runner.invoke(main, ["latency", "import", str(tmp_path / "broken.csv"), "--device", "local", "--db", db])
     assert broken.exit_code == 1 and broken.output.startswith("Error: ") and "broken.csv: line 3" in broken.output
-    listing = json.loads(runner.invoke(main, ["latency", "list", "--db", db, "--json"]).output)
-    assert listing[0]["lut_entries"] == 0
+    assert runner.invoke(main, ["latency", "list", "--db", db]).output == \
+        "no latency tables; build one with `akd-tf latency build-lut`\n"
     info = runner.invoke(main, ["info", "--json", "--db", "postgresql+psycopg://u:hunter2@h/x"])
     assert json.loads(info.output)["database"] == "postgresql+psycopg://u:***@h/x"
 
@@ -464,9 +474,8 @@ def test_a_calibration_worse_than_the_raw_sum_is_reported_and_not_used(lut_store
     assert chosen_method(worse, {"linear": better, "lightgbm": worse}) == "linear"
     assert chosen_method(better, {"linear": worse, "lightgbm": better}) is None  # equal to the raw sum: not used
     with lut_store.session() as session:
-        device_id = session.scalar(select(Device.id).where(Device.name == "local"))
-        common = dict(device_id=device_id, space=tiny_space.name, resolution=32, channels=3, classes=4,
-                      quantization="none", offset_ms=0.0, n_fit=15, n_holdout=15, within_5_pct=0.0,
+        common = dict(table_id=1, space=tiny_space.name, resolution=32, channels=3, classes=4, offset_ms=0.0,
+                      n_fit=15, n_holdout=15, within_5_pct=0.0,
                       within_10_pct=0.0, kendall_tau=0.0)
         used = Calibration(scale=1.5, rmspe=10.0, raw_rmspe=20.0, accepted=True, **common)
         session.add(used)
@@ -526,16 +535,19 @@ def test_measure_tries_cli_prints_each_try_and_the_verdict(lut_store, tiny_space
 
 def test_a_device_s_only_table_gives_the_shape_a_command_leaves_out(lut_store, tiny_space):
     from akd_tf.target import DEFAULT_TARGET
-    from latency_db.tables import TableShapes, device_tables, resolve_target
+    from latency_db.tables import TableShapes, resolve_target, table_shapes
 
-    assert device_tables(lut_store, "local") == [TableShapes("none", ((32, 3),), (4,))]
-    assert resolve_target(lut_store, "local") == TARGET
-    assert resolve_target(lut_store, "local", classes=4) == TARGET
+    with lut_store.session() as session:
+        assert table_shapes(session, session.scalars(select(LatencyTable)).all()) == {
+            1: TableShapes("none", ((32, 3),), (4,))}
+    assert resolve_target(lut_store, "local", tiny_space) == TARGET
+    assert resolve_target(lut_store, "local", tiny_space, classes=4) == TARGET
     given = dict(resolution=96, channels=1, classes=7, quantization="int8")
-    assert resolve_target(lut_store, "local", **given) == ModelTarget(96, 7, 1, "int8")  # typed wins
+    assert resolve_target(lut_store, "local", tiny_space, **given) == ModelTarget(96, 7, 1, "int8")  # typed wins
     with lut_store.session() as session:
         session.add(Device(name="px", kind="adb", model="Pixel 7", status="online"))
-    assert resolve_target(lut_store, "px") == DEFAULT_TARGET  # no table: today's defaults
+    assert resolve_target(lut_store, "px", tiny_space) == DEFAULT_TARGET  # no table: today's defaults
+    assert resolve_target(lut_store, "local", get_space("mnasnet")) == DEFAULT_TARGET  # none for this space
 
     arch = tiny_space.sample_many(1, 3)[0].to_string()
     query = ["latency", "query", "--arch", arch, "--space", tiny_space.name, "--db", str(lut_store.url)]
@@ -547,7 +559,7 @@ def test_a_device_s_only_table_gives_the_shape_a_command_leaves_out(lut_store, t
     with pytest.raises(ValueError, match=r"^device 'local' has latency tables for 32x32x3 with 4 or 10 classes "
                                          r"\(none\): choose one with --resolution, --channels, --classes and "
                                          r"--quantize$"):
-        resolve_target(lut_store, "local")
-    assert resolve_target(lut_store, "local", classes=10) == ModelTarget(32, 10)
+        resolve_target(lut_store, "local", tiny_space)
+    assert resolve_target(lut_store, "local", tiny_space, classes=10) == ModelTarget(32, 10)
     ambiguous = CliRunner().invoke(main, query)
     assert ambiguous.exit_code == 1 and ambiguous.output.startswith("Error: device 'local' has latency tables for")

@@ -84,7 +84,8 @@ def test_a_child_that_diverges_is_recorded_with_its_reason_and_the_search_goes_o
 
 def test_without_a_latency_table_or_measure_the_search_stops_before_training(sqlite_url):  # noqa: F811
     store = open_store(sqlite_url)
-    with pytest.raises(ValueError, match=r"no latency-table entries.*\n.*--measure"):
+    with pytest.raises(ValueError, match=r"has no latency table for lut-test@.*; it has none yet; build it with: "
+                                         r".*\n.*--measure"):
         run_search(store, config("no-lut"))
     assert runs.find_run(store, "no-lut") is None
     store.close()

@@ -141,14 +141,32 @@ def test_make_divisible_keeps_width_choices_distinct(space):
 
 
 def test_summary_and_skeleton_rows_describe_the_space(space):
-    assert space.summary() == {"space": "mnasnet", "blocks": 7, "decisions": 42, "onehot_width": 112,
-                               "size": 288 ** 7, "stem_filters": space.stem_filters,
+    assert space.summary() == {"space": "mnasnet", "version": "18b5252c", "blocks": 7, "decisions": 42,
+                               "onehot_width": 112, "size": 288 ** 7, "stem_filters": space.stem_filters,
                                "head_filters": space.head_filters, "resolution": [32, 224]}
     rows = space.skeleton_rows()
     assert len(rows) == 7
     assert rows[0] == {"block": 1, "stride": 1, "filters": 16, "base layers": 1,
                        "conv_op": "conv dwconv mbconv3 mbconv6", "kernel": "k3 k5", "se_ratio": "se0 se0.25",
                        "skip_op": "noskip id", "width": "w0.75 w1 w1.25", "layers": "n0 n1 n2"}
+
+
+def test_version_is_a_digest_of_the_definition_that_any_edit_changes(space):
+    from dataclasses import replace
+
+    from akd_tf.space import BlockSkeleton, ConvOp
+
+    assert space.version == "18b5252c"  # the mnasnet space as defined today; an edit must change this line
+    assert replace(space, name="renamed").version == space.version  # the name is not part of the definition
+    options = space.block_options[0]
+    edits = [replace(space, head_filters=1024), replace(space, max_resolution=192),
+             replace(space, skeleton=(BlockSkeleton(1, 16, 2), *space.skeleton[1:])),
+             replace(space, block_options=(replace(options, kernels=(3, 5, 7)),)),
+             replace(space, block_options=(replace(options, conv_ops=(
+                 *options.conv_ops[:3], ConvOp("mbconv6", "mbconv", 4))),))]  # same label, other expand ratio
+    versions = [edited.version for edited in edits]
+    assert len(set(versions)) == len(edits) and space.version not in versions
+    assert all(len(v) == 8 and int(v, 16) >= 0 for v in versions)
 
 
 def test_decode_text_reads_tokens_in_both_typed_forms(space):

@@ -27,8 +27,9 @@ def arch_space(space_name, as_json):
         echo_json({**space.summary(), "skeleton": rows})
         return
     click.echo(format_table(rows, list(rows[0]), right_aligned=["block", "stride", "filters", "base layers"]))
-    click.echo(f"{space.name}: {space.num_decisions} decisions, one-hot width {space.onehot_width}, "
-               f"{space.size:.3e} architectures, inputs {space.min_resolution}..{space.max_resolution} px")
+    click.echo(f"{space.name} (version {space.version}): {space.num_decisions} decisions, one-hot width "
+               f"{space.onehot_width}, {space.size:.3e} architectures, inputs {space.min_resolution}.."
+               f"{space.max_resolution} px")
 
 
 @arch.command("sample")

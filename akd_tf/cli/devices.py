@@ -144,7 +144,7 @@ def devices_check(name, adb_key, limits, db_url, as_json):
 @click.option("--force", is_flag=True, help="Also delete its stored measurements and table entries, or a lease.")
 @db_option
 def devices_remove(name, force, db_url):
-    """Remove phone NAME from the database (the host device 'local' stays)."""
+    """Remove phone NAME from the database (host devices, 'local@HOST', stay)."""
     from devicefarm.phones import remove_device
 
     counts = remove_device(open_store(db_url), name, force=force)

@@ -8,7 +8,7 @@ import click
 
 from akd_tf.benchmark import LATENCY_STATISTIC, latency_us
 from akd_tf.cli.common import echo_json, open_store, parse_arch
-from akd_tf.cli.options import (db_option, device_option, json_option, no_wait_option, space_option,
+from akd_tf.cli.options import (db_option, device_option, json_option, no_wait_option, space_option, table_option,
                                 table_target_options, target_options, timing_options, wait_timeout_option)
 from akd_tf.space import get_space
 
@@ -34,11 +34,11 @@ class FarmProgress:
             self.bar.__exit__(*exc)
 
 
-def _table_target(store, device_name: str, table: dict):
-    """The shape and quantization a command works at: the options typed, the rest from the device's table."""
+def _table_target(store, device_name: str, space, table: dict, table_id: int | None = None):
+    """The shape and quantization a command works at: the options typed, the rest from the table version read."""
     from latency_db.tables import resolve_target
 
-    return resolve_target(store, device_name, **table)
+    return resolve_target(store, device_name, space, table_id=table_id, **table)
 
 
 @click.group()
@@ -56,7 +56,8 @@ def db_upgrade(db_url):
 
 @click.group()
 def latency():
-    """Build the latency lookup table, calibrate it, measure and query latencies."""
+    """Build latency lookup tables (a version per device, space version, runtime, threads and quantization),
+    calibrate them, measure and query latencies."""
 
 
 @latency.command("build-lut")
@@ -73,15 +74,18 @@ def latency():
 @wait_timeout_option
 @db_option
 def latency_build_lut(device_name, space_name, target, dry_run, limit, workers, no_wait, wait_timeout, db_url):
-    """Measure every operator of the space on DEVICE and store it (resumable: stored keys are skipped)."""
-    from latency_db.lut import build_lut, missing_operators
+    """Measure every operator of the space on DEVICE and store it in the device's current table version for
+    the space, runtime and threads (a new version after either changes; resumable: stored keys are skipped)."""
+    from latency_db.lut import build_lut, plan_build
 
     store, space = open_store(db_url), get_space(space_name)
-    operators, missing = missing_operators(store, device_name, space, target)
+    plan = plan_build(store, device_name, space, target)
+    operators, missing = plan.operators, plan.missing
     shape = f"{target.resolution}x{target.resolution}x{target.channels}"
+    version = "a new table" if plan.table_id is None else f"table #{plan.table_id}"
     click.echo(f"{len(operators)} keys for {space_name} at {shape}, {target.classes} classes, "
-               f"{target.quantization}; {len(operators) - len(missing)} stored on {device_name}, "
-               f"{len(missing)} missing")
+               f"{target.quantization}; {len(operators) - len(missing)} stored on {device_name} in {version} "
+               f"({plan.identity.describe()}), {len(missing)} missing")
     if dry_run:
         stored = {op.key for op in operators} - {op.key for op in missing}
         for op in operators:
@@ -100,7 +104,8 @@ def latency_build_lut(device_name, space_name, target, dry_run, limit, workers, 
         click.echo(f"queued {summary.queued} jobs for {device_name}; `akd-tf devices serve` measures them")
         return
     click.echo(f"measured {summary.measured} keys in {summary.seconds:.1f} s; "
-               f"{summary.already_stored + summary.measured} of {summary.total} now stored")
+               f"{summary.already_stored + summary.measured} of {summary.total} now stored in table "
+               f"#{summary.table_id}")
 
 
 @latency.command("measure")
@@ -127,7 +132,7 @@ def latency_measure(arch_text, device_name, space_name, table, settings, tries, 
     if tries > 1 and no_wait:
         raise click.UsageError("--tries compares measurements as they finish: drop --no-wait")
     store = open_store(db_url)
-    target = _table_target(store, device_name, table)
+    target = _table_target(store, device_name, a.space, table)
     if tries > 1:
         return _measure_tries(store, device_name, a, target, settings, tries, wait_timeout, as_json)
     if no_wait:
@@ -184,12 +189,14 @@ def _measure_tries(store, device_name, arch, target, settings, tries, wait_timeo
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the random archs.")
 @space_option
 @table_target_options
+@table_option
 @timing_options
 @wait_timeout_option
 @db_option
-def latency_calibrate(device_name, n_fit, holdout, seed, space_name, table, settings, wait_timeout, db_url):
-    """Fit DEVICE's corrections of the lookup-table sum (linear, and LightGBM on the architecture's features),
-    report each one's accuracy on held-out archs and use the best.
+def latency_calibrate(device_name, n_fit, holdout, seed, space_name, table, table_id, settings, wait_timeout, db_url):
+    """Fit the corrections of DEVICE's table sum (linear, and LightGBM on the architecture's features), report
+    each one's accuracy on held-out archs and use the best; they belong to the table version read and are used
+    only with it.
 
     An interrupted calibration run again with the same options measures only what it lacks."""
     from latency_db.calibrate import MIN_FIT, MIN_HOLDOUT, calibrate
@@ -199,11 +206,11 @@ def latency_calibrate(device_name, n_fit, holdout, seed, space_name, table, sett
     if holdout < MIN_HOLDOUT:
         raise click.BadParameter(f"needs at least {MIN_HOLDOUT} archs, got {holdout}", param_hint="'--holdout'")
     store, space = open_store(db_url), get_space(space_name)
-    target = _table_target(store, device_name, table)
+    target = _table_target(store, device_name, space, table, table_id)
     with click.progressbar(length=n_fit + holdout, label="measuring archs", show_eta=True, show_pos=True) as bar:
         report = calibrate(store, device_name, space, target, n_fit, holdout=holdout, seed=seed, settings=settings,
-                           progress=lambda _arch: bar.update(1), wait_timeout_s=wait_timeout)
-    click.echo(f"measured {report.n_fit} fit and {report.uncalibrated.n} held-out archs "
+                           progress=lambda _arch: bar.update(1), wait_timeout_s=wait_timeout, table_id=table_id)
+    click.echo(f"measured {report.n_fit} fit and {report.uncalibrated.n} held-out archs for table #{report.table_id} "
                f"({report.measuring_s / 60:.1f} min of exporting and measuring)")
     click.echo(f"raw LUT sum        {report.uncalibrated.summary()}")
     for result in report.methods:
@@ -233,16 +240,18 @@ def _archs_to_query(space_name: str, arch_text: str | None, arch_file) -> list:
 @device_option
 @space_option
 @table_target_options
+@table_option
 @db_option
 @json_option
-def latency_query(arch_text, arch_file, device_name, space_name, table, db_url, as_json):
-    """Latency in ms of each architecture: measured if stored, else predicted from the lookup table."""
+def latency_query(arch_text, arch_file, device_name, space_name, table, table_id, db_url, as_json):
+    """Latency in ms of each architecture: measured if stored, else predicted from one version of the lookup
+    table (the device's current one, or --table). Reads only."""
     from latency_db.query import query_latency
 
     archs = _archs_to_query(space_name, arch_text, arch_file)
-    store = open_store(db_url)
-    estimates = query_latency(store, device_name, get_space(space_name), archs,
-                              _table_target(store, device_name, table))
+    store, space = open_store(db_url), get_space(space_name)
+    target = _table_target(store, device_name, space, table, table_id)
+    estimates = query_latency(store, device_name, space, archs, target, table_id=table_id)
     if as_json:
         echo_json([e.to_dict() for e in estimates])
         return
@@ -252,32 +261,44 @@ def latency_query(arch_text, arch_file, device_name, space_name, table, db_url, 
             click.echo(f"{'':12}  outside the calibration's region, an extrapolation: {e.outside_region}")
 
 
+LIST_COLUMNS = ["table", "device", "space", "runtime", "threads", "quantization", "shapes", "entries",
+                "calibrations", "built", "current"]
+
+
 @latency.command("list")
+@click.option("--device", "device_name", default=None,
+              help="Only this device's versions ('local': this host's; default: every device's).")
 @db_option
 @json_option
-def latency_list(db_url, as_json):
-    """Devices with their lookup-table sizes, measurements and calibrations."""
+def latency_list(device_name, db_url, as_json):
+    """Every latency table version: its device, space@version, runtime, threads, quantization, shapes, entries,
+    calibrations, when it was begun, and '*' on each device's current versions. Reads only."""
     from akd_tf.tables import format_table
-    from latency_db.inventory import inventory
+    from latency_db.tables import table_versions
 
-    rows = inventory(open_store(db_url))
+    rows = table_versions(open_store(db_url), device_name)
     if as_json:
         echo_json(rows)
         return
-    click.echo(format_table(rows, ["device", "kind", "status", "lut_entries", "measurements", "calibrations",
-                                   "runtime"], right_aligned=["lut_entries", "measurements", "calibrations"]))
+    if not rows:
+        click.echo("no latency tables; build one with `akd-tf latency build-lut`")
+        return
+    click.echo(format_table([{**row, "current": "*" if row["current"] else ""} for row in rows], LIST_COLUMNS,
+                            right_aligned=["table", "threads", "entries", "calibrations"]))
 
 
 @latency.command("export")
 @device_option
+@click.option("--table", "table_id", type=click.IntRange(min=1), default=None, metavar="ID",
+              help="Only this table version (default: every version of the device).")
 @click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="json", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="File to write ('-' for stdout).")
 @db_option
-def latency_export(device_name, fmt, out, db_url):
-    """Write DEVICE's lookup table to a CSV or JSON file others can import."""
+def latency_export(device_name, table_id, fmt, out, db_url):
+    """Write DEVICE's lookup table versions, each with its identity, to a CSV or JSON file others can import."""
     from latency_db.exchange import export_table
 
-    text = export_table(open_store(db_url), device_name, fmt)
+    text = export_table(open_store(db_url), device_name, fmt, table_id)
     if out == "-":
         click.echo(text, nl=False)
     else:
@@ -294,7 +315,8 @@ def latency_export(device_name, fmt, out, db_url):
               help="File format (default: from the file suffix).")
 @db_option
 def latency_import(path, device_name, fmt, db_url):
-    """Import a lookup table exported by `akd-tf latency export` (one transaction; re-import adds nothing)."""
+    """Import the table versions of a file written by `akd-tf latency export` into the same versions of a device
+    (one transaction; re-import adds nothing)."""
     from latency_db.exchange import import_table
 
     added, skipped = import_table(open_store(db_url), path, device_name, fmt)

@@ -65,8 +65,12 @@ cache_dir_option = click.option("--cache-dir", default=None, type=click.Path(fil
                                 help="Teacher-output cache (default: $AKD_TF_CACHE_DIR or "
                                      "~/.cache/akd-tf/teacher-outputs).")
 device_option = click.option("--device", "device_name", default="local", show_default=True,
-                             help="Device name ('local' is this host; phones are added by "
-                                  "`akd-tf devices register`).")
+                             help="Device name ('local' is this host's CPU, stored as local@HOST, HOST being "
+                                  "$AKD_TF_HOST_ID or the host name; phones are added by `akd-tf devices "
+                                  "register`).")
+table_option = click.option("--table", "table_id", type=click.IntRange(min=1), default=None, metavar="ID",
+                            help="Latency table version to read, by its id in `akd-tf latency list` (default: "
+                                 "the device's current version for the space, its runtime and 1 thread).")
 
 
 def quantize_option(help_text: str):
@@ -99,11 +103,12 @@ target_options = bundle("target", [*SHAPE_OPTIONS, quantize_option("Quantization
                         _model_target)
 
 
-# The same options for commands that read a device's latency table: left out, each comes from the device's
-# only table (latency_db.tables.resolve_target). One ``table`` dict of the typed values (None: not typed).
+# The same options for commands that read a device's latency table: left out, each comes from the only shape
+# of the table version read (latency_db.tables.resolve_target). One ``table`` dict of the typed values (None:
+# not typed).
 table_target_options = bundle("table", [
     click.option("--resolution", default=None, type=click.IntRange(min=1),
-                 help=f"Input height and width in pixels (default: the device's latency table's; without a table, "
+                 help=f"Input height and width in pixels (default: the latency table version's; without one, "
                       f"{DEFAULT_TARGET.resolution})."),
     click.option("--channels", default=None, type=click.IntRange(min=1),
                  help=f"Input image channels (default: the table's; else {DEFAULT_TARGET.channels})."),

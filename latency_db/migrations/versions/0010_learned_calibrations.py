@@ -1,7 +1,7 @@
 """learned calibrations: a calibration's method, model, fitted region and cost
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 
 Why: a calibration is no longer only the linear ``scale * sum + per-MB * weights + offset``; it may be a
 LightGBM model of the ratio of whole-model latency to the table sum (``latency_db.corrections``). A row
@@ -16,7 +16,7 @@ from alembic import op
 import sqlalchemy as sa
 
 revision = "0010"
-down_revision = "0008"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
