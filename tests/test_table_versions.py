@@ -175,7 +175,8 @@ def test_an_upgrade_starts_a_new_table_version(db_url, tiny_space, monkeypatch, 
         chosen = cli(*query, "--table", "1", "--json")
         assert chosen.exit_code == 0, chosen.output
         [record] = json.loads(chosen.output)
-        assert record["detail"].startswith("LUT sum of table #1 x 2.0000 + ") and record["source"] == "predicted"
+        assert record["detail"].startswith("calibration #1 of table #1: LUT sum x 2.0000 + ")
+        assert (record["source"], record["predictor"]) == ("predicted", "calibration #1")
         listed = "; ".join(f"#{row['table']} {row['space']}, {row['runtime']}, {row['threads']} "
                            f"thread{'s' if row['threads'] > 1 else ''}, none ({row['entries']} entries)"
                            for row in versions)
