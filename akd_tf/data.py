@@ -756,9 +756,10 @@ def load_training_data(source: str, *, data_dir: str | None = None, val_size: in
     """Load the training split of ``source`` and carve mini-train / mini-val from it (the test split is never read).
 
     ``resolution`` defaults to the images' own size raised to ``min_resolution``
-    (the search space's smallest input), or :data:`DEFAULT_RESOLUTION` when
-    images differ in size; ``channels`` defaults to the images' own channels,
-    else 3.
+    (the search space's smallest input) when every image has one known shape
+    (demo, npz, fixed-size tfds), else (folders, TFRecords, tfds of varying
+    size: their images are not opened to find out) :data:`DEFAULT_RESOLUTION`;
+    ``channels`` defaults to the images' own channels, else 3.
     """
     ds = load_dataset(source, split="train", data_dir=data_dir, **load_options)
     mini_train, mini_val = split_train_val(ds, val_size=val_size, val_fraction=val_fraction, seed=split_seed)
