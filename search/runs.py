@@ -67,7 +67,7 @@ def run_config(run: SearchRun) -> SearchConfig:
 def _refuse_differences(name: str, differences: list[str]) -> None:
     if differences:
         raise InvalidInput(f"search run {name!r} exists with other settings; resume it with the same ones, or "
-                           f"choose a new --name. Differences: " + "; ".join(differences))
+                           f"choose a new --name. Differences (stored -> given): " + "; ".join(differences))
 
 
 def check_resumable(store: Store, config: SearchConfig) -> None:

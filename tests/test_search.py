@@ -164,7 +164,7 @@ def test_a_run_stored_with_the_proxy_subset_s_old_name_resumes(sqlite_url, tiny_
     runs.create_or_resume(store, config("old"), {**facts, "dataset": "demo@train[mini_train][mini_val]"})
     run, resumed = runs.create_or_resume(store, config("old"), {**facts, "dataset": "demo@train[mini_train][proxy-64]"})
     assert resumed and run.config["facts"]["dataset"] == "demo@train[mini_train][mini_val]"  # stored data kept
-    with pytest.raises(ValueError, match=r"Differences: data_fingerprint: 'a/b' -> 'a/c'$"):
+    with pytest.raises(ValueError, match=r"Differences \(stored -> given\): data_fingerprint: 'a/b' -> 'a/c'$"):
         runs.create_or_resume(store, config("old"), {**facts, "data_fingerprint": "a/c",
                                                      "dataset": "demo@train[mini_train][proxy-64]"})
     store.close()

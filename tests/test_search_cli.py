@@ -96,12 +96,15 @@ def test_search_errors_name_the_bad_value(stored_run):
     bad_name = invoke("search", "--db", stored_run, "--name", "no spaces", "--reward-source", "label",
                       "--target-ms", "1")
     assert "search name must be 1-128 letters" in bad_name.output
-    changed = invoke("search", "--db", stored_run, "--name", "demo-run", "--target-ms", "2")
-    assert "Differences: target_ms: 0.5 -> 2.0" in changed.output
+    changed = invoke("search", "--db", stored_run, "--name", "demo-run", "--target-ms", "2", "--proxy-epochs", "3",
+                     "--val-size", "60")
+    assert changed.output == (
+        "Error: search run 'demo-run' exists with other settings; resume it with the same ones, or choose a new "
+        "--name. Differences (stored -> given): target_ms: 0.5 -> 2.0; data.val_size: 50 -> 60; proxy.epochs: 1 -> 3\n")
     unknown = invoke("search", "status", "nope", "--db", stored_run)
     assert unknown.exit_code == 1 and "no search run named 'nope'; known runs: demo-run" in unknown.output
-    assert "give exactly one of --best or --trial N" in invoke("export", "--run", "demo-run", "--out", "s.tflite",
-                                                              "--db", stored_run).output
+    neither = invoke("export", "--run", "demo-run", "--out", "s.tflite", "--db", stored_run)
+    assert "give exactly one of --best or --trial N" in neither.output
     assert "use them with --run" in invoke("export", "--arch", SMALL, "--best", "--out", "s.tflite").output
     failed = invoke("export", "--run", "demo-run", "--trial", "2", "--out", "s.tflite", "--db", stored_run)
     assert "trial 2 of 'demo-run' is failed: TrainingDiverged: loss became nan at step 1" in failed.output
