@@ -105,6 +105,29 @@ def test_the_proxy_subset_is_named_for_its_size_and_keeps_the_split_s_fingerprin
 
 # --- resume -----------------------------------------------------------------------------------------------------
 
+def test_a_resumed_run_reports_a_new_best_only_when_its_best_changes(sqlite_url, tiny_space):  # noqa: F811
+    from run_fixtures import RUN_A, store_run
+    from search.display import best_changed_line
+    from search.loop import _Progress
+
+    store = open_store(sqlite_url)
+    store_run(store, "resumed", RUN_A[:3], "label")  # its best: #1, found before this session
+    run = runs.get_run(store, "resumed")
+    runs.add_trials(store, run.id, 1, [runs.NewTrial(tiny_space.parse(arch).tokens) for arch, _, _ in RUN_A[3:5]])
+    events = []
+    progress = _Progress(store, run.id, 5, events.append)
+    for trial, accuracy in zip(runs.step_trials(store, run.id, 1), (0.2, 0.99)):
+        runs.record_latency(store, trial.id, latency_ms=0.5, source="predicted", measurement_id=None, seconds=0.0)
+        terms = compute_reward("mnas-soft", accuracy, latency_ms=0.5, target_ms=0.5)
+        progress.report(runs.record_result(store, trial.id, accuracy=accuracy, reward_terms=terms, train={},
+                                           train_seconds=1.0, worker="w:1"))
+    progress.report(runs.get_trial_by_id(store, runs.step_trials(store, run.id, 1)[0].id))
+    assert [(e.trial["number"], e.best["number"], e.new_best) for e in events] == [
+        (3, 1, False), (4, 4, True), (3, 4, False)]
+    assert [best_changed_line(e) for e in events] == [None, f"  new best #4: {RUN_A[4][0]}", None]
+    store.close()
+
+
 SEARCH_SCRIPT = """
 import sys
 sys.path.insert(0, {tests!r})

@@ -77,9 +77,8 @@ def test_the_live_display_line_names_progress_the_child_and_the_best():
     assert line == ("[12/40] #7 top-1 87.30%  0.823 ms (measured)  reward 0.8123 | best #3 reward 0.8450 "
                     "(top-1 90.00%, 0.500 ms) | 3m12s elapsed, ETA 9m40s")
     best["arch"] = SMALL
-    event = TrialEvent(trial, 12, 40, best, 192.0, 580.4)
-    assert display.best_changed_line(event, 2) == f"  new best #3: {SMALL}"
-    assert display.best_changed_line(event, 3) is None
+    assert display.best_changed_line(TrialEvent(trial, 12, 40, best, 192.0, 580.4, True)) == f"  new best #3: {SMALL}"
+    assert display.best_changed_line(TrialEvent(trial, 12, 40, best, 192.0, 580.4)) is None
     failed = {"number": 8, "status": "failed", "error": "latency: ConverterError: bad op"}
     assert display.event_line(TrialEvent(failed, 1, 5, None, 5.2, None)) == (
         "[1/5] #8 FAILED: latency: ConverterError: bad op | best none yet | 5s elapsed, ETA ?")

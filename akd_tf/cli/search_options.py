@@ -83,14 +83,11 @@ def live_display():
     """An ``on_event`` for searches: one line per finished child, and the architecture whenever the best changes."""
     from search import display
 
-    shown_best = [None]
-
     def show(event):
         click.echo(display.event_line(event))
-        line = display.best_changed_line(event, shown_best[0])
+        line = display.best_changed_line(event)
         if line is not None:
             click.echo(line)
-            shown_best[0] = event.best["number"]
 
     return show
 
