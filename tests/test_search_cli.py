@@ -111,6 +111,20 @@ def test_search_errors_name_the_bad_value(stored_run):
     assert "search run 'demo-run' has no trial 9 (trials 0-2)" in missing.output
 
 
+def test_workers_with_a_ray_address_is_refused_naming_both(stored_run):
+    from search.executors import SequentialExecutor, make_executor
+
+    both = invoke("search", "--db", stored_run, "--name", "demo-run", "--executor", "ray", "--ray-address",
+                  "ray://head:10001", "--workers", "2")
+    assert (both.exit_code, both.output) == (1, (
+        "Error: --workers and --ray-address do not go together: --workers sizes this machine's workers (or the "
+        "local Ray started without --ray-address); on the cluster at --ray-address each child takes one CPU and the "
+        "cluster's CPUs decide how many train at once. Leave out --workers.\n"))
+    with pytest.raises(ValueError, match="^--workers and --ray-address do not go together"):
+        make_executor("ray", 1, "ray://head:10001")
+    assert isinstance(make_executor("local"), SequentialExecutor) and make_executor("local", 3).workers == 3
+
+
 def test_export_run_trains_the_child_exports_scores_and_measures_it(stored_run, tmp_path):
     out = tmp_path / "student.tflite"
     result = invoke("export", "--run", "demo-run", "--trial", "0", "--epochs", "1", "--out", str(out), "--json",
