@@ -22,7 +22,8 @@ a labelled source in a fixed order. Its forms:
 * ``tfds:NAME`` – a tensorflow_datasets dataset already prepared in
   ``data_dir`` (nothing is ever downloaded).
 
-A source that holds a single split is its ``"train"`` split.
+A source that holds a single split is its ``"train"`` split; asking a source
+for a split it does not have raises :class:`akd_tf.errors.MissingSplit`.
 :func:`split_train_val` carves the paper's mini-train / mini-val split out of
 a training set, and :func:`make_pipeline` turns a dataset into batches.
 """
@@ -43,7 +44,7 @@ import numpy as np
 import akd_tf.tf_env  # noqa: F401  (configures TensorFlow before it is imported)
 import tensorflow as tf
 
-from akd_tf.errors import InvalidInput, MissingData
+from akd_tf.errors import InvalidInput, MissingData, MissingSplit
 
 DEMO_DATASET = "demo"
 DEMO_PATH = Path(__file__).resolve().parent / "demo_data" / "animal_mnist.npz"
@@ -322,7 +323,7 @@ def _load_demo(split: str) -> ImageDataset:
     elif split == "train":
         chosen = np.setdiff1d(np.arange(len(y)), test)
     else:
-        raise InvalidInput(f"the demo dataset has splits 'train' and 'test', got split {split!r}")
+        raise MissingSplit(f"the demo dataset has splits 'train' and 'test', got split {split!r}")
     return ImageDataset._of_arrays(f"{DEMO_DATASET}@{split}", x[chosen], y[chosen], DEMO_CLASS_NAMES)
 
 
@@ -339,8 +340,9 @@ def _load_npz(path: Path, split: str, label_offset: int) -> ImageDataset:
         keys = sorted(arrays.files)
         missing = [k for k in (x_key, y_key) if k not in keys]
         if missing:
-            raise InvalidInput(f"{path} has no {' or '.join(repr(k) for k in missing)} array for split {split!r}; "
-                               f"it holds {keys}")
+            error = MissingSplit if len(missing) == 2 else InvalidInput  # one array alone is a broken split
+            raise error(f"{path} has no {' or '.join(repr(k) for k in missing)} array for split {split!r}; "
+                        f"it holds {keys}")
         x, y = _check_arrays(arrays[x_key], _offset(arrays[y_key], label_offset), x_key, y_key)
         names = arrays["class_names"] if "class_names" in keys else None
         if names is None:
@@ -356,10 +358,10 @@ def _split_root(directory: Path, split: str) -> Path:
     present = [name for name in SPLIT_DIRS if (directory / name).is_dir()]
     if present:
         if not (directory / split).is_dir():
-            raise InvalidInput(f"{directory} has split folders {present}, none named {split!r}")
+            raise MissingSplit(f"{directory} has split folders {present}, none named {split!r}")
         return directory / split
     if split != "train":
-        raise InvalidInput(f"{directory} holds a single split ('train'), not {split!r}: "
+        raise MissingSplit(f"{directory} holds a single split ('train'), not {split!r}: "
                            f"expected a folder {directory / split}")
     return directory
 
@@ -419,12 +421,12 @@ def _tfrecord_files(location: str, split: str) -> list[Path]:
             if not files and split == "train" and not any(_names_split(p.name, s) for p in records for s in SPLIT_DIRS):
                 files = records
         if not files:
-            raise InvalidInput(f"TFRecord directory {directory} has no record files for split {split!r} "
+            raise MissingSplit(f"TFRecord directory {directory} has no record files for split {split!r} "
                                f"(expected {directory / split}/*.tfrecord*, or {split} as a word of record file names "
                                f"like {split}-00000-of-00001 or data_{split}.tfrecord)")
         return [p.resolve() for p in files]
     if split != "train":
-        raise InvalidInput(f"TFRecord source {location!r} holds a single split ('train'), not {split!r}")
+        raise MissingSplit(f"TFRecord source {location!r} holds a single split ('train'), not {split!r}")
     return [p.resolve() for p in files]
 
 
@@ -475,7 +477,7 @@ def _load_tfds(name: str, split: str, data_dir: str | None) -> ImageDataset:
                            "downloaded: prepare it there first (tfds build --data_dir)")
     info = builder.info
     if split not in info.splits:
-        raise InvalidInput(f"tfds dataset {name!r} has splits {sorted(info.splits)}, not {split!r}")
+        raise MissingSplit(f"tfds dataset {name!r} has splits {sorted(info.splits)}, not {split!r}")
     if not info.supervised_keys:
         raise InvalidInput(f"tfds dataset {name!r} has no (image, label) supervised keys")
     image_feature, label_feature = info.supervised_keys[:2]
@@ -756,9 +758,10 @@ def load_training_data(source: str, *, data_dir: str | None = None, val_size: in
     """Load the training split of ``source`` and carve mini-train / mini-val from it (the test split is never read).
 
     ``resolution`` defaults to the images' own size raised to ``min_resolution``
-    (the search space's smallest input), or :data:`DEFAULT_RESOLUTION` when
-    images differ in size; ``channels`` defaults to the images' own channels,
-    else 3.
+    (the search space's smallest input) when every image has one known shape
+    (demo, npz, fixed-size tfds), else (folders, TFRecords, tfds of varying
+    size: their images are not opened to find out) :data:`DEFAULT_RESOLUTION`;
+    ``channels`` defaults to the images' own channels, else 3.
     """
     ds = load_dataset(source, split="train", data_dir=data_dir, **load_options)
     mini_train, mini_val = split_train_val(ds, val_size=val_size, val_fraction=val_fraction, seed=split_seed)

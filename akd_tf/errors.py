@@ -21,6 +21,10 @@ class MissingData(AkdTfError, ValueError):
     """Something the request needs is not stored: a device, a table entry, a run, a measurement."""
 
 
+class MissingSplit(MissingData):
+    """A dataset has no split of the name asked for (say, no test split); other problems of its data are not this."""
+
+
 class DeviceError(AkdTfError):
     """A device cannot measure now: unreachable, key not accepted, too hot, or its run failed."""
 

@@ -34,15 +34,26 @@ def list_jobs(session: Session, state: str | None = None, limit: int = 50) -> li
     return list(session.scalars(query))
 
 
+def attempts_shown(job: Job) -> int:
+    """The runs of ``job`` on a phone so far, the one in progress and the one that succeeded included.
+
+    ``Job.attempts`` counts only the runs that failed (it decides when a job gives up), so a job done at
+    its first run holds 0; a done or leased job has had one run more. A run lost with its worker (its
+    lease expired) is in neither count.
+    """
+    return job.attempts + (1 if job.state in ("done", "leased") else 0)
+
+
 def job_table(store: Store, *, state: str | None = None, limit: int = 50) -> tuple[dict[str, int], list[dict]]:
     """(:func:`job_summary`, one row per job of :func:`list_jobs`): what ``akd-tf devices jobs`` shows.
 
-    A row is ``{"id", "kind", "state", "pool", "attempts", "lease_holder", "error"}``, the error cut to
-    ``ERROR_CHARS`` characters ("" when none). ValueError for an unknown ``state`` or a ``limit`` < 1.
+    A row is ``{"id", "kind", "state", "pool", "attempts", "lease_holder", "error"}``, ``attempts`` being
+    :func:`attempts_shown` and the error cut to ``ERROR_CHARS`` characters ("" when none). ValueError for
+    an unknown ``state`` or a ``limit`` < 1.
     """
     with store.session() as session:
         summary = job_summary(session)
-        rows = [{"id": j.id, "kind": j.kind, "state": j.state, "pool": j.pool, "attempts": j.attempts,
+        rows = [{"id": j.id, "kind": j.kind, "state": j.state, "pool": j.pool, "attempts": attempts_shown(j),
                  "lease_holder": j.lease_holder, "error": (j.error or "")[:ERROR_CHARS]}
                 for j in list_jobs(session, state=state, limit=limit)]
     return summary, rows

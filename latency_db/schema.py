@@ -13,8 +13,10 @@ from datetime import datetime, timezone
 
 from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text,
                         UniqueConstraint)
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.sql.expression import true
+from sqlalchemy.types import TypeDecorator
 
 
 def utcnow() -> datetime:
@@ -22,8 +24,39 @@ def utcnow() -> datetime:
 
 
 def as_utc(moment: datetime) -> datetime:
-    """A stored timestamp as aware UTC: SQLite hands back naive datetimes for timezone-aware columns."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+    """``moment`` as aware UTC; a naive one is taken to be UTC already (what SQLite held before
+    :class:`UTCDateTime`, and what old exported tables hold)."""
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+
+
+# SQLAlchemy's SQLite format with the zone written out; a row stored before it, without "+00:00", is UTC too
+# and sorts with these (the same prefix), so comparisons in SQL stay right across old and new rows.
+SQLITE_UTC_FORMAT = ("%(year)04d-%(month)02d-%(day)02d %(hour)02d:%(minute)02d:%(second)02d.%(microsecond)06d"
+                     "+00:00")
+
+
+class UTCDateTime(TypeDecorator):
+    """A timestamp stored and read as aware UTC on every database: every DateTime column of the schema.
+
+    PostgreSQL stores ``timestamptz`` and answers in the session's time zone; SQLite has no date type and
+    SQLAlchemy's ``DateTime(timezone=True)`` drops the zone there, so it is stored as text ending in
+    ``+00:00`` (``2026-11-23 10:00:00.000000+00:00``). Either way values come back as aware UTC datetimes;
+    a naive value given is taken as UTC (:func:`as_utc`). No migration: the columns' SQL types are unchanged.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(sqlite.DATETIME(timezone=True, storage_format=SQLITE_UTC_FORMAT))
+        return dialect.type_descriptor(DateTime(timezone=True))
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        return None if value is None else as_utc(value)
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        return None if value is None else as_utc(value)
 
 
 class Base(DeclarativeBase):
@@ -70,14 +103,14 @@ class Device(Base):
     governor: Mapped[str | None] = mapped_column(String(64))
     runtime: Mapped[str | None] = mapped_column(String(256))  # interpreter or benchmark-binary version
     status: Mapped[str] = mapped_column(String(32), default="online")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    last_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     address: Mapped[str | None] = mapped_column(String(256))  # HOST:PORT or USB serial used to connect
     properties: Mapped[dict | None] = mapped_column(JSON)  # probed facts
     benchmark_binary: Mapped[str | None] = mapped_column(String(512))  # path of benchmark_model on the phone
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     lease_holder: Mapped[str | None] = mapped_column(String(256))
-    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class TFLiteModel(Base):
@@ -121,8 +154,8 @@ class Measurement(TimedRunStats, Base):
     # the measuring core's cpufreq state on a phone (devicefarm.probe.parse_cpufreq) and fixed-performance mode
     cpu_before: Mapped[dict | None] = mapped_column(JSON)
     cpu_after: Mapped[dict | None] = mapped_column(JSON)
-    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    finished_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     device: Mapped[Device] = relationship()
     model: Mapped[TFLiteModel] = relationship()
@@ -149,7 +182,7 @@ class LatencyTable(Base):
     quantization: Mapped[str] = mapped_column(String(16))
     threads: Mapped[int] = mapped_column(Integer)
     runtime: Mapped[str] = mapped_column(String(256))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     device: Mapped[Device] = relationship()
 
@@ -165,7 +198,7 @@ class LutEntry(TimedRunStats, Base):
                                                      ondelete="CASCADE"))
     key: Mapped[str] = mapped_column(String(256))
     settings: Mapped[dict] = mapped_column(JSON)
-    measured_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    measured_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     table: Mapped[LatencyTable] = relationship()
 
@@ -210,7 +243,7 @@ class Calibration(Base):
     raw_rmspe: Mapped[float | None] = mapped_column(Float)  # the raw LUT sum's RMSPE on the same held-out archs
     accepted: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     measuring_s: Mapped[float | None] = mapped_column(Float)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     table: Mapped[LatencyTable] = relationship()
 
@@ -230,7 +263,7 @@ class JobModel(Base):
     sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
     size_bytes: Mapped[int] = mapped_column(Integer)
     tflite: Mapped[bytes | None] = mapped_column(LargeBinary)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class FarmPoll(Base):
@@ -241,7 +274,7 @@ class FarmPoll(Base):
 
     device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True)
     worker: Mapped[str] = mapped_column(String(256))
-    polled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    polled_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class Job(Base):
@@ -275,15 +308,15 @@ class Job(Base):
     max_attempts: Mapped[int] = mapped_column(Integer, default=3, server_default="3")
     lease_holder: Mapped[str | None] = mapped_column(String(256))
     leased_device_id: Mapped[int | None] = mapped_column(ForeignKey("devices.id", ondelete="SET NULL"))
-    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_device_id: Mapped[int | None] = mapped_column(ForeignKey("devices.id", ondelete="SET NULL"))
     error: Mapped[str | None] = mapped_column(Text)
     raw_output: Mapped[str | None] = mapped_column(Text)
     result: Mapped[dict | None] = mapped_column(JSON)
     measurement_id: Mapped[int | None] = mapped_column(ForeignKey("measurements.id", ondelete="SET NULL"))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     device: Mapped[Device] = relationship(foreign_keys=[device_id])
     leased_device: Mapped[Device | None] = relationship(foreign_keys=[leased_device_id])
@@ -321,9 +354,9 @@ class SearchRun(Base):
     controller_step: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     controller_state: Mapped[bytes | None] = mapped_column(LargeBinary)
     controller_stats: Mapped[list | None] = mapped_column(JSON)  # one dict per finished update
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class Trial(Base):
@@ -362,8 +395,8 @@ class Trial(Base):
     worker: Mapped[str | None] = mapped_column(String(256))
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     error: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     run: Mapped[SearchRun] = relationship()

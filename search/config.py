@@ -143,10 +143,27 @@ class SearchConfig:
         return cls(**values)
 
     def differences(self, other: "SearchConfig") -> list[str]:
-        """``"setting: stored -> given"`` for each setting (other than resumable ones) that differs."""
+        """``"setting: stored -> given"`` for each setting (other than resumable ones) that differs, ``self``
+        being the stored one; the settings that are dicts (``data``, ``proxy``, ``controller_options``) name
+        only their keys that differ, as ``proxy.epochs: 5 -> 3`` (``(default)`` where one leaves a key out)."""
         mine, theirs = self.to_dict(), other.to_dict()
-        return [f"{key}: {mine[key]!r} -> {theirs[key]!r}" for key in mine
-                if key not in RESUMABLE_CHANGES and mine[key] != theirs[key]]
+        return [line for key in mine if key not in RESUMABLE_CHANGES
+                for line in _differences(key, mine[key], theirs[key])]
+
+
+_LEFT_OUT = object()  # a key one of two dicts does not have: the setting's default
+
+
+def _differences(name: str, stored, given) -> list[str]:
+    """``"name: stored -> given"`` if the values differ; for two dicts, one line per key that differs."""
+    if isinstance(stored, dict) and isinstance(given, dict):
+        keys = [*stored, *(key for key in given if key not in stored)]
+        return [line for key in keys
+                for line in _differences(f"{name}.{key}", stored.get(key, _LEFT_OUT), given.get(key, _LEFT_OUT))]
+    if stored == given:
+        return []
+    shown = ["(default)" if value is _LEFT_OUT else repr(value) for value in (stored, given)]
+    return [f"{name}: {shown[0]} -> {shown[1]}"]
 
 
 def merge_given(stored: SearchConfig, given: dict) -> SearchConfig:

@@ -18,6 +18,7 @@ class TrialEvent:
     best: dict | None  # the best finished trial so far
     elapsed_s: float  # in this session
     eta_s: float | None  # for the rest of the budget, from this session's pace
+    new_best: bool = False  # the best child changed with this one (never for the best a resumed run had)
 
 
 def duration(seconds: float | None) -> str:
@@ -50,9 +51,9 @@ def event_line(event: TrialEvent) -> str:
             f"best {best_text} | {duration(event.elapsed_s)} elapsed, ETA {duration(event.eta_s)}")
 
 
-def best_changed_line(event: TrialEvent, previous_best: int | None) -> str | None:
-    """``"  new best #N: ARCH"`` when this event's best child differs from ``previous_best``, else None."""
-    if event.best is None or event.best["number"] == previous_best:
+def best_changed_line(event: TrialEvent) -> str | None:
+    """``"  new best #N: ARCH"`` when this event changed the run's best child, else None."""
+    if not event.new_best:
         return None
     return f"  new best #{event.best['number']}: {event.best['arch']}"
 

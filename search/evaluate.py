@@ -8,6 +8,7 @@ that the search fills before the first child (:func:`akd_tf.teacher_cache.teache
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -22,7 +23,8 @@ from search.config import ProxySettings, SearchConfig
 
 
 def run_training_data(config: SearchConfig) -> data.TrainingData:
-    """Mini-train / mini-val of the run; mini-train cut to ``config.proxy.train_size`` (seeded, stratified)."""
+    """Mini-train / mini-val of the run; mini-train cut to ``config.proxy.train_size`` (seeded, stratified,
+    named ``...[mini_train][proxy-N]``)."""
     return _training_data(json.dumps(config.data, sort_keys=True), config.space, config.proxy.train_size)
 
 
@@ -38,6 +40,9 @@ def _training_data(data_json: str, space_name: str, train_size: int | None) -> d
     if train_size is not None and train_size < training.mini_train.num_examples:
         _, subset = data.split_train_val(training.mini_train, val_size=train_size,
                                          seed=options.get("split_seed", 0))
+        # Named for what it is (demo@train[mini_train][proxy-1500]); its fingerprint stays the split's, which
+        # teacher-output caches and the data fingerprint of runs stored before it had this name key on.
+        subset = dataclasses.replace(subset, name=f"{training.mini_train.name}[proxy-{train_size}]")
         training = data.TrainingData(subset, training.mini_val, training.resolution, training.channels)
     return training
 

@@ -18,7 +18,8 @@ from search.checks import check_int
 
 EXECUTORS = {
     "local": "this machine: the search process itself (--workers 1) or N worker processes",
-    "ray": "a Ray cluster (--ray-address, default: start a local one); install with pip install 'akd-tf[ray]'",
+    "ray": "a Ray cluster (--ray-address, default: start a local one with --workers CPUs); install with "
+           "pip install 'akd-tf[ray]'",
 }
 RAY_POLL_S = 5.0
 
@@ -114,13 +115,23 @@ class RayExecutor:
             self._ray.shutdown()
 
 
-def make_executor(name: str, workers: int, ray_address: str | None = None):
-    """The executor called ``name`` (see :data:`EXECUTORS`) with ``workers`` children at a time."""
+def make_executor(name: str, workers: int | None = None, ray_address: str | None = None):
+    """The executor called ``name`` (see :data:`EXECUTORS`) with ``workers`` children at a time (None: 1).
+
+    ``workers`` sizes what runs on this machine (processes, or the local Ray started without
+    ``ray_address``); on a Ray cluster the cluster's CPUs decide, so the two together are refused.
+    """
     if name not in EXECUTORS:
         raise InvalidInput(f"unknown executor {name!r}; known: {', '.join(EXECUTORS)}")
-    check_int("workers", workers, 1)
     if ray_address is not None and name != "ray":
         raise InvalidInput("--ray-address needs --executor ray")
+    if ray_address is not None and workers is not None:
+        raise InvalidInput("--workers and --ray-address do not go together: --workers sizes this machine's workers "
+                           "(or the local Ray started without --ray-address); on the cluster at --ray-address each "
+                           "child takes one CPU and the cluster's CPUs decide how many train at once. Leave out "
+                           "--workers.")
+    workers = 1 if workers is None else workers
+    check_int("workers", workers, 1)
     if name == "ray":
         return RayExecutor(workers, ray_address)
     return SequentialExecutor() if workers == 1 else ProcessExecutor(workers)

@@ -5,8 +5,9 @@ trained on the run's whole mini-train (not the proxy's subset) for ``epochs`` wi
 defaults of :class:`akd_tf.train_settings.TrainSettings` (not the proxy's batch size and rate), with KD from the run's
 teacher for an AKD run or hard labels for a NAS run (``train_with`` overrides), keeping the best epoch
 on mini-val. The exported file is scored on the dataset's test split (when it has one) with the TFLite
-interpreter, so the reported accuracy is the shipped model's, int8 included; then the file itself is
-measured on the run's device and stored as a measurement.
+interpreter, so the reported accuracy is the shipped model's, int8 included (a source without a test
+split is reported as such; any other error in it stops the export before training); then the file
+itself is measured on the run's device and stored as a measurement.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 
 from akd_tf import data
 from akd_tf.benchmark import latency_us
-from akd_tf.errors import InvalidInput
+from akd_tf.errors import InvalidInput, MissingSplit
 from akd_tf.space import get_space
 from akd_tf.train_settings import TrainSettings
 from akd_tf.target import ModelTarget, check_quantization
@@ -78,12 +79,14 @@ def _images(ds: data.ImageDataset, training: data.TrainingData, limit: int | Non
     return np.concatenate(images)[:limit], np.concatenate(labels)[:limit]
 
 
-def _test_split(config: SearchConfig):
+def load_test_split(config: SearchConfig) -> data.ImageDataset | None:
+    """The test split of the run's dataset, or None when the source has none (the summary says so instead
+    of inventing one); any other problem with it (a missing file, a broken split) raises."""
     options = {k: v for k, v in config.data.items()
                if k in ("data_dir", "image_key", "label_key", "label_offset")}
     try:
         return data.load_dataset(config.data["source"], split="test", **options)
-    except ValueError:  # no test split: the summary says so instead of inventing one
+    except MissingSplit:
         return None
 
 
@@ -119,6 +122,7 @@ def export_trial(store: Store, run_name: str, trial_number: int | None, out: str
     if train_with == "kd" and not config.teachers:
         raise InvalidInput(f"run {run_name!r} has no teacher to distill from; train with labels instead")
     arch = get_space(config.space).parse(trial.arch)
+    test = load_test_split(config)  # before hours of training, so that a broken test split stops it now
     training = full_training_data(config)
     teacher = load_teachers(config.teachers) if train_with == "kd" else None
     settings = distill_settings(config.proxy, train_with)
@@ -141,7 +145,6 @@ def export_trial(store: Store, run_name: str, trial_number: int | None, out: str
     exported = export.export_tflite(best, out, quantize, representative_data=rep_images, parity_images=parity_images,
                                     seed=seed)
     say(f"wrote {exported.path} ({exported.size_bytes:,} bytes, {quantize}); {exported.parity.summary()}")
-    test = _test_split(config)
     test_top1, test_examples = None, 0
     if test is not None:
         images, labels = _images(test, training)

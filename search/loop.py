@@ -35,6 +35,8 @@ class _Progress:
         self.store, self.run_id, self.budget, self.on_event = store, run_id, budget, on_event
         self.started = time.monotonic()
         self.finished_here = 0
+        best = runs.run_status_by_id(store, run_id)["best"]
+        self.best_number = None if best is None else best["number"]  # a resumed run's best is not new
 
     def report(self, trial) -> None:
         self.finished_here += 1
@@ -44,7 +46,11 @@ class _Progress:
         finished = summary["trials"]["done"] + summary["trials"]["failed"]
         elapsed = time.monotonic() - self.started
         eta = elapsed / self.finished_here * (self.budget - finished)
-        self.on_event(TrialEvent(runs.trial_dict(trial), finished, self.budget, summary["best"], elapsed, eta))
+        best = summary["best"]
+        new_best = best is not None and best["number"] != self.best_number
+        if new_best:
+            self.best_number = best["number"]
+        self.on_event(TrialEvent(runs.trial_dict(trial), finished, self.budget, best, elapsed, eta, new_best))
 
 
 def _facts(config: SearchConfig, training, teacher) -> dict:
@@ -60,8 +66,8 @@ def _fill_teacher_cache(teacher, training, cache_dir, say) -> None:
     for split in (training.mini_train, training.mini_val):
         outputs = teacher_outputs(teacher, split, resolution=training.resolution, channels=training.channels,
                                   with_embeddings=False, cache_dir=cache_dir)
-        say(f"teacher outputs for {split.name}: " + ("cached" if outputs.hit else
-                                                      f"computed in {outputs.seconds:.1f} s and cached"))
+        how = "cached" if outputs.hit else f"computed in {outputs.seconds:.1f} s and cached"
+        say(f"teacher outputs for {split.name}: {how}")
 
 
 def run_search(store: Store, config: SearchConfig, *, executor=None, cache_dir: str | None = None,
@@ -105,8 +111,8 @@ def run_search(store: Store, config: SearchConfig, *, executor=None, cache_dir: 
             if remaining <= 0:
                 runs.finish(store, run.id)
                 break
-            runs.add_trials(store, run.id, step, _new_trials(controller.propose(step, min(config.batch_size,
-                                                                                           remaining))))
+            proposals = controller.propose(step, min(config.batch_size, remaining))
+            runs.add_trials(store, run.id, step, _new_trials(proposals))
             trials = runs.step_trials(store, run.id, step)
         _evaluate_step(store, config, space, trials, latency, executor, progress,
                        {"config": config.to_dict(), "threads": executor.threads_per_child, "cache_dir": cache_dir})

@@ -30,6 +30,10 @@ from search.config import SearchConfig
 from search.rewards import FAILED_REWARD
 
 FINISHED_STATES = ("done", "failed")
+# Facts that only name things for people (the dataset's name): a resumed run is not compared on them, the
+# fingerprints say whether its data is the same. Runs stored before the proxy subset was named
+# ``[proxy-N]`` hold ``[mini_train][mini_val]`` here and still resume.
+DESCRIPTIVE_FACTS = ("dataset",)
 MAX_ATTEMPTS = 3  # a trial whose evaluation was interrupted this often (e.g. its worker killed) is failed
 
 
@@ -63,7 +67,7 @@ def run_config(run: SearchRun) -> SearchConfig:
 def _refuse_differences(name: str, differences: list[str]) -> None:
     if differences:
         raise InvalidInput(f"search run {name!r} exists with other settings; resume it with the same ones, or "
-                           f"choose a new --name. Differences: " + "; ".join(differences))
+                           f"choose a new --name. Differences (stored -> given): " + "; ".join(differences))
 
 
 def check_resumable(store: Store, config: SearchConfig) -> None:
@@ -78,7 +82,8 @@ def create_or_resume(store: Store, config: SearchConfig, facts: dict) -> tuple[S
 
     ``facts`` are what the settings resolved to (input shape, classes, data and teacher fingerprints); a
     stored run whose facts differ (say, the teacher file changed) cannot be resumed: its trials would not
-    be comparable. A larger ``trials`` budget reopens a finished run.
+    be comparable. The stored facts are kept as they were (:data:`DESCRIPTIVE_FACTS` are not compared).
+    A larger ``trials`` budget reopens a finished run.
     """
     config.validate()
     with store.session() as session:
@@ -96,7 +101,7 @@ def create_or_resume(store: Store, config: SearchConfig, facts: dict) -> tuple[S
         stored = run_config(run)
         _refuse_differences(config.name, stored.differences(config) + [
             f"{key}: {run.config['facts'].get(key)!r} -> {value!r}" for key, value in facts.items()
-            if run.config["facts"].get(key) != value])
+            if key not in DESCRIPTIVE_FACTS and run.config["facts"].get(key) != value])
         done = session.scalar(select(func.count()).select_from(Trial).where(Trial.run_id == run.id))
         if config.trials < done:
             raise InvalidInput(f"search run {config.name!r} already has {done} trials; a budget of "
@@ -122,8 +127,8 @@ def trial_count(store: Store, run_id: int) -> int:
 
 
 def _trial_rows(session, run: SearchRun, step: int, proposals: Sequence[NewTrial]) -> None:
-    existing = session.scalar(select(func.count()).select_from(Trial).where(Trial.run_id == run.id,
-                                                                             Trial.step == step))
+    existing = session.scalar(select(func.count()).select_from(Trial)
+                              .where(Trial.run_id == run.id, Trial.step == step))
     if existing:  # this step's trials were added before a crash: nothing to add twice
         return
     space = get_space(run.space)

@@ -44,3 +44,24 @@ def test_load_configured_loads_the_demo_with_its_options():
     with pytest.raises(ValueError, match="nope"):
         load_configured({"source": "nope.npz"}, min_resolution=32)
 
+
+def test_the_default_resolution_is_the_images_own_for_arrays_and_224_for_folders_as_the_help_says(tmp_path):
+    import numpy as np
+    import tensorflow as tf
+
+    from akd_tf.cli.train import train_cmd
+
+    for label in range(2):
+        for index in range(3):
+            path = tmp_path / "imgs" / f"class{label}" / f"{index}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(tf.io.encode_png(np.full((28, 28, 1), 40 * index, np.uint8)).numpy())
+    np.savez(tmp_path / "small.npz", x=np.zeros((6, 28, 28), np.uint8), y=np.arange(6) % 2)
+    np.savez(tmp_path / "large.npz", x=np.zeros((6, 48, 48, 3), np.uint8), y=np.arange(6) % 2)
+    shapes = {name: load_configured(data_config(str(tmp_path / name), val_size=2), min_resolution=32).input_shape
+              for name in ("imgs", "small.npz", "large.npz")}
+    assert shapes == {"imgs": (224, 224, 3), "small.npz": (32, 32, 1), "large.npz": (48, 48, 3)}
+    [resolution] = [param for param in train_cmd.params if param.name == "resolution"]
+    assert resolution.help == (
+        "Input side in pixels (default: the images' own size, at least 32, for demo, .npz and fixed-size tfds data; "
+        "224 for image folders, TFRecords and tfds data of varying size, whose sizes are not read).")

@@ -73,8 +73,8 @@ def test_a_search_records_every_child_with_its_latency_accuracy_and_reward(lut_u
 
 def test_a_child_that_diverges_is_recorded_with_its_reason_and_the_search_goes_on(lut_url):
     store = open_store(lut_url)
-    summary = run_search(store, config("nan", trials=2, proxy=ProxySettings(epochs=1, train_size=64, batch_size=32,
-                                                                           learning_rate=1e30)))
+    diverging = ProxySettings(epochs=1, train_size=64, batch_size=32, learning_rate=1e30)
+    summary = run_search(store, config("nan", trials=2, proxy=diverging))
     trials = trials_of(store, "nan")
     assert [t.status for t in trials] == ["failed", "failed"]
     assert all(t.reward == FAILED_REWARD and t.error.startswith("TrainingDiverged: loss became nan") for t in trials)
@@ -91,7 +91,43 @@ def test_without_a_latency_table_or_measure_the_search_stops_before_training(sql
     store.close()
 
 
+def test_the_proxy_subset_is_named_for_its_size_and_keeps_the_split_s_fingerprint(tiny_space):
+    from akd_tf import data
+    from search.evaluate import full_training_data, run_training_data
+
+    proxy, full = run_training_data(config("named")), full_training_data(config("named"))
+    assert proxy.describe() == ("demo@train[mini_train][proxy-64]: 64 mini-train / 50 mini-val examples, 10 classes, "
+                                "fed at 32x32x1")
+    assert full.mini_train.name == "demo@train[mini_train]" and proxy.mini_val.fingerprint == full.mini_val.fingerprint
+    _, split = data.split_train_val(full.mini_train, val_size=64, seed=0)
+    assert proxy.mini_train.fingerprint == split.fingerprint  # teacher caches and stored runs key on it
+    assert data.labels_array(proxy.mini_train).tolist() == data.labels_array(split).tolist()
+
+
 # --- resume -----------------------------------------------------------------------------------------------------
+
+def test_a_resumed_run_reports_a_new_best_only_when_its_best_changes(sqlite_url, tiny_space):  # noqa: F811
+    from run_fixtures import RUN_A, store_run
+    from search.display import best_changed_line
+    from search.loop import _Progress
+
+    store = open_store(sqlite_url)
+    store_run(store, "resumed", RUN_A[:3], "label")  # its best: #1, found before this session
+    run = runs.get_run(store, "resumed")
+    runs.add_trials(store, run.id, 1, [runs.NewTrial(tiny_space.parse(arch).tokens) for arch, _, _ in RUN_A[3:5]])
+    events = []
+    progress = _Progress(store, run.id, 5, events.append)
+    for trial, accuracy in zip(runs.step_trials(store, run.id, 1), (0.2, 0.99)):
+        runs.record_latency(store, trial.id, latency_ms=0.5, source="predicted", measurement_id=None, seconds=0.0)
+        terms = compute_reward("mnas-soft", accuracy, latency_ms=0.5, target_ms=0.5)
+        progress.report(runs.record_result(store, trial.id, accuracy=accuracy, reward_terms=terms, train={},
+                                           train_seconds=1.0, worker="w:1"))
+    progress.report(runs.get_trial_by_id(store, runs.step_trials(store, run.id, 1)[0].id))
+    assert [(e.trial["number"], e.best["number"], e.new_best) for e in events] == [
+        (3, 1, False), (4, 4, True), (3, 4, False)]
+    assert [best_changed_line(e) for e in events] == [None, f"  new best #4: {RUN_A[4][0]}", None]
+    store.close()
+
 
 SEARCH_SCRIPT = """
 import sys
@@ -143,6 +179,18 @@ def test_a_search_killed_mid_step_resumes_without_duplicates_or_losses(lut_url, 
         run = session.scalar(select(SearchRun).where(SearchRun.name == "killed"))
         assert [s["step"] for s in run.controller_stats] == [0, 1]  # each step learnt from exactly once
         assert run.status == "finished"
+    store.close()
+
+
+def test_a_run_stored_with_the_proxy_subset_s_old_name_resumes(sqlite_url, tiny_space):  # noqa: F811
+    store = open_store(sqlite_url)
+    facts = {"input_shape": [32, 32, 1], "classes": 10, "data_fingerprint": "a/b", "teacher_fingerprint": None}
+    runs.create_or_resume(store, config("old"), {**facts, "dataset": "demo@train[mini_train][mini_val]"})
+    run, resumed = runs.create_or_resume(store, config("old"), {**facts, "dataset": "demo@train[mini_train][proxy-64]"})
+    assert resumed and run.config["facts"]["dataset"] == "demo@train[mini_train][mini_val]"  # stored data kept
+    with pytest.raises(ValueError, match=r"Differences \(stored -> given\): data_fingerprint: 'a/b' -> 'a/c'$"):
+        runs.create_or_resume(store, config("old"), {**facts, "data_fingerprint": "a/c",
+                                                     "dataset": "demo@train[mini_train][proxy-64]"})
     store.close()
 
 

@@ -77,9 +77,8 @@ def test_the_live_display_line_names_progress_the_child_and_the_best():
     assert line == ("[12/40] #7 top-1 87.30%  0.823 ms (measured)  reward 0.8123 | best #3 reward 0.8450 "
                     "(top-1 90.00%, 0.500 ms) | 3m12s elapsed, ETA 9m40s")
     best["arch"] = SMALL
-    event = TrialEvent(trial, 12, 40, best, 192.0, 580.4)
-    assert display.best_changed_line(event, 2) == f"  new best #3: {SMALL}"
-    assert display.best_changed_line(event, 3) is None
+    assert display.best_changed_line(TrialEvent(trial, 12, 40, best, 192.0, 580.4, True)) == f"  new best #3: {SMALL}"
+    assert display.best_changed_line(TrialEvent(trial, 12, 40, best, 192.0, 580.4)) is None
     failed = {"number": 8, "status": "failed", "error": "latency: ConverterError: bad op"}
     assert display.event_line(TrialEvent(failed, 1, 5, None, 5.2, None)) == (
         "[1/5] #8 FAILED: latency: ConverterError: bad op | best none yet | 5s elapsed, ETA ?")
@@ -96,17 +95,34 @@ def test_search_errors_name_the_bad_value(stored_run):
     bad_name = invoke("search", "--db", stored_run, "--name", "no spaces", "--reward-source", "label",
                       "--target-ms", "1")
     assert "search name must be 1-128 letters" in bad_name.output
-    changed = invoke("search", "--db", stored_run, "--name", "demo-run", "--target-ms", "2")
-    assert "Differences: target_ms: 0.5 -> 2.0" in changed.output
+    changed = invoke("search", "--db", stored_run, "--name", "demo-run", "--target-ms", "2", "--proxy-epochs", "3",
+                     "--val-size", "60")
+    assert changed.output == (
+        "Error: search run 'demo-run' exists with other settings; resume it with the same ones, or choose a new "
+        "--name. Differences (stored -> given): target_ms: 0.5 -> 2.0; data.val_size: 50 -> 60; proxy.epochs: 1 -> 3\n")
     unknown = invoke("search", "status", "nope", "--db", stored_run)
     assert unknown.exit_code == 1 and "no search run named 'nope'; known runs: demo-run" in unknown.output
-    assert "give exactly one of --best or --trial N" in invoke("export", "--run", "demo-run", "--out", "s.tflite",
-                                                              "--db", stored_run).output
+    neither = invoke("export", "--run", "demo-run", "--out", "s.tflite", "--db", stored_run)
+    assert "give exactly one of --best or --trial N" in neither.output
     assert "use them with --run" in invoke("export", "--arch", SMALL, "--best", "--out", "s.tflite").output
     failed = invoke("export", "--run", "demo-run", "--trial", "2", "--out", "s.tflite", "--db", stored_run)
     assert "trial 2 of 'demo-run' is failed: TrainingDiverged: loss became nan at step 1" in failed.output
     missing = invoke("export", "--run", "demo-run", "--trial", "9", "--out", "s.tflite", "--db", stored_run)
     assert "search run 'demo-run' has no trial 9 (trials 0-2)" in missing.output
+
+
+def test_workers_with_a_ray_address_is_refused_naming_both(stored_run):
+    from search.executors import SequentialExecutor, make_executor
+
+    both = invoke("search", "--db", stored_run, "--name", "demo-run", "--executor", "ray", "--ray-address",
+                  "ray://head:10001", "--workers", "2")
+    assert (both.exit_code, both.output) == (1, (
+        "Error: --workers and --ray-address do not go together: --workers sizes this machine's workers (or the "
+        "local Ray started without --ray-address); on the cluster at --ray-address each child takes one CPU and the "
+        "cluster's CPUs decide how many train at once. Leave out --workers.\n"))
+    with pytest.raises(ValueError, match="^--workers and --ray-address do not go together"):
+        make_executor("ray", 1, "ray://head:10001")
+    assert isinstance(make_executor("local"), SequentialExecutor) and make_executor("local", 3).workers == 3
 
 
 def test_export_run_trains_the_child_exports_scores_and_measures_it(stored_run, tmp_path):

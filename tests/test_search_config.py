@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from search.config import SearchConfig, config_fields, config_for
+from search.config import ProxySettings, SearchConfig, config_fields, config_for
 
 OPTIONS = {  # every search option at its CLI default, keyed as the CLI's parameters are named
     "device_name": "local", "controller": "ppo", "reward": "mnas-soft", "reward_source": "kd", "target_ms": None,
@@ -39,9 +39,19 @@ def test_a_resume_takes_only_the_options_typed_again():
     resumed = config_for("run-b", {**OPTIONS, "trials": 300, "val_size": 60}, stored=stored,
                          typed={"trials", "val_size"})
     assert resumed.trials == 300 and resumed.data == {"source": "demo", "val_size": 60}
-    assert stored.differences(resumed) == ["data: {'source': 'demo', 'val_size': 80} -> "
-                                           "{'source': 'demo', 'val_size': 60}"]
+    assert stored.differences(resumed) == ["data.val_size: 80 -> 60"]
     assert resumed.reward_source == "label" and resumed.target_ms == 1.5  # kept, not reset to the defaults
+
+
+def test_differences_name_only_the_settings_that_differ_stored_then_given():
+    stored = SearchConfig(name="run-c", target_ms=1.5, controller_options={"lr": 0.01},
+                          data={"source": "demo", "val_size": 80}, proxy=ProxySettings(epochs=1, train_size=500))
+    given = SearchConfig(name="run-c", target_ms=2.0, trials=500, controller_options={"lr": 0.01, "entropy": 0.1},
+                         data={"source": "demo", "resolution": 48}, proxy=ProxySettings(epochs=3, train_size=1000))
+    assert stored.differences(given) == [
+        "controller_options.entropy: (default) -> 0.1", "target_ms: 1.5 -> 2.0", "data.val_size: 80 -> (default)",
+        "data.resolution: (default) -> 48", "proxy.epochs: 1 -> 3", "proxy.train_size: 500 -> 1000"]
+    assert stored.differences(stored) == [] and given.differences(given) == []
 
 
 def test_a_typed_dataset_replaces_only_the_source():

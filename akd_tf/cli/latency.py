@@ -7,21 +7,22 @@ import os
 import click
 
 from akd_tf.benchmark import LATENCY_STATISTIC, latency_us
-from akd_tf.cli.common import echo_json, open_store, parse_arch
+from akd_tf.cli.common import echo_json, open_store, parse_arch, progress_bar
 from akd_tf.cli.options import (db_option, device_option, json_option, no_wait_option, space_option, table_option,
                                 table_target_options, target_options, timing_options, wait_timeout_option)
 from akd_tf.space import get_space
 
 
 class FarmProgress:
-    """A progress bar for farm waits, opened on the first ``(done, failed, total)`` report."""
+    """A progress bar (:func:`akd_tf.cli.common.progress_bar`) for farm waits, opened on the first
+    ``(done, failed, total)`` report."""
 
     def __init__(self, label: str):
         self.label, self.bar, self.shown = label, None, 0
 
     def __call__(self, done: int, failed: int, total: int) -> None:
         if self.bar is None:
-            self.bar = click.progressbar(length=total, label=self.label, show_eta=True, show_pos=True)
+            self.bar = progress_bar(total, self.label)
             self.bar.__enter__()
         self.bar.update(done + failed - self.shown)
         self.shown = done + failed
@@ -95,8 +96,7 @@ def latency_build_lut(device_name, space_name, target, dry_run, limit, workers, 
     if workers is None:
         workers = len(os.sched_getaffinity(0))
     with FarmProgress("measured on the farm") as farm_bar:
-        with click.progressbar(length=todo, label="measuring or queuing", show_eta=True, show_pos=True,
-                               item_show_func=lambda op: op.key if op else None) as bar:
+        with progress_bar(todo, "measuring or queuing", item_show_func=lambda op: op.key if op else None) as bar:
             summary = build_lut(store, device_name, space, target, limit=limit, workers=workers,
                                 progress=lambda op: bar.update(1, op), wait=not no_wait,
                                 wait_timeout_s=wait_timeout, wait_progress=farm_bar)
@@ -207,7 +207,7 @@ def latency_calibrate(device_name, n_fit, holdout, seed, space_name, table, tabl
         raise click.BadParameter(f"needs at least {MIN_HOLDOUT} archs, got {holdout}", param_hint="'--holdout'")
     store, space = open_store(db_url), get_space(space_name)
     target = _table_target(store, device_name, space, table, table_id)
-    with click.progressbar(length=n_fit + holdout, label="measuring archs", show_eta=True, show_pos=True) as bar:
+    with progress_bar(n_fit + holdout, "measuring archs") as bar:
         report = calibrate(store, device_name, space, target, n_fit, holdout=holdout, seed=seed, settings=settings,
                            progress=lambda _arch: bar.update(1), wait_timeout_s=wait_timeout, table_id=table_id)
     click.echo(f"measured {report.n_fit} fit and {report.uncalibrated.n} held-out archs for table #{report.table_id} "

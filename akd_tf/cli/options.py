@@ -162,7 +162,9 @@ DATA_OPTIONS = [
                  help="Share of the training split held out as mini-val (default 0.2)."),
     click.option("--split-seed", default=0, show_default=True, type=int, help="Seed of the mini-val split."),
     click.option("--resolution", default=None, type=click.IntRange(min=1),
-                 help="Input side in pixels (default: the images' own size, at least 32; 224 when sizes vary)."),
+                 help="Input side in pixels (default: the images' own size, at least 32, for demo, .npz and "
+                      "fixed-size tfds data; 224 for image folders, TFRecords and tfds data of varying size, "
+                      "whose sizes are not read)."),
     click.option("--channels", default=None, type=click.IntRange(min=1),
                  help="Input channels (default: the images' own; 1 <-> 3 is converted)."),
 ]

@@ -2,17 +2,20 @@
 
 An error of the user's input or environment (:func:`akd_tf.errors.is_user_error`) is printed as
 one ``Error: ...`` line with exit status 1; anything else is a bug and keeps its traceback. With
-``--debug`` (or ``AKD_TF_DEBUG=1``) every error shows its traceback.
+``--debug`` (or ``AKD_TF_DEBUG=1``) every error shows its traceback, and TensorFlow's own log lines,
+kept out otherwise (:mod:`akd_tf.cli.tf_logs`), reach stderr.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import click
 
 import akd_tf
 from akd_tf.cli.lazy import LazyGroup
+from akd_tf.cli.tf_logs import tensorflow_logs_kept_out
 from akd_tf.errors import is_user_error
 
 COMMANDS = {
@@ -54,10 +57,12 @@ class RootGroup(LazyGroup):
     """The top-level group: turns user errors raised anywhere below it into one-line click errors."""
 
     def invoke(self, ctx: click.Context):
+        debug = ctx.params.get("debug")
         try:
-            return super().invoke(ctx)
+            with contextlib.nullcontext() if debug else tensorflow_logs_kept_out():
+                return super().invoke(ctx)
         except Exception as exc:
-            if ctx.params.get("debug") or not is_user_error(exc):
+            if debug or not is_user_error(exc):
                 raise
             raise click.ClickException(str(exc)) from exc
 
@@ -65,7 +70,8 @@ class RootGroup(LazyGroup):
 @click.group(cls=RootGroup, lazy_subcommands=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(akd_tf.__version__, prog_name="akd-tf")
 @click.option("--debug", is_flag=True, envvar="AKD_TF_DEBUG",
-              help="Show the full traceback of every error (also: AKD_TF_DEBUG=1).")
+              help="Show the full traceback of every error, and TensorFlow's own log lines (CUDA probing, "
+                   "XNNPACK, retracing warnings) that are kept out otherwise (also: AKD_TF_DEBUG=1).")
 def main(debug):
     """akd-tf: search, distill and export fast student networks for phones.
 

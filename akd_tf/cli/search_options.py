@@ -48,8 +48,10 @@ SEARCH_RUN_OPTIONS = [
                  type=click.FloatRange(min=0, min_open=True), help="Softmax temperature of the soft targets (kd)."),
     # How children are run, not what they mean (not stored with the run): one ``execution`` dict.
     bundle("execution", [
-        click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
-                     help="Children trained at once (local: worker processes sharing this machine's cores)."),
+        click.option("--workers", default=None, type=click.IntRange(min=1),
+                     help="Children trained at once on this machine: worker processes sharing its cores, or with "
+                          "--executor ray the CPUs of the local Ray it starts (default 1). Refused with "
+                          "--ray-address, where the cluster's CPUs decide."),
         click.option("--executor", type=click.Choice(list(EXECUTORS)), default="local", show_default=True,
                      help="local: this machine; ray: tasks on a Ray cluster (data and teacher paths must be visible "
                           "to every node)."),
@@ -83,14 +85,11 @@ def live_display():
     """An ``on_event`` for searches: one line per finished child, and the architecture whenever the best changes."""
     from search import display
 
-    shown_best = [None]
-
     def show(event):
         click.echo(display.event_line(event))
-        line = display.best_changed_line(event, shown_best[0])
+        line = display.best_changed_line(event)
         if line is not None:
             click.echo(line)
-            shown_best[0] = event.best["number"]
 
     return show
 
