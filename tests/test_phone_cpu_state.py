@@ -12,6 +12,7 @@ from sqlalchemy import select
 from akd_tf.benchmark import RunSettings
 from akd_tf.cli import main
 from akd_tf.target import ModelTarget
+from db_fixtures import device_table
 from devicefarm.connection import PhoneConnection
 from devicefarm.emulator import PROFILES, EmulatedPhone
 from devicefarm.runner import MeasurementFailed, PhoneLimits, PhoneRunner
@@ -99,7 +100,7 @@ def _model_job(store, device: str, tiny) -> farm.Submitted:
 
 def _lut_job(store, device: str, key: str, tflite: bytes) -> farm.Submitted:
     return farm.submit(store, device, kind="lut", tflite=tflite, settings=FAST,
-                       payload={"key": key, "quantization": "none"})
+                       payload={"key": key, "table_id": device_table(store, device)})
 
 
 def _stored(store, submitted: farm.Submitted) -> Measurement:
