@@ -21,25 +21,21 @@ from akd_tf.benchmark import latency_us
 from akd_tf.space import get_space
 from akd_tf.target import ModelTarget
 from latency_db.accuracy import prediction_accuracy
-from latency_db.corrections import fit_learned, fit_linear
+from latency_db.corrections import fit_learned, fit_linear, log_features
 from latency_db.measure import measure_many
 from latency_db.predictor import LutPredictor
 from latency_db.store import open_store
 from table_args import add_table_arguments
 
 
-def _log(features: np.ndarray) -> np.ndarray:
-    return np.log(np.maximum(features, 1e-9))
-
-
 class Sklearn:
     """A scikit-learn regressor of log(measured / table sum) on the log features."""
 
     def __init__(self, model, features, measured):
-        self.model = model.fit(_log(features), np.log(measured / features[:, 0]))
+        self.model = model.fit(log_features(features), np.log(measured / features[:, 0]))
 
     def predict_ms(self, features):
-        return features[:, 0] * np.exp(self.model.predict(_log(features)))
+        return features[:, 0] * np.exp(self.model.predict(log_features(features)))
 
 
 def main() -> None:

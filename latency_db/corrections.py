@@ -93,7 +93,9 @@ def fit_linear(features: np.ndarray, measured_ms: Sequence[float]) -> LinearCorr
     return LinearCorrection(*(float(c) for c in coefficients))
 
 
-def _log(features: np.ndarray) -> np.ndarray:
+def log_features(features: np.ndarray) -> np.ndarray:
+    """The log of feature rows, a zero read as 1e-9: what the learned correction and the sampler's distances
+    work on."""
     return np.log(np.maximum(features, 1e-9))
 
 
@@ -114,7 +116,7 @@ class LearnedCorrection:
     def predict_ms(self, features: np.ndarray) -> np.ndarray:
         if len(features) == 0:
             return np.zeros(0)
-        return features[:, LUT_MS] * np.exp(self._booster.predict(_log(features), num_threads=1))
+        return features[:, LUT_MS] * np.exp(self._booster.predict(log_features(features), num_threads=1))
 
 
 MIN_LEARNED_FIT = 2 * LIGHTGBM_PARAMS["min_data_in_leaf"]
@@ -127,7 +129,8 @@ def fit_learned(features: np.ndarray, measured_ms: Sequence[float], seed: int = 
     y = np.asarray(measured_ms, float)
     if len(y) < MIN_LEARNED_FIT:
         raise InvalidInput(f"a learned calibration needs at least {MIN_LEARNED_FIT} measured archs, got {len(y)}")
-    data = lightgbm.Dataset(_log(features), label=np.log(y / features[:, LUT_MS]), feature_name=list(FEATURE_NAMES),
+    data = lightgbm.Dataset(log_features(features), label=np.log(y / features[:, LUT_MS]),
+                            feature_name=list(FEATURE_NAMES),
                             params={"min_data_in_bin": 1, "verbose": -1})
     booster = lightgbm.train({**LIGHTGBM_PARAMS, "seed": seed}, data, num_boost_round=LIGHTGBM_ROUNDS)
     return LearnedCorrection(booster.model_to_string())

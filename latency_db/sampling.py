@@ -25,7 +25,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from akd_tf.space import Arch
-from latency_db.corrections import MIN_LEARNED_FIT, fit_learned
+from latency_db.corrections import MIN_LEARNED_FIT, fit_learned, log_features
 
 ENSEMBLE = 6  # bootstrap models per round
 FOLDS = 5  # for the out-of-fold errors
@@ -53,10 +53,6 @@ def _standardized(log_features: np.ndarray, reference: np.ndarray) -> np.ndarray
     return (log_features - reference.mean(axis=0)) / np.where(spread > 0, spread, 1.0)
 
 
-def _log(features: np.ndarray) -> np.ndarray:
-    return np.log(np.maximum(features, 1e-9))
-
-
 def candidate_scores(measured_features: np.ndarray, measured_ms: np.ndarray, candidate_features: np.ndarray,
                      seed: int) -> np.ndarray:
     """The score of each candidate (higher: measure it sooner): ensemble spread plus the out-of-fold error of
@@ -76,9 +72,9 @@ def candidate_scores(measured_features: np.ndarray, measured_ms: np.ndarray, can
         held = folds == fold
         model = fit_learned(measured_features[~held], measured_ms[~held], seed=seed)
         out_of_fold[held] = np.abs(np.log(model.predict_ms(measured_features[held]) / measured_ms[held]))
-    reference = _log(measured_features)
+    reference = log_features(measured_features)
     measured_points = _standardized(reference, reference)
-    candidate_points = _standardized(_log(candidate_features), reference)
+    candidate_points = _standardized(log_features(candidate_features), reference)
     distances = np.linalg.norm(candidate_points[:, None, :] - measured_points[None, :, :], axis=2)
     return spread + out_of_fold[np.argmin(distances, axis=1)]
 
@@ -135,10 +131,10 @@ def adaptive_sample(candidates: Sequence[Arch], candidate_features: np.ndarray, 
         have = np.array([measured[candidates[i]] for i in chosen])
         scores = candidate_scores(candidate_features[chosen], have, candidate_features[remaining],
                                   seed + 1000 * round_number)
-        reference = _log(candidate_features[chosen])
+        reference = log_features(candidate_features[chosen])
         count = min(plan.batch, plan.total - len(chosen))
-        batch = [remaining[i] for i in pick_batch(scores, _standardized(_log(candidate_features[remaining]), reference),
-                                                  _standardized(reference, reference), count)]
+        candidate_points = _standardized(log_features(candidate_features[remaining]), reference)
+        batch = [remaining[i] for i in pick_batch(scores, candidate_points, _standardized(reference, reference), count)]
         measured.update(measure([candidates[i] for i in batch]))
         chosen.extend(batch)
         round_number += 1
