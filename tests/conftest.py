@@ -54,3 +54,11 @@ def key_paths(tmp_path_factory):
         keygen(path)
         paths.append(path)
     return paths
+
+
+@pytest.fixture
+def adb_key(tmp_path, monkeypatch):
+    """This computer's ADB key for a test: a path in the test's directory (made on first use), via AKD_TF_ADB_KEY."""
+    path = tmp_path / "keys" / "adbkey"
+    monkeypatch.setenv("AKD_TF_ADB_KEY", str(path))
+    return path

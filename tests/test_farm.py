@@ -30,13 +30,6 @@ QUICK_WORKER = WorkerOptions(lease_seconds=5.0, poll_s=0.05, idle_exit_s=1.5, li
 
 
 @pytest.fixture
-def adb_key(tmp_path, monkeypatch):
-    path = tmp_path / "keys" / "adbkey"
-    monkeypatch.setenv("AKD_TF_ADB_KEY", str(path))
-    return path
-
-
-@pytest.fixture
 def store(tmp_path):
     return open_store(f"sqlite:///{tmp_path / 'farm.db'}")
 

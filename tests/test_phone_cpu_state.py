@@ -42,13 +42,6 @@ FIXED = {"core": 7, "governor": "schedutil", "cur_freq_khz": 2131200, "min_freq_
 
 
 @pytest.fixture
-def adb_key(tmp_path, monkeypatch):
-    path = tmp_path / "keys" / "adbkey"
-    monkeypatch.setenv("AKD_TF_ADB_KEY", str(path))
-    return path
-
-
-@pytest.fixture
 def store(tmp_path):
     return open_store(f"sqlite:///{tmp_path / 'farm.db'}")
 
