@@ -150,8 +150,7 @@ def _measure_interleaved(store: Store, device_name: str, archs: list[Arch], targ
         finished = utcnow()
     rows = {}
     for arch, export, result in zip(archs, exported, results):
-        with store.session() as session:
-            device = measuring_device(session, device_name)
+        with store.session() as session:  # the device row was refreshed once, above
             model = get_or_create_model(session, arch, target, export.sha256)
             rows[arch] = record_measurement(session, device, model, result, run_key=uuid.uuid4().hex,
                                             started_at=started, finished_at=finished)
