@@ -177,7 +177,7 @@ def report_accuracy(args, store) -> None:
             print(f"  {row.method:<12} {accuracy.summary()}{' [chosen]' if result.accepted else ''}")
             if result.accepted:
                 chosen = (row.method, accuracy)
-    outside = sum(bool(flag) for flag in predictor.outside_region(test))
+    outside = sum(bool(flag) for flag in predictor.outside_region(features))
     print(f"  {outside} of {len(test)} test archs lie outside the chosen calibration's fitted region")
     table_minutes = table_build_minutes(store, args.device, space, target, predictor.table_id)
     print(f"cost of a new device: table {table_minutes:.1f} min + calibration {report.measuring_s / 60:.1f} min")

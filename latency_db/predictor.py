@@ -159,12 +159,10 @@ class LutPredictor:
         """The predicted latency (ms) of each arch: the calibration applied to its features, or the raw sum."""
         return predict_from_features(self.correction, self.features_many(archs))
 
-    def outside_region(self, archs: Iterable[Arch]) -> list[str]:
-        """Per arch, ``""`` or which features lie outside the region the calibration was fitted on."""
-        archs = list(archs)
-        if self.region is None:
-            return [""] * len(archs)
-        return self.region.outside(self.features_many(archs))
+    def outside_region(self, features: np.ndarray) -> list[str]:
+        """Per row of :meth:`features_many`, ``""`` or which features lie outside the region the calibration was
+        fitted on."""
+        return [""] * len(features) if self.region is None else self.region.outside(features)
 
 
 def predict_from_features(correction: Correction | None, features: np.ndarray) -> np.ndarray:

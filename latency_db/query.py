@@ -11,7 +11,7 @@ from akd_tf.target import ModelTarget
 from latency_db.corrections import describe_correction
 from latency_db.devices import lookup_device
 from latency_db.measurements import latest_measurement
-from latency_db.predictor import LutPredictor
+from latency_db.predictor import LutPredictor, predict_from_features
 from latency_db.store import Store
 
 
@@ -55,7 +55,9 @@ def query_latency(store: Store, device_name: str, space: SearchSpace, archs: Seq
         version = f"raw LUT sum of table #{predictor.table_id}" if cal is None else f"calibration #{cal.id}"
         detail = (f"uncalibrated LUT sum of table #{predictor.table_id}" if cal is None
                   else describe_correction(cal))
-        predicted = iter(zip(unmeasured, predictor.predict_many_ms(unmeasured), predictor.outside_region(unmeasured)))
+        features = predictor.features_many(unmeasured)
+        predicted = iter(zip(unmeasured, predict_from_features(predictor.correction, features),
+                             predictor.outside_region(features)))
         for i, estimate in enumerate(estimates):
             if estimate is None:
                 arch, latency, outside = next(predicted)
