@@ -419,6 +419,20 @@ def test_benchmark_faults(phone, device, tflite_path, monkeypatch):
         f"ERROR: Failed to invoke the interpreter: {TMP}/m.tflite: Node number 3 (CONV_2D) failed to invoke.\n1\n")
 
 
+def test_runs_are_numbered_and_a_slow_run_reports_slowed_timings(phone, device, tflite_path):
+    _install(device, tflite_path)
+    run = f"{TMP}/benchmark_model --graph={TMP}/m.tflite {BENCH_ARGS}"
+    phone.faults.fail_benchmark = True
+    device.shell(run)  # fails before timing anything: not a run
+    phone.faults.fail_benchmark = False
+    phone.faults.slow_benchmark_runs, phone.faults.slow_benchmark_factor = {2}, 1000.0
+    first, second, third = (parse_benchmark_output(device.shell(run), device="emu", settings=SETTINGS)
+                            for _ in range(3))
+    assert phone.benchmark_runs == 3
+    assert second.min_us > 100 * max(first.min_us, third.min_us)  # x1000, far beyond any run-to-run noise
+    assert second.init_us > 100 * max(first.init_us, third.init_us)
+
+
 def test_drop_during_benchmark_resets_the_connection_after_the_warmup_line(phone, device, key_paths, tflite_path):
     _install(device, tflite_path)
     phone.faults.drop_during_benchmark = True

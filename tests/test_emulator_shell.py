@@ -281,6 +281,16 @@ def test_faults_are_validated_when_set():
         faults.reject_auth = "yes"
     with pytest.raises(ValueError, match="Faults.temperature_c must be None or a finite number of degrees C, got nan"):
         faults.temperature_c = float("nan")
+    with pytest.raises(ValueError, match=r"^Faults.slow_benchmark_runs must be a set of benchmark_model run numbers "
+                                         r"\(ints >= 1\), got \{0\}$"):
+        faults.slow_benchmark_runs = {0}
+    with pytest.raises(ValueError, match=r"^Faults.drop_benchmark_runs must be a set of benchmark_model run numbers "
+                                         r"\(ints >= 1\), got 2$"):
+        Faults(drop_benchmark_runs=2)
+    with pytest.raises(ValueError, match="^Faults.slow_benchmark_factor must be a finite number > 0, got 0$"):
+        faults.slow_benchmark_factor = 0
+    faults.slow_benchmark_runs = [3, 2, 3]
+    assert faults.slow_benchmark_runs == frozenset({2, 3})  # any collection of run numbers, kept as a set
 
 
 def test_sandbox_paths(tmp_path):
