@@ -31,8 +31,6 @@ BENCH_ARGS = "--num_threads=1 --num_runs=3 --warmup_runs=1 --min_secs=0.01 --war
 SETTINGS = RunSettings(num_threads=1, num_runs=3, warmup_runs=1, min_secs=0.01, warmup_min_secs=0.0)
 
 
-
-
 @pytest.fixture(scope="module")
 def tflite_path(tiny_space, tmp_path_factory):
     keras.backend.clear_session()
