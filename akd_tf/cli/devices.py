@@ -245,7 +245,9 @@ def devices_jobs(state, limit, db_url, as_json):
 ])
 def devices_emulate(host, port, profile, bm_format, state_dir, reject_keys, refuse_fixed_performance, faults):
     """Run an emulated phone: an ADB daemon speaking the real wire protocol whose benchmark_model really runs
-    the pushed .tflite on this host. Stop it with Ctrl-C."""
+    the pushed .tflite on this host. Android's adb works against it too; its shell takes pipes, redirections,
+    for loops, $((...)) and ls -l, and refuses other forms naming the ones it takes (see docs/device-farm.md).
+    Stop it with Ctrl-C."""
     import dataclasses
     import time
 
@@ -257,6 +259,8 @@ def devices_emulate(host, port, profile, bm_format, state_dir, reject_keys, refu
     click.echo(f"emulated {phone.profile.model} (serial {phone.serial}) listening on {phone.address}")
     click.echo(f"register it with: akd-tf devices register {phone.address} --benchmark-binary \"$(type -P true)\"")
     click.echo("(the emulated phone runs its own benchmark_model for whatever file is installed)")
+    click.echo(f"look around with Android's adb: adb connect {phone.address} && adb -s {phone.address} shell "
+               "'ls -l /data/local/tmp'")
     try:
         while True:
             time.sleep(3600)
