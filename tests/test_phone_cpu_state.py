@@ -158,7 +158,7 @@ def test_serve_without_fixed_performance_records_the_governor_s_own_clock(store,
     served = CliRunner().invoke(main, ["devices", "serve", "--no-fixed-performance", "--idle-exit", "0.5", "--poll",
                                        "0.05", "--cool-to", "45", "--cool-timeout", "0", "--db", url])
     assert served.exit_code == 0, served.output
-    assert served.output.splitlines()[-1] == "handled 1 jobs: done 1"
+    assert served.output.splitlines()[-1] == "handled 1 job: done 1"
     idle = {"core": 7, "governor": "schedutil", "cur_freq_khz": 825600, "min_freq_khz": 825600,
             "max_freq_khz": 2841600, "cpuinfo_max_freq_khz": 2841600}
     assert _stored(store, job).cpu_before == idle | {"fixed_performance": False}  # an idle core at its floor

@@ -27,10 +27,10 @@ from pathlib import Path
 
 from akd_tf.benchmark import RawTimings, RunSettings, time_model
 from akd_tf.interpreter import check_tflite_file, make_interpreter
-from devicefarm.emulator.commands import Output
 from devicefarm.emulator.faults import InjectedDisconnect
 from devicefarm.emulator.sandbox import SandboxError
 from devicefarm.emulator.state import PhoneState
+from devicefarm.emulator.stdio import Output
 
 PROGRAM_PREFIX = "benchmark_model"
 SEED = 0
