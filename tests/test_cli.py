@@ -36,10 +36,11 @@ def test_arch_space_summary(run):
                                 "skip_op", "width", "layers"]
     assert lines[2].split() == ["1", "1", "16", "1", "conv", "dwconv", "mbconv3", "mbconv6", "k3", "k5", "se0",
                                 "se0.25", "noskip", "id", "w0.75", "w1", "w1.25", "n0", "n1", "n2"]
-    assert lines[-1] == ("mnasnet (version 18b5252c): 42 decisions, one-hot width 112, 1.643e+17 architectures, "
-                         "inputs 32..224 px")
+    assert lines[-1] == ("mnasnet (version 18b5252c): 42 decisions, one-hot width 112, 1.643e+17 architectures "
+                         "building 2.893e+16 distinct networks (28,929,168,506,880,000), inputs 32..224 px")
     data = json.loads(run("arch", "space", "--json").output)
     assert data["size"] == 288 ** 7 and data["onehot_width"] == 112 and data["version"] == "18b5252c"
+    assert data["networks"] == 28_929_168_506_880_000
 
 
 def test_arch_encode_decode_round_trip(run):
