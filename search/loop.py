@@ -150,8 +150,9 @@ def _sharing_runs(store: Store, run_id: int, say) -> list[int]:
     runs.fill_networks(store, list(sharing))
     others = [name for other, name in sharing.items() if other != run_id]
     if others:
-        say(f"a child whose network run {', '.join(map(repr, others))} evaluated (the same settings, data and "
-            f"teacher) reuses that evaluation")
+        runs_named = f"run{'s' if len(others) > 1 else ''} {', '.join(map(repr, others))}"
+        say(f"reusing the evaluations of {runs_named} (the same settings, data and teacher): a child whose network "
+            f"{'they' if len(others) > 1 else 'it'} evaluated is not trained again")
     return list(sharing)
 
 

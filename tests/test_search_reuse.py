@@ -134,8 +134,8 @@ def test_runs_of_the_same_settings_share_evaluations_and_another_seed_does_not(l
     first, second, other_seed = (trials_of(store, name) for name in ("first", "second", "other-seed"))
     assert second[0].reused_from == first[0].id and second[0].accuracy == first[0].accuracy
     assert second[1].reused_from is None and other_seed[0].reused_from is None
-    assert "a child whose network run 'first' evaluated (the same settings, data and teacher) reuses that " \
-           "evaluation" in said
+    assert "reusing the evaluations of run 'first' (the same settings, data and teacher): a child whose network " \
+           "it evaluated is not trained again" in said
     assert runs.trial_dict(second[0])["reused_from"] == {"run": "first", "number": 0}
     from search.display import trial_outcome
     assert trial_outcome(runs.trial_dict(second[0])).endswith("  (reused #0 of run 'first': same network)")
