@@ -51,6 +51,17 @@ def test_arch_encode_decode_round_trip(run):
     assert run("arch", "decode", onehot).output == ARCH0 + "\n"
 
 
+def test_arch_canonical_prints_the_least_tokens_that_build_the_same_network(run):
+    # ARCH0 removes blocks 1 and 7, whose decisions take their least values; blocks 2 to 6 have 3 layers each,
+    # so every one of their decisions builds something and stays.
+    canonical = ("conv_k3_se0_noskip_w0.75_n0:" + ARCH0.split(":", 1)[1].rsplit(":", 1)[0]
+                 + ":conv_k3_se0_noskip_w0.75_n0")
+    assert run("arch", "canonical", ARCH0).output == canonical + "\n"
+    assert run("arch", "canonical", canonical).output == canonical + "\n"
+    bad = run("arch", "canonical", "bad")
+    assert bad.exit_code == 2 and "Invalid value for ARCH: space 'mnasnet': expected 7 blocks" in bad.output
+
+
 def test_arch_show_table(run):
     result = run("arch", "show", ARCH0, "--resolution", "32", "--classes", "10")
     assert result.exit_code == 0
