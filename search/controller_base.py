@@ -37,10 +37,12 @@ STATE_FORMAT = 1
 
 @dataclass(frozen=True)
 class Proposal:
-    """One proposed architecture: its tokens and, for a sampling policy, their total log-probability (nats)."""
+    """One proposed architecture: its tokens, for a sampling policy their total log-probability (nats), and
+    what the controller has to say about it, if anything (the search loop says it)."""
 
     tokens: tuple[int, ...]
     log_prob: float | None = None
+    note: str | None = None
 
 
 class Controller(ABC):

@@ -33,12 +33,23 @@ def duration(seconds: float | None) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
+def reuse_note(trial: dict) -> str:
+    """``"reused #3"`` (a trial of the same run), ``"reused #3 of run 'other'"``, or ``""`` for a trained child."""
+    original = trial.get("reused_from")
+    if original is None:
+        return ""
+    elsewhere = "" if original["run"] == trial.get("run") else f" of run {original['run']!r}"
+    return f"reused #{original['number']}{elsewhere}"
+
+
 def trial_outcome(trial: dict) -> str:
-    """``"top-1 87.30%  0.823 ms (measured)  reward 0.8123"``, or ``"FAILED: reason"``."""
+    """``"top-1 87.30%  0.823 ms (measured)  reward 0.8123"``, with ``"  (reused #3: same network)"`` for a
+    child that took an earlier evaluation of its network, or ``"FAILED: reason"``."""
     if trial["status"] == "failed":
         return f"FAILED: {trial['error']}"
+    reused = reuse_note(trial)
     return (f"top-1 {trial['accuracy']:.2%}  {trial['latency_ms']:.3f} ms ({trial['latency_source']})  "
-            f"reward {trial['reward']:.4f}")
+            f"reward {trial['reward']:.4f}" + (f"  ({reused}: same network)" if reused else ""))
 
 
 def event_line(event: TrialEvent) -> str:
@@ -61,7 +72,9 @@ def best_changed_line(event: TrialEvent) -> str | None:
 def summary_lines(summary: dict) -> list[str]:
     """What ``akd-tf search`` prints at the end and ``search status`` shows: counts, best child, next step."""
     trials = summary["trials"]
-    lines = [f"search {summary['name']!r}: {summary['status']}, {trials['done']} done, {trials['failed']} failed, "
+    reused = f" ({summary['reused']} reused)" if summary.get("reused") else ""
+    lines = [f"search {summary['name']!r}: {summary['status']}, {trials['done']} done{reused}, "
+             f"{trials['failed']} failed, "
              f"{trials['pending']} pending of {summary['trials_budget']} "
              f"({summary['controller']} controller, reward {summary['reward']}, accuracy from "
              f"{summary['reward_source']}, device {summary['device']})"]

@@ -9,6 +9,21 @@ an interrupted run loses nothing and evaluates nothing twice). Per controller st
 3. the executor trains them (:func:`search.evaluate.train_child`); each result is stored with its
    reward as it arrives; a child that fails gets :data:`search.rewards.FAILED_REWARD` and a reason;
 4. the controller learns from the step, and its state moves on with the next step's children.
+
+One network, one evaluation: a child whose network (:func:`akd_tf.canonical.network_key`) was evaluated
+before, by this run or a run it shares evaluations with (:func:`search.runs.sharing_runs`), takes that
+evaluation (accuracy, training summary, latency) and is neither measured nor trained; of several children
+of one step that build one new network, the first (by number) is evaluated and the others take its result
+(:func:`_evaluate_step`). Only a "done" evaluation is reused: a failed child's duplicate is evaluated itself.
+The controller still learns over raw tokens: every child of the step, duplicates included, enters its
+update with its own tokens and the reward of its network, exactly as if it had been trained (and given the
+same result). A duplicate is a fresh sample of the policy, so leaving it out would bias the update against
+the networks the policy already favours; a network's decisions that change nothing (a removed block's, a
+skip op where no residual can exist) get the network's reward whichever value was drawn.
+
+After the first step, if the proxy cannot rank its children (:mod:`search.proxy_ranking`: all at chance,
+or all within the noise of mini-val), the search says so with what to change, and stores the reason with
+that step's controller statistics (``proxy_cannot_rank``).
 """
 
 from __future__ import annotations
@@ -27,6 +42,7 @@ from search.display import TrialEvent
 from search.evaluate import run_training_data, teacher_for, train_child
 from search.executors import SequentialExecutor
 from search.latency import LatencySource
+from search.proxy_ranking import advice, cannot_rank
 from search.rewards import compute_reward, get_reward
 
 
@@ -101,6 +117,7 @@ def run_search(store: Store, config: SearchConfig, *, executor=None, cache_dir: 
     controller = make_controller(config.controller, space, config.seed, **config.controller_options)
     if run.controller_state is not None:
         controller.load_state_bytes(run.controller_state)
+    sharing = _sharing_runs(store, run.id, say)
     progress = _Progress(store, run.id, config.trials, on_event)
     while True:
         run = runs.get_run(store, config.name)
@@ -111,26 +128,93 @@ def run_search(store: Store, config: SearchConfig, *, executor=None, cache_dir: 
             if remaining <= 0:
                 runs.finish(store, run.id)
                 break
-            proposals = controller.propose(step, min(config.batch_size, remaining))
+            proposals = _propose(controller, step, min(config.batch_size, remaining), say)
             runs.add_trials(store, run.id, step, _new_trials(proposals))
             trials = runs.step_trials(store, run.id, step)
-        _evaluate_step(store, config, space, trials, latency, executor, progress,
+        _evaluate_step(store, config, trials, latency, executor, progress, sharing,
                        {"config": config.to_dict(), "threads": executor.threads_per_child, "cache_dir": cache_dir})
         finished = runs.step_trials(store, run.id, step)
         stats = controller.update(step, [t.tokens for t in finished], [t.reward for t in finished])
+        if step == 0:
+            stats = {**stats, **_check_ranking(config, training, finished, say)}
         remaining = config.trials - runs.trial_count(store, run.id)
-        proposals = controller.propose(step + 1, min(config.batch_size, remaining)) if remaining > 0 else []
+        proposals = _propose(controller, step + 1, min(config.batch_size, remaining), say) if remaining > 0 else []
         runs.advance(store, run.id, step, controller.state_bytes(), stats, _new_trials(proposals))
     return runs.run_status(store, config.name)
+
+
+def _sharing_runs(store: Store, run_id: int, say) -> list[int]:
+    """The ids of this run and the runs whose evaluations it reuses (their trials' networks filled in); the
+    others are named when there are any."""
+    sharing = runs.sharing_runs(store, run_id)
+    runs.fill_networks(store, list(sharing))
+    others = [name for other, name in sharing.items() if other != run_id]
+    if others:
+        runs_named = f"run{'s' if len(others) > 1 else ''} {', '.join(map(repr, others))}"
+        say(f"reusing the evaluations of {runs_named} (the same settings, data and teacher): a child whose network "
+            f"{'they' if len(others) > 1 else 'it'} evaluated is not trained again")
+    return list(sharing)
+
+
+def _propose(controller, step: int, n: int, say) -> list[Proposal]:
+    """The controller's proposals for ``step``; what it notes about them (say, no unseen network found) is said."""
+    proposals = controller.propose(step, n)
+    for note in dict.fromkeys(p.note for p in proposals if p.note):
+        say(note)
+    return proposals
+
+
+def _check_ranking(config: SearchConfig, training, finished, say) -> dict:
+    """After the first step: ``{"proxy_cannot_rank": reason}`` (also said, with what to change) when the proxy
+    cannot rank the step's finished networks (:func:`search.proxy_ranking.cannot_rank`; a network's
+    duplicates count once), else ``{}``."""
+    scores = {t.network: t.accuracy for t in finished if t.status == "done"}  # duplicates are no evidence
+    reason = cannot_rank(list(scores.values()), training.num_classes, training.mini_val.num_examples)
+    if reason is None:
+        return {}
+    say(f"warning: the proxy task cannot rank this search's children: {reason}; "
+        + advice(config.proxy.epochs, config.proxy.train_size, training.mini_train.num_examples))
+    return {"proxy_cannot_rank": reason}
 
 
 def _new_trials(proposals: list[Proposal]) -> list[runs.NewTrial]:
     return [runs.NewTrial(tuple(p.tokens), p.log_prob) for p in proposals]
 
 
-def _evaluate_step(store, config: SearchConfig, space, trials, latency: LatencySource, executor, progress,
-                   job_base: dict) -> None:
-    pending = [t for t in trials if t.status == "pending"]
+def _evaluate_step(store, config: SearchConfig, trials, latency: LatencySource, executor, progress,
+                   sharing: list[int], job_base: dict) -> None:
+    """Finish every pending trial of a step: reuse the evaluation of each network evaluated before, evaluate
+    the first pending child of each other network, and repeat for the duplicates left (whose first child
+    failed, so that there was nothing to reuse) until none is pending."""
+    run_id, step = trials[0].run_id, trials[0].step
+    while True:
+        pending = [t for t in runs.step_trials(store, run_id, step) if t.status == "pending"]
+        if not pending:
+            return
+        evaluated = runs.evaluations_of(store, sharing, [t.network for t in pending])
+        for trial in pending:
+            if trial.network in evaluated:
+                progress.report(_reuse(store, config, trial, evaluated[trial.network]))
+        first_of_network = {}
+        for trial in pending:
+            if trial.network not in evaluated:
+                first_of_network.setdefault(trial.network, trial)
+        if not first_of_network:
+            return
+        _evaluate(store, config, list(first_of_network.values()), latency, executor, progress, job_base)
+
+
+def _reuse(store, config: SearchConfig, trial, original):
+    """Record ``trial`` with the evaluation of ``original`` (same network), its reward from this run's reward."""
+    terms = compute_reward(config.reward, original.accuracy, latency_ms=original.latency_ms, mmacs=trial.mmacs,
+                           target_ms=config.target_ms, target_mmacs=config.target_mmacs)
+    return runs.record_reuse(store, trial.id, original, terms)
+
+
+def _evaluate(store, config: SearchConfig, pending, latency: LatencySource, executor, progress,
+              job_base: dict) -> None:
+    """Find the latency of each of ``pending`` (one step's trials, each of another network), then train them."""
+    space = get_space(config.space)
     unmeasured = [t for t in pending if t.latency_ms is None]
     for trial, found in zip(unmeasured, latency.latencies([space.parse(t.arch) for t in unmeasured])):
         if found.error is not None:
@@ -138,7 +222,9 @@ def _evaluate_step(store, config: SearchConfig, space, trials, latency: LatencyS
         else:
             runs.record_latency(store, trial.id, latency_ms=found.latency_ms, source=found.source,
                                 measurement_id=found.measurement_id, seconds=found.seconds)
-    by_id = {t.id: t for t in runs.step_trials(store, trials[0].run_id, trials[0].step) if t.status == "pending"}
+    wanted = {t.id for t in pending}
+    by_id = {t.id: t for t in runs.step_trials(store, pending[0].run_id, pending[0].step)
+             if t.status == "pending" and t.id in wanted}
     for trial_id in runs.mark_started(store, list(by_id)):
         progress.report(runs.get_trial_by_id(store, trial_id))
         del by_id[trial_id]

@@ -188,3 +188,40 @@ def test_propose_and_update_reject_bad_input(space):
 def test_the_controller_module_does_not_import_tensorflow():
     code = "import sys, search.controller; print('tensorflow' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"
+
+
+def test_evolution_never_proposes_a_network_it_has_seen_until_none_is_left(tiny_space):
+    from akd_tf.canonical import canonical_arch, count_networks
+    from search.baselines import MAX_PROPOSAL_TRIES
+
+    controller = make_controller("evolution", tiny_space, seed=0, **SMALL_EVOLUTION)
+    seen, notes, exhausted_steps = set(), [], []
+    for step in range(20):
+        exhausted = len(seen) == count_networks(tiny_space) == 48
+        exhausted_steps += [step] if exhausted else []
+        proposals = controller.propose(step, 4)
+        for p in proposals:
+            network = canonical_arch(tiny_space.from_tokens(p.tokens)).tokens
+            if p.note is None:
+                assert network not in seen and not exhausted  # new: neither learnt from nor proposed before
+            else:
+                assert network in seen  # proposed again only after MAX_PROPOSAL_TRIES draws, and said
+                notes.append((step, p.note))
+            seen.add(network)
+        controller.update(step, tokens_of(proposals), toy_rewards(proposals))
+    assert controller.seen == seen and len(seen) == 48 and exhausted_steps == [16, 17, 18, 19]
+    assert notes[0] == (9, f"evolution, step 9: none of {MAX_PROPOSAL_TRIES} mutations of tournament winners is a "
+                           f"network not seen before; proposing one seen before")
+
+
+def test_an_evolution_state_without_seen_networks_knows_its_population_s(tiny_space):
+    controller = make_controller("evolution", tiny_space, seed=0, **SMALL_EVOLUTION)
+    for step in range(3):
+        batch = controller.propose(step, 4)
+        controller.update(step, tokens_of(batch), toy_rewards(batch))
+    state = json.loads(controller.state_bytes())
+    assert len(state["seen"]) == 12 and state["seen"] == sorted(state["seen"])
+    del state["seen"]  # as written before evolution kept them
+    older = make_controller("evolution", tiny_space, seed=0, **SMALL_EVOLUTION)
+    older.load_state_bytes(json.dumps(state).encode())
+    assert older.seen == {controller._network(t) for t, _ in controller.population} and len(older.seen) == 4

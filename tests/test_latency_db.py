@@ -62,8 +62,15 @@ def test_migrations_up_down_up(db_url):  # noqa: F811
     def measurement_columns():
         return {c["name"] for c in inspect(store.engine).get_columns("measurements")}
 
+    def trial_columns():
+        return {c["name"] for c in inspect(store.engine).get_columns("trials")}
+
     store = open_store(db_url)
-    assert store.revision() == head_revision() == "0011"
+    assert store.revision() == head_revision() == "0013"
+    assert {"network", "reused_from"} <= trial_columns()
+    assert "ix_trials_network" in {i["name"] for i in inspect(store.engine).get_indexes("trials")}
+    store.downgrade("0011")
+    assert not {"network", "reused_from"} & trial_columns() and "attempts" in trial_columns()
     tables = set(inspect(store.engine).get_table_names())
     assert {"devices", "models", "measurements", "latency_tables", "lut_entries", "calibrations", "jobs",
             "search_runs", "trials"} <= tables
@@ -79,8 +86,8 @@ def test_migrations_up_down_up(db_url):  # noqa: F811
     assert store.revision() is None
     assert set(inspect(store.engine).get_table_names()) <= {"alembic_version"}
     store.upgrade()
-    assert store.revision() == "0011" and "ms_per_weight_mb" in calibration_columns()
-    assert {"cpu_before", "cpu_after"} <= measurement_columns()
+    assert store.revision() == "0013" and "ms_per_weight_mb" in calibration_columns()
+    assert {"cpu_before", "cpu_after"} <= measurement_columns() and {"network", "reused_from"} <= trial_columns()
     store.close()
 
 
@@ -389,7 +396,7 @@ def test_cli_build_query_list_export_import(tmp_path, tiny_space):
         "imported 0 entries, 8 already present\n"
     unknown = run("latency", "query", "--arch", arch, *target, "--device", "nope", "--db", db)
     assert unknown.exit_code == 1 and unknown.output == f"Error: unknown device 'nope'; known devices: {HOST_DEVICE}\n"
-    assert run("db", "upgrade", "--db", db).output == f"{db}: schema at revision 0011\n"
+    assert run("db", "upgrade", "--db", db).output == f"{db}: schema at revision 0013\n"
 
 
 def _build_tiny_lut(url: str) -> None:
