@@ -144,7 +144,7 @@ class PPOSettings:
         low_open=True, none="no clipping", missing_means=None))
     target_kl: float | None = option(None, OptionInfo(
         "Stop a step's epochs early once the approximate KL divergence of the updated policy from the one that "
-        "sampled the children exceeds this (default: off, every epoch runs).", float, 0.0, low_open=True,
+        "sampled the children exceeds this.", float, 0.0, low_open=True,
         none="no early stop", missing_means=None))
 
     def __post_init__(self) -> None:
