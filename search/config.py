@@ -27,7 +27,7 @@ from akd_tf.space import get_space
 from akd_tf.target import check_quantization
 from akd_tf.train_settings import DEFAULT_ALPHA, DEFAULT_PROXY_EPOCHS, DEFAULT_TEMPERATURE, OPTIMIZERS, TrainSettings
 from search.checks import check_int, check_number
-from search.controller import CONTROLLERS, controller_names
+from search.controller import CONTROLLERS, controller_names, controller_settings
 from search.controller_settings import InvalidOption, option_defaults, option_infos, stored_options
 from search.rewards import COST_TARGET_OPTION, get_reward
 
@@ -149,16 +149,10 @@ class SearchConfig:
 
     def _check_controller_options(self) -> None:
         """``ValueError`` for an option the controller lacks or a bad value, naming its command-line flag."""
-        settings = CONTROLLERS[self.controller].settings
         if not isinstance(self.controller_options, dict):
             raise InvalidInput(f"controller options must be a dict, got {self.controller_options!r}")
-        known = list(option_infos(settings))
-        unknown = sorted(set(self.controller_options) - set(known))
-        if unknown:
-            raise InvalidInput(f"controller {self.controller!r} has no option {unknown[0]!r}; its options: "
-                               f"{', '.join(known) or 'none'}")
         try:
-            settings(**self.controller_options)
+            controller_settings(self.controller, self.controller_options)
         except InvalidOption as exc:
             flags = ", ".join(controller_option_flag(self.controller, name) for name in exc.options)
             raise InvalidInput(f"{exc} ({flags})") from None
@@ -222,7 +216,7 @@ def merge_given(stored: SearchConfig, given: dict) -> SearchConfig:
             values[key] = {**values[key], **value}
         else:
             values[key] = value
-    return SearchConfig.from_dict(values)
+    return SearchConfig(**values)
 
 
 # Option name (as the CLI's parameters spell them) -> SearchConfig field; the data options become ``data``
@@ -253,13 +247,12 @@ CONTROLLER_OPTION_PARAMETERS = {controller_option_parameter(name, option): (name
                                 for name, spec in CONTROLLERS.items() for option in option_infos(spec.settings)}
 
 
-def controller_option_values(options: dict, controller: str, typed: Collection[str] | None = None) -> dict:
+def controller_option_values(options: dict, controller: str) -> dict:
     """``controller``'s options given in ``options`` (keyed by :data:`CONTROLLER_OPTION_PARAMETERS`; None: not
-    given; with ``typed``, only those typed), by option name. ``ValueError`` naming the flag of an option
-    given for another controller."""
+    given), by option name. ``ValueError`` naming the flag of an option given for another controller."""
     values = {}
     for parameter, (owner, option) in CONTROLLER_OPTION_PARAMETERS.items():
-        if options.get(parameter) is None or (typed is not None and parameter not in typed):
+        if options.get(parameter) is None:
             continue
         if owner != controller:
             raise InvalidInput(f"{controller_option_flag(owner, option)} is an option of --controller {owner}; "
@@ -272,7 +265,8 @@ def config_fields(options: dict, typed: Collection[str] | None = None, controlle
     """SearchConfig fields from option values keyed by option name (:data:`OPTION_FIELDS`,
     :data:`PROXY_OPTION_FIELDS`, :data:`CONTROLLER_OPTION_PARAMETERS`, the data options). With ``typed``
     (the options a user typed when resuming) only those, the data options among them as the keys of
-    ``data`` they set. Controller options must be ``controller``'s (default: ``options["controller"]``)."""
+    ``data`` they set. Controller options, given only when typed (their parameters default to None), must
+    be ``controller``'s (default: ``options["controller"]``)."""
     def given(name: str) -> bool:
         return name in options and (typed is None or name in typed)
 
@@ -282,7 +276,7 @@ def config_fields(options: dict, typed: Collection[str] | None = None, controlle
     proxy = {field: options[name] for name, field in PROXY_OPTION_FIELDS.items() if given(name)}
     if proxy:
         fields["proxy"] = proxy
-    controller_options = controller_option_values(options, controller or options.get("controller"), typed)
+    controller_options = controller_option_values(options, controller or options.get("controller"))
     if controller_options:
         fields["controller_options"] = controller_options
     if typed is None or any(name in typed for name in DATA_OPTION_NAMES):

@@ -38,18 +38,13 @@ from latency_db.predictor import LutPredictor
 from latency_db.store import Store
 from search.display import describe_latency
 
-LATENCY_MODES = {
-    "predicted": "every child predicted by one latency table version and calibration",
-    "measured": "every child measured on the device (a stored measurement only when taken the same way)",
-    "mixed": "a stored matching measurement where there is one, else the prediction (asked for: --mix-latency)",
-}
 # The run settings a stored measurement must share with a search's own to be reused (the host's repeats
 # are not among them: a phone runs one benchmark_model per job and records none).
 PROTOCOL_FIELDS = ("num_threads", "num_runs", "warmup_runs", "min_secs", "warmup_min_secs", "max_secs")
 
 
 def latency_mode(measure: bool, mix: bool) -> str:
-    """``measured``, ``mixed`` or ``predicted`` (:data:`LATENCY_MODES`) for a search's two latency settings."""
+    """``measured``, ``mixed`` or ``predicted`` (see the module docstring) for a search's two latency settings."""
     return "measured" if measure else "mixed" if mix else "predicted"
 
 
@@ -92,7 +87,7 @@ class LatencySource:
         if measure and mix:
             raise InvalidInput("a latency source either measures every child (measure) or mixes stored "
                                "measurements with predictions (mix), not both")
-        self.store, self.device, self.target, self.measure = store, device, target, measure
+        self.store, self.device, self.target = store, device, target
         self.mode = latency_mode(measure, mix)
         self.wait_timeout_s = wait_timeout_s
         self._predictor: LutPredictor | None = None
@@ -108,7 +103,7 @@ class LatencySource:
 
     def check(self, space) -> None:
         """Fail before any training if children could get no latency: ``ValueError`` saying what to do."""
-        if self.measure:
+        if self.mode == "measured":
             return
         try:
             predictor = self._lut(space)
@@ -138,7 +133,7 @@ class LatencySource:
         """One :class:`ChildLatency` per arch, in order; a child that cannot be measured gets an ``error``."""
         found = [None] * len(archs) if self.mode == "predicted" else self._stored(archs)
         missing = [i for i, row in enumerate(found) if row is None]
-        if missing and self.measure:
+        if missing and self.mode == "measured":
             fresh = (self._measure_on_farm if self._farm else self._measure_here)([archs[i] for i in missing])
             for i, latency in zip(missing, fresh):
                 found[i] = latency
