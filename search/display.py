@@ -67,7 +67,8 @@ def describe_latency(identity: dict) -> str:
         core = "" if measurement.get("core") is None else f", core {measurement['core']}"
         parts.append(f"whole-model measurements by {measurement['runtime']} ({protocol['num_threads']} thread"
                      f"{'' if protocol['num_threads'] == 1 else 's'}, >= {protocol['num_runs']} runs and "
-                     f"{protocol['min_secs']} s{core})")
+                     f"{protocol['min_secs']} s in {protocol['repeats']} repeat"
+                     f"{'' if protocol['repeats'] == 1 else 's'}{core})")
     if predictor is not None:
         calibration = predictor["calibration_id"]
         parts.append(f"predictions of latency table #{predictor['table_id']} "

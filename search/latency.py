@@ -38,9 +38,9 @@ from latency_db.predictor import LutPredictor
 from latency_db.store import Store
 from search.display import describe_latency
 
-# The run settings a stored measurement must share with a search's own to be reused (the host's repeats
-# are not among them: a phone runs one benchmark_model per job and records none).
-PROTOCOL_FIELDS = ("num_threads", "num_runs", "warmup_runs", "min_secs", "warmup_min_secs", "max_secs")
+# Run settings a stored measurement need not share with a search's own to be reused: the interpreter and the
+# core it ran on are compared apart (LatencySource.matches); every other setting must be equal.
+NOT_PROTOCOL = ("core", "runtime")
 
 
 def latency_mode(measure: bool, mix: bool) -> str:
@@ -98,7 +98,7 @@ class LatencySource:
             # A phone's core is chosen once (a big or a little one: it decides the latency); a host measures on
             # whichever core its process may use, all alike, so its core is not part of how it measures.
             core = None if is_host_name(device) else device_row.core
-        protocol = {key: value for key, value in asdict(WHOLE_MODEL_SETTINGS).items() if key in PROTOCOL_FIELDS}
+        protocol = {key: value for key, value in asdict(WHOLE_MODEL_SETTINGS).items() if key not in NOT_PROTOCOL}
         self._measurement = {"runtime": runtime, "protocol": protocol, "core": core}
 
     def check(self, space) -> None:

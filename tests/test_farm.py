@@ -447,8 +447,8 @@ def test_search_children_on_a_phone_get_a_latency_or_their_own_error(store, phon
     assert failed.latency_ms is None
     assert failed.error.startswith(f"farm job {bad_job.id} failed: px: ") and "Failed to mmap model" in failed.error
     assert (refused.latency_ms, refused.error) == (None, "ValueError: the converter refused")
-    # Taken the way a search measures on this phone (its benchmark binary, its core, one run per job): a later
-    # search reuses it, here one that mixes stored measurements with predictions (no table: none needed).
+    # Taken the way a search measures on this phone (its benchmark binary, its core, the whole-model repeats): a
+    # later search reuses it, here one that mixes stored measurements with predictions (no table: none needed).
     mixed = LatencySource(store, "px", ModelTarget(resolution=32, classes=4), measure=False, mix=True)
     assert mixed.latencies([ok])[0] == ChildLatency(measured.latency_ms, "measured", row.id, 0.0)
     assert mixed.matches(row.settings) and row.settings["core"] is not None

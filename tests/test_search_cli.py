@@ -86,6 +86,20 @@ def test_the_live_display_line_names_progress_the_child_and_the_best():
                                                                               "1h00m", "2h04m"]
 
 
+def test_a_run_s_latency_source_reads_as_one_line():
+    measurement = {"runtime": "benchmark_model", "core": 7, "protocol": {
+        "num_threads": 1, "num_runs": 50, "min_secs": 1.0, "repeats": 3}}
+    predictor = {"table_id": 4, "calibration_id": 9}
+    assert display.describe_latency({"source": "measured", "predictor": None, "measurement": measurement}) == (
+        "whole-model measurements by benchmark_model (1 thread, >= 50 runs and 1.0 s in 3 repeats, core 7)")
+    assert display.describe_latency({"source": "predicted", "predictor": predictor, "measurement": None}) == (
+        "predictions of latency table #4 with calibration #9")
+    assert display.describe_latency({"source": "mixed", "predictor": {"table_id": 4, "calibration_id": None},
+                                     "measurement": {**measurement, "core": None}}) == (
+        "mixed: whole-model measurements by benchmark_model (1 thread, >= 50 runs and 1.0 s in 3 repeats) where "
+        "stored, else predictions of latency table #4 (raw sums, uncalibrated)")
+
+
 def test_search_errors_name_the_bad_value(stored_run):
     no_teacher = invoke("search", "--db", stored_run, "--name", "x", "--target-ms", "1")
     assert no_teacher.exit_code == 1
