@@ -122,9 +122,7 @@ class EvolutionController(Controller):
     def load_state_bytes(self, data: bytes) -> None:
         state = json_state(data)
         self.check_state_header(state)
-        if state.get("settings") != asdict(self.settings):
-            raise InvalidInput(f"controller state has settings {state.get('settings')!r}, "
-                               f"expected {asdict(self.settings)!r}")
+        self.check_state_settings(state.get("settings"), self.settings)
         try:
             population = [(self.space.from_tokens(t).tokens, check_reward(r))
                           for t, r in state["population"]]

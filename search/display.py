@@ -69,6 +69,26 @@ def best_changed_line(event: TrialEvent) -> str | None:
     return f"  new best #{event.best['number']}: {event.best['arch']}"
 
 
+def describe_latency(identity: dict) -> str:
+    """One line for a latency source as a run records it (:meth:`search.latency.LatencySource.identity`)."""
+    predictor, measurement = identity.get("predictor"), identity.get("measurement")
+    parts = []
+    if measurement is not None:
+        protocol = measurement["protocol"]
+        core = "" if measurement.get("core") is None else f", core {measurement['core']}"
+        parts.append(f"whole-model measurements by {measurement['runtime']} ({protocol['num_threads']} thread"
+                     f"{'' if protocol['num_threads'] == 1 else 's'}, >= {protocol['num_runs']} runs and "
+                     f"{protocol['min_secs']} s in {protocol['repeats']} repeat"
+                     f"{'' if protocol['repeats'] == 1 else 's'}{core})")
+    if predictor is not None:
+        calibration = predictor["calibration_id"]
+        parts.append(f"predictions of latency table #{predictor['table_id']} "
+                     + (f"with calibration #{calibration}" if calibration is not None else "(raw sums, uncalibrated)"))
+    if identity.get("source") == "mixed":
+        return f"mixed: {parts[0]} where stored, else {parts[1]}"
+    return parts[0]
+
+
 def summary_lines(summary: dict) -> list[str]:
     """What ``akd-tf search`` prints at the end and ``search status`` shows: counts, best child, next step."""
     trials = summary["trials"]
@@ -78,6 +98,11 @@ def summary_lines(summary: dict) -> list[str]:
              f"{trials['pending']} pending of {summary['trials_budget']} "
              f"({summary['controller']} controller, reward {summary['reward']}, accuracy from "
              f"{summary['reward_source']}, device {summary['device']})"]
+    latency = summary.get("latency")
+    if latency is not None:
+        lines.append(f"latency: {describe_latency(latency['current'])}" + "".join(
+            f"; before trial #{earlier['until_trial']}: {describe_latency(earlier['latency'])}"
+            for earlier in reversed(latency["earlier"])))
     best = summary["best"]
     if best is None:
         lines.append("no finished trial yet")

@@ -38,10 +38,10 @@ from search import runs
 from search.config import SearchConfig
 from search.controller import make_controller
 from search.controller_base import Proposal
-from search.display import TrialEvent
+from search.display import TrialEvent, describe_latency
 from search.evaluate import run_training_data, teacher_for, train_child
 from search.executors import SequentialExecutor
-from search.latency import LatencySource
+from search.latency import LatencySource, check_resumed_latency
 from search.proxy_ranking import advice, cannot_rank
 from search.rewards import compute_reward, get_reward
 
@@ -88,12 +88,14 @@ def _fill_teacher_cache(teacher, training, cache_dir, say) -> None:
 
 def run_search(store: Store, config: SearchConfig, *, executor=None, cache_dir: str | None = None,
                wait_timeout_s: float | None = None, on_event: Callable[[TrialEvent], None] | None = None,
-               say: Callable[[str], None] = lambda _message: None) -> dict:
+               say: Callable[[str], None] = lambda _message: None, allow_latency_change: bool = False) -> dict:
     """Run (or resume) the search ``config`` describes until its budget is spent; returns its summary.
 
     ``executor`` trains children (default: in this process); ``on_event`` gets a :class:`TrialEvent` per
     finished child; ``say`` gets one-line progress messages. Errors in the settings, data, teacher or
-    latency table raise ``ValueError`` before anything is trained.
+    latency table raise ``ValueError`` before anything is trained, and so does a resumed run whose latency
+    source changed (a new table version or calibration, a new runtime) unless ``allow_latency_change``
+    (:func:`search.latency.check_resumed_latency`).
     """
     config.validate()
     runs.check_resumable(store, config)
@@ -104,13 +106,20 @@ def run_search(store: Store, config: SearchConfig, *, executor=None, cache_dir: 
     if teacher is not None:
         teacher.check_compatible(training.num_classes, training.channels, training.mini_train.name)
     target = ModelTarget(training.resolution, training.num_classes, training.channels, config.quantization)
-    latency = LatencySource(store, config.device, target, measure=config.measure, wait_timeout_s=wait_timeout_s)
+    latency = LatencySource(store, config.device, target, measure=config.measure, mix=config.mix_latency,
+                            wait_timeout_s=wait_timeout_s)
     latency.check(space)
+    latency_identity = latency.identity(space)
+    stored = runs.find_run(store, config.name)
+    check_resumed_latency(config.name, None if stored is None else stored.config.get("latency"), latency_identity,
+                          allow_change=allow_latency_change)
     run, resumed = runs.create_or_resume(store, config, _facts(config, training, teacher))
+    runs.record_latency_source(store, run.id, latency_identity)
     done = runs.trial_count(store, run.id)
     say(f"{'resuming' if resumed else 'started'} search {config.name!r}: {done} of {config.trials} trials "
         f"proposed; {config.controller} controller, reward {config.reward} "
         f"({get_reward(config.reward).description}), accuracy from {config.reward_source}")
+    say(f"latency: {describe_latency(latency_identity)}")
     say(training.describe())
     if teacher is not None:
         _fill_teacher_cache(teacher, training, cache_dir, say)

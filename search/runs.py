@@ -124,6 +124,25 @@ def create_or_resume(store: Store, config: SearchConfig, facts: dict) -> tuple[S
         return run, True
 
 
+def record_latency_source(store: Store, run_id: int, identity: dict) -> None:
+    """Record ``identity`` (:meth:`search.latency.LatencySource.identity`) as what prices the run's children from
+    now on, in ``config["latency"]["current"]``. Another one recorded before moves to ``earlier`` with
+    ``until_trial``: the trials numbered below it had their latency (the rest are priced by the new one)."""
+    with store.session() as session:
+        run = session.get(SearchRun, run_id, with_for_update=True)
+        recorded = run.config.get("latency")
+        if recorded is not None and recorded["current"] == identity:
+            return
+        earlier = []
+        if recorded is not None:
+            unpriced = session.scalar(select(func.min(Trial.number)).where(
+                Trial.run_id == run_id, Trial.status == "pending", Trial.latency_ms.is_(None)))
+            until = unpriced if unpriced is not None else session.scalar(
+                select(func.count()).select_from(Trial).where(Trial.run_id == run_id))
+            earlier = [*recorded["earlier"], {"latency": recorded["current"], "until_trial": until}]
+        run.config = {**run.config, "latency": {"current": identity, "earlier": earlier}}
+
+
 def step_trials(store: Store, run_id: int, step: int) -> list[Trial]:
     """The trials of controller step ``step``, by number."""
     with store.session() as session:
@@ -339,7 +358,7 @@ def _summary(session, run: SearchRun) -> dict:
         "target_ms": run.target_ms, "target_mmacs": run.target_mmacs, "seed": run.seed,
         "trials_budget": run.trials_budget, "batch_size": run.batch_size, "controller_step": run.controller_step,
         "trials": {state: counts.get(state, 0) for state in ("pending", "done", "failed")}, "reused": reused,
-        "train_seconds": seconds, "facts": run.config["facts"],
+        "train_seconds": seconds, "facts": run.config["facts"], "latency": run.config.get("latency"),
         "best": None if best is None else trial_dict(best),
         "created_at": run.created_at.isoformat(), "finished_at": run.finished_at and run.finished_at.isoformat(),
     }
