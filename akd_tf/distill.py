@@ -340,8 +340,11 @@ def distill(student: keras.Model, teacher: Teacher | None, training: data.Traini
         all_callbacks.append(keras.callbacks.BackupAndRestore(str(Path(checkpoint_dir) / "backup")))
     all_callbacks.extend(callbacks)
     fit_started = time.perf_counter()
-    history = model.fit(train_pipeline, epochs=train.epochs, verbose=verbose, callbacks=all_callbacks,
-                        validation_data=val_pipeline,
+    # One iterator for the whole fit (the pipeline repeated, epochs cut by steps_per_epoch; each epoch still sees
+    # every example once, reshuffled): Keras otherwise makes a new iterator every epoch and runs one step into the
+    # end of the data, which cost 2-8 s between the epochs of a proxy child (benchmarks/child_profile.py).
+    history = model.fit(train_pipeline.repeat(), epochs=train.epochs, steps_per_epoch=steps_per_epoch,
+                        verbose=verbose, callbacks=all_callbacks, validation_data=val_pipeline,
                         validation_freq=1 if train.validate_every_epoch else [train.epochs])
     train_seconds = time.perf_counter() - fit_started
     if checkpoint_dir is not None:  # finished: the backup and best-so-far state are gone; so are empty folders
