@@ -706,7 +706,7 @@ def test_migration_0004_moves_model_bytes_out_of_jobs_and_back(db_url):  # noqa:
         ("a", shared, sha256(shared).hexdigest()), ("b", shared, sha256(shared).hexdigest()),
         ("c", b"", sha256(lone).hexdigest())]  # released bytes of a done job come back empty
     store.upgrade()
-    assert store.revision() == "0011" and count(store, JobModel) == 2
+    assert store.revision() == "0014" and count(store, JobModel) == 2
     with store.engine.connect() as connection:
         assert compare_metadata(MigrationContext.configure(connection, opts={"compare_type": True}),
                                 Base.metadata) == []
