@@ -50,17 +50,20 @@ class MissingKeysError(MissingData):
     """Some operators of an architecture have no latency-table entry."""
 
     def __init__(self, device: str, space: SearchSpace, target: ModelTarget, keys: Sequence[str],
-                 table_id: int | None = None, table_shapes: str = ""):
+                 table_id: int | None = None, table_shapes: str = "", hint: str = ""):
         self.keys = list(keys)
+        self._parts = (device, space, target, keys, table_id, table_shapes)
         shown = ", ".join(self.keys[:5]) + (f", ... ({len(self.keys) - 5} more)" if len(self.keys) > 5 else "")
         table = "" if table_id is None else f" in table #{table_id}"
         holds = f"; table #{table_id} holds {table_shapes}" if table_id is not None and table_shapes else ""
-        kernel = ("" if table_id is None else
-                  "; or price them from the table's kernel model (`akd-tf latency fit-kernels`) with --price-missing")
         super().__init__(
             f"{len(self.keys)} latency-table key(s) missing on device {device!r}{table} ({target.quantization}) "
             f"at {target.resolution}x{target.resolution}x{target.channels} with {target.classes} classes: "
-            f"{shown}{holds}; build them with: {build_command(device, space, target)}{kernel}")
+            f"{shown}{holds}; build them with: {build_command(device, space, target)}{hint}")
+
+    def hinted(self, hint: str) -> "MissingKeysError":
+        """The same error with ``hint`` (what else the caller offers, e.g. ``"; or ..."``) after the build command."""
+        return MissingKeysError(*self._parts, hint=hint)
 
 
 def calibration_filter(table_id: int, space: SearchSpace, target: ModelTarget):

@@ -14,8 +14,12 @@ from latency_db.corrections import describe_correction
 from latency_db.devices import lookup_device
 from latency_db.measurements import latest_measurement
 from latency_db.features import FEATURES
-from latency_db.predictor import ArchPricing, LutPredictor
+from latency_db.predictor import ArchPricing, LutPredictor, MissingKeysError
 from latency_db.store import Store
+
+
+PRICE_MISSING_HINT = ("; or price them from the table's kernel model (`akd-tf latency fit-kernels`, then "
+                      "`akd-tf latency query --price-missing`)")
 
 
 @dataclass(frozen=True)
@@ -64,7 +68,10 @@ def query_latency(store: Store, device_name: str, space: SearchSpace, archs: Seq
     if unmeasured:
         predictor = LutPredictor.load(store, device_name, space, target, table_id=table_id,
                                       price_missing=price_missing)
-        predicted = iter(_predictions(predictor, unmeasured))
+        try:
+            predicted = iter(_predictions(predictor, unmeasured))
+        except MissingKeysError as exc:
+            raise exc.hinted(PRICE_MISSING_HINT) from None
         estimates = [next(predicted) if estimate is None else estimate for estimate in estimates]
     return estimates
 

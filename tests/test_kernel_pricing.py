@@ -102,7 +102,7 @@ def test_a_query_at_a_shape_the_table_lacks_fails_unless_asked_to_price_it(store
         "mbconv3-input:16x16x16-output:16-kernel:3-stride:1-se:0-idskip, head-input:16x16x16-output:32-classes:4; "
         "table #1 holds 32x32x3 or 48x48x3 with 4 classes; build them with: akd-tf latency build-lut --device local "
         "--space lut-test --resolution 64 --channels 3 --classes 4 --quantize none; or price them from the table's "
-        "kernel model (`akd-tf latency fit-kernels`) with --price-missing")
+        "kernel model (`akd-tf latency fit-kernels`, then `akd-tf latency query --price-missing`)")
     with pytest.raises(ValueError, match=rf"^latency table #1 has no kernel model to price missing entries with; "
                                          rf"fit one with: {PRICED}$"):
         query_latency(store, "local", tiny_space, [arch], at_64, price_missing=True)

@@ -247,11 +247,10 @@ def test_missing_keys_and_empty_tables_are_errors(db_url, tiny_space):  # noqa: 
     assert err.value.keys == ["mbconv3-input:16x16x8-output:16-kernel:3-stride:2-se:0-noskip",
                               "mbconv3-input:8x8x16-output:16-kernel:3-stride:1-se:0-idskip",
                               "head-input:8x8x16-output:32-classes:4"]
-    assert str(err.value) == (  # the keys, the shapes the table holds, how to build them or price them
+    assert str(err.value) == (  # the keys, the shapes the table holds, how to build them
         "3 latency-table key(s) missing on device 'local' in table #1 (none) at 32x32x3 with 4 classes: "
         f"{', '.join(err.value.keys)}; table #1 holds 32x32x3, no head; build them with: akd-tf latency build-lut "
-        "--device local --space lut-test --resolution 32 --channels 3 --classes 4 --quantize none; or price them "
-        "from the table's kernel model (`akd-tf latency fit-kernels`) with --price-missing")
+        "--device local --space lut-test --resolution 32 --channels 3 --classes 4 --quantize none")
     with pytest.raises(ValueError, match=f"^unknown device 'pixel9'; known devices: {HOST_DEVICE}$"):
         query_latency(store, "pixel9", tiny_space, [arch], TARGET)
     store.close()
