@@ -184,6 +184,11 @@ def main() -> None:
     print(f"class count: fitted on {class_fit.sum()} entries (heads of {args.classes} classes), pricing the "
           f"{class_held.sum()} heads of {args.test_classes} classes, per entry:")
     print(f"  {class_model.method:<28} {per_entry(class_model.predict_us(features[class_held]), y[class_held])}")
+    by_key = dict(zip((op.key for op in measured.operators), y))
+    extra = [by_key[op.key] - by_key[op.key.replace(f"-classes:{args.test_classes}", f"-classes:{args.classes}")]
+             for op, held_head in zip(measured.operators, class_held) if held_head]
+    print(f"  measured: a head of {args.test_classes} classes takes {np.median(extra):.1f} us more than the same head "
+          f"of {args.classes} (median of {len(extra)}; {min(extra):.1f}-{max(extra):.1f})")
     priced_archs(args, store, space, measured, class_fit, class_model, ModelTarget(args.test, args.test_classes),
                  archs, args.device)
 
