@@ -178,6 +178,10 @@ class LutPredictor:
             self._kernel_us[op.key] = float(latency)
             self._kernel_flags[op.key] = flag
 
+    def kernel_prices_us(self, keys: Iterable[str]) -> dict[str, float]:
+        """The kernel model's price (microseconds) of each of ``keys`` it priced, by key, in order."""
+        return {key: self._kernel_us[key] for key in dict.fromkeys(keys)}
+
     def _block(self, block: tuple[int, tuple[int, ...]], input_shape: Shape) -> "_PricedBlock":
         """The priced layers of block ``(index, block tokens)`` fed with ``input_shape``, memoized."""
         memo_key = (block, input_shape)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Sequence
 
 import numpy as np
@@ -33,7 +33,8 @@ class LatencyEstimate:
     architecture lie outside the region the calibration was fitted on, or which priced operators lie
     outside the kernel model's (the answer is then an extrapolation). ``operators`` and
     ``kernel_priced`` count a prediction's operators and those the kernel model priced (None for a
-    measurement).
+    measurement); ``kernel_prices_us`` holds each entry the kernel model predicted, by key (microseconds):
+    no priced entry is ever stored in the table.
     """
 
     arch: str
@@ -44,6 +45,7 @@ class LatencyEstimate:
     outside_region: str = ""
     operators: int | None = None
     kernel_priced: int | None = None
+    kernel_prices_us: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -106,4 +108,5 @@ def _priced_estimate(predictor: LutPredictor, arch: Arch, pricing: ArchPricing, 
     if pricing.kernel_outside:
         outside = (f"{len(pricing.kernel_outside)} of {n} priced operators outside {kernel.label}'s fitted "
                    f"region (the first: {pricing.kernel_outside[0]})")
-    return LatencyEstimate(arch.to_string(), latency_ms, "predicted", detail, version, outside, m, n)
+    return LatencyEstimate(arch.to_string(), latency_ms, "predicted", detail, version, outside, m, n,
+                           predictor.kernel_prices_us(pricing.kernel_priced))

@@ -115,6 +115,9 @@ def test_a_query_at_a_shape_the_table_lacks_fails_unless_asked_to_price_it(store
     priced_us = pricing.model.predict_us(kernel_features_many(ops, "none"))
     assert estimate.latency_ms == pytest.approx(priced_us.sum() / 1000, rel=1e-12)
     assert (estimate.source, estimate.operators, estimate.kernel_priced) == ("predicted", 5, 5)  # mbconv3 twice
+    keys = list(dict.fromkeys(op.key for op in ops))  # each priced entry, said to be predicted, with its price
+    assert estimate.kernel_prices_us == dict(zip(keys, pricing.model.predict_us(kernel_features_many(
+        [next(op for op in ops if op.key == key) for key in keys], "none"))))
     assert estimate.predictor == "raw LUT sum of table #1, 5 of 5 operators priced by kernel model #1 of table #1"
     assert estimate.detail.startswith("sum of 0 entries of table #1 and 5 operators priced by kernel model #1 of "
                                       "table #1: cost+lightgbm on 16 entries at 32x32x3 or 48x48x3 with 4 classes (")
@@ -132,6 +135,7 @@ def test_a_query_at_a_shape_the_table_lacks_fails_unless_asked_to_price_it(store
     head_us = pricing.model.predict_us(kernel_features_many(ops_10[-1:], "none"))[0]
     assert ten.latency_ms == pytest.approx((sum(table[op.key] for op in ops_10[:-1]) + head_us) / 1000, rel=1e-12)
     assert ten.predictor == "raw LUT sum of table #1, 1 of 5 operators priced by kernel model #1 of table #1"
+    assert ten.kernel_prices_us == {"head-input:8x8x16-output:32-classes:10": head_us}
     assert ten.outside_region.startswith("1 of 1 priced operators outside kernel model #1 of table #1's fitted "
                                          "region (the first: head: classes 10 outside fitted 4..4; ")
 
@@ -217,7 +221,7 @@ def test_cli_fits_the_kernel_model_and_prices_missing_operators_only_when_asked(
         f"{'':12}  outside the kernel model's region, an extrapolation: {expected.outside_region}"]
     record = json.loads(runner.invoke(main, [*query, "--price-missing", "--json"]).output)[0]
     assert record == {**expected.to_dict(), "latency_ms": pytest.approx(expected.latency_ms)}
-    assert (record["operators"], record["kernel_priced"]) == (5, 5)
+    assert (record["operators"], record["kernel_priced"], len(record["kernel_prices_us"])) == (5, 5, 4)
     assert record["predictor"] == "raw LUT sum of table #1, 5 of 5 operators priced by kernel model #1 of table #1"
 
     other_space = runner.invoke(main, ["latency", "fit-kernels", "--space", "mnasnet", "--table", "1", "--db", db])
