@@ -62,3 +62,35 @@ def adb_key(tmp_path, monkeypatch):
     path = tmp_path / "keys" / "adbkey"
     monkeypatch.setenv("AKD_TF_ADB_KEY", str(path))
     return path
+
+
+@pytest.fixture
+def phones(tmp_path):
+    """``phones(profile="pixel4", **options)``: a started emulated phone (its state under the test's tmp dir);
+    every phone started is stopped after the test."""
+    from devicefarm.emulator import EmulatedPhone
+
+    started = []
+
+    def start(profile="pixel4", **options):
+        phone = EmulatedPhone(profile, state_dir=tmp_path / f"phone{len(started)}", **options).start()
+        started.append(phone)
+        return phone
+
+    yield start
+    for phone in started:
+        phone.stop()
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A small real model: (its architecture, its .tflite bytes)."""
+    from pathlib import Path
+
+    from akd_tf import export
+    from db_fixtures import tiny_space
+
+    arch = tiny_space().sample_many(1, seed=1)[0]
+    model = export.build_for_export(arch, (32, 32, 3), 4, seed=0)
+    path = export.export_tflite(model, tmp_path_factory.mktemp("m") / "tiny.tflite", "none").path
+    return arch, Path(path).read_bytes()

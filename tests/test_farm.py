@@ -12,7 +12,6 @@ from akd_tf.benchmark import RunSettings
 from akd_tf.cli import main
 from db_fixtures import device_table
 from devicefarm.connection import PhoneAuthError, PhoneConnection
-from devicefarm.emulator import EmulatedPhone
 from devicefarm.phones import register_phone
 from devicefarm.runner import PhoneLimits, PhoneRunner, PhoneUnhealthy
 from devicefarm.worker import FarmWorker, WorkerOptions
@@ -40,20 +39,6 @@ def binary(tmp_path):
     path = tmp_path / "benchmark_model"
     path.write_bytes(b"\x7fELF placeholder for the emulated phone's benchmark_model\n")
     return path
-
-
-@pytest.fixture
-def phones(tmp_path):
-    started = []
-
-    def start(**kwargs):
-        phone = EmulatedPhone(state_dir=tmp_path / f"phone{len(started)}", **kwargs).start()
-        started.append(phone)
-        return phone
-
-    yield start
-    for phone in started:
-        phone.stop()
 
 
 @pytest.fixture(scope="module")

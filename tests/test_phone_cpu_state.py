@@ -15,7 +15,7 @@ from akd_tf.target import ModelTarget
 from db_fixtures import device_table
 from phone_fixtures import BINARY, install_phone
 from devicefarm.connection import PhoneConnection
-from devicefarm.emulator import PROFILES, EmulatedPhone
+from devicefarm.emulator import PROFILES
 from devicefarm.runner import MeasurementFailed, PhoneLimits, PhoneRunner
 from devicefarm.worker import FarmWorker, WorkerOptions
 from latency_db import farm
@@ -43,32 +43,6 @@ FIXED = {"core": 7, "governor": "schedutil", "cur_freq_khz": 2131200, "min_freq_
 @pytest.fixture
 def store(tmp_path):
     return open_store(f"sqlite:///{tmp_path / 'farm.db'}")
-
-
-@pytest.fixture
-def phones(tmp_path):
-    started = []
-
-    def start(profile):
-        phone = EmulatedPhone(profile, state_dir=tmp_path / f"phone{len(started)}").start()
-        started.append(phone)
-        return phone
-
-    yield start
-    for phone in started:
-        phone.stop()
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    """A small real model: (its architecture, its .tflite bytes)."""
-    from akd_tf import export
-    from db_fixtures import tiny_space
-
-    arch = tiny_space().sample_many(1, seed=1)[0]
-    model = export.build_for_export(arch, (32, 32, 3), 4, seed=0)
-    path = export.export_tflite(model, tmp_path_factory.mktemp("m") / "tiny.tflite", "none").path
-    return arch, Path(path).read_bytes()
 
 
 def _model_job(store, device: str, tiny) -> farm.Submitted:

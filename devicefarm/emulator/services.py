@@ -29,15 +29,15 @@ ID_STDIN, ID_STDOUT, ID_STDERR, ID_EXIT, ID_CLOSE_STDIN, ID_WINDOW_SIZE_CHANGE =
 V2_HEADER = struct.Struct("<BI")
 
 
-class StreamOutput:
-    """Shell v1 output into a stream: buffered until ``flush`` or until a packet's worth has accumulated."""
+class _BufferedStream:
+    """Bytes for a stream, held until ``flush`` or until a packet's worth has accumulated."""
 
     def __init__(self, stream: Stream):
         self._stream = stream
         self._buffer = bytearray()
 
-    def write(self, data: str | bytes) -> None:
-        self._buffer += as_bytes(data)
+    def _add(self, data: bytes) -> None:
+        self._buffer += data
         if len(self._buffer) >= self._stream.connection.max_payload:
             self.flush()
 
@@ -48,27 +48,26 @@ class StreamOutput:
             self._stream.write(data)
 
 
-class ShellV2Writer:
+class StreamOutput(_BufferedStream):
+    """Shell v1 output into a stream: standard output and error merged, buffered."""
+
+    def write(self, data: str | bytes) -> None:
+        self._add(as_bytes(data))
+
+
+class ShellV2Writer(_BufferedStream):
     """Shell v2 packets into a stream, buffered together so standard output and error keep their order."""
 
     def __init__(self, stream: Stream, pty: bool):
-        self._stream, self._pty = stream, pty
-        self._buffer = bytearray()
+        super().__init__(stream)
+        self._pty = pty
 
     def packet(self, packet_id: int, data: bytes) -> None:
         if self._pty and packet_id in (ID_STDOUT, ID_STDERR):
             packet_id, data = ID_STDOUT, data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
         if not data and packet_id != ID_EXIT:
             return
-        self._buffer += V2_HEADER.pack(packet_id, len(data)) + data
-        if len(self._buffer) >= self._stream.connection.max_payload:
-            self.flush()
-
-    def flush(self) -> None:
-        if self._buffer:
-            data = bytes(self._buffer)
-            self._buffer.clear()
-            self._stream.write(data)
+        self._add(V2_HEADER.pack(packet_id, len(data)) + data)
 
     def output(self, packet_id: int) -> "_ChannelOutput":
         return _ChannelOutput(self, packet_id)
