@@ -28,6 +28,7 @@ REWARD_SOURCES = {
 }
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 RESUMABLE_CHANGES = ("trials",)  # settings a resumed run may change
+DEFAULT_MAX_ATTEMPTS = 3  # evaluations of a child whose infrastructure fails before it is excluded
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,9 @@ class SearchConfig:
     ``data`` holds :func:`akd_tf.data.load_training_data` arguments (``source`` plus its keyword options);
     ``teachers`` are model paths (several: an ensemble). ``batch_size`` is the number of children per
     controller step (one PPO update per step). ``measure`` measures children never measured on the device
-    (on a phone: farm jobs); without it their latency is the lookup table's prediction.
+    (on a phone: farm jobs); without it their latency is the lookup table's prediction. ``max_attempts``
+    bounds the evaluations of a child whose infrastructure fails (a killed worker, a dropped phone, a
+    conversion crash: :mod:`search.failures`); after that many it is excluded from the controller's update.
     """
 
     name: str
@@ -88,6 +91,7 @@ class SearchConfig:
     batch_size: int = 8
     seed: int = 0
     measure: bool = False
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
     quantization: str = "none"
     teachers: tuple[str, ...] = ()
     data: dict = field(default_factory=lambda: {"source": "demo"})
@@ -123,6 +127,7 @@ class SearchConfig:
                                "reward source 'label' for a conventional NAS search")
         check_int("trials", self.trials, 1)
         check_int("batch_size", self.batch_size, 1)
+        check_int("max_attempts", self.max_attempts, 1)
         check_quantization(self.quantization)
         if not isinstance(self.data, dict) or not isinstance(self.data.get("source"), str):
             raise InvalidInput(f"data must be a dict with a 'source' string, got {self.data!r}")
@@ -185,6 +190,7 @@ def merge_given(stored: SearchConfig, given: dict) -> SearchConfig:
 OPTION_FIELDS = {"device_name": "device", "controller": "controller", "reward": "reward",
                  "reward_source": "reward_source", "target_ms": "target_ms", "target_mmacs": "target_mmacs",
                  "trials": "trials", "batch_size": "batch_size", "seed": "seed", "measure": "measure",
+                 "max_attempts": "max_attempts",
                  "quantize": "quantization", "teacher_paths": "teachers", "space_name": "space"}
 PROXY_OPTION_FIELDS = {"proxy_epochs": "epochs", "proxy_train_size": "train_size",
                        "proxy_batch_size": "batch_size", "proxy_lr": "learning_rate", "alpha": "alpha",

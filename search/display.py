@@ -7,13 +7,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from search.failures import describe_exclusions
+
 
 @dataclass(frozen=True)
 class TrialEvent:
     """What the live display shows after each finished child (``search.loop.run_search`` reports them)."""
 
     trial: dict  # runs.trial_dict of the child that just finished
-    finished: int  # finished trials of the run (done + failed)
+    finished: int  # finished trials of the run (done, failed or excluded)
     budget: int
     best: dict | None  # the best finished trial so far
     elapsed_s: float  # in this session
@@ -34,9 +36,13 @@ def duration(seconds: float | None) -> str:
 
 
 def trial_outcome(trial: dict) -> str:
-    """``"top-1 87.30%  0.823 ms (measured)  reward 0.8123"``, or ``"FAILED: reason"``."""
+    """``"top-1 87.30%  0.823 ms (measured)  reward 0.8123"``, ``"FAILED: reason"``, or
+    ``"EXCLUDED after 3 attempts (not learnt from): reason"``."""
     if trial["status"] == "failed":
         return f"FAILED: {trial['error']}"
+    if trial["status"] == "excluded":
+        attempts = trial["attempts"]
+        return f"EXCLUDED after {attempts} attempt{'s' if attempts != 1 else ''} (not learnt from): {trial['error']}"
     return (f"top-1 {trial['accuracy']:.2%}  {trial['latency_ms']:.3f} ms ({trial['latency_source']})  "
             f"reward {trial['reward']:.4f}")
 
@@ -58,13 +64,27 @@ def best_changed_line(event: TrialEvent) -> str | None:
     return f"  new best #{event.best['number']}: {event.best['arch']}"
 
 
+def children_counts(summary: dict) -> str:
+    """``"5 done, 1 failed, 2 excluded, 0 pending of 8"`` (excluded only when there are some)."""
+    trials = summary["trials"]
+    excluded = f"{trials['excluded']} excluded, " if trials["excluded"] else ""
+    return (f"{trials['done']} done, {trials['failed']} failed, {excluded}{trials['pending']} pending of "
+            f"{summary['trials_budget']}")
+
+
+def excluded_reasons(summary: dict) -> str:
+    """``"worker-died 2 (last: worker died: ...); farm-job-failed 1 (last: ...)"``; ``"none"`` without any."""
+    return describe_exclusions(summary["excluded"]) or "none"
+
+
 def summary_lines(summary: dict) -> list[str]:
     """What ``akd-tf search`` prints at the end and ``search status`` shows: counts, best child, next step."""
     trials = summary["trials"]
-    lines = [f"search {summary['name']!r}: {summary['status']}, {trials['done']} done, {trials['failed']} failed, "
-             f"{trials['pending']} pending of {summary['trials_budget']} "
+    lines = [f"search {summary['name']!r}: {summary['status']}, {children_counts(summary)} "
              f"({summary['controller']} controller, reward {summary['reward']}, accuracy from "
              f"{summary['reward_source']}, device {summary['device']})"]
+    if trials["excluded"]:
+        lines.append(f"excluded (infrastructure failures, not learnt from): {excluded_reasons(summary)}")
     best = summary["best"]
     if best is None:
         lines.append("no finished trial yet")

@@ -4,7 +4,7 @@ Every function takes :class:`RunData` (a run's summary and its trials as :func:`
 rows) and returns a :class:`matplotlib.figure.Figure` without drawing it on screen (Agg backend), so
 tests can read what is plotted: each plotted set carries a ``gid`` (``"children:<run>"``,
 ``"pareto:<run>"``, ``"fit:<run>"``, ``"pca:<run>"``, ``"heatmap"``, ``"target"``).
-Only finished children with an accuracy are plotted; failed ones are counted in the titles.
+Only finished children with an accuracy are plotted; failed and excluded ones are counted in the titles.
 """
 
 from __future__ import annotations
@@ -49,6 +49,10 @@ class RunData:
     @property
     def failed(self) -> int:
         return sum(t["status"] == "failed" for t in self.trials)
+
+    @property
+    def excluded(self) -> int:
+        return sum(t["status"] == "excluded" for t in self.trials)
 
     def label(self) -> str:
         return f"{self.name} ({self.summary['reward_source']})"
@@ -102,8 +106,10 @@ def trajectory(runs: Sequence[RunData]) -> Figure:
 
 
 def _failed_note(runs: Sequence[RunData]) -> str:
-    failed = sum(r.failed for r in runs)
-    return f" ({failed} failed, not shown)" if failed else ""
+    """``" (1 failed, 2 excluded, not shown)"``, naming only what there is; ``""`` when nothing is left out."""
+    counts = [(sum(r.failed for r in runs), "failed"), (sum(r.excluded for r in runs), "excluded")]
+    named = [f"{n} {what}" for n, what in counts if n]
+    return f" ({', '.join(named)}, not shown)" if named else ""
 
 
 def pareto(runs: Sequence[RunData]) -> Figure:

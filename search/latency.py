@@ -3,13 +3,16 @@
 In order of preference: a whole-model measurement already stored for this device and target
 ("measured"); with ``measure=True``, a new measurement (in this process for the host, as farm jobs
 for phones, a whole controller step at once so the farm measures them in parallel; "measured");
-otherwise the latency table's prediction ("predicted").
+otherwise the latency table's prediction ("predicted"). A child whose latency cannot be had gets an error
+and its kind of failure (:mod:`search.failures`: none of these is the architecture's fault).
 """
 
 from __future__ import annotations
 
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -20,27 +23,32 @@ from akd_tf.space import Arch
 from akd_tf.target import ModelTarget
 from latency_db import farm
 from latency_db.devices import get_device, is_host_name, lookup_device
-from latency_db.measure import WHOLE_MODEL_SETTINGS, measure_arch, request_archs
+from latency_db import measure
 from latency_db.measurements import latest_measurement, measurement_by_run_key
 from latency_db.predictor import LutPredictor
 from latency_db.store import Store
+from search.failures import Failure, failure_reason
 
 
 @dataclass(frozen=True)
 class ChildLatency:
-    """One child's latency (``None`` with ``error`` when it could not be had) and how long getting it took."""
+    """One child's latency (``None`` with ``error`` and its failure ``kind`` when it could not be had) and how
+    long getting it took."""
 
     latency_ms: float | None
     source: str | None  # "measured" | "predicted"
     measurement_id: int | None
     seconds: float
     error: str | None = None
+    kind: str | None = None  # a kind of search.failures.FAILURE_KINDS when error is set
+
+    @property
+    def failure(self) -> Failure | None:
+        return None if self.error is None else Failure(self.kind, self.error)
 
 
-def failure_reason(exc: BaseException) -> str:
-    """``"ExceptionType: first line of the message"``: how a child's failure is recorded."""
-    message = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {message[0] if message else ''}".strip()
+def _failed(kind: str, reason: str, start: float) -> ChildLatency:
+    return ChildLatency(None, None, None, time.perf_counter() - start, reason, kind)
 
 
 class LatencySource:
@@ -86,7 +94,7 @@ class LatencySource:
                     found[i] = ChildLatency(self._lut(archs[i].space).predict_ms(archs[i]), "predicted", None,
                                             time.perf_counter() - start)
                 except ValueError as exc:  # a key the table lacks: the child fails, the search goes on
-                    found[i] = ChildLatency(None, None, None, time.perf_counter() - start, failure_reason(exc))
+                    found[i] = _failed("latency-unknown", failure_reason(exc), start)
         return found
 
     def _stored(self, archs: Sequence[Arch]) -> list[ChildLatency | None]:
@@ -98,32 +106,41 @@ class LatencySource:
                     for row in rows]
 
     def _measure_here(self, archs: Sequence[Arch]) -> list[ChildLatency]:
-        out = []
-        for arch in archs:
-            start = time.perf_counter()
+        """Export each arch untrained and measure it in this process (as ``measure_arch`` does), in two phases
+        so that a failure says which one failed: the conversion or the measurement."""
+        return [self._measure_one_here(arch) for arch in archs]
+
+    def _measure_one_here(self, arch: Arch) -> ChildLatency:
+        start = time.perf_counter()
+        with tempfile.TemporaryDirectory(prefix="akd-tf-") as tmp:
             try:
-                row = measure_arch(self.store, self.device, arch, self.target)
+                exported = measure.export_untrained(arch, self.target, Path(tmp) / "model.tflite", 0)
+            except Exception as exc:  # the converter's failure is this child's, not the search's
+                return _failed("conversion-failed", failure_reason(exc), start)
+            try:
+                row = measure.measure_tflite(self.store, self.device, arch, self.target, exported.path,
+                                             exported.sha256)
             except SQLAlchemyError:
                 raise
-            except Exception as exc:  # a child's conversion or benchmark failure is that child's result
-                out.append(ChildLatency(None, None, None, time.perf_counter() - start, failure_reason(exc)))
-                continue
-            out.append(ChildLatency(latency_us(row) / 1000.0, "measured", row.id, time.perf_counter() - start))
-        return out
+            except Exception as exc:  # so is the benchmark's
+                return _failed("measurement-failed", failure_reason(exc), start)
+        return ChildLatency(latency_us(row) / 1000.0, "measured", row.id, time.perf_counter() - start)
 
     def _measure_on_farm(self, archs: Sequence[Arch]) -> list[ChildLatency]:
         """Queue every arch (deterministic run keys: a resumed search finds its jobs), then wait for all."""
         start = time.perf_counter()
-        outcomes = request_archs(self.store, self.device, archs, self.target, settings=WHOLE_MODEL_SETTINGS,
-                                 wait_timeout_s=self.wait_timeout_s, keep_going=True)
+        outcomes = measure.request_archs(self.store, self.device, archs, self.target,
+                                         settings=measure.WHOLE_MODEL_SETTINGS, wait_timeout_s=self.wait_timeout_s,
+                                         keep_going=True)
         seconds = (time.perf_counter() - start) / max(1, len(archs))
         out = []
         for outcome in outcomes:
-            if outcome.exception is not None:  # conversion failed: this child fails
-                out.append(ChildLatency(None, None, None, seconds, failure_reason(outcome.exception)))
+            if outcome.exception is not None:  # its export or queueing failed: this child fails
+                out.append(ChildLatency(None, None, None, seconds, failure_reason(outcome.exception),
+                                        "conversion-failed"))
             elif outcome.state == "failed":
                 out.append(ChildLatency(None, None, None, seconds,
-                                        f"farm job {outcome.job.job_id} failed: {outcome.failure}"))
+                                        f"farm job {outcome.job.job_id} failed: {outcome.failure}", "farm-job-failed"))
             else:
                 row = measurement_by_run_key(self.store, outcome.job.run_key)
                 out.append(ChildLatency(latency_us(row) / 1000.0, "measured", row.id, seconds))

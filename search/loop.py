@@ -7,8 +7,24 @@ an interrupted run loses nothing and evaluates nothing twice). Per controller st
 2. their latencies are found for the whole step first (:class:`search.latency.LatencySource`), so
    measurements never compete with training for the cores;
 3. the executor trains them (:func:`search.evaluate.train_child`); each result is stored with its
-   reward as it arrives; a child that fails gets :data:`search.rewards.FAILED_REWARD` and a reason;
-4. the controller learns from the step, and its state moves on with the next step's children.
+   reward as it arrives. A child whose training diverged is "failed" with
+   :data:`search.rewards.FAILED_REWARD` (the architecture's fault); a child whose evaluation failed for
+   any other reason (:mod:`search.failures`) is tried again with the same proposal, latency first if it
+   has none, until the run's ``max_attempts``, and then "excluded";
+4. the controller learns from the step's done and failed children only, and its state moves on with the
+   next step's children.
+
+What the update gets. ``Controller.update`` takes any subset of a step's proposals, so excluded children
+are simply left out: PPO recomputes the old log-probabilities of the children it gets from the weights
+that proposed them and normalises the advantages over those children alone (one child: not normalised),
+so a missing child shifts no other child's advantage; evolution never adds an excluded child to its
+population; random search learns nothing either way. The trial numbers the update got and those it did
+not are stored with its statistics (``controller_stats``: ``trials`` and ``excluded``). A step whose
+children were all excluded gives the controller an empty batch: its state does not change (no gradient
+step, no population change, ``n`` 0) and the step is committed; the search then stops with
+:class:`search.failures.EveryChildExcluded` naming the reasons rather than spending its budget on
+infrastructure failures (running it again resumes with the next step). Excluded children count towards
+the budget.
 """
 
 from __future__ import annotations
@@ -26,6 +42,7 @@ from search.controller_base import Proposal
 from search.display import TrialEvent
 from search.evaluate import run_training_data, teacher_for, train_child
 from search.executors import SequentialExecutor
+from search.failures import EveryChildExcluded, Failure, describe_exclusions, exclusion_groups
 from search.latency import LatencySource
 from search.rewards import compute_reward, get_reward
 
@@ -43,7 +60,7 @@ class _Progress:
         if self.on_event is None:
             return
         summary = runs.run_status_by_id(self.store, self.run_id)
-        finished = summary["trials"]["done"] + summary["trials"]["failed"]
+        finished = sum(summary["trials"][state] for state in runs.FINISHED_STATES)
         elapsed = time.monotonic() - self.started
         eta = elapsed / self.finished_here * (self.budget - finished)
         best = summary["best"]
@@ -114,13 +131,25 @@ def run_search(store: Store, config: SearchConfig, *, executor=None, cache_dir: 
             proposals = controller.propose(step, min(config.batch_size, remaining))
             runs.add_trials(store, run.id, step, _new_trials(proposals))
             trials = runs.step_trials(store, run.id, step)
-        _evaluate_step(store, config, space, trials, latency, executor, progress,
+        _evaluate_step(store, config, space, trials, latency, executor, progress, say,
                        {"config": config.to_dict(), "threads": executor.threads_per_child, "cache_dir": cache_dir})
         finished = runs.step_trials(store, run.id, step)
-        stats = controller.update(step, [t.tokens for t in finished], [t.reward for t in finished])
+        learnt = [t for t in finished if t.status in runs.LEARNT_STATES]
+        excluded = [t for t in finished if t.status == "excluded"]
+        stats = controller.update(step, [t.tokens for t in learnt], [t.reward for t in learnt])
+        stats = {**stats, "trials": [t.number for t in learnt], "excluded": [t.number for t in excluded]}
         remaining = config.trials - runs.trial_count(store, run.id)
         proposals = controller.propose(step + 1, min(config.batch_size, remaining)) if remaining > 0 else []
         runs.advance(store, run.id, step, controller.state_bytes(), stats, _new_trials(proposals))
+        if excluded:
+            reasons = describe_exclusions(exclusion_groups(excluded))
+            say(f"step {step}: {len(excluded)} of {len(finished)} children excluded from learning: {reasons}")
+            if not learnt and proposals:
+                raise EveryChildExcluded(
+                    f"search {config.name!r} stopped: every child of step {step} was excluded, its attempts having "
+                    f"failed for reasons that say nothing about its architecture ({reasons}). Fix the cause, then "
+                    f"run the same command again to resume with step {step + 1} (`akd-tf search status "
+                    f"{config.name}` shows the reasons).")
     return runs.run_status(store, config.name)
 
 
@@ -128,30 +157,52 @@ def _new_trials(proposals: list[Proposal]) -> list[runs.NewTrial]:
     return [runs.NewTrial(tuple(p.tokens), p.log_prob) for p in proposals]
 
 
-def _evaluate_step(store, config: SearchConfig, space, trials, latency: LatencySource, executor, progress,
+def _evaluate_step(store, config: SearchConfig, space, trials, latency: LatencySource, executor, progress, say,
                    job_base: dict) -> None:
-    pending = [t for t in trials if t.status == "pending"]
-    unmeasured = [t for t in pending if t.latency_ms is None]
+    """Evaluate the step's pending trials, attempt after attempt, until each is done, failed or excluded."""
+    run_id, step = trials[0].run_id, trials[0].step
+    while True:
+        pending = [t.id for t in runs.step_trials(store, run_id, step) if t.status == "pending"]
+        if not pending:
+            return
+        for trial_id in runs.mark_started(store, pending, config.max_attempts):
+            progress.report(runs.get_trial_by_id(store, trial_id))  # excluded: its attempts ran out before
+        _attempt(store, config, space, run_id, step, latency, executor, progress, say, job_base)
+
+
+def _attempt(store, config: SearchConfig, space, run_id: int, step: int, latency: LatencySource, executor,
+             progress, say, job_base: dict) -> None:
+    """One attempt at each started trial of the step: its latency if it has none, then its training."""
+    trials = [t for t in runs.step_trials(store, run_id, step) if t.status == "pending"]
+    failed = set()
+    unmeasured = [t for t in trials if t.latency_ms is None]
     for trial, found in zip(unmeasured, latency.latencies([space.parse(t.arch) for t in unmeasured])):
         if found.error is not None:
-            progress.report(runs.record_failure(store, trial.id, f"latency: {found.error}"))
+            failed.add(trial.id)
+            _record_failure(store, config, trial.id, Failure(found.kind, f"latency: {found.error}"), progress, say)
         else:
             runs.record_latency(store, trial.id, latency_ms=found.latency_ms, source=found.source,
                                 measurement_id=found.measurement_id, seconds=found.seconds)
-    by_id = {t.id: t for t in runs.step_trials(store, trials[0].run_id, trials[0].step) if t.status == "pending"}
-    for trial_id in runs.mark_started(store, list(by_id)):
-        progress.report(runs.get_trial_by_id(store, trial_id))
-        del by_id[trial_id]
+    by_id = {t.id: t for t in runs.step_trials(store, run_id, step) if t.status == "pending" and t.id not in failed}
     jobs = [{**job_base, "arch": t.arch, "number": t.number, "trial_id": t.id} for t in by_id.values()]
     for job, result in executor.map_unordered(train_child, jobs):
         trial = by_id[job["trial_id"]]
         if result["status"] == "done":
             terms = compute_reward(config.reward, result["accuracy"], latency_ms=trial.latency_ms, mmacs=trial.mmacs,
                                    target_ms=config.target_ms, target_mmacs=config.target_mmacs)
-            recorded = runs.record_result(store, trial.id, accuracy=result["accuracy"], reward_terms=terms,
-                                          train=result["train"], train_seconds=result["train_seconds"],
-                                          worker=result["worker"])
+            progress.report(runs.record_result(store, trial.id, accuracy=result["accuracy"], reward_terms=terms,
+                                               train=result["train"], train_seconds=result["train_seconds"],
+                                               worker=result["worker"]))
         else:
-            recorded = runs.record_failure(store, trial.id, result["error"], worker=result["worker"],
-                                           train_seconds=result["train_seconds"])
-        progress.report(recorded)
+            _record_failure(store, config, trial.id, Failure(result["kind"], result["error"]), progress, say,
+                            worker=result["worker"], train_seconds=result["train_seconds"])
+
+
+def _record_failure(store, config: SearchConfig, trial_id: int, failure: Failure, progress, say, **details) -> None:
+    """Store a failed attempt; report the trial if that finished it, else say that it will be tried again."""
+    trial = runs.record_failure(store, trial_id, failure, max_attempts=config.max_attempts, **details)
+    if trial.status == "pending":
+        say(f"child #{trial.number}: attempt {trial.attempts} of {config.max_attempts} failed ({failure.kind}: "
+            f"{failure.reason}); trying it again")
+    else:
+        progress.report(trial)

@@ -63,12 +63,15 @@ def test_migrations_up_down_up(db_url):  # noqa: F811
         return {c["name"] for c in inspect(store.engine).get_columns("measurements")}
 
     store = open_store(db_url)
-    assert store.revision() == head_revision() == "0011"
+    assert store.revision() == head_revision() == "0012"
     tables = set(inspect(store.engine).get_table_names())
     assert {"devices", "models", "measurements", "latency_tables", "lut_entries", "calibrations", "jobs",
             "search_runs", "trials"} <= tables
     assert {"ms_per_weight_mb", "method", "model", "region", "measuring_s"} <= calibration_columns()
     assert {"cpu_before", "cpu_after", "thermal_before"} <= measurement_columns()
+    assert "attempt_failures" in {c["name"] for c in inspect(store.engine).get_columns("trials")}
+    store.downgrade("0011")
+    assert "attempt_failures" not in {c["name"] for c in inspect(store.engine).get_columns("trials")}
     store.downgrade("0010")
     assert not {"cpu_before", "cpu_after"} & measurement_columns() and "thermal_before" in measurement_columns()
     store.downgrade("0009")
@@ -79,7 +82,7 @@ def test_migrations_up_down_up(db_url):  # noqa: F811
     assert store.revision() is None
     assert set(inspect(store.engine).get_table_names()) <= {"alembic_version"}
     store.upgrade()
-    assert store.revision() == "0011" and "ms_per_weight_mb" in calibration_columns()
+    assert store.revision() == "0012" and "ms_per_weight_mb" in calibration_columns()
     assert {"cpu_before", "cpu_after"} <= measurement_columns()
     store.close()
 

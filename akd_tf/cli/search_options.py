@@ -10,6 +10,7 @@ import click
 from akd_tf.cli.options import (apply, bundle, cache_dir_option, data_options, db_option, device_option,
                                 quantize_option, space_option)
 from akd_tf.train_settings import DEFAULT_ALPHA, DEFAULT_PROXY_EPOCHS, DEFAULT_TEMPERATURE, TrainSettings
+from search.config import DEFAULT_MAX_ATTEMPTS
 from search.controller import CONTROLLERS
 from search.executors import EXECUTORS
 from search.rewards import REWARDS
@@ -33,6 +34,11 @@ SEARCH_RUN_OPTIONS = [
     click.option("--measure", is_flag=True,
                  help="Measure every child never measured on --device (phones: farm jobs, run "
                       "`akd-tf devices serve`); default: the latency table's prediction."),
+    click.option("--max-attempts", default=DEFAULT_MAX_ATTEMPTS, show_default=True, type=click.IntRange(min=1),
+                 help="Evaluations of a child whose infrastructure fails (a killed worker, a Ray node that dies, a "
+                      "farm job out of retries, a conversion crash) before it is excluded from the controller's "
+                      "learning; a child whose training diverges is not retried (its reward is 0). Stored with "
+                      "the run."),
     quantize_option("Quantization the latencies are for."),
     click.option("--proxy-epochs", default=DEFAULT_PROXY_EPOCHS, show_default=True, type=click.IntRange(min=1),
                  help="Training epochs per child (the first is a learning-rate warm-up)."),
