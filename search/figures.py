@@ -180,8 +180,8 @@ def architecture_pca(runs: Sequence[RunData]) -> tuple[Figure, analysis.PCAResul
             continue  # a run interrupted before its first step
         steps = np.array([t["step"] for t in run.trials], dtype=float)
         last = max(steps.max(), 1.0)
-        ax.scatter(coords[:, 0], coords[:, 1], c=0.25 + 0.75 * steps / last, cmap=cmap, vmin=0, vmax=1, s=26, marker=marker,
-                   edgecolors=colour, linewidths=0.4, label=f"{run.label()}: {len(matrix)} children, "
+        ax.scatter(coords[:, 0], coords[:, 1], c=0.25 + 0.75 * steps / last, cmap=cmap, vmin=0, vmax=1, s=26,
+                   marker=marker, edgecolors=colour, linewidths=0.4, label=f"{run.label()}: {len(matrix)} children, "
                    f"generations 0-{int(steps.max())}", gid=f"pca:{run.name}")
     ax.set_xlabel(f"principal component 1 ({result.explained[0]:.1%} of variance)")
     ax.set_ylabel(f"principal component 2 ({result.explained[1]:.1%} of variance)")

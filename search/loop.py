@@ -167,7 +167,11 @@ def _evaluate_step(store, config: SearchConfig, space, trials, latency: LatencyS
             return
         for trial_id in runs.mark_started(store, pending, config.max_attempts):
             progress.report(runs.get_trial_by_id(store, trial_id))  # excluded: its attempts ran out before
-        _attempt(store, config, space, run_id, step, latency, executor, progress, say, job_base)
+        try:
+            _attempt(store, config, space, run_id, step, latency, executor, progress, say, job_base)
+        except KeyboardInterrupt:  # the user paused the search (Ctrl-C): not a failed attempt
+            runs.release_attempts(store, pending)
+            raise
 
 
 def _attempt(store, config: SearchConfig, space, run_id: int, step: int, latency: LatencySource, executor,

@@ -214,4 +214,3 @@ def _top_table(top: list[dict]) -> str:
             f"<td class=\"num\">{_fmt(t['mmacs'], '.2f')}</td><td class=\"num\">{_fmt(t['params'], ',')}</td></tr>"
             for t in top]
     return head + "".join(rows) + "</table>"
-

@@ -107,33 +107,41 @@ if __name__ == "__main__":
 """
 
 
-def test_a_killed_pool_worker_s_children_are_retried_and_a_search_killed_mid_retry_resumes(
-        lut_url, tiny_space, tmp_path):
+def search_command(tmp_path, url: str, name: str) -> list[str]:
+    """``akd-tf search`` of two tiny children in one step, from a script file that registers ``lut-test``."""
     script = tmp_path / "search_main.py"
     script.write_text(SEARCH_MAIN.format(tests=str(TESTS)))
-    args = [sys.executable, str(script), "search", "--db", lut_url, "--name", "pool", "--space", "lut-test",
+    return [sys.executable, str(script), "search", "--db", url, "--name", name, "--space", "lut-test",
             "--controller", "random", "--reward-source", "label", "--target-ms", "0.05", "--trials", "2",
             "--batch-size", "2", "--val-size", "50", "--proxy-epochs", "1", "--proxy-train-size", "64",
             "--proxy-batch-size", "32", "--max-attempts", "3"]
+
+
+def attempts(store, name: str) -> list[tuple[int, int]]:
+    """(attempts started, attempt failures recorded) of each trial of run ``name``, by number."""
+    if runs.find_run(store, name) is None:
+        return []
+    return [(t.attempts, len(t.attempt_failures or [])) for t in trials_of(store, name)]
+
+
+def test_a_killed_pool_worker_s_children_are_retried_and_a_search_killed_mid_retry_resumes(
+        lut_url, tiny_space, tmp_path):
+    args = search_command(tmp_path, lut_url, "pool")
     store = open_store(lut_url)
 
     def pool_workers(pid):
         return [p for p, (parent, cmdline) in processes().items() if parent == pid and "spawn_main" in cmdline]
-
-    def attempts():
-        return [(t.attempts, len(t.attempt_failures or [])) for t in trials_of(store, "pool")] \
-            if runs.find_run(store, "pool") else []
 
     log = tmp_path / "search.log"  # a file, not a pipe: no orphaned worker can hold our end open
     with log.open("w") as out:
         search = subprocess.Popen([*args, "--workers", "2"], stdout=out, stderr=subprocess.STDOUT,
                                   env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
-        wait_for(lambda: attempts() == [(1, 0), (1, 0)], 300, "the first attempts to start")
+        wait_for(lambda: attempts(store, "pool") == [(1, 0), (1, 0)], 300, "the first attempts to start")
         os.kill(wait_for(lambda: pool_workers(search.pid), 120, "a pool worker")[0], signal.SIGKILL)
         # Both children of the broken pool fail; their second attempts start in a fresh pool. Now the
         # search itself dies, mid-retry, and its processes with it.
-        wait_for(lambda: attempts() == [(2, 1), (2, 1)], 120, "the retries to start")
+        wait_for(lambda: attempts(store, "pool") == [(2, 1), (2, 1)], 120, "the retries to start")
         wait_for(lambda: len(pool_workers(search.pid)) == 2, 120, "the fresh pool's two workers")
     finally:
         leftover = [p for p, (parent, _) in processes().items() if parent == search.pid]  # workers, resource tracker
@@ -158,6 +166,25 @@ def test_a_killed_pool_worker_s_children_are_retried_and_a_search_killed_mid_ret
     [stats] = controller_stats(store, "pool")  # learnt from once, from both children
     assert (stats["step"], stats["n"], stats["trials"], stats["excluded"]) == (0, 2, [0, 1], [])
     assert stats["mean_reward"] == pytest.approx(sum(t.reward for t in trials) / 2)
+    store.close()
+
+
+def test_a_search_paused_with_ctrl_c_spends_no_attempt(lut_url, tmp_path):
+    store = open_store(lut_url)
+    log = tmp_path / "search.log"
+    with log.open("w") as out:
+        search = subprocess.Popen(search_command(tmp_path, lut_url, "paused"), stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: attempts(store, "paused") == [(1, 0), (1, 0)], 300, "the first attempts to start")
+        search.send_signal(signal.SIGINT)
+        assert search.wait(timeout=120) != 0
+    finally:
+        if search.poll() is None:
+            search.kill()
+            search.wait()
+    pending = [t for t in trials_of(store, "paused") if t.status == "pending"]
+    assert pending, log.read_text()  # the pause came before both children were trained
+    assert [(t.attempts, t.attempt_failures) for t in pending] == [(0, None)] * len(pending)
     store.close()
 
 
