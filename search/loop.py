@@ -17,14 +17,15 @@ an interrupted run loses nothing and evaluates nothing twice). Per controller st
 What the update gets. ``Controller.update`` takes any subset of a step's proposals, so excluded children
 are simply left out: PPO recomputes the old log-probabilities of the children it gets from the weights
 that proposed them and normalises the advantages over those children alone (one child: not normalised),
-so a missing child shifts no other child's advantage; evolution never adds an excluded child to its
-population; random search learns nothing either way. The trial numbers the update got and those it did
+so a missing child shifts no other child's advantage (a batch of a new size costs PPO one more graph
+trace, seconds); evolution never adds an excluded child to its population; random search learns nothing
+either way. The trial numbers the update got and those it did
 not are stored with its statistics (``controller_stats``: ``trials`` and ``excluded``). A step whose
 children were all excluded gives the controller an empty batch: its state does not change (no gradient
-step, no population change, ``n`` 0) and the step is committed; the search then stops with
-:class:`search.failures.EveryChildExcluded` naming the reasons rather than spending its budget on
-infrastructure failures (running it again resumes with the next step). Excluded children count towards
-the budget.
+step, no population change, ``n`` 0) and the step is committed; unless the budget is spent, the search
+then stops with :class:`search.failures.EveryChildExcluded` naming the reasons rather than spend the rest
+of its budget on infrastructure failures (running it again resumes with the next step). Excluded children
+count towards the budget.
 """
 
 from __future__ import annotations
