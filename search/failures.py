@@ -33,6 +33,12 @@ kind                   fault           what happened (where it is raised)
                                        (killed, crashed); found when the run resumes
 =====================  ==============  =====================================================================
 
+Errors that concern every child at once are no child's failure: the database, the run's data or
+teacher (``train_child`` raises them, ``RayTaskError`` carries them back), or a farm that no worker
+serves within ``--wait-timeout`` (``WaitTimedOut``) stop the search, and running it again resumes it.
+Neither a wait that timed out nor a pause with Ctrl-C counts as an attempt; a search process that dies
+(killed, out of memory, a crash) counts its children's attempts as ``interrupted``.
+
 The reasoning: a reward must be a measurement of the architecture. A diverged child was measured and
 failed; every other failure is about where and how it ran, and would repeat or vanish regardless of
 the architecture. Training errors other than divergence are infrastructure too: every architecture

@@ -33,6 +33,7 @@ from __future__ import annotations
 import time
 from typing import Callable
 
+from akd_tf.errors import WaitTimedOut
 from akd_tf.space import get_space
 from akd_tf.target import ModelTarget
 from latency_db.store import Store
@@ -170,7 +171,7 @@ def _evaluate_step(store, config: SearchConfig, space, trials, latency: LatencyS
             progress.report(runs.get_trial_by_id(store, trial_id))  # excluded: its attempts ran out before
         try:
             _attempt(store, config, space, run_id, step, latency, executor, progress, say, job_base)
-        except KeyboardInterrupt:  # the user paused the search (Ctrl-C): not a failed attempt
+        except (KeyboardInterrupt, WaitTimedOut):  # paused (Ctrl-C), or no farm worker came: nothing failed
             runs.release_attempts(store, pending)
             raise
 

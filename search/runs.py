@@ -9,7 +9,7 @@ The protocol that makes a search resumable after a crash at any moment:
   its kind and reason (:func:`record_failure`): an infrastructure failure leaves the trial "pending" for
   another attempt, until the run's ``max_attempts`` excludes it; an attempt that was started but never
   recorded (the search died during it) is found on resume and recorded as "interrupted", while one the
-  user stopped with Ctrl-C is uncounted (:func:`release_attempts`);
+  user stopped with Ctrl-C, or that waited for farm workers in vain, is uncounted (:func:`release_attempts`);
 * when every trial of step ``k`` is finished, the controller learns from them, and its new state, the
   step counter ``k + 1`` and the trials of step ``k + 1`` are committed in **one** transaction
   (:func:`advance`). A crash before that commit leaves step ``k`` complete and is redone identically on
@@ -217,8 +217,9 @@ def mark_started(store: Store, trial_ids: Sequence[int], max_attempts: int) -> l
 
 def release_attempts(store: Store, trial_ids: Sequence[int]) -> None:
     """Uncount the current attempt of each still pending trial that has no recorded outcome for it: the search
-    was stopped on purpose (Ctrl-C), which says nothing about the child or its infrastructure. A search that
-    dies instead (killed, out of memory) leaves its attempts counted, to be recorded as interrupted."""
+    was stopped on purpose (Ctrl-C) or gave up waiting for farm workers, which says nothing about the child
+    or its infrastructure. A search that dies instead (killed, out of memory, a crash) leaves its attempts
+    counted, to be recorded as interrupted."""
     with store.session() as session:
         for trial in session.scalars(select(Trial).where(Trial.id.in_(list(trial_ids)), Trial.status == "pending")):
             if trial.attempts > len(trial.attempt_failures or []):

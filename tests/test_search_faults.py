@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from akd_tf.errors import WaitTimedOut
 from akd_tf.space import get_space
 from db_fixtures import sqlite_url  # noqa: F401  (fixture)
 from devicefarm.emulator import EmulatedPhone
@@ -80,6 +81,17 @@ def processes() -> dict[int, tuple[int, str]]:
         except OSError:  # it ended meanwhile
             continue
         found[int(entry)] = (int(stat.rsplit(")", 1)[1].split()[1]), cmdline.strip())
+    return found
+
+
+def descendants(pid: int) -> dict[int, str]:
+    """The processes descended from ``pid`` (children, their children, ...): pid -> command line. Only these
+    are ever killed here: other processes on the machine (another Ray, say) are none of a test's business."""
+    table = processes()
+    found, frontier = {}, {pid}
+    while frontier:
+        frontier = {p for p, (parent, _) in table.items() if parent in frontier and p not in found}
+        found.update({p: table[p][1] for p in frontier})
     return found
 
 
@@ -195,12 +207,13 @@ def test_a_child_whose_ray_task_dies_is_excluded_and_ppo_learns_from_the_other_a
     from search.executors import make_executor
 
     store = open_store(sqlite_url)
-    killed = []
+    killed, before = [], set(descendants(os.getpid()))  # whatever an earlier Ray of this process left is not ours
 
     def kill_one_task():
         try:
-            pid = wait_for(lambda: [p for p, (_, cmdline) in processes().items()
-                                    if cmdline.startswith("ray::train_child")], 600, "a Ray task training a child")[0]
+            pid = wait_for(lambda: [p for p, cmdline in descendants(os.getpid()).items()  # this test's Ray only
+                                    if p not in before and cmdline.startswith("ray::train_child")],
+                           600, "a Ray task training a child")[0]
         except AssertionError as exc:
             killed.append(exc)
             return
@@ -220,6 +233,7 @@ def test_a_child_whose_ray_task_dies_is_excluded_and_ppo_learns_from_the_other_a
         killer.join(timeout=60)
     assert len(killed) == 1 and isinstance(killed[0], int), killed
     trials = trials_of(store, "on-ray")
+    assert [t.status for t in trials].count("excluded") == 1, [runs.trial_dict(t) for t in trials]
     [dead] = [t for t in trials if t.status == "excluded"]
     [alive] = [t for t in trials if t.status != "excluded"]
     assert (dead.attempts, dead.reward, len(dead.attempt_failures)) == (1, None, 1)
@@ -248,23 +262,38 @@ DROPPED = (r"gave up after 3 attempts: 127\.0\.0\.1:\d+: `taskset 80 \S+/benchma
 
 
 @pytest.fixture
-def dropping_phone(tmp_path, adb_key):
-    """An emulated Pixel 4 registered as ``px`` that drops every benchmark, served by a farm worker thread."""
+def phone(tmp_path, adb_key):
+    """An emulated Pixel 4 registered as ``px`` in a fresh database: (store, phone)."""
     store = open_store(f"sqlite:///{tmp_path / 'farm.db'}")
-    phone = EmulatedPhone(profile="pixel4", state_dir=tmp_path / "phone").start()
+    emulated = EmulatedPhone(profile="pixel4", state_dir=tmp_path / "phone").start()
     binary = tmp_path / "benchmark_model"
     binary.write_bytes(b"\x7fELF placeholder for the emulated phone's benchmark_model\n")
-    register_phone(store, phone.address, name="px", benchmark_binary=binary, limits=LIMITS)
-    phone.faults.drop_during_benchmark = True
+    register_phone(store, emulated.address, name="px", benchmark_binary=binary, limits=LIMITS)
+    yield store, emulated
+    emulated.stop()
+    store.close()
+
+
+@pytest.fixture
+def dropping_phone(phone):
+    """The phone dropping every benchmark, served by a farm worker thread."""
+    store, emulated = phone
+    emulated.faults.drop_during_benchmark = True
     worker = FarmWorker(store, ["px"], worker_id="w", options=WorkerOptions(
         lease_seconds=5.0, poll_s=0.05, recheck_offline_s=0.2, limits=LIMITS))
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
-    yield store, phone
+    yield store, emulated
     worker.stop.set()
     thread.join(timeout=30)
-    phone.stop()
-    store.close()
+
+
+def test_a_farm_no_worker_serves_stops_the_search_without_spending_an_attempt(phone, tiny_space):
+    store, _ = phone
+    with pytest.raises(WaitTimedOut, match=r"^2 of 2 job\(s\) still pending after 1 s .*are workers running\?$"):
+        run_search(store, config("unserved", device="px", measure=True), wait_timeout_s=1)
+    assert [(t.status, t.attempts, t.attempt_failures) for t in trials_of(store, "unserved")] == [
+        ("pending", 0, None)] * 2
 
 
 def test_children_whose_farm_jobs_give_up_on_a_dropping_phone_are_excluded_and_evolution_never_sees_them(
