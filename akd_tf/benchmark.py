@@ -36,10 +36,11 @@ class RunSettings:
     max_secs: float = 150.0
     core: int | None = None  # CPU core the run was pinned to, None = not pinned
     runtime: str = ""  # interpreter or benchmark binary and its version
-    # The timed runs split into this many repeats, repeat_gap_s apart (host only: a phone runs one
-    # benchmark_model per job). Repeats are added, up to max_extra_repeats, until the fastest repeat's
-    # minimum is matched within settle_within by another's: the latency was seen twice, not in one lucky
-    # or unlucky stretch.
+    # The timed runs split into this many repeats, repeat_gap_s apart (repeat_share): on the host each repeat
+    # after the first on a fresh interpreter, on a phone each its own benchmark_model run within one farm job.
+    # Repeats are added, up to max_extra_repeats, until the fastest repeat's minimum is matched within
+    # settle_within by another's (wants_another_repeat): the latency was seen twice, not in one lucky or
+    # unlucky stretch.
     repeats: int = 1
     repeat_gap_s: float = 0.0
     settle_within: float = 0.03
@@ -63,7 +64,7 @@ class RunSettings:
 
 
 # How a whole model is measured (the table's micro-models have their own, latency_db.lut.LUT_SETTINGS):
-# benchmark_model's defaults (50 runs, at least 1 s), on the host in 3 repeats 0.5 s apart.
+# benchmark_model's defaults (50 runs, at least 1 s), in 3 repeats 0.5 s apart, on the host and on phones.
 WHOLE_MODEL_SETTINGS = RunSettings(repeats=3, repeat_gap_s=0.5)
 
 
@@ -77,6 +78,36 @@ def latency_us(stats) -> float:
     """The latency (microseconds) of a measurement: its :data:`LATENCY_STATISTIC`. ``stats`` is a
     :class:`BenchmarkResult` or a stored row with the same statistics (a measurement, a table entry)."""
     return getattr(stats, LATENCY_STATISTIC)
+
+
+def repeat_share(settings: RunSettings) -> tuple[int, float]:
+    """(least timed runs, least seconds of timed runs) of each repeat: ``num_runs`` (rounded up, at least 1)
+    and ``min_secs`` shared out over ``settings.repeats``."""
+    return max(1, -(-settings.num_runs // settings.repeats)), settings.min_secs / settings.repeats
+
+
+def repeats_settled(minimums_us, within: float) -> bool:
+    """True once the fastest repeat's minimum is matched within ``within`` (a fraction) by another repeat's,
+    or there is only one repeat."""
+    if len(minimums_us) < 2:
+        return True
+    fastest, second = sorted(minimums_us)[:2]
+    return second <= fastest * (1.0 + within)
+
+
+def wants_another_repeat(minimums_us, settings: RunSettings) -> bool:
+    """Whether a measurement whose repeats so far had these minimums (microseconds) takes one more: it has fewer
+    than ``settings.repeats``, or it is not :func:`repeats_settled` within ``settle_within`` and has fewer than
+    ``repeats + max_extra_repeats``. The one rule of the host (:func:`time_models`) and of phones
+    (``devicefarm.runner``)."""
+    done = len(minimums_us)
+    return done < settings.repeats or (not repeats_settled(minimums_us, settings.settle_within)
+                                       and done < settings.repeats + settings.max_extra_repeats)
+
+
+def repeat_spread(minimums_us) -> float | None:
+    """``max / min - 1`` of the repeats' minimums; None for fewer than two repeats."""
+    return max(minimums_us) / min(minimums_us) - 1.0 if len(minimums_us) > 1 else None
 
 
 @dataclass(frozen=True)
@@ -106,8 +137,7 @@ class BenchmarkResult:
         timed = np.asarray(timed_us, dtype=np.float64)
         if timed.size == 0:
             raise InvalidInput("a benchmark result needs at least one timed run")
-        spread = (max(repeat_minimums_us) / min(repeat_minimums_us) - 1.0
-                  if repeat_minimums_us and len(repeat_minimums_us) > 1 else None)
+        spread = repeat_spread(repeat_minimums_us or [])
         return cls(init_us=float(init_us), first_inference_us=float(first_inference_us),
                    warmup_mean_us=float(np.mean(warmup_us)) if len(warmup_us) else float("nan"),
                    median_us=float(np.median(timed)), mean_us=float(timed.mean()), std_us=float(timed.std()),
@@ -226,11 +256,8 @@ class _Timing:
     repeats: list[list[float]] = field(default_factory=list)
 
     def wants_more(self, settings: RunSettings) -> bool:
-        """Fewer repeats than asked, or not yet :func:`_settled` and extra repeats left."""
-        done = len(self.repeats)
-        return done < settings.repeats or (
-            not _settled([min(r) for r in self.repeats], settings.settle_within)
-            and done < settings.repeats + settings.max_extra_repeats)
+        """:func:`wants_another_repeat` of the repeats so far."""
+        return wants_another_repeat([min(r) for r in self.repeats], settings)
 
 
 def time_models(model_paths, settings: RunSettings, seed: int = 0) -> list[RawTimings]:
@@ -238,8 +265,7 @@ def time_models(model_paths, settings: RunSettings, seed: int = 0) -> list[RawTi
     every model that wants one, rounds ``repeat_gap_s`` apart. A burst of interference from other
     tenants then lands on one repeat of several models instead of every repeat of one, and the minimum
     over a model's repeats steps around it. One model is the plain protocol."""
-    runs = max(1, -(-settings.num_runs // settings.repeats))
-    secs = settings.min_secs / settings.repeats
+    runs, secs = repeat_share(settings)
     timings = [_Timing(path) for path in model_paths]
     gc_was_enabled = gc.isenabled()
     gc.disable()  # a collection inside a timed run is noise, not model latency
@@ -275,14 +301,6 @@ def _loaded(model_path, settings: RunSettings, seed: int):
     for detail in interpreter.get_input_details():
         interpreter.set_tensor(detail["index"], _random_input(detail, rng))
     return interpreter
-
-
-def _settled(minimums: list[float], within: float) -> bool:
-    """True once the fastest repeat's minimum is matched within ``within`` by another repeat's (or one repeat)."""
-    if len(minimums) < 2:
-        return True
-    fastest, second = sorted(minimums)[:2]
-    return second <= fastest * (1.0 + within)
 
 
 def run_local_benchmark(model_path: str | os.PathLike, settings: RunSettings | None = None,

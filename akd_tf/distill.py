@@ -78,14 +78,27 @@ class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
         return {"peak": self.peak, "warmup_steps": self.warmup_steps, "total_steps": self.total_steps}
 
 
-def make_optimizer(settings: TrainSettings, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+# The optimizers run as TensorFlow's fused kernels (one ResourceApplyAdam, ResourceApplyKerasMomentum or
+# ResourceApplyRMSProp op per variable: Keras' ``optimizers.legacy`` classes). Keras 2's newer optimizer classes
+# compute the same update from about ten ops per variable, each built in Python when the train step is traced,
+# which made building the optimizer's part of the graph most of a proxy child's fixed cost (measured with
+# cProfile on a random child: 7.1 s of a 9.5 s train-step trace). The update rules are the same:
+#   Adam:    m <- b1 m + (1 - b1) g,  v <- b2 v + (1 - b2) g^2,
+#            w <- w - lr sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)          (b1 0.9, b2 0.999, eps 1e-7)
+#   SGD:     a <- 0.9 a - lr g,  w <- w + 0.9 a - lr g                               (Nesterov momentum)
+#   RMSprop: s <- 0.9 s + 0.1 g^2,  a <- 0.9 a + lr g / sqrt(s + eps),  w <- w - a  (eps 1e-3)
+_OPTIMIZERS = {
+    "adam": lambda schedule: keras.optimizers.legacy.Adam(schedule),
+    "sgd": lambda schedule: keras.optimizers.legacy.SGD(schedule, momentum=0.9, nesterov=True),
+    "rmsprop": lambda schedule: keras.optimizers.legacy.RMSprop(schedule, rho=0.9, momentum=0.9, epsilon=1e-3),
+}
+
+
+def make_optimizer(settings: TrainSettings, steps_per_epoch: int) -> keras.optimizers.legacy.Optimizer:
+    """The run's optimizer (fused kernels, see :data:`_OPTIMIZERS`) on a warm-up + cosine learning rate."""
     schedule = WarmupCosine(settings.learning_rate, round(settings.warmup_epochs * steps_per_epoch),
                             settings.epochs * steps_per_epoch)
-    if settings.optimizer == "sgd":
-        return keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True)
-    if settings.optimizer == "rmsprop":
-        return keras.optimizers.RMSprop(schedule, rho=0.9, momentum=0.9, epsilon=1e-3)
-    return keras.optimizers.Adam(schedule)
+    return _OPTIMIZERS[settings.optimizer](schedule)
 
 
 class Distiller(keras.Model):
@@ -315,7 +328,7 @@ def distill(student: keras.Model, teacher: Teacher | None, training: data.Traini
     model(tf.zeros((1, *training.input_shape)))  # build, so a backup can be restored into it
     # Slots made now, not on the first step: a train step that creates variables is traced twice, and
     # tracing (not computing) dominates a short proxy run (measured ~6 s of 8 s per trace for a random arch).
-    model.optimizer.build(model.trainable_variables)
+    model.optimizer._create_all_weights(model.trainable_variables)  # the legacy optimizer's build()
 
     # Order matters: the best student and the backup are saved before any caller's callback runs.
     all_callbacks = [_StopOnDivergence()]
@@ -327,8 +340,11 @@ def distill(student: keras.Model, teacher: Teacher | None, training: data.Traini
         all_callbacks.append(keras.callbacks.BackupAndRestore(str(Path(checkpoint_dir) / "backup")))
     all_callbacks.extend(callbacks)
     fit_started = time.perf_counter()
-    history = model.fit(train_pipeline, epochs=train.epochs, verbose=verbose, callbacks=all_callbacks,
-                        validation_data=val_pipeline,
+    # One iterator for the whole fit (the pipeline repeated, epochs cut by steps_per_epoch; each epoch still sees
+    # every example once, reshuffled): Keras otherwise makes a new iterator every epoch and runs one step into the
+    # end of the data, which cost 2-8 s between the epochs of a proxy child (benchmarks/child_profile.py).
+    history = model.fit(train_pipeline.repeat(), epochs=train.epochs, steps_per_epoch=steps_per_epoch,
+                        verbose=verbose, callbacks=all_callbacks, validation_data=val_pipeline,
                         validation_freq=1 if train.validate_every_epoch else [train.epochs])
     train_seconds = time.perf_counter() - fit_started
     if checkpoint_dir is not None:  # finished: the backup and best-so-far state are gone; so are empty folders

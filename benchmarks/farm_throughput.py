@@ -70,7 +70,9 @@ def run(n_phones: int, jobs_per_phone: int, tflite: bytes, workdir: Path, binary
     from devicefarm.worker import FarmWorker, WorkerOptions
     from latency_db import farm
     from latency_db.schema import Job
+    from latency_db.devices import get_device
     from latency_db.store import open_store
+    from latency_db.tables import TableIdentity, ensure_table
 
     store = open_store(f"sqlite:///{workdir / f'farm{n_phones}.db'}")
     addresses, stop, processes = _start_phones(n_phones, workdir / f"run{n_phones}", context)
@@ -81,9 +83,12 @@ def run(n_phones: int, jobs_per_phone: int, tflite: bytes, workdir: Path, binary
             names.append(register_phone(store, address, name=f"phone{i}", benchmark_binary=binary,
                                         limits=limits).device.name)
         settings = RunSettings()  # benchmark_model's defaults
+        with store.session() as session:  # a table version for the jobs' entries (lut jobs store into one)
+            device = get_device(session, names[0])
+            table_id = ensure_table(session, device, TableIdentity.current(device, get_space(), "none")).id
         start = time.perf_counter()
         submitted = [farm.submit(store, names[0], kind="lut", tflite=tflite, settings=settings,
-                                 payload={"key": f"job{j}", "quantization": "none"})
+                                 payload={"key": f"job{j}", "table_id": table_id})
                      for j in range(n_phones * jobs_per_phone)]
         worker = FarmWorker(store, names, worker_id="bench", options=WorkerOptions(
             poll_s=0.05, max_jobs=len(submitted), limits=limits))

@@ -1,14 +1,17 @@
 """Measuring one ``.tflite`` on one phone the way the paper did: one thread, one big core.
 
-For each run: push the model with the sync protocol and verify its size and
+For each measurement: push the model with the sync protocol and verify its size and
 SHA-256 on the phone while turning on fixed-performance mode (where asked for and
 offered) and reading battery, thermal and the measuring core's cpufreq state (one
 shell line); refuse a phone low on battery, wait (bounded) until it has cooled to
-``cool_to_c``; run ``taskset MASK benchmark_model --graph=... --num_threads=1 ...``
-with a timeout sized to the run, parse the output, then delete the model while
-reading the state again (one shell line). The state before is thus read right
-before the run, and each run costs three shell round trips and one push. The
-mode is turned off again when the measurement session ends (:meth:`PhoneRunner.session`).
+``cool_to_c``; run the settings' repeats (:meth:`PhoneRunner.run_benchmark`), each
+``taskset MASK benchmark_model --graph=... --num_threads=1 ...`` with its share of the
+timed runs and a timeout sized to that run, ``repeat_gap_s`` apart, the phone's health
+read in each gap; pool them into one result (:mod:`devicefarm.repeats`), then delete
+the model while reading the state again (one shell line). The state before is thus
+read right before the first repeat, and a measurement of R repeats costs 2R + 1 shell
+round trips and one push (three for one repeat). The mode is turned off again when
+the measurement session ends (:meth:`PhoneRunner.session`).
 
 Failures are classified for the farm: :class:`~devicefarm.connection.PhoneUnavailable`
 and :class:`PhoneUnhealthy` are the phone's (the job goes to another phone);
@@ -26,11 +29,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
-from akd_tf.benchmark import BenchmarkResult, RunSettings
+from akd_tf.benchmark import BenchmarkResult, RunSettings, repeat_share, wants_another_repeat
 from akd_tf.errors import DeviceError, InvalidInput
 from devicefarm.benchmark_output import BenchmarkOutputError, parse_benchmark_output
 from devicefarm.connection import CommandFailed, CommandResult, PhoneConnection, PhoneUnavailable
 from devicefarm.probe import Condition, condition_commands, condition_from, core_mask, read_condition
+from devicefarm.repeats import joined_outputs, pool_repeats
 
 DEFAULT_WORKDIR = "/data/local/tmp/akd-tf"
 BENCHMARK_RUNTIME = "benchmark_model"
@@ -51,9 +55,16 @@ class MeasurementFailed(DeviceError, ValueError):
 
 @dataclass(frozen=True)
 class PhoneLimits:
-    """When a phone may be measured."""
+    """When a phone may be measured.
 
-    cool_to_c: float = 40.0  # wait until every reading is at or below this before a run
+    Before a measurement's first repeat the phone must be at or below ``cool_to_c`` (waited for up to
+    ``cool_timeout_s``), at or below ``max_thermal_status`` and at or above ``min_battery_pct``. Between its
+    repeats only the last two are checked (a phone past them stops the job as :class:`PhoneUnhealthy`): the
+    repeats warm the phone as one longer run would, and waiting for it to cool between them would stretch the
+    gap from ``repeat_gap_s`` to minutes.
+    """
+
+    cool_to_c: float = 40.0  # wait until every reading is at or below this before the first repeat
     cool_timeout_s: float = 600.0  # then refuse
     min_battery_pct: float = 20.0
     max_thermal_status: int = 2  # "moderate"; severe (3) and above means throttling
@@ -74,15 +85,20 @@ class PhoneMeasurement:
 
 
 def benchmark_timeout_s(settings: RunSettings) -> float:
-    """benchmark_model stops each phase (warm-up, timed) at ``max_secs``; add a minute for loading."""
+    """The timeout (seconds) of the shell command of one repeat of ``settings``, one benchmark_model run: it stops
+    each phase (warm-up, timed) at ``max_secs``, whatever its share of the runs; add a minute for loading. Each
+    repeat is a command of its own with this timeout (the job's lease is renewed meanwhile), so no command
+    has to hold every repeat of a job."""
     return 60.0 + 2.0 * settings.max_secs
 
 
 def benchmark_argv(binary: str, graph: str, core: int, settings: RunSettings) -> list[str]:
+    """The command line of one repeat of ``settings``: its share of the timed runs and seconds
+    (:func:`akd_tf.benchmark.repeat_share`), the rest as given."""
+    runs, secs = repeat_share(settings)
     return ["taskset", core_mask(core), binary, f"--graph={graph}", f"--num_threads={settings.num_threads}",
-            f"--num_runs={settings.num_runs}", f"--warmup_runs={settings.warmup_runs}",
-            f"--min_secs={settings.min_secs:g}", f"--warmup_min_secs={settings.warmup_min_secs:g}",
-            f"--max_secs={settings.max_secs:g}"]
+            f"--num_runs={runs}", f"--warmup_runs={settings.warmup_runs}", f"--min_secs={secs:g}",
+            f"--warmup_min_secs={settings.warmup_min_secs:g}", f"--max_secs={settings.max_secs:g}"]
 
 
 def health_problems(condition: Condition, limits: PhoneLimits, *, for_cooling: bool = False) -> list[str]:
@@ -217,18 +233,45 @@ class PhoneRunner:
         raise PhoneUnavailable(f"{self.name}: {remote} arrived corrupt twice (size or SHA-256 mismatch)")
 
     def run_benchmark(self, remote_graph: str, settings: RunSettings) -> BenchmarkResult:
+        """Measure the model at ``remote_graph`` in the repeats of ``settings``, pooled into one result
+        (:func:`devicefarm.repeats.pool_repeats`) whose settings are ``settings`` on this runner's core.
+
+        Each repeat is one benchmark_model run, its own shell command (:func:`benchmark_argv`, timeout
+        :func:`benchmark_timeout_s`), so a connection dropped during a repeat reruns that repeat only
+        (:class:`~devicefarm.connection.PhoneConnection` retries). Repeats are taken while
+        :func:`akd_tf.benchmark.wants_another_repeat` says so, the host's rule, ``repeat_gap_s`` apart; in
+        each gap the phone's condition is read and a phone that now throttles or is low on battery stops the
+        job as :class:`PhoneUnhealthy` (see :class:`PhoneLimits`). A repeat that fails or prints no timings
+        raises :class:`MeasurementFailed` with the output of every repeat so far.
+        """
         argv = benchmark_argv(self.binary, remote_graph, self.core, settings)
-        run = self.conn.run(argv, timeout_s=benchmark_timeout_s(settings), check=False)
-        # what was run: one benchmark_model on the pinned core (the host's repeats do not apply on a phone)
-        settings = replace(settings, core=self.core, runtime=BENCHMARK_RUNTIME, repeats=1, repeat_gap_s=0.0,
-                           max_extra_repeats=0)
-        if run.exit_code != 0:
-            raise MeasurementFailed(f"{self.name}: benchmark_model exited with status {run.exit_code}: "
-                                    f"{' | '.join(run.output.strip().splitlines()[-3:])}", run.output)
-        try:
-            return parse_benchmark_output(run.output, device=self.name, settings=settings)
-        except BenchmarkOutputError as error:
-            raise MeasurementFailed(f"{self.name}: {error}", run.output) from error
+        timeout_s = benchmark_timeout_s(settings)
+        ran = replace(settings, core=self.core, runtime=BENCHMARK_RUNTIME)  # what runs: these settings, this core
+        repeats: list[BenchmarkResult] = []
+        outputs: list[str] = []
+        while wants_another_repeat([r.min_us for r in repeats], settings):
+            if repeats:
+                self._gap_after(len(repeats), settings.repeat_gap_s)
+            run = self.conn.run(argv, timeout_s=timeout_s, check=False)
+            outputs.append(run.output)
+            label = self.name if len(outputs) == 1 else f"{self.name}: repeat {len(outputs)}"
+            if run.exit_code != 0:
+                raise MeasurementFailed(f"{label}: benchmark_model exited with status {run.exit_code}: "
+                                        f"{' | '.join(run.output.strip().splitlines()[-3:])}", joined_outputs(outputs))
+            try:
+                repeats.append(parse_benchmark_output(run.output, device=self.name, settings=ran))
+            except BenchmarkOutputError as error:
+                raise MeasurementFailed(f"{label}: {error}", joined_outputs(outputs)) from error
+        return pool_repeats(repeats, settings=ran)
+
+    def _gap_after(self, done: int, gap_s: float) -> None:
+        """The gap after repeat ``done``: ``gap_s`` seconds in which the phone's condition is read;
+        :class:`PhoneUnhealthy` when it now throttles or is low on battery (warmth alone goes on)."""
+        gap_ends = time.monotonic() + gap_s
+        problems = health_problems(read_condition(self.conn, self.core), self.limits, for_cooling=True)
+        if problems:
+            raise PhoneUnhealthy(f"{self.name}: stopped after repeat {done}: {'; '.join(problems)}")
+        time.sleep(max(0.0, gap_ends - time.monotonic()))
 
     def measure(self, tflite: Path | bytes, settings: RunSettings, remote_name: str) -> PhoneMeasurement:
         """Measure ``tflite`` (a local file, or its bytes), stored on the phone as ``remote_name`` in the work

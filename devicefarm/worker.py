@@ -10,7 +10,8 @@ A phone that drops or is unhealthy hands the job back for another phone of the
 same model (:func:`latency_db.queue.retry_elsewhere`, which marks a phone that
 keeps failing offline); a job whose model or output is at fault fails once with
 its raw output. A worker that is killed leaves leases that expire and are
-reclaimed by the next worker that asks for work.
+reclaimed by the next worker that asks for work. Which phones a worker serves
+when none are named is :mod:`devicefarm.serving`'s to say.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from devicefarm.probe import read_condition
 from devicefarm.runner import DEFAULT_WORKDIR, MeasurementFailed, PhoneLimits, PhoneRunner, PhoneUnhealthy
 from latency_db import queue
 from latency_db.devices import get_device
-from latency_db.farm_polls import STAMP_EVERY_S, stamp_poll
+from latency_db.farm_polls import STAMP_EVERY_S, release_polls, stamp_poll
 from latency_db.job_models import ModelBytesUnavailable, model_bytes
 from latency_db.schema import utcnow
 from latency_db.store import Store
@@ -85,7 +86,8 @@ class FarmWorker:
                     raise InvalidInput(f"device {name!r} is a {device.kind!r} device; workers serve registered phones")
 
     def run(self) -> WorkerStats:
-        """Serve until ``stop`` is set, ``max_jobs`` are handled or every phone has been idle ``idle_exit_s``."""
+        """Serve until ``stop`` is set, ``max_jobs`` are handled or every phone has been idle ``idle_exit_s``;
+        then remove this worker's stamps, so the phones count as unserved (and free for the next worker) at once."""
         threads = [threading.Thread(target=self._serve_phone, args=(name,), name=f"akd-tf-{name}", daemon=True)
                    for name in self.devices]
         for thread in threads:
@@ -98,6 +100,8 @@ class FarmWorker:
             self.stop.set()
             for thread in threads:
                 thread.join()
+        finally:
+            release_polls(self.store, self.worker_id)
         return self.stats
 
     def _runner(self, name: str) -> PhoneRunner:

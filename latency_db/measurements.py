@@ -53,14 +53,22 @@ def record_measurement(session: Session, device: Device, model: TFLiteModel, res
     return row
 
 
+def _newest_first(device: Device, arch: Arch, target: ModelTarget):
+    return select(Measurement).join(TFLiteModel).where(
+        Measurement.device_id == device.id, TFLiteModel.space == arch.space.name,
+        TFLiteModel.arch == arch.to_string(), TFLiteModel.resolution == target.resolution,
+        TFLiteModel.channels == target.channels, TFLiteModel.classes == target.classes,
+        TFLiteModel.quantization == target.quantization).order_by(Measurement.id.desc())
+
+
 def latest_measurement(session: Session, device: Device, arch: Arch, target: ModelTarget) -> Measurement | None:
     """The newest measurement of ``arch`` at ``target`` on ``device``, or None."""
-    return session.scalar(
-        select(Measurement).join(TFLiteModel).where(
-            Measurement.device_id == device.id, TFLiteModel.space == arch.space.name,
-            TFLiteModel.arch == arch.to_string(), TFLiteModel.resolution == target.resolution,
-            TFLiteModel.channels == target.channels, TFLiteModel.classes == target.classes,
-            TFLiteModel.quantization == target.quantization).order_by(Measurement.id.desc()).limit(1))
+    return session.scalar(_newest_first(device, arch, target).limit(1))
+
+
+def measurements_newest_first(session: Session, device: Device, arch: Arch, target: ModelTarget):
+    """Every measurement of ``arch`` at ``target`` on ``device``, newest first (an iterator of rows)."""
+    return session.scalars(_newest_first(device, arch, target))
 
 
 def measurement_by_run_key(store: Store, run_key: str) -> Measurement:

@@ -12,9 +12,9 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text,
-                        UniqueConstraint)
+                        UniqueConstraint, select)
 from sqlalchemy.dialects import sqlite
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, column_property, mapped_column, relationship
 from sqlalchemy.sql.expression import true
 from sqlalchemy.types import TypeDecorator
 
@@ -370,12 +370,16 @@ class Trial(Base):
     child done after a retry). ``latency_source`` is "measured"
     (a whole-model measurement on the run's device, ``measurement_id``) or "predicted" (the latency
     table). ``number`` counts trials within the run from 0; ``step`` is the controller step that proposed
-    it.
+    it. ``network`` is the canonical string of the child's canonical form (:func:`akd_tf.canonical.network_key`):
+    equal for two children that build the same network. A child whose network was evaluated before, in this
+    run or one whose evaluations it shares, is "done" without training: ``reused_from`` is the trial it took
+    its accuracy, latency and training summary from (always a trial that was evaluated itself), ``original``
+    that trial, and ``run_name`` the name of a trial's run.
     """
 
     __tablename__ = "trials"
     __table_args__ = (UniqueConstraint("run_id", "number", name="uq_trials_run_number"),
-                      Index("ix_trials_run_status", "run_id", "status"))
+                      Index("ix_trials_run_status", "run_id", "status"), Index("ix_trials_network", "network"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("search_runs.id", ondelete="CASCADE"))
@@ -403,5 +407,11 @@ class Trial(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    network: Mapped[str | None] = mapped_column(String(1024))
+    reused_from: Mapped[int | None] = mapped_column(ForeignKey("trials.id", name="fk_trials_reused_from",
+                                                               ondelete="SET NULL"))
 
     run: Mapped[SearchRun] = relationship()
+    original: Mapped[Trial | None] = relationship(remote_side=[id], lazy="joined", join_depth=1)
+    run_name: Mapped[str] = column_property(
+        select(SearchRun.name).where(SearchRun.id == run_id).correlate_except(SearchRun).scalar_subquery())

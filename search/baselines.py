@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
+from akd_tf.canonical import canonical_arch
 from akd_tf.errors import InvalidInput
-from akd_tf.space import SearchSpace
+from akd_tf.space import Arch, SearchSpace
 from search.checks import check_int, check_reward
 from search.controller_base import Controller, Proposal, json_state, reward_stats
 from search.controller_settings import EvolutionSettings, RandomSettings
@@ -42,6 +43,9 @@ class RandomController(Controller):
         self.check_state_header(json_state(data))
 
 
+MAX_PROPOSAL_TRIES = 100  # draws for a network not seen yet before evolution proposes a seen one (and says so)
+
+
 class EvolutionController(Controller):
     """Regularized evolution (Real et al. 2019).
 
@@ -51,6 +55,14 @@ class EvolutionController(Controller):
     ``tournament_size`` distinct members drawn at random (ties go to the
     younger). ``update`` appends a batch in token order (see
     :meth:`Controller.check_batch`), then drops the oldest.
+
+    Every proposal is a network not seen before: not one of ``seen`` (the
+    canonical forms, :func:`akd_tf.canonical.canonical_arch`, of every
+    architecture given to ``update``) nor of the proposals before it in the
+    batch. A draw that is such a network (a mutation of a decision that
+    changes nothing, say a removed block's kernel) is redrawn, with a new
+    tournament, up to :data:`MAX_PROPOSAL_TRIES` times; then the last draw
+    is proposed with a note saying so (the search reuses its evaluation).
     """
 
     name = "evolution"
@@ -60,12 +72,29 @@ class EvolutionController(Controller):
         self.settings = settings
         self.population: list[tuple[tuple[int, ...], float]] = []
         self.observed = 0
+        self.seen: set[tuple[int, ...]] = set()
 
     def propose(self, step: int, n: int) -> list[Proposal]:
         rng, n = self.rng(step), check_int("n", n, 0)
         if len(self.population) < self.settings.population_size:
-            return [Proposal(self.space.sample(rng).tokens) for _ in range(n)]
-        return [Proposal(self.space.mutate(self._tournament(rng), rng).tokens) for _ in range(n)]
+            draw, what = (lambda: self.space.sample(rng)), "uniform samples"
+        else:
+            draw, what = (lambda: self.space.mutate(self._tournament(rng), rng)), "mutations of tournament winners"
+        taken = set(self.seen)
+        return [self._unseen(draw, taken, f"evolution, step {step}: none of {MAX_PROPOSAL_TRIES} {what} is a "
+                                          f"network not seen before; proposing one seen before")
+                for _ in range(n)]
+
+    def _unseen(self, draw: Callable[[], Arch], taken: set[tuple[int, ...]], exhausted: str) -> Proposal:
+        """The first of up to :data:`MAX_PROPOSAL_TRIES` draws whose network is not in ``taken`` (added to
+        it), else the last draw with the note ``exhausted``."""
+        for _ in range(MAX_PROPOSAL_TRIES):
+            arch = draw()
+            network = canonical_arch(arch).tokens
+            if network not in taken:
+                taken.add(network)
+                return Proposal(arch.tokens)
+        return Proposal(arch.tokens, note=exhausted)
 
     def _tournament(self, rng: np.random.Generator) -> tuple[int, ...]:
         drawn = rng.choice(len(self.population), size=self.settings.tournament_size, replace=False)
@@ -78,19 +107,22 @@ class EvolutionController(Controller):
         batch = [(tuple(int(t) for t in row), float(r)) for row, r in zip(rows, values)]
         self.population = (self.population + batch)[-self.settings.population_size:]
         self.observed += len(batch)
+        self.seen.update(self._network(tokens) for tokens, _ in batch)
         return {**reward_stats(values), "population": len(self.population), "observed": self.observed,
                 "population_best": max((r for _, r in self.population), default=None)}
 
+    def _network(self, tokens: Sequence[int]) -> tuple[int, ...]:
+        return canonical_arch(self.space.from_tokens(tokens)).tokens
+
     def state_bytes(self) -> bytes:
         return json.dumps({**self.state_header(), "settings": asdict(self.settings), "observed": self.observed,
-                           "population": [[list(t), r] for t, r in self.population]}).encode()
+                           "population": [[list(t), r] for t, r in self.population],
+                           "seen": [list(t) for t in sorted(self.seen)]}).encode()
 
     def load_state_bytes(self, data: bytes) -> None:
         state = json_state(data)
         self.check_state_header(state)
-        if state.get("settings") != asdict(self.settings):
-            raise InvalidInput(f"controller state has settings {state.get('settings')!r}, "
-                               f"expected {asdict(self.settings)!r}")
+        self.check_state_settings(state.get("settings"), self.settings)
         try:
             population = [(self.space.from_tokens(t).tokens, check_reward(r))
                           for t, r in state["population"]]
@@ -100,4 +132,9 @@ class EvolutionController(Controller):
         if len(population) > self.settings.population_size:
             raise InvalidInput(f"controller state holds {len(population)} members, "
                                f"expected at most {self.settings.population_size}")
-        self.population, self.observed = population, observed
+        # A state written before evolution kept "seen" knows only its population's networks.
+        try:
+            seen = {self._network(t) for t in state.get("seen", [t for t, _ in population])}
+        except TypeError as exc:
+            raise InvalidInput(f"controller state's seen networks are not token lists: {exc!r}") from None
+        self.population, self.observed, self.seen = population, observed, seen

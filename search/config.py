@@ -4,6 +4,13 @@ A :class:`SearchConfig` is stored with its run (``search_runs.config``). A
 resumed run must agree with it, except for ``trials`` (a finished run can be
 given a larger budget) and the way children are executed (workers, executor),
 which is not part of the config at all: it changes speed, not results.
+
+Its ``controller_options`` always hold every option of its controller (the
+defaults filled in), so a run keeps the values it started with even if a
+default changes later; a stored run that lacks an option added since reads
+as the value it was trained with (:func:`search.controller_settings.stored_options`).
+On the command line each option is ``--CONTROLLER-OPTION`` (``--ppo-learning-rate``,
+``--evolution-population-size``: :func:`controller_option_flag`).
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ from akd_tf.space import get_space
 from akd_tf.target import check_quantization
 from akd_tf.train_settings import DEFAULT_ALPHA, DEFAULT_PROXY_EPOCHS, DEFAULT_TEMPERATURE, OPTIMIZERS, TrainSettings
 from search.checks import check_int, check_number
+from search.controller import CONTROLLERS, controller_names, controller_settings
+from search.controller_settings import InvalidOption, option_defaults, option_infos, stored_options
 from search.rewards import COST_TARGET_OPTION, get_reward
 
 REWARD_SOURCES = {
@@ -72,10 +81,13 @@ class SearchConfig:
 
     ``data`` holds :func:`akd_tf.data.load_training_data` arguments (``source`` plus its keyword options);
     ``teachers`` are model paths (several: an ensemble). ``batch_size`` is the number of children per
-    controller step (one PPO update per step). ``measure`` measures children never measured on the device
-    (on a phone: farm jobs); without it their latency is the lookup table's prediction. ``max_attempts``
-    bounds the evaluations of a child whose infrastructure fails (a killed worker, a dropped phone, a
-    conversion crash: :mod:`search.failures`); after that many it is excluded from the controller's update.
+    controller step (one PPO update per step). ``controller_options`` are the controller's settings
+    (:mod:`search.controller_settings`; every one, defaults filled in). Every child's latency comes from one
+    source (:mod:`search.latency`): with ``measure`` a whole-model measurement on the device (on a phone:
+    farm jobs), else the lookup table's prediction; ``mix_latency`` (only without ``measure``) takes a stored
+    measurement where one matches and the prediction elsewhere. ``max_attempts`` bounds the evaluations of a
+    child whose infrastructure fails (a killed worker, a dropped phone, a conversion crash:
+    :mod:`search.failures`); after that many it is excluded from the controller's update.
     """
 
     name: str
@@ -91,6 +103,7 @@ class SearchConfig:
     batch_size: int = 8
     seed: int = 0
     measure: bool = False
+    mix_latency: bool = False
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     quantization: str = "none"
     teachers: tuple[str, ...] = ()
@@ -101,17 +114,19 @@ class SearchConfig:
         object.__setattr__(self, "teachers", tuple(str(t) for t in self.teachers))
         if isinstance(self.proxy, dict):
             object.__setattr__(self, "proxy", ProxySettings(**self.proxy))
+        if self.controller in CONTROLLERS and isinstance(self.controller_options, dict):
+            defaults = option_defaults(CONTROLLERS[self.controller].settings)
+            object.__setattr__(self, "controller_options", {**defaults, **self.controller_options})
 
     def validate(self) -> "SearchConfig":
         """``self`` if every setting is usable; otherwise ``ValueError`` naming the bad value and what was expected."""
-        from search.controller import controller_names
-
         if not isinstance(self.name, str) or not NAME_PATTERN.fullmatch(self.name):
             raise InvalidInput(f"search name must be 1-128 letters, digits, '.', '_' or '-' (starting with a letter "
                                f"or digit), got {self.name!r}")
         get_space(self.space)
         if self.controller not in controller_names():
             raise InvalidInput(f"unknown controller {self.controller!r}; known: {', '.join(controller_names())}")
+        self._check_controller_options()
         spec = get_reward(self.reward)
         if spec.cost is not None:
             option = COST_TARGET_OPTION[spec.cost]
@@ -128,11 +143,24 @@ class SearchConfig:
         check_int("trials", self.trials, 1)
         check_int("batch_size", self.batch_size, 1)
         check_int("max_attempts", self.max_attempts, 1)
+        if self.mix_latency and self.measure:
+            raise InvalidInput("mix_latency (--mix-latency) mixes stored measurements with predictions; with "
+                               "measure (--measure) every child is measured: give one of the two")
         check_quantization(self.quantization)
         if not isinstance(self.data, dict) or not isinstance(self.data.get("source"), str):
             raise InvalidInput(f"data must be a dict with a 'source' string, got {self.data!r}")
         self.proxy.validate()
         return self
+
+    def _check_controller_options(self) -> None:
+        """``ValueError`` for an option the controller lacks or a bad value, naming its command-line flag."""
+        if not isinstance(self.controller_options, dict):
+            raise InvalidInput(f"controller options must be a dict, got {self.controller_options!r}")
+        try:
+            controller_settings(self.controller, self.controller_options)
+        except InvalidOption as exc:
+            flags = ", ".join(controller_option_flag(self.controller, name) for name in exc.options)
+            raise InvalidInput(f"{exc} ({flags})") from None
 
     def to_dict(self) -> dict:
         out = dataclasses.asdict(self)
@@ -141,18 +169,26 @@ class SearchConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "SearchConfig":
+        """The config a run stored (:meth:`to_dict`): controller options it lacks because they were added later
+        read as what it was trained with (:func:`search.controller_settings.stored_options`)."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
             raise InvalidInput(f"unknown search settings: {', '.join(unknown)}")
+        controller = values.get("controller", cls.controller)
+        options = values.get("controller_options", {})
+        if controller in CONTROLLERS and isinstance(options, dict):
+            values = {**values, "controller_options": stored_options(CONTROLLERS[controller].settings, options)}
         return cls(**values)
 
     def differences(self, other: "SearchConfig") -> list[str]:
         """``"setting: stored -> given"`` for each setting (other than resumable ones) that differs, ``self``
         being the stored one; the settings that are dicts (``data``, ``proxy``, ``controller_options``) name
-        only their keys that differ, as ``proxy.epochs: 5 -> 3`` (``(default)`` where one leaves a key out)."""
+        only their keys that differ, as ``proxy.epochs: 5 -> 3`` (``(default)`` where one leaves a key out).
+        Between two controllers only the controller is named: their options cannot be compared."""
         mine, theirs = self.to_dict(), other.to_dict()
-        return [line for key in mine if key not in RESUMABLE_CHANGES
+        skipped = (*RESUMABLE_CHANGES, *(("controller_options",) if self.controller != other.controller else ()))
+        return [line for key in mine if key not in skipped
                 for line in _differences(key, mine[key], theirs[key])]
 
 
@@ -172,17 +208,20 @@ def _differences(name: str, stored, given) -> list[str]:
 
 
 def merge_given(stored: SearchConfig, given: dict) -> SearchConfig:
-    """``stored`` with the settings in ``given`` (SearchConfig fields; ``data``/``proxy`` merged key by key).
+    """``stored`` with the settings in ``given`` (SearchConfig fields; ``data``, ``proxy`` and, for the same
+    controller, ``controller_options`` merged key by key).
 
     How a resumed run takes the options a user typed again: anything not given keeps its stored value.
     """
     values = stored.to_dict()
+    if given.get("controller", stored.controller) != stored.controller:
+        values["controller_options"] = {}  # another controller's options: none of the stored ones apply
     for key, value in given.items():
-        if key in ("data", "proxy"):
+        if key in ("data", "proxy", "controller_options"):
             values[key] = {**values[key], **value}
         else:
             values[key] = value
-    return SearchConfig.from_dict(values)
+    return SearchConfig(**values)
 
 
 # Option name (as the CLI's parameters spell them) -> SearchConfig field; the data options become ``data``
@@ -190,17 +229,49 @@ def merge_given(stored: SearchConfig, given: dict) -> SearchConfig:
 OPTION_FIELDS = {"device_name": "device", "controller": "controller", "reward": "reward",
                  "reward_source": "reward_source", "target_ms": "target_ms", "target_mmacs": "target_mmacs",
                  "trials": "trials", "batch_size": "batch_size", "seed": "seed", "measure": "measure",
-                 "max_attempts": "max_attempts",
-                 "quantize": "quantization", "teacher_paths": "teachers", "space_name": "space"}
+                 "mix_latency": "mix_latency", "max_attempts": "max_attempts", "quantize": "quantization",
+                 "teacher_paths": "teachers", "space_name": "space"}
 PROXY_OPTION_FIELDS = {"proxy_epochs": "epochs", "proxy_train_size": "train_size",
                        "proxy_batch_size": "batch_size", "proxy_lr": "learning_rate", "alpha": "alpha",
                        "temperature": "temperature"}
 
 
-def config_fields(options: dict, typed: Collection[str] | None = None) -> dict:
+def controller_option_parameter(controller: str, option: str) -> str:
+    """The command line's parameter name of a controller option: ``ppo_learning_rate``."""
+    return f"{controller}_{option}"
+
+
+def controller_option_flag(controller: str, option: str) -> str:
+    """The command line's flag of a controller option: ``--ppo-learning-rate``."""
+    return "--" + controller_option_parameter(controller, option).replace("_", "-")
+
+
+# Parameter name -> (controller, option) of every registered controller's options. On the command line they
+# default to None: not given, the controller's default applies.
+CONTROLLER_OPTION_PARAMETERS = {controller_option_parameter(name, option): (name, option)
+                                for name, spec in CONTROLLERS.items() for option in option_infos(spec.settings)}
+
+
+def controller_option_values(options: dict, controller: str) -> dict:
+    """``controller``'s options given in ``options`` (keyed by :data:`CONTROLLER_OPTION_PARAMETERS`; None: not
+    given), by option name. ``ValueError`` naming the flag of an option given for another controller."""
+    values = {}
+    for parameter, (owner, option) in CONTROLLER_OPTION_PARAMETERS.items():
+        if options.get(parameter) is None:
+            continue
+        if owner != controller:
+            raise InvalidInput(f"{controller_option_flag(owner, option)} is an option of --controller {owner}; "
+                               f"this search's controller is {controller}")
+        values[option] = options[parameter]
+    return values
+
+
+def config_fields(options: dict, typed: Collection[str] | None = None, controller: str | None = None) -> dict:
     """SearchConfig fields from option values keyed by option name (:data:`OPTION_FIELDS`,
-    :data:`PROXY_OPTION_FIELDS`, the data options). With ``typed`` (the options a user typed when
-    resuming) only those, the data options among them as the keys of ``data`` they set."""
+    :data:`PROXY_OPTION_FIELDS`, :data:`CONTROLLER_OPTION_PARAMETERS`, the data options). With ``typed``
+    (the options a user typed when resuming) only those, the data options among them as the keys of
+    ``data`` they set. Controller options, given only when typed (their parameters default to None), must
+    be ``controller``'s (default: ``options["controller"]``)."""
     def given(name: str) -> bool:
         return name in options and (typed is None or name in typed)
 
@@ -210,6 +281,9 @@ def config_fields(options: dict, typed: Collection[str] | None = None) -> dict:
     proxy = {field: options[name] for name, field in PROXY_OPTION_FIELDS.items() if given(name)}
     if proxy:
         fields["proxy"] = proxy
+    controller_options = controller_option_values(options, controller or options.get("controller"))
+    if controller_options:
+        fields["controller_options"] = controller_options
     if typed is None or any(name in typed for name in DATA_OPTION_NAMES):
         config = data_config(**{name: options[name] for name in DATA_OPTION_NAMES})
         fields["data"] = config if typed is None else {
@@ -224,7 +298,8 @@ def config_for(name: str, options: dict, *, stored: SearchConfig | None = None,
     user typed again (``typed``) for a run that exists (:func:`merge_given`)."""
     if stored is None:
         return SearchConfig(name=name, **config_fields(options))
-    return merge_given(stored, config_fields(options, typed))
+    controller = options["controller"] if "controller" in typed else stored.controller
+    return merge_given(stored, config_fields(options, typed, controller))
 
 
 def new_run_name() -> str:

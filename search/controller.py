@@ -29,7 +29,7 @@ from search.controller_base import Controller, Proposal
 from search.controller_settings import EvolutionSettings, PPOSettings, RandomSettings
 
 __all__ = ["CONTROLLERS", "Controller", "ControllerSpec", "EvolutionSettings", "PPOSettings", "Proposal",
-           "RandomSettings", "controller_names", "make_controller"]
+           "RandomSettings", "controller_names", "controller_settings", "make_controller"]
 
 
 def _build_ppo(space: SearchSpace, seed: int, settings: PPOSettings) -> Controller:
@@ -70,10 +70,11 @@ def controller_names() -> list[str]:
     return list(CONTROLLERS)
 
 
-def make_controller(name: str, space: SearchSpace, seed: int, **options) -> Controller:
-    """A fresh controller; the same (name, space, seed, options) always starts from the same state.
+def controller_settings(name: str, options: dict):
+    """The settings object of controller ``name`` with ``options`` (the rest at their defaults).
 
-    Unknown names and options, and bad option values, raise ``ValueError``.
+    Unknown names and options raise ``ValueError``; bad option values
+    :class:`search.controller_settings.InvalidOption`, which names them.
     """
     if name not in CONTROLLERS:
         raise InvalidInput(f"unknown controller {name!r}; known: {', '.join(CONTROLLERS)}")
@@ -83,4 +84,13 @@ def make_controller(name: str, space: SearchSpace, seed: int, **options) -> Cont
     if unknown:
         raise InvalidInput(f"controller {name!r} has no option {unknown[0]!r}; "
                            f"its options: {', '.join(known) or 'none'}")
-    return spec.build(space, seed, spec.settings(**options))
+    return spec.settings(**options)
+
+
+def make_controller(name: str, space: SearchSpace, seed: int, **options) -> Controller:
+    """A fresh controller; the same (name, space, seed, options) always starts from the same state.
+
+    Unknown names and options, and bad option values, raise ``ValueError`` (:func:`controller_settings`).
+    """
+    settings = controller_settings(name, options)
+    return CONTROLLERS[name].build(space, seed, settings)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Sequence
 
 import numpy as np
@@ -31,16 +31,19 @@ import numpy as np
 from akd_tf.errors import InvalidInput
 from akd_tf.space import SearchSpace
 from search.checks import check_int, check_reward
+from search.controller_settings import stored_options
 
 STATE_FORMAT = 1
 
 
 @dataclass(frozen=True)
 class Proposal:
-    """One proposed architecture: its tokens and, for a sampling policy, their total log-probability (nats)."""
+    """One proposed architecture: its tokens, for a sampling policy their total log-probability (nats), and
+    what the controller has to say about it, if anything (the search loop says it)."""
 
     tokens: tuple[int, ...]
     log_prob: float | None = None
+    note: str | None = None
 
 
 class Controller(ABC):
@@ -84,6 +87,14 @@ class Controller(ABC):
         for key, value in expected.items():
             if header.get(key) != value:
                 raise InvalidInput(f"controller state has {key} {header.get(key)!r}, expected {value!r}")
+
+    @staticmethod
+    def check_state_settings(stored, settings) -> None:
+        """``ValueError`` unless a state's ``stored`` settings are ``settings`` (options added since the state was
+        written count as what it was trained with: :func:`search.controller_settings.stored_options`)."""
+        expected = asdict(settings)
+        if not isinstance(stored, dict) or stored_options(type(settings), stored) != expected:
+            raise InvalidInput(f"controller state has settings {stored!r}, expected {expected!r}")
 
     def check_batch(self, tokens: Sequence[Sequence[int]], rewards: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
         """The batch as (int32 tokens (n, decisions), float64 rewards (n,)), sorted by tokens.

@@ -35,16 +35,27 @@ def duration(seconds: float | None) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
+def reuse_note(trial: dict) -> str:
+    """``"reused #3"`` (a trial of the same run), ``"reused #3 of run 'other'"``, or ``""`` for a trained child."""
+    original = trial.get("reused_from")
+    if original is None:
+        return ""
+    elsewhere = "" if original["run"] == trial.get("run") else f" of run {original['run']!r}"
+    return f"reused #{original['number']}{elsewhere}"
+
+
 def trial_outcome(trial: dict) -> str:
-    """``"top-1 87.30%  0.823 ms (measured)  reward 0.8123"``, ``"FAILED: reason"``, or
+    """``"top-1 87.30%  0.823 ms (measured)  reward 0.8123"``, with ``"  (reused #3: same network)"`` for a
+    child that took an earlier evaluation of its network, ``"FAILED: reason"``, or
     ``"EXCLUDED after 3 attempts (not learnt from): reason"``."""
     if trial["status"] == "failed":
         return f"FAILED: {trial['error']}"
     if trial["status"] == "excluded":
         attempts = trial["attempts"]
         return f"EXCLUDED after {attempts} attempt{'s' if attempts != 1 else ''} (not learnt from): {trial['error']}"
+    reused = reuse_note(trial)
     return (f"top-1 {trial['accuracy']:.2%}  {trial['latency_ms']:.3f} ms ({trial['latency_source']})  "
-            f"reward {trial['reward']:.4f}")
+            f"reward {trial['reward']:.4f}" + (f"  ({reused}: same network)" if reused else ""))
 
 
 def event_line(event: TrialEvent) -> str:
@@ -65,16 +76,38 @@ def best_changed_line(event: TrialEvent) -> str | None:
 
 
 def children_counts(summary: dict) -> str:
-    """``"5 done, 1 failed, 2 excluded, 0 pending of 8"`` (excluded only when there are some)."""
+    """``"5 done (2 reused), 1 failed, 2 excluded, 0 pending of 8"`` (reused and excluded only when there are
+    some)."""
     trials = summary["trials"]
+    reused = f" ({summary['reused']} reused)" if summary.get("reused") else ""
     excluded = f"{trials['excluded']} excluded, " if trials["excluded"] else ""
-    return (f"{trials['done']} done, {trials['failed']} failed, {excluded}{trials['pending']} pending of "
+    return (f"{trials['done']} done{reused}, {trials['failed']} failed, {excluded}{trials['pending']} pending of "
             f"{summary['trials_budget']}")
 
 
 def excluded_reasons(summary: dict) -> str:
     """``"worker-died 2 (last: worker died: ...); farm-job-failed 1 (last: ...)"``; ``"none"`` without any."""
     return describe_exclusions(summary["excluded"]) or "none"
+
+
+def describe_latency(identity: dict) -> str:
+    """One line for a latency source as a run records it (:meth:`search.latency.LatencySource.identity`)."""
+    predictor, measurement = identity.get("predictor"), identity.get("measurement")
+    parts = []
+    if measurement is not None:
+        protocol = measurement["protocol"]
+        core = "" if measurement.get("core") is None else f", core {measurement['core']}"
+        parts.append(f"whole-model measurements by {measurement['runtime']} ({protocol['num_threads']} thread"
+                     f"{'' if protocol['num_threads'] == 1 else 's'}, >= {protocol['num_runs']} runs and "
+                     f"{protocol['min_secs']} s in {protocol['repeats']} repeat"
+                     f"{'' if protocol['repeats'] == 1 else 's'}{core})")
+    if predictor is not None:
+        calibration = predictor["calibration_id"]
+        parts.append(f"predictions of latency table #{predictor['table_id']} "
+                     + (f"with calibration #{calibration}" if calibration is not None else "(raw sums, uncalibrated)"))
+    if identity.get("source") == "mixed":
+        return f"mixed: {parts[0]} where stored, else {parts[1]}"
+    return parts[0]
 
 
 def summary_lines(summary: dict) -> list[str]:
@@ -85,6 +118,11 @@ def summary_lines(summary: dict) -> list[str]:
              f"{summary['reward_source']}, device {summary['device']})"]
     if trials["excluded"]:
         lines.append(f"excluded (infrastructure failures, not learnt from): {excluded_reasons(summary)}")
+    latency = summary.get("latency")
+    if latency is not None:
+        lines.append(f"latency: {describe_latency(latency['current'])}" + "".join(
+            f"; before trial #{earlier['until_trial']}: {describe_latency(earlier['latency'])}"
+            for earlier in reversed(latency["earlier"])))
     best = summary["best"]
     if best is None:
         lines.append("no finished trial yet")

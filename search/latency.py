@@ -1,17 +1,32 @@
-"""The latency of a search's children on its device, and where each number came from.
+"""The latency of a search's children on its device, where each number came from, and that it is one source.
 
-In order of preference: a whole-model measurement already stored for this device and target
-("measured"); with ``measure=True``, a new measurement (in this process for the host, as farm jobs
-for phones, a whole controller step at once so the farm measures them in parallel; "measured");
-otherwise the latency table's prediction ("predicted"). A child whose latency cannot be had gets an error
-and its kind of failure (:mod:`search.failures`: none of these is the architecture's fault).
+Within one search every child's latency comes from one source (:func:`latency_mode`):
+
+* ``predicted`` (the default): the lookup table's prediction, by the device's current table version and
+  its calibration, loaded once: one predictor for the whole run;
+* ``measured`` (``--measure``): a whole-model measurement on the device, taken the way a search measures
+  (:data:`latency_db.measure.WHOLE_MODEL_SETTINGS` by the device's current runtime): a stored one whose
+  run settings match, else a new one (in this process for the host; as farm jobs for phones, a whole
+  controller step at once so the farm measures them in parallel);
+* ``mixed`` (``--mix-latency``, asked for explicitly): a stored matching measurement where there is one,
+  else the prediction.
+
+A stored measurement taken otherwise (``akd-tf bench --runs 5``, another interpreter version, another
+core of a phone) is never reused. :meth:`LatencySource.identity` is what the run records as its latency
+source (``config["latency"]``, :func:`search.runs.record_latency_source`); a resumed run whose source
+changed (a new table version or calibration, a new runtime) is refused unless the user accepts the change
+(:func:`check_resumed_latency`), and then the run records which trials the old source priced.
+
+A child whose latency cannot be had gets an error and its kind of failure (:mod:`search.failures`: a
+conversion or measurement crash, a failed farm job, a key the table lacks; none is the architecture's
+fault, so the search tries it again).
 """
 
 from __future__ import annotations
 
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -22,12 +37,23 @@ from akd_tf.errors import InvalidInput
 from akd_tf.space import Arch
 from akd_tf.target import ModelTarget
 from latency_db import farm
-from latency_db.devices import get_device, is_host_name, lookup_device
+from latency_db.devices import current_runtime, get_device, is_host_name, lookup_device, this_host_runtime
 from latency_db import measure
-from latency_db.measurements import latest_measurement, measurement_by_run_key
+from latency_db.measure import WHOLE_MODEL_SETTINGS
+from latency_db.measurements import measurement_by_run_key, measurements_newest_first
 from latency_db.predictor import LutPredictor
 from latency_db.store import Store
+from search.display import describe_latency
 from search.failures import Failure, failure_reason
+
+# Run settings a stored measurement need not share with a search's own to be reused: the interpreter and the
+# core it ran on are compared apart (LatencySource.matches); every other setting must be equal.
+NOT_PROTOCOL = ("core", "runtime")
+
+
+def latency_mode(measure: bool, mix: bool) -> str:
+    """``measured``, ``mixed`` or ``predicted`` (see the module docstring) for a search's two latency settings."""
+    return "measured" if measure else "mixed" if mix else "predicted"
 
 
 @dataclass(frozen=True)
@@ -51,20 +77,45 @@ def _failed(kind: str, reason: str, start: float) -> ChildLatency:
     return ChildLatency(None, None, None, time.perf_counter() - start, reason, kind)
 
 
-class LatencySource:
-    """Latencies of architectures on ``device`` at ``target`` (see the module docstring)."""
+def check_resumed_latency(name: str, recorded: dict | None, identity: dict, *, allow_change: bool) -> None:
+    """``ValueError`` if run ``name`` recorded another latency source (``recorded``: its ``config["latency"]``)
+    than ``identity`` and the user did not ``allow_change``; the message says what changed and what to do.
+    A run that recorded none (stored before runs did) takes ``identity``."""
+    if recorded is None or recorded["current"] == identity or allow_change:
+        return
+    raise InvalidInput(
+        f"search run {name!r} priced its children with {describe_latency(recorded['current'])}; they would now be "
+        f"priced with {describe_latency(identity)}, so later children would not be comparable with earlier ones. "
+        "Resume with --allow-latency-change to price the rest with the new source (the run records which trials "
+        "the old one priced), or start a new run (--name).")
 
-    def __init__(self, store: Store, device: str, target: ModelTarget, *, measure: bool,
+
+class LatencySource:
+    """Latencies of architectures on ``device`` at ``target`` (see the module docstring): measured with
+    ``measure``, else predicted, or with ``mix`` stored matching measurements where there are some."""
+
+    def __init__(self, store: Store, device: str, target: ModelTarget, *, measure: bool, mix: bool = False,
                  wait_timeout_s: float | None = None):
-        self.store, self.device, self.target, self.measure = store, device, target, measure
+        if measure and mix:
+            raise InvalidInput("a latency source either measures every child (measure) or mixes stored "
+                               "measurements with predictions (mix), not both")
+        self.store, self.device, self.target = store, device, target
+        self.mode = latency_mode(measure, mix)
         self.wait_timeout_s = wait_timeout_s
         self._predictor: LutPredictor | None = None
         with store.session() as session:  # a host measures in this process, also before its device row exists
-            self._farm = not is_host_name(device) and farm.is_farm_device(get_device(session, device))
+            device_row = lookup_device(session, device) if is_host_name(device) else get_device(session, device)
+            self._farm = not is_host_name(device) and farm.is_farm_device(device_row)
+            runtime = this_host_runtime() if device_row is None else current_runtime(device_row)
+            # A phone's core is chosen once (a big or a little one: it decides the latency); a host measures on
+            # whichever core its process may use, all alike, so its core is not part of how it measures.
+            core = None if is_host_name(device) else device_row.core
+        protocol = {key: value for key, value in asdict(WHOLE_MODEL_SETTINGS).items() if key not in NOT_PROTOCOL}
+        self._measurement = {"runtime": runtime, "protocol": protocol, "core": core}
 
     def check(self, space) -> None:
         """Fail before any training if children could get no latency: ``ValueError`` saying what to do."""
-        if self.measure:
+        if self.mode == "measured":
             return
         try:
             predictor = self._lut(space)
@@ -74,6 +125,17 @@ class LatencySource:
             raise InvalidInput(f"{exc}\nOr pass --measure to measure every child on {self.device!r} instead "
                                "of predicting it.") from None
 
+    def identity(self, space) -> dict:
+        """What prices this search's children, as the run records it: the mode, the predictor (table version
+        and calibration) unless measured, the measurement (runtime, run settings, core) unless predicted."""
+        predictor = None
+        if self.mode != "measured":
+            lut = self._lut(space)
+            predictor = {"table_id": lut.table_id,
+                         "calibration_id": None if lut.calibration is None else lut.calibration.id}
+        return {"source": self.mode, "predictor": predictor,
+                "measurement": None if self.mode == "predicted" else self._measurement}
+
     def _lut(self, space) -> LutPredictor:
         if self._predictor is None:
             self._predictor = LutPredictor.load(self.store, self.device, space, self.target)
@@ -81,9 +143,9 @@ class LatencySource:
 
     def latencies(self, archs: Sequence[Arch]) -> list[ChildLatency]:
         """One :class:`ChildLatency` per arch, in order; a child that cannot be measured gets an ``error``."""
-        found = self._stored(archs)
+        found = [None] * len(archs) if self.mode == "predicted" else self._stored(archs)
         missing = [i for i, row in enumerate(found) if row is None]
-        if missing and self.measure:
+        if missing and self.mode == "measured":
             fresh = (self._measure_on_farm if self._farm else self._measure_here)([archs[i] for i in missing])
             for i, latency in zip(missing, fresh):
                 found[i] = latency
@@ -97,11 +159,21 @@ class LatencySource:
                     found[i] = _failed("latency-unknown", failure_reason(exc), start)
         return found
 
+    def matches(self, settings: dict) -> bool:
+        """Whether a stored measurement's run settings are the ones this search measures with."""
+        wanted = self._measurement
+        return (isinstance(settings, dict) and settings.get("runtime") == wanted["runtime"]
+                and all(settings.get(key) == value for key, value in wanted["protocol"].items())
+                and (wanted["core"] is None or settings.get("core") == wanted["core"]))
+
     def _stored(self, archs: Sequence[Arch]) -> list[ChildLatency | None]:
+        """The newest stored measurement of each arch whose run settings match (:meth:`matches`), or None."""
         with self.store.session() as session:
             device = lookup_device(session, self.device)  # None: this host has measured nothing yet
-            rows = [None if device is None else latest_measurement(session, device, arch, self.target)
-                    for arch in archs]
+            if device is None:
+                return [None] * len(archs)
+            rows = [next((row for row in measurements_newest_first(session, device, arch, self.target)
+                          if self.matches(row.settings)), None) for arch in archs]
             return [None if row is None else ChildLatency(latency_us(row) / 1000.0, "measured", row.id, 0.0)
                     for row in rows]
 

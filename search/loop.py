@@ -19,13 +19,29 @@ are simply left out: PPO recomputes the old log-probabilities of the children it
 that proposed them and normalises the advantages over those children alone (one child: not normalised),
 so a missing child shifts no other child's advantage (a batch of a new size costs PPO one more graph
 trace, seconds); evolution never adds an excluded child to its population; random search learns nothing
-either way. The trial numbers the update got and those it did
-not are stored with its statistics (``controller_stats``: ``trials`` and ``excluded``). A step whose
-children were all excluded gives the controller an empty batch: its state does not change (no gradient
-step, no population change, ``n`` 0) and the step is committed; unless the budget is spent, the search
-then stops with :class:`search.failures.EveryChildExcluded` naming the reasons rather than spend the rest
-of its budget on infrastructure failures (running it again resumes with the next step). Excluded children
-count towards the budget.
+either way. The trial numbers the update got and those it did not are stored with its statistics
+(``controller_stats``: ``trials`` and ``excluded``). A step whose children were all excluded gives the
+controller an empty batch: its state does not change (no gradient step, no population change, ``n`` 0)
+and the step is committed; unless the budget is spent, the search then stops with
+:class:`search.failures.EveryChildExcluded` naming the reasons rather than spend the rest of its budget on
+infrastructure failures (running it again resumes with the next step). Excluded children count towards
+the budget.
+
+One network, one evaluation: a child whose network (:func:`akd_tf.canonical.network_key`) was evaluated
+before, by this run or a run it shares evaluations with (:func:`search.runs.sharing_runs`), takes that
+evaluation (accuracy, training summary, latency) and is neither measured nor trained; of several children
+of one step that build one new network, the first (by number) is evaluated and the others take its result
+(:func:`_evaluate_step`). Only a "done" evaluation is reused: the duplicate of a failed or excluded child
+is evaluated itself (a retried child keeps its place as its network's first until it is done or excluded).
+The controller still learns over raw tokens: every done or failed child of the step, duplicates included,
+enters its update with its own tokens and the reward of its network, exactly as if it had been trained
+(and given the same result). A duplicate is a fresh sample of the policy, so leaving it out would bias the
+update against the networks the policy already favours; a network's decisions that change nothing (a
+removed block's, a skip op where no residual can exist) get the network's reward whichever value was drawn.
+
+After the first step, if the proxy cannot rank its children (:mod:`search.proxy_ranking`: all at chance,
+or all within the noise of mini-val), the search says so with what to change, and stores the reason with
+that step's controller statistics (``proxy_cannot_rank``).
 """
 
 from __future__ import annotations
@@ -41,11 +57,12 @@ from search import runs
 from search.config import SearchConfig
 from search.controller import make_controller
 from search.controller_base import Proposal
-from search.display import TrialEvent
+from search.display import TrialEvent, describe_latency
 from search.evaluate import run_training_data, teacher_for, train_child
 from search.executors import SequentialExecutor
 from search.failures import EveryChildExcluded, Failure, describe_exclusions, exclusion_groups
-from search.latency import LatencySource
+from search.latency import LatencySource, check_resumed_latency
+from search.proxy_ranking import advice, cannot_rank
 from search.rewards import compute_reward, get_reward
 
 
@@ -91,12 +108,14 @@ def _fill_teacher_cache(teacher, training, cache_dir, say) -> None:
 
 def run_search(store: Store, config: SearchConfig, *, executor=None, cache_dir: str | None = None,
                wait_timeout_s: float | None = None, on_event: Callable[[TrialEvent], None] | None = None,
-               say: Callable[[str], None] = lambda _message: None) -> dict:
+               say: Callable[[str], None] = lambda _message: None, allow_latency_change: bool = False) -> dict:
     """Run (or resume) the search ``config`` describes until its budget is spent; returns its summary.
 
     ``executor`` trains children (default: in this process); ``on_event`` gets a :class:`TrialEvent` per
     finished child; ``say`` gets one-line progress messages. Errors in the settings, data, teacher or
-    latency table raise ``ValueError`` before anything is trained.
+    latency table raise ``ValueError`` before anything is trained, and so does a resumed run whose latency
+    source changed (a new table version or calibration, a new runtime) unless ``allow_latency_change``
+    (:func:`search.latency.check_resumed_latency`).
     """
     config.validate()
     runs.check_resumable(store, config)
@@ -107,19 +126,27 @@ def run_search(store: Store, config: SearchConfig, *, executor=None, cache_dir: 
     if teacher is not None:
         teacher.check_compatible(training.num_classes, training.channels, training.mini_train.name)
     target = ModelTarget(training.resolution, training.num_classes, training.channels, config.quantization)
-    latency = LatencySource(store, config.device, target, measure=config.measure, wait_timeout_s=wait_timeout_s)
+    latency = LatencySource(store, config.device, target, measure=config.measure, mix=config.mix_latency,
+                            wait_timeout_s=wait_timeout_s)
     latency.check(space)
+    latency_identity = latency.identity(space)
+    stored = runs.find_run(store, config.name)
+    check_resumed_latency(config.name, None if stored is None else stored.config.get("latency"), latency_identity,
+                          allow_change=allow_latency_change)
     run, resumed = runs.create_or_resume(store, config, _facts(config, training, teacher))
+    runs.record_latency_source(store, run.id, latency_identity)
     done = runs.trial_count(store, run.id)
     say(f"{'resuming' if resumed else 'started'} search {config.name!r}: {done} of {config.trials} trials "
         f"proposed; {config.controller} controller, reward {config.reward} "
         f"({get_reward(config.reward).description}), accuracy from {config.reward_source}")
+    say(f"latency: {describe_latency(latency_identity)}")
     say(training.describe())
     if teacher is not None:
         _fill_teacher_cache(teacher, training, cache_dir, say)
     controller = make_controller(config.controller, space, config.seed, **config.controller_options)
     if run.controller_state is not None:
         controller.load_state_bytes(run.controller_state)
+    sharing = _sharing_runs(store, run.id, say)
     progress = _Progress(store, run.id, config.trials, on_event)
     while True:
         run = runs.get_run(store, config.name)
@@ -130,18 +157,20 @@ def run_search(store: Store, config: SearchConfig, *, executor=None, cache_dir: 
             if remaining <= 0:
                 runs.finish(store, run.id)
                 break
-            proposals = controller.propose(step, min(config.batch_size, remaining))
+            proposals = _propose(controller, step, min(config.batch_size, remaining), say)
             runs.add_trials(store, run.id, step, _new_trials(proposals))
             trials = runs.step_trials(store, run.id, step)
-        _evaluate_step(store, config, space, trials, latency, executor, progress, say,
+        _evaluate_step(store, config, trials, latency, executor, progress, say, sharing,
                        {"config": config.to_dict(), "threads": executor.threads_per_child, "cache_dir": cache_dir})
         finished = runs.step_trials(store, run.id, step)
         learnt = [t for t in finished if t.status in runs.LEARNT_STATES]
         excluded = [t for t in finished if t.status == "excluded"]
         stats = controller.update(step, [t.tokens for t in learnt], [t.reward for t in learnt])
         stats = {**stats, "trials": [t.number for t in learnt], "excluded": [t.number for t in excluded]}
+        if step == 0:
+            stats = {**stats, **_check_ranking(config, training, finished, say)}
         remaining = config.trials - runs.trial_count(store, run.id)
-        proposals = controller.propose(step + 1, min(config.batch_size, remaining)) if remaining > 0 else []
+        proposals = _propose(controller, step + 1, min(config.batch_size, remaining), say) if remaining > 0 else []
         runs.advance(store, run.id, step, controller.state_bytes(), stats, _new_trials(proposals))
         if excluded:
             reasons = describe_exclusions(exclusion_groups(excluded))
@@ -155,31 +184,89 @@ def run_search(store: Store, config: SearchConfig, *, executor=None, cache_dir: 
     return runs.run_status(store, config.name)
 
 
+def _sharing_runs(store: Store, run_id: int, say) -> list[int]:
+    """The ids of this run and the runs whose evaluations it reuses (their trials' networks filled in); the
+    others are named when there are any."""
+    sharing = runs.sharing_runs(store, run_id)
+    runs.fill_networks(store, list(sharing))
+    others = [name for other, name in sharing.items() if other != run_id]
+    if others:
+        runs_named = f"run{'s' if len(others) > 1 else ''} {', '.join(map(repr, others))}"
+        say(f"reusing the evaluations of {runs_named} (the same settings, data and teacher): a child whose network "
+            f"{'they' if len(others) > 1 else 'it'} evaluated is not trained again")
+    return list(sharing)
+
+
+def _propose(controller, step: int, n: int, say) -> list[Proposal]:
+    """The controller's proposals for ``step``; what it notes about them (say, no unseen network found) is said."""
+    proposals = controller.propose(step, n)
+    for note in dict.fromkeys(p.note for p in proposals if p.note):
+        say(note)
+    return proposals
+
+
+def _check_ranking(config: SearchConfig, training, finished, say) -> dict:
+    """After the first step: ``{"proxy_cannot_rank": reason}`` (also said, with what to change) when the proxy
+    cannot rank the step's finished networks (:func:`search.proxy_ranking.cannot_rank`; a network's
+    duplicates count once), else ``{}``."""
+    scores = {t.network: t.accuracy for t in finished if t.status == "done"}  # duplicates are no evidence
+    reason = cannot_rank(list(scores.values()), training.num_classes, training.mini_val.num_examples)
+    if reason is None:
+        return {}
+    say(f"warning: the proxy task cannot rank this search's children: {reason}; "
+        + advice(config.proxy.epochs, config.proxy.train_size, training.mini_train.num_examples))
+    return {"proxy_cannot_rank": reason}
+
+
 def _new_trials(proposals: list[Proposal]) -> list[runs.NewTrial]:
     return [runs.NewTrial(tuple(p.tokens), p.log_prob) for p in proposals]
 
 
-def _evaluate_step(store, config: SearchConfig, space, trials, latency: LatencySource, executor, progress, say,
-                   job_base: dict) -> None:
-    """Evaluate the step's pending trials, attempt after attempt, until each is done, failed or excluded."""
+def _evaluate_step(store, config: SearchConfig, trials, latency: LatencySource, executor, progress, say,
+                   sharing: list[int], job_base: dict) -> None:
+    """Finish every pending trial of a step, round after round: reuse the evaluation of each network evaluated
+    before, make one attempt at the first pending child of each other network, and repeat until none is
+    pending (a child whose infrastructure failed is tried again until it is done or excluded; the duplicates
+    of a network whose first child failed or was excluded are then evaluated themselves)."""
     run_id, step = trials[0].run_id, trials[0].step
     while True:
-        pending = [t.id for t in runs.step_trials(store, run_id, step) if t.status == "pending"]
+        pending = [t for t in runs.step_trials(store, run_id, step) if t.status == "pending"]
         if not pending:
             return
-        for trial_id in runs.mark_started(store, pending, config.max_attempts):
+        evaluated = runs.evaluations_of(store, sharing, [t.network for t in pending])
+        for trial in pending:
+            if trial.network in evaluated:
+                progress.report(_reuse(store, config, trial, evaluated[trial.network]))
+        first_of_network = {}
+        for trial in pending:
+            if trial.network not in evaluated:
+                first_of_network.setdefault(trial.network, trial)
+        if not first_of_network:
+            return
+        chosen = [t.id for t in first_of_network.values()]
+        for trial_id in runs.mark_started(store, chosen, config.max_attempts):
             progress.report(runs.get_trial_by_id(store, trial_id))  # excluded: its attempts ran out before
         try:
-            _attempt(store, config, space, run_id, step, latency, executor, progress, say, job_base)
+            _attempt(store, config, run_id, step, chosen, latency, executor, progress, say, job_base)
         except (KeyboardInterrupt, WaitTimedOut):  # paused (Ctrl-C), or no farm worker came: nothing failed
-            runs.release_attempts(store, pending)
+            runs.release_attempts(store, chosen)
             raise
 
 
-def _attempt(store, config: SearchConfig, space, run_id: int, step: int, latency: LatencySource, executor,
-             progress, say, job_base: dict) -> None:
-    """One attempt at each started trial of the step: its latency if it has none, then its training."""
-    trials = [t for t in runs.step_trials(store, run_id, step) if t.status == "pending"]
+def _reuse(store, config: SearchConfig, trial, original):
+    """Record ``trial`` with the evaluation of ``original`` (same network), its reward from this run's reward."""
+    terms = compute_reward(config.reward, original.accuracy, latency_ms=original.latency_ms, mmacs=trial.mmacs,
+                           target_ms=config.target_ms, target_mmacs=config.target_mmacs)
+    return runs.record_reuse(store, trial.id, original, terms)
+
+
+def _attempt(store, config: SearchConfig, run_id: int, step: int, trial_ids: list[int], latency: LatencySource,
+             executor, progress, say, job_base: dict) -> None:
+    """One attempt at each of ``trial_ids`` still pending (one step's trials, each of another network): its
+    latency if it has none, then its training."""
+    space = get_space(config.space)
+    wanted = set(trial_ids)
+    trials = [t for t in runs.step_trials(store, run_id, step) if t.status == "pending" and t.id in wanted]
     failed = set()
     unmeasured = [t for t in trials if t.latency_ms is None]
     for trial, found in zip(unmeasured, latency.latencies([space.parse(t.arch) for t in unmeasured])):
@@ -189,7 +276,8 @@ def _attempt(store, config: SearchConfig, space, run_id: int, step: int, latency
         else:
             runs.record_latency(store, trial.id, latency_ms=found.latency_ms, source=found.source,
                                 measurement_id=found.measurement_id, seconds=found.seconds)
-    by_id = {t.id: t for t in runs.step_trials(store, run_id, step) if t.status == "pending" and t.id not in failed}
+    by_id = {t.id: t for t in runs.step_trials(store, run_id, step)
+             if t.status == "pending" and t.id in wanted and t.id not in failed}
     jobs = [{**job_base, "arch": t.arch, "number": t.number, "trial_id": t.id} for t in by_id.values()]
     for job, result in executor.map_unordered(train_child, jobs):
         trial = by_id[job["trial_id"]]

@@ -20,7 +20,17 @@ with r the per-decision probability ratio to the start-of-update policy and H
 the per-decision entropy, means over all (arch, decision) pairs. The old
 log-probabilities are recomputed from the weights at the start of ``update``:
 the search loop restores the state that proposed the batch, so they equal the
-sampling policy's and nothing else is stored.
+sampling policy's and nothing else is stored. Before each Adam step the
+gradients are scaled down to a global L2 norm of at most ``max_grad_norm``
+(as Stable-Baselines3 and CleanRL do).
+
+Diagnostics (:func:`policy_drift`) describe the policy *after* the update
+against the sampling policy, over all (arch, decision) pairs: the approximate
+KL divergence ``mean((r - 1) - log r)`` (the low-variance, never negative
+estimator of Stable-Baselines3 and CleanRL) and the fraction of ratios
+outside the clip range. With ``target_kl`` the epochs stop as soon as that KL
+exceeds it (CleanRL's rule; the last step may overshoot it), and ``epochs``
+in the stats says how many ran.
 
 Sampling draws all n archs at once with the Gumbel-max trick on noise from
 ``numpy.random.default_rng([seed, step])``, so a proposal depends only on the
@@ -66,6 +76,19 @@ def normalized_advantages(advantages: tf.Tensor) -> tf.Tensor:
     std = tf.sqrt(variance)
     spread = tf.logical_and(tf.shape(advantages)[0] > 1, std > 1e-8)
     return tf.where(spread, (advantages - mean) / tf.maximum(std, 1e-8), advantages)
+
+
+def policy_drift(log_p: tf.Tensor, old_log_p: tf.Tensor, clip_ratio: float) -> dict[str, tf.Tensor]:
+    """How far per-decision log-probabilities ``log_p`` moved from ``old_log_p`` (same shapes, nats).
+
+    ``approx_kl``: ``mean((r - 1) - log r)`` with ``r = exp(log_p - old_log_p)``, an estimate of
+    KL(old || new) that is never negative and exactly 0 when nothing moved; ``clip_fraction``: the share
+    of ratios with ``|r - 1| > clip_ratio``.
+    """
+    log_ratio = log_p - old_log_p
+    ratio = tf.exp(log_ratio)
+    return {"approx_kl": tf.reduce_mean((ratio - 1.0) - log_ratio),
+            "clip_fraction": tf.reduce_mean(tf.cast(tf.abs(ratio - 1.0) > clip_ratio, tf.float32))}
 
 
 def step_layout(space: SearchSpace) -> tuple[np.ndarray, np.ndarray]:
@@ -174,6 +197,7 @@ class PPOController(Controller):
         self._sample = tf.function(self.policy.sample)
         self._prepare_fn = tf.function(self._prepare)
         self._ppo_step_fn = tf.function(self._ppo_step)
+        self._drift_fn = tf.function(self._drift)
         self._pack_fn = tf.function(self._pack)
         self._unpack_fn = tf.function(self._unpack)
 
@@ -195,7 +219,8 @@ class PPOController(Controller):
         return [Proposal(tuple(int(t) for t in row), float(lp)) for row, lp in zip(tokens.numpy(), log_probs.numpy())]
 
     def _ppo_step(self, tokens, rewards, old_log_p, advantages) -> dict:
-        """One Adam step on the PPO loss; returns its terms and diagnostics."""
+        """One Adam step on the PPO loss, its gradients clipped to ``max_grad_norm``; returns the loss terms
+        it minimized (before the step) and the gradients' global norm before clipping."""
         s = self.settings
         with tf.GradientTape() as tape:
             log_p, entropy, value = self.policy.teacher_forced(tokens)
@@ -206,10 +231,17 @@ class PPOController(Controller):
             mean_entropy = tf.reduce_mean(entropy)
             loss = policy_loss + s.value_weight * value_loss - s.entropy_weight * mean_entropy
         weights = self.policy.weights
-        self.optimizer.apply_gradients(zip(tape.gradient(loss, weights), weights))
-        return {"policy_loss": policy_loss, "value_loss": value_loss, "entropy": mean_entropy,
-                "approx_kl": tf.reduce_mean(old_log_p - log_p),
-                "clip_fraction": tf.reduce_mean(tf.cast(tf.abs(ratio - 1.0) > s.clip_ratio, tf.float32))}
+        gradients = tape.gradient(loss, weights)
+        if s.max_grad_norm is None:
+            grad_norm = tf.linalg.global_norm(gradients)
+        else:
+            gradients, grad_norm = tf.clip_by_global_norm(gradients, s.max_grad_norm)
+        self.optimizer.apply_gradients(zip(gradients, weights))
+        return {"policy_loss": policy_loss, "value_loss": value_loss, "entropy": mean_entropy, "grad_norm": grad_norm}
+
+    def _drift(self, tokens, old_log_p) -> dict:
+        """:func:`policy_drift` of the current weights from ``old_log_p`` on ``tokens``."""
+        return policy_drift(self.policy.teacher_forced(tokens)[0], old_log_p, self.settings.clip_ratio)
 
     def _prepare(self, tokens, rewards) -> tuple[tf.Tensor, tf.Tensor]:
         """(per-decision log-probabilities, normalized advantages R - V), both (n, steps), under the current weights."""
@@ -217,16 +249,27 @@ class PPOController(Controller):
         return old_log_p, normalized_advantages(rewards[:, None] - value)
 
     def update(self, step: int, tokens: Sequence[Sequence[int]], rewards: Sequence[float]) -> dict:
-        """``epochs`` PPO steps on the batch; stats are the last step's (entropy: mean nats per decision)."""
+        """Up to ``epochs`` PPO steps on the batch (fewer when ``target_kl`` stops them).
+
+        Stats: the loss terms and gradient norm of the last step (entropy: mean nats per decision),
+        ``approx_kl`` and ``clip_fraction`` of the updated policy (:func:`policy_drift`) and the
+        ``epochs`` that ran.
+        """
         check_int("step", step, 0)
         rows, values = self.check_batch(tokens, rewards)
         if not len(rows):
             return reward_stats(values)
         batch = (tf.constant(rows), tf.constant(values, tf.float32))
         old_log_p, advantages = self._prepare_fn(*batch)
-        for _ in range(self.settings.epochs):
+        target_kl = self.settings.target_kl
+        for epoch in range(1, self.settings.epochs + 1):
             terms = self._ppo_step_fn(*batch, old_log_p, advantages)
-        return {**reward_stats(values), **{k: float(v) for k, v in terms.items()}}
+            # Without a KL target, the drift is needed only once, after the last step.
+            if target_kl is not None or epoch == self.settings.epochs:
+                drift = self._drift_fn(batch[0], old_log_p)
+                if target_kl is not None and float(drift["approx_kl"]) > target_kl:
+                    break
+        return {**reward_stats(values), **{k: float(v) for k, v in {**terms, **drift}.items()}, "epochs": epoch}
 
     def _pack(self) -> tuple[tf.Tensor, tf.Tensor]:
         """Every float variable flattened into one vector, and the integer ones stacked as int64."""
@@ -261,9 +304,7 @@ class PPOController(Controller):
         except (OSError, ValueError, KeyError, UnicodeDecodeError) as exc:
             raise InvalidInput(f"controller state is not the .npz a PPO controller writes: {exc}") from None
         self.check_state_header(header)
-        if header.get("settings") != asdict(self.settings):
-            raise InvalidInput(f"controller state has settings {header.get('settings')!r}, "
-                               f"expected {asdict(self.settings)!r}")
+        self.check_state_settings(header.get("settings"), self.settings)
         self._check_layout(header.get("layout"), weights, counters)
         self._unpack_fn(tf.constant(weights), tf.constant(counters))
 

@@ -19,6 +19,12 @@ Trials are numbered ``0 .. trials - 1`` within a run; (run, number) is unique, s
 A trial ends "done", "failed" (the architecture's fault, reward :data:`search.rewards.FAILED_REWARD`) or
 "excluded" (infrastructure failed on every attempt; no reward, never learnt from). Excluded trials count
 towards the run's budget: they were proposed and hold their numbers.
+
+One network, one evaluation: every trial stores its ``network`` (:func:`akd_tf.canonical.network_key`), and
+a trial whose network a run it shares evaluations with (:func:`sharing_runs`: itself, and every run of
+the same settings, data and teacher) already evaluated is recorded from that evaluation
+(:func:`record_reuse`) instead of being trained again. Only a "done" evaluation is reused: never an
+excluded trial's, which has none.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from typing import Sequence
 
 from sqlalchemy import func, select
 
+from akd_tf.canonical import network_key
 from akd_tf.errors import InvalidInput, MissingData
 from akd_tf.plan import plan_network
 from akd_tf.space import get_space
@@ -45,6 +52,11 @@ INTERRUPTED = Failure("interrupted", "the search stopped during this attempt")
 # fingerprints say whether its data is the same. Runs stored before the proxy subset was named
 # ``[proxy-N]`` hold ``[mini_train][mini_val]`` here and still resume.
 DESCRIPTIVE_FACTS = ("dataset",)
+# Settings that steer a search but do not change what evaluating a child yields: runs that differ only in
+# these share their evaluations (:func:`sharing_runs`). The seed is not among them: it seeds each child's
+# training, and runs of different seeds are independent replicates. Nor is ``max_attempts``: it decides
+# which children are excluded, not what an evaluation yields.
+SEARCH_ONLY_SETTINGS = ("name", "trials", "controller", "controller_options", "batch_size", "max_attempts")
 
 
 @dataclass(frozen=True)
@@ -124,6 +136,25 @@ def create_or_resume(store: Store, config: SearchConfig, facts: dict) -> tuple[S
         return run, True
 
 
+def record_latency_source(store: Store, run_id: int, identity: dict) -> None:
+    """Record ``identity`` (:meth:`search.latency.LatencySource.identity`) as what prices the run's children from
+    now on, in ``config["latency"]["current"]``. Another one recorded before moves to ``earlier`` with
+    ``until_trial``: the trials numbered below it had their latency (the rest are priced by the new one)."""
+    with store.session() as session:
+        run = session.get(SearchRun, run_id, with_for_update=True)
+        recorded = run.config.get("latency")
+        if recorded is not None and recorded["current"] == identity:
+            return
+        earlier = []
+        if recorded is not None:
+            unpriced = session.scalar(select(func.min(Trial.number)).where(
+                Trial.run_id == run_id, Trial.status == "pending", Trial.latency_ms.is_(None)))
+            until = unpriced if unpriced is not None else session.scalar(
+                select(func.count()).select_from(Trial).where(Trial.run_id == run_id))
+            earlier = [*recorded["earlier"], {"latency": recorded["current"], "until_trial": until}]
+        run.config = {**run.config, "latency": {"current": identity, "earlier": earlier}}
+
+
 def step_trials(store: Store, run_id: int, step: int) -> list[Trial]:
     """The trials of controller step ``step``, by number."""
     with store.session() as session:
@@ -149,7 +180,7 @@ def _trial_rows(session, run: SearchRun, step: int, proposals: Sequence[NewTrial
         plan = plan_network(arch, tuple(shape), classes)
         session.add(Trial(run_id=run.id, number=first + offset, step=step, arch=arch.to_string(),
                           tokens=list(arch.tokens), log_prob=proposal.log_prob, status="pending",
-                          mmacs=plan.macs / 1e6, params=plan.params))
+                          mmacs=plan.macs / 1e6, params=plan.params, network=network_key(arch)))
 
 
 def add_trials(store: Store, run_id: int, step: int, proposals: Sequence[NewTrial]) -> None:
@@ -233,7 +264,76 @@ def record_result(store: Store, trial_id: int, *, accuracy: float, reward_terms:
         trial.accuracy, trial.reward, trial.reward_terms = accuracy, reward_terms["reward"], reward_terms
         trial.train, trial.train_seconds, trial.worker = train, train_seconds, worker
         trial.status, trial.error, trial.finished_at = "done", None, utcnow()
-        return trial
+    return get_trial_by_id(store, trial_id)
+
+
+def _evaluation_identity(run: SearchRun) -> dict:
+    """What decides a child's evaluation in ``run``: its settings but :data:`SEARCH_ONLY_SETTINGS`, and its
+    facts but :data:`DESCRIPTIVE_FACTS` (input shape, classes, data and teacher fingerprints)."""
+    settings = {k: v for k, v in run_config(run).to_dict().items() if k not in SEARCH_ONLY_SETTINGS}
+    facts = {k: v for k, v in run.config["facts"].items() if k not in DESCRIPTIVE_FACTS}
+    return {"settings": settings, "facts": facts}
+
+
+def sharing_runs(store: Store, run_id: int) -> dict[int, str]:
+    """Id -> name of the runs whose evaluations run ``run_id`` reuses, itself first: those whose settings and
+    facts agree with its own but for :data:`SEARCH_ONLY_SETTINGS` (the controller, its options, the budget,
+    the batch size, the name) and :data:`DESCRIPTIVE_FACTS`, in the order they were created."""
+    with store.session() as session:
+        run = session.get(SearchRun, run_id)
+        identity = _evaluation_identity(run)
+        others = session.scalars(select(SearchRun).where(SearchRun.space == run.space, SearchRun.id != run.id)
+                                 .order_by(SearchRun.id)).all()
+        return {run.id: run.name, **{other.id: other.name for other in others
+                                     if _evaluation_identity(other) == identity}}
+
+
+def fill_networks(store: Store, run_ids: Sequence[int]) -> int:
+    """Store the ``network`` of every trial of ``run_ids`` stored without one (before migration 0013);
+    returns how many were filled. Runs of a space not registered in this process are left as they are."""
+    filled = 0
+    with store.session() as session:
+        for run in session.scalars(select(SearchRun).where(SearchRun.id.in_(list(run_ids)))):
+            try:
+                space = get_space(run.space)
+            except InvalidInput:
+                continue
+            for trial in session.scalars(select(Trial).where(Trial.run_id == run.id, Trial.network.is_(None))):
+                trial.network = network_key(space.parse(trial.arch))
+                filled += 1
+    return filled
+
+
+def evaluations_of(store: Store, run_ids: Sequence[int], networks: Sequence[str]) -> dict[str, Trial]:
+    """For each of ``networks`` that a run of ``run_ids`` evaluated, its first evaluation: the "done" trial
+    of that network that was trained itself (not a reuse), earliest in ``run_ids`` order, then by number."""
+    order = {run_id: i for i, run_id in enumerate(run_ids)}
+    with store.session() as session:
+        rows = session.scalars(select(Trial).where(
+            Trial.run_id.in_(list(run_ids)), Trial.network.in_(list(set(networks))), Trial.status == "done",
+            Trial.reused_from.is_(None))).all()
+    found: dict[str, Trial] = {}
+    for trial in sorted(rows, key=lambda t: (order[t.run_id], t.number)):
+        found.setdefault(trial.network, trial)
+    return found
+
+
+def record_reuse(store: Store, trial_id: int, original: Trial, reward_terms: dict) -> Trial:
+    """Trial ``trial_id`` is done with the evaluation of ``original`` (the same network): its accuracy,
+    training summary and latency (source and measurement too), and ``reward_terms`` computed from them with
+    this run's reward. Nothing was trained or measured for it: its timings and worker stay empty."""
+    with store.session() as session:
+        trial = session.get(Trial, trial_id)
+        if trial.network != original.network:
+            raise InvalidInput(f"trial #{trial.number} ({trial.network}) cannot reuse trial #{original.number} "
+                               f"of another network ({original.network})")
+        trial.latency_ms, trial.latency_source = original.latency_ms, original.latency_source
+        trial.measurement_id, trial.latency_seconds = original.measurement_id, None
+        trial.accuracy, trial.reward, trial.reward_terms = original.accuracy, reward_terms["reward"], reward_terms
+        trial.train, trial.train_seconds, trial.worker = original.train, None, None
+        trial.status, trial.error, trial.reused_from = "done", None, original.id
+        trial.started_at = trial.finished_at = utcnow()
+    return get_trial_by_id(store, trial_id)
 
 
 def _add_failure(trial: Trial, failure: Failure) -> None:
@@ -266,7 +366,7 @@ def record_failure(store: Store, trial_id: int, failure: Failure, *, max_attempt
             trial.status, trial.reward, trial.finished_at = "failed", FAILED_REWARD, utcnow()
         elif trial.attempts >= max_attempts:
             _exclude(trial)
-        return trial
+    return get_trial_by_id(store, trial_id)
 
 
 def list_runs(store: Store) -> list[dict]:
@@ -287,6 +387,8 @@ def run_status_by_id(store: Store, run_id: int) -> dict:
 
 
 def get_trial_by_id(store: Store, trial_id: int) -> Trial:
+    """Trial ``trial_id`` as stored now, with its original (a trial read back after a change: a flush leaves
+    its ``run_name`` to be read again, which a closed session cannot)."""
     with store.session() as session:
         return session.get(Trial, trial_id)
 
@@ -300,6 +402,8 @@ def _excluded_reasons(session, run: SearchRun) -> list[dict]:
 def _summary(session, run: SearchRun) -> dict:
     counts = dict(session.execute(select(Trial.status, func.count()).where(Trial.run_id == run.id)
                                   .group_by(Trial.status)).all())
+    reused = session.scalar(select(func.count()).select_from(Trial).where(Trial.run_id == run.id,
+                                                                          Trial.reused_from.is_not(None)))
     best = session.scalar(select(Trial).where(Trial.run_id == run.id, Trial.status == "done")
                           .order_by(Trial.reward.desc(), Trial.number).limit(1))
     seconds = session.scalar(select(func.sum(Trial.train_seconds)).where(Trial.run_id == run.id)) or 0.0
@@ -308,9 +412,9 @@ def _summary(session, run: SearchRun) -> dict:
         "controller": run.controller, "reward": run.reward, "reward_source": run.reward_source,
         "target_ms": run.target_ms, "target_mmacs": run.target_mmacs, "seed": run.seed,
         "trials_budget": run.trials_budget, "batch_size": run.batch_size, "controller_step": run.controller_step,
-        "trials": {state: counts.get(state, 0) for state in ("pending", *FINISHED_STATES)},
+        "trials": {state: counts.get(state, 0) for state in ("pending", *FINISHED_STATES)}, "reused": reused,
         "excluded": _excluded_reasons(session, run) if counts.get("excluded") else [],
-        "train_seconds": seconds, "facts": run.config["facts"],
+        "train_seconds": seconds, "facts": run.config["facts"], "latency": run.config.get("latency"),
         "best": None if best is None else trial_dict(best),
         "created_at": run.created_at.isoformat(), "finished_at": run.finished_at and run.finished_at.isoformat(),
     }
@@ -318,11 +422,14 @@ def _summary(session, run: SearchRun) -> dict:
 
 def trial_dict(trial: Trial) -> dict:
     """A trial as a JSON-safe dict (what ``search top --json`` prints)."""
+    original = trial.original
     return {
         "number": trial.number, "step": trial.step, "status": trial.status, "arch": trial.arch,
         "accuracy": trial.accuracy, "latency_ms": trial.latency_ms, "latency_source": trial.latency_source,
         "mmacs": trial.mmacs, "params": trial.params, "reward": trial.reward, "error": trial.error,
         "train_seconds": trial.train_seconds, "latency_seconds": trial.latency_seconds, "worker": trial.worker,
+        "run": trial.run_name, "network": trial.network,
+        "reused_from": None if original is None else {"run": original.run_name, "number": original.number},
         "attempts": trial.attempts, "attempt_failures": list(trial.attempt_failures or []),
     }
 

@@ -4,8 +4,8 @@ import pytest
 import tf_keras as keras
 
 from akd_tf import export
-from akd_tf.benchmark import (BenchmarkResult, RunSettings, _settled, latency_us, resolve_core, run_local_benchmark,
-                              time_model)
+from akd_tf.benchmark import (BenchmarkResult, RunSettings, latency_us, repeat_share, repeat_spread, repeats_settled,
+                              resolve_core, run_local_benchmark, time_model, wants_another_repeat)
 from akd_tf.interpreter import load_interpreter, make_interpreter
 
 QUICK = RunSettings(num_runs=20, warmup_runs=2, min_secs=0.0, warmup_min_secs=0.0)
@@ -85,9 +85,26 @@ def test_the_latency_is_the_minimum_of_the_timed_runs(tflite_path):
 
 
 def test_a_settled_measurement_has_its_minimum_twice():
-    assert _settled([100.0], 0.03)
-    assert _settled([100.0, 103.0, 150.0], 0.03) and _settled([150.0, 102.9, 100.0], 0.03)
-    assert not _settled([100.0, 103.1, 150.0], 0.03)
+    assert repeats_settled([100.0], 0.03)
+    assert repeats_settled([100.0, 103.0, 150.0], 0.03) and repeats_settled([150.0, 102.9, 100.0], 0.03)
+    assert not repeats_settled([100.0, 103.1, 150.0], 0.03)
+
+
+def test_the_repeat_rule_asks_for_the_repeats_then_extras_until_settled_up_to_the_bound():
+    settings = RunSettings(repeats=3, settle_within=0.03, max_extra_repeats=2)
+    assert [wants_another_repeat(m, settings) for m in ([], [100.0], [100.0, 200.0])] == [True, True, True]
+    assert not wants_another_repeat([100.0, 200.0, 102.0], settings)  # 100 seen again within 3%: settled
+    assert wants_another_repeat([100.0, 200.0, 104.0], settings)  # not settled: a fourth
+    assert wants_another_repeat([100.0, 200.0, 104.0, 150.0], settings)  # a fifth, the last extra
+    assert not wants_another_repeat([100.0, 200.0, 104.0, 150.0, 130.0], settings)  # bounded at 3 + 2
+    assert not wants_another_repeat([100.0], RunSettings())  # one repeat asked for: one taken
+    assert repeat_spread([100.0, 200.0, 104.0]) == 1.0 and repeat_spread([100.0]) is None
+
+
+def test_a_repeat_gets_its_share_of_the_timed_runs_and_seconds():
+    assert repeat_share(RunSettings()) == (50, 1.0)
+    assert repeat_share(RunSettings(repeats=3)) == (17, 1.0 / 3)  # runs rounded up
+    assert repeat_share(RunSettings(num_runs=2, min_secs=0.0, repeats=3)) == (1, 0.0)
 
 
 def test_repeats_are_added_until_settled_and_bounded(tflite_path):
@@ -97,8 +114,8 @@ def test_repeats_are_added_until_settled_and_bounded(tflite_path):
     minimums = raw.repeat_minimums_us
     assert 3 <= len(minimums) <= 5 and len(raw.timed_us) >= 2 * len(minimums)  # 6 runs shared out: 2 each
     for count in range(3, len(minimums)):
-        assert not _settled(minimums[:count], 0.0)  # each extra repeat was needed
-    assert len(minimums) == 5 or _settled(minimums, 0.0)
+        assert not repeats_settled(minimums[:count], 0.0)  # each extra repeat was needed
+    assert len(minimums) == 5 or repeats_settled(minimums, 0.0)
 
 
 def test_repeats_pool_their_runs_and_keep_their_spread(tflite_path):

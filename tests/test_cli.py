@@ -36,10 +36,11 @@ def test_arch_space_summary(run):
                                 "skip_op", "width", "layers"]
     assert lines[2].split() == ["1", "1", "16", "1", "conv", "dwconv", "mbconv3", "mbconv6", "k3", "k5", "se0",
                                 "se0.25", "noskip", "id", "w0.75", "w1", "w1.25", "n0", "n1", "n2"]
-    assert lines[-1] == ("mnasnet (version 18b5252c): 42 decisions, one-hot width 112, 1.643e+17 architectures, "
-                         "inputs 32..224 px")
+    assert lines[-1] == ("mnasnet (version 18b5252c): 42 decisions, one-hot width 112, 1.643e+17 architectures "
+                         "building 2.893e+16 distinct networks (28,929,168,506,880,000), inputs 32..224 px")
     data = json.loads(run("arch", "space", "--json").output)
     assert data["size"] == 288 ** 7 and data["onehot_width"] == 112 and data["version"] == "18b5252c"
+    assert data["networks"] == 28_929_168_506_880_000
 
 
 def test_arch_encode_decode_round_trip(run):
@@ -48,6 +49,17 @@ def test_arch_encode_decode_round_trip(run):
     onehot = run("arch", "encode", ARCH0, "--onehot").output.strip()
     assert len(onehot) == 112 and onehot.count("1") == 42
     assert run("arch", "decode", onehot).output == ARCH0 + "\n"
+
+
+def test_arch_canonical_prints_the_least_tokens_that_build_the_same_network(run):
+    # ARCH0 removes blocks 1 and 7, whose decisions take their least values; blocks 2 to 6 have 3 layers each,
+    # so every one of their decisions builds something and stays.
+    canonical = ("conv_k3_se0_noskip_w0.75_n0:" + ARCH0.split(":", 1)[1].rsplit(":", 1)[0]
+                 + ":conv_k3_se0_noskip_w0.75_n0")
+    assert run("arch", "canonical", ARCH0).output == canonical + "\n"
+    assert run("arch", "canonical", canonical).output == canonical + "\n"
+    bad = run("arch", "canonical", "bad")
+    assert bad.exit_code == 2 and "Invalid value for ARCH: space 'mnasnet': expected 7 blocks" in bad.output
 
 
 def test_arch_show_table(run):

@@ -76,9 +76,86 @@ def test_a_ppo_update_raises_the_probability_of_the_rewarded_first_decision(spac
         history.append(prob())
     assert history[0] == pytest.approx(0.25, abs=0.01)
     assert all(after > before for before, after in zip(history, history[1:])) and history[-1] > 0.5
-    assert set(stats) == {"n", "mean_reward", "max_reward", "policy_loss", "value_loss", "entropy", "approx_kl",
-                          "clip_fraction"}
+    assert set(stats) == {"n", "mean_reward", "max_reward", "policy_loss", "value_loss", "entropy", "grad_norm",
+                          "approx_kl", "clip_fraction", "epochs"}
     assert json.loads(json.dumps(stats)) == stats and stats["n"] == 16
+
+
+def test_policy_drift_is_the_reference_kl_estimator_and_the_share_of_ratios_outside_the_clip_range():
+    from search.ppo import policy_drift
+
+    old = np.log([[0.5, 0.2], [0.4, 0.25]]).astype(np.float32)
+    unchanged = policy_drift(old, old, 0.2)
+    assert float(unchanged["approx_kl"]) == 0.0 and float(unchanged["clip_fraction"]) == 0.0
+    ratios = np.array([[1.3, 0.9], [0.7, 1.0]])
+    moved = policy_drift(old + np.log(ratios).astype(np.float32), old, 0.2)
+    # (r - 1) - log r: 0.3 - log 1.3, -0.1 - log 0.9, -0.3 - log 0.7, 0; 1.3 and 0.7 lie outside [0.8, 1.2]
+    assert float(moved["approx_kl"]) == pytest.approx(
+        (0.0376357 + 0.0053605 + 0.0566749 + 0.0) / 4, abs=1e-6)
+    assert float(moved["clip_fraction"]) == 0.5
+
+
+def drift_of(controller, before, tokens):
+    """approx_kl and clip fraction of ``controller``'s policy from the weights ``before``, recomputed in numpy."""
+    def log_probs(c):
+        return np.array([[lp[t] for lp, t in zip(numpy_step_log_probs(c, row), row)] for row in tokens])
+
+    after = log_probs(controller)
+    controller.load_state_bytes(before)
+    log_ratio = after - log_probs(controller)
+    ratio = np.exp(log_ratio)
+    return (np.mean((ratio - 1) - log_ratio),
+            np.mean(np.abs(ratio - 1) > controller.settings.clip_ratio))
+
+
+@pytest.mark.parametrize("epochs", [1, 4])
+def test_ppo_stats_describe_the_policy_after_the_update(tiny_space, epochs):
+    controller = make_controller("ppo", tiny_space, seed=0, epochs=epochs, learning_rate=0.05)
+    before = controller.state_bytes()
+    proposals = controller.propose(0, 8)
+    stats = controller.update(0, tokens_of(proposals), toy_rewards(proposals))
+    kl, clip_fraction = drift_of(controller, before, tokens_of(proposals))
+    assert stats["epochs"] == epochs and stats["approx_kl"] > 0.0  # one epoch used to report 0: the pre-step value
+    assert stats["approx_kl"] == pytest.approx(kl, rel=1e-3, abs=1e-7)
+    assert stats["clip_fraction"] == pytest.approx(clip_fraction)
+    if epochs == 4:
+        assert stats["clip_fraction"] > 0.0
+
+
+def policy_weights(controller):
+    return {k: v.numpy() for k, v in controller.policy.named_weights.items()}
+
+
+def test_target_kl_stops_the_epochs_after_the_first_step_beyond_it(tiny_space):
+    batch = make_controller("ppo", tiny_space, seed=0).propose(0, 8)
+    after = {}
+    for epochs in (1, 2, 3):  # the KL after each epoch, from runs of that many epochs
+        controller = make_controller("ppo", tiny_space, seed=0, epochs=epochs, learning_rate=0.05)
+        after[epochs] = (controller.update(0, tokens_of(batch), toy_rewards(batch))["approx_kl"],
+                         policy_weights(controller))
+    assert after[1][0] < after[2][0] < after[3][0]
+    stopped = make_controller("ppo", tiny_space, seed=0, epochs=4, learning_rate=0.05,
+                              target_kl=(after[1][0] + after[2][0]) / 2)
+    stats = stopped.update(0, tokens_of(batch), toy_rewards(batch))
+    assert stats["epochs"] == 2 and stats["approx_kl"] == pytest.approx(after[2][0], rel=1e-4)
+    for name, value in policy_weights(stopped).items():
+        np.testing.assert_array_equal(value, after[2][1][name], err_msg=name)
+    never = make_controller("ppo", tiny_space, seed=0, epochs=4, learning_rate=0.05, target_kl=10.0)
+    assert never.update(0, tokens_of(batch), toy_rewards(batch))["epochs"] == 4
+
+
+def test_gradients_are_clipped_to_max_grad_norm_before_the_adam_step(tiny_space):
+    batch = make_controller("ppo", tiny_space, seed=0).propose(0, 8)
+    start = policy_weights(make_controller("ppo", tiny_space, seed=0))
+    moved = {}
+    for max_grad_norm in (None, 1e-12):
+        controller = make_controller("ppo", tiny_space, seed=0, epochs=1, max_grad_norm=max_grad_norm)
+        stats = controller.update(0, tokens_of(batch), toy_rewards(batch))
+        assert stats["grad_norm"] > 1e-3  # the norm before clipping
+        moved[max_grad_norm] = max(np.abs(w - start[k]).max() for k, w in policy_weights(controller).items())
+    # Adam moves each weight by about the learning rate whatever the gradients' scale, unless they are far
+    # below its epsilon (1e-7): only gradients really clipped to a norm of 1e-12 leave the weights in place.
+    assert moved[None] == pytest.approx(0.002, rel=0.01) and moved[1e-12] < 1e-6
 
 
 def test_advantages_are_normalized_over_the_batch_except_for_one_arch_or_no_spread():
@@ -126,6 +203,23 @@ def test_a_ppo_state_only_loads_into_the_same_space_seed_settings_and_layout(spa
 
     with pytest.raises(ValueError, match=r"policy/embedding.*does not match"):
         PPOController(impostor, 1).load_state_bytes(state)
+
+
+def test_a_ppo_state_written_before_clipping_and_target_kl_existed_loads_as_unclipped(tiny_space):
+    import io
+
+    unclipped = make_controller("ppo", tiny_space, seed=1, max_grad_norm=None)
+    with np.load(io.BytesIO(unclipped.state_bytes())) as archive:
+        arrays = dict(archive)
+    header = json.loads(arrays["header"].tobytes())
+    for added in ("max_grad_norm", "target_kl"):
+        del header["settings"][added]
+    buffer = io.BytesIO()
+    np.savez(buffer, **{**arrays, "header": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)})
+    make_controller("ppo", tiny_space, seed=1, max_grad_norm=None).load_state_bytes(buffer.getvalue())
+    with pytest.raises(ValueError, match="controller state has settings .*'epochs': 4}, expected .*'max_grad_norm': "
+                                         "0.5, 'target_kl': None}"):
+        make_controller("ppo", tiny_space, seed=1).load_state_bytes(buffer.getvalue())
 
 
 def test_baseline_states_reject_another_controller_or_space(space, tiny_space):
@@ -188,3 +282,40 @@ def test_propose_and_update_reject_bad_input(space):
 def test_the_controller_module_does_not_import_tensorflow():
     code = "import sys, search.controller; print('tensorflow' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"
+
+
+def test_evolution_never_proposes_a_network_it_has_seen_until_none_is_left(tiny_space):
+    from akd_tf.canonical import canonical_arch, count_networks
+    from search.baselines import MAX_PROPOSAL_TRIES
+
+    controller = make_controller("evolution", tiny_space, seed=0, **SMALL_EVOLUTION)
+    seen, notes, exhausted_steps = set(), [], []
+    for step in range(20):
+        exhausted = len(seen) == count_networks(tiny_space) == 48
+        exhausted_steps += [step] if exhausted else []
+        proposals = controller.propose(step, 4)
+        for p in proposals:
+            network = canonical_arch(tiny_space.from_tokens(p.tokens)).tokens
+            if p.note is None:
+                assert network not in seen and not exhausted  # new: neither learnt from nor proposed before
+            else:
+                assert network in seen  # proposed again only after MAX_PROPOSAL_TRIES draws, and said
+                notes.append((step, p.note))
+            seen.add(network)
+        controller.update(step, tokens_of(proposals), toy_rewards(proposals))
+    assert controller.seen == seen and len(seen) == 48 and exhausted_steps == [16, 17, 18, 19]
+    assert notes[0] == (9, f"evolution, step 9: none of {MAX_PROPOSAL_TRIES} mutations of tournament winners is a "
+                           f"network not seen before; proposing one seen before")
+
+
+def test_an_evolution_state_without_seen_networks_knows_its_population_s(tiny_space):
+    controller = make_controller("evolution", tiny_space, seed=0, **SMALL_EVOLUTION)
+    for step in range(3):
+        batch = controller.propose(step, 4)
+        controller.update(step, tokens_of(batch), toy_rewards(batch))
+    state = json.loads(controller.state_bytes())
+    assert len(state["seen"]) == 12 and state["seen"] == sorted(state["seen"])
+    del state["seen"]  # as written before evolution kept them
+    older = make_controller("evolution", tiny_space, seed=0, **SMALL_EVOLUTION)
+    older.load_state_bytes(json.dumps(state).encode())
+    assert older.seen == {controller._network(t) for t, _ in controller.population} and len(older.seen) == 4

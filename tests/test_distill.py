@@ -200,6 +200,62 @@ def test_alpha_zero_is_exactly_plain_cross_entropy_training():
     assert not np.allclose(plain.get_weights()[0], _small_student().get_weights()[0])  # it did train
 
 
+def test_each_epoch_of_a_distill_run_sees_every_example_once_in_a_new_order():
+    # distill() fits one repeated iterator cut into epochs of ceil(examples / batch) steps (Keras' own way makes
+    # an iterator per epoch); the cut must fall on the pipeline's partial last batch.
+    ds = _random_dataset(n=50, classes=50)  # each label names its example
+    steps = math.ceil(50 / 16)
+    batches = data.make_pipeline(ds, resolution=RESOLUTION, channels=3, batch_size=16, shuffle=True, seed=5)
+    labels = [b[1].numpy() for b in batches.repeat().take(3 * steps)]
+    epochs = [np.concatenate(labels[e * steps:(e + 1) * steps]) for e in range(3)]
+    assert [sorted(epoch.tolist()) for epoch in epochs] == [list(range(50))] * 3
+    assert len({tuple(epoch) for epoch in epochs}) == 3
+
+
+def test_distill_runs_the_asked_epochs_and_reproduces_itself():
+    training = _training(_random_dataset(n=72), val_size=22)  # 50 training examples: a partial last batch
+    settings = TrainSettings(epochs=3, batch_size=16, learning_rate=0.01, seed=5, validate_every_epoch=False)
+    runs = []
+    for _ in range(2):
+        student = _small_student()
+        result = distill(student, None, training, settings=DistillSettings.hard_label(), train=settings)
+        runs.append((result, student.get_weights()))
+    assert [len(r.history["loss"]) for r, _ in runs] == [3, 3]
+    assert runs[0][0].top1 == runs[1][0].top1
+    for a, b in zip(runs[0][1], runs[1][1]):
+        np.testing.assert_array_equal(a, b)
+
+
+# What the fused optimizers replace: Keras 2's optimizer classes with the same hyperparameters.
+_KERAS_OPTIMIZERS = {
+    "adam": lambda schedule: keras.optimizers.Adam(schedule),
+    "sgd": lambda schedule: keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True),
+    "rmsprop": lambda schedule: keras.optimizers.RMSprop(schedule, rho=0.9, momentum=0.9, epsilon=1e-3),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_KERAS_OPTIMIZERS))
+def test_the_fused_optimizers_train_exactly_as_keras_optimizer_classes(name):
+    # A small dense net: with convolutions and BatchNorm some gradients are at rounding level, where Adam's
+    # normalisation turns the two implementations' different rounding into different steps.
+    rng = np.random.default_rng(0)
+    images, labels = rng.normal(size=(32, 8)).astype("float32"), rng.integers(0, 3, size=32)
+    settings = TrainSettings(epochs=2, batch_size=16, learning_rate=0.01, optimizer=name, seed=3)
+    trained = []
+    for optimizer in (make_optimizer(settings, steps_per_epoch=2),
+                      _KERAS_OPTIMIZERS[name](make_optimizer(settings, steps_per_epoch=2).learning_rate)):
+        keras.utils.set_random_seed(1)
+        net = keras.Sequential([keras.layers.Dense(4, activation="relu", input_shape=(8,)), keras.layers.Dense(3)])
+        initial = net.get_weights()
+        net.compile(optimizer, keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        net.fit(images, labels, batch_size=16, epochs=2, verbose=0, shuffle=False)
+        trained.append(net.get_weights())
+    assert isinstance(make_optimizer(settings, steps_per_epoch=2), keras.optimizers.legacy.Optimizer)
+    for fused, reference in zip(*trained):
+        np.testing.assert_allclose(fused, reference, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(trained[0][0], initial[0])  # it did train
+
+
 def test_distill_with_a_cached_teacher_reuses_it_for_the_second_child(tmp_path):
     _tiny_teacher(tmp_path / "t.keras")
     teacher = load_teacher(tmp_path / "t.keras")

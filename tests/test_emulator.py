@@ -26,11 +26,9 @@ from devicefarm.benchmark_output import BenchmarkOutputError, parse_benchmark_ou
 from devicefarm.emulator import PROFILES, EmulatedPhone, Faults, benchmark_tool
 
 TMP = "/data/local/tmp"
-BANNER = b"device::ro.product.name=flame;ro.product.model=Pixel 4;ro.product.device=flame;features=cmd"
+BANNER = b"device::ro.product.name=flame;ro.product.model=Pixel 4;ro.product.device=flame;features=shell_v2,cmd"
 BENCH_ARGS = "--num_threads=1 --num_runs=3 --warmup_runs=1 --min_secs=0.01 --warmup_min_secs=0"
 SETTINGS = RunSettings(num_threads=1, num_runs=3, warmup_runs=1, min_secs=0.01, warmup_min_secs=0.0)
-
-
 
 
 @pytest.fixture(scope="module")
@@ -224,6 +222,44 @@ def test_handshake_streams_and_flow_control_on_the_wire(phone, key_paths):
     host.close()
 
 
+def _v2_session(host, local_id, service, stdin=None):
+    """Open ``service``, send ``stdin`` (then close it) as shell v2 packets, and return the v2 packets the phone
+    sent before closing the stream, as ``(id, data)``."""
+    host.send(A_OPEN, local_id, 0, service.encode() + b"\0")
+    okay = host.recv()
+    assert (okay.command, okay.arg1) == (A_OKAY, local_id)
+    remote, data = okay.arg0, b""
+    if stdin is not None:
+        host.send(A_WRTE, local_id, remote, struct.pack("<BI", 0, len(stdin)) + stdin + struct.pack("<BI", 4, 0))
+    while (message := host.recv()).command != A_CLSE:
+        if message.command == A_WRTE:
+            data += message.payload
+            host.send(A_OKAY, local_id, remote)
+    packets = []
+    while data:
+        packet_id, length = struct.unpack("<BI", data[:5])
+        packets.append((packet_id, data[5:5 + length]))
+        data = data[5 + length:]
+    return packets
+
+
+def test_shell_v2_keeps_stdout_and_stderr_apart_takes_stdin_and_ends_with_the_exit_status(phone, key_paths):
+    host = RawHost(phone.port)
+    host.handshake(key_paths[0])
+    assert _v2_session(host, 1, "shell,v2,raw:false") == [(3, b"\x01")]
+    assert _v2_session(host, 2, "shell,v2,raw:exit 300") == [(3, bytes([300 & 0xFF]))]
+    assert _v2_session(host, 3, "shell,v2,raw:echo out; cat /nope; echo $?") == [
+        (1, b"out\n"), (2, b"cat: /nope: No such file or directory\n"), (1, b"1\n"), (3, b"\x00")]
+    assert _v2_session(host, 4, "shell,v2,raw:cat | wc -c", stdin=b"four") == [(1, b"4\n"), (3, b"\x00")]
+    assert _v2_session(host, 5, "shell,v2,TERM=xterm-256color,pty:echo a; cat /nope") == [
+        (1, b"a\r\n"), (1, b"cat: /nope: No such file or directory\r\n"), (3, b"\x01")]
+    assert _v2_session(host, 6, "shell,v2,TERM=xterm-256color,pty:") == [
+        (1, b"the emulated phone has no interactive shell: run one command line at a time, as in: adb shell "
+            b"'ls -l /data/local/tmp'\r\n"), (3, b"\x01")]
+    assert phone.command_log[-1] == "echo a; cat /nope"
+    host.close()
+
+
 def test_checksums_are_verified_below_skip_checksum_and_ignored_from_it(phone, key_paths):
     host = RawHost(phone.port)
     host.send(A_CNXN, A_VERSION_MIN, 4096, b"host::\0", crc=12345)
@@ -310,7 +346,10 @@ def test_shell_separators_and_status_over_adb(phone, device):
     assert device.shell("false && echo no; echo $?; false || echo yes") == "1\nyes\n"
     assert device.shell(f"ls {TMP}/a;echo injected") == f"ls: {TMP}/a: No such file or directory\ninjected\n"
     assert device.shell(f"ls '{TMP}/a;echo injected'") == f"ls: {TMP}/a;echo injected: No such file or directory\n"
-    assert device.shell("cat /proc/cpuinfo | head -1") == "/system/bin/sh: unsupported syntax: '|'\n"
+    assert device.shell("cat /proc/cpuinfo | head -1") == "processor\t: 0\n"
+    assert device.shell(f"echo $((6*7)) > {TMP}/n && cat < {TMP}/n; ls /nope 2>&1 | wc -l") == "42\n1\n"
+    assert device.shell("sleep 1 &").startswith("/system/bin/sh: unsupported syntax: '&' (background jobs) (the "
+                                                "emulated shell supports commands joined by ; && || |")
     assert device.shell("cmd power set-fixed-performance-mode-enabled true") == ""
     assert phone.fixed_performance_mode is True
 
@@ -419,6 +458,20 @@ def test_benchmark_faults(phone, device, tflite_path, monkeypatch):
         f"ERROR: Failed to invoke the interpreter: {TMP}/m.tflite: Node number 3 (CONV_2D) failed to invoke.\n1\n")
 
 
+def test_runs_are_numbered_and_a_slow_run_reports_slowed_timings(phone, device, tflite_path):
+    _install(device, tflite_path)
+    run = f"{TMP}/benchmark_model --graph={TMP}/m.tflite {BENCH_ARGS}"
+    phone.faults.fail_benchmark = True
+    device.shell(run)  # fails before timing anything: not a run
+    phone.faults.fail_benchmark = False
+    phone.faults.slow_benchmark_runs, phone.faults.slow_benchmark_factor = {2}, 1000.0
+    first, second, third = (parse_benchmark_output(device.shell(run), device="emu", settings=SETTINGS)
+                            for _ in range(3))
+    assert phone.benchmark_runs == 3
+    assert second.min_us > 100 * max(first.min_us, third.min_us)  # x1000, far beyond any run-to-run noise
+    assert second.init_us > 100 * max(first.init_us, third.init_us)
+
+
 def test_drop_during_benchmark_resets_the_connection_after_the_warmup_line(phone, device, key_paths, tflite_path):
     _install(device, tflite_path)
     phone.faults.drop_during_benchmark = True
@@ -508,6 +561,10 @@ def test_the_adb_binary_talks_to_the_emulator(tmp_path, tflite_path):
                 time.sleep(0.1)
             shell = adb("-s", phone.address, "shell", "getprop ro.product.model; echo $?")
             assert (shell.returncode, shell.stdout) == (0, "Pixel 4\n0\n")
+            assert adb("-s", phone.address, "shell", "false").returncode == 1  # shell v2 carries the status
+            piped = adb("-s", phone.address, "shell", "dumpsys battery | grep level; ls /nope; exit 3")
+            assert (piped.returncode, piped.stdout, piped.stderr) == (3, "  level: 85\n",
+                                                                      "ls: /nope: No such file or directory\n")
             assert adb("-s", phone.address, "push", str(tflite_path), f"{TMP}/m.tflite").returncode == 0
             pulled = tmp_path / "pulled.tflite"
             assert adb("-s", phone.address, "pull", f"{TMP}/m.tflite", str(pulled)).returncode == 0

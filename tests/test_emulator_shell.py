@@ -14,7 +14,8 @@ from devicefarm.emulator.faults import Faults
 from devicefarm.emulator.profiles import PROFILES
 from devicefarm.emulator.sandbox import Sandbox, SandboxError
 from devicefarm.emulator.shell import CollectedOutput, PhoneShell
-from devicefarm.emulator.shell_syntax import Command, ShellSyntaxError, Word, parse
+from devicefarm.emulator.shell_syntax import (SUPPORTED_FORMS, AndOr, Arith, ForLoop, Lit, Param, Pipeline, Redirect,
+                                              ShellSyntaxError, Simple, Word, parse)
 from devicefarm.emulator.state import PhoneState
 from devicefarm.emulator.thermal import ThermalModel
 
@@ -49,34 +50,70 @@ def sh(state, line):
     return out.text, status
 
 
-def test_parse_splits_on_unquoted_separators_only():
-    assert parse("echo 'a;b' \\; \"c&&d\";ls||x && y") == [
-        Command(";", (Word("echo"), Word("a;b"), Word(";"), Word("c&&d"))),
-        Command(";", (Word("ls"),)), Command("||", (Word("x"),)), Command("&&", (Word("y"),))]
-    assert parse("echo $? '$?' \"<$?>\"") == [
-        Command(";", (Word("echo"), Word("$?", (0,)), Word("$?"), Word("<$?>", (1,))))]
-    assert parse("") == [] and parse("true;") == [Command(";", (Word("true"),))]
-    assert Word("a$?b$?", (1, 4)).expand(127) == "a127b127"
+def W(text):  # noqa: N802 - a plain word, as the parser builds it
+    return Word((Lit(text),))
+
+
+def S(*words, redirects=()):  # noqa: N802 - a simple command of plain (str) or built (Word) words
+    return Simple((), tuple(W(w) if isinstance(w, str) else w for w in words), tuple(redirects))
+
+
+def P(*commands):  # noqa: N802 - a pipeline
+    return Pipeline(tuple(commands))
+
+
+def test_parse_builds_the_script_a_line_holds():
+    quoted = parse("echo 'a;b' \\; \"c&&d\" \"<$?>\" \"\"")
+    assert quoted == (AndOr(P(S("echo", Word((Lit("a;b", True),)), Word((Lit(";", True),)),
+                                Word((Lit("c&&d", True),)), Word((Lit("<", True), Param("?", True), Lit(">", True))),
+                                Word((Lit("", True),))))),)
+    assert parse("a | b 2>&1 >f && c || d") == (AndOr(
+        P(S("a"), S("b", redirects=(Redirect(2, ">&", 1), Redirect(1, ">", W("f"))))),
+        (("&&", P(S("c"))), ("||", P(S("d"))))),)
+    loop = parse("for i in 1 $x\ndo # a comment\n  echo $((i+${x}))\ndone < in")
+    body = (AndOr(P(S("echo", Word((Arith((Lit("i+"), Param("x"))),))))),)
+    assert loop == (AndOr(P(ForLoop("i", (W("1"), Word((Param("x"),))), body, (Redirect(0, "<", W("in")),)))),)
+    assert parse("X=a$? Y=") == (AndOr(P(Simple((("X", Word((Lit("a"), Param("?")))), ("Y", Word(()))), ()))),)
+    assert parse("") == () and parse("true;") == parse("true") and parse("# only a comment") == ()
+    assert parse("echo a#b 2>x") == (AndOr(P(S("echo", "a#b", redirects=(Redirect(2, ">", W("x")),)))),)
+
+
+@pytest.mark.parametrize("line, refused", [
+    ("sleep 1 &", "'&' (background jobs)"),
+    ("(id)", "'('"),
+    ("echo `id`", "'`'"),
+    ("echo \"$(id)\"", "'$(' (command substitution)"),
+    ("echo $1", "'$1'"),
+    ("echo ${X:-y}", "'${X:-y}' (only ${NAME} and ${?})"),
+    ("ls /data/*", "glob '*'"),
+    ("cd ~", "'~' at the start of a word"),
+    ("if true; then id; fi", "reserved word 'if'"),
+    ("while true; do id; done", "reserved word 'while'"),
+    ("X=1 id", "variable assignment before a command ('X=...')"),
+    ("cat <<EOF", "'<<'"),
+    ("echo 3>x", "file descriptor 3"),
+    ("echo x >&-", "'1>&-' (only 1>&2 and 2>&1)"),
+    ("cat 2<x", "'2<' (input from descriptor 0, output to 1 or 2)"),
+])
+def test_unsupported_forms_are_refused_naming_the_supported_ones_before_anything_runs(state, line, refused):
+    message = f"unsupported syntax: {refused} ({SUPPORTED_FORMS})"
+    with pytest.raises(ShellSyntaxError, match=f"^{re.escape(message)}$"):
+        parse(line)
+    assert sh(state, "touch /data/local/tmp/ran; " + line) == (f"/system/bin/sh: {message}\n", 2)
+    assert not (state.sandbox.root / "data/local/tmp/ran").exists()
 
 
 @pytest.mark.parametrize("line, message", [
-    ("cat /proc/cpuinfo | head", "unsupported syntax: '|'"),
-    ("echo hi > /data/local/tmp/x", "unsupported syntax: '>'"),
-    ("sleep 1 &", "unsupported syntax: '&'"),
-    ("echo `id`", "unsupported syntax: '`'"),
-    ("echo \"$(id)\"", "unsupported syntax: '$('"),
-    ("echo $HOME", "unsupported syntax: '$H'"),
-    ("ls /data/*", "unsupported syntax: glob '*' in '/data/*'"),
-    ("echo a\necho b", "unsupported syntax: newline"),
-    ("if true", "unsupported syntax: reserved word 'if'"),
-    ("X=1 id", "unsupported syntax: variable assignment 'X=1'"),
     ("echo 'open", "syntax error: unterminated quoted string"),
     ("; id", "syntax error: ';' unexpected"),
-    ("id &&", "syntax error: unexpected end of line after '&&'"),
+    ("id &&", "syntax error: unexpected end of line"),
+    ("echo >", "syntax error: unexpected end of line"),
+    ("for x in a b; do echo $x", "syntax error: 'for' without its 'done'"),
+    ("for 1x in a; do id; done", "syntax error: for: '1x' is not a valid variable name"),
+    ("done", "syntax error: 'done' unexpected"),
+    ("echo $((1+2)", "syntax error: unterminated $((...))"),
 ])
-def test_unsupported_syntax_is_refused_before_anything_runs(state, line, message):
-    with pytest.raises(ShellSyntaxError, match=f"^{re.escape(message)}$"):
-        parse(line)
+def test_syntax_errors_are_refused_before_anything_runs(state, line, message):
     assert sh(state, "touch /data/local/tmp/ran; " + line) == (f"/system/bin/sh: {message}\n", 2)
     assert not (state.sandbox.root / "data/local/tmp/ran").exists()
 
@@ -90,6 +127,107 @@ def test_sequencing_and_exit_status(state):
     assert sh(state, "nosuch; echo $?") == ("/system/bin/sh: nosuch: inaccessible or not found\n127\n", 0)
     assert sh(state, "nosuch") == ("/system/bin/sh: nosuch: inaccessible or not found\n", 127)
     assert sh(state, "echo -n x; echo") == ("x\n", 0)
+
+
+def test_pipes_carry_standard_output_only_and_end_with_the_last_status(state):
+    assert sh(state, "echo hi | cat") == ("hi\n", 0)
+    assert sh(state, "cat /nope | wc -l") == ("cat: /nope: No such file or directory\n0\n", 0)  # stderr not piped
+    assert sh(state, "false | true; echo $?; true | false") == ("0\n", 1)
+    assert sh(state, "dumpsys battery | grep -c level | cat") == ("1\n", 0)
+    assert sh(state, "exit 5 | echo still") == ("still\n", 0)  # each part of a pipeline is a subshell
+    assert sh(state, "echo hi | sha256sum") == (f"{hashlib.sha256(b'hi' + bytes([10])).hexdigest()}  -\n", 0)
+
+
+def test_redirections_write_append_read_and_duplicate(state):
+    assert sh(state, f"echo a > {TMP}/f; echo b >> {TMP}/f; cat < {TMP}/f; wc -c {TMP}/f") == (
+        f"a\nb\n4 {TMP}/f\n", 0)
+    assert sh(state, f"echo new > {TMP}/f; cat {TMP}/f") == ("new\n", 0)  # > truncates
+    assert sh(state, f"ls /nope 2> {TMP}/err; echo $?; cat {TMP}/err") == (
+        "1\nls: /nope: No such file or directory\n", 0)
+    assert sh(state, "ls /nope 2>&1 | wc -l") == ("1\n", 0)
+    assert sh(state, "ls /nope 2>&1 >/dev/null") == ("ls: /nope: No such file or directory\n", 1)  # in order
+    assert sh(state, "ls /nope >/dev/null 2>&1") == ("", 1)
+    assert sh(state, "echo oops >&2 | wc -c") == ("oops\n0\n", 0)
+    assert sh(state, f"for i in 1 2; do echo $i; done > {TMP}/loop; cat {TMP}/loop") == ("1\n2\n", 0)
+    assert sh(state, f"cat < {CPU7}/scaling_governor; cat < /dev/null") == ("schedutil\n", 0)
+    assert sh(state, "echo ran > /proc/x && echo no; echo $?") == (
+        "/system/bin/sh: can't create /proc/x: Permission denied\n1\n", 0)
+    assert sh(state, f"cat < {TMP}/none") == (f"/system/bin/sh: can't open {TMP}/none: No such file or directory\n",
+                                              1)
+    assert sh(state, "echo x > ../../x") == (
+        "/system/bin/sh: can't create ../../x: '..' leaves the root directory\n", 1)
+    assert not (state.sandbox.root.parent.parent / "x").exists()
+
+
+def test_for_loops_and_variables(state):
+    assert sh(state, "for c in 0 4 7; do cat /sys/devices/system/cpu/cpu$c/cpufreq/cpuinfo_max_freq; done") == (
+        "1785600\n2419200\n2841600\n", 0)
+    assert sh(state, "for i in 1 2 3\ndo  # squares\n  echo $((i * i))\ndone") == ("1\n4\n9\n", 0)
+    assert sh(state, "X='a b'; for w in $X \"$X\" ''; do echo \"<$w>\"; done; echo \"last <$w>\"") == (
+        "<a>\n<b>\n<a b>\n<>\nlast <>\n", 0)
+    assert sh(state, "for x in; do echo never; done; echo $?") == ("0\n", 0)
+    assert sh(state, "for a in 1 2; do for b in x y; do echo -n $a$b' '; done; done; echo") == ("1x 1y 2x 2y \n", 0)
+    assert sh(state, "for i in 1; do false; done") == ("", 1)
+    assert sh(state, "echo \"<$nothing>\" \"<${nothing}>\" $nothing end") == ("<> <> end\n", 0)
+
+
+def test_arithmetic_is_mksh_s_32_bit_integer_arithmetic(state):
+    assert sh(state, "echo $((1 + 2 * 3)) $(( (1+2)*3 )) $((7 / -2)) $((-7 % 3)) $((2147483647 + 1)) $((16#ff)) "
+                     "$((0x10)) $((1 << 33)) $((3 > 2 && !0)) $((~0))") == ("7 9 -3 -1 -2147483648 255 16 2 1 -1\n", 0)
+    assert sh(state, "i=6; echo $((i * 7)) $(($i*7)) \"$((i > 5 ? 10 : 20))\"; echo $(($?+1))") == ("42 42 10\n1\n", 0)
+    assert sh(state, "echo $((1/0)); echo never") == ("/system/bin/sh: 1/0: zero divisor\n", 1)
+    assert sh(state, "echo $((2+))") == ("/system/bin/sh: 2+: unexpected 'end of expression'\n", 1)
+    assert sh(state, "n=08x; echo $((n + 1))") == ("/system/bin/sh: n + 1: bad number '08x'\n", 1)
+    assert sh(state, "echo $((1 + (2))") == ("/system/bin/sh: syntax error: unterminated $((...))\n", 2)
+    assert sh(state, "echo $((i = 1))") == (
+        "/system/bin/sh: i = 1: '=' is not supported by the emulated shell (no assignments or commas in $((...)))\n", 1)
+
+
+def test_exit_ends_the_line_with_its_status(state):
+    assert sh(state, "exit 3; echo no") == ("", 3)
+    assert sh(state, "false; exit") == ("", 1)
+    assert sh(state, "exit 257") == ("", 1)
+    assert sh(state, "exit x; echo no") == ("/system/bin/sh: exit: x: bad number\n", 1)
+
+
+def test_ls_long_format_is_toybox_s(state):
+    root = state.sandbox.root / TMP[1:]
+    (root / "d").mkdir()
+    (root / "f").write_bytes(b"hello\n")
+    os.chmod(root / "f", 0o640)
+    for name in ("d", "f", ""):
+        os.utime(root / name, (1700000000, 1700000000))  # 2023-11-14 22:13:20 UTC
+    d, f = os.lstat(root / "d"), os.lstat(root / "f")
+    width = max(len(str(d.st_size)), len(str(f.st_size)))
+    assert sh(state, f"ls -l {TMP}") == (
+        f"total {(d.st_blocks + f.st_blocks) // 2}\n"
+        f"drwxr-xr-x 2 shell shell {d.st_size:>{width}} 2023-11-14 22:13 d\n"
+        f"-rw-r----- 1 shell shell {f.st_size:>{width}} 2023-11-14 22:13 f\n", 0)
+    assert sh(state, f"ls -l {TMP}/f") == (f"-rw-r----- 1 shell shell 6 2023-11-14 22:13 {TMP}/f\n", 0)
+    proc = sh(state, "ls -l /proc/cpuinfo")[0]
+    assert re.fullmatch(r"-\S+ 1 root root \d+ \d{4}-\d\d-\d\d \d\d:\d\d /proc/cpuinfo\n", proc)
+    assert sh(state, f"ls -ld {TMP}")[0].startswith("drwx") and sh(state, f"ls -ld {TMP}")[0].endswith(f" {TMP}\n")
+    assert sh(state, f"ls -a {TMP}; ls -1 {TMP}") == (".\n..\nd\nf\nd\nf\n", 0)
+    assert sh(state, f"ls -x {TMP}") == ("ls: unsupported option '-x'\n", 1)
+
+
+def test_text_filters(state):
+    text = state.sandbox.root / TMP[1:] / "t"
+    text.write_bytes(b"alpha 1\nBeta 2\ngamma 3\n")
+    t = f"{TMP}/t"
+    assert sh(state, f"grep a {t}") == ("alpha 1\nBeta 2\ngamma 3\n", 0)
+    assert sh(state, f"grep -v -i beta {t}") == ("alpha 1\ngamma 3\n", 0)
+    assert sh(state, f"grep -c '[[:digit:]]' {t}") == ("3\n", 0)
+    assert sh(state, f"grep -n 'a \\(1\\|3\\)' {t}") == ("1:alpha 1\n3:gamma 3\n", 0)  # basic: \( \| \)
+    assert sh(state, f"grep -E '^(B|g)' {t}") == ("Beta 2\ngamma 3\n", 0)
+    assert sh(state, f"grep '(B|g)' {t}; grep -F . {t}; grep -q alpha {t} && echo quiet") == ("quiet\n", 0)
+    assert sh(state, f"grep 1 {t} {t}") == (f"{t}:alpha 1\n{t}:alpha 1\n", 0)
+    assert sh(state, f"grep x {t} /nope; echo $?") == ("grep: /nope: No such file or directory\n2\n", 0)
+    assert sh(state, f"head -n 2 {t}; tail -1 {t}; cat {t} | head -n1; tail -n 0 {t}") == (
+        "alpha 1\nBeta 2\ngamma 3\nalpha 1\n", 0)
+    assert sh(state, f"head -1 {t} {t}") == (f"==> {t} <==\nalpha 1\n\n==> {t} <==\nalpha 1\n", 0)
+    assert sh(state, f"head -n x {t}") == ("head: bad -n 'x'\n", 1)
+    assert sh(state, f"wc {t}; echo a b | wc -w; wc -l {t} {t}") == (f"3 6 23 {t}\n2\n3 {t}\n3 {t}\n6 total\n", 0)
 
 
 def test_an_unquoted_semicolon_in_a_file_name_runs_a_second_command(state):
@@ -281,6 +419,16 @@ def test_faults_are_validated_when_set():
         faults.reject_auth = "yes"
     with pytest.raises(ValueError, match="Faults.temperature_c must be None or a finite number of degrees C, got nan"):
         faults.temperature_c = float("nan")
+    with pytest.raises(ValueError, match=r"^Faults.slow_benchmark_runs must be a set of benchmark_model run numbers "
+                                         r"\(ints >= 1\), got \{0\}$"):
+        faults.slow_benchmark_runs = {0}
+    with pytest.raises(ValueError, match=r"^Faults.drop_benchmark_runs must be a set of benchmark_model run numbers "
+                                         r"\(ints >= 1\), got 2$"):
+        Faults(drop_benchmark_runs=2)
+    with pytest.raises(ValueError, match="^Faults.slow_benchmark_factor must be a finite number > 0, got 0$"):
+        faults.slow_benchmark_factor = 0
+    faults.slow_benchmark_runs = [3, 2, 3]
+    assert faults.slow_benchmark_runs == frozenset({2, 3})  # any collection of run numbers, kept as a set
 
 
 def test_sandbox_paths(tmp_path):

@@ -416,7 +416,7 @@ def test_search_children_on_a_phone_get_a_latency_or_their_own_error(store, phon
     """LatencySource on an emulated phone served by a real worker: a child whose model the phone cannot load
     and a child whose conversion fails (both faults planted in the exporter) each get only their own error."""
     import latency_db.measure as measure
-    from search.latency import LatencySource
+    from search.latency import ChildLatency, LatencySource
 
     _register(store, phones(profile="pixel4"), binary, "px")
     ok, bad, unconvertible = list(dict.fromkeys(tiny_space.sample_many(20, seed=4)))[:3]
@@ -447,3 +447,9 @@ def test_search_children_on_a_phone_get_a_latency_or_their_own_error(store, phon
     assert failed.latency_ms is None
     assert failed.error.startswith(f"farm job {bad_job.id} failed: px: ") and "Failed to mmap model" in failed.error
     assert (refused.latency_ms, refused.error) == (None, "ValueError: the converter refused")
+    # Taken the way a search measures on this phone (its benchmark binary, its core, the whole-model repeats): a
+    # later search reuses it, here one that mixes stored measurements with predictions (no table: none needed).
+    mixed = LatencySource(store, "px", ModelTarget(resolution=32, classes=4), measure=False, mix=True)
+    assert mixed.latencies([ok])[0] == ChildLatency(measured.latency_ms, "measured", row.id, 0.0)
+    assert mixed.matches(row.settings) and row.settings["core"] is not None
+    assert not mixed.matches({**row.settings, "core": row.settings["core"] + 1})  # another core of the phone

@@ -48,8 +48,8 @@ def test_a_wait_nobody_serves_says_what_it_waits_for_and_that_no_worker_serves_t
         queue.wait_for(store, [job.job_id], timeout_s=1.2, poll_s=0.1, report_every_s=0.5)
     lines = [(record.levelname, record.getMessage()) for record in caplog.records]
     status = ("INFO", "farm: waiting for 1 of 1 job(s) (0 done, 0 failed) - px: 1 queued")
-    warning = ("WARNING", "farm: no `akd-tf devices serve` worker serves px (model Pixel 7; a worker asked for "
-                          "work never): start one on the host the phone is attached to: akd-tf devices serve "
+    warning = ("WARNING", "farm: no `akd-tf devices serve` worker serves px (model Pixel 7; no worker asks for "
+                          "work for it): start one on the host the phone is attached to: akd-tf devices serve "
                           "--device px")
     assert lines[:2] == [status, warning]
     assert 2 <= lines.count(status) <= 4 and lines.count(status) == lines.count(warning)  # every 0.5 s
@@ -97,13 +97,15 @@ def test_a_served_phone_draws_no_warning(tmp_path, caplog):
         job = farm.submit(store, "p4", kind="lut", tflite=MODEL, settings=FAST,
                           payload={"key": "k", "table_id": device_table(store, "p4")})
         states = queue.wait_for(store, [job.job_id], timeout_s=60, poll_s=0.05, report_every_s=0.05)
+        with store.session() as session:
+            assert session.query(FarmPoll).one().worker == "w1"
         worker.stop.set()
         thread.join(timeout=30)
     finally:
         phone.stop()
     assert states == {job.job_id: "failed"}  # the phone could not load these bytes: served, and failed there
-    with store.session() as session:
-        assert session.query(FarmPoll).one().worker == "w1"
+    with store.session() as session:  # a worker that stops removes its stamps: the phone is unserved at once
+        assert session.query(FarmPoll).count() == 0
     first = [r.getMessage() for r in caplog.records if r.name == "latency_db.farm"][0]
     assert re.fullmatch(r"farm: waiting for 1 of 1 job\(s\) \(0 done, 0 failed\) - p4: 1 (queued|leased)", first)
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING and r.name.startswith("latency_db")]
@@ -115,8 +117,8 @@ def test_the_cli_prints_the_wait_and_the_missing_worker_before_giving_up(store):
     assert result.exit_code == 1
     lines = result.output.splitlines()
     assert lines[0] == "farm: waiting for 1 of 1 job(s) (0 done, 0 failed) - px: 1 queued"
-    assert lines[1] == ("Warning: farm: no `akd-tf devices serve` worker serves px (model Pixel 7; a worker asked "
-                        "for work never): start one on the host the phone is attached to: akd-tf devices serve "
+    assert lines[1] == ("Warning: farm: no `akd-tf devices serve` worker serves px (model Pixel 7; no worker asks "
+                        "for work for it): start one on the host the phone is attached to: akd-tf devices serve "
                         "--device px")
     assert lines[-1].startswith("Error: 1 of 1 job(s) still pending after 1 s (0 done, 0 failed); are workers "
                                 "running?")

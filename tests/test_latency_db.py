@@ -62,16 +62,22 @@ def test_migrations_up_down_up(db_url):  # noqa: F811
     def measurement_columns():
         return {c["name"] for c in inspect(store.engine).get_columns("measurements")}
 
+    def trial_columns():
+        return {c["name"] for c in inspect(store.engine).get_columns("trials")}
+
     store = open_store(db_url)
-    assert store.revision() == head_revision() == "0012"
+    assert store.revision() == head_revision() == "0012"  # 0012 follows 0013, which was merged first
+    assert {"network", "reused_from", "attempt_failures"} <= trial_columns()
+    store.downgrade("0013")
+    assert "attempt_failures" not in trial_columns() and {"network", "reused_from"} <= trial_columns()
+    assert "ix_trials_network" in {i["name"] for i in inspect(store.engine).get_indexes("trials")}
+    store.downgrade("0011")
+    assert not {"network", "reused_from"} & trial_columns() and "attempts" in trial_columns()
     tables = set(inspect(store.engine).get_table_names())
     assert {"devices", "models", "measurements", "latency_tables", "lut_entries", "calibrations", "jobs",
             "search_runs", "trials"} <= tables
     assert {"ms_per_weight_mb", "method", "model", "region", "measuring_s"} <= calibration_columns()
     assert {"cpu_before", "cpu_after", "thermal_before"} <= measurement_columns()
-    assert "attempt_failures" in {c["name"] for c in inspect(store.engine).get_columns("trials")}
-    store.downgrade("0011")
-    assert "attempt_failures" not in {c["name"] for c in inspect(store.engine).get_columns("trials")}
     store.downgrade("0010")
     assert not {"cpu_before", "cpu_after"} & measurement_columns() and "thermal_before" in measurement_columns()
     store.downgrade("0009")
@@ -84,6 +90,7 @@ def test_migrations_up_down_up(db_url):  # noqa: F811
     store.upgrade()
     assert store.revision() == "0012" and "ms_per_weight_mb" in calibration_columns()
     assert {"cpu_before", "cpu_after"} <= measurement_columns()
+    assert {"network", "reused_from", "attempt_failures"} <= trial_columns()
     store.close()
 
 

@@ -13,19 +13,18 @@ from akd_tf.benchmark import RunSettings
 from akd_tf.cli import main
 from akd_tf.target import ModelTarget
 from db_fixtures import device_table
+from phone_fixtures import BINARY, install_phone
 from devicefarm.connection import PhoneConnection
 from devicefarm.emulator import PROFILES, EmulatedPhone
 from devicefarm.runner import MeasurementFailed, PhoneLimits, PhoneRunner
 from devicefarm.worker import FarmWorker, WorkerOptions
 from latency_db import farm
 from latency_db.measurements import get_or_create_model
-from latency_db.schema import Device, Job, Measurement
+from latency_db.schema import Job, Measurement
 from latency_db.store import open_store
 
 FAST = RunSettings(num_runs=3, warmup_runs=1, min_secs=0.0, warmup_min_secs=0.0, max_secs=10.0)
 LIMITS = PhoneLimits(cool_to_c=45.0, cool_timeout_s=0.0, poll_s=0.1)
-WORKDIR = "/data/local/tmp/akd-tf"
-BINARY = f"{WORKDIR}/benchmark_model"
 STATUS = " ; echo __akd_tf_exit=$?"
 MODE = "cmd power set-fixed-performance-mode-enabled"
 MODE_ON, MODE_OFF = f"{MODE} true", f"{MODE} false"
@@ -72,18 +71,6 @@ def tiny(tmp_path_factory):
     return arch, Path(path).read_bytes()
 
 
-def _install(store, phone, name: str, model: str) -> None:
-    """The phone as registration stores it, benchmark_model in place (registration's own probe measurement,
-    seconds of export, is covered in test_farm)."""
-    with PhoneConnection(phone.address) as conn:
-        conn.run(["mkdir", "-p", WORKDIR])
-        conn.push(Path(__file__), BINARY, mode=0o755)
-    with store.session() as session:
-        session.add(Device(name=name, kind="adb", model=model, address=phone.address, serial=phone.serial, core=7,
-                           governor="schedutil", runtime="benchmark_model", benchmark_binary=BINARY,
-                           status="online", properties={"workdir": WORKDIR}))
-
-
 def _model_job(store, device: str, tiny) -> farm.Submitted:
     arch, tflite = tiny
     with store.session() as session:
@@ -116,8 +103,8 @@ def test_a_worker_stores_the_core_s_cpufreq_state_and_the_mode_it_measured_in(st
     through a model it cannot load, off when the worker stops); a phone without the mode and without
     scaling_cur_freq measures without them, with one warning."""
     p4, bare = phones("pixel4"), phones(BARE)
-    _install(store, p4, "p4", "Pixel 4")
-    _install(store, bare, "bare", "Bare 4")
+    install_phone(store, p4, "p4", "Pixel 4")
+    install_phone(store, bare, "bare", "Bare 4")
     good, broken = _model_job(store, "p4", tiny), _lut_job(store, "p4", "broken", NOT_A_MODEL)
     plain, second = _model_job(store, "bare", tiny), _lut_job(store, "bare", "op", tiny[1])
     logs = []
@@ -165,13 +152,13 @@ def test_a_failing_measurement_and_an_interrupt_turn_the_mode_off(phones, adb_ke
 
 def test_serve_without_fixed_performance_records_the_governor_s_own_clock(store, phones, adb_key, tiny):
     phone = phones("pixel4")
-    _install(store, phone, "p4", "Pixel 4")
+    install_phone(store, phone, "p4", "Pixel 4")
     job = _model_job(store, "p4", tiny)
     url = str(store.url)
     served = CliRunner().invoke(main, ["devices", "serve", "--no-fixed-performance", "--idle-exit", "0.5", "--poll",
                                        "0.05", "--cool-to", "45", "--cool-timeout", "0", "--db", url])
     assert served.exit_code == 0, served.output
-    assert served.output.splitlines()[-1] == "handled 1 jobs: done 1"
+    assert served.output.splitlines()[-1] == "handled 1 job: done 1"
     idle = {"core": 7, "governor": "schedutil", "cur_freq_khz": 825600, "min_freq_khz": 825600,
             "max_freq_khz": 2841600, "cpuinfo_max_freq_khz": 2841600}
     assert _stored(store, job).cpu_before == idle | {"fixed_performance": False}  # an idle core at its floor

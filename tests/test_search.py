@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -68,6 +69,9 @@ def test_a_search_records_every_child_with_its_latency_accuracy_and_reward(lut_u
     with store.session() as session:
         run = session.scalar(select(SearchRun))
         assert [s["step"] for s in run.controller_stats] == [0, 1] and run.controller_step == 2
+        assert run.config["latency"] == {"earlier": [], "current": {
+            "source": "predicted", "predictor": {"table_id": predictor.table_id, "calibration_id": None},
+            "measurement": None}}
     store.close()
 
 
@@ -102,6 +106,48 @@ def test_the_proxy_subset_is_named_for_its_size_and_keeps_the_split_s_fingerprin
     _, split = data.split_train_val(full.mini_train, val_size=64, seed=0)
     assert proxy.mini_train.fingerprint == split.fingerprint  # teacher caches and stored runs key on it
     assert data.labels_array(proxy.mini_train).tolist() == data.labels_array(split).tolist()
+
+
+def test_latency_comes_from_one_source_and_a_stored_measurement_counts_only_if_taken_the_search_s_way(
+        lut_url, tiny_space):
+    from akd_tf.benchmark import WHOLE_MODEL_SETTINGS, latency_us
+    from latency_db.measure import measure_arch
+    from latency_db.schema import Measurement
+    from run_fixtures import QUICK, RUN_A
+    from search.latency import LatencySource
+
+    store = open_store(lut_url)
+    quick, whole = tiny_space.parse(RUN_A[0][0]), tiny_space.parse(RUN_A[1][0])
+    quick_row = measure_arch(store, "local", quick, TINY_TARGET, settings=QUICK)  # as `akd-tf bench --runs 10`
+    whole_row = measure_arch(store, "local", whole, TINY_TARGET)  # as a search measures
+    predictor = LutPredictor.load(store, "local", tiny_space, TINY_TARGET)
+    quick_ms, whole_ms = predictor.predict_ms(quick), predictor.predict_ms(whole)
+
+    def sources(latency):
+        return [(c.source, c.measurement_id, c.latency_ms) for c in latency.latencies([quick, whole])]
+
+    predicted = LatencySource(store, "local", TINY_TARGET, measure=False)
+    assert sources(predicted) == [("predicted", None, quick_ms), ("predicted", None, whole_ms)]
+    mixed = LatencySource(store, "local", TINY_TARGET, measure=False, mix=True)
+    assert sources(mixed) == [("predicted", None, quick_ms), ("measured", whole_row.id, latency_us(whole_row) / 1000)]
+    measured = LatencySource(store, "local", TINY_TARGET, measure=True)
+    again = measured.latencies([quick, whole])
+    assert [c.source for c in again] == ["measured", "measured"] and again[1].measurement_id == whole_row.id
+    assert again[0].measurement_id not in (None, quick_row.id)  # measured anew, the search's way
+    with store.session() as session:
+        taken = session.get(Measurement, again[0].measurement_id).settings
+    assert measured.matches(taken) and not measured.matches(quick_row.settings)
+    assert not measured.matches({**taken, "runtime": "ai-edge-litert 0.0.1"})
+    assert not measured.matches({**taken, "num_runs": WHOLE_MODEL_SETTINGS.num_runs + 1})
+    assert not measured.matches({**taken, "repeats": 1})  # one stretch of runs, not the search's three repeats
+    assert [source.identity(tiny_space)["source"] for source in (predicted, mixed, measured)] == [
+        "predicted", "mixed", "measured"]
+    assert measured.identity(tiny_space) == {"source": "measured", "predictor": None, "measurement": {
+        "runtime": taken["runtime"], "core": None,
+        "protocol": {key: value for key, value in taken.items() if key not in ("core", "runtime")}}}
+    with pytest.raises(ValueError, match="either measures every child"):
+        LatencySource(store, "local", TINY_TARGET, measure=True, mix=True)
+    store.close()
 
 
 # --- resume -----------------------------------------------------------------------------------------------------
@@ -142,7 +188,8 @@ main(sys.argv[1:])
 def search_process(url, name, *extra):
     args = ["search", "--db", url, "--name", name, "--space", "lut-test", "--controller", "ppo",
             "--reward-source", "label", "--target-ms", "0.05", "--trials", "4", "--batch-size", "2",
-            "--val-size", "50", "--proxy-epochs", "1", "--proxy-train-size", "64", "--proxy-batch-size", "32", *extra]
+            "--val-size", "50", "--proxy-epochs", "1", "--proxy-train-size", "64", "--proxy-batch-size", "32",
+            "--ppo-epochs", "2", *extra]
     return subprocess.Popen([sys.executable, "-c", SEARCH_SCRIPT.format(tests=str(TESTS)), *args],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
@@ -173,11 +220,13 @@ def test_a_search_killed_mid_step_resumes_without_duplicates_or_losses(lut_url, 
     assert [t.number for t in trials] == [0, 1, 2, 3] and all(t.status == "done" for t in trials)
     assert {n: (t.accuracy, t.reward, t.finished_at) for n, t in enumerate(trials) if n in before} == before
     assert all(t.attempts == 1 for t in trials if t.number in before)  # finished children were not run again
-    fresh = make_controller("ppo", tiny_space, 0)
+    fresh = make_controller("ppo", tiny_space, 0, epochs=2)
     assert [tuple(t.tokens) for t in trials[:2]] == [p.tokens for p in fresh.propose(0, 2)]
     with store.session() as session:
         run = session.scalar(select(SearchRun).where(SearchRun.name == "killed"))
         assert [s["step"] for s in run.controller_stats] == [0, 1]  # each step learnt from exactly once
+        assert run.config["settings"]["controller_options"] == asdict(fresh.settings)
+        assert [s["epochs"] for s in run.controller_stats] == [2, 2]  # --ppo-epochs 2, stored and used
         assert run.status == "finished"
     store.close()
 
@@ -191,6 +240,44 @@ def test_a_run_stored_with_the_proxy_subset_s_old_name_resumes(sqlite_url, tiny_
     with pytest.raises(ValueError, match=r"Differences \(stored -> given\): data_fingerprint: 'a/b' -> 'a/c'$"):
         runs.create_or_resume(store, config("old"), {**facts, "data_fingerprint": "a/c",
                                                      "dataset": "demo@train[mini_train][proxy-64]"})
+    store.close()
+
+
+def test_a_resumed_run_whose_latency_source_changed_is_refused_unless_the_change_is_allowed(lut_url, tiny_space):
+    from search.display import summary_lines
+    from search.evaluate import run_training_data
+    from search.loop import _facts
+    from search.latency import LatencySource
+
+    store = open_store(lut_url)
+    moved = config("moved", trials=1, batch_size=1)
+    predictor = LutPredictor.load(store, "local", tiny_space, TINY_TARGET)
+    current = LatencySource(store, "local", TINY_TARGET, measure=False).identity(tiny_space)
+    # The run began under a calibration #7 of the same table that has since been replaced, and a crash came after
+    # its first child was priced, before it trained.
+    before = {**current, "predictor": {"table_id": predictor.table_id, "calibration_id": 7}}
+    run, _ = runs.create_or_resume(store, moved, _facts(moved, run_training_data(moved), None))
+    runs.record_latency_source(store, run.id, before)
+    runs.add_trials(store, run.id, 0, [runs.NewTrial(make_controller("random", tiny_space, 0).propose(0, 1)[0].tokens)])
+    first = runs.step_trials(store, run.id, 0)[0]
+    runs.record_latency(store, first.id, latency_ms=0.04, source="predicted", measurement_id=None, seconds=0.0)
+
+    with pytest.raises(ValueError, match=(
+            rf"^search run 'moved' priced its children with predictions of latency table #{predictor.table_id} with "
+            rf"calibration #7; they would now be priced with predictions of latency table #{predictor.table_id} "
+            r"\(raw sums, uncalibrated\), so later children would not be comparable with earlier ones. Resume with "
+            r"--allow-latency-change ")):
+        run_search(store, moved)
+    assert runs.get_run(store, "moved").config["latency"] == {"current": before, "earlier": []}
+    assert [t.status for t in trials_of(store, "moved")] == ["pending"]  # nothing trained
+
+    summary = run_search(store, moved, allow_latency_change=True)
+    assert runs.get_run(store, "moved").config["latency"] == {
+        "current": current, "earlier": [{"latency": before, "until_trial": 1}]}
+    assert [(t.status, t.latency_ms) for t in trials_of(store, "moved")] == [("done", 0.04)]  # kept its price
+    assert summary_lines(summary)[1] == (
+        f"latency: predictions of latency table #{predictor.table_id} (raw sums, uncalibrated); before trial #1: "
+        f"predictions of latency table #{predictor.table_id} with calibration #7")
     store.close()
 
 

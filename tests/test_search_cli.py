@@ -88,6 +88,20 @@ def test_the_live_display_line_names_progress_the_child_and_the_best():
                                                                               "1h00m", "2h04m"]
 
 
+def test_a_run_s_latency_source_reads_as_one_line():
+    measurement = {"runtime": "benchmark_model", "core": 7, "protocol": {
+        "num_threads": 1, "num_runs": 50, "min_secs": 1.0, "repeats": 3}}
+    predictor = {"table_id": 4, "calibration_id": 9}
+    assert display.describe_latency({"source": "measured", "predictor": None, "measurement": measurement}) == (
+        "whole-model measurements by benchmark_model (1 thread, >= 50 runs and 1.0 s in 3 repeats, core 7)")
+    assert display.describe_latency({"source": "predicted", "predictor": predictor, "measurement": None}) == (
+        "predictions of latency table #4 with calibration #9")
+    assert display.describe_latency({"source": "mixed", "predictor": {"table_id": 4, "calibration_id": None},
+                                     "measurement": {**measurement, "core": None}}) == (
+        "mixed: whole-model measurements by benchmark_model (1 thread, >= 50 runs and 1.0 s in 3 repeats) where "
+        "stored, else predictions of latency table #4 (raw sums, uncalibrated)")
+
+
 def test_search_errors_name_the_bad_value(stored_run):
     no_teacher = invoke("search", "--db", stored_run, "--name", "x", "--target-ms", "1")
     assert no_teacher.exit_code == 1
@@ -111,6 +125,33 @@ def test_search_errors_name_the_bad_value(stored_run):
     assert "trial 2 of 'demo-run' is failed: TrainingDiverged: loss became nan at step 1" in failed.output
     missing = invoke("export", "--run", "demo-run", "--trial", "9", "--out", "s.tflite", "--db", stored_run)
     assert "search run 'demo-run' has no trial 9 (trials 0-2)" in missing.output
+
+
+def test_controller_options_out_of_range_unknown_or_of_another_controller_are_errors_naming_the_option(stored_run):
+    new_run = ["search", "--db", stored_run, "--name", "new", "--space", "lut-test", "--reward-source", "label",
+               "--target-ms", "1"]
+    out_of_range = invoke(*new_run, "--ppo-clip-ratio", "1.5")
+    assert out_of_range.exit_code == 2
+    assert "Invalid value for '--ppo-clip-ratio': 1.5 is not in the range 0.0<x<=1.0." in out_of_range.output
+    assert "No such option '--ppo-lr'" in invoke(*new_run, "--ppo-lr", "0.1").output
+    tournament = invoke(*new_run, "--controller", "evolution", "--evolution-population-size", "2")
+    assert tournament.output == ("Error: tournament_size must be <= population_size=2, got 4 "
+                                 "(--evolution-tournament-size, --evolution-population-size)\n")
+    resumed = invoke("search", "--db", stored_run, "--name", "demo-run", "--ppo-learning-rate", "0.01")
+    assert resumed.output == ("Error: --ppo-learning-rate is an option of --controller ppo; this search's controller "
+                              "is random\n")
+
+
+def test_changing_a_controller_option_on_resume_is_refused_like_any_setting(stored_run):
+    store = open_store(stored_run)
+    config = SearchConfig(name="evo-run", space="lut-test", controller="evolution", reward_source="label",
+                          target_ms=0.5, trials=4, batch_size=2, data={"source": "demo", "val_size": 50})
+    runs.create_or_resume(store, config, {"input_shape": [32, 32, 1], "classes": 10})
+    store.close()
+    changed = invoke("search", "--db", stored_run, "--name", "evo-run", "--evolution-population-size", "8")
+    assert changed.output == (
+        "Error: search run 'evo-run' exists with other settings; resume it with the same ones, or choose a new "
+        "--name. Differences (stored -> given): controller_options.population_size: 16 -> 8\n")
 
 
 def test_workers_with_a_ray_address_is_refused_naming_both(stored_run):

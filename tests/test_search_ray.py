@@ -18,19 +18,21 @@ COLUMNS = ("number", "step", "arch", "tokens", "status", "mmacs", "params", "lat
 def test_a_ray_search_fills_the_same_table_as_a_local_one(sqlite_url):  # noqa: F811
     store = open_store(sqlite_url)
 
-    def search(name, executor):
+    def search(name, executor, val_size):
         config = SearchConfig(name=name, controller="random", reward_source="label", target_ms=1.0, trials=2,
-                              batch_size=2, measure=True, data={"source": "demo", "val_size": 50},
+                              batch_size=2, measure=True, data={"source": "demo", "val_size": val_size},
                               proxy=ProxySettings(epochs=1, train_size=64, batch_size=32))
         try:
             return run_search(store, config, executor=executor)
         finally:
             executor.close()
 
-    local = search("local", make_executor("local", 1))
+    local = search("local", make_executor("local", 1), 50)
     ray_executor = make_executor("ray", 2)
     assert isinstance(ray_executor, RayExecutor)
-    remote = search("on-ray", ray_executor)
+    # Another mini-val, so the Ray run trains its children itself: a run of the same settings would reuse the
+    # local run's evaluations of the same networks.
+    remote = search("on-ray", ray_executor, 51)
     local_trials = runs.all_trials(store, runs.get_run(store, "local").id)
     ray_trials = runs.all_trials(store, runs.get_run(store, "on-ray").id)
     # Same seed, same random controller: the same children, priced by the same stored measurements.

@@ -18,18 +18,21 @@ def arch():
 @space_option
 @json_option
 def arch_space(space_name, as_json):
-    """Describe a search space: skeleton, decisions per block, size and encoding widths."""
+    """Describe a search space: skeleton, decisions per block, size (token lists and the distinct networks
+    they build) and encoding widths."""
+    from akd_tf.canonical import count_networks
     from akd_tf.tables import format_table
 
     space = get_space(space_name)
     rows = space.skeleton_rows()
+    networks = count_networks(space)
     if as_json:
-        echo_json({**space.summary(), "skeleton": rows})
+        echo_json({**space.summary(), "networks": networks, "skeleton": rows})
         return
     click.echo(format_table(rows, list(rows[0]), right_aligned=["block", "stride", "filters", "base layers"]))
     click.echo(f"{space.name} (version {space.version}): {space.num_decisions} decisions, one-hot width "
-               f"{space.onehot_width}, {space.size:.3e} architectures, inputs {space.min_resolution}.."
-               f"{space.max_resolution} px")
+               f"{space.onehot_width}, {space.size:.3e} architectures building {networks:.3e} distinct networks "
+               f"({networks:,}), inputs {space.min_resolution}..{space.max_resolution} px")
 
 
 @arch.command("sample")
@@ -64,6 +67,18 @@ def arch_show(arch_text, space_name, resolution, channels, classes, as_json):
     click.echo(format_table(rows, ["block", "op", "kernel", "se", "skip", "filters", "layers", "output",
                                    "params", "macs"], right_aligned=["kernel", "filters", "layers", "params", "macs"]))
     click.echo(f"total  {plan.params:,} params, {plan.macs / 1e6:.2f} M MACs")
+
+
+@arch.command("canonical")
+@click.argument("arch_text", metavar="ARCH")
+@space_option
+def arch_canonical(arch_text, space_name):
+    """Print the canonical form of ARCH: of all architectures that build the same network (the same layers),
+    the one with the least tokens. Two architectures are the same network exactly when this prints the same
+    string for both; a search trains each network once."""
+    from akd_tf.canonical import canonical_arch
+
+    click.echo(canonical_arch(parse_arch(space_name, arch_text)).to_string())
 
 
 @arch.command("encode")

@@ -153,7 +153,12 @@ def devices_remove(name, force, db_url):
 
 @devices.command("serve")
 @click.option("--device", "device_names", multiple=True,
-              help="Phone to serve (repeatable; default: every registered phone).")
+              help="Phone to serve (repeatable), whether or not it answers now or another worker serves it "
+                   "(each is checked and warned about). Default: every registered phone this host reaches "
+                   "within --reach-timeout that no other live worker serves.")
+@click.option("--reach-timeout", type=click.FloatRange(min=0.1), default=5.0, show_default=True, metavar="SECONDS",
+              help="How long each registered phone gets to accept this host's connection and ADB key before it "
+                   "counts as unreachable from here (all phones are tried at once).")
 @click.option("--lease-seconds", type=click.FloatRange(min=1), default=60.0, show_default=True,
               help="Lease length; renewed while a job runs, reclaimed by other workers if this one dies.")
 @click.option("--poll", type=click.FloatRange(min=0.05), default=1.0, show_default=True, metavar="SECONDS",
@@ -168,21 +173,34 @@ def devices_remove(name, force, db_url):
 @adb_key_option
 @limits_options
 @db_option
-def devices_serve(device_names, lease_seconds, poll, max_jobs, idle_exit, fixed_performance, adb_key, limits, db_url):
+def devices_serve(device_names, reach_timeout, lease_seconds, poll, max_jobs, idle_exit, fixed_performance, adb_key,
+                  limits, db_url):
     """Run a farm worker: lease measurement jobs for this host's phones, measure, store, repeat.
 
-    Each phone measurement is stored with battery, temperatures, and the measuring core's governor and
-    frequencies, read before and after it."""
-    from devicefarm.worker import FarmWorker, WorkerOptions
+    Without --device it serves the registered phones this host reaches that no other worker serves, lists
+    the phones it leaves out and why, and exits with status 1, naming each phone and its problem, when
+    that leaves none. Each phone measurement is stored with battery, temperatures, and the measuring core's
+    governor and frequencies, read before and after it."""
+    from devicefarm.serving import plan_serving
+    from devicefarm.worker import FarmWorker, WorkerOptions, default_worker_id
 
     store = open_store(db_url)
-    names = list(device_names) or _registered_phones(store)
+    worker_id = default_worker_id()
+    if not device_names:
+        click.echo(f"checking which registered phones this host reaches (up to {reach_timeout:g} s)", err=True)
+    plan = plan_serving(store, list(device_names) or None, worker_id=worker_id, key_path=adb_key,
+                        reach_timeout_s=reach_timeout)
+    for note in plan.notes():
+        click.echo(note, err=True)
     options = WorkerOptions(lease_seconds=lease_seconds, poll_s=poll, max_jobs=max_jobs, idle_exit_s=idle_exit,
                             limits=limits, fixed_performance=fixed_performance)
-    worker = FarmWorker(store, names, key_path=adb_key, options=options, log=lambda t: click.echo(t, err=True))
-    click.echo(f"worker {worker.worker_id} serving {', '.join(names)} from {store.masked_url}", err=True)
+    worker = FarmWorker(store, plan.served, worker_id=worker_id, key_path=adb_key, options=options,
+                        log=lambda t: click.echo(t, err=True))
+    click.echo(f"worker {worker.worker_id} serving {', '.join(plan.served)} from {store.masked_url}", err=True)
     stats = worker.run()
-    click.echo(f"handled {stats.handled} jobs: " + ", ".join(f"{k} {v}" for k, v in sorted(stats.outcomes.items())))
+    outcomes = ", ".join(f"{k} {v}" for k, v in sorted(stats.outcomes.items()))
+    jobs = f"{stats.handled} job{'' if stats.handled == 1 else 's'}"
+    click.echo(f"handled {jobs}: {outcomes}" if outcomes else f"handled {jobs}")
 
 
 @devices.command("jobs")
@@ -227,7 +245,9 @@ def devices_jobs(state, limit, db_url, as_json):
 ])
 def devices_emulate(host, port, profile, bm_format, state_dir, reject_keys, refuse_fixed_performance, faults):
     """Run an emulated phone: an ADB daemon speaking the real wire protocol whose benchmark_model really runs
-    the pushed .tflite on this host. Stop it with Ctrl-C."""
+    the pushed .tflite on this host. Android's adb works against it too; its shell takes pipes, redirections,
+    for loops, $((...)) and ls -l, and refuses other forms naming the ones it takes (see docs/device-farm.md).
+    Stop it with Ctrl-C."""
     import dataclasses
     import time
 
@@ -239,6 +259,8 @@ def devices_emulate(host, port, profile, bm_format, state_dir, reject_keys, refu
     click.echo(f"emulated {phone.profile.model} (serial {phone.serial}) listening on {phone.address}")
     click.echo(f"register it with: akd-tf devices register {phone.address} --benchmark-binary \"$(type -P true)\"")
     click.echo("(the emulated phone runs its own benchmark_model for whatever file is installed)")
+    click.echo(f"look around with Android's adb: adb connect {phone.address} && adb -s {phone.address} shell "
+               "'ls -l /data/local/tmp'")
     try:
         while True:
             time.sleep(3600)

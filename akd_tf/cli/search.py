@@ -22,15 +22,20 @@ from search.config import REWARD_SOURCES
 @search_run_options
 @click.option("--seed", default=0, show_default=True, type=int,
               help="Seed of the controller (its initial weights and sampling) and of each child's training.")
+@click.option("--allow-latency-change", is_flag=True,
+              help="Resume a run whose latency source changed since it started (a new latency table version or "
+                   "calibration, a new runtime): the rest of its children are priced by the new one, and the run "
+                   "records which trials the old one priced. Without it such a resume is refused.")
 @json_option
 @click.pass_context
-def search(ctx, name, execution, db_url, as_json, data_options, **options):
+def search(ctx, name, execution, db_url, as_json, data_options, allow_latency_change, **options):
     """Search for the student architecture that distills the teacher best under a latency target.
 
-    Each child is proposed by the controller, priced on --device (a stored measurement, a new one with
-    --measure, else the latency table), trained briefly against the teacher and scored on mini-val;
-    its reward combines that accuracy with latency. Every trial is stored as it finishes: rerun with
-    the same --name to resume an interrupted search (nothing is lost or evaluated twice).
+    Each child is proposed by the controller, priced on --device (by the latency table's prediction, or
+    with --measure by a whole-model measurement: one source for every child of a run), trained briefly
+    against the teacher and scored on mini-val; its reward combines that accuracy with latency. Every
+    trial is stored as it finishes: rerun with the same --name to resume an interrupted search (nothing
+    is lost or evaluated twice).
 
     Subcommands show stored runs: list, status NAME, top NAME.
     """
@@ -49,7 +54,7 @@ def search(ctx, name, execution, db_url, as_json, data_options, **options):
     config.validate()  # before an executor (say, a Ray cluster) is started for nothing
     with open_executor(execution) as runner:
         summary = run_search(store, config, executor=runner, cache_dir=execution["cache_dir"],
-                             wait_timeout_s=execution["wait_timeout"],
+                             wait_timeout_s=execution["wait_timeout"], allow_latency_change=allow_latency_change,
                              say=say_unless_json(as_json), on_event=None if as_json else live_display())
     if as_json:
         echo_json(summary)

@@ -4,16 +4,37 @@ live display both print."""
 from __future__ import annotations
 
 import contextlib
+import math
 
 import click
 
 from akd_tf.cli.options import (apply, bundle, cache_dir_option, data_options, db_option, device_option,
                                 quantize_option, space_option)
 from akd_tf.train_settings import DEFAULT_ALPHA, DEFAULT_PROXY_EPOCHS, DEFAULT_TEMPERATURE, TrainSettings
-from search.config import DEFAULT_MAX_ATTEMPTS
+from search.config import DEFAULT_MAX_ATTEMPTS, controller_option_flag, controller_option_parameter
 from search.controller import CONTROLLERS
+from search.controller_settings import option_defaults, option_infos
 from search.executors import EXECUTORS
 from search.rewards import REWARDS
+
+
+def _controller_option(controller: str, name: str, info, default):
+    """The click option of one controller option, from its :class:`search.controller_settings.OptionInfo`.
+
+    It defaults to None (not given): the config fills in the controller's default, which the help shows."""
+    if info.kind is int:
+        kind = click.IntRange(min=int(info.low))
+    else:
+        kind = click.FloatRange(min=info.low, max=None if math.isinf(info.high) else info.high,
+                                min_open=info.low_open)
+    shown = info.none if default is None else default
+    return click.option(controller_option_flag(controller, name), controller_option_parameter(controller, name),
+                        type=kind, default=None, help=f"{info.help} (--controller {controller}; default: {shown})")
+
+
+CONTROLLER_OPTIONS = [_controller_option(controller, name, info, option_defaults(spec.settings)[name])
+                      for controller, spec in CONTROLLERS.items()
+                      for name, info in option_infos(spec.settings).items()]
 
 SEARCH_RUN_OPTIONS = [
     device_option,
@@ -29,11 +50,17 @@ SEARCH_RUN_OPTIONS = [
     click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1),
                  help="Children per controller step (one PPO update per step)."),
     click.option("--controller", type=click.Choice(list(CONTROLLERS)), default="ppo", show_default=True,
-                 help="ppo: the paper's RNN actor-critic; evolution: regularized (aging) evolution; random: "
-                      "uniform sampling, the baseline."),
+                 help="ppo: the paper's RNN actor-critic (options --ppo-*); evolution: regularized (aging) "
+                      "evolution (options --evolution-*); random: uniform sampling, the baseline."),
+    *CONTROLLER_OPTIONS,
     click.option("--measure", is_flag=True,
-                 help="Measure every child never measured on --device (phones: farm jobs, run "
-                      "`akd-tf devices serve`); default: the latency table's prediction."),
+                 help="Every child's latency is a whole-model measurement on --device: a stored one taken the "
+                      "way a search measures, else a new one (phones: farm jobs, run `akd-tf devices serve`). "
+                      "Default: every child is predicted by the device's latency table (one table version and "
+                      "calibration for the whole run)."),
+    click.option("--mix-latency", is_flag=True,
+                 help="Without --measure: a child's latency is a stored whole-model measurement on --device where "
+                      "one matches, and the table's prediction elsewhere (two sources in one run)."),
     click.option("--max-attempts", default=DEFAULT_MAX_ATTEMPTS, show_default=True, type=click.IntRange(min=1),
                  help="Evaluations of a child whose infrastructure fails (a killed worker, a Ray node that dies, a "
                       "farm job out of retries, a conversion crash) before it is excluded from the controller's "

@@ -27,10 +27,10 @@ from pathlib import Path
 
 from akd_tf.benchmark import RawTimings, RunSettings, time_model
 from akd_tf.interpreter import check_tflite_file, make_interpreter
-from devicefarm.emulator.commands import Output
 from devicefarm.emulator.faults import InjectedDisconnect
 from devicefarm.emulator.sandbox import SandboxError
 from devicefarm.emulator.state import PhoneState
+from devicefarm.emulator.stdio import Output
 
 PROGRAM_PREFIX = "benchmark_model"
 SEED = 0
@@ -204,11 +204,19 @@ def _load(graph: str, state: PhoneState, settings: RunSettings, out: Output) -> 
     return host
 
 
+def _slowed(raw: RawTimings, factor: float) -> RawTimings:
+    """Every timing of ``raw`` times ``factor`` (``Faults.slow_benchmark_runs``)."""
+    return RawTimings(raw.init_us * factor, raw.first_inference_us * factor, [t * factor for t in raw.warmup_us],
+                      [t * factor for t in raw.timed_us], [t * factor for t in raw.repeat_minimums_us])
+
+
 def run_benchmark_model(argv: list[str], *, state: PhoneState, out: Output, cpu_mask: int | None = None) -> int:
     """Run the emulated tool with ``argv`` (the arguments after the program path); the exit status.
 
-    Raises :class:`InjectedDisconnect` right after the warm-up statistics line when
-    ``state.faults.drop_during_benchmark`` is set.
+    A run that loads its model counts as the phone's next run (:meth:`PhoneState.next_benchmark_run`);
+    its timings are slowed when its number is in ``state.faults.slow_benchmark_runs``. Raises
+    :class:`InjectedDisconnect` right after the warm-up statistics line when
+    ``state.faults.drop_during_benchmark`` is set or the run's number is in ``drop_benchmark_runs``.
     """
     fmt = state.bm_format
     print_line = _Printer(out, "INFO: " if fmt == "recent" else "")
@@ -243,12 +251,15 @@ def run_benchmark_model(argv: list[str], *, state: PhoneState, out: Output, cpu_
         return 1
     out.flush()
 
+    run = state.next_benchmark_run()
     try:
         with state.thermal.under_load():
             raw = time_model(host, settings, seed=SEED)
     except (ValueError, RuntimeError) as exc:  # the interpreter failed to allocate or invoke
         out.write(f"ERROR: Failed to invoke the interpreter: {exc}\n".replace(str(host), graph))
         return 1
+    if run in state.faults.slow_benchmark_runs:
+        raw = _slowed(raw, state.faults.slow_benchmark_factor)
     warmup = [raw.first_inference_us, *raw.warmup_us]
     values = {name: given.get(name, flag.default) for name, flag in FLAGS.items()}
     until = "" if fmt == "oldest" else f" but terminate if exceeding {_format(values['max_secs'])} seconds"
@@ -257,8 +268,8 @@ def run_benchmark_model(argv: list[str], *, state: PhoneState, out: Output, cpu_
                f"{_format(values['warmup_min_secs'])} seconds{until}.")
     print_line(stats_line(warmup) + "\n")  # the statistics end in a newline of their own: a blank line follows
     out.flush()
-    if state.faults.drop_during_benchmark:
-        raise InjectedDisconnect("Faults.drop_during_benchmark: dropping the connection after the warm-up phase")
+    if state.faults.drop_during_benchmark or run in state.faults.drop_benchmark_runs:
+        raise InjectedDisconnect(f"Faults: dropping the connection after the warm-up phase of run {run}")
     print_line(f"Running benchmark for at least {values['num_runs']} iterations and at least "
                f"{_format(values['min_secs'])} seconds{until}.")
     print_line(stats_line(raw.timed_us) + "\n")

@@ -141,7 +141,7 @@ class AdbConnection:
     def banner(self) -> bytes:
         profile = self._state.profile
         return (f"device::ro.product.name={profile.product_name};ro.product.model={profile.model};"
-                f"ro.product.device={profile.device};features=cmd").encode()
+                f"ro.product.device={profile.device};features=shell_v2,cmd").encode()
 
     # lifecycle
     def serve(self) -> None:

@@ -40,8 +40,8 @@ class EmulatedPhone:
     ``accept_new_keys`` whether an unknown host key is accepted (changeable at run time); ``faults`` a
     :class:`Faults` (changeable at run time through ``.faults``); ``bm_format`` the summary format of
     ``benchmark_model`` (``recent``, ``older`` or ``oldest``). ``address``, ``port``, ``serial``, ``root``,
-    ``authorized_keys_path``, ``command_log``, ``taskset_log`` and ``fixed_performance_mode`` are available
-    once :meth:`start` has run.
+    ``authorized_keys_path``, ``command_log``, ``taskset_log``, ``benchmark_runs`` and
+    ``fixed_performance_mode`` are available once :meth:`start` has run.
     """
 
     def __init__(self, profile: str | PhoneProfile = "pixel4", *, host: str = "127.0.0.1", port: int = 0,
@@ -179,6 +179,11 @@ class EmulatedPhone:
     @property
     def taskset_log(self) -> list[tuple[int, str]]:
         return self._started().taskset_log
+
+    @property
+    def benchmark_runs(self) -> int:
+        """How many ``benchmark_model`` runs have timed a model on this phone (faults name runs by number)."""
+        return self._started().benchmark_runs
 
     @property
     def fixed_performance_mode(self) -> bool | None:

@@ -20,7 +20,8 @@ class PhoneState:
     """Shared state of one phone. ``command_log`` lists every ``shell:``/``exec:`` command line received,
     ``taskset_log`` every ``(cpu_mask, command_line)`` run under ``taskset``, and ``fixed_performance_mode``
     the last value set with ``cmd power set-fixed-performance-mode-enabled`` (``None`` if never set); the
-    cpufreq files follow it (:mod:`devicefarm.emulator.cpufreq`).
+    cpufreq files follow it (:mod:`devicefarm.emulator.cpufreq`). ``benchmark_runs`` counts the
+    ``benchmark_model`` runs that have started timing a model (:meth:`next_benchmark_run` numbers them).
     ``accept_new_keys`` says whether an unknown host key is allowed (the user taps "Allow")."""
 
     def __init__(self, profile: PhoneProfile, serial: str, sandbox: Sandbox, faults: Faults, bm_format: str,
@@ -32,11 +33,19 @@ class PhoneState:
         self.command_log: list[str] = []
         self.taskset_log: list[tuple[int, str]] = []
         self.fixed_performance_mode: bool | None = None
+        self.benchmark_runs = 0
         self.accept_new_keys = True
+        self._runs_lock = threading.Lock()
         self._files_lock = threading.Lock()
         self._sensor_dirs = tuple(str(sandbox.root.joinpath(d)) for d in (THERMAL_DIR, BATTERY_DIR))
         self._clusters = {core: cluster for cluster in profile.clusters for core in cluster.cores}
         self._cpufreq_dirs = {str(sandbox.root.joinpath(cpufreq_dir(core))): core for core in self._clusters}
+
+    def next_benchmark_run(self) -> int:
+        """Count a ``benchmark_model`` run that starts timing a model; its number (the first is 1)."""
+        with self._runs_lock:
+            self.benchmark_runs += 1
+            return self.benchmark_runs
 
     def properties(self) -> dict[str, str]:
         return self.profile.properties(self.serial)
