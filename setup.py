@@ -26,6 +26,9 @@ setup(
         # accuracy (benchmarks/predictor_accuracy.py) and size (a 3.5 MB wheel against 9.3 MB plus joblib and
         # threadpoolctl; both need scipy), and because its text model format loads without running code.
         "lightgbm>=4.0",
+        # Non-negative least squares of the kernel models' per-unit costs (latency_db/kernel_models.py); LightGBM
+        # requires it already.
+        "scipy",
     ],
     extras_require={
         "tflite-runtime": ["tflite-runtime"],

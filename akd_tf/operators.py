@@ -48,6 +48,18 @@ def _se_macs(channels: int, reduced: int) -> int:
     return 2 * channels * reduced
 
 
+MAC_KINDS = ("conv", "pointwise", "depthwise", "dense")
+"""How an operator's multiply-adds split by the kernel that runs them: a k x k convolution over every input
+channel (``conv``: the stem and ``conv`` layers), a 1x1 convolution (``pointwise``: expansions, projections,
+the head's conv), a depthwise k x k (``depthwise``), and a fully-connected layer on a pooled vector
+(``dense``: squeeze-and-excite and the logits). Each runs at its own cost per MAC, so a cost model prices
+them apart."""
+
+
+def _macs_by_kind(conv: int = 0, pointwise: int = 0, depthwise: int = 0, dense: int = 0) -> dict[str, int]:
+    return {"conv": conv, "pointwise": pointwise, "depthwise": depthwise, "dense": dense}
+
+
 @dataclass(frozen=True)
 class StemPlan:
     """k x k stride-2 conv + BN + ReLU on the input image."""
@@ -73,9 +85,14 @@ class StemPlan:
         return self.kernel ** 2 * self.input_shape[2] * self.filters + BN_PARAMS_PER_CHANNEL * self.filters
 
     @property
-    def macs(self) -> int:
+    def macs_by_kind(self) -> dict[str, int]:
+        """Multiply-adds by :data:`MAC_KINDS`."""
         ho, wo, _ = self.output_shape
-        return ho * wo * self.kernel ** 2 * self.input_shape[2] * self.filters
+        return _macs_by_kind(conv=ho * wo * self.kernel ** 2 * self.input_shape[2] * self.filters)
+
+    @property
+    def macs(self) -> int:
+        return sum(self.macs_by_kind.values())
 
     @property
     def bn_channels(self) -> int:
@@ -148,15 +165,20 @@ class LayerPlan:
         return expand + k * k * mid + bn * mid + se + mid * cout + bn * cout
 
     @property
-    def macs(self) -> int:
+    def macs_by_kind(self) -> dict[str, int]:
+        """Multiply-adds by :data:`MAC_KINDS`."""
         h, w, cin = self.input_shape
         ho, wo, cout = self.output_shape
         k, mid = self.kernel, self.expanded_channels
         se = _se_macs(mid, self.se_channels)
         if self.conv_op.kind == "conv":
-            return ho * wo * k * k * cin * cout + se
+            return _macs_by_kind(conv=ho * wo * k * k * cin * cout, dense=se)
         expand = h * w * cin * mid if self.has_expansion else 0
-        return expand + ho * wo * k * k * mid + se + ho * wo * mid * cout
+        return _macs_by_kind(pointwise=expand + ho * wo * mid * cout, depthwise=ho * wo * k * k * mid, dense=se)
+
+    @property
+    def macs(self) -> int:
+        return sum(self.macs_by_kind.values())
 
     @property
     def bn_channels(self) -> int:
@@ -190,9 +212,14 @@ class HeadPlan:
         return cin * self.filters + BN_PARAMS_PER_CHANNEL * self.filters + self.filters * self.num_classes + self.num_classes
 
     @property
-    def macs(self) -> int:
+    def macs_by_kind(self) -> dict[str, int]:
+        """Multiply-adds by :data:`MAC_KINDS`."""
         h, w, cin = self.input_shape
-        return h * w * cin * self.filters + self.filters * self.num_classes
+        return _macs_by_kind(pointwise=h * w * cin * self.filters, dense=self.filters * self.num_classes)
+
+    @property
+    def macs(self) -> int:
+        return sum(self.macs_by_kind.values())
 
     @property
     def embedding_size(self) -> int:

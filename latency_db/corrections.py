@@ -10,8 +10,9 @@ one device, space and target, and comes in two methods:
   ratio keeps the table sum as the base, so trees, which cannot extrapolate, only bend it. The model
   is stored as LightGBM's own text format, which loads without running code (unlike a pickle).
 
-Each also knows the region it was fitted on (each feature's range), so an answer outside it is
-flagged instead of given silently.
+Each also knows the region it was fitted on (each feature's range, a :class:`Region`; the kernel models
+of :mod:`latency_db.kernel_models` keep one too), so an answer outside it is flagged instead of given
+silently.
 """
 
 from __future__ import annotations
@@ -43,33 +44,38 @@ class Correction(Protocol):
 
 @dataclass(frozen=True)
 class Region:
-    """The range of each feature a correction was fitted on."""
+    """The range of each feature a model was fitted on: a calibration's (:data:`FEATURE_NAMES`, the default), or
+    any other model's features named by ``names``."""
 
     low: tuple[float, ...]
     high: tuple[float, ...]
+    names: tuple[str, ...] = FEATURE_NAMES
 
     @classmethod
-    def of(cls, features: np.ndarray) -> "Region":
-        return cls(tuple(map(float, features.min(axis=0))), tuple(map(float, features.max(axis=0))))
+    def of(cls, features: np.ndarray, names: tuple[str, ...] = FEATURE_NAMES) -> "Region":
+        return cls(tuple(map(float, features.min(axis=0))), tuple(map(float, features.max(axis=0))), tuple(names))
 
     def outside(self, features: np.ndarray) -> list[str]:
         """For each row, ``""`` inside the region, else which features lie outside and the fitted range."""
         low, high = np.asarray(self.low), np.asarray(self.high)
         slack = REGION_MARGIN * np.maximum(np.abs(low), np.abs(high))
         out = (features < low - slack) | (features > high + slack)
-        return ["; ".join(f"{FEATURE_NAMES[j]} {row[j]:.4g} outside fitted {low[j]:.4g}..{high[j]:.4g}"
+        return ["; ".join(f"{self.names[j]} {row[j]:.4g} outside fitted {low[j]:.4g}..{high[j]:.4g}"
                           for j in np.flatnonzero(flags))
                 for row, flags in zip(features, out)]
 
     def to_dict(self) -> dict:
-        return {"features": list(FEATURE_NAMES), "low": list(self.low), "high": list(self.high)}
+        return {"features": list(self.names), "low": list(self.low), "high": list(self.high)}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Region":
-        if tuple(data.get("features", ())) != FEATURE_NAMES:
-            raise InvalidInput(f"a calibration's region names features {data.get('features')!r}; this version "
-                               f"computes {list(FEATURE_NAMES)}: calibrate the device again")
-        return cls(tuple(data["low"]), tuple(data["high"]))
+    def from_dict(cls, data: dict, names: tuple[str, ...] = FEATURE_NAMES,
+                  stored_as: str = "a calibration's region", refit: str = "calibrate the device again") -> "Region":
+        """The region ``data`` (from :meth:`to_dict`) describes, which must name ``names``; else an
+        ``InvalidInput`` saying what was ``stored_as`` and how to ``refit`` it."""
+        if tuple(data.get("features", ())) != tuple(names):
+            raise InvalidInput(f"{stored_as} names features {data.get('features')!r}; this version "
+                               f"computes {list(names)}: {refit}")
+        return cls(tuple(data["low"]), tuple(data["high"]), tuple(names))
 
 
 @dataclass(frozen=True)

@@ -248,6 +248,40 @@ class Calibration(Base):
     table: Mapped[LatencyTable] = relationship()
 
 
+class KernelModel(Base):
+    """A kernel-level model of one table version: fitted on its measured entries, it prices an operator the
+    table never measured (another input resolution or class count) from the operator's configuration
+    (:mod:`latency_db.kernel_models`).
+
+    ``model`` holds the model as data (coefficients and LightGBM's text format, never code), written by
+    ``library``; ``space`` is the search space whose operators the entries were read as; ``shapes`` the
+    input shapes and class counts of the ``n_entries`` entries fitted; ``region`` each operator kind's
+    feature ranges (an operator outside them is flagged). The accuracy columns are per entry, on
+    ``n_holdout`` entries of the table's largest input resolution priced by a model fitted without them
+    (``holdout`` says which); they are null when the table holds one resolution only.
+    """
+
+    __tablename__ = "kernel_models"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    table_id: Mapped[int] = mapped_column(ForeignKey("latency_tables.id", name="fk_kernel_models_table_id",
+                                                     ondelete="CASCADE"), index=True)
+    space: Mapped[str] = mapped_column(String(64))
+    method: Mapped[str] = mapped_column(String(32))
+    library: Mapped[str] = mapped_column(String(64))
+    model: Mapped[dict] = mapped_column(JSON)
+    region: Mapped[dict] = mapped_column(JSON)
+    shapes: Mapped[str] = mapped_column(String(256))
+    n_entries: Mapped[int] = mapped_column(Integer)
+    holdout: Mapped[str | None] = mapped_column(String(256))
+    n_holdout: Mapped[int | None] = mapped_column(Integer)
+    within_10_pct: Mapped[float | None] = mapped_column(Float)
+    rmspe: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    table: Mapped[LatencyTable] = relationship()
+
+
 class JobModel(Base):
     """The bytes of one ``.tflite`` that farm jobs measure, stored once however many jobs name them.
 

@@ -229,9 +229,9 @@ def resolve_target(store: Store, device_name: str, space: SearchSpace, *, table_
                    resolution: int | None = None, channels: int | None = None, classes: int | None = None,
                    quantization: str | None = None) -> ModelTarget:
     """The target a command works at: what was given, the rest from the only shape of the table version it reads
-    (``table_id``, else the device's current versions for ``space``); :data:`akd_tf.target.DEFAULT_TARGET`'s
-    values when no version fits. Several shapes that fit is an ``InvalidInput`` listing them and the options
-    that choose one. Never writes."""
+    (``table_id``, else the device's current versions for ``space``), also when what was given is a shape no
+    version holds; :data:`akd_tf.target.DEFAULT_TARGET`'s values when no version fits. Several shapes that fit is
+    an ``InvalidInput`` listing them and the options that choose one. Never writes."""
     given = {"resolution": resolution, "channels": channels, "classes": classes, "quantization": quantization}
     if all(value is not None for value in given.values()):
         return ModelTarget(**given)
@@ -242,10 +242,18 @@ def resolve_target(store: Store, device_name: str, space: SearchSpace, *, table_
     inputs = {i for s in fitting for i in s.inputs
               if (resolution is None or i[0] == resolution) and (channels is None or i[1] == channels)}
     class_counts = {c for s in fitting for c in s.classes if classes is None or c == classes}
+    # A shape or class count the tables never measured (a kernel model prices it): what was typed, the rest
+    # still from the tables, so `--resolution 96` on a 32x32 table with 10 classes keeps its 10 classes.
+    if not inputs:
+        inputs = {(r if resolution is None else resolution, c if channels is None else channels)
+                  for s in fitting for r, c in s.inputs}
+    if not class_counts and classes is not None:
+        class_counts = {classes}
     if not fitting or not inputs or not class_counts:
         return ModelTarget(**{name: value if value is not None else getattr(DEFAULT_TARGET, name)
                               for name, value in given.items()})
-    quantizations = {s.quantization for s in fitting if set(s.inputs) & inputs}
+    quantizations = ({s.quantization for s in fitting if set(s.inputs) & inputs}
+                     or {s.quantization for s in fitting})
     if len(inputs) > 1 or len(class_counts) > 1 or len(quantizations) > 1:
         listed = "; ".join(s.describe() for s in fitting)
         raise InvalidInput(f"device {device_name!r} has latency tables for {listed}: choose one with "

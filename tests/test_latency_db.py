@@ -66,18 +66,20 @@ def test_migrations_up_down_up(db_url):  # noqa: F811
         return {c["name"] for c in inspect(store.engine).get_columns("trials")}
 
     store = open_store(db_url)
-    assert store.revision() == head_revision() == "0012"  # 0012 follows 0013, which was merged first
+    assert store.revision() == head_revision() == "0012"  # 0012 follows 0014 and 0013, which were merged first
     assert {"network", "reused_from", "attempt_failures"} <= trial_columns()
-    store.downgrade("0013")
+    store.downgrade("0014")
     assert "attempt_failures" not in trial_columns() and {"network", "reused_from"} <= trial_columns()
     assert "ix_trials_network" in {i["name"] for i in inspect(store.engine).get_indexes("trials")}
     store.downgrade("0011")
     assert not {"network", "reused_from"} & trial_columns() and "attempts" in trial_columns()
     tables = set(inspect(store.engine).get_table_names())
     assert {"devices", "models", "measurements", "latency_tables", "lut_entries", "calibrations", "jobs",
-            "search_runs", "trials"} <= tables
+            "search_runs", "trials", "kernel_models"} <= tables
     assert {"ms_per_weight_mb", "method", "model", "region", "measuring_s"} <= calibration_columns()
     assert {"cpu_before", "cpu_after", "thermal_before"} <= measurement_columns()
+    store.downgrade("0011")
+    assert "kernel_models" not in inspect(store.engine).get_table_names()
     store.downgrade("0010")
     assert not {"cpu_before", "cpu_after"} & measurement_columns() and "thermal_before" in measurement_columns()
     store.downgrade("0009")
@@ -91,6 +93,7 @@ def test_migrations_up_down_up(db_url):  # noqa: F811
     assert store.revision() == "0012" and "ms_per_weight_mb" in calibration_columns()
     assert {"cpu_before", "cpu_after"} <= measurement_columns()
     assert {"network", "reused_from", "attempt_failures"} <= trial_columns()
+    assert "kernel_models" in inspect(store.engine).get_table_names()
     store.close()
 
 
@@ -254,8 +257,10 @@ def test_missing_keys_and_empty_tables_are_errors(db_url, tiny_space):  # noqa: 
     assert err.value.keys == ["mbconv3-input:16x16x8-output:16-kernel:3-stride:2-se:0-noskip",
                               "mbconv3-input:8x8x16-output:16-kernel:3-stride:1-se:0-idskip",
                               "head-input:8x8x16-output:32-classes:4"]
-    assert str(err.value).startswith("3 latency-table key(s) missing on device 'local' in table #1 (none): "
-                                     "mbconv3-input")
+    assert str(err.value) == (  # the keys, the shapes the table holds, how to build them
+        "3 latency-table key(s) missing on device 'local' in table #1 (none) at 32x32x3 with 4 classes: "
+        f"{', '.join(err.value.keys)}; table #1 holds 32x32x3, no head; build them with: akd-tf latency build-lut "
+        "--device local --space lut-test --resolution 32 --channels 3 --classes 4 --quantize none")
     with pytest.raises(ValueError, match=f"^unknown device 'pixel9'; known devices: {HOST_DEVICE}$"):
         query_latency(store, "pixel9", tiny_space, [arch], TARGET)
     store.close()

@@ -324,7 +324,8 @@ def test_migration_0009_sorts_old_entries_into_legacy_versions(db_url, tiny_spac
                 "--resolution", "32", "--classes", "4", "--db", db_url)  # read when chosen: it lacks the keys
     assert query.exit_code == 1, query.output
     assert re.match(
-        r"Error: \d latency-table key\(s\) missing on device 'local@legacy' in table #1 \(none\): stem-", query.output)
+        r"Error: \d latency-table key\(s\) missing on device 'local@legacy' in table #1 \(none\) at 32x32x3 with 4 "
+        r"classes: stem-", query.output)
 
     with pytest.raises(ValueError, match=r"^cannot downgrade below revision 0009: 1 key\(s\) are stored in several "
                                          r"table versions of one device \(e.g. 'k1' on device id 1\)"):

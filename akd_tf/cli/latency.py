@@ -11,6 +11,7 @@ from akd_tf.cli.common import echo_json, open_store, parse_arch, progress_bar
 from akd_tf.cli.options import (db_option, device_option, json_option, no_wait_option, space_option, table_option,
                                 table_target_options, target_options, timing_options, wait_timeout_option)
 from akd_tf.space import get_space
+from akd_tf.target import QUANTIZATIONS
 
 
 class FarmProgress:
@@ -241,9 +242,14 @@ def _archs_to_query(space_name: str, arch_text: str | None, arch_file) -> list:
 @space_option
 @table_target_options
 @table_option
+@click.option("--price-missing", is_flag=True,
+              help="Price the operators the table version never measured (another resolution or class count) "
+                   "with its kernel model (`akd-tf latency fit-kernels`) instead of failing on them. Such an answer "
+                   "says how many operators were priced, is the raw sum (never calibrated) and flags priced "
+                   "operators outside the kernel model's fitted region.")
 @db_option
 @json_option
-def latency_query(arch_text, arch_file, device_name, space_name, table, table_id, db_url, as_json):
+def latency_query(arch_text, arch_file, device_name, space_name, table, table_id, price_missing, db_url, as_json):
     """Latency in ms of each architecture: measured if stored, else predicted from one version of the lookup
     table (the device's current one, or --table). Reads only."""
     from latency_db.query import query_latency
@@ -251,14 +257,54 @@ def latency_query(arch_text, arch_file, device_name, space_name, table, table_id
     archs = _archs_to_query(space_name, arch_text, arch_file)
     store, space = open_store(db_url), get_space(space_name)
     target = _table_target(store, device_name, space, table, table_id)
-    estimates = query_latency(store, device_name, space, archs, target, table_id=table_id)
+    estimates = query_latency(store, device_name, space, archs, target, table_id=table_id,
+                              price_missing=price_missing)
     if as_json:
         echo_json([e.to_dict() for e in estimates])
         return
     for e in estimates:
-        click.echo(f"{e.latency_ms:9.3f} ms  {e.source:<9}  {e.arch}  [{e.detail}]")
+        priced = f" ({e.kernel_priced} of {e.operators} operators priced)" if e.kernel_priced else ""
+        click.echo(f"{e.latency_ms:9.3f} ms  {e.source:<9}  {e.arch}{priced}  [{e.detail}]")
         if e.outside_region:
-            click.echo(f"{'':12}  outside the calibration's region, an extrapolation: {e.outside_region}")
+            region = "the kernel model's" if e.kernel_priced else "the calibration's"
+            click.echo(f"{'':12}  outside {region} region, an extrapolation: {e.outside_region}")
+
+
+@latency.command("fit-kernels")
+@device_option
+@space_option
+@click.option("--quantize", "quantization", type=click.Choice(QUANTIZATIONS), default=None,
+              help="Quantization of the table version to fit (default: --table's, else none).")
+@table_option
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the model's trees.")
+@db_option
+@json_option
+def latency_fit_kernels(device_name, space_name, quantization, table_id, seed, db_url, as_json):
+    """Fit and store the kernel model of DEVICE's table version (the current one, or --table) on its measured
+    entries: it prices, for `latency query --price-missing`, the operators of shapes the version never
+    measured. With entries at two resolutions or more, reports its accuracy per entry on the largest
+    resolution's entries priced by a model fitted without them. Measures nothing."""
+    from latency_db.kernel_pricing import fit_table_kernel_model
+
+    store, space = open_store(db_url), get_space(space_name)
+    report = fit_table_kernel_model(store, device_name, space, quantization=quantization, table_id=table_id,
+                                    seed=seed)
+    held = report.held_out
+    if as_json:
+        echo_json({"kernel_model": report.kernel_model_id, "table": report.table_id, "entries": report.n_entries,
+                   "shapes": report.shapes, "unmatched_entries": report.unmatched, "fit_s": report.fit_s,
+                   "held_out": None if held is None else {"what": held.describe(), **held.accuracy.to_dict()}})
+        return
+    unmatched = f"; {report.unmatched} entries of no {space.name} operator ignored" if report.unmatched else ""
+    click.echo(f"kernel model #{report.kernel_model_id} of table #{report.table_id}: fitted on {report.n_entries} "
+               f"entries ({report.shapes}) in {report.fit_s:.1f} s{unmatched}")
+    if held is None:
+        click.echo("no held-out accuracy: the table holds one input resolution (build another to judge how "
+                   "its prices extrapolate)")
+    else:
+        accuracy = held.accuracy
+        click.echo(f"per entry on {held.describe()}: {accuracy.within_10_pct:.1%} within +-10%, "
+                   f"{accuracy.within_5_pct:.1%} within +-5%, RMSPE {accuracy.rmspe:.2f}%")
 
 
 LIST_COLUMNS = ["table", "device", "space", "runtime", "threads", "quantization", "shapes", "entries",
