@@ -68,18 +68,18 @@ def test_migrations_up_down_up(db_url):  # noqa: F811
     store = open_store(db_url)
     assert store.revision() == head_revision() == "0012"  # 0012 follows 0014 and 0013, which were merged first
     assert {"network", "reused_from", "attempt_failures"} <= trial_columns()
-    store.downgrade("0014")
-    assert "attempt_failures" not in trial_columns() and {"network", "reused_from"} <= trial_columns()
-    assert "ix_trials_network" in {i["name"] for i in inspect(store.engine).get_indexes("trials")}
-    store.downgrade("0011")
-    assert not {"network", "reused_from"} & trial_columns() and "attempts" in trial_columns()
     tables = set(inspect(store.engine).get_table_names())
     assert {"devices", "models", "measurements", "latency_tables", "lut_entries", "calibrations", "jobs",
             "search_runs", "trials", "kernel_models"} <= tables
     assert {"ms_per_weight_mb", "method", "model", "region", "measuring_s"} <= calibration_columns()
     assert {"cpu_before", "cpu_after", "thermal_before"} <= measurement_columns()
-    store.downgrade("0011")
+    store.downgrade("0014")
+    assert "attempt_failures" not in trial_columns() and {"network", "reused_from"} <= trial_columns()
+    store.downgrade("0013")
     assert "kernel_models" not in inspect(store.engine).get_table_names()
+    assert "ix_trials_network" in {i["name"] for i in inspect(store.engine).get_indexes("trials")}
+    store.downgrade("0011")
+    assert not {"network", "reused_from"} & trial_columns() and "attempts" in trial_columns()
     store.downgrade("0010")
     assert not {"cpu_before", "cpu_after"} & measurement_columns() and "thermal_before" in measurement_columns()
     store.downgrade("0009")

@@ -21,6 +21,7 @@ from search import runs
 from search.config import ProxySettings, SearchConfig
 from search.controller import CONTROLLERS, ControllerSpec
 from search.controller_base import Controller, Proposal, json_state, reward_stats
+from search.controller_settings import OptionInfo
 from search.display import event_line, summary_lines
 from search.loop import run_search
 
@@ -33,7 +34,8 @@ B = "mbconv3_k3_se0_id_w1_n2:mbconv3_k3_se0_id_w1_n2"
 
 @dataclass(frozen=True)
 class RepeatSettings:
-    steps: list = field(default_factory=list)  # per controller step, the architecture strings to propose
+    steps: list = field(default_factory=list, metadata={"option": OptionInfo(
+        "per controller step, the architecture strings to propose", list, 0)})  # as every controller option has
 
 
 class RepeatController(Controller):
