@@ -396,8 +396,12 @@ class SearchRun(Base):
 class Trial(Base):
     """One child of a search: its architecture, latency (and where it came from), proxy accuracy and reward.
 
-    ``status`` is "pending" (proposed, not yet evaluated or interrupted), "done" or "failed" (``error``
-    says why; ``reward`` is then the defined reward of a failed child). ``latency_source`` is "measured"
+    ``status`` is "pending" (proposed, not yet evaluated, being retried or interrupted), "done", "failed"
+    (the architecture's fault, such as a diverged training: ``error`` says why and ``reward`` is the defined
+    reward of a failed child, which the controller learns from) or "excluded" (an infrastructure failure
+    on each of its ``attempts``: no reward, never learnt from; see :mod:`search.failures`).
+    ``attempt_failures`` lists the failed attempts, ``{"attempt", "kind", "reason"}`` each (also those of a
+    child done after a retry). ``latency_source`` is "measured"
     (a whole-model measurement on the run's device, ``measurement_id``) or "predicted" (the latency
     table). ``number`` counts trials within the run from 0; ``step`` is the controller step that proposed
     it. ``network`` is the canonical string of the child's canonical form (:func:`akd_tf.canonical.network_key`):
@@ -433,6 +437,7 @@ class Trial(Base):
     worker: Mapped[str | None] = mapped_column(String(256))
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     error: Mapped[str | None] = mapped_column(Text)
+    attempt_failures: Mapped[list | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

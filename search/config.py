@@ -37,6 +37,7 @@ REWARD_SOURCES = {
 }
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 RESUMABLE_CHANGES = ("trials",)  # settings a resumed run may change
+DEFAULT_MAX_ATTEMPTS = 3  # evaluations of a child whose infrastructure fails before it is excluded
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,9 @@ class SearchConfig:
     (:mod:`search.controller_settings`; every one, defaults filled in). Every child's latency comes from one
     source (:mod:`search.latency`): with ``measure`` a whole-model measurement on the device (on a phone:
     farm jobs), else the lookup table's prediction; ``mix_latency`` (only without ``measure``) takes a stored
-    measurement where one matches and the prediction elsewhere.
+    measurement where one matches and the prediction elsewhere. ``max_attempts`` bounds the evaluations of a
+    child whose infrastructure fails (a killed worker, a dropped phone, a conversion crash:
+    :mod:`search.failures`); after that many it is excluded from the controller's update.
     """
 
     name: str
@@ -101,6 +104,7 @@ class SearchConfig:
     seed: int = 0
     measure: bool = False
     mix_latency: bool = False
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
     quantization: str = "none"
     teachers: tuple[str, ...] = ()
     data: dict = field(default_factory=lambda: {"source": "demo"})
@@ -138,6 +142,7 @@ class SearchConfig:
                                "reward source 'label' for a conventional NAS search")
         check_int("trials", self.trials, 1)
         check_int("batch_size", self.batch_size, 1)
+        check_int("max_attempts", self.max_attempts, 1)
         if self.mix_latency and self.measure:
             raise InvalidInput("mix_latency (--mix-latency) mixes stored measurements with predictions; with "
                                "measure (--measure) every child is measured: give one of the two")
@@ -224,8 +229,8 @@ def merge_given(stored: SearchConfig, given: dict) -> SearchConfig:
 OPTION_FIELDS = {"device_name": "device", "controller": "controller", "reward": "reward",
                  "reward_source": "reward_source", "target_ms": "target_ms", "target_mmacs": "target_mmacs",
                  "trials": "trials", "batch_size": "batch_size", "seed": "seed", "measure": "measure",
-                 "mix_latency": "mix_latency", "quantize": "quantization", "teacher_paths": "teachers",
-                 "space_name": "space"}
+                 "mix_latency": "mix_latency", "max_attempts": "max_attempts", "quantize": "quantization",
+                 "teacher_paths": "teachers", "space_name": "space"}
 PROXY_OPTION_FIELDS = {"proxy_epochs": "epochs", "proxy_train_size": "train_size",
                        "proxy_batch_size": "batch_size", "proxy_lr": "learning_rate", "alpha": "alpha",
                        "temperature": "temperature"}

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from search.failures import describe_exclusions
+
 
 @dataclass(frozen=True)
 class TrialEvent:
     """What the live display shows after each finished child (``search.loop.run_search`` reports them)."""
 
     trial: dict  # runs.trial_dict of the child that just finished
-    finished: int  # finished trials of the run (done + failed)
+    finished: int  # finished trials of the run (done, failed or excluded)
     budget: int
     best: dict | None  # the best finished trial so far
     elapsed_s: float  # in this session
@@ -44,9 +46,13 @@ def reuse_note(trial: dict) -> str:
 
 def trial_outcome(trial: dict) -> str:
     """``"top-1 87.30%  0.823 ms (measured)  reward 0.8123"``, with ``"  (reused #3: same network)"`` for a
-    child that took an earlier evaluation of its network, or ``"FAILED: reason"``."""
+    child that took an earlier evaluation of its network, ``"FAILED: reason"``, or
+    ``"EXCLUDED after 3 attempts (not learnt from): reason"``."""
     if trial["status"] == "failed":
         return f"FAILED: {trial['error']}"
+    if trial["status"] == "excluded":
+        attempts = trial["attempts"]
+        return f"EXCLUDED after {attempts} attempt{'s' if attempts != 1 else ''} (not learnt from): {trial['error']}"
     reused = reuse_note(trial)
     return (f"top-1 {trial['accuracy']:.2%}  {trial['latency_ms']:.3f} ms ({trial['latency_source']})  "
             f"reward {trial['reward']:.4f}" + (f"  ({reused}: same network)" if reused else ""))
@@ -67,6 +73,21 @@ def best_changed_line(event: TrialEvent) -> str | None:
     if not event.new_best:
         return None
     return f"  new best #{event.best['number']}: {event.best['arch']}"
+
+
+def children_counts(summary: dict) -> str:
+    """``"5 done (2 reused), 1 failed, 2 excluded, 0 pending of 8"`` (reused and excluded only when there are
+    some)."""
+    trials = summary["trials"]
+    reused = f" ({summary['reused']} reused)" if summary.get("reused") else ""
+    excluded = f"{trials['excluded']} excluded, " if trials["excluded"] else ""
+    return (f"{trials['done']} done{reused}, {trials['failed']} failed, {excluded}{trials['pending']} pending of "
+            f"{summary['trials_budget']}")
+
+
+def excluded_reasons(summary: dict) -> str:
+    """``"worker-died 2 (last: worker died: ...); farm-job-failed 1 (last: ...)"``; ``"none"`` without any."""
+    return describe_exclusions(summary["excluded"]) or "none"
 
 
 def describe_latency(identity: dict) -> str:
@@ -92,12 +113,11 @@ def describe_latency(identity: dict) -> str:
 def summary_lines(summary: dict) -> list[str]:
     """What ``akd-tf search`` prints at the end and ``search status`` shows: counts, best child, next step."""
     trials = summary["trials"]
-    reused = f" ({summary['reused']} reused)" if summary.get("reused") else ""
-    lines = [f"search {summary['name']!r}: {summary['status']}, {trials['done']} done{reused}, "
-             f"{trials['failed']} failed, "
-             f"{trials['pending']} pending of {summary['trials_budget']} "
+    lines = [f"search {summary['name']!r}: {summary['status']}, {children_counts(summary)} "
              f"({summary['controller']} controller, reward {summary['reward']}, accuracy from "
              f"{summary['reward_source']}, device {summary['device']})"]
+    if trials["excluded"]:
+        lines.append(f"excluded (infrastructure failures, not learnt from): {excluded_reasons(summary)}")
     latency = summary.get("latency")
     if latency is not None:
         lines.append(f"latency: {describe_latency(latency['current'])}" + "".join(

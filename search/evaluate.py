@@ -90,8 +90,9 @@ def train_child(job: dict) -> dict:
 
     ``job`` is ``{"config": SearchConfig.to_dict(), "arch": str, "number": int, "threads": int | None,
     "cache_dir": str | None}``. Returns ``{"status": "done", "accuracy", "train", "train_seconds",
-    "worker"}``, or ``{"status": "failed", "error", "train_seconds", "worker"}`` when the child itself
-    fails (NaN loss, a layer TensorFlow rejects, ...); data or teacher problems raise.
+    "worker"}``, or ``{"status": "failed", "kind", "error", "train_seconds", "worker"}`` when its training
+    raised (``kind`` and ``error``: :func:`search.failures.training_failure`; a NaN loss is the
+    architecture's fault, anything else is retried); data or teacher problems raise.
     """
     _limit_threads(job.get("threads"))
     config = SearchConfig.from_dict(job["config"])
@@ -101,7 +102,7 @@ def train_child(job: dict) -> dict:
     import tensorflow as tf
 
     from akd_tf.distill import TrainingDiverged, proxy_train
-    from search.latency import failure_reason
+    from search.failures import training_failure
 
     start = time.perf_counter()
     try:
@@ -109,8 +110,9 @@ def train_child(job: dict) -> dict:
                              train=config.proxy.train_settings(child_seed(config, job["number"])),
                              cache_dir=job.get("cache_dir"))
     except (TrainingDiverged, tf.errors.OpError, ValueError, ArithmeticError, MemoryError) as exc:
-        return {"status": "failed", "error": failure_reason(exc), "train_seconds": time.perf_counter() - start,
-                "worker": worker_name()}
+        failure = training_failure(exc)
+        return {"status": "failed", "kind": failure.kind, "error": failure.reason,
+                "train_seconds": time.perf_counter() - start, "worker": worker_name()}
     summary = {key: value for key, value in result.to_dict().items() if key not in ("history", "settings")}
     return {"status": "done", "accuracy": result.top1, "train": summary,
             "train_seconds": time.perf_counter() - start, "worker": worker_name()}

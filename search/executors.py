@@ -3,7 +3,8 @@
 An executor runs one function over a list of jobs and yields ``(job, result)`` pairs as each finishes,
 in completion order. Only training runs in an executor; the search process itself records every result
 in the database, so the database stays the single record whatever executes. A worker that dies (killed,
-out of memory) yields a failed result for its job rather than stopping the search.
+out of memory), a Ray task or node that dies, yields a failed result for its job rather than stopping the
+search, with the kind of failure (:mod:`search.failures`) that makes the search retry it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Callable, Iterable, Iterator
 
 from akd_tf.errors import InvalidInput
 from search.checks import check_int
+from search.failures import Failure, ray_failure, worker_died
 
 EXECUTORS = {
     "local": "this machine: the search process itself (--workers 1) or N worker processes",
@@ -24,8 +26,10 @@ EXECUTORS = {
 RAY_POLL_S = 5.0
 
 
-def _died(reason: str) -> dict:
-    return {"status": "failed", "error": f"worker died: {reason}", "train_seconds": None, "worker": None}
+def _died(failure: Failure) -> dict:
+    """The result of a job whose worker never returned one (``train_child``'s failed-result shape)."""
+    return {"status": "failed", "kind": failure.kind, "error": failure.reason, "train_seconds": None,
+            "worker": None}
 
 
 class SequentialExecutor:
@@ -63,8 +67,8 @@ class ProcessExecutor:
             try:
                 result = future.result()
             except concurrent.futures.process.BrokenProcessPool as exc:
-                result = _died(str(exc) or "the worker process pool broke")
-                self._pool = None  # a fresh pool for the next step; this step's other jobs also report it
+                result = _died(worker_died(str(exc) or "the worker process pool broke"))
+                self._pool = None  # a fresh pool for the retries; this pool's other jobs also report it
             yield futures[future], result
 
     def close(self) -> None:
@@ -106,8 +110,10 @@ class RayExecutor:
                 job = pending.pop(ref)
                 try:
                     result = ray.get(ref, timeout=RAY_POLL_S)
-                except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError) as exc:
-                    result = _died(str(exc).strip().splitlines()[-1])
+                except ray.exceptions.RayTaskError:
+                    raise  # train_child itself raised (data or teacher problems): as in this process, it stops
+                except ray.exceptions.RayError as exc:  # the task, its worker or its node died; Ray gave up
+                    result = _died(ray_failure(exc))
                 yield job, result
 
     def close(self) -> None:

@@ -4,7 +4,7 @@ Every function takes :class:`RunData` (a run's summary and its trials as :func:`
 rows) and returns a :class:`matplotlib.figure.Figure` without drawing it on screen (Agg backend), so
 tests can read what is plotted: each plotted set carries a ``gid`` (``"children:<run>"``,
 ``"pareto:<run>"``, ``"fit:<run>"``, ``"pca:<run>"``, ``"heatmap"``, ``"target"``).
-Only finished children with an accuracy are plotted; failed ones are counted in the titles.
+Only finished children with an accuracy are plotted; failed and excluded ones are counted in the titles.
 """
 
 from __future__ import annotations
@@ -49,6 +49,10 @@ class RunData:
     @property
     def failed(self) -> int:
         return sum(t["status"] == "failed" for t in self.trials)
+
+    @property
+    def excluded(self) -> int:
+        return sum(t["status"] == "excluded" for t in self.trials)
 
     def label(self) -> str:
         return f"{self.name} ({self.summary['reward_source']})"
@@ -102,8 +106,10 @@ def trajectory(runs: Sequence[RunData]) -> Figure:
 
 
 def _failed_note(runs: Sequence[RunData]) -> str:
-    failed = sum(r.failed for r in runs)
-    return f" ({failed} failed, not shown)" if failed else ""
+    """``" (1 failed, 2 excluded, not shown)"``, naming only what there is; ``""`` when nothing is left out."""
+    counts = [(sum(r.failed for r in runs), "failed"), (sum(r.excluded for r in runs), "excluded")]
+    named = [f"{n} {what}" for n, what in counts if n]
+    return f" ({', '.join(named)}, not shown)" if named else ""
 
 
 def pareto(runs: Sequence[RunData]) -> Figure:
@@ -174,8 +180,8 @@ def architecture_pca(runs: Sequence[RunData]) -> tuple[Figure, analysis.PCAResul
             continue  # a run interrupted before its first step
         steps = np.array([t["step"] for t in run.trials], dtype=float)
         last = max(steps.max(), 1.0)
-        ax.scatter(coords[:, 0], coords[:, 1], c=0.25 + 0.75 * steps / last, cmap=cmap, vmin=0, vmax=1, s=26, marker=marker,
-                   edgecolors=colour, linewidths=0.4, label=f"{run.label()}: {len(matrix)} children, "
+        ax.scatter(coords[:, 0], coords[:, 1], c=0.25 + 0.75 * steps / last, cmap=cmap, vmin=0, vmax=1, s=26,
+                   marker=marker, edgecolors=colour, linewidths=0.4, label=f"{run.label()}: {len(matrix)} children, "
                    f"generations 0-{int(steps.max())}", gid=f"pca:{run.name}")
     ax.set_xlabel(f"principal component 1 ({result.explained[0]:.1%} of variance)")
     ax.set_ylabel(f"principal component 2 ({result.explained[1]:.1%} of variance)")

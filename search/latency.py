@@ -16,12 +16,18 @@ core of a phone) is never reused. :meth:`LatencySource.identity` is what the run
 source (``config["latency"]``, :func:`search.runs.record_latency_source`); a resumed run whose source
 changed (a new table version or calibration, a new runtime) is refused unless the user accepts the change
 (:func:`check_resumed_latency`), and then the run records which trials the old source priced.
+
+A child whose latency cannot be had gets an error and its kind of failure (:mod:`search.failures`: a
+conversion or measurement crash, a failed farm job, a key the table lacks; none is the architecture's
+fault, so the search tries it again).
 """
 
 from __future__ import annotations
 
+import tempfile
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Sequence
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -32,11 +38,13 @@ from akd_tf.space import Arch
 from akd_tf.target import ModelTarget
 from latency_db import farm
 from latency_db.devices import current_runtime, get_device, is_host_name, lookup_device, this_host_runtime
-from latency_db.measure import WHOLE_MODEL_SETTINGS, measure_arch, request_archs
+from latency_db import measure
+from latency_db.measure import WHOLE_MODEL_SETTINGS
 from latency_db.measurements import measurement_by_run_key, measurements_newest_first
 from latency_db.predictor import LutPredictor
 from latency_db.store import Store
 from search.display import describe_latency
+from search.failures import Failure, failure_reason
 
 # Run settings a stored measurement need not share with a search's own to be reused: the interpreter and the
 # core it ran on are compared apart (LatencySource.matches); every other setting must be equal.
@@ -50,19 +58,23 @@ def latency_mode(measure: bool, mix: bool) -> str:
 
 @dataclass(frozen=True)
 class ChildLatency:
-    """One child's latency (``None`` with ``error`` when it could not be had) and how long getting it took."""
+    """One child's latency (``None`` with ``error`` and its failure ``kind`` when it could not be had) and how
+    long getting it took."""
 
     latency_ms: float | None
     source: str | None  # "measured" | "predicted"
     measurement_id: int | None
     seconds: float
     error: str | None = None
+    kind: str | None = None  # a kind of search.failures.FAILURE_KINDS when error is set
+
+    @property
+    def failure(self) -> Failure | None:
+        return None if self.error is None else Failure(self.kind, self.error)
 
 
-def failure_reason(exc: BaseException) -> str:
-    """``"ExceptionType: first line of the message"``: how a child's failure is recorded."""
-    message = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {message[0] if message else ''}".strip()
+def _failed(kind: str, reason: str, start: float) -> ChildLatency:
+    return ChildLatency(None, None, None, time.perf_counter() - start, reason, kind)
 
 
 def check_resumed_latency(name: str, recorded: dict | None, identity: dict, *, allow_change: bool) -> None:
@@ -144,7 +156,7 @@ class LatencySource:
                     found[i] = ChildLatency(self._lut(archs[i].space).predict_ms(archs[i]), "predicted", None,
                                             time.perf_counter() - start)
                 except ValueError as exc:  # a key the table lacks: the child fails, the search goes on
-                    found[i] = ChildLatency(None, None, None, time.perf_counter() - start, failure_reason(exc))
+                    found[i] = _failed("latency-unknown", failure_reason(exc), start)
         return found
 
     def matches(self, settings: dict) -> bool:
@@ -166,32 +178,41 @@ class LatencySource:
                     for row in rows]
 
     def _measure_here(self, archs: Sequence[Arch]) -> list[ChildLatency]:
-        out = []
-        for arch in archs:
-            start = time.perf_counter()
+        """Export each arch untrained and measure it in this process (as ``measure_arch`` does), in two phases
+        so that a failure says which one failed: the conversion or the measurement."""
+        return [self._measure_one_here(arch) for arch in archs]
+
+    def _measure_one_here(self, arch: Arch) -> ChildLatency:
+        start = time.perf_counter()
+        with tempfile.TemporaryDirectory(prefix="akd-tf-") as tmp:
             try:
-                row = measure_arch(self.store, self.device, arch, self.target)
+                exported = measure.export_untrained(arch, self.target, Path(tmp) / "model.tflite", 0)
+            except Exception as exc:  # the converter's failure is this child's, not the search's
+                return _failed("conversion-failed", failure_reason(exc), start)
+            try:
+                row = measure.measure_tflite(self.store, self.device, arch, self.target, exported.path,
+                                             exported.sha256)
             except SQLAlchemyError:
                 raise
-            except Exception as exc:  # a child's conversion or benchmark failure is that child's result
-                out.append(ChildLatency(None, None, None, time.perf_counter() - start, failure_reason(exc)))
-                continue
-            out.append(ChildLatency(latency_us(row) / 1000.0, "measured", row.id, time.perf_counter() - start))
-        return out
+            except Exception as exc:  # so is the benchmark's
+                return _failed("measurement-failed", failure_reason(exc), start)
+        return ChildLatency(latency_us(row) / 1000.0, "measured", row.id, time.perf_counter() - start)
 
     def _measure_on_farm(self, archs: Sequence[Arch]) -> list[ChildLatency]:
         """Queue every arch (deterministic run keys: a resumed search finds its jobs), then wait for all."""
         start = time.perf_counter()
-        outcomes = request_archs(self.store, self.device, archs, self.target, settings=WHOLE_MODEL_SETTINGS,
-                                 wait_timeout_s=self.wait_timeout_s, keep_going=True)
+        outcomes = measure.request_archs(self.store, self.device, archs, self.target,
+                                         settings=measure.WHOLE_MODEL_SETTINGS, wait_timeout_s=self.wait_timeout_s,
+                                         keep_going=True)
         seconds = (time.perf_counter() - start) / max(1, len(archs))
         out = []
         for outcome in outcomes:
-            if outcome.exception is not None:  # conversion failed: this child fails
-                out.append(ChildLatency(None, None, None, seconds, failure_reason(outcome.exception)))
+            if outcome.exception is not None:  # its export or queueing failed: this child fails
+                out.append(ChildLatency(None, None, None, seconds, failure_reason(outcome.exception),
+                                        "conversion-failed"))
             elif outcome.state == "failed":
                 out.append(ChildLatency(None, None, None, seconds,
-                                        f"farm job {outcome.job.job_id} failed: {outcome.failure}"))
+                                        f"farm job {outcome.job.job_id} failed: {outcome.failure}", "farm-job-failed"))
             else:
                 row = measurement_by_run_key(self.store, outcome.job.run_key)
                 out.append(ChildLatency(latency_us(row) / 1000.0, "measured", row.id, seconds))

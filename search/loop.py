@@ -7,19 +7,37 @@ an interrupted run loses nothing and evaluates nothing twice). Per controller st
 2. their latencies are found for the whole step first (:class:`search.latency.LatencySource`), so
    measurements never compete with training for the cores;
 3. the executor trains them (:func:`search.evaluate.train_child`); each result is stored with its
-   reward as it arrives; a child that fails gets :data:`search.rewards.FAILED_REWARD` and a reason;
-4. the controller learns from the step, and its state moves on with the next step's children.
+   reward as it arrives. A child whose training diverged is "failed" with
+   :data:`search.rewards.FAILED_REWARD` (the architecture's fault); a child whose evaluation failed for
+   any other reason (:mod:`search.failures`) is tried again with the same proposal, latency first if it
+   has none, until the run's ``max_attempts``, and then "excluded";
+4. the controller learns from the step's done and failed children only, and its state moves on with the
+   next step's children.
+
+What the update gets. ``Controller.update`` takes any subset of a step's proposals, so excluded children
+are simply left out: PPO recomputes the old log-probabilities of the children it gets from the weights
+that proposed them and normalises the advantages over those children alone (one child: not normalised),
+so a missing child shifts no other child's advantage (a batch of a new size costs PPO one more graph
+trace, seconds); evolution never adds an excluded child to its population; random search learns nothing
+either way. The trial numbers the update got and those it did not are stored with its statistics
+(``controller_stats``: ``trials`` and ``excluded``). A step whose children were all excluded gives the
+controller an empty batch: its state does not change (no gradient step, no population change, ``n`` 0)
+and the step is committed; unless the budget is spent, the search then stops with
+:class:`search.failures.EveryChildExcluded` naming the reasons rather than spend the rest of its budget on
+infrastructure failures (running it again resumes with the next step). Excluded children count towards
+the budget.
 
 One network, one evaluation: a child whose network (:func:`akd_tf.canonical.network_key`) was evaluated
 before, by this run or a run it shares evaluations with (:func:`search.runs.sharing_runs`), takes that
 evaluation (accuracy, training summary, latency) and is neither measured nor trained; of several children
 of one step that build one new network, the first (by number) is evaluated and the others take its result
-(:func:`_evaluate_step`). Only a "done" evaluation is reused: a failed child's duplicate is evaluated itself.
-The controller still learns over raw tokens: every child of the step, duplicates included, enters its
-update with its own tokens and the reward of its network, exactly as if it had been trained (and given the
-same result). A duplicate is a fresh sample of the policy, so leaving it out would bias the update against
-the networks the policy already favours; a network's decisions that change nothing (a removed block's, a
-skip op where no residual can exist) get the network's reward whichever value was drawn.
+(:func:`_evaluate_step`). Only a "done" evaluation is reused: the duplicate of a failed or excluded child
+is evaluated itself (a retried child keeps its place as its network's first until it is done or excluded).
+The controller still learns over raw tokens: every done or failed child of the step, duplicates included,
+enters its update with its own tokens and the reward of its network, exactly as if it had been trained
+(and given the same result). A duplicate is a fresh sample of the policy, so leaving it out would bias the
+update against the networks the policy already favours; a network's decisions that change nothing (a
+removed block's, a skip op where no residual can exist) get the network's reward whichever value was drawn.
 
 After the first step, if the proxy cannot rank its children (:mod:`search.proxy_ranking`: all at chance,
 or all within the noise of mini-val), the search says so with what to change, and stores the reason with
@@ -31,6 +49,7 @@ from __future__ import annotations
 import time
 from typing import Callable
 
+from akd_tf.errors import WaitTimedOut
 from akd_tf.space import get_space
 from akd_tf.target import ModelTarget
 from latency_db.store import Store
@@ -41,6 +60,7 @@ from search.controller_base import Proposal
 from search.display import TrialEvent, describe_latency
 from search.evaluate import run_training_data, teacher_for, train_child
 from search.executors import SequentialExecutor
+from search.failures import EveryChildExcluded, Failure, describe_exclusions, exclusion_groups
 from search.latency import LatencySource, check_resumed_latency
 from search.proxy_ranking import advice, cannot_rank
 from search.rewards import compute_reward, get_reward
@@ -59,7 +79,7 @@ class _Progress:
         if self.on_event is None:
             return
         summary = runs.run_status_by_id(self.store, self.run_id)
-        finished = summary["trials"]["done"] + summary["trials"]["failed"]
+        finished = sum(summary["trials"][state] for state in runs.FINISHED_STATES)
         elapsed = time.monotonic() - self.started
         eta = elapsed / self.finished_here * (self.budget - finished)
         best = summary["best"]
@@ -140,15 +160,27 @@ def run_search(store: Store, config: SearchConfig, *, executor=None, cache_dir: 
             proposals = _propose(controller, step, min(config.batch_size, remaining), say)
             runs.add_trials(store, run.id, step, _new_trials(proposals))
             trials = runs.step_trials(store, run.id, step)
-        _evaluate_step(store, config, trials, latency, executor, progress, sharing,
+        _evaluate_step(store, config, trials, latency, executor, progress, say, sharing,
                        {"config": config.to_dict(), "threads": executor.threads_per_child, "cache_dir": cache_dir})
         finished = runs.step_trials(store, run.id, step)
-        stats = controller.update(step, [t.tokens for t in finished], [t.reward for t in finished])
+        learnt = [t for t in finished if t.status in runs.LEARNT_STATES]
+        excluded = [t for t in finished if t.status == "excluded"]
+        stats = controller.update(step, [t.tokens for t in learnt], [t.reward for t in learnt])
+        stats = {**stats, "trials": [t.number for t in learnt], "excluded": [t.number for t in excluded]}
         if step == 0:
             stats = {**stats, **_check_ranking(config, training, finished, say)}
         remaining = config.trials - runs.trial_count(store, run.id)
         proposals = _propose(controller, step + 1, min(config.batch_size, remaining), say) if remaining > 0 else []
         runs.advance(store, run.id, step, controller.state_bytes(), stats, _new_trials(proposals))
+        if excluded:
+            reasons = describe_exclusions(exclusion_groups(excluded))
+            say(f"step {step}: {len(excluded)} of {len(finished)} children excluded from learning: {reasons}")
+            if not learnt and proposals:
+                raise EveryChildExcluded(
+                    f"search {config.name!r} stopped: every child of step {step} was excluded, its attempts having "
+                    f"failed for reasons that say nothing about its architecture ({reasons}). Fix the cause, then "
+                    f"run the same command again to resume with step {step + 1} (`akd-tf search status "
+                    f"{config.name}` shows the reasons).")
     return runs.run_status(store, config.name)
 
 
@@ -190,11 +222,12 @@ def _new_trials(proposals: list[Proposal]) -> list[runs.NewTrial]:
     return [runs.NewTrial(tuple(p.tokens), p.log_prob) for p in proposals]
 
 
-def _evaluate_step(store, config: SearchConfig, trials, latency: LatencySource, executor, progress,
+def _evaluate_step(store, config: SearchConfig, trials, latency: LatencySource, executor, progress, say,
                    sharing: list[int], job_base: dict) -> None:
-    """Finish every pending trial of a step: reuse the evaluation of each network evaluated before, evaluate
-    the first pending child of each other network, and repeat for the duplicates left (whose first child
-    failed, so that there was nothing to reuse) until none is pending."""
+    """Finish every pending trial of a step, round after round: reuse the evaluation of each network evaluated
+    before, make one attempt at the first pending child of each other network, and repeat until none is
+    pending (a child whose infrastructure failed is tried again until it is done or excluded; the duplicates
+    of a network whose first child failed or was excluded are then evaluated themselves)."""
     run_id, step = trials[0].run_id, trials[0].step
     while True:
         pending = [t for t in runs.step_trials(store, run_id, step) if t.status == "pending"]
@@ -210,7 +243,14 @@ def _evaluate_step(store, config: SearchConfig, trials, latency: LatencySource, 
                 first_of_network.setdefault(trial.network, trial)
         if not first_of_network:
             return
-        _evaluate(store, config, list(first_of_network.values()), latency, executor, progress, job_base)
+        chosen = [t.id for t in first_of_network.values()]
+        for trial_id in runs.mark_started(store, chosen, config.max_attempts):
+            progress.report(runs.get_trial_by_id(store, trial_id))  # excluded: its attempts ran out before
+        try:
+            _attempt(store, config, run_id, step, chosen, latency, executor, progress, say, job_base)
+        except (KeyboardInterrupt, WaitTimedOut):  # paused (Ctrl-C), or no farm worker came: nothing failed
+            runs.release_attempts(store, chosen)
+            raise
 
 
 def _reuse(store, config: SearchConfig, trial, original):
@@ -220,33 +260,43 @@ def _reuse(store, config: SearchConfig, trial, original):
     return runs.record_reuse(store, trial.id, original, terms)
 
 
-def _evaluate(store, config: SearchConfig, pending, latency: LatencySource, executor, progress,
-              job_base: dict) -> None:
-    """Find the latency of each of ``pending`` (one step's trials, each of another network), then train them."""
+def _attempt(store, config: SearchConfig, run_id: int, step: int, trial_ids: list[int], latency: LatencySource,
+             executor, progress, say, job_base: dict) -> None:
+    """One attempt at each of ``trial_ids`` still pending (one step's trials, each of another network): its
+    latency if it has none, then its training."""
     space = get_space(config.space)
-    unmeasured = [t for t in pending if t.latency_ms is None]
+    wanted = set(trial_ids)
+    trials = [t for t in runs.step_trials(store, run_id, step) if t.status == "pending" and t.id in wanted]
+    failed = set()
+    unmeasured = [t for t in trials if t.latency_ms is None]
     for trial, found in zip(unmeasured, latency.latencies([space.parse(t.arch) for t in unmeasured])):
         if found.error is not None:
-            progress.report(runs.record_failure(store, trial.id, f"latency: {found.error}"))
+            failed.add(trial.id)
+            _record_failure(store, config, trial.id, Failure(found.kind, f"latency: {found.error}"), progress, say)
         else:
             runs.record_latency(store, trial.id, latency_ms=found.latency_ms, source=found.source,
                                 measurement_id=found.measurement_id, seconds=found.seconds)
-    wanted = {t.id for t in pending}
-    by_id = {t.id: t for t in runs.step_trials(store, pending[0].run_id, pending[0].step)
-             if t.status == "pending" and t.id in wanted}
-    for trial_id in runs.mark_started(store, list(by_id)):
-        progress.report(runs.get_trial_by_id(store, trial_id))
-        del by_id[trial_id]
+    by_id = {t.id: t for t in runs.step_trials(store, run_id, step)
+             if t.status == "pending" and t.id in wanted and t.id not in failed}
     jobs = [{**job_base, "arch": t.arch, "number": t.number, "trial_id": t.id} for t in by_id.values()]
     for job, result in executor.map_unordered(train_child, jobs):
         trial = by_id[job["trial_id"]]
         if result["status"] == "done":
             terms = compute_reward(config.reward, result["accuracy"], latency_ms=trial.latency_ms, mmacs=trial.mmacs,
                                    target_ms=config.target_ms, target_mmacs=config.target_mmacs)
-            recorded = runs.record_result(store, trial.id, accuracy=result["accuracy"], reward_terms=terms,
-                                          train=result["train"], train_seconds=result["train_seconds"],
-                                          worker=result["worker"])
+            progress.report(runs.record_result(store, trial.id, accuracy=result["accuracy"], reward_terms=terms,
+                                               train=result["train"], train_seconds=result["train_seconds"],
+                                               worker=result["worker"]))
         else:
-            recorded = runs.record_failure(store, trial.id, result["error"], worker=result["worker"],
-                                           train_seconds=result["train_seconds"])
-        progress.report(recorded)
+            _record_failure(store, config, trial.id, Failure(result["kind"], result["error"]), progress, say,
+                            worker=result["worker"], train_seconds=result["train_seconds"])
+
+
+def _record_failure(store, config: SearchConfig, trial_id: int, failure: Failure, progress, say, **details) -> None:
+    """Store a failed attempt; report the trial if that finished it, else say that it will be tried again."""
+    trial = runs.record_failure(store, trial_id, failure, max_attempts=config.max_attempts, **details)
+    if trial.status == "pending":
+        say(f"child #{trial.number}: attempt {trial.attempts} of {config.max_attempts} failed ({failure.kind}: "
+            f"{failure.reason}); trying it again")
+    else:
+        progress.report(trial)

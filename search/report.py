@@ -22,7 +22,7 @@ from typing import Callable
 
 from akd_tf.errors import InvalidInput
 from latency_db.store import Store
-from search import analysis, runs
+from search import analysis, display, runs
 from search.checks import check_int
 
 FIGURE_DPI = 120
@@ -156,8 +156,8 @@ def _summary_rows(run) -> dict[str, str]:
     return {
         "status": s["status"], "space": s["space"], "device": s["device"], "controller": s["controller"],
         "reward": s["reward"], "accuracy from": s["reward_source"], "target": target, "seed": str(s["seed"]),
-        "children": f"{s['trials']['done']} done, {s['trials']['failed']} failed, {s['trials']['pending']} "
-                    f"pending of {s['trials_budget']}",
+        "children": display.children_counts(s),
+        "excluded children (not learnt from)": display.excluded_reasons(s),
         "child training time": f"{s['train_seconds'] / 60:.1f} min",
         "dataset": str(s["facts"].get("dataset")),
         "best child": "none yet" if best is None else (
@@ -214,4 +214,3 @@ def _top_table(top: list[dict]) -> str:
             f"<td class=\"num\">{_fmt(t['mmacs'], '.2f')}</td><td class=\"num\">{_fmt(t['params'], ',')}</td></tr>"
             for t in top]
     return head + "".join(rows) + "</table>"
-

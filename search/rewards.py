@@ -24,7 +24,9 @@ from dataclasses import dataclass
 from akd_tf.errors import InvalidInput
 
 SOFT_EXPONENT = -0.07  # MnasNet's alpha = beta = -0.07
-FAILED_REWARD = 0.0  # the reward of a child that could not be evaluated (NaN loss, conversion error, ...)
+# The reward of a child whose failure is its architecture's fault (its training diverged): a legitimate low
+# reward that the controller learns from. Infrastructure failures get none (search.failures).
+FAILED_REWARD = 0.0
 
 
 @dataclass(frozen=True)

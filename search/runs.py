@@ -5,17 +5,26 @@ The protocol that makes a search resumable after a crash at any moment:
 * a controller step's trials are inserted (status "pending") in one transaction;
 * each trial's latency, then its accuracy and reward, is committed as soon as it is known, so a finished
   trial is never evaluated again;
+* each evaluation attempt is counted when it starts (:func:`mark_started`) and each failed one is kept with
+  its kind and reason (:func:`record_failure`): an infrastructure failure leaves the trial "pending" for
+  another attempt, until the run's ``max_attempts`` excludes it; an attempt that was started but never
+  recorded (the search died during it) is found on resume and recorded as "interrupted", while one the
+  user stopped with Ctrl-C, or that waited for farm workers in vain, is uncounted (:func:`release_attempts`);
 * when every trial of step ``k`` is finished, the controller learns from them, and its new state, the
   step counter ``k + 1`` and the trials of step ``k + 1`` are committed in **one** transaction
   (:func:`advance`). A crash before that commit leaves step ``k`` complete and is redone identically on
   resume (the controller state saved before step ``k`` is restored and proposes deterministically).
 
 Trials are numbered ``0 .. trials - 1`` within a run; (run, number) is unique, so nothing is added twice.
+A trial ends "done", "failed" (the architecture's fault, reward :data:`search.rewards.FAILED_REWARD`) or
+"excluded" (infrastructure failed on every attempt; no reward, never learnt from). Excluded trials count
+towards the run's budget: they were proposed and hold their numbers.
 
 One network, one evaluation: every trial stores its ``network`` (:func:`akd_tf.canonical.network_key`), and
 a trial whose network a run it shares evaluations with (:func:`sharing_runs`: itself, and every run of
 the same settings, data and teacher) already evaluated is recorded from that evaluation
-(:func:`record_reuse`) instead of being trained again.
+(:func:`record_reuse`) instead of being trained again. Only a "done" evaluation is reused: never an
+excluded trial's, which has none.
 """
 
 from __future__ import annotations
@@ -33,18 +42,21 @@ from latency_db.schema import SearchRun, Trial, utcnow
 from latency_db.store import Store
 from search.checks import check_int
 from search.config import SearchConfig
+from search.failures import Failure, exclusion_groups
 from search.rewards import FAILED_REWARD
 
-FINISHED_STATES = ("done", "failed")
+FINISHED_STATES = ("done", "failed", "excluded")
+LEARNT_STATES = ("done", "failed")  # the trials a controller learns from; "excluded" ones never reach it
+INTERRUPTED = Failure("interrupted", "the search stopped during this attempt")
 # Facts that only name things for people (the dataset's name): a resumed run is not compared on them, the
 # fingerprints say whether its data is the same. Runs stored before the proxy subset was named
 # ``[proxy-N]`` hold ``[mini_train][mini_val]`` here and still resume.
 DESCRIPTIVE_FACTS = ("dataset",)
-MAX_ATTEMPTS = 3  # a trial whose evaluation was interrupted this often (e.g. its worker killed) is failed
 # Settings that steer a search but do not change what evaluating a child yields: runs that differ only in
 # these share their evaluations (:func:`sharing_runs`). The seed is not among them: it seeds each child's
-# training, and runs of different seeds are independent replicates.
-SEARCH_ONLY_SETTINGS = ("name", "trials", "controller", "controller_options", "batch_size")
+# training, and runs of different seeds are independent replicates. Nor is ``max_attempts``: it decides
+# which children are excluded, not what an evaluation yields.
+SEARCH_ONLY_SETTINGS = ("name", "trials", "controller", "controller_options", "batch_size", "max_attempts")
 
 
 @dataclass(frozen=True)
@@ -212,18 +224,37 @@ def record_latency(store: Store, trial_id: int, *, latency_ms: float, source: st
         trial.measurement_id, trial.latency_seconds = measurement_id, seconds
 
 
-def mark_started(store: Store, trial_ids: Sequence[int]) -> list[int]:
-    """Count an evaluation attempt for each trial; fail (and return) those interrupted :data:`MAX_ATTEMPTS` times."""
-    given_up = []
+def mark_started(store: Store, trial_ids: Sequence[int], max_attempts: int) -> list[int]:
+    """Start one more evaluation attempt of each pending trial; returns the ids of those excluded instead.
+
+    A trial whose last attempt started but was never recorded (the search stopped during it) gets that
+    attempt recorded as "interrupted" first; a trial that has had ``max_attempts`` attempts is excluded.
+    """
+    check_int("max_attempts", max_attempts, 1)
+    excluded = []
     with store.session() as session:
-        for trial in session.scalars(select(Trial).where(Trial.id.in_(list(trial_ids)))):
-            if trial.attempts >= MAX_ATTEMPTS:
-                _fail(trial, f"evaluation interrupted {trial.attempts} times (worker killed or out of memory?)")
-                given_up.append(trial.id)
+        for trial in session.scalars(select(Trial).where(Trial.id.in_(list(trial_ids)), Trial.status == "pending")
+                                     .order_by(Trial.number)):
+            if trial.attempts > len(trial.attempt_failures or []):
+                _add_failure(trial, INTERRUPTED)
+            if trial.attempts >= max_attempts:
+                _exclude(trial)
+                excluded.append(trial.id)
                 continue
             trial.attempts += 1
             trial.started_at = trial.started_at or utcnow()
-    return given_up
+    return excluded
+
+
+def release_attempts(store: Store, trial_ids: Sequence[int]) -> None:
+    """Uncount the current attempt of each still pending trial that has no recorded outcome for it: the search
+    was stopped on purpose (Ctrl-C) or gave up waiting for farm workers, which says nothing about the child
+    or its infrastructure. A search that dies instead (killed, out of memory, a crash) leaves its attempts
+    counted, to be recorded as interrupted."""
+    with store.session() as session:
+        for trial in session.scalars(select(Trial).where(Trial.id.in_(list(trial_ids)), Trial.status == "pending")):
+            if trial.attempts > len(trial.attempt_failures or []):
+                trial.attempts -= 1
 
 
 def record_result(store: Store, trial_id: int, *, accuracy: float, reward_terms: dict, train: dict,
@@ -305,18 +336,36 @@ def record_reuse(store: Store, trial_id: int, original: Trial, reward_terms: dic
     return get_trial_by_id(store, trial_id)
 
 
-def _fail(trial: Trial, reason: str) -> None:
-    trial.status, trial.error, trial.reward, trial.finished_at = "failed", reason[:4000], FAILED_REWARD, utcnow()
+def _add_failure(trial: Trial, failure: Failure) -> None:
+    """Keep ``failure`` as the failure of the trial's current attempt (a new list: JSON columns change whole)."""
+    entry = {"attempt": trial.attempts, "kind": failure.kind, "reason": failure.reason[:4000]}
+    trial.attempt_failures = [*(trial.attempt_failures or []), entry]
+    trial.error = entry["reason"]
 
 
-def record_failure(store: Store, trial_id: int, reason: str, *, worker: str | None = None,
+def _exclude(trial: Trial) -> None:
+    """Infrastructure failed on every attempt: no reward; ``error`` keeps the last attempt's reason."""
+    trial.status, trial.reward, trial.finished_at = "excluded", None, utcnow()
+
+
+def record_failure(store: Store, trial_id: int, failure: Failure, *, max_attempts: int, worker: str | None = None,
                    train_seconds: float | None = None) -> Trial:
-    """A child that could not be evaluated: the reason is kept and its reward is :data:`FAILED_REWARD`."""
+    """Record the failed current attempt of a trial; returns the trial as it now is.
+
+    The architecture's fault (:mod:`search.failures`): "failed" with reward :data:`FAILED_REWARD`. An
+    infrastructure failure: "excluded" once the trial has had ``max_attempts`` attempts, else still
+    "pending", to be retried with the same proposal.
+    """
+    check_int("max_attempts", max_attempts, 1)
     with store.session() as session:
         trial = session.get(Trial, trial_id)
-        _fail(trial, reason)
+        _add_failure(trial, failure)
         trial.worker = worker or trial.worker
         trial.train_seconds = train_seconds if train_seconds is not None else trial.train_seconds
+        if not failure.is_infrastructure:
+            trial.status, trial.reward, trial.finished_at = "failed", FAILED_REWARD, utcnow()
+        elif trial.attempts >= max_attempts:
+            _exclude(trial)
     return get_trial_by_id(store, trial_id)
 
 
@@ -344,6 +393,12 @@ def get_trial_by_id(store: Store, trial_id: int) -> Trial:
         return session.get(Trial, trial_id)
 
 
+def _excluded_reasons(session, run: SearchRun) -> list[dict]:
+    """The run's excluded trials grouped by the kind of their last failure (:func:`exclusion_groups`)."""
+    return exclusion_groups(session.scalars(select(Trial).where(Trial.run_id == run.id, Trial.status == "excluded")
+                                            .order_by(Trial.number)))
+
+
 def _summary(session, run: SearchRun) -> dict:
     counts = dict(session.execute(select(Trial.status, func.count()).where(Trial.run_id == run.id)
                                   .group_by(Trial.status)).all())
@@ -357,7 +412,8 @@ def _summary(session, run: SearchRun) -> dict:
         "controller": run.controller, "reward": run.reward, "reward_source": run.reward_source,
         "target_ms": run.target_ms, "target_mmacs": run.target_mmacs, "seed": run.seed,
         "trials_budget": run.trials_budget, "batch_size": run.batch_size, "controller_step": run.controller_step,
-        "trials": {state: counts.get(state, 0) for state in ("pending", "done", "failed")}, "reused": reused,
+        "trials": {state: counts.get(state, 0) for state in ("pending", *FINISHED_STATES)}, "reused": reused,
+        "excluded": _excluded_reasons(session, run) if counts.get("excluded") else [],
         "train_seconds": seconds, "facts": run.config["facts"], "latency": run.config.get("latency"),
         "best": None if best is None else trial_dict(best),
         "created_at": run.created_at.isoformat(), "finished_at": run.finished_at and run.finished_at.isoformat(),
@@ -374,6 +430,7 @@ def trial_dict(trial: Trial) -> dict:
         "train_seconds": trial.train_seconds, "latency_seconds": trial.latency_seconds, "worker": trial.worker,
         "run": trial.run_name, "network": trial.network,
         "reused_from": None if original is None else {"run": original.run_name, "number": original.number},
+        "attempts": trial.attempts, "attempt_failures": list(trial.attempt_failures or []),
     }
 
 

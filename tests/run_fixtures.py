@@ -7,6 +7,7 @@ from akd_tf.target import ModelTarget
 from latency_db.store import open_store
 from search import runs
 from search.config import ProxySettings, SearchConfig
+from search.failures import Failure
 from search.rewards import compute_reward
 
 TINY_TARGET = ModelTarget(resolution=32, classes=10, channels=1)  # the demo's images, fed at the space's minimum
@@ -50,7 +51,8 @@ def store_run(store, name, children, source, reward="mnas-soft", target_ms=0.5, 
             runs.record_latency(store, trial.id, latency_ms=latency, source="predicted", measurement_id=None,
                                 seconds=0.0)
             if accuracy is None:
-                runs.record_failure(store, trial.id, "TrainingDiverged: loss became nan at step 1")
+                runs.record_failure(store, trial.id, Failure("diverged", "TrainingDiverged: loss became nan at step 1"),
+                                    max_attempts=config.max_attempts)
             else:
                 runs.record_result(store, trial.id, accuracy=accuracy, train={}, train_seconds=2.0, worker="w:1",
                                    reward_terms=compute_reward(reward, accuracy, latency_ms=latency,

@@ -66,18 +66,20 @@ def test_migrations_up_down_up(db_url):  # noqa: F811
         return {c["name"] for c in inspect(store.engine).get_columns("trials")}
 
     store = open_store(db_url)
-    assert store.revision() == head_revision() == "0014"
-    assert {"network", "reused_from"} <= trial_columns()
-    assert "ix_trials_network" in {i["name"] for i in inspect(store.engine).get_indexes("trials")}
-    store.downgrade("0011")
-    assert not {"network", "reused_from"} & trial_columns() and "attempts" in trial_columns()
+    assert store.revision() == head_revision() == "0012"  # 0012 follows 0014 and 0013, which were merged first
+    assert {"network", "reused_from", "attempt_failures"} <= trial_columns()
     tables = set(inspect(store.engine).get_table_names())
     assert {"devices", "models", "measurements", "latency_tables", "lut_entries", "calibrations", "jobs",
             "search_runs", "trials", "kernel_models"} <= tables
     assert {"ms_per_weight_mb", "method", "model", "region", "measuring_s"} <= calibration_columns()
     assert {"cpu_before", "cpu_after", "thermal_before"} <= measurement_columns()
-    store.downgrade("0011")
+    store.downgrade("0014")
+    assert "attempt_failures" not in trial_columns() and {"network", "reused_from"} <= trial_columns()
+    store.downgrade("0013")
     assert "kernel_models" not in inspect(store.engine).get_table_names()
+    assert "ix_trials_network" in {i["name"] for i in inspect(store.engine).get_indexes("trials")}
+    store.downgrade("0011")
+    assert not {"network", "reused_from"} & trial_columns() and "attempts" in trial_columns()
     store.downgrade("0010")
     assert not {"cpu_before", "cpu_after"} & measurement_columns() and "thermal_before" in measurement_columns()
     store.downgrade("0009")
@@ -88,8 +90,9 @@ def test_migrations_up_down_up(db_url):  # noqa: F811
     assert store.revision() is None
     assert set(inspect(store.engine).get_table_names()) <= {"alembic_version"}
     store.upgrade()
-    assert store.revision() == "0014" and "ms_per_weight_mb" in calibration_columns()
-    assert {"cpu_before", "cpu_after"} <= measurement_columns() and {"network", "reused_from"} <= trial_columns()
+    assert store.revision() == "0012" and "ms_per_weight_mb" in calibration_columns()
+    assert {"cpu_before", "cpu_after"} <= measurement_columns()
+    assert {"network", "reused_from", "attempt_failures"} <= trial_columns()
     assert "kernel_models" in inspect(store.engine).get_table_names()
     store.close()
 
@@ -401,7 +404,7 @@ def test_cli_build_query_list_export_import(tmp_path, tiny_space):
         "imported 0 entries, 8 already present\n"
     unknown = run("latency", "query", "--arch", arch, *target, "--device", "nope", "--db", db)
     assert unknown.exit_code == 1 and unknown.output == f"Error: unknown device 'nope'; known devices: {HOST_DEVICE}\n"
-    assert run("db", "upgrade", "--db", db).output == f"{db}: schema at revision 0014\n"
+    assert run("db", "upgrade", "--db", db).output == f"{db}: schema at revision {head_revision()}\n"
 
 
 def _build_tiny_lut(url: str) -> None:

@@ -65,7 +65,7 @@ def test_a_search_records_every_child_with_its_latency_accuracy_and_reward(lut_u
     assert [e.finished for e in events] == [1, 2, 3, 4] and [e.trial["number"] for e in events] == [0, 1, 2, 3]
     best = max(trials, key=lambda t: (t.reward, -t.number))
     assert summary["status"] == "finished" and summary["best"]["number"] == best.number
-    assert summary["trials"] == {"pending": 0, "done": 4, "failed": 0}
+    assert summary["trials"] == {"pending": 0, "done": 4, "failed": 0, "excluded": 0}
     with store.session() as session:
         run = session.scalar(select(SearchRun))
         assert [s["step"] for s in run.controller_stats] == [0, 1] and run.controller_step == 2

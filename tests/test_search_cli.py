@@ -14,6 +14,7 @@ from latency_db.store import open_store
 from search import display, runs
 from search.display import TrialEvent
 from search.config import ProxySettings, SearchConfig
+from search.failures import Failure
 from search.rewards import compute_reward
 
 SMALL = "dwconv_k3_se0_noskip_w1_n1:dwconv_k3_se0_noskip_w1_n1"
@@ -35,7 +36,8 @@ def stored_run(tmp_path, tiny_space):
         runs.record_latency(store, trial.id, latency_ms=latency, source="predicted", measurement_id=None, seconds=0.0)
         runs.record_result(store, trial.id, accuracy=accuracy, train={}, train_seconds=2.0, worker="w:1",
                            reward_terms=compute_reward("mnas-soft", accuracy, latency_ms=latency, target_ms=0.5))
-    runs.record_failure(store, trials[2].id, "TrainingDiverged: loss became nan at step 1")
+    runs.record_failure(store, trials[2].id, Failure("diverged", "TrainingDiverged: loss became nan at step 1"),
+                        max_attempts=config.max_attempts)
     store.close()
     return url
 

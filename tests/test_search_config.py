@@ -8,8 +8,8 @@ from search.config import CONTROLLER_OPTION_PARAMETERS, ProxySettings, SearchCon
 
 OPTIONS = {  # every search option at its CLI default, keyed as the CLI's parameters are named
     "device_name": "local", "controller": "ppo", "reward": "mnas-soft", "reward_source": "kd", "target_ms": None,
-    "target_mmacs": None, "trials": 100, "batch_size": 8, "seed": 0, "measure": False, "quantize": "none",
-    "teacher_paths": (), "space_name": "mnasnet", "proxy_epochs": 5, "proxy_train_size": None,
+    "target_mmacs": None, "trials": 100, "batch_size": 8, "seed": 0, "measure": False, "max_attempts": 3,
+    "quantize": "none", "teacher_paths": (), "space_name": "mnasnet", "proxy_epochs": 5, "proxy_train_size": None,
     "proxy_batch_size": 128, "proxy_lr": 0.005, "alpha": 0.9, "temperature": 1.0, "dataset": "demo",
     "data_dir": None, "image_key": "image/encoded", "label_key": "image/class/label", "label_offset": 0,
     "val_size": None, "val_fraction": None, "split_seed": 0, "resolution": None, "channels": None,
@@ -25,8 +25,7 @@ def test_a_new_run_takes_every_option(tmp_path, monkeypatch):
     assert fields == {
         "device": "local", "controller": "ppo", "reward": "mnas-soft", "reward_source": "kd", "target_ms": 2.0,
         "target_mmacs": None, "trials": 100, "batch_size": 8, "seed": 0, "measure": False, "mix_latency": False,
-        "quantization": "none",
-        "teachers": [str(tmp_path / "t.keras")], "space": "mnasnet",
+        "max_attempts": 3, "quantization": "none", "teachers": [str(tmp_path / "t.keras")], "space": "mnasnet",
         "proxy": {"epochs": 5, "train_size": None, "batch_size": 128, "learning_rate": 0.005, "alpha": 0.9,
                   "temperature": 1.0},
         "data": {"source": "demo", "resolution": 32}}

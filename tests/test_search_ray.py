@@ -42,7 +42,7 @@ def test_a_ray_search_fills_the_same_table_as_a_local_one(sqlite_url):  # noqa: 
         assert trial.status == "done" and trial.accuracy is not None and trial.reward is not None
         assert trial.worker.split(":")[1] != str(__import__("os").getpid())  # trained outside this process
         assert set(trial.train) == set(local_trials[0].train)
-    assert remote["trials"] == local["trials"] == {"pending": 0, "done": 2, "failed": 0}
+    assert remote["trials"] == local["trials"] == {"pending": 0, "done": 2, "failed": 0, "excluded": 0}
     store.close()
 
 

@@ -21,6 +21,7 @@ from search import runs
 from search.config import ProxySettings, SearchConfig
 from search.controller import CONTROLLERS, ControllerSpec
 from search.controller_base import Controller, Proposal, json_state, reward_stats
+from search.controller_settings import OptionInfo
 from search.display import event_line, summary_lines
 from search.loop import run_search
 
@@ -33,7 +34,8 @@ B = "mbconv3_k3_se0_id_w1_n2:mbconv3_k3_se0_id_w1_n2"
 
 @dataclass(frozen=True)
 class RepeatSettings:
-    steps: list = field(default_factory=list)  # per controller step, the architecture strings to propose
+    steps: list = field(default_factory=list, metadata={"option": OptionInfo(
+        "per controller step, the architecture strings to propose", list, 0)})  # as every controller option has
 
 
 class RepeatController(Controller):
@@ -120,7 +122,7 @@ def test_a_controller_that_repeats_itself_trains_each_network_once(lut_url, repe
                                             f"(predicted)  reward {trials[0].reward:.4f}  (reused #0: same network) | ")
     assert "reused" not in event_line(events[4]).split(" | ")[0]
     assert "(reused #3: same network)" in event_line(events[5])
-    assert summary["reused"] == 4 and summary["trials"] == {"pending": 0, "done": 6, "failed": 0}
+    assert summary["reused"] == 4 and summary["trials"] == {"pending": 0, "done": 6, "failed": 0, "excluded": 0}
     assert summary_lines(summary)[0].startswith("search 'repeat': finished, 6 done (4 reused), 0 failed, 0 pending")
     store.close()
 
@@ -184,7 +186,8 @@ def test_runs_share_evaluations_exactly_when_only_search_settings_differ(sqlite_
     base = config("base", [[A]])
     made = {}
     for name, changes, facts in [
-            ("same-but-search", dict(controller="random", controller_options={}, trials=9, batch_size=3), FACTS),
+            ("same-but-search", dict(controller="random", controller_options={}, trials=9, batch_size=3,
+                                     max_attempts=5), FACTS),
             ("other-seed", dict(seed=1), FACTS), ("other-target", dict(target_ms=0.1), FACTS),
             ("other-proxy", dict(proxy=ProxySettings(epochs=2, train_size=64, batch_size=32)), FACTS),
             ("other-data", {}, {**FACTS, "data_fingerprint": "a/c"}),

@@ -79,7 +79,8 @@ def search_list(db_url, as_json):
         return
     table = [{"name": r["name"], "status": r["status"], "controller": r["controller"], "reward": r["reward"],
               "source": r["reward_source"], "device": r["device"],
-              "trials": f"{r['trials']['done'] + r['trials']['failed']}/{r['trials_budget']}",
+              "trials": f"{r['trials']['done'] + r['trials']['failed'] + r['trials']['excluded']}/"
+                        f"{r['trials_budget']}",
               "best reward": "" if r["best"] is None else f"{r['best']['reward']:.4f}"} for r in rows]
     click.echo(format_table(table, ["name", "status", "controller", "reward", "source", "device", "trials",
                                     "best reward"], right_aligned=["trials", "best reward"]))

@@ -11,7 +11,7 @@ import click
 from akd_tf.cli.options import (apply, bundle, cache_dir_option, data_options, db_option, device_option,
                                 quantize_option, space_option)
 from akd_tf.train_settings import DEFAULT_ALPHA, DEFAULT_PROXY_EPOCHS, DEFAULT_TEMPERATURE, TrainSettings
-from search.config import controller_option_flag, controller_option_parameter
+from search.config import DEFAULT_MAX_ATTEMPTS, controller_option_flag, controller_option_parameter
 from search.controller import CONTROLLERS
 from search.controller_settings import option_defaults, option_infos
 from search.executors import EXECUTORS
@@ -61,6 +61,11 @@ SEARCH_RUN_OPTIONS = [
     click.option("--mix-latency", is_flag=True,
                  help="Without --measure: a child's latency is a stored whole-model measurement on --device where "
                       "one matches, and the table's prediction elsewhere (two sources in one run)."),
+    click.option("--max-attempts", default=DEFAULT_MAX_ATTEMPTS, show_default=True, type=click.IntRange(min=1),
+                 help="Evaluations of a child whose infrastructure fails (a killed worker, a Ray node that dies, a "
+                      "farm job out of retries, a conversion crash) before it is excluded from the controller's "
+                      "learning; a child whose training diverges is not retried (its reward is 0). Stored with "
+                      "the run."),
     quantize_option("Quantization the latencies are for."),
     click.option("--proxy-epochs", default=DEFAULT_PROXY_EPOCHS, show_default=True, type=click.IntRange(min=1),
                  help="Training epochs per child (the first is a learning-rate warm-up)."),

@@ -1,0 +1,380 @@
+"""Infrastructure failures caused for real during a search: what the trials table keeps and what the controller got.
+
+Each test breaks one thing the way it breaks in use: a worker process of the pool killed with SIGKILL
+(and then the search process itself, mid-retry), a Ray task's worker process killed, an emulated phone
+that drops every benchmark so its farm jobs use up their retries, and the exporter crashing during
+conversion. Children are the two-block ``lut-test`` space trained for one epoch on 64 demo images
+(the Ray test uses the default space, which Ray's worker processes know without the tests' registration).
+What the controller's update received is read from ``controller_stats``, where the search stores the
+trial numbers it passed to the update (``trials``) and those it left out (``excluded``).
+"""
+
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from akd_tf.errors import WaitTimedOut
+from akd_tf.space import get_space
+from db_fixtures import sqlite_url  # noqa: F401  (fixture)
+from devicefarm.emulator import EmulatedPhone
+from devicefarm.phones import register_phone
+from devicefarm.runner import PhoneLimits
+from devicefarm.worker import FarmWorker, WorkerOptions
+from latency_db.schema import Job, SearchRun
+from latency_db.store import open_store
+from run_fixtures import build_tiny_lut
+from search import runs
+from search.config import ProxySettings, SearchConfig
+from search.controller import make_controller
+from search.failures import EveryChildExcluded
+from search.loop import run_search
+
+TESTS = Path(__file__).parent
+BROKEN_POOL = ("worker died: A process in the process pool was terminated abruptly while the future was running "
+               "or pending.")
+INTERRUPTED = {"kind": "interrupted", "reason": "the search stopped during this attempt"}
+
+pytestmark = pytest.mark.skipif(not os.path.isdir("/proc"), reason="finds the processes to kill in /proc")
+
+
+def config(name: str, **overrides) -> SearchConfig:
+    values = dict(name=name, space="lut-test", controller="random", reward_source="label", target_ms=0.05,
+                  trials=2, batch_size=2, data={"source": "demo", "val_size": 50},
+                  proxy=ProxySettings(epochs=1, train_size=64, batch_size=32))
+    values.update(overrides)
+    return SearchConfig(**values)
+
+
+@pytest.fixture
+def lut_url(sqlite_url, tiny_space):  # noqa: F811
+    return build_tiny_lut(sqlite_url)
+
+
+def trials_of(store, name):
+    return runs.all_trials(store, runs.get_run(store, name).id)
+
+
+def controller_stats(store, name):
+    with store.session() as session:
+        return session.scalar(select(SearchRun).where(SearchRun.name == name)).controller_stats
+
+
+def processes() -> dict[int, tuple[int, str]]:
+    """Every process now: pid -> (parent pid, command line)."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # it ended meanwhile
+            continue
+        found[int(entry)] = (int(stat.rsplit(")", 1)[1].split()[1]), cmdline.strip())
+    return found
+
+
+def descendants(pid: int) -> dict[int, str]:
+    """The processes descended from ``pid`` (children, their children, ...): pid -> command line. Only these
+    are ever killed here: other processes on the machine (another Ray, say) are none of a test's business."""
+    table = processes()
+    found, frontier = {}, {pid}
+    while frontier:
+        frontier = {p for p, (parent, _) in table.items() if parent in frontier and p not in found}
+        found.update({p: table[p][1] for p in frontier})
+    return found
+
+
+def wait_for(condition, timeout_s: float, what: str, poll_s: float = 0.1):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(poll_s)
+    raise AssertionError(f"gave up after {timeout_s:g} s waiting for {what}")
+
+
+# --- a killed worker of the process pool, then the search killed mid-retry ------------------------------------
+
+SEARCH_MAIN = """
+import sys
+sys.path.insert(0, {tests!r})
+from db_fixtures import tiny_space
+tiny_space()  # in the search and, imported as __mp_main__, in each spawned worker of its pool
+
+if __name__ == "__main__":
+    from akd_tf.cli import main
+    main(sys.argv[1:])
+"""
+
+
+def search_command(tmp_path, url: str, name: str) -> list[str]:
+    """``akd-tf search`` of two tiny children in one step, from a script file that registers ``lut-test``."""
+    script = tmp_path / "search_main.py"
+    script.write_text(SEARCH_MAIN.format(tests=str(TESTS)))
+    return [sys.executable, str(script), "search", "--db", url, "--name", name, "--space", "lut-test",
+            "--controller", "random", "--reward-source", "label", "--target-ms", "0.05", "--trials", "2",
+            "--batch-size", "2", "--val-size", "50", "--proxy-epochs", "1", "--proxy-train-size", "64",
+            "--proxy-batch-size", "32", "--max-attempts", "3"]
+
+
+def attempts(store, name: str) -> list[tuple[int, int]]:
+    """(attempts started, attempt failures recorded) of each trial of run ``name``, by number."""
+    if runs.find_run(store, name) is None:
+        return []
+    return [(t.attempts, len(t.attempt_failures or [])) for t in trials_of(store, name)]
+
+
+def test_a_killed_pool_worker_s_children_are_retried_and_a_search_killed_mid_retry_resumes(
+        lut_url, tiny_space, tmp_path):
+    args = search_command(tmp_path, lut_url, "pool")
+    store = open_store(lut_url)
+
+    def pool_workers(pid):
+        return [p for p, (parent, cmdline) in processes().items() if parent == pid and "spawn_main" in cmdline]
+
+    log = tmp_path / "search.log"  # a file, not a pipe: no orphaned worker can hold our end open
+    with log.open("w") as out:
+        search = subprocess.Popen([*args, "--workers", "2"], stdout=out, stderr=subprocess.STDOUT,
+                                  env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        wait_for(lambda: attempts(store, "pool") == [(1, 0), (1, 0)], 300, "the first attempts to start")
+        os.kill(wait_for(lambda: pool_workers(search.pid), 120, "a pool worker")[0], signal.SIGKILL)
+        # Both children of the broken pool fail; their second attempts start in a fresh pool. Now the
+        # search itself dies, mid-retry, and its processes with it.
+        wait_for(lambda: attempts(store, "pool") == [(2, 1), (2, 1)], 120, "the retries to start")
+        wait_for(lambda: len(pool_workers(search.pid)) == 2, 120, "the fresh pool's two workers")
+    finally:
+        leftover = [p for p, (parent, _) in processes().items() if parent == search.pid]  # workers, resource tracker
+        search.kill()
+        search.wait()
+        for pid in leftover:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    output = log.read_text()
+    for number in (0, 1):
+        assert f"child #{number}: attempt 1 of 3 failed (worker-died: {BROKEN_POOL}); trying it again" in output
+
+    resumed = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    trials = trials_of(store, "pool")
+    proposed = [p.tokens for p in make_controller("random", tiny_space, 0).propose(0, 2)]
+    assert [(t.number, tuple(t.tokens)) for t in trials] == list(enumerate(proposed))  # the same two children
+    for trial in trials:
+        assert (trial.status, trial.attempts, trial.error) == ("done", 3, None) and trial.reward is not None
+        assert trial.attempt_failures == [{"attempt": 1, "kind": "worker-died", "reason": BROKEN_POOL},
+                                          {"attempt": 2, **INTERRUPTED}]
+    [stats] = controller_stats(store, "pool")  # learnt from once, from both children
+    assert (stats["step"], stats["n"], stats["trials"], stats["excluded"]) == (0, 2, [0, 1], [])
+    assert stats["mean_reward"] == pytest.approx(sum(t.reward for t in trials) / 2)
+    store.close()
+
+
+def test_a_search_paused_with_ctrl_c_spends_no_attempt(lut_url, tmp_path):
+    store = open_store(lut_url)
+    log = tmp_path / "search.log"
+    with log.open("w") as out:
+        search = subprocess.Popen(search_command(tmp_path, lut_url, "paused"), stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: attempts(store, "paused") == [(1, 0), (1, 0)], 300, "the first attempts to start")
+        search.send_signal(signal.SIGINT)
+        assert search.wait(timeout=120) != 0
+    finally:
+        if search.poll() is None:
+            search.kill()
+            search.wait()
+    pending = [t for t in trials_of(store, "paused") if t.status == "pending"]
+    assert pending, log.read_text()  # the pause came before both children were trained
+    assert [(t.attempts, t.attempt_failures) for t in pending] == [(0, None)] * len(pending)
+    store.close()
+
+
+# --- a Ray task that dies -------------------------------------------------------------------------------------
+
+def test_a_child_whose_ray_task_dies_is_excluded_and_ppo_learns_from_the_other_alone(sqlite_url, tiny_space):  # noqa: F811,E501
+    pytest.importorskip("ray")
+    from search.executors import make_executor
+
+    store = open_store(sqlite_url)
+    killed, before = [], set(descendants(os.getpid()))  # whatever an earlier Ray of this process left is not ours
+
+    def kill_one_task():
+        try:
+            pid = wait_for(lambda: [p for p, cmdline in descendants(os.getpid()).items()  # this test's Ray only
+                                    if p not in before and cmdline.startswith("ray::train_child")],
+                           600, "a Ray task training a child")[0]
+        except AssertionError as exc:
+            killed.append(exc)
+            return
+        os.kill(pid, signal.SIGKILL)
+        killed.append(pid)
+
+    settings = SearchConfig(name="on-ray", controller="ppo", reward_source="label", target_ms=1.0, trials=2,
+                            batch_size=2, measure=True, max_attempts=1, data={"source": "demo", "val_size": 50},
+                            proxy=ProxySettings(epochs=1, train_size=64, batch_size=32))
+    executor = make_executor("ray", 2)
+    killer = threading.Thread(target=kill_one_task, daemon=True)
+    killer.start()
+    try:
+        summary = run_search(store, settings, executor=executor)
+    finally:
+        executor.close()
+        killer.join(timeout=60)
+    assert len(killed) == 1 and isinstance(killed[0], int), killed
+    trials = trials_of(store, "on-ray")
+    assert [t.status for t in trials].count("excluded") == 1, [runs.trial_dict(t) for t in trials]
+    [dead] = [t for t in trials if t.status == "excluded"]
+    [alive] = [t for t in trials if t.status != "excluded"]
+    assert (dead.attempts, dead.reward, len(dead.attempt_failures)) == (1, None, 1)
+    assert dead.attempt_failures[0]["kind"] == "ray-task-died" and dead.error == dead.attempt_failures[0]["reason"]
+    assert dead.error.startswith("WorkerCrashedError: "), dead.error
+    assert alive.status == "done" and alive.attempts == 1 and alive.attempt_failures is None
+    assert summary["trials"] == {"pending": 0, "done": 1, "failed": 0, "excluded": 1}
+    [stats] = controller_stats(store, "on-ray")
+    assert (stats["n"], stats["trials"], stats["excluded"], stats["mean_reward"]) == (
+        1, [alive.number], [dead.number], alive.reward)
+    # The stored state is exactly a fresh controller's after an update on the surviving child alone.
+    alone = make_controller("ppo", get_space("mnasnet"), 0)
+    alone.update(0, [alive.tokens], [alive.reward])
+    with store.session() as session:
+        assert session.scalar(select(SearchRun.controller_state)) == alone.state_bytes()
+    store.close()
+
+
+# --- an emulated phone that drops every benchmark ----------------------------------------------------------------
+
+LIMITS = PhoneLimits(cool_to_c=90.0, cool_timeout_s=0.0, poll_s=0.1)  # drops, not heat, fail its jobs
+
+
+DROPPED = (r"gave up after 3 attempts: 127\.0\.0\.1:\d+: `taskset 80 \S+/benchmark_model --graph=\S+\.tflite .*` "
+           r"failed after 3 attempts: \[Errno 104\] Connection reset by peer")  # a job: 3 phone runs, each 3 tries
+
+
+@pytest.fixture
+def phone(tmp_path, adb_key):
+    """An emulated Pixel 4 registered as ``px`` in a fresh database: (store, phone)."""
+    store = open_store(f"sqlite:///{tmp_path / 'farm.db'}")
+    emulated = EmulatedPhone(profile="pixel4", state_dir=tmp_path / "phone").start()
+    binary = tmp_path / "benchmark_model"
+    binary.write_bytes(b"\x7fELF placeholder for the emulated phone's benchmark_model\n")
+    register_phone(store, emulated.address, name="px", benchmark_binary=binary, limits=LIMITS)
+    yield store, emulated
+    emulated.stop()
+    store.close()
+
+
+@pytest.fixture
+def dropping_phone(phone):
+    """The phone dropping every benchmark, served by a farm worker thread."""
+    store, emulated = phone
+    emulated.faults.drop_during_benchmark = True
+    worker = FarmWorker(store, ["px"], worker_id="w", options=WorkerOptions(
+        lease_seconds=5.0, poll_s=0.05, recheck_offline_s=0.2, limits=LIMITS))
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    yield store, emulated
+    worker.stop.set()
+    thread.join(timeout=30)
+
+
+def test_a_farm_no_worker_serves_stops_the_search_without_spending_an_attempt(phone, tiny_space):
+    store, _ = phone
+    with pytest.raises(WaitTimedOut, match=r"^2 of 2 job\(s\) still pending after 1 s .*are workers running\?$"):
+        run_search(store, config("unserved", device="px", measure=True), wait_timeout_s=1)
+    assert [(t.status, t.attempts, t.attempt_failures) for t in trials_of(store, "unserved")] == [
+        ("pending", 0, None)] * 2
+
+
+def test_children_whose_farm_jobs_give_up_on_a_dropping_phone_are_excluded_and_evolution_never_sees_them(
+        dropping_phone, tiny_space):
+    store, phone = dropping_phone
+    settings = config("farm", device="px", measure=True, controller="evolution", trials=4, max_attempts=2)
+    with pytest.raises(EveryChildExcluded, match=r"^search 'farm' stopped: every child of step 0 was excluded, .*"
+                                                 r"\(farm-job-failed 2 \(last: latency: farm job \d+ failed: gave up "
+                                                 r"after 3 attempts: .*resume with step 1"):
+        run_search(store, settings, wait_timeout_s=300)
+    with store.session() as session:
+        jobs = session.scalars(select(Job).order_by(Job.id)).all()
+        assert [(job.state, job.attempts) for job in jobs] == [("failed", 3), ("failed", 3)]  # each asked twice
+    excluded = trials_of(store, "farm")
+    for trial, job in zip(excluded, jobs):
+        reason = f"latency: farm job {job.id} failed: {job.error}"
+        assert re.fullmatch(DROPPED, job.error), job.error
+        assert (trial.status, trial.attempts, trial.reward, trial.latency_ms, trial.error) == (
+            "excluded", 2, None, None, reason)
+        assert trial.attempt_failures == [{"attempt": n, "kind": "farm-job-failed", "reason": reason} for n in (1, 2)]
+    [stats] = controller_stats(store, "farm")
+    assert (stats["n"], stats["trials"], stats["excluded"], stats["population"]) == (0, [], [0, 1], 0)
+
+    phone.faults.drop_during_benchmark = False  # the phone is fixed: the same command resumes with step 1
+    summary = run_search(store, settings, wait_timeout_s=300)
+    trials = trials_of(store, "farm")
+    assert [(t.number, t.status) for t in trials] == [(0, "excluded"), (1, "excluded"), (2, "done"), (3, "done")]
+    assert all(t.latency_source == "measured" and t.attempts == 1 for t in trials[2:])
+    assert summary["trials"] == {"pending": 0, "done": 2, "failed": 0, "excluded": 2}
+    assert summary["excluded"] == [{"kind": "farm-job-failed", "count": 2, "reason": trials[1].error}]
+    assert [(s["step"], s["trials"], s["excluded"]) for s in controller_stats(store, "farm")] == [
+        (0, [], [0, 1]), (1, [2, 3], [])]
+    with store.session() as session:
+        population = json.loads(session.scalar(select(SearchRun.controller_state)))["population"]
+    assert sorted(map(tuple, (tokens for tokens, _ in population))) == sorted(tuple(t.tokens) for t in trials[2:])
+    assert sorted(reward for _, reward in population) == sorted(t.reward for t in trials[2:])
+
+
+# --- a conversion that crashes -----------------------------------------------------------------------------------
+
+CONVERTER_CRASH = "<unknown>:0: error: failed to legalize operation 'tfl.depthwise_conv_2d'"
+
+
+def test_a_conversion_crash_is_retried_and_a_child_that_keeps_crashing_is_left_out_of_the_ppo_update(
+        lut_url, tiny_space, monkeypatch):
+    """The exporter is the real one, crashing as the TFLite converter does (its own error type) where told to:
+    a valid architecture cannot make the real converter fail on demand."""
+    from tensorflow.lite.python.convert_phase import ConverterError
+
+    import latency_db.measure as measure
+
+    first, second = [tiny_space.from_tokens(p.tokens) for p in make_controller("ppo", tiny_space, 0).propose(0, 2)]
+    assert first != second
+    real_export, exported = measure.export_untrained, []
+
+    def export(arch, target, out_path, seed):
+        exported.append(arch)
+        if arch == second or exported.count(first) == 1:
+            raise ConverterError(CONVERTER_CRASH + "\nsee the MLIR diagnostics above")
+        return real_export(arch, target, out_path, seed)
+
+    monkeypatch.setattr(measure, "export_untrained", export)
+    store = open_store(lut_url)
+    messages = []
+    summary = run_search(store, config("convert", controller="ppo", measure=True), say=messages.append)
+    assert exported == [first, second, first, second, second]  # three attempts of the second, two of the first
+    recovered, crashed = trials_of(store, "convert")
+    reason = f"latency: ConverterError: {CONVERTER_CRASH}"
+    assert (recovered.status, recovered.attempts, recovered.latency_source, recovered.error) == (
+        "done", 2, "measured", None)
+    assert recovered.attempt_failures == [{"attempt": 1, "kind": "conversion-failed", "reason": reason}]
+    assert (crashed.status, crashed.attempts, crashed.reward, crashed.error) == ("excluded", 3, None, reason)
+    assert crashed.attempt_failures == [{"attempt": n, "kind": "conversion-failed", "reason": reason}
+                                        for n in (1, 2, 3)]
+    assert f"child #1: attempt 2 of 3 failed (conversion-failed: {reason}); trying it again" in messages
+    assert f"step 0: 1 of 2 children excluded from learning: conversion-failed 1 (last: {reason})" in messages
+    assert summary["status"] == "finished" and summary["best"]["number"] == 0
+    [stats] = controller_stats(store, "convert")
+    assert (stats["n"], stats["trials"], stats["excluded"], stats["mean_reward"]) == (1, [0], [1], recovered.reward)
+    alone = make_controller("ppo", tiny_space, 0)
+    alone.update(0, [recovered.tokens], [recovered.reward])
+    with store.session() as session:
+        assert session.scalar(select(SearchRun.controller_state)) == alone.state_bytes()
+    store.close()
