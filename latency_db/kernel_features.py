@@ -10,42 +10,35 @@ it reads and writes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 
 from akd_tf.operators import MAC_KINDS, HeadPlan, LayerPlan, Operator, StemPlan, folded_params
 from akd_tf.target import ACTIVATION_BYTES, WEIGHT_BYTES
+from latency_db.features import Feature
 
 OPERATOR_KINDS = ("stem", "conv", "dwconv", "mbconv", "head")
 # TFLite operators a squeeze-and-excite runs: mean, two 1x1 convolutions, the sigmoid, the multiply.
 SE_KERNELS = 5
 
 
-@dataclass(frozen=True)
-class KernelFeature:
-    name: str
-    unit: str
-    meaning: str
-
-
 KERNEL_FEATURES = (
-    KernelFeature("kind", "", f"the operator's kind, as its index in {OPERATOR_KINDS}"),
-    KernelFeature("kernel", "", "the convolution's kernel size (1: the head's 1x1)"),
-    KernelFeature("stride", "", "the convolution's stride"),
-    KernelFeature("expand_ratio", "", "the MBConv expansion ratio (1 for every other kind)"),
-    KernelFeature("se_ratio", "", "the squeeze-and-excite ratio (0: none)"),
-    KernelFeature("residual", "", "1 with an identity residual add, else 0"),
-    KernelFeature("input_h", "px", "input height"),
-    KernelFeature("input_w", "px", "input width"),
-    KernelFeature("in_channels", "", "input channels"),
-    KernelFeature("out_channels", "", "output channels (the head: its conv's filters)"),
-    KernelFeature("classes", "", "the head's logits (0 for every other kind)"),
-    KernelFeature("kernels", "", "TFLite operators the micro-model runs (BatchNorm and ReLU folded in)"),
-    *(KernelFeature(f"{kind}_mmacs", "M", f"multiply-adds run by {kind} kernels") for kind in MAC_KINDS),
-    KernelFeature("weight_kb", "kB", "weights as the .tflite stores them (BatchNorm folded)"),
-    KernelFeature("input_kb", "kB", "bytes of the input tensor"),
-    KernelFeature("activation_kb", "kB", "bytes of the tensors the operator writes"),
+    Feature("kind", "", f"the operator's kind, as its index in {OPERATOR_KINDS}"),
+    Feature("kernel", "", "the convolution's kernel size (1: the head's 1x1)"),
+    Feature("stride", "", "the convolution's stride"),
+    Feature("expand_ratio", "", "the MBConv expansion ratio (1 for every other kind)"),
+    Feature("se_ratio", "", "the squeeze-and-excite ratio (0: none)"),
+    Feature("residual", "", "1 with an identity residual add, else 0"),
+    Feature("input_h", "px", "input height"),
+    Feature("input_w", "px", "input width"),
+    Feature("in_channels", "", "input channels"),
+    Feature("out_channels", "", "output channels (the head: its conv's filters)"),
+    Feature("classes", "", "the head's logits (0 for every other kind)"),
+    Feature("kernels", "", "TFLite operators the micro-model runs (BatchNorm and ReLU folded in)"),
+    *(Feature(f"{kind}_mmacs", "M", f"multiply-adds run by {kind} kernels") for kind in MAC_KINDS),
+    Feature("weight_kb", "kB", "weights as the .tflite stores them (BatchNorm folded)"),
+    Feature("input_kb", "kB", "bytes of the input tensor"),
+    Feature("activation_kb", "kB", "bytes of the tensors the operator writes"),
 )
 KERNEL_FEATURE_NAMES = tuple(f.name for f in KERNEL_FEATURES)
 CATEGORICAL = ("kind",)
