@@ -313,11 +313,13 @@ def distill(student: keras.Model, teacher: Teacher | None, training: data.Traini
     train_pipeline = data.make_pipeline(
         mini_train, resolution=resolution, channels=channels, batch_size=train.batch_size, shuffle=True,
         augment=train.augment, seed=train.seed, extra=cached["train"].packed() if "train" in cached else None)
+    val_batch_size = max(train.batch_size, 256)
     val_pipeline = data.make_pipeline(
-        mini_val, resolution=resolution, channels=channels, batch_size=max(train.batch_size, 256),
+        mini_val, resolution=resolution, channels=channels, batch_size=val_batch_size,
         extra=cached["val"].packed() if "val" in cached else None)
     train_pipeline, val_pipeline = _as_model_inputs(train_pipeline), _as_model_inputs(val_pipeline)
     steps_per_epoch = math.ceil(mini_train.num_examples / train.batch_size)
+    val_steps = math.ceil(mini_val.num_examples / val_batch_size)  # given: steps_per_execution > 1 needs it
 
     keras.utils.set_random_seed(train.seed)
     model = Distiller(student, num_classes, settings,
@@ -345,7 +347,7 @@ def distill(student: keras.Model, teacher: Teacher | None, training: data.Traini
     # end of the data, which cost 2-8 s between the epochs of a proxy child (benchmarks/child_profile.py).
     history = model.fit(train_pipeline.repeat(), epochs=train.epochs, steps_per_epoch=steps_per_epoch,
                         verbose=verbose, callbacks=all_callbacks, validation_data=val_pipeline,
-                        validation_freq=1 if train.validate_every_epoch else [train.epochs])
+                        validation_steps=val_steps, validation_freq=1 if train.validate_every_epoch else [train.epochs])
     train_seconds = time.perf_counter() - fit_started
     if checkpoint_dir is not None:  # finished: the backup and best-so-far state are gone; so are empty folders
         for folder in (Path(checkpoint_dir) / "backup", Path(checkpoint_dir)):
@@ -353,7 +355,7 @@ def distill(student: keras.Model, teacher: Teacher | None, training: data.Traini
                 folder.rmdir()
     final = {name[4:]: values[-1] for name, values in history.history.items() if name.startswith("val_")}
     if not final:  # resumed after the last epoch had finished: evaluate once more
-        final = model.evaluate(val_pipeline, verbose=0, return_dict=True)
+        final = model.evaluate(val_pipeline, steps=val_steps, verbose=0, return_dict=True)
     epochs_run = len(history.history.get("loss", []))
     return TrainResult(
         top1=float(final["top1"]), top5=float(final["top5"]), loss=float(final["loss"]),
@@ -373,8 +375,10 @@ def distill(student: keras.Model, teacher: Teacher | None, training: data.Traini
 def proxy_train(arch: Arch, teacher: Teacher | None, training: data.TrainingData, *,
                 settings: DistillSettings = DistillSettings(),
                 train: TrainSettings = TrainSettings(validate_every_epoch=False),
-                cache_dir: str | os.PathLike | None = None, use_cache: bool = True) -> TrainResult:
-    """The search's child evaluation: a fresh student of ``arch`` trained briefly, then scored on mini-val.
+                cache_dir: str | os.PathLike | None = None, use_cache: bool = True,
+                callbacks: Sequence[keras.callbacks.Callback] = ()) -> TrainResult:
+    """The search's child evaluation: a fresh student of ``arch`` trained briefly, then scored on mini-val
+    (``callbacks``: the caller's Keras callbacks, say one that stops it early).
 
     Defaults are the paper's proxy task: 5 epochs, the first a linear
     learning-rate warm-up, KD with alpha 0.9 and T 1, no weight sharing.
@@ -384,4 +388,4 @@ def proxy_train(arch: Arch, teacher: Teacher | None, training: data.TrainingData
     student = build_student(arch, training.input_shape, training.num_classes,
                             with_embedding=settings.feature_weight > 0.0)
     return distill(student, teacher, training, settings=settings, train=train, cache_dir=cache_dir,
-                   use_cache=use_cache)
+                   use_cache=use_cache, callbacks=callbacks)

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from latency_db.store import open_store
+from search import runs
 from search.config import ProxySettings, SearchConfig
 from search.executors import make_executor
 from search.loop import run_search
@@ -34,24 +35,31 @@ def _copy_table(source_db: Path, target_url: str) -> None:
         import_table(open_store(target_url), path, "local", "json")
 
 
-def one_run(args, workers: int, tmp: Path) -> tuple[float, int]:
-    url = f"sqlite:///{tmp / f'search-{workers}.db'}"
+def one_run(args, workers: int, tmp: Path, *, seed: int | None = None, batch_size: int | None = None,
+            early_stop: bool = False) -> tuple[float, dict]:
+    """Seconds and summary of one search in a fresh database under ``tmp`` (``args``: the proxy settings)."""
+    seed = args.seed if seed is None else seed
+    name = f"throughput-{workers}-s{seed}{'-es' if early_stop else ''}"
+    url = f"sqlite:///{tmp / f'{name}.db'}"
     _copy_table(CACHE / "host.db", url)
-    config = SearchConfig(name=f"throughput-{workers}", controller="random", reward_source="label",
-                          target_ms=1.0, trials=args.trials, batch_size=args.trials, seed=args.seed,
-                          data={"source": "demo", "val_size": args.val_size, "channels": 3},
+    config = SearchConfig(name=name, controller="random", reward_source="label",
+                          target_ms=1.0, trials=args.trials, batch_size=batch_size or args.trials, seed=seed,
+                          early_stop=early_stop, data={"source": "demo", "val_size": args.val_size, "channels": 3},
                           proxy=ProxySettings(epochs=args.proxy_epochs, train_size=args.proxy_train_size,
                                               batch_size=args.proxy_batch_size))
     executor = make_executor("local", workers)
     start = time.perf_counter()
     try:
         summary = run_search(open_store(url), config, executor=executor,
-                             on_event=lambda e: print(f"  {workers} worker(s): {e.finished}/{e.budget} "
+                             on_event=lambda e: print(f"  {name}: {e.finished}/{e.budget} "
                                                       f"({e.elapsed_s:.0f} s)", flush=True))
     finally:
         executor.close()
     seconds = time.perf_counter() - start
-    return seconds, summary["trials"]["done"]
+    store = open_store(url)
+    trials = runs.all_trials(store, runs.get_run(store, name).id)
+    summary["stopped_early"] = sum(1 for t in trials if (t.train or {}).get("stopped_at_epoch"))
+    return seconds, summary
 
 
 def main() -> None:
@@ -65,8 +73,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        base_s, base_done = one_run(args, 1, Path(tmp))
-        many_s, many_done = one_run(args, args.workers, Path(tmp))
+        base_s, base = one_run(args, 1, Path(tmp))
+        many_s, many = one_run(args, args.workers, Path(tmp))
+    base_done, many_done = base["trials"]["done"], many["trials"]["done"]
     base_rate, many_rate = base_done / base_s * 3600, many_done / many_s * 3600
     print(f"1 worker: {base_done} children in {base_s:.0f} s = {base_rate:.0f} children/hour")
     print(f"{args.workers} workers: {many_done} children in {many_s:.0f} s = {many_rate:.0f} children/hour "

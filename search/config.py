@@ -87,7 +87,8 @@ class SearchConfig:
     farm jobs), else the lookup table's prediction; ``mix_latency`` (only without ``measure``) takes a stored
     measurement where one matches and the prediction elsewhere. ``max_attempts`` bounds the evaluations of a
     child whose infrastructure fails (a killed worker, a dropped phone, a conversion crash:
-    :mod:`search.failures`); after that many it is excluded from the controller's update.
+    :mod:`search.failures`); after that many it is excluded from the controller's update. ``early_stop``
+    stops children clearly behind earlier ones at the same epoch (:mod:`search.early_stop`).
     """
 
     name: str
@@ -105,6 +106,7 @@ class SearchConfig:
     measure: bool = False
     mix_latency: bool = False
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    early_stop: bool = False
     quantization: str = "none"
     teachers: tuple[str, ...] = ()
     data: dict = field(default_factory=lambda: {"source": "demo"})
@@ -143,6 +145,8 @@ class SearchConfig:
         check_int("trials", self.trials, 1)
         check_int("batch_size", self.batch_size, 1)
         check_int("max_attempts", self.max_attempts, 1)
+        if not isinstance(self.early_stop, bool):
+            raise InvalidInput(f"early_stop must be true or false, got {self.early_stop!r}")
         if self.mix_latency and self.measure:
             raise InvalidInput("mix_latency (--mix-latency) mixes stored measurements with predictions; with "
                                "measure (--measure) every child is measured: give one of the two")
@@ -229,7 +233,8 @@ def merge_given(stored: SearchConfig, given: dict) -> SearchConfig:
 OPTION_FIELDS = {"device_name": "device", "controller": "controller", "reward": "reward",
                  "reward_source": "reward_source", "target_ms": "target_ms", "target_mmacs": "target_mmacs",
                  "trials": "trials", "batch_size": "batch_size", "seed": "seed", "measure": "measure",
-                 "mix_latency": "mix_latency", "max_attempts": "max_attempts", "quantize": "quantization",
+                 "mix_latency": "mix_latency", "max_attempts": "max_attempts",
+                 "early_stop": "early_stop", "quantize": "quantization",
                  "teacher_paths": "teachers", "space_name": "space"}
 PROXY_OPTION_FIELDS = {"proxy_epochs": "epochs", "proxy_train_size": "train_size",
                        "proxy_batch_size": "batch_size", "proxy_lr": "learning_rate", "alpha": "alpha",

@@ -46,7 +46,8 @@ def reuse_note(trial: dict) -> str:
 
 def trial_outcome(trial: dict) -> str:
     """``"top-1 87.30%  0.823 ms (measured)  reward 0.8123"``, with ``"  (reused #3: same network)"`` for a
-    child that took an earlier evaluation of its network, ``"FAILED: reason"``, or
+    child that took an earlier evaluation of its network, ``"  (stopped early after epoch 1)"`` for one that
+    early stopping stopped, ``"FAILED: reason"``, or
     ``"EXCLUDED after 3 attempts (not learnt from): reason"``."""
     if trial["status"] == "failed":
         return f"FAILED: {trial['error']}"
@@ -54,8 +55,10 @@ def trial_outcome(trial: dict) -> str:
         attempts = trial["attempts"]
         return f"EXCLUDED after {attempts} attempt{'s' if attempts != 1 else ''} (not learnt from): {trial['error']}"
     reused = reuse_note(trial)
+    stopped = trial.get("stopped_at_epoch")
     return (f"top-1 {trial['accuracy']:.2%}  {trial['latency_ms']:.3f} ms ({trial['latency_source']})  "
-            f"reward {trial['reward']:.4f}" + (f"  ({reused}: same network)" if reused else ""))
+            f"reward {trial['reward']:.4f}" + (f"  ({reused}: same network)" if reused else "")
+            + (f"  (stopped early after epoch {stopped})" if stopped else ""))
 
 
 def event_line(event: TrialEvent) -> str:

@@ -89,10 +89,12 @@ def train_child(job: dict) -> dict:
     """Proxy-train one child and score it on mini-val.
 
     ``job`` is ``{"config": SearchConfig.to_dict(), "arch": str, "number": int, "threads": int | None,
-    "cache_dir": str | None}``. Returns ``{"status": "done", "accuracy", "train", "train_seconds",
-    "worker"}``, or ``{"status": "failed", "kind", "error", "train_seconds", "worker"}`` when its training
-    raised (``kind`` and ``error``: :func:`search.failures.training_failure`; a NaN loss is the
-    architecture's fault, anything else is retried); data or teacher problems raise.
+    "cache_dir": str | None, "early_stop": {epoch: top-1} (with early stopping:
+    :func:`search.early_stop.stop_thresholds`)}``. Returns ``{"status": "done", "accuracy", "train", "history",
+    "train_seconds", "worker"}`` (``history``: the Keras per-epoch history, for the TensorBoard log), or ``{"status": "failed",
+    "kind", "error", "train_seconds", "worker"}`` when its training raised (``kind`` and ``error``:
+    :func:`search.failures.training_failure`; a NaN loss is the architecture's fault, anything else is
+    retried); data or teacher problems raise.
     """
     _limit_threads(job.get("threads"))
     config = SearchConfig.from_dict(job["config"])
@@ -104,15 +106,26 @@ def train_child(job: dict) -> dict:
     from akd_tf.distill import TrainingDiverged, proxy_train
     from search.failures import training_failure
 
+    train = config.proxy.train_settings(child_seed(config, job["number"]))
+    callbacks = []
+    if config.early_stop:  # validated every epoch, stopped under the thresholds the search sent
+        from search.early_stop import stopping_callback
+
+        train = dataclasses.replace(train, validate_every_epoch=True)
+        callbacks.append(stopping_callback(job.get("early_stop") or {}))
     start = time.perf_counter()
     try:
         result = proxy_train(arch, teacher, training, settings=distill_settings(config.proxy, config.reward_source),
-                             train=config.proxy.train_settings(child_seed(config, job["number"])),
-                             cache_dir=job.get("cache_dir"))
+                             train=train, cache_dir=job.get("cache_dir"), callbacks=callbacks)
     except (TrainingDiverged, tf.errors.OpError, ValueError, ArithmeticError, MemoryError) as exc:
         failure = training_failure(exc)
         return {"status": "failed", "kind": failure.kind, "error": failure.reason,
                 "train_seconds": time.perf_counter() - start, "worker": worker_name()}
     summary = {key: value for key, value in result.to_dict().items() if key not in ("history", "settings")}
-    return {"status": "done", "accuracy": result.top1, "train": summary,
+    if config.early_stop:
+        summary["val_top1"] = list(result.history.get("val_top1", []))
+        epochs_run = len(result.history.get("loss", []))
+        if epochs_run < train.epochs:
+            summary["stopped_at_epoch"] = epochs_run
+    return {"status": "done", "accuracy": result.top1, "train": summary, "history": result.history,
             "train_seconds": time.perf_counter() - start, "worker": worker_name()}

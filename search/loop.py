@@ -39,6 +39,10 @@ enters its update with its own tokens and the reward of its network, exactly as 
 update against the networks the policy already favours; a network's decisions that change nothing (a
 removed block's, a skip op where no residual can exist) get the network's reward whichever value was drawn.
 
+With ``early_stop`` each child starts with the thresholds of the median stopping rule computed from the
+children of the run trained before its step (:mod:`search.early_stop`); one that falls clearly behind
+them stops after that epoch and its reward is that of the accuracy it had then.
+
 After the first step, if the proxy cannot rank its children (:mod:`search.proxy_ranking`: all at chance,
 or all within the noise of mini-val), the search says so with what to change, and stores the reason with
 that step's controller statistics (``proxy_cannot_rank``).
@@ -60,15 +64,19 @@ from search.controller_base import Proposal
 from search.display import TrialEvent, describe_latency
 from search.evaluate import run_training_data, teacher_for, train_child
 from search.executors import SequentialExecutor
+from search.early_stop import stop_thresholds
 from search.failures import EveryChildExcluded, Failure, describe_exclusions, exclusion_groups
 from search.latency import LatencySource, check_resumed_latency
 from search.proxy_ranking import advice, cannot_rank
 from search.rewards import compute_reward, get_reward
+from search.tensorboard_log import SearchBoard
 
 
 class _Progress:
-    def __init__(self, store: Store, run_id: int, budget: int, on_event):
-        self.store, self.run_id, self.budget, self.on_event = store, run_id, budget, on_event
+    """Reports each finished child to the live display (``on_event``) and the TensorBoard log (``board``)."""
+
+    def __init__(self, store: Store, run_id: int, budget: int, on_event, board: SearchBoard | None = None):
+        self.store, self.run_id, self.budget, self.on_event, self.board = store, run_id, budget, on_event, board
         self.started = time.monotonic()
         self.finished_here = 0
         best = runs.run_status_by_id(store, run_id)["best"]
@@ -76,10 +84,15 @@ class _Progress:
 
     def report(self, trial) -> None:
         self.finished_here += 1
-        if self.on_event is None:
+        if self.on_event is None and self.board is None:
             return
         summary = runs.run_status_by_id(self.store, self.run_id)
         finished = sum(summary["trials"][state] for state in runs.FINISHED_STATES)
+        if self.board is not None:
+            self.board.trial_finished(runs.trial_dict(trial), finished,
+                                      None if summary["best"] is None else summary["best"]["reward"])
+        if self.on_event is None:
+            return
         elapsed = time.monotonic() - self.started
         eta = elapsed / self.finished_here * (self.budget - finished)
         best = summary["best"]
@@ -108,16 +121,28 @@ def _fill_teacher_cache(teacher, training, cache_dir, say) -> None:
 
 def run_search(store: Store, config: SearchConfig, *, executor=None, cache_dir: str | None = None,
                wait_timeout_s: float | None = None, on_event: Callable[[TrialEvent], None] | None = None,
-               say: Callable[[str], None] = lambda _message: None, allow_latency_change: bool = False) -> dict:
+               say: Callable[[str], None] = lambda _message: None, allow_latency_change: bool = False,
+               logdir: str | None = None) -> dict:
     """Run (or resume) the search ``config`` describes until its budget is spent; returns its summary.
 
     ``executor`` trains children (default: in this process); ``on_event`` gets a :class:`TrialEvent` per
     finished child; ``say`` gets one-line progress messages. Errors in the settings, data, teacher or
     latency table raise ``ValueError`` before anything is trained, and so does a resumed run whose latency
     source changed (a new table version or calibration, a new runtime) unless ``allow_latency_change``
-    (:func:`search.latency.check_resumed_latency`).
+    (:func:`search.latency.check_resumed_latency`). ``logdir``: write TensorBoard event files there
+    (:mod:`search.tensorboard_log`); one that cannot be written raises ``ValueError`` first.
     """
     config.validate()
+    board = None if logdir is None else SearchBoard(logdir, config.name)
+    try:
+        return _run(store, config, executor, cache_dir, wait_timeout_s, on_event, say, allow_latency_change, board)
+    finally:
+        if board is not None:
+            board.close()
+
+
+def _run(store: Store, config: SearchConfig, executor, cache_dir, wait_timeout_s, on_event, say,
+         allow_latency_change: bool, board: SearchBoard | None) -> dict:
     runs.check_resumable(store, config)
     executor = executor or SequentialExecutor()
     space = get_space(config.space)
@@ -147,7 +172,7 @@ def run_search(store: Store, config: SearchConfig, *, executor=None, cache_dir: 
     if run.controller_state is not None:
         controller.load_state_bytes(run.controller_state)
     sharing = _sharing_runs(store, run.id, say)
-    progress = _Progress(store, run.id, config.trials, on_event)
+    progress = _Progress(store, run.id, config.trials, on_event, board)
     while True:
         run = runs.get_run(store, config.name)
         step = run.controller_step
@@ -161,11 +186,14 @@ def run_search(store: Store, config: SearchConfig, *, executor=None, cache_dir: 
             runs.add_trials(store, run.id, step, _new_trials(proposals))
             trials = runs.step_trials(store, run.id, step)
         _evaluate_step(store, config, trials, latency, executor, progress, say, sharing,
-                       {"config": config.to_dict(), "threads": executor.threads_per_child, "cache_dir": cache_dir})
+                       {"config": config.to_dict(), "threads": executor.threads_per_child, "cache_dir": cache_dir},
+                       training.mini_val.num_examples)
         finished = runs.step_trials(store, run.id, step)
         learnt = [t for t in finished if t.status in runs.LEARNT_STATES]
         excluded = [t for t in finished if t.status == "excluded"]
         stats = controller.update(step, [t.tokens for t in learnt], [t.reward for t in learnt])
+        if board is not None:
+            board.controller_step(step, stats, [t.reward for t in learnt])
         stats = {**stats, "trials": [t.number for t in learnt], "excluded": [t.number for t in excluded]}
         if step == 0:
             stats = {**stats, **_check_ranking(config, training, finished, say)}
@@ -223,7 +251,7 @@ def _new_trials(proposals: list[Proposal]) -> list[runs.NewTrial]:
 
 
 def _evaluate_step(store, config: SearchConfig, trials, latency: LatencySource, executor, progress, say,
-                   sharing: list[int], job_base: dict) -> None:
+                   sharing: list[int], job_base: dict, val_examples: int) -> None:
     """Finish every pending trial of a step, round after round: reuse the evaluation of each network evaluated
     before, make one attempt at the first pending child of each other network, and repeat until none is
     pending (a child whose infrastructure failed is tried again until it is done or excluded; the duplicates
@@ -247,10 +275,20 @@ def _evaluate_step(store, config: SearchConfig, trials, latency: LatencySource, 
         for trial_id in runs.mark_started(store, chosen, config.max_attempts):
             progress.report(runs.get_trial_by_id(store, trial_id))  # excluded: its attempts ran out before
         try:
+            if config.early_stop:
+                job_base = {**job_base, "early_stop": _stop_thresholds(store, config, run_id, val_examples)}
             _attempt(store, config, run_id, step, chosen, latency, executor, progress, say, job_base)
         except (KeyboardInterrupt, WaitTimedOut):  # paused (Ctrl-C), or no farm worker came: nothing failed
             runs.release_attempts(store, chosen)
             raise
+
+
+def _stop_thresholds(store, config: SearchConfig, run_id: int, val_examples: int) -> dict[int, float]:
+    """The early-stopping thresholds for the children about to train, from the curves of the run's children
+    trained before (:func:`search.early_stop.stop_thresholds`; a reused child trained nothing)."""
+    curves = [t.train["val_top1"] for t in runs.all_trials(store, run_id)
+              if t.status == "done" and t.reused_from is None and t.train and t.train.get("val_top1")]
+    return stop_thresholds(curves, config.proxy.epochs, val_examples)
 
 
 def _reuse(store, config: SearchConfig, trial, original):
@@ -282,6 +320,8 @@ def _attempt(store, config: SearchConfig, run_id: int, step: int, trial_ids: lis
     for job, result in executor.map_unordered(train_child, jobs):
         trial = by_id[job["trial_id"]]
         if result["status"] == "done":
+            if progress.board is not None and result.get("history"):
+                progress.board.child_curves(trial.number, result["history"])
             terms = compute_reward(config.reward, result["accuracy"], latency_ms=trial.latency_ms, mmacs=trial.mmacs,
                                    target_ms=config.target_ms, target_mmacs=config.target_mmacs)
             progress.report(runs.record_result(store, trial.id, accuracy=result["accuracy"], reward_terms=terms,

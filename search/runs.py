@@ -431,6 +431,7 @@ def trial_dict(trial: Trial) -> dict:
         "run": trial.run_name, "network": trial.network,
         "reused_from": None if original is None else {"run": original.run_name, "number": original.number},
         "attempts": trial.attempts, "attempt_failures": list(trial.attempt_failures or []),
+        "stopped_at_epoch": (trial.train or {}).get("stopped_at_epoch"),  # early stopping: the epoch it stopped after
     }
 
 

@@ -14,6 +14,16 @@ TINY_TARGET = ModelTarget(resolution=32, classes=10, channels=1)  # the demo's i
 QUICK = RunSettings(num_runs=10, warmup_runs=1, min_secs=0.0, warmup_min_secs=0.0)
 
 
+def tiny_search(name: str, **overrides) -> SearchConfig:
+    """A search of the two-block ``lut-test`` space: random children trained one epoch on 64 demo images, scored on
+    50 (a few seconds each); 4 trials in steps of 2 unless ``overrides`` say otherwise."""
+    values = dict(name=name, space="lut-test", controller="random", reward_source="label", target_ms=0.05,
+                  trials=4, batch_size=2, data={"source": "demo", "val_size": 50},
+                  proxy=ProxySettings(epochs=1, train_size=64, batch_size=32))
+    values.update(overrides)
+    return SearchConfig(**values)
+
+
 def build_tiny_lut(url: str) -> str:
     """Measure the whole ``lut-test`` latency table on this host into the database at ``url``; returns ``url``."""
     store = open_store(url)

@@ -16,25 +16,17 @@ import pytest
 from sqlalchemy import select
 
 from db_fixtures import db_url, sqlite_url  # noqa: F401  (fixtures)
-from run_fixtures import TINY_TARGET, build_tiny_lut
+from run_fixtures import TINY_TARGET, build_tiny_lut, tiny_search
 from latency_db.predictor import LutPredictor
 from latency_db.schema import SearchRun, Trial
 from latency_db.store import open_store
 from search import runs
-from search.config import ProxySettings, SearchConfig
+from search.config import ProxySettings
 from search.controller import make_controller
 from search.loop import run_search
 from search.rewards import FAILED_REWARD, compute_reward
 
 TESTS = Path(__file__).parent
-
-
-def config(name: str, **overrides) -> SearchConfig:
-    values = dict(name=name, space="lut-test", controller="random", reward_source="label", target_ms=0.05,
-                  trials=4, batch_size=2, data={"source": "demo", "val_size": 50},
-                  proxy=ProxySettings(epochs=1, train_size=64, batch_size=32))
-    values.update(overrides)
-    return SearchConfig(**values)
 
 
 @pytest.fixture
@@ -50,7 +42,7 @@ def trials_of(store, name):
 def test_a_search_records_every_child_with_its_latency_accuracy_and_reward(lut_url, tiny_space):
     store = open_store(lut_url)
     events = []
-    summary = run_search(store, config("plain"), on_event=events.append)
+    summary = run_search(store, tiny_search("plain"), on_event=events.append)
     trials = trials_of(store, "plain")
     predictor = LutPredictor.load(store, "local", tiny_space, TINY_TARGET)
     expected = [p.tokens for step in (0, 1) for p in make_controller("random", tiny_space, 0).propose(step, 2)]
@@ -78,7 +70,7 @@ def test_a_search_records_every_child_with_its_latency_accuracy_and_reward(lut_u
 def test_a_child_that_diverges_is_recorded_with_its_reason_and_the_search_goes_on(lut_url):
     store = open_store(lut_url)
     diverging = ProxySettings(epochs=1, train_size=64, batch_size=32, learning_rate=1e30)
-    summary = run_search(store, config("nan", trials=2, proxy=diverging))
+    summary = run_search(store, tiny_search("nan", trials=2, proxy=diverging))
     trials = trials_of(store, "nan")
     assert [t.status for t in trials] == ["failed", "failed"]
     assert all(t.reward == FAILED_REWARD and t.error.startswith("TrainingDiverged: loss became nan") for t in trials)
@@ -90,7 +82,7 @@ def test_without_a_latency_table_or_measure_the_search_stops_before_training(sql
     store = open_store(sqlite_url)
     with pytest.raises(ValueError, match=r"has no latency table for lut-test@.*; it has none yet; build it with: "
                                          r".*\n.*--measure"):
-        run_search(store, config("no-lut"))
+        run_search(store, tiny_search("no-lut"))
     assert runs.find_run(store, "no-lut") is None
     store.close()
 
@@ -99,7 +91,7 @@ def test_the_proxy_subset_is_named_for_its_size_and_keeps_the_split_s_fingerprin
     from akd_tf import data
     from search.evaluate import full_training_data, run_training_data
 
-    proxy, full = run_training_data(config("named")), full_training_data(config("named"))
+    proxy, full = run_training_data(tiny_search("named")), full_training_data(tiny_search("named"))
     assert proxy.describe() == ("demo@train[mini_train][proxy-64]: 64 mini-train / 50 mini-val examples, 10 classes, "
                                 "fed at 32x32x1")
     assert full.mini_train.name == "demo@train[mini_train]" and proxy.mini_val.fingerprint == full.mini_val.fingerprint
@@ -234,12 +226,13 @@ def test_a_search_killed_mid_step_resumes_without_duplicates_or_losses(lut_url, 
 def test_a_run_stored_with_the_proxy_subset_s_old_name_resumes(sqlite_url, tiny_space):  # noqa: F811
     store = open_store(sqlite_url)
     facts = {"input_shape": [32, 32, 1], "classes": 10, "data_fingerprint": "a/b", "teacher_fingerprint": None}
-    runs.create_or_resume(store, config("old"), {**facts, "dataset": "demo@train[mini_train][mini_val]"})
-    run, resumed = runs.create_or_resume(store, config("old"), {**facts, "dataset": "demo@train[mini_train][proxy-64]"})
+    runs.create_or_resume(store, tiny_search("old"), {**facts, "dataset": "demo@train[mini_train][mini_val]"})
+    run, resumed = runs.create_or_resume(store, tiny_search("old"),
+                                         {**facts, "dataset": "demo@train[mini_train][proxy-64]"})
     assert resumed and run.config["facts"]["dataset"] == "demo@train[mini_train][mini_val]"  # stored data kept
     with pytest.raises(ValueError, match=r"Differences \(stored -> given\): data_fingerprint: 'a/b' -> 'a/c'$"):
-        runs.create_or_resume(store, config("old"), {**facts, "data_fingerprint": "a/c",
-                                                     "dataset": "demo@train[mini_train][proxy-64]"})
+        runs.create_or_resume(store, tiny_search("old"), {**facts, "data_fingerprint": "a/c",
+                                                          "dataset": "demo@train[mini_train][proxy-64]"})
     store.close()
 
 
@@ -250,7 +243,7 @@ def test_a_resumed_run_whose_latency_source_changed_is_refused_unless_the_change
     from search.latency import LatencySource
 
     store = open_store(lut_url)
-    moved = config("moved", trials=1, batch_size=1)
+    moved = tiny_search("moved", trials=1, batch_size=1)
     predictor = LutPredictor.load(store, "local", tiny_space, TINY_TARGET)
     current = LatencySource(store, "local", TINY_TARGET, measure=False).identity(tiny_space)
     # The run began under a calibration #7 of the same table that has since been replaced, and a crash came after
@@ -284,17 +277,17 @@ def test_a_resumed_run_whose_latency_source_changed_is_refused_unless_the_change
 def test_resuming_with_other_settings_is_refused_and_the_budget_can_grow(sqlite_url):  # noqa: F811
     store = open_store(sqlite_url)
     facts = {"input_shape": [32, 32, 1], "classes": 10}
-    run, resumed = runs.create_or_resume(store, config("grow"), facts)
+    run, resumed = runs.create_or_resume(store, tiny_search("grow"), facts)
     assert not resumed
     runs.add_trials(store, run.id, 0, [runs.NewTrial((0, 0, 0, 0, 0, 0) * 2), runs.NewTrial((1, 0, 0, 0, 0, 0) * 2)])
     runs.add_trials(store, run.id, 0, [runs.NewTrial((1, 0, 0, 0, 0, 0) * 2)])  # a step is added once
     assert runs.trial_count(store, run.id) == 2
     with pytest.raises(ValueError, match=r"exists with other settings.*target_ms: 0.05 -> 0.1"):
-        runs.create_or_resume(store, config("grow", target_ms=0.1), facts)
+        runs.create_or_resume(store, tiny_search("grow", target_ms=0.1), facts)
     with pytest.raises(ValueError, match=r"teacher_fingerprint: None -> 'abc'"):
-        runs.create_or_resume(store, config("grow"), {**facts, "teacher_fingerprint": "abc"})
+        runs.create_or_resume(store, tiny_search("grow"), {**facts, "teacher_fingerprint": "abc"})
     with pytest.raises(ValueError, match=r"already has 2 trials; a budget of 1 would drop some"):
-        runs.create_or_resume(store, config("grow", trials=1), facts)
-    run, resumed = runs.create_or_resume(store, config("grow", trials=9), facts)
+        runs.create_or_resume(store, tiny_search("grow", trials=1), facts)
+    run, resumed = runs.create_or_resume(store, tiny_search("grow", trials=9), facts)
     assert resumed and run.trials_budget == 9 and runs.run_config(run).trials == 9
     store.close()

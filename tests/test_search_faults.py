@@ -32,7 +32,7 @@ from devicefarm.runner import PhoneLimits
 from devicefarm.worker import FarmWorker, WorkerOptions
 from latency_db.schema import Job, SearchRun
 from latency_db.store import open_store
-from run_fixtures import build_tiny_lut
+from run_fixtures import build_tiny_lut, tiny_search
 from search import runs
 from search.config import ProxySettings, SearchConfig
 from search.controller import make_controller
@@ -48,11 +48,7 @@ pytestmark = pytest.mark.skipif(not os.path.isdir("/proc"), reason="finds the pr
 
 
 def config(name: str, **overrides) -> SearchConfig:
-    values = dict(name=name, space="lut-test", controller="random", reward_source="label", target_ms=0.05,
-                  trials=2, batch_size=2, data={"source": "demo", "val_size": 50},
-                  proxy=ProxySettings(epochs=1, train_size=64, batch_size=32))
-    values.update(overrides)
-    return SearchConfig(**values)
+    return tiny_search(name, **{"trials": 2, **overrides})
 
 
 @pytest.fixture

@@ -57,7 +57,7 @@ def experiment_relative_gain(prefix, teacher_paths, seeds, epochs, tolerance, ou
     store = open_store(db_url)
     with open_executor(execution) as runner:
         result = run_relative_gain(store, base, plan, out_dir, executor=runner, cache_dir=execution["cache_dir"],
-                                   wait_timeout_s=execution["wait_timeout"],
+                                   wait_timeout_s=execution["wait_timeout"], logdir=execution["logdir"],
                                    on_event=None if as_json else live_display(), say=say_unless_json(as_json))
     if as_json:
         echo_json(result)
@@ -101,6 +101,7 @@ def experiment_teachers(prefix, teacher_paths, seed, out_dir, heatmap_k, latency
     with open_executor(execution) as runner:
         report = run_teachers(store, base, teachers, prefix, out_dir, executor=runner,
                               cache_dir=execution["cache_dir"], wait_timeout_s=execution["wait_timeout"],
+                              logdir=execution["logdir"],
                               heatmap_k=heatmap_k, latency_range=latency_range, on_event=live_display(),
                               say=click.echo)
     print_report_outcome(report)

@@ -54,7 +54,8 @@ def search(ctx, name, execution, db_url, as_json, data_options, allow_latency_ch
     config.validate()  # before an executor (say, a Ray cluster) is started for nothing
     with open_executor(execution) as runner:
         summary = run_search(store, config, executor=runner, cache_dir=execution["cache_dir"],
-                             wait_timeout_s=execution["wait_timeout"], allow_latency_change=allow_latency_change,
+                             wait_timeout_s=execution["wait_timeout"], logdir=execution["logdir"],
+                             allow_latency_change=allow_latency_change,
                              say=say_unless_json(as_json), on_event=None if as_json else live_display())
     if as_json:
         echo_json(summary)

@@ -66,6 +66,11 @@ SEARCH_RUN_OPTIONS = [
                       "farm job out of retries, a conversion crash) before it is excluded from the controller's "
                       "learning; a child whose training diverges is not retried (its reward is 0). Stored with "
                       "the run."),
+    click.option("--early-stop", is_flag=True,
+                 help="Stop a child after an epoch where its mini-val top-1 is clearly below (by twice mini-val's "
+                      "standard error) the median of the run's earlier children at that epoch (once 4 reached "
+                      "it); its reward is that of the accuracy it had then. Children are then validated every "
+                      "epoch. Off by default (the paper's protocol). Stored with the run."),
     quantize_option("Quantization the latencies are for."),
     click.option("--proxy-epochs", default=DEFAULT_PROXY_EPOCHS, show_default=True, type=click.IntRange(min=1),
                  help="Training epochs per child (the first is a learning-rate warm-up)."),
@@ -93,6 +98,10 @@ SEARCH_RUN_OPTIONS = [
         cache_dir_option,
         click.option("--wait-timeout", type=click.FloatRange(min=1), default=None, metavar="SECONDS",
                      help="With --measure on a phone: give up waiting for the farm after this long per step."),
+        click.option("--logdir", default=None, type=click.Path(file_okay=False), metavar="DIR",
+                     help="Write TensorBoard event files to DIR/RUN (each child's training curves, the "
+                          "controller's statistics per step, the best reward so far); view them with "
+                          "`tensorboard --logdir DIR`. Checked before any child trains."),
     ]),
     space_option,
     data_options,
@@ -133,6 +142,13 @@ def open_executor(execution: dict):
     when the block ends."""
     from search.executors import make_executor
 
+    if execution["logdir"] is not None:  # before a Ray cluster is started, and before any child trains
+        from search.tensorboard_log import check_logdir
+
+        try:
+            check_logdir(execution["logdir"])
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--logdir") from None
     runner = make_executor(execution["executor"], execution["workers"], execution["ray_address"])
     try:
         yield runner
