@@ -15,9 +15,12 @@ measures only what it lacks.
 With --emulated-phone everything goes through the device farm instead: an
 emulated Pixel 4 (an ADB daemon on loopback whose benchmark_model really runs
 each model, pinned to the last core) is registered as `emulated-pixel4`, a farm
-worker in this process serves it, and the table (built here if missing, the
-conversions kept on the other cores), the calibration and the test archs are
-all measured as farm jobs.
+worker in this process serves it, and the table, the calibration and the test
+archs are all measured as farm jobs. A missing table is queued whole before the
+worker starts, so the phone times its micro-models with no conversion running on
+this host beside it (a real phone shares nothing with the host; the emulated one
+shares its memory bandwidth, which the timing-context study found to distort
+micro-model timings).
 
 The headline (share of test archs within +-10% for the method the calibration
 chose, goal >= 95%) is printed last.
@@ -65,8 +68,8 @@ def _serve_phone(state_dir: str, core: int, ports, stop) -> None:
 
 @contextlib.contextmanager
 def emulated_phone(store, workdir: Path):
-    """Start an emulated Pixel 4 on the last core, register it as :data:`PHONE`, serve it with a farm worker
-    in a thread; yields its name."""
+    """Start an emulated Pixel 4 on the last core and register it as :data:`PHONE`; yields a function that
+    starts serving it with a farm worker in a thread (the first call; later calls do nothing)."""
     from devicefarm.phones import register_phone
     from devicefarm.worker import FarmWorker, WorkerOptions
 
@@ -84,8 +87,12 @@ def emulated_phone(store, workdir: Path):
         register_phone(store, address, name=PHONE, benchmark_binary=binary)
         worker = FarmWorker(store, [PHONE], worker_id="predictor-accuracy", options=WorkerOptions(poll_s=0.05))
         thread = threading.Thread(target=worker.run, daemon=True)
-        thread.start()
-        yield PHONE
+
+        def serve() -> None:
+            if not thread.is_alive() and thread.ident is None:
+                thread.start()
+
+        yield serve
     finally:
         if worker is not None:
             worker.stop.set()
@@ -93,15 +100,21 @@ def emulated_phone(store, workdir: Path):
         process.join(timeout=30)
 
 
-def ensure_table(store, device: str, space, target: ModelTarget) -> None:
-    """Build the device's table at ``target`` where keys are missing (a phone: as farm jobs, waited for)."""
+def ensure_table(store, device: str, space, target: ModelTarget, serve) -> None:
+    """Build the phone's table at ``target`` where keys are missing: every key converted and queued as a farm
+    job first, then ``serve()`` starts the phone's worker and the jobs are waited for."""
     from latency_db.lut import build_lut, plan_build
 
     missing = plan_build(store, device, space, target).missing
     if missing:
-        print(f"building {len(missing)} table keys on {device}", flush=True)
-        summary = build_lut(store, device, space, target, workers=max(1, len(os.sched_getaffinity(0)) - 1))
-        print(f"  table built in {summary.seconds / 60:.1f} min", flush=True)
+        print(f"converting and queuing {len(missing)} table keys for {device}", flush=True)
+        workers = max(1, len(os.sched_getaffinity(0)))
+        queued = build_lut(store, device, space, target, workers=workers, wait=False)
+        print(f"  queued in {queued.seconds / 60:.1f} min; the phone measures them now", flush=True)
+        serve()
+        summary = build_lut(store, device, space, target, workers=workers)
+        print(f"  table measured in {summary.seconds / 60:.1f} min", flush=True)
+    serve()
 
 
 def table_build_minutes(store, device_name: str, space, target: ModelTarget, table_id: int) -> float:
@@ -131,9 +144,9 @@ def main() -> None:
         os.environ.setdefault("AKD_TF_ADB_KEY", str(Path(tempfile.gettempdir()) / "akd-tf-bench-keys" / "adbkey"))
         with tempfile.TemporaryDirectory(prefix="akd-tf-phone-") as tmp:
             store = open_store(args.db)
-            with emulated_phone(store, Path(tmp)) as name:
-                args.device = name
-                ensure_table(store, name, get_space(), ModelTarget(args.resolution, args.classes))
+            with emulated_phone(store, Path(tmp)) as serve:
+                args.device = PHONE
+                ensure_table(store, PHONE, get_space(), ModelTarget(args.resolution, args.classes), serve)
                 report_accuracy(args, store)
         return
     report_accuracy(args, open_store(args.db))

@@ -115,14 +115,15 @@ if __name__ == "__main__":
 """
 
 
-def search_command(tmp_path, url: str, name: str) -> list[str]:
-    """``akd-tf search`` of two tiny children in one step, from a script file that registers ``lut-test``."""
+def search_command(tmp_path, url: str, name: str, *more: str) -> list[str]:
+    """``akd-tf search`` of two tiny children in one step, from a script file that registers ``lut-test``
+    (``more``: options that override these)."""
     script = tmp_path / "search_main.py"
     script.write_text(SEARCH_MAIN.format(tests=str(TESTS)))
     return [sys.executable, str(script), "search", "--db", url, "--name", name, "--space", "lut-test",
             "--controller", "random", "--reward-source", "label", "--target-ms", "0.05", "--trials", "2",
             "--batch-size", "2", "--val-size", "50", "--proxy-epochs", "1", "--proxy-train-size", "64",
-            "--proxy-batch-size", "32", "--max-attempts", "3"]
+            "--proxy-batch-size", "32", "--max-attempts", "3", *more]
 
 
 def attempts(store, name: str) -> list[tuple[int, int]]:
@@ -181,7 +182,10 @@ def test_a_search_paused_with_ctrl_c_spends_no_attempt(lut_url, tmp_path):
     store = open_store(lut_url)
     log = tmp_path / "search.log"
     with log.open("w") as out:
-        search = subprocess.Popen(search_command(tmp_path, lut_url, "paused"), stdout=out, stderr=subprocess.STDOUT)
+        # 30 epochs: the children train long enough that the pause surely comes while they do, even on a
+        # loaded machine where this test process sees their start late (interrupted, so never paid in full).
+        search = subprocess.Popen(search_command(tmp_path, lut_url, "paused", "--proxy-epochs", "30"), stdout=out,
+                                  stderr=subprocess.STDOUT)
     try:
         wait_for(lambda: attempts(store, "paused") == [(1, 0), (1, 0)], 300, "the first attempts to start")
         search.send_signal(signal.SIGINT)
