@@ -14,7 +14,7 @@ from akd_tf.benchmark import choose_core
 from akd_tf.errors import InvalidInput
 from devicefarm.connection import PhoneConnection, PhoneUnavailable
 from devicefarm.probe import Condition, probe_phone, read_condition, read_cpufreq
-from devicefarm.runner import (BENCHMARK_RUNTIME, DEFAULT_WORKDIR, PhoneLimits, PhoneRunner, check_benchmark_binary,
+from devicefarm.runner import (DEFAULT_WORKDIR, PhoneLimits, PhoneRunner, benchmark_runtime, check_benchmark_binary,
                                health_problems)
 from latency_db.devices import get_device, is_host_name
 from latency_db.schema import Device, LatencyTable, LutEntry, Measurement, utcnow
@@ -88,6 +88,8 @@ def register_phone(store: Store, address: str, *, name: str | None = None, bench
         with tempfile.TemporaryDirectory(prefix="akd-tf-probe-") as tmp:
             measured = check_benchmark_binary(runner, probe_model(Path(tmp)))
         log(f"{name}: benchmark_model runs on core {chosen}: probe model {measured.result.mean_us:.0f} us")
+        runtime = benchmark_runtime(runner.binary_digest())
+        log(f"{name}: its runtime is {runtime} (a new binary is a new runtime: its timings start new table versions)")
     with store.session() as session:
         device = session.scalar(select(Device).where(Device.name == name))
         same_phone = session.scalar(select(Device).where(Device.kind == PHONE_KIND, Device.serial == facts.serial,
@@ -103,7 +105,7 @@ def register_phone(store: Store, address: str, *, name: str | None = None, bench
         device.serial, device.address, device.model, device.soc = facts.serial, address, facts.model, facts.soc
         device.abi, device.os_version, device.core = facts.abi, f"Android {facts.android}", chosen
         device.governor = governor_of_chosen
-        device.runtime, device.benchmark_binary = BENCHMARK_RUNTIME, remote_binary
+        device.runtime, device.benchmark_binary = runtime, remote_binary
         device.properties = {**facts.to_properties(), "workdir": workdir,
                              "fixed_performance": measured.before.cpu["fixed_performance"]}
         device.status, device.consecutive_failures, device.last_seen_at = "online", 0, utcnow()

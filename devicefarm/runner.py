@@ -37,7 +37,19 @@ from devicefarm.probe import Condition, condition_commands, condition_from, core
 from devicefarm.repeats import joined_outputs, pool_repeats
 
 DEFAULT_WORKDIR = "/data/local/tmp/akd-tf"
-BENCHMARK_RUNTIME = "benchmark_model"
+BENCHMARK_RUNTIME = "benchmark_model"  # a phone registered before its binary's digest was recorded
+
+
+def benchmark_runtime(sha256_hex: str) -> str:
+    """The runtime of a phone whose ``benchmark_model`` has this SHA-256: ``benchmark_model@sha256:1a2b3c4d5e6f``
+    (12 hex digits). Android's binary prints no version of its own, so its content names it: another build
+    is another runtime, and its timings go to another table version (:mod:`latency_db.tables`)."""
+    digest = sha256_hex.strip().lower()
+    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise InvalidInput(f"a SHA-256 is 64 hex digits, got {sha256_hex!r}")
+    return f"{BENCHMARK_RUNTIME}@sha256:{digest[:12]}"
+
+
 FIXED_PERFORMANCE_COMMAND = ["cmd", "power", "set-fixed-performance-mode-enabled"]  # + "true" | "false"
 
 
@@ -51,6 +63,11 @@ class MeasurementFailed(DeviceError, ValueError):
     def __init__(self, message: str, raw_output: str = ""):
         super().__init__(message)
         self.raw_output = raw_output
+
+
+class RuntimeChanged(MeasurementFailed):
+    """A measurement was asked of one benchmark binary (its runtime) and the phone now runs another: it fails
+    rather than put the new binary's timings where the old one's belong (a table version, a reused result)."""
 
 
 @dataclass(frozen=True)
@@ -127,8 +144,10 @@ class PhoneRunner:
 
     def __init__(self, conn: PhoneConnection, *, core: int, benchmark_binary: str, name: str,
                  limits: PhoneLimits = PhoneLimits(), workdir: str = DEFAULT_WORKDIR,
-                 fixed_performance: bool = True, log: Callable[[str], None] | None = None):
+                 fixed_performance: bool = True, log: Callable[[str], None] | None = None,
+                 runtime: str = BENCHMARK_RUNTIME):
         self.conn, self.core, self.binary, self.name = conn, core, benchmark_binary, name
+        self.runtime = runtime  # what the phone's row says measures on it (benchmark_runtime of its binary)
         self.limits, self.workdir, self.log = limits, workdir, log or (lambda message: None)
         self.fixed_performance = fixed_performance
         self._fixed_performance_refused = False  # the phone said no once: it is not asked again
@@ -210,6 +229,14 @@ class PhoneRunner:
             time.sleep(self.limits.poll_s)
             condition = None
 
+    def binary_digest(self) -> str:
+        """The SHA-256 (hex) of the phone's ``benchmark_model``; :class:`CommandFailed` when it cannot be read."""
+        check = self.conn.run(["sha256sum", self.binary], check=False)
+        digest = check.output.split(maxsplit=1)
+        if check.exit_code != 0 or not digest:
+            raise CommandFailed(check.argv, check.exit_code, check.output)
+        return digest[0]
+
     def push_verified(self, local: Path | bytes, remote: str, *, mode: int = 0o644,
                       then: tuple[list[str], ...] = ()) -> list[CommandResult]:
         """Push ``local`` (a file, or its bytes) and check its SHA-256 on the phone, which also proves the size
@@ -234,7 +261,9 @@ class PhoneRunner:
 
     def run_benchmark(self, remote_graph: str, settings: RunSettings) -> BenchmarkResult:
         """Measure the model at ``remote_graph`` in the repeats of ``settings``, pooled into one result
-        (:func:`devicefarm.repeats.pool_repeats`) whose settings are ``settings`` on this runner's core.
+        (:func:`devicefarm.repeats.pool_repeats`) whose settings are ``settings`` on this runner's core and
+        runtime. Settings that name another runtime (asked of the binary the phone had before) raise
+        :class:`RuntimeChanged` before anything runs.
 
         Each repeat is one benchmark_model run, its own shell command (:func:`benchmark_argv`, timeout
         :func:`benchmark_timeout_s`), so a connection dropped during a repeat reruns that repeat only
@@ -244,9 +273,12 @@ class PhoneRunner:
         job as :class:`PhoneUnhealthy` (see :class:`PhoneLimits`). A repeat that fails or prints no timings
         raises :class:`MeasurementFailed` with the output of every repeat so far.
         """
+        if settings.runtime and settings.runtime != self.runtime:
+            raise RuntimeChanged(f"{self.name}: this measurement was asked of {settings.runtime}, but the phone now "
+                                 f"runs {self.runtime} (its benchmark binary was replaced): ask for it again")
         argv = benchmark_argv(self.binary, remote_graph, self.core, settings)
         timeout_s = benchmark_timeout_s(settings)
-        ran = replace(settings, core=self.core, runtime=BENCHMARK_RUNTIME)  # what runs: these settings, this core
+        ran = replace(settings, core=self.core, runtime=self.runtime)  # what runs: these settings, this core
         repeats: list[BenchmarkResult] = []
         outputs: list[str] = []
         while wants_another_repeat([r.min_us for r in repeats], settings):

@@ -26,12 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from akd_tf.benchmark import latency_us
 from akd_tf.errors import InvalidInput
 from devicefarm.connection import PhoneConnection, PhoneUnavailable
 from devicefarm.probe import read_condition
 from devicefarm.runner import DEFAULT_WORKDIR, MeasurementFailed, PhoneLimits, PhoneRunner, PhoneUnhealthy
 from latency_db import queue
-from latency_db.devices import get_device
+from latency_db.devices import current_runtime, get_device
 from latency_db.farm_polls import STAMP_EVERY_S, release_polls, stamp_poll
 from latency_db.job_models import ModelBytesUnavailable, model_bytes
 from latency_db.schema import utcnow
@@ -109,9 +110,11 @@ class FarmWorker:
             device = get_device(session, name)
             address, core, binary = device.address, device.core, device.benchmark_binary
             workdir = (device.properties or {}).get("workdir", DEFAULT_WORKDIR)
+            runtime = current_runtime(device)  # what requests for this phone ask of it (latency_db.farm)
         conn = PhoneConnection(address, key_path=self.key_path, retries=2, backoff_s=0.5)
         return PhoneRunner(conn, core=core, benchmark_binary=binary, name=name, limits=self.options.limits,
-                           workdir=workdir, fixed_performance=self.options.fixed_performance, log=self.log)
+                           workdir=workdir, fixed_performance=self.options.fixed_performance, log=self.log,
+                           runtime=runtime)
 
     def _budget_left(self) -> bool:
         with self._lock:
@@ -196,7 +199,7 @@ class FarmWorker:
         if not queue.complete(self.store, lease, measured.result, extra=extra):
             self.log(f"job {lease.job_id}: lease lost before the result was stored; another worker has it")
             return "lost"
-        self.log(f"job {lease.job_id} done on {lease.device_name}: {measured.result.mean_us:.0f} us")
+        self.log(f"job {lease.job_id} done on {lease.device_name}: {latency_us(measured.result):.0f} us")
         return "done"
 
     def _heartbeat(self, lease: queue.Lease, done: threading.Event) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Callable, Iterable, Iterator, Sequence
 
 from sqlalchemy import select
@@ -27,7 +27,7 @@ from akd_tf.benchmark import RunSettings
 from akd_tf.errors import DeviceError, InvalidInput
 from latency_db import queue
 from latency_db.backends import has_backend
-from latency_db.devices import get_device
+from latency_db.devices import current_runtime, get_device
 from latency_db.schema import Device, Job
 from latency_db.store import Store
 
@@ -41,6 +41,16 @@ class FarmJobsFailed(DeviceError, ValueError):
 def is_farm_device(device: Device) -> bool:
     """True for devices measured by farm workers rather than in this process."""
     return not has_backend(device)
+
+
+def for_device_runtime(store: Store, device_name: str, settings: RunSettings) -> RunSettings:
+    """``settings`` asking for the farm device's current runtime (its benchmark binary,
+    :func:`latency_db.devices.current_runtime`) when they name none: part of the request's key, so another
+    binary never answers with this one's measurement, and checked by the worker before it measures."""
+    if settings.runtime:
+        return settings
+    with store.session() as session:
+        return replace(settings, runtime=current_runtime(get_device(session, device_name)))
 
 
 def request_key(device_name: str, purpose: dict, settings: RunSettings) -> str:
@@ -58,6 +68,7 @@ class Submitted:
 def submit(store: Store, device_name: str, *, kind: str, tflite: bytes, settings: RunSettings, payload: dict,
            run_key: str | None = None) -> Submitted:
     """Queue one measurement of ``tflite`` on ``device_name`` (the existing job for a known run key)."""
+    settings = for_device_runtime(store, device_name, settings)
     run_key = run_key or request_key(device_name, {"kind": kind, **payload}, settings)
     with store.session() as session:
         device = get_device(session, device_name)
@@ -136,6 +147,7 @@ def request_many(store: Store, device_name: str, requests: Sequence[FarmRequest]
     (:func:`latency_db.queue.wait_for`: ``wait_progress(done, failed, total)``, WaitTimedOut after
     ``wait_timeout_s``); failed jobs become outcomes, not errors (:func:`raise_failed` turns them into one).
     """
+    settings = for_device_runtime(store, device_name, settings)
     keys = [r.run_key or request_key(device_name, {"kind": r.kind, **r.payload}, settings) for r in requests]
     live = live_jobs(store, keys)
     jobs: list[Submitted | None] = [live.get(key) for key in keys]

@@ -1,5 +1,6 @@
 """The device farm end to end, against emulated phones over real TCP and the real ADB protocol."""
 
+import hashlib
 import threading
 import time
 from pathlib import Path
@@ -16,7 +17,7 @@ from devicefarm.phones import register_phone
 from devicefarm.runner import PhoneLimits, PhoneRunner, PhoneUnhealthy
 from devicefarm.worker import FarmWorker, WorkerOptions
 from latency_db import farm, queue
-from latency_db.lut import build_lut
+from latency_db.lut import build_lut, plan_build
 from akd_tf.target import ModelTarget
 from latency_db.measure import measure_arch
 from latency_db.query import query_latency
@@ -51,6 +52,11 @@ def tiny_tflite(tmp_path_factory):
     return Path(export.export_tflite(model, tmp_path_factory.mktemp("m") / "tiny.tflite", "none").path).read_bytes()
 
 
+def runtime_of(binary: Path) -> str:
+    """A phone's runtime once ``binary`` is its benchmark_model: ``benchmark_model@sha256:`` and 12 hex digits."""
+    return f"benchmark_model@sha256:{hashlib.sha256(binary.read_bytes()).hexdigest()[:12]}"
+
+
 def _register(store, phone, binary, name):
     return register_phone(store, phone.address, name=name, benchmark_binary=binary, limits=LIMITS).device
 
@@ -78,12 +84,12 @@ def test_register_build_lut_measure_query(store, phones, binary, adb_key, tiny_s
         assert {job.payload["table_id"] for job in session.scalars(select(Job))} == {summary.table_id}
         table = session.get(LatencyTable, summary.table_id)
         assert (table.device.name, table.space, table.space_version, table.runtime, table.threads) == (
-            "p4", tiny_space.name, tiny_space.version, "benchmark_model", 1)
+            "p4", tiny_space.name, tiny_space.version, runtime_of(binary), 1)
     arch = tiny_space.sample_many(1, seed=3)[0]
     row = measure_arch(store, "p4", arch, target, settings=FAST, wait_timeout_s=120)
     worker.stop.set()
     thread.join(timeout=30)
-    assert row.count >= 3 and row.settings["runtime"] == "benchmark_model" and row.settings["core"] == 7
+    assert row.count >= 3 and row.settings["runtime"] == runtime_of(binary) and row.settings["core"] == 7
     assert "Inference timings in us" in row.raw_output and row.thermal_before and row.battery_after
     with store.session() as session:
         assert session.scalar(select(func.count()).where(LutEntry.table_id == summary.table_id)) == 8
@@ -92,6 +98,38 @@ def test_register_build_lut_measure_query(store, phones, binary, adb_key, tiny_s
     runs = [line for line in phone.command_log if line.startswith("taskset 80 ")]
     assert len(runs) == 1 + 8 + 1  # the registration probe, eight keys, one arch; all on core 7 (mask 0x80)
     assert worker.stats.outcomes["done"] == 9
+
+
+def test_a_new_benchmark_binary_is_a_new_runtime_and_fails_what_the_old_one_was_asked(
+        store, phones, binary, adb_key, tiny_space, tmp_path):
+    phone = phones(profile="pixel4")
+    old = _register(store, phone, binary, "p4")
+    assert old.runtime == runtime_of(binary)
+    target = ModelTarget(resolution=32, classes=4)
+    asked = build_lut(store, "p4", tiny_space, target, settings=FAST, limit=1, wait=False)  # queued, not served
+    with store.session() as session:
+        [job] = session.scalars(select(Job)).all()
+        assert job.settings["runtime"] == runtime_of(binary)  # part of the job's key: another binary gets another
+
+    upgraded = tmp_path / "benchmark_model-upgraded"
+    upgraded.write_bytes(b"\x7fELF another build of benchmark_model\n")
+    new = _register(store, phone, upgraded, "p4")  # how a binary is replaced: register the phone again
+    assert new.runtime == runtime_of(upgraded) != old.runtime
+    assert plan_build(store, "p4", tiny_space, target).table_id is None  # the new runtime's table: not started
+
+    worker, thread = _serve(store, ["p4"], "w1", WorkerOptions(lease_seconds=5.0, poll_s=0.05, limits=LIMITS))
+    with pytest.raises(ValueError, match=rf"job {job.id}: p4: this measurement was asked of {old.runtime}, but the "
+                                         rf"phone now runs {new.runtime} \(its benchmark binary was replaced\)"):
+        farm.await_jobs(store, [job.id], timeout_s=60)
+    rebuilt = build_lut(store, "p4", tiny_space, target, settings=FAST, limit=1, wait_timeout_s=120)
+    worker.stop.set()
+    thread.join(timeout=30)
+    assert rebuilt.table_id != asked.table_id and rebuilt.measured == 1
+    with store.session() as session:
+        assert session.get(LatencyTable, rebuilt.table_id).runtime == new.runtime
+        assert session.scalar(select(func.count()).where(LutEntry.table_id == asked.table_id)) == 0  # nothing mixed
+        [entry] = session.scalars(select(LutEntry).where(LutEntry.table_id == rebuilt.table_id)).all()
+        assert entry.settings["runtime"] == new.runtime
 
 
 def test_two_phones_two_workers_one_dropping_every_job_done_once(store, phones, binary, adb_key, tiny_tflite):
@@ -427,7 +465,7 @@ def test_search_children_on_a_phone_get_a_latency_or_their_own_error(store, phon
     with store.session() as session:
         row = session.get(Measurement, measured.measurement_id)
         assert (measured.latency_ms, measured.source, measured.error) == (row.min_us / 1000, "measured", None)
-        assert row.settings["runtime"] == "benchmark_model"
+        assert row.settings["runtime"] == runtime_of(binary)
         bad_job = session.scalar(select(Job).where(Job.state == "failed"))
     assert failed.latency_ms is None
     assert failed.error.startswith(f"farm job {bad_job.id} failed: px: ") and "Failed to mmap model" in failed.error
