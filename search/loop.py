@@ -103,7 +103,8 @@ class _Progress:
 
 
 def _facts(config: SearchConfig, training, teacher) -> dict:
-    return {"input_shape": [training.resolution, training.resolution, training.channels],
+    return {"space_version": get_space(config.space).version,  # an edited space builds other networks
+            "input_shape": [training.resolution, training.resolution, training.channels],
             "classes": training.num_classes, "dataset": training.mini_train.name,
             "data_fingerprint": f"{training.mini_train.fingerprint}/{training.mini_val.fingerprint}",
             "teacher_fingerprint": None if teacher is None else teacher.fingerprint}

@@ -52,6 +52,11 @@ INTERRUPTED = Failure("interrupted", "the search stopped during this attempt")
 # fingerprints say whether its data is the same. Runs stored before the proxy subset was named
 # ``[proxy-N]`` hold ``[mini_train][mini_val]`` here and still resume.
 DESCRIPTIVE_FACTS = ("dataset",)
+# Facts runs began to record after runs were stored without them: such a run resumes, taking today's value
+# (it cannot know its own), and from then on it is compared like the others. ``space_version``: the digest
+# of the space's definition (:attr:`akd_tf.space.SearchSpace.version`), so an edited space neither resumes
+# an old run nor shares its evaluations (its tokens may build other networks).
+RECORDED_LATER = ("space_version",)
 # Settings that steer a search but do not change what evaluating a child yields: runs that differ only in
 # these share their evaluations (:func:`sharing_runs`). The seed is not among them: it seeds each child's
 # training, and runs of different seeds are independent replicates. Nor is ``max_attempts``: it decides
@@ -123,7 +128,11 @@ def create_or_resume(store: Store, config: SearchConfig, facts: dict) -> tuple[S
         stored = run_config(run)
         _refuse_differences(config.name, stored.differences(config) + [
             f"{key}: {run.config['facts'].get(key)!r} -> {value!r}" for key, value in facts.items()
-            if key not in DESCRIPTIVE_FACTS and run.config["facts"].get(key) != value])
+            if key not in DESCRIPTIVE_FACTS and (key in run.config["facts"] or key not in RECORDED_LATER)
+            and run.config["facts"].get(key) != value])
+        missing = {key: facts[key] for key in RECORDED_LATER if key in facts and key not in run.config["facts"]}
+        if missing:  # a run stored before these facts were recorded takes today's
+            run.config = {**run.config, "facts": {**run.config["facts"], **missing}}
         done = session.scalar(select(func.count()).select_from(Trial).where(Trial.run_id == run.id))
         if config.trials < done:
             raise InvalidInput(f"search run {config.name!r} already has {done} trials; a budget of "

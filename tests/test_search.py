@@ -236,6 +236,24 @@ def test_a_run_stored_with_the_proxy_subset_s_old_name_resumes(sqlite_url, tiny_
     store.close()
 
 
+def test_a_run_records_its_space_version_and_an_edited_space_cannot_resume_it(lut_url, tiny_space):
+    store = open_store(lut_url)
+    run_search(store, tiny_search("versioned", trials=2))
+    assert runs.get_run(store, "versioned").config["facts"]["space_version"] == tiny_space.version
+    facts = {"input_shape": [32, 32, 1], "classes": 10, "data_fingerprint": "a/b", "teacher_fingerprint": None}
+    runs.create_or_resume(store, tiny_search("edited"), {**facts, "space_version": "1234abcd"})
+    with pytest.raises(ValueError, match=r"Differences \(stored -> given\): space_version: '1234abcd' -> '0badc0de'$"):
+        runs.create_or_resume(store, tiny_search("edited"), {**facts, "space_version": "0badc0de"})
+    # A run stored before runs recorded the space's version resumes and takes today's, then is held to it.
+    runs.create_or_resume(store, tiny_search("before"), facts)
+    run, resumed = runs.create_or_resume(store, tiny_search("before"), {**facts, "space_version": "1234abcd"})
+    assert resumed and run.config["facts"]["space_version"] == "1234abcd"
+    assert runs.get_run(store, "before").config["facts"]["space_version"] == "1234abcd"
+    with pytest.raises(ValueError, match=r"space_version: '1234abcd' -> '0badc0de'$"):
+        runs.create_or_resume(store, tiny_search("before"), {**facts, "space_version": "0badc0de"})
+    store.close()
+
+
 def test_a_resumed_run_whose_latency_source_changed_is_refused_unless_the_change_is_allowed(lut_url, tiny_space):
     from search.display import summary_lines
     from search.evaluate import run_training_data

@@ -177,8 +177,8 @@ def test_after_its_first_step_a_search_says_when_the_proxy_cannot_rank_its_child
 
 # --- the records behind reuse (no training) ---------------------------------------------------------------------
 
-FACTS = {"input_shape": [32, 32, 1], "classes": 10, "dataset": "demo", "data_fingerprint": "a/b",
-         "teacher_fingerprint": None}
+FACTS = {"space_version": "1234abcd", "input_shape": [32, 32, 1], "classes": 10, "dataset": "demo",
+         "data_fingerprint": "a/b", "teacher_fingerprint": None}
 
 
 def test_runs_share_evaluations_exactly_when_only_search_settings_differ(sqlite_url, repeat_controller):  # noqa: F811
@@ -191,6 +191,7 @@ def test_runs_share_evaluations_exactly_when_only_search_settings_differ(sqlite_
             ("other-seed", dict(seed=1), FACTS), ("other-target", dict(target_ms=0.1), FACTS),
             ("other-proxy", dict(proxy=ProxySettings(epochs=2, train_size=64, batch_size=32)), FACTS),
             ("other-data", {}, {**FACTS, "data_fingerprint": "a/c"}),
+            ("edited-space", {}, {**FACTS, "space_version": "0badc0de"}),
             ("renamed-data", {}, {**FACTS, "dataset": "demo@train[mini_train][proxy-64]"})]:
         made[name] = runs.create_or_resume(store, config(name, [[A]], **changes), facts)[0].id
     base_id = runs.create_or_resume(store, base, FACTS)[0].id
