@@ -257,9 +257,15 @@ CONTROLLER_OPTION_PARAMETERS = {controller_option_parameter(name, option): (name
                                 for name, spec in CONTROLLERS.items() for option in option_infos(spec.settings)}
 
 
+# What the command line gives for a controller option typed as ``none`` where None has a meaning (say
+# ``--ppo-max-grad-norm none``: no clipping); a parameter's None means "not given".
+NONE_GIVEN = "none"
+
+
 def controller_option_values(options: dict, controller: str) -> dict:
     """``controller``'s options given in ``options`` (keyed by :data:`CONTROLLER_OPTION_PARAMETERS`; None: not
-    given), by option name. ``ValueError`` naming the flag of an option given for another controller."""
+    given; :data:`NONE_GIVEN`: given as None), by option name. ``ValueError`` naming the flag of an option given
+    for another controller."""
     values = {}
     for parameter, (owner, option) in CONTROLLER_OPTION_PARAMETERS.items():
         if options.get(parameter) is None:
@@ -267,7 +273,7 @@ def controller_option_values(options: dict, controller: str) -> dict:
         if owner != controller:
             raise InvalidInput(f"{controller_option_flag(owner, option)} is an option of --controller {owner}; "
                                f"this search's controller is {controller}")
-        values[option] = options[parameter]
+        values[option] = None if options[parameter] == NONE_GIVEN else options[parameter]
     return values
 
 

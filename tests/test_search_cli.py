@@ -134,6 +134,11 @@ def test_controller_options_out_of_range_unknown_or_of_another_controller_are_er
     assert out_of_range.exit_code == 2
     assert "Invalid value for '--ppo-clip-ratio': 1.5 is not in the range 0.0<x<=1.0." in out_of_range.output
     assert "No such option '--ppo-lr'" in invoke(*new_run, "--ppo-lr", "0.1").output
+    not_a_number = invoke(*new_run, "--ppo-max-grad-norm", "off")
+    assert not_a_number.exit_code == 2
+    assert "Invalid value for '--ppo-max-grad-norm': 'off' is not a valid float range." in not_a_number.output
+    assert "Invalid value for '--ppo-hidden-units': 'none' is not a valid integer range." in invoke(
+        *new_run, "--ppo-hidden-units", "none").output  # None means nothing for it
     tournament = invoke(*new_run, "--controller", "evolution", "--evolution-population-size", "2")
     assert tournament.output == ("Error: tournament_size must be <= population_size=2, got 4 "
                                  "(--evolution-tournament-size, --evolution-population-size)\n")

@@ -52,6 +52,9 @@ def test_controller_options_are_the_chosen_controller_s_and_bad_ones_name_their_
     with pytest.raises(ValueError, match=r"^clip_ratio must be a finite number in \(0.0, 1.0\], got 1.5 "
                                          r"\(--ppo-clip-ratio\)$"):
         SearchConfig(name="x", reward_source="label", target_ms=1.0, controller_options={"clip_ratio": 1.5}).validate()
+    unclipped = config_for("run-n", {**given, "ppo_max_grad_norm": "none"}).validate()  # typed as `none`
+    assert unclipped.controller_options == {**PPO_DEFAULTS, "learning_rate": 0.01, "target_kl": 0.02,
+                                            "max_grad_norm": None}
     with pytest.raises(ValueError, match="^controller 'ppo' has no option 'lr'; its options: hidden_units, "):
         SearchConfig(name="x", reward_source="label", target_ms=1.0, controller_options={"lr": 0.1}).validate()
 

@@ -11,23 +11,40 @@ import click
 from akd_tf.cli.options import (apply, bundle, cache_dir_option, data_options, db_option, device_option,
                                 quantize_option, space_option)
 from akd_tf.train_settings import DEFAULT_ALPHA, DEFAULT_PROXY_EPOCHS, DEFAULT_TEMPERATURE, TrainSettings
-from search.config import DEFAULT_MAX_ATTEMPTS, controller_option_flag, controller_option_parameter
+from search.config import (DEFAULT_MAX_ATTEMPTS, NONE_GIVEN, controller_option_flag,
+                           controller_option_parameter)
 from search.controller import CONTROLLERS
 from search.controller_settings import option_defaults, option_infos
 from search.executors import EXECUTORS
 from search.rewards import REWARDS
 
 
+class _OrNone(click.ParamType):
+    """A number in range, or the word ``none`` (:data:`search.config.NONE_GIVEN`: the option's None)."""
+
+    def __init__(self, number: click.ParamType):
+        self.number, self.name = number, f"{number.name} or none"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and value.strip().lower() == NONE_GIVEN:
+            return NONE_GIVEN
+        return self.number.convert(value, param, ctx)
+
+
 def _controller_option(controller: str, name: str, info, default):
     """The click option of one controller option, from its :class:`search.controller_settings.OptionInfo`.
 
-    It defaults to None (not given): the config fills in the controller's default, which the help shows."""
+    It defaults to None (not given): the config fills in the controller's default, which the help shows. An
+    option whose None means something (``info.none``) also takes the word ``none``."""
     if info.kind is int:
         kind = click.IntRange(min=int(info.low))
     else:
         kind = click.FloatRange(min=info.low, max=None if math.isinf(info.high) else info.high,
                                 min_open=info.low_open)
-    shown = info.none if default is None else default
+    shown = "none" if default is None else default
+    if info.none is not None:
+        kind = _OrNone(kind)
+        shown = f"{shown}; none: {info.none}"
     return click.option(controller_option_flag(controller, name), controller_option_parameter(controller, name),
                         type=kind, default=None, help=f"{info.help} (--controller {controller}; default: {shown})")
 
