@@ -140,6 +140,7 @@ def _accuracy_text(record: dict) -> str:
 
 def run_relative_gain(store: Store, base: SearchConfig, plan: RelativeGainPlan, out_dir, *, executor=None,
                       cache_dir: str | None = None, wait_timeout_s: float | None = None, logdir: str | None = None,
+                      allow_latency_change: bool = False,
                       on_event=None, say: Callable[[str], None] = lambda _m: None) -> dict:
     """Run (or resume) the relative-gain experiment; returns what ``relative_gain.json`` holds."""
     from search.loop import run_search
@@ -157,7 +158,7 @@ def run_relative_gain(store: Store, base: SearchConfig, plan: RelativeGainPlan, 
             config = arm_config(base, plan.prefix, seed, arm)
             say(f"== seed {seed}: {ARM_TITLES[arm]} search {config.name!r}")
             run_search(store, config, executor=executor, cache_dir=cache_dir, wait_timeout_s=wait_timeout_s,
-                       logdir=logdir, on_event=on_event, say=say)
+                       logdir=logdir, allow_latency_change=allow_latency_change, on_event=on_event, say=say)
             picks[arm] = pick_near_target(store, config.name, plan.tolerance)
             say(f"{config.name}: picked #{picks[arm]['number']} (reward {picks[arm]['reward']:.4f}, "
                 f"{picks[arm]['latency_ms']:.3f} ms): {picks[arm]['arch']}")
@@ -257,7 +258,7 @@ def teacher_configs(base: SearchConfig, teachers: tuple[tuple[str, ...], tuple[s
 
 def run_teachers(store: Store, base: SearchConfig, teachers: tuple[tuple[str, ...], tuple[str, ...]], prefix: str,
                  out_dir, *, executor=None, cache_dir: str | None = None, wait_timeout_s: float | None = None,
-                 logdir: str | None = None,
+                 logdir: str | None = None, allow_latency_change: bool = False,
                  heatmap_k: int = 20, latency_range: tuple[float, float] | None = None, on_event=None,
                  say: Callable[[str], None] = lambda _m: None):
     """One AKD search per teacher (``<prefix>-t1``, ``<prefix>-t2``), same seed and data; then the comparison
@@ -270,6 +271,6 @@ def run_teachers(store: Store, base: SearchConfig, teachers: tuple[tuple[str, ..
     for config in configs:
         say(f"== teacher {', '.join(config.teachers)}: search {config.name!r}")
         run_search(store, config, executor=executor, cache_dir=cache_dir, wait_timeout_s=wait_timeout_s,
-                   logdir=logdir, on_event=on_event, say=say)
+                   logdir=logdir, allow_latency_change=allow_latency_change, on_event=on_event, say=say)
     return write_report(store, configs[0].name, out_dir, compare=configs[1].name, heatmap_k=heatmap_k,
                         latency_range=latency_range, say=say)

@@ -185,3 +185,10 @@ def test_export_run_trains_the_child_exports_scores_and_measures_it(stored_run, 
     assert out.stat().st_size == record["size_bytes"] and out.with_suffix(".keras").exists()
     assert record["parity"].startswith("parity ok") and record["latency_ms"] > 0 and record["device"] == "local"
     assert not out.with_name(out.name + ".ckpt").exists()  # training finished: no resume state left
+
+
+def test_how_a_search_runs_is_chosen_alike_by_search_and_both_experiments():
+    for command in (["search"], ["experiment", "relative-gain"], ["experiment", "teachers"]):
+        help_text = invoke(*command, "--help").output
+        for flag in ("--workers", "--executor", "--logdir", "--allow-latency-change", "--early-stop"):
+            assert f"  {flag} " in help_text, (command, flag)

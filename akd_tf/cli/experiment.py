@@ -58,6 +58,7 @@ def experiment_relative_gain(prefix, teacher_paths, seeds, epochs, tolerance, ou
     with open_executor(execution) as runner:
         result = run_relative_gain(store, base, plan, out_dir, executor=runner, cache_dir=execution["cache_dir"],
                                    wait_timeout_s=execution["wait_timeout"], logdir=execution["logdir"],
+                                   allow_latency_change=execution["allow_latency_change"],
                                    on_event=None if as_json else live_display(), say=say_unless_json(as_json))
     if as_json:
         echo_json(result)
@@ -101,7 +102,7 @@ def experiment_teachers(prefix, teacher_paths, seed, out_dir, heatmap_k, latency
     with open_executor(execution) as runner:
         report = run_teachers(store, base, teachers, prefix, out_dir, executor=runner,
                               cache_dir=execution["cache_dir"], wait_timeout_s=execution["wait_timeout"],
-                              logdir=execution["logdir"],
+                              logdir=execution["logdir"], allow_latency_change=execution["allow_latency_change"],
                               heatmap_k=heatmap_k, latency_range=latency_range, on_event=live_display(),
                               say=click.echo)
     print_report_outcome(report)

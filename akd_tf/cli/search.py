@@ -22,13 +22,9 @@ from search.config import REWARD_SOURCES
 @search_run_options
 @click.option("--seed", default=0, show_default=True, type=int,
               help="Seed of the controller (its initial weights and sampling) and of each child's training.")
-@click.option("--allow-latency-change", is_flag=True,
-              help="Resume a run whose latency source changed since it started (a new latency table version or "
-                   "calibration, a new runtime): the rest of its children are priced by the new one, and the run "
-                   "records which trials the old one priced. Without it such a resume is refused.")
 @json_option
 @click.pass_context
-def search(ctx, name, execution, db_url, as_json, data_options, allow_latency_change, **options):
+def search(ctx, name, execution, db_url, as_json, data_options, **options):
     """Search for the student architecture that distills the teacher best under a latency target.
 
     Each child is proposed by the controller, priced on --device (by the latency table's prediction, or
@@ -55,7 +51,7 @@ def search(ctx, name, execution, db_url, as_json, data_options, allow_latency_ch
     with open_executor(execution) as runner:
         summary = run_search(store, config, executor=runner, cache_dir=execution["cache_dir"],
                              wait_timeout_s=execution["wait_timeout"], logdir=execution["logdir"],
-                             allow_latency_change=allow_latency_change,
+                             allow_latency_change=execution["allow_latency_change"],
                              say=say_unless_json(as_json), on_event=None if as_json else live_display())
     if as_json:
         echo_json(summary)

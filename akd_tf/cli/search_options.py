@@ -115,6 +115,11 @@ SEARCH_RUN_OPTIONS = [
         cache_dir_option,
         click.option("--wait-timeout", type=click.FloatRange(min=1), default=None, metavar="SECONDS",
                      help="With --measure on a phone: give up waiting for the farm after this long per step."),
+        click.option("--allow-latency-change", is_flag=True,
+                     help="Resume a run whose latency source changed since it started (a new latency table "
+                          "version or calibration, a new runtime): the rest of its children are priced by the new "
+                          "one, and the run records which trials the old one priced. Without it such a resume is "
+                          "refused."),
         click.option("--logdir", default=None, type=click.Path(file_okay=False), metavar="DIR",
                      help="Write TensorBoard event files to DIR/RUN (each child's training curves, the "
                           "controller's statistics per step, the best reward so far); view them with "
