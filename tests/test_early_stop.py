@@ -30,7 +30,8 @@ def test_a_threshold_is_the_median_less_two_standard_errors_once_enough_children
 
 def job(thresholds, epochs=2):
     config = tiny_search("stop", early_stop=True, proxy={"epochs": epochs, "train_size": 64, "batch_size": 32})
-    return {"config": config.to_dict(), "arch": ARCH, "number": 1, "threads": 1, "early_stop": thresholds}
+    # threads None: TensorFlow keeps the threads it started with in this process (it refuses a change later)
+    return {"config": config.to_dict(), "arch": ARCH, "number": 1, "threads": None, "early_stop": thresholds}
 
 
 def test_a_child_under_the_threshold_stops_after_that_epoch_with_the_accuracy_it_had_then(tiny_space):

@@ -182,9 +182,11 @@ def test_a_search_paused_with_ctrl_c_spends_no_attempt(lut_url, tmp_path):
     store = open_store(lut_url)
     log = tmp_path / "search.log"
     with log.open("w") as out:
-        # 30 epochs: the children train long enough that the pause surely comes while they do, even on a
-        # loaded machine where this test process sees their start late (interrupted, so never paid in full).
-        search = subprocess.Popen(search_command(tmp_path, lut_url, "paused", "--proxy-epochs", "30"), stdout=out,
+        # 30 epochs of 1,500 images (about a minute a child): the pause surely comes while they train, even on a
+        # loaded machine where this test process sees their start seconds late (CI once saw it only after two
+        # 3-s children had finished); interrupted, so never paid in full.
+        longer = ("--proxy-epochs", "30", "--proxy-train-size", "1500")
+        search = subprocess.Popen(search_command(tmp_path, lut_url, "paused", *longer), stdout=out,
                                   stderr=subprocess.STDOUT)
     try:
         wait_for(lambda: attempts(store, "paused") == [(1, 0), (1, 0)], 300, "the first attempts to start")
