@@ -66,6 +66,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=None, help="children per step (default: --trials)")
     parser.add_argument("--proxy-epochs", type=int, default=3)
     parser.add_argument("--proxy-train-size", type=int, default=1500)
     parser.add_argument("--proxy-batch-size", type=int, default=32)
@@ -73,8 +74,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        base_s, base = one_run(args, 1, Path(tmp))
-        many_s, many = one_run(args, args.workers, Path(tmp))
+        base_s, base = one_run(args, 1, Path(tmp), batch_size=args.batch_size)
+        many_s, many = one_run(args, args.workers, Path(tmp), batch_size=args.batch_size)
     base_done, many_done = base["trials"]["done"], many["trials"]["done"]
     base_rate, many_rate = base_done / base_s * 3600, many_done / many_s * 3600
     print(f"1 worker: {base_done} children in {base_s:.0f} s = {base_rate:.0f} children/hour")

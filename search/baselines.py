@@ -24,6 +24,7 @@ class RandomController(Controller):
     """Uniform samples of the space; ``update`` learns nothing."""
 
     name = "random"
+    asynchronous = True
 
     def __init__(self, space: SearchSpace, seed: int, settings: RandomSettings = RandomSettings()):
         super().__init__(space, seed)
@@ -66,6 +67,7 @@ class EvolutionController(Controller):
     """
 
     name = "evolution"
+    asynchronous = True
 
     def __init__(self, space: SearchSpace, seed: int, settings: EvolutionSettings = EvolutionSettings()):
         super().__init__(space, seed)

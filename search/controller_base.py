@@ -50,6 +50,10 @@ class Controller(ABC):
     """Proposes architectures of ``space`` and learns from their rewards (contract in the module docstring)."""
 
     name: str
+    # True: proposing a step's children need not wait for the update of the step before (random search learns
+    # nothing; aging evolution is asynchronous by definition). The search then proposes step s + 1 while the
+    # last children of step s still train, when a worker would otherwise wait (a policy lag of one step).
+    asynchronous = False
 
     def __init__(self, space: SearchSpace, seed: int):
         self.space = space

@@ -1,7 +1,9 @@
 """Where children are trained: in this process, in local worker processes, or on a Ray cluster.
 
-An executor runs one function over a list of jobs and yields ``(job, result)`` pairs as each finishes,
-in completion order. Only training runs in an executor; the search process itself records every result
+An executor starts a job (``submit(fn, job)``, a handle back) and hands back the next one that finishes
+(``wait_one(handles)``: ``(handle, result)``), so a search can keep every worker busy;
+``map_unordered`` runs one function over a list of jobs with them and yields ``(job, result)`` pairs in
+completion order. Only training runs in an executor; the search process itself records every result
 in the database, so the database stays the single record whatever executes. A worker that dies (killed,
 out of memory), a Ray task or node that dies, yields a failed result for its job rather than stopping the
 search, with the kind of failure (:mod:`search.failures`) that makes the search retry it.
@@ -32,25 +34,44 @@ def _died(failure: Failure) -> dict:
             "worker": None}
 
 
-class SequentialExecutor:
-    """Runs each job in this process, one after another (with all of TensorFlow's threads)."""
+class _Executor:
+    def map_unordered(self, fn: Callable[[dict], dict], jobs: Iterable[dict]) -> Iterator[tuple[dict, dict]]:
+        handles = {self.submit(fn, job): job for job in jobs}
+        while handles:
+            handle, result = self.wait_one(list(handles))
+            yield handles.pop(handle), result
 
-    workers = 1
+
+class SequentialExecutor(_Executor):
+    """Runs each job in this process, one after another (with all of TensorFlow's threads): a job runs when
+    :meth:`wait_one` asks for it."""
+
+    workers = capacity = 1  # children that run at once
     threads_per_child = None
 
-    def map_unordered(self, fn: Callable[[dict], dict], jobs: Iterable[dict]) -> Iterator[tuple[dict, dict]]:
-        for job in jobs:
-            yield job, fn(job)
+    def __init__(self):
+        self._queued: dict[int, tuple[Callable[[dict], dict], dict]] = {}
+        self._next = 0
+
+    def submit(self, fn: Callable[[dict], dict], job: dict) -> int:
+        self._next += 1
+        self._queued[self._next] = (fn, job)
+        return self._next
+
+    def wait_one(self, handles: list) -> tuple[object, dict]:
+        handle = min(handles)  # in the order submitted
+        fn, job = self._queued.pop(handle)
+        return handle, fn(job)
 
     def close(self) -> None:
-        pass
+        self._queued.clear()
 
 
-class ProcessExecutor:
+class ProcessExecutor(_Executor):
     """``workers`` local processes (spawned, so each has its own TensorFlow), kept for the whole search."""
 
     def __init__(self, workers: int):
-        self.workers = workers
+        self.workers = self.capacity = workers
         self.threads_per_child = max(1, (os.cpu_count() or 1) // workers)  # the cores shared out
         self._pool = None
 
@@ -60,16 +81,19 @@ class ProcessExecutor:
                 max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"))
         return self._pool
 
-    def map_unordered(self, fn: Callable[[dict], dict], jobs: Iterable[dict]) -> Iterator[tuple[dict, dict]]:
-        pool = self._start()
-        futures = {pool.submit(fn, job): job for job in jobs}
-        for future in concurrent.futures.as_completed(futures):
-            try:
-                result = future.result()
-            except concurrent.futures.process.BrokenProcessPool as exc:
-                result = _died(worker_died(str(exc) or "the worker process pool broke"))
+    def submit(self, fn: Callable[[dict], dict], job: dict) -> concurrent.futures.Future:
+        return self._start().submit(fn, job)
+
+    def wait_one(self, handles: list) -> tuple[object, dict]:
+        done, _ = concurrent.futures.wait(handles, return_when=concurrent.futures.FIRST_COMPLETED)
+        future = next(f for f in handles if f in done)  # the first submitted of those done
+        try:
+            result = future.result()
+        except concurrent.futures.process.BrokenProcessPool as exc:
+            result = _died(worker_died(str(exc) or "the worker process pool broke"))
+            if self._pool is not None and getattr(self._pool, "_broken", False):
                 self._pool = None  # a fresh pool for the retries; this pool's other jobs also report it
-            yield futures[future], result
+        return future, result
 
     def close(self) -> None:
         if self._pool is not None:
@@ -77,7 +101,7 @@ class ProcessExecutor:
             self._pool = None
 
 
-class RayExecutor:
+class RayExecutor(_Executor):
     """Each job is a Ray task (``num_cpus`` each) on the cluster at ``address`` (None: a local Ray)."""
 
     def __init__(self, workers: int, address: str | None = None, cpus_per_child: float = 1.0):
@@ -85,7 +109,7 @@ class RayExecutor:
             import ray
         except ModuleNotFoundError:
             raise InvalidInput("--executor ray needs Ray: pip install 'akd-tf[ray]'") from None
-        self._ray = ray
+        self._ray, self._tasks = ray, {}
         self.workers, self.address, self.cpus_per_child = workers, address, cpus_per_child
         self.threads_per_child = max(1, int(cpus_per_child))  # what Ray reserves for each task
         self._started_here = not ray.is_initialized()
@@ -100,21 +124,32 @@ class RayExecutor:
                                    f"--ray-address, and if the cluster uses token authentication (Ray >= 2.60 "
                                    f"`ray start`), export RAY_AUTH_MODE=token here too") from exc
 
-    def map_unordered(self, fn: Callable[[dict], dict], jobs: Iterable[dict]) -> Iterator[tuple[dict, dict]]:
+    @property
+    def capacity(self) -> int:
+        """Children that run at once: ``workers`` on a local Ray, the cluster's CPUs over a child's on a cluster."""
+        if self.address is None:
+            return self.workers
+        return max(1, int(self._ray.cluster_resources().get("CPU", 1) // self.cpus_per_child))
+
+    def submit(self, fn: Callable[[dict], dict], job: dict):
+        if fn not in self._tasks:
+            self._tasks[fn] = self._ray.remote(num_cpus=self.cpus_per_child, max_retries=0)(fn)
+        return self._tasks[fn].remote(job)
+
+    def wait_one(self, handles: list) -> tuple[object, dict]:
         ray = self._ray
-        task = ray.remote(num_cpus=self.cpus_per_child, max_retries=0)(fn)
-        pending = {task.remote(job): job for job in jobs}
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=RAY_POLL_S)
-            for ref in ready:
-                job = pending.pop(ref)
-                try:
-                    result = ray.get(ref, timeout=RAY_POLL_S)
-                except ray.exceptions.RayTaskError:
-                    raise  # train_child itself raised (data or teacher problems): as in this process, it stops
-                except ray.exceptions.RayError as exc:  # the task, its worker or its node died; Ray gave up
-                    result = _died(ray_failure(exc))
-                yield job, result
+        while True:
+            ready, _ = ray.wait(list(handles), num_returns=1, timeout=RAY_POLL_S)
+            if ready:
+                break
+        ref = ready[0]
+        try:
+            result = ray.get(ref, timeout=RAY_POLL_S)
+        except ray.exceptions.RayTaskError:
+            raise  # train_child itself raised (data or teacher problems): as in this process, it stops
+        except ray.exceptions.RayError as exc:  # the task, its worker or its node died; Ray gave up
+            result = _died(ray_failure(exc))
+        return ref, result
 
     def close(self) -> None:
         if self._started_here and self._ray.is_initialized():

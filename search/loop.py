@@ -14,6 +14,12 @@ an interrupted run loses nothing and evaluates nothing twice). Per controller st
 4. the controller learns from the step's done and failed children only, and its state moves on with the
    next step's children.
 
+With more than one worker, a controller that need not wait for an update before proposing (random search,
+evolution: ``Controller.asynchronous``) runs through :class:`_Pipeline` instead of step 3: children start as
+workers free, and the next step is proposed and started while this step's last children train (a lag of
+one update); steps 1, 2 and 4 are unchanged (latencies are found per child as it starts, so this is not
+used with ``measure``).
+
 What the update gets. ``Controller.update`` takes any subset of a step's proposals, so excluded children
 are simply left out: PPO recomputes the old log-probabilities of the children it gets from the weights
 that proposed them and normalises the advantages over those children alone (one child: not normalised),
@@ -174,6 +180,13 @@ def _run(store: Store, config: SearchConfig, executor, cache_dir, wait_timeout_s
         controller.load_state_bytes(run.controller_state)
     sharing = _sharing_runs(store, run.id, say)
     progress = _Progress(store, run.id, config.trials, on_event, board)
+    job_base = {"config": config.to_dict(), "threads": executor.threads_per_child, "cache_dir": cache_dir}
+    pipeline = None
+    if controller.asynchronous and executor.capacity > 1 and not config.measure:
+        pipeline = _Pipeline(store, config, run.id, controller, latency, executor, progress, say, sharing, job_base,
+                             training.mini_val.num_examples)
+        say(f"{executor.capacity} children train at once; the {config.controller} controller's next step starts "
+            f"while this one's last children finish (its proposals lag at most one update)")
     while True:
         run = runs.get_run(store, config.name)
         step = run.controller_step
@@ -186,9 +199,11 @@ def _run(store: Store, config: SearchConfig, executor, cache_dir, wait_timeout_s
             proposals = _propose(controller, step, min(config.batch_size, remaining), say)
             runs.add_trials(store, run.id, step, _new_trials(proposals))
             trials = runs.step_trials(store, run.id, step)
-        _evaluate_step(store, config, trials, latency, executor, progress, say, sharing,
-                       {"config": config.to_dict(), "threads": executor.threads_per_child, "cache_dir": cache_dir},
-                       training.mini_val.num_examples)
+        if pipeline is None:
+            _evaluate_step(store, config, trials, latency, executor, progress, say, sharing, job_base,
+                           training.mini_val.num_examples)
+        else:
+            pipeline.finish_step(step)
         finished = runs.step_trials(store, run.id, step)
         learnt = [t for t in finished if t.status in runs.LEARNT_STATES]
         excluded = [t for t in finished if t.status == "excluded"]
@@ -199,12 +214,14 @@ def _run(store: Store, config: SearchConfig, executor, cache_dir, wait_timeout_s
         if step == 0:
             stats = {**stats, **_check_ranking(config, training, finished, say)}
         remaining = config.trials - runs.trial_count(store, run.id)
-        proposals = _propose(controller, step + 1, min(config.batch_size, remaining), say) if remaining > 0 else []
+        proposed_early = bool(runs.step_trials(store, run.id, step + 1))  # by the pipeline, while this step ended
+        proposals = (_propose(controller, step + 1, min(config.batch_size, remaining), say)
+                     if remaining > 0 and not proposed_early else [])
         runs.advance(store, run.id, step, controller.state_bytes(), stats, _new_trials(proposals))
         if excluded:
             reasons = describe_exclusions(exclusion_groups(excluded))
             say(f"step {step}: {len(excluded)} of {len(finished)} children excluded from learning: {reasons}")
-            if not learnt and proposals:
+            if not learnt and (proposals or proposed_early):
                 raise EveryChildExcluded(
                     f"search {config.name!r} stopped: every child of step {step} was excluded, its attempts having "
                     f"failed for reasons that say nothing about its architecture ({reasons}). Fix the cause, then "
@@ -284,6 +301,115 @@ def _evaluate_step(store, config: SearchConfig, trials, latency: LatencySource, 
             raise
 
 
+class _Pipeline:
+    """Keeps every worker busy across the end of a step, for controllers that propose without waiting for the
+    update before (:attr:`search.controller_base.Controller.asynchronous`: random search, evolution).
+
+    :meth:`finish_step` evaluates a step's children as :func:`_evaluate_step` does (reuse first, one child per
+    network trained, failed attempts retried up to ``max_attempts``), but child by child: a child starts as
+    soon as a worker is free. When the step has no child left to start and a worker is free, the next step
+    is proposed there and then, from the controller as it is (it has not learnt from this step yet: its
+    proposals lag one update), stored, and its children start. Updates still come one per step, in order, once
+    every child of the step finished; the next step's children that are still training carry over to the next
+    :meth:`finish_step`. A child whose network is training in either step waits for it and reuses its result,
+    so no network is trained twice. Never more than one step ahead: step s + 2 is proposed only after the
+    update of step s. Resuming needs nothing more: the early step's trials are stored like any others.
+    """
+
+    def __init__(self, store, config: SearchConfig, run_id: int, controller, latency: LatencySource, executor,
+                 progress: _Progress, say, sharing: list[int], job_base: dict, val_examples: int):
+        self.store, self.config, self.run_id, self.controller = store, config, run_id, controller
+        self.latency, self.executor, self.progress, self.say = latency, executor, progress, say
+        self.sharing, self.job_base, self.val_examples = sharing, job_base, val_examples
+        self.space = get_space(config.space)
+        self.in_flight: dict[object, tuple[int, int, str]] = {}  # handle -> (trial id, step, network)
+
+    def finish_step(self, step: int) -> None:
+        """Return once no child of ``step`` is pending or training (children of ``step + 1`` may be)."""
+        try:
+            while True:
+                self._start_children(step)
+                training = any(s == step for _, s, _ in self.in_flight.values())
+                if not training and not any(t.status == "pending"
+                                            for t in runs.step_trials(self.store, self.run_id, step)):
+                    return
+                if self.in_flight:
+                    handle, result = self.executor.wait_one(list(self.in_flight))
+                    self._record(handle, result)
+                # else: a start failed (its latency) and left its child pending: started again, or excluded
+        except (KeyboardInterrupt, WaitTimedOut):
+            runs.release_attempts(self.store, [trial_id for trial_id, _, _ in self.in_flight.values()])
+            self.in_flight.clear()
+            raise
+
+    def _free(self) -> int:
+        return self.executor.capacity - len(self.in_flight)
+
+    def _start_children(self, step: int) -> None:
+        """Start pending children of ``step``, then of ``step + 1`` (proposed now if it has none and the budget
+        allows), while workers are free."""
+        for current in (step, step + 1):
+            if self._free() <= 0:
+                return
+            trials = runs.step_trials(self.store, self.run_id, current)
+            if current == step + 1 and not trials:
+                remaining = self.config.trials - runs.trial_count(self.store, self.run_id)
+                if remaining <= 0:
+                    return
+                proposals = _propose(self.controller, current, min(self.config.batch_size, remaining), self.say)
+                runs.add_trials(self.store, self.run_id, current, _new_trials(proposals))
+                trials = runs.step_trials(self.store, self.run_id, current)
+            self._start_pending(trials)
+            if current == step and any(t.status == "pending" and t.network not in self._training_networks()
+                                       for t in runs.step_trials(self.store, self.run_id, step)):
+                return  # this step's own children come first
+
+    def _training_networks(self) -> set[str]:
+        return {network for _, _, network in self.in_flight.values()}
+
+    def _start_pending(self, trials) -> None:
+        running = {trial_id for trial_id, _, _ in self.in_flight.values()}
+        pending = [t for t in trials if t.status == "pending" and t.id not in running]
+        evaluated = runs.evaluations_of(self.store, self.sharing, [t.network for t in pending])
+        for trial in pending:
+            if trial.network in evaluated:
+                self.progress.report(_reuse(self.store, self.config, trial, evaluated[trial.network]))
+        training, chosen = self._training_networks(), {}
+        for trial in pending:
+            if trial.network not in evaluated and trial.network not in training:
+                chosen.setdefault(trial.network, trial)
+        chosen = list(chosen.values())[:max(self._free(), 0)]
+        if not chosen:
+            return
+        excluded = runs.mark_started(self.store, [t.id for t in chosen], self.config.max_attempts)
+        for trial_id in excluded:  # its attempts ran out before
+            self.progress.report(runs.get_trial_by_id(self.store, trial_id))
+        chosen = [t for t in chosen if t.id not in excluded]
+        unmeasured = [t for t in chosen if t.latency_ms is None]
+        failed = set()
+        for trial, found in zip(unmeasured, self.latency.latencies([self.space.parse(t.arch) for t in unmeasured])):
+            if found.error is not None:
+                failed.add(trial.id)
+                _record_failure(self.store, self.config, trial.id, Failure(found.kind, f"latency: {found.error}"),
+                                self.progress, self.say)
+            else:
+                runs.record_latency(self.store, trial.id, latency_ms=found.latency_ms, source=found.source,
+                                    measurement_id=found.measurement_id, seconds=found.seconds)
+        job_base = self.job_base
+        if self.config.early_stop:
+            job_base = {**job_base, "early_stop": _stop_thresholds(self.store, self.config, self.run_id,
+                                                                   self.val_examples)}
+        for trial in chosen:
+            if trial.id not in failed:
+                job = {**job_base, "arch": trial.arch, "number": trial.number, "trial_id": trial.id}
+                self.in_flight[self.executor.submit(train_child, job)] = (trial.id, trial.step, trial.network)
+
+    def _record(self, handle, result: dict) -> None:
+        trial_id, _, _ = self.in_flight.pop(handle)
+        _record_training(self.store, self.config, runs.get_trial_by_id(self.store, trial_id), result, self.progress,
+                         self.say)
+
+
 def _stop_thresholds(store, config: SearchConfig, run_id: int, val_examples: int) -> dict[int, float]:
     """The early-stopping thresholds for the children about to train, from the curves of the run's children
     trained before (:func:`search.early_stop.stop_thresholds`; a reused child trained nothing)."""
@@ -319,18 +445,23 @@ def _attempt(store, config: SearchConfig, run_id: int, step: int, trial_ids: lis
              if t.status == "pending" and t.id in wanted and t.id not in failed}
     jobs = [{**job_base, "arch": t.arch, "number": t.number, "trial_id": t.id} for t in by_id.values()]
     for job, result in executor.map_unordered(train_child, jobs):
-        trial = by_id[job["trial_id"]]
-        if result["status"] == "done":
-            if progress.board is not None and result.get("history"):
-                progress.board.child_curves(trial.number, result["history"])
-            terms = compute_reward(config.reward, result["accuracy"], latency_ms=trial.latency_ms, mmacs=trial.mmacs,
-                                   target_ms=config.target_ms, target_mmacs=config.target_mmacs)
-            progress.report(runs.record_result(store, trial.id, accuracy=result["accuracy"], reward_terms=terms,
-                                               train=result["train"], train_seconds=result["train_seconds"],
-                                               worker=result["worker"]))
-        else:
-            _record_failure(store, config, trial.id, Failure(result["kind"], result["error"]), progress, say,
-                            worker=result["worker"], train_seconds=result["train_seconds"])
+        _record_training(store, config, by_id[job["trial_id"]], result, progress, say)
+
+
+def _record_training(store, config: SearchConfig, trial, result: dict, progress, say) -> None:
+    """Store what training ``trial`` gave (:func:`search.evaluate.train_child`'s result): its accuracy and reward,
+    or a failed attempt."""
+    if result["status"] == "done":
+        if progress.board is not None and result.get("history"):
+            progress.board.child_curves(trial.number, result["history"])
+        terms = compute_reward(config.reward, result["accuracy"], latency_ms=trial.latency_ms, mmacs=trial.mmacs,
+                               target_ms=config.target_ms, target_mmacs=config.target_mmacs)
+        progress.report(runs.record_result(store, trial.id, accuracy=result["accuracy"], reward_terms=terms,
+                                           train=result["train"], train_seconds=result["train_seconds"],
+                                           worker=result["worker"]))
+    else:
+        _record_failure(store, config, trial.id, Failure(result["kind"], result["error"]), progress, say,
+                        worker=result["worker"], train_seconds=result["train_seconds"])
 
 
 def _record_failure(store, config: SearchConfig, trial_id: int, failure: Failure, progress, say, **details) -> None:

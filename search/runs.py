@@ -201,9 +201,10 @@ def add_trials(store: Store, run_id: int, step: int, proposals: Sequence[NewTria
 
 def advance(store: Store, run_id: int, step: int, state: bytes, stats: dict,
             next_proposals: Sequence[NewTrial]) -> None:
-    """Atomically: the controller learnt from ``step``; save its state, move to ``step + 1``, add its trials.
+    """Atomically: the controller learnt from ``step``; save its state, move to ``step + 1``, add its trials
+    (unless step ``step + 1`` has trials already: proposed early, while ``step`` finished).
 
-    With no ``next_proposals`` (the budget is spent) the run is marked finished.
+    With no ``next_proposals`` and no trials of ``step + 1`` (the budget is spent) the run is marked finished.
     """
     with store.session() as session:
         run = session.get(SearchRun, run_id, with_for_update=True)
@@ -215,7 +216,8 @@ def advance(store: Store, run_id: int, step: int, state: bytes, stats: dict,
         run.controller_step = step + 1
         if next_proposals:
             _trial_rows(session, run, step + 1, next_proposals)
-        else:
+        elif not session.scalar(select(func.count()).select_from(Trial)
+                                .where(Trial.run_id == run.id, Trial.step == step + 1)):
             run.status, run.finished_at = "finished", utcnow()
 
 
