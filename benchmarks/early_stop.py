@@ -19,7 +19,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from search_throughput import one_run
+from search_throughput import add_proxy_arguments, one_run
 
 
 def main() -> None:
@@ -27,10 +27,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--trials", type=int, default=16)
     parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--proxy-epochs", type=int, default=3)
-    parser.add_argument("--proxy-train-size", type=int, default=1500)
-    parser.add_argument("--proxy-batch-size", type=int, default=32)
-    parser.add_argument("--val-size", type=int, default=1000)
+    add_proxy_arguments(parser)
     args = parser.parse_args()
     args.seed = 0
     rows = []
