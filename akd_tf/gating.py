@@ -1,0 +1,133 @@
+"""A gated copy of a teacher: a learnable gate on each prunable unit, starting at 1 (the teacher exactly).
+
+:func:`build_gated` inserts a :class:`UnitGate` layer for every unit of :func:`akd_tf.prunable.find_prunable`:
+before the ``Add`` on a residual branch (one gate) and before a channel group's consumer (one gate per
+channel). A gate multiplies what passes through it, so with every gate at 1 the copy computes the
+teacher's outputs bit for bit. The gates carry the L1 penalty ``strength * sum_i cost_i * |g_i|`` as a
+Keras regularizer, so any Keras training loop (the distillation trainer included) adds it to the loss.
+
+The teacher's own layers are frozen in the copy (``trainable=False``: batch norm in inference mode, no
+weight updates): only the gates learn which units the teacher's outputs need. With the weights free, a
+gate could shrink while the next layer's weights grow to make up for it, and the L1 penalty would
+measure nothing.
+"""
+
+from __future__ import annotations
+
+import akd_tf.tf_env  # noqa: F401  (configures TensorFlow before it is imported)
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+
+from akd_tf.errors import InvalidInput
+from akd_tf.graph import LayerGraph, LayerNode
+from akd_tf.prunable import PrunablePlan, find_prunable
+
+
+@keras.utils.register_keras_serializable(package="akd_tf")
+class WeightedL1(keras.regularizers.Regularizer):
+    """``sum_i weights_i * |x_i|`` (a per-gate cost times the gate's magnitude)."""
+
+    def __init__(self, weights):
+        self.weights = [float(w) for w in np.ravel(weights)]
+
+    def __call__(self, x):
+        return tf.reduce_sum(tf.constant(self.weights, dtype=x.dtype) * tf.abs(x))
+
+    def get_config(self):
+        return {"weights": self.weights}
+
+
+@keras.utils.register_keras_serializable(package="akd_tf")
+class UnitGate(keras.layers.Layer):
+    """Multiplies its input by ``width`` learnable gates on the last axis (``width`` 1: one for the whole tensor),
+    all starting at 1; ``penalty``: the per-gate weights of an L1 regularizer on them (None: none)."""
+
+    def __init__(self, width: int, penalty=None, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+            raise InvalidInput(f"a gate's width must be an int >= 1, got {width!r}")
+        self.width = width
+        self.penalty = None if penalty is None else [float(p) for p in np.ravel(penalty)]
+        if self.penalty is not None and len(self.penalty) != width:
+            raise InvalidInput(f"gate {self.name!r}: {len(self.penalty)} penalty weights for {width} gates")
+
+    def build(self, input_shape):
+        self.gate = self.add_weight(name="gate", shape=(self.width,), initializer="ones", trainable=True,
+                                    regularizer=None if self.penalty is None else WeightedL1(self.penalty))
+        super().build(input_shape)
+
+    def call(self, inputs):
+        return inputs * tf.cast(self.gate, inputs.dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "width": self.width, "penalty": self.penalty}
+
+
+CUSTOM_OBJECTS = {"UnitGate": UnitGate, "WeightedL1": WeightedL1}
+
+
+def logits_graph(model) -> LayerGraph:
+    """The model's graph with a final softmax removed (a ``Softmax`` layer, or a ``Dense``/``Activation``
+    with softmax): the distillation compares logits, whose softmax is the teacher's output."""
+    graph = LayerGraph.of_model(model)
+    last = graph.node(graph.output_name)
+    if last.class_name == "Softmax" or (last.class_name == "Activation" and last.config.get("activation") == "softmax"):
+        graph.bypass(last.name, last.inputs[0])
+    elif last.class_name == "Dense" and last.config.get("activation") == "softmax":
+        last.config["activation"] = "linear"
+    return graph
+
+
+def _without_build_shapes(graph: LayerGraph) -> None:
+    for name in graph.order:  # the stored input shapes are the teacher's; layers find theirs when rebuilt
+        graph.node(name).config.pop("build_config", None)
+
+
+def rebuild(graph: LayerGraph) -> keras.Model:
+    """A fresh functional model of ``graph`` (new weights: copy them in)."""
+    _without_build_shapes(graph)
+    return keras.Model.from_config(graph.to_config(), custom_objects=CUSTOM_OBJECTS)
+
+
+def build_gated(teacher: keras.Model, plan: PrunablePlan | None = None, penalty: dict | None = None,
+                freeze_teacher: bool = True) -> tuple[keras.Model, PrunablePlan]:
+    """The gated copy of ``teacher`` (logits out) and its plan; every gate 1, the teacher's weights copied.
+
+    ``penalty``: gate layer name -> per-gate L1 weights (``strength * cost``), or None for no penalty.
+    """
+    plan = plan or find_prunable(teacher)
+    graph = logits_graph(teacher)
+    penalty = penalty or {}
+    for branch in plan.branches:
+        graph.insert_after(branch.branch_input, branch.add, LayerNode(
+            branch.gate, "UnitGate", {"name": branch.gate, "width": 1, "penalty": penalty.get(branch.gate)}, []))
+    for group in plan.groups:
+        source = group.chain[-1] if group.chain else group.producer
+        graph.insert_after(source, group.consumer, LayerNode(
+            group.gate, "UnitGate", {"name": group.gate, "width": group.width,
+                                     "penalty": _listed(penalty.get(group.gate))}, []))
+    gated = rebuild(graph)
+    for layer in gated.layers:
+        if isinstance(layer, UnitGate):
+            continue
+        layer.set_weights(teacher.get_layer(layer.name).get_weights())
+        if freeze_teacher:
+            layer.trainable = False
+    return gated, plan
+
+
+def _listed(values):
+    return None if values is None else [float(v) for v in np.ravel(values)]
+
+
+def gate_values(gated: keras.Model) -> dict[str, np.ndarray]:
+    """Gate layer name -> its gates (a copy)."""
+    return {layer.name: layer.gate.numpy().copy() for layer in gated.layers if isinstance(layer, UnitGate)}
+
+
+def set_gate_values(gated: keras.Model, values: dict[str, np.ndarray]) -> None:
+    """Set the named gate layers' gates (others keep theirs)."""
+    for name, value in values.items():
+        layer = gated.get_layer(name)
+        layer.gate.assign(np.asarray(value, dtype=np.float32).reshape(layer.gate.shape))
