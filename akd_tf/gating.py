@@ -41,7 +41,11 @@ class WeightedL1(keras.regularizers.Regularizer):
 @keras.utils.register_keras_serializable(package="akd_tf")
 class UnitGate(keras.layers.Layer):
     """Multiplies its input by ``width`` learnable gates on the last axis (``width`` 1: one for the whole tensor),
-    all starting at 1; ``penalty``: the per-gate weights of an L1 regularizer on them (None: none)."""
+    all starting at 1; ``penalty``: the per-gate weights of an L1 regularizer on them (None: none).
+
+    Training keeps the gates non-negative (a gate is projected back to 0 after a step that takes it below),
+    so the L1 penalty drives unneeded gates to exactly 0 and holds them there, where plain subgradient
+    steps would leave them dithering around 0."""
 
     def __init__(self, width: int, penalty=None, **kwargs):
         super().__init__(**kwargs)
@@ -54,7 +58,8 @@ class UnitGate(keras.layers.Layer):
 
     def build(self, input_shape):
         self.gate = self.add_weight(name="gate", shape=(self.width,), initializer="ones", trainable=True,
-                                    regularizer=None if self.penalty is None else WeightedL1(self.penalty))
+                                    regularizer=None if self.penalty is None else WeightedL1(self.penalty),
+                                    constraint=keras.constraints.NonNeg())
         super().build(input_shape)
 
     def call(self, inputs):

@@ -13,6 +13,7 @@ from akd_tf.extraction import extract_student
 from akd_tf.gating import UnitGate, build_gated, gate_values, set_gate_values
 from akd_tf.prunable import find_prunable
 from akd_tf.teachers import build_teacher_model
+from akd_tf.unit_costs import layer_macs, unit_costs, weighted_layer_names
 
 SHAPE = (32, 32, 3)
 
@@ -199,3 +200,24 @@ def test_extraction_checks_the_gate_values(resnet20):
     gates[plan.groups[0].gate] = np.ones(3)
     with pytest.raises(InvalidInput, match="has 3 values, expected 16"):
         extract_student(resnet20, plan, gates)
+
+
+def test_unit_costs_average_one_and_weigh_channels_against_branches(resnet20):
+    plan = find_prunable(resnet20)
+    first_branch, first_group = plan.branches[0].gate, plan.groups[0].gate
+    units = unit_costs(resnet20, plan, "units")
+    np.testing.assert_array_equal(np.concatenate(list(units.values())), np.ones(345))
+    macs = unit_costs(resnet20, plan, "macs")
+    assert np.concatenate(list(macs.values())).mean() == pytest.approx(1.0)
+    # stage 1, block 1: two 3x3 16->16 convolutions at 32x32 = 2 x 2,359,296 MACs for the branch; a channel of
+    # the first saves its filter (147,456) and the second's weights reading it (147,456)
+    assert macs[first_group][0] / macs[first_branch][0] == pytest.approx(294_912 / 4_718_592)
+    assert layer_macs(resnet20.get_layer("stage1_block1_a_conv")) == 2_359_296
+    layers = weighted_layer_names(resnet20, plan)
+    assert layers[:2] == ["stage1_block1_a_conv", "stage1_block1_b_conv"] and "stem_conv" not in layers
+    latency = unit_costs(resnet20, plan, "latency", {name: 2.0 for name in layers})
+    assert latency[first_group][0] / latency[first_branch][0] == pytest.approx((2 / 16 + 2 / 16) / 4.0)
+    with pytest.raises(InvalidInput, match="no latency for layer\\(s\\) stage1_block1_a_conv"):
+        unit_costs(resnet20, plan, "latency", {name: 1.0 for name in layers[1:]})
+    with pytest.raises(InvalidInput, match="unknown cost 'flops'; choose one of units, macs, latency"):
+        unit_costs(resnet20, plan, "flops")

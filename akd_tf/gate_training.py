@@ -1,0 +1,113 @@
+"""Train a gated teacher's gates, then carve the student: one run of the subgraph strategy at one strength.
+
+The objective, over mini-train batches, is
+
+    T^2 * KL(softmax(z_t / T) || softmax(z_s / T))  +  strength * sum_i c_i * |g_i|
+
+where ``z_t`` are the teacher's logits (from the teacher-output cache), ``z_s`` the gated copy's,
+``g_i`` its gates and ``c_i`` their costs (:mod:`akd_tf.unit_costs`, summing to 1). The trainer is the
+distillation trainer with ``alpha`` 1: its soft cross-entropy differs from the KL term by the teacher's
+entropy, a constant, so the gradients are the same; the L1 term is the gates' Keras regularizer. Only
+the gates learn (:mod:`akd_tf.gating`). With ``strength`` 0 the gates stay exactly 1: the copy equals
+the teacher, the KL term is 0 and so is its gradient. The student is then extracted
+(:mod:`akd_tf.extraction`) and is ready to be fine-tuned with the distillation trainer.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass
+
+import akd_tf.tf_env  # noqa: F401  (configures TensorFlow before it is imported)
+import numpy as np
+
+from akd_tf import data
+from akd_tf.distill import TrainResult, distill
+from akd_tf.errors import InvalidInput
+from akd_tf.extraction import DEFAULT_THRESHOLD, Extraction, extract_student
+from akd_tf.gating import build_gated, gate_values
+from akd_tf.prunable import PrunablePlan
+from akd_tf.teachers import Teacher
+from akd_tf.train_settings import DEFAULT_TEMPERATURE, DistillSettings, TrainSettings
+
+
+@dataclass(frozen=True)
+class GateSettings:
+    """How the gates are trained: SGD with Nesterov momentum 0.9 for ``epochs`` over mini-train, the learning
+    rate decaying from ``learning_rate`` to 0 (cosine); gates whose magnitude ends below ``threshold``
+    remove their unit.
+
+    Plain gradient steps, not Adam: at the start the gated copy is the teacher, so the KL term's gradient
+    is float rounding, and Adam's per-gate normalisation turns rounding into full-size steps (measured:
+    with Adam and no penalty the gates left 1). With SGD a gate moves in proportion to what the KL term
+    and its cost say."""
+
+    epochs: int = 2
+    learning_rate: float = 0.1
+    batch_size: int = 128
+    temperature: float = DEFAULT_TEMPERATURE
+    threshold: float = DEFAULT_THRESHOLD
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
+            raise InvalidInput(f"gate epochs must be an int >= 1, got {self.epochs!r}")
+        if not self.learning_rate > 0.0 or not math.isfinite(self.learning_rate):
+            raise InvalidInput(f"gate learning rate must be > 0, got {self.learning_rate!r}")
+        if not 0.0 < self.threshold < 1.0:
+            raise InvalidInput(f"gate threshold must be in (0, 1): gates start at 1, got {self.threshold!r}")
+
+    def train_settings(self) -> TrainSettings:
+        return TrainSettings(epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
+                             warmup_epochs=0.0, optimizer="sgd", seed=self.seed, validate_every_epoch=False)
+
+
+@dataclass
+class GateRun:
+    """One strength's gates, the student they carve, and how the gated copy did on mini-val."""
+
+    strength: float
+    gates: dict[str, np.ndarray]
+    extraction: Extraction
+    train: TrainResult
+    seconds: float
+
+    @property
+    def gates_below_threshold(self) -> int:
+        return sum(int((np.abs(v) < self.extraction.threshold).sum()) for v in self.gates.values())
+
+
+def single_teacher_model(teacher: Teacher, resolution: int):
+    """The one Keras model of ``teacher``, checked to take ``resolution``-sized images (the student keeps the
+    teacher's input size)."""
+    if teacher.is_ensemble:
+        raise InvalidInput(f"the subgraph strategy carves a student out of one teacher model; {teacher.describe()}")
+    member = teacher.members[0]
+    size = teacher.input_resolution(member)
+    if size is not None and size != (resolution, resolution):
+        if size[0] != size[1]:
+            raise InvalidInput(f"the teacher {member.path} takes {size[0]}x{size[1]} images; a student carved out "
+                               "of it keeps that size, and akd-tf trains on square images")
+        raise InvalidInput(f"the teacher {member.path} takes {size[0]}x{size[1]} images and a student carved out "
+                           f"of it keeps that size, but the data is fed at {resolution}x{resolution}; "
+                           f"use --resolution {size[0]}")
+    return member.model
+
+
+def train_gates(teacher: Teacher, training: data.TrainingData, plan: PrunablePlan, costs: dict[str, np.ndarray],
+                strength: float, settings: GateSettings = GateSettings(),
+                cache_dir: str | os.PathLike | None = None) -> GateRun:
+    """Train the gates of ``teacher``'s gated copy at ``strength`` and extract the student they select."""
+    if not strength >= 0.0 or not math.isfinite(strength):
+        raise InvalidInput(f"the penalty strength (lambda) must be a number >= 0, got {strength!r}")
+    started = time.perf_counter()
+    model = single_teacher_model(teacher, training.resolution)
+    penalty = {name: strength * np.asarray(cost) for name, cost in costs.items()} if strength > 0 else None
+    gated, _ = build_gated(model, plan, penalty)
+    result = distill(gated, teacher, training, settings=DistillSettings(alpha=1.0, temperature=settings.temperature),
+                     train=settings.train_settings(), cache_dir=cache_dir)
+    gates = gate_values(gated)
+    extraction = extract_student(model, plan, gates, settings.threshold)
+    return GateRun(strength, gates, extraction, result, time.perf_counter() - started)
