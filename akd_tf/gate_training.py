@@ -7,8 +7,10 @@ The objective, over mini-train batches, is
 where ``z_t`` are the teacher's logits (from the teacher-output cache), ``z_s`` the gated copy's,
 ``g_i`` its gates and ``c_i`` their costs (:mod:`akd_tf.unit_costs`, summing to 1). The trainer is the
 distillation trainer with ``alpha`` 1: its soft cross-entropy differs from the KL term by the teacher's
-entropy, a constant, so the gradients are the same; the L1 term is the gates' Keras regularizer. Only
-the gates learn (:mod:`akd_tf.gating`). With ``strength`` 0 the gates stay exactly 1: the copy equals
+entropy, a constant, so the gradients are the same; the L1 term is added to the gated model's losses,
+its strength rising linearly from 0 over the first ``ramp`` share of the steps, so the gates find their
+balance gradually instead of collapsing together (:class:`GateSettings`). Only the gates learn
+(:mod:`akd_tf.gating`). With ``strength`` 0 the gates stay exactly 1: the copy equals
 the teacher, the KL term is 0 and so is its gradient. The student is then extracted
 (:mod:`akd_tf.extraction`) and is ready to be fine-tuned with the distillation trainer.
 """
@@ -22,6 +24,8 @@ from dataclasses import dataclass
 
 import akd_tf.tf_env  # noqa: F401  (configures TensorFlow before it is imported)
 import numpy as np
+import tensorflow as tf
+import tf_keras as keras
 
 from akd_tf import data
 from akd_tf.distill import TrainResult, distill
@@ -50,6 +54,7 @@ class GateSettings:
     temperature: float = DEFAULT_TEMPERATURE
     threshold: float = DEFAULT_THRESHOLD
     seed: int = 0
+    ramp: float = 0.5  # share of the steps over which the strength rises linearly from 0
 
     def __post_init__(self) -> None:
         if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
@@ -58,6 +63,8 @@ class GateSettings:
             raise InvalidInput(f"gate learning rate must be > 0, got {self.learning_rate!r}")
         if not 0.0 < self.threshold < 1.0:
             raise InvalidInput(f"gate threshold must be in (0, 1): gates start at 1, got {self.threshold!r}")
+        if not 0.0 <= self.ramp <= 1.0:
+            raise InvalidInput(f"the penalty's ramp must be a share of the steps in [0, 1], got {self.ramp!r}")
 
     def train_settings(self) -> TrainSettings:
         return TrainSettings(epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
@@ -96,6 +103,31 @@ def single_teacher_model(teacher: Teacher, resolution: int):
     return member.model
 
 
+class _RampStrength(keras.callbacks.Callback):
+    """Raises the penalty's strength linearly from 0 to ``strength`` over the first ``ramp_steps`` steps."""
+
+    def __init__(self, variable: tf.Variable, strength: float, ramp_steps: int):
+        super().__init__()
+        self.variable, self.strength, self.ramp_steps, self.step = variable, strength, ramp_steps, 0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.step += 1
+        self.variable.assign(self.strength * min(1.0, self.step / self.ramp_steps) if self.ramp_steps else
+                             self.strength)
+
+
+def _add_penalty(gated, costs: dict[str, np.ndarray], strength: float, ramp_steps: int) -> _RampStrength:
+    """Add ``s * sum_i c_i |g_i|`` to ``gated``'s losses, ``s`` a variable the returned callback ramps up."""
+    variable = tf.Variable(0.0, trainable=False, dtype=tf.float32, name="penalty_strength")
+    weighted = [(gated.get_layer(name).gate, tf.constant(np.asarray(cost, np.float32))) for name, cost in costs.items()]
+
+    def penalty():
+        return variable * tf.add_n([tf.reduce_sum(cost * tf.abs(gate)) for gate, cost in weighted])
+
+    gated.add_loss(penalty)
+    return _RampStrength(variable, strength, ramp_steps)
+
+
 def train_gates(teacher: Teacher, training: data.TrainingData, plan: PrunablePlan, costs: dict[str, np.ndarray],
                 strength: float, settings: GateSettings = GateSettings(),
                 cache_dir: str | os.PathLike | None = None) -> GateRun:
@@ -104,10 +136,13 @@ def train_gates(teacher: Teacher, training: data.TrainingData, plan: PrunablePla
         raise InvalidInput(f"the penalty strength (lambda) must be a number >= 0, got {strength!r}")
     started = time.perf_counter()
     model = single_teacher_model(teacher, training.resolution)
-    penalty = {name: strength * np.asarray(cost) for name, cost in costs.items()} if strength > 0 else None
-    gated, _ = build_gated(model, plan, penalty)
+    gated, _ = build_gated(model, plan)
+    callbacks = []
+    if strength > 0:
+        steps = settings.epochs * math.ceil(training.mini_train.num_examples / settings.batch_size)
+        callbacks.append(_add_penalty(gated, costs, strength, round(settings.ramp * steps)))
     result = distill(gated, teacher, training, settings=DistillSettings(alpha=1.0, temperature=settings.temperature),
-                     train=settings.train_settings(), cache_dir=cache_dir)
+                     train=settings.train_settings(), cache_dir=cache_dir, callbacks=callbacks)
     gates = gate_values(gated)
     extraction = extract_student(model, plan, gates, settings.threshold)
     return GateRun(strength, gates, extraction, result, time.perf_counter() - started)

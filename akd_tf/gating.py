@@ -3,8 +3,7 @@
 :func:`build_gated` inserts a :class:`UnitGate` layer for every unit of :func:`akd_tf.prunable.find_prunable`:
 before the ``Add`` on a residual branch (one gate) and before a channel group's consumer (one gate per
 channel). A gate multiplies what passes through it, so with every gate at 1 the copy computes the
-teacher's outputs bit for bit. The gates carry the L1 penalty ``strength * sum_i cost_i * |g_i|`` as a
-Keras regularizer, so any Keras training loop (the distillation trainer included) adds it to the loss.
+teacher's outputs bit for bit. The penalty on the gates is the trainer's (:mod:`akd_tf.gate_training`).
 
 The teacher's own layers are frozen in the copy (``trainable=False``: batch norm in inference mode, no
 weight updates): only the gates learn which units the teacher's outputs need. With the weights free, a
@@ -25,40 +24,22 @@ from akd_tf.prunable import PrunablePlan, find_prunable
 
 
 @keras.utils.register_keras_serializable(package="akd_tf")
-class WeightedL1(keras.regularizers.Regularizer):
-    """``sum_i weights_i * |x_i|`` (a per-gate cost times the gate's magnitude)."""
-
-    def __init__(self, weights):
-        self.weights = [float(w) for w in np.ravel(weights)]
-
-    def __call__(self, x):
-        return tf.reduce_sum(tf.constant(self.weights, dtype=x.dtype) * tf.abs(x))
-
-    def get_config(self):
-        return {"weights": self.weights}
-
-
-@keras.utils.register_keras_serializable(package="akd_tf")
 class UnitGate(keras.layers.Layer):
     """Multiplies its input by ``width`` learnable gates on the last axis (``width`` 1: one for the whole tensor),
-    all starting at 1; ``penalty``: the per-gate weights of an L1 regularizer on them (None: none).
+    all starting at 1.
 
     Training keeps the gates non-negative (a gate is projected back to 0 after a step that takes it below),
-    so the L1 penalty drives unneeded gates to exactly 0 and holds them there, where plain subgradient
+    so an L1 penalty drives unneeded gates to exactly 0 and holds them there, where plain subgradient
     steps would leave them dithering around 0."""
 
-    def __init__(self, width: int, penalty=None, **kwargs):
+    def __init__(self, width: int, **kwargs):
         super().__init__(**kwargs)
         if isinstance(width, bool) or not isinstance(width, int) or width < 1:
             raise InvalidInput(f"a gate's width must be an int >= 1, got {width!r}")
         self.width = width
-        self.penalty = None if penalty is None else [float(p) for p in np.ravel(penalty)]
-        if self.penalty is not None and len(self.penalty) != width:
-            raise InvalidInput(f"gate {self.name!r}: {len(self.penalty)} penalty weights for {width} gates")
 
     def build(self, input_shape):
         self.gate = self.add_weight(name="gate", shape=(self.width,), initializer="ones", trainable=True,
-                                    regularizer=None if self.penalty is None else WeightedL1(self.penalty),
                                     constraint=keras.constraints.NonNeg())
         super().build(input_shape)
 
@@ -66,10 +47,10 @@ class UnitGate(keras.layers.Layer):
         return inputs * tf.cast(self.gate, inputs.dtype)
 
     def get_config(self):
-        return {**super().get_config(), "width": self.width, "penalty": self.penalty}
+        return {**super().get_config(), "width": self.width}
 
 
-CUSTOM_OBJECTS = {"UnitGate": UnitGate, "WeightedL1": WeightedL1}
+CUSTOM_OBJECTS = {"UnitGate": UnitGate}
 
 
 def logits_graph(model) -> LayerGraph:
@@ -95,23 +76,18 @@ def rebuild(graph: LayerGraph) -> keras.Model:
     return keras.Model.from_config(graph.to_config(), custom_objects=CUSTOM_OBJECTS)
 
 
-def build_gated(teacher: keras.Model, plan: PrunablePlan | None = None, penalty: dict | None = None,
+def build_gated(teacher: keras.Model, plan: PrunablePlan | None = None,
                 freeze_teacher: bool = True) -> tuple[keras.Model, PrunablePlan]:
-    """The gated copy of ``teacher`` (logits out) and its plan; every gate 1, the teacher's weights copied.
-
-    ``penalty``: gate layer name -> per-gate L1 weights (``strength * cost``), or None for no penalty.
-    """
+    """The gated copy of ``teacher`` (logits out) and its plan; every gate 1, the teacher's weights copied."""
     plan = plan or find_prunable(teacher)
     graph = logits_graph(teacher)
-    penalty = penalty or {}
     for branch in plan.branches:
-        graph.insert_after(branch.branch_input, branch.add, LayerNode(
-            branch.gate, "UnitGate", {"name": branch.gate, "width": 1, "penalty": penalty.get(branch.gate)}, []))
+        graph.insert_after(branch.branch_input, branch.add,
+                           LayerNode(branch.gate, "UnitGate", {"name": branch.gate, "width": 1}, []))
     for group in plan.groups:
         source = group.chain[-1] if group.chain else group.producer
-        graph.insert_after(source, group.consumer, LayerNode(
-            group.gate, "UnitGate", {"name": group.gate, "width": group.width,
-                                     "penalty": _listed(penalty.get(group.gate))}, []))
+        graph.insert_after(source, group.consumer,
+                           LayerNode(group.gate, "UnitGate", {"name": group.gate, "width": group.width}, []))
     gated = rebuild(graph)
     for layer in gated.layers:
         if isinstance(layer, UnitGate):
@@ -120,10 +96,6 @@ def build_gated(teacher: keras.Model, plan: PrunablePlan | None = None, penalty:
         if freeze_teacher:
             layer.trainable = False
     return gated, plan
-
-
-def _listed(values):
-    return None if values is None else [float(v) for v in np.ravel(values)]
 
 
 def gate_values(gated: keras.Model) -> dict[str, np.ndarray]:

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from akd_tf.benchmark import BenchmarkResult
 from akd_tf.errors import MissingData
+from akd_tf.network_identity import NamedNetwork
 from akd_tf.plan import plan_network
 from akd_tf.space import Arch
 from akd_tf.target import ModelTarget
@@ -19,19 +20,27 @@ from latency_db.schema import Device, Measurement, TFLiteModel
 from latency_db.store import Store
 
 
-def get_or_create_model(session: Session, arch: Arch, target: ModelTarget, sha256: str = "") -> TFLiteModel:
-    """The model row of ``arch`` at ``target`` (created if new); a non-empty ``sha256`` is recorded on it."""
-    identity = dict(space=arch.space.name, arch=arch.to_string(), resolution=target.resolution,
+def get_or_create_model(session: Session, arch: Arch | NamedNetwork, target: ModelTarget,
+                        sha256: str = "") -> TFLiteModel:
+    """The model row of ``arch`` at ``target`` (created if new); a non-empty ``sha256`` is recorded on it.
+    ``arch`` is an architecture of a search space or a :class:`~akd_tf.network_identity.NamedNetwork`
+    (a carved student, a teacher's layer)."""
+    space = arch.space_name if isinstance(arch, NamedNetwork) else arch.space.name
+    identity = dict(space=space, arch=arch.to_string(), resolution=target.resolution,
                     channels=target.channels, classes=target.classes, quantization=target.quantization)
     row = session.scalar(select(TFLiteModel).filter_by(**identity))
     if row is not None:
         if sha256:
             row.sha256 = sha256
         return row
-    plan = plan_network(arch, target.input_shape, target.classes)
+    if isinstance(arch, NamedNetwork):
+        macs, params = arch.macs, arch.params
+    else:
+        plan = plan_network(arch, target.input_shape, target.classes)
+        macs, params = plan.macs, plan.params
     try:
         with session.begin_nested():
-            row = TFLiteModel(**identity, macs=plan.macs, params=plan.params, sha256=sha256)
+            row = TFLiteModel(**identity, macs=macs, params=params, sha256=sha256)
             session.add(row)
     except IntegrityError:  # another process created it between our select and insert
         row = session.scalar(select(TFLiteModel).filter_by(**identity))

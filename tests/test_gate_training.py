@@ -56,7 +56,7 @@ def test_a_huge_strength_leaves_the_minimal_network(setup):
 
 def test_a_moderate_strength_removes_some_units_and_keeps_others(setup):
     teacher, training, plan, cache = setup
-    run = train_gates(teacher, training, plan, unit_costs(teacher.members[0].model, plan), 0.23, FAST, cache)
+    run = train_gates(teacher, training, plan, unit_costs(teacher.members[0].model, plan), 0.38, FAST, cache)
     below = run.gates_below_threshold
     assert 0 < below < plan.num_gates
     teacher_params = teacher.members[0].model.count_params()

@@ -221,3 +221,21 @@ def test_unit_costs_average_one_and_weigh_channels_against_branches(resnet20):
         unit_costs(resnet20, plan, "latency", {name: 1.0 for name in layers[1:]})
     with pytest.raises(InvalidInput, match="unknown cost 'flops'; choose one of units, macs, latency"):
         unit_costs(resnet20, plan, "flops")
+
+
+def test_a_layer_micro_model_computes_the_teachers_layer_with_what_tflite_fuses_into_it(resnet20):
+    from akd_tf.layer_models import layer_model, layer_network
+
+    micro = layer_model(resnet20, "stage2_block1_a_conv")
+    assert [type(layer).__name__ for layer in micro.layers] == ["InputLayer", "Conv2D", "BatchNormalization", "ReLU"]
+    inner = keras.Model(resnet20.input, [resnet20.get_layer("stage1_block3_out").output,
+                                         resnet20.get_layer("stage2_block1_a_relu").output])
+    features, expected = inner(_images())
+    np.testing.assert_allclose(micro(features).numpy(), expected.numpy(), rtol=1e-5, atol=1e-5)
+    last = layer_model(resnet20, "stage1_block1_b_conv")  # its batch norm feeds the Add: fused, the Add is not
+    assert [type(layer).__name__ for layer in last.layers][1:] == ["Conv2D", "BatchNormalization"]
+    network = layer_network("ab" * 32, micro)
+    assert network.space_name == "teacher-layer" and network.key.startswith("abababababab:stage2_block1_a_conv:")
+    assert network.macs == 3 * 3 * 16 * 32 * 16 * 16 and network.params == micro.count_params()
+    with pytest.raises(InvalidInput, match="layer 'stage1_block1_add' \\(Add\\) is not a Conv2D"):
+        layer_model(resnet20, "stage1_block1_add")

@@ -33,6 +33,11 @@ def search(ctx, name, execution, db_url, as_json, data_options, **options):
     trial is stored as it finishes: rerun with the same --name to resume an interrupted search (nothing
     is lost or evaluated twice).
 
+    With --strategy subgraph there is no controller: the student is carved out of the --teacher. Each
+    trial trains gates on the teacher's residual branches and channels at one penalty strength, removes
+    what they switch off, measures the student on --device and fine-tunes it; the strength moves until a
+    student is within --target-tolerance of --target-ms.
+
     Subcommands show stored runs: list, status NAME, top NAME.
     """
     if ctx.invoked_subcommand is not None:
@@ -48,6 +53,17 @@ def search(ctx, name, execution, db_url, as_json, data_options, **options):
     config = config_for(name, options, stored=None if stored is None else runs.run_config(stored),
                         typed=typed_options(ctx, options))
     config.validate()  # before an executor (say, a Ray cluster) is started for nothing
+    if config.strategy == "subgraph":
+        from search.subgraph import run_subgraph_search
+
+        summary = run_subgraph_search(store, config, cache_dir=execution["cache_dir"],
+                                      wait_timeout_s=execution["wait_timeout"], say=say_unless_json(as_json))
+        if as_json:
+            echo_json(summary)
+            return
+        for line in display.summary_lines(summary):
+            click.echo(line)
+        return
     with open_executor(execution) as runner:
         summary = run_search(store, config, executor=runner, cache_dir=execution["cache_dir"],
                              wait_timeout_s=execution["wait_timeout"], logdir=execution["logdir"],

@@ -11,8 +11,8 @@ import click
 from akd_tf.cli.options import (apply, bundle, cache_dir_option, data_options, db_option, device_option,
                                 quantize_option, space_option)
 from akd_tf.train_settings import DEFAULT_ALPHA, DEFAULT_PROXY_EPOCHS, DEFAULT_TEMPERATURE, TrainSettings
-from search.config import (DEFAULT_MAX_ATTEMPTS, NONE_GIVEN, controller_option_flag,
-                           controller_option_parameter)
+from search.config import (DEFAULT_MAX_ATTEMPTS, NONE_GIVEN, STRATEGIES, SUBGRAPH_COSTS, SubgraphSettings,
+                           controller_option_flag, controller_option_parameter)
 from search.controller import CONTROLLERS
 from search.controller_settings import option_defaults, option_infos
 from search.executors import EXECUTORS
@@ -66,6 +66,28 @@ SEARCH_RUN_OPTIONS = [
                  help="Children to evaluate in all (give a larger number to extend a finished run)."),
     click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1),
                  help="Children per controller step (one PPO update per step)."),
+    click.option("--strategy", type=click.Choice(list(STRATEGIES)), default="akd", show_default=True,
+                 help="akd: a controller proposes architectures of --space (the paper); subgraph: carve the student "
+                      "out of the one --teacher by L1-gated units and KL to it, each trial a penalty strength, "
+                      "until a student is within --target-tolerance of --target-ms measured on --device."),
+    click.option("--subgraph-cost", type=click.Choice(list(SUBGRAPH_COSTS)), default=None,
+                 help="subgraph: what each gate's penalty weighs: latency (each teacher layer measured alone on "
+                      f"--device), macs, or units (1 each: plain L1). Default: {SubgraphSettings.cost}."),
+    click.option("--gate-epochs", type=click.IntRange(min=1), default=None,
+                 help="subgraph: epochs over mini-train that train the gates (default "
+                      f"{SubgraphSettings.gate_epochs})."),
+    click.option("--gate-lr", type=click.FloatRange(min=0, min_open=True), default=None,
+                 help="subgraph: the gates' learning rate (SGD with momentum, cosine decay; default "
+                      f"{SubgraphSettings.gate_learning_rate})."),
+    click.option("--gate-threshold", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
+                 help=f"subgraph: a gate below this removes its unit (default {SubgraphSettings.threshold})."),
+    click.option("--target-tolerance", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
+                 help="subgraph: a student within this fraction of --target-ms ends the search (default "
+                      f"{SubgraphSettings.tolerance})."),
+    click.option("--lambda-start", type=click.FloatRange(min=0, min_open=True), default=None,
+                 help="subgraph: the first penalty strength tried; later ones move tenfold until the target is "
+                      f"bracketed, then split it (default {SubgraphSettings.first_strength}; range "
+                      f"{SubgraphSettings.min_strength:g}-{SubgraphSettings.max_strength:g})."),
     click.option("--controller", type=click.Choice(list(CONTROLLERS)), default="ppo", show_default=True,
                  help="ppo: the paper's RNN actor-critic (options --ppo-*); evolution: regularized (aging) "
                       "evolution (options --evolution-*); random: uniform sampling, the baseline."),
