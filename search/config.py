@@ -75,6 +75,45 @@ class ProxySettings:
                              seed=seed, validate_every_epoch=False)
 
 
+STRATEGIES = {
+    "akd": "a controller proposes architectures of the search space; each is distilled and priced (AKD)",
+    "subgraph": "carve the student out of the teacher: L1-gated units, KL to the teacher, a latency target",
+}
+SUBGRAPH_COSTS = ("latency", "macs", "units")
+SUBGRAPH_SPACE = "carved"  # akd_tf.network_identity.CARVED_SPACE: what a subgraph run's students are
+SUBGRAPH_CONTROLLER = "lambda-search"  # what proposes a subgraph run's trials: penalty strengths
+
+
+@dataclass(frozen=True)
+class SubgraphSettings:
+    """How the subgraph strategy carves (:mod:`search.subgraph`): the cost that weighs each gate, how the gates
+    train (:class:`akd_tf.gate_training.GateSettings`), and when a student is close enough to the target:
+    within ``tolerance`` of it (a fraction). ``first_strength`` is the first penalty strength (lambda) tried;
+    lambdas stay in [``min_strength``, ``max_strength``]."""
+
+    cost: str = "latency"
+    gate_epochs: int = 2
+    gate_learning_rate: float = 0.1
+    threshold: float = 0.05
+    tolerance: float = 0.10
+    first_strength: float = 0.003
+    min_strength: float = 1e-5
+    max_strength: float = 10.0
+
+    def validate(self) -> None:
+        if self.cost not in SUBGRAPH_COSTS:
+            raise InvalidInput(f"subgraph cost must be one of {', '.join(SUBGRAPH_COSTS)}, got {self.cost!r}")
+        check_int("gate epochs", self.gate_epochs, 1)
+        check_number("gate learning rate", self.gate_learning_rate, 0.0, low_open=True)
+        check_number("gate threshold", self.threshold, 0.0, 1.0, low_open=True)
+        check_number("target tolerance", self.tolerance, 0.0, 1.0, low_open=True)
+        for name in ("first_strength", "min_strength", "max_strength"):
+            check_number(name, getattr(self, name), 0.0, low_open=True)
+        if not self.min_strength <= self.first_strength <= self.max_strength:
+            raise InvalidInput(f"first_strength {self.first_strength} must lie in [min_strength {self.min_strength}, "
+                               f"max_strength {self.max_strength}]")
+
+
 @dataclass(frozen=True)
 class SearchConfig:
     """One search: space, device and latency target, data and teacher, proxy training, reward, controller, budget.
@@ -111,11 +150,15 @@ class SearchConfig:
     teachers: tuple[str, ...] = ()
     data: dict = field(default_factory=lambda: {"source": "demo"})
     proxy: ProxySettings = ProxySettings()
+    strategy: str = "akd"
+    subgraph: SubgraphSettings = SubgraphSettings()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "teachers", tuple(str(t) for t in self.teachers))
         if isinstance(self.proxy, dict):
             object.__setattr__(self, "proxy", ProxySettings(**self.proxy))
+        if isinstance(self.subgraph, dict):
+            object.__setattr__(self, "subgraph", SubgraphSettings(**self.subgraph))
         if self.controller in CONTROLLERS and isinstance(self.controller_options, dict):
             defaults = option_defaults(CONTROLLERS[self.controller].settings)
             object.__setattr__(self, "controller_options", {**defaults, **self.controller_options})
@@ -125,10 +168,15 @@ class SearchConfig:
         if not isinstance(self.name, str) or not NAME_PATTERN.fullmatch(self.name):
             raise InvalidInput(f"search name must be 1-128 letters, digits, '.', '_' or '-' (starting with a letter "
                                f"or digit), got {self.name!r}")
-        get_space(self.space)
-        if self.controller not in controller_names():
-            raise InvalidInput(f"unknown controller {self.controller!r}; known: {', '.join(controller_names())}")
-        self._check_controller_options()
+        if self.strategy not in STRATEGIES:
+            raise InvalidInput(f"unknown strategy {self.strategy!r}; known: {', '.join(STRATEGIES)}")
+        if self.strategy == "subgraph":
+            self._check_subgraph()
+        else:
+            get_space(self.space)
+            if self.controller not in controller_names():
+                raise InvalidInput(f"unknown controller {self.controller!r}; known: {', '.join(controller_names())}")
+            self._check_controller_options()
         spec = get_reward(self.reward)
         if spec.cost is not None:
             option = COST_TARGET_OPTION[spec.cost]
@@ -155,6 +203,23 @@ class SearchConfig:
             raise InvalidInput(f"data must be a dict with a 'source' string, got {self.data!r}")
         self.proxy.validate()
         return self
+
+    def _check_subgraph(self) -> None:
+        """The subgraph strategy carves one teacher towards a latency target, measured on the device."""
+        if len(self.teachers) != 1:
+            raise InvalidInput(f"the subgraph strategy carves a student out of one teacher model (--teacher PATH, "
+                               f"once); got {len(self.teachers)}")
+        if self.reward_source != "kd":
+            raise InvalidInput("the subgraph strategy distills from its teacher: reward source must be 'kd'")
+        if self.target_ms is None:
+            raise InvalidInput("the subgraph strategy carves towards a latency target: give target_ms (--target-ms)")
+        if self.space != SUBGRAPH_SPACE or self.controller != SUBGRAPH_CONTROLLER or self.controller_options:
+            raise InvalidInput(f"a subgraph run has space {SUBGRAPH_SPACE!r} and controller {SUBGRAPH_CONTROLLER!r} "
+                               f"(no controller options), got {self.space!r}, {self.controller!r}, "
+                               f"{self.controller_options!r}")
+        if self.early_stop or self.mix_latency:
+            raise InvalidInput("--early-stop and --mix-latency are settings of the akd strategy")
+        self.subgraph.validate()
 
     def _check_controller_options(self) -> None:
         """``ValueError`` for an option the controller lacks or a bad value, naming its command-line flag."""
@@ -221,7 +286,7 @@ def merge_given(stored: SearchConfig, given: dict) -> SearchConfig:
     if given.get("controller", stored.controller) != stored.controller:
         values["controller_options"] = {}  # another controller's options: none of the stored ones apply
     for key, value in given.items():
-        if key in ("data", "proxy", "controller_options"):
+        if key in ("data", "proxy", "controller_options", "subgraph"):
             values[key] = {**values[key], **value}
         else:
             values[key] = value
@@ -235,7 +300,10 @@ OPTION_FIELDS = {"device_name": "device", "controller": "controller", "reward": 
                  "trials": "trials", "batch_size": "batch_size", "seed": "seed", "measure": "measure",
                  "mix_latency": "mix_latency", "max_attempts": "max_attempts",
                  "early_stop": "early_stop", "quantize": "quantization",
-                 "teacher_paths": "teachers", "space_name": "space"}
+                 "teacher_paths": "teachers", "space_name": "space", "strategy": "strategy"}
+SUBGRAPH_OPTION_FIELDS = {"subgraph_cost": "cost", "gate_epochs": "gate_epochs", "gate_lr": "gate_learning_rate",
+                          "gate_threshold": "threshold", "target_tolerance": "tolerance",
+                          "lambda_start": "first_strength"}
 PROXY_OPTION_FIELDS = {"proxy_epochs": "epochs", "proxy_train_size": "train_size",
                        "proxy_batch_size": "batch_size", "proxy_lr": "learning_rate", "alpha": "alpha",
                        "temperature": "temperature"}
@@ -292,6 +360,12 @@ def config_fields(options: dict, typed: Collection[str] | None = None, controlle
     proxy = {field: options[name] for name, field in PROXY_OPTION_FIELDS.items() if given(name)}
     if proxy:
         fields["proxy"] = proxy
+    subgraph = {field: options[name] for name, field in SUBGRAPH_OPTION_FIELDS.items()
+                if given(name) and options[name] is not None}
+    if subgraph:
+        fields["subgraph"] = subgraph
+    if fields.get("strategy") == "subgraph" and typed is None:  # a new subgraph run: what the strategy implies
+        fields.update(space=SUBGRAPH_SPACE, controller=SUBGRAPH_CONTROLLER, measure=True)
     controller_options = controller_option_values(options, controller or options.get("controller"))
     if controller_options:
         fields["controller_options"] = controller_options

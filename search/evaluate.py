@@ -25,18 +25,27 @@ from search.config import ProxySettings, SearchConfig
 def run_training_data(config: SearchConfig) -> data.TrainingData:
     """Mini-train / mini-val of the run; mini-train cut to ``config.proxy.train_size`` (seeded, stratified,
     named ``...[mini_train][proxy-N]``)."""
-    return _training_data(json.dumps(config.data, sort_keys=True), config.space, config.proxy.train_size)
+    return _training_data(json.dumps(config.data, sort_keys=True), _min_resolution(config), config.proxy.train_size)
 
 
 def full_training_data(config: SearchConfig) -> data.TrainingData:
     """Mini-train / mini-val of the run without the proxy's cut: what the chosen student is trained on."""
-    return _training_data(json.dumps(config.data, sort_keys=True), config.space, None)
+    return _training_data(json.dumps(config.data, sort_keys=True), _min_resolution(config), None)
+
+
+def _min_resolution(config: SearchConfig) -> int:
+    """The least input side the run's students take: the space's, or a teacher's for a subgraph run."""
+    if config.strategy == "subgraph":
+        from akd_tf.teachers import MIN_TEACHER_SIDE
+
+        return MIN_TEACHER_SIDE
+    return get_space(config.space).min_resolution
 
 
 @functools.lru_cache(maxsize=2)
-def _training_data(data_json: str, space_name: str, train_size: int | None) -> data.TrainingData:
+def _training_data(data_json: str, min_resolution: int, train_size: int | None) -> data.TrainingData:
     options = json.loads(data_json)
-    training = load_configured(options, get_space(space_name).min_resolution)
+    training = load_configured(options, min_resolution)
     if train_size is not None and train_size < training.mini_train.num_examples:
         _, subset = data.split_train_val(training.mini_train, val_size=train_size,
                                          seed=options.get("split_seed", 0))

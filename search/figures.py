@@ -221,3 +221,30 @@ def option_heatmap(grid: analysis.BlockGrid, title: str, difference: bool) -> Fi
     width_inches = fig.get_size_inches()[0]
     ax.set_title(textwrap.fill(title, width=int(width_inches * 9)), fontsize=10)
     return fig
+
+
+def kept_units(widths: dict, branches: dict, title: str) -> Figure:
+    """What a carved student kept of its teacher (the subgraph strategy): one bar per channel group, in the
+    teacher's layer order, the teacher's width light and the student's dark; a group inside a removed residual
+    branch is marked with a cross at 0. ``widths``: producer layer -> (teacher width, student width);
+    ``branches``: branch gate -> kept. Sets carry gids ``teacher``, ``student`` and ``removed``."""
+    names = list(widths)
+    teacher = np.array([widths[n][0] for n in names], dtype=float)
+    student = np.array([widths[n][1] for n in names], dtype=float)
+    fig, ax = plt.subplots(figsize=(8, max(3.0, 0.22 * len(names) + 1.6)), layout="constrained")
+    rows = np.arange(len(names))
+    ax.barh(rows, teacher, color="lightgrey", label="teacher's channels", gid="teacher")
+    ax.barh(rows, student, color=COLOURS[0], label="kept", gid="student")
+    gone = rows[student == 0]
+    if len(gone):
+        ax.scatter(np.zeros(len(gone)), gone, marker="x", color="tab:red", zorder=3,
+                   label="inside a removed residual branch", gid="removed")
+    ax.set_yticks(rows, names, fontsize=7)
+    ax.invert_yaxis()  # the input at the top
+    ax.set_xlabel("output channels of the layer (a channel group's producer)")
+    kept = sum(bool(v) for v in branches.values())
+    ax.set_title(f"{title}\n{kept} of {len(branches)} residual branches kept, "
+                 f"{int(student.sum()):,} of {int(teacher.sum()):,} gated channels")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    return fig

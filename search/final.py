@@ -121,7 +121,7 @@ def export_trial(store: Store, run_name: str, trial_number: int | None, out: str
         raise InvalidInput(f"train_with must be one of {', '.join(REWARD_SOURCES)}, got {train_with!r}")
     if train_with == "kd" and not config.teachers:
         raise InvalidInput(f"run {run_name!r} has no teacher to distill from; train with labels instead")
-    arch = get_space(config.space).parse(trial.arch)
+    arch = None if config.strategy == "subgraph" else get_space(config.space).parse(trial.arch)
     test = load_test_split(config)  # before hours of training, so that a broken test split stops it now
     training = full_training_data(config)
     teacher = load_teachers(config.teachers) if train_with == "kd" else None
@@ -132,7 +132,12 @@ def export_trial(store: Store, run_name: str, trial_number: int | None, out: str
     say(training.describe())
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
-    student = build_student(arch, training.input_shape, training.num_classes)
+    if arch is None:  # a subgraph run: carved again from the teacher, starting from the teacher's weights
+        from search.subgraph import carve_trial
+
+        student, arch = carve_trial(config, trial)
+    else:
+        student = build_student(arch, training.input_shape, training.num_classes)
     started = time.perf_counter()
     result = distill(student, teacher, training, settings=settings,
                      train=TrainSettings(epochs=epochs, seed=seed),

@@ -8,6 +8,8 @@
 * ``pca.png`` — PCA of the one-hot architectures, shaded by generation;
 * ``heatmap.png`` — with ``compare``: mean one-hot vector of run A's top-K children (by accuracy,
   within ``latency_range``) minus run B's; alone: run A's option frequencies among its top-K;
+* ``kept.png`` — a subgraph run (instead of ``pca.png`` and ``heatmap.png``, which need a search space):
+  the teacher's channel groups and residual branches, and what its best student kept of each;
 * ``index.html`` — a summary table per run, every figure with a caption, and each run's top children.
 
 A figure that cannot be drawn (say, PCA of a single child) is left out and the page says why.
@@ -26,7 +28,8 @@ from search import analysis, display, runs
 from search.checks import check_int
 
 FIGURE_DPI = 120
-FIGURE_FILES = ("trajectory.png", "pareto.png", "macs_latency.png", "pca.png", "heatmap.png")
+FIGURE_FILES = ("trajectory.png", "pareto.png", "macs_latency.png", "pca.png", "heatmap.png", "kept.png")
+NOT_A_SPACE = "a subgraph run's students are carved out of its teacher, not architectures of a search space"
 
 
 @dataclass
@@ -90,7 +93,11 @@ def write_report(store: Store, name: str, out_dir, *, compare: str | None = None
              "line of each run; its equation is in the legend.")
     else:
         report.skipped["macs_latency.png"] = "fewer than two children have a latency"
-    if sum(len(run.trials) for run in data) >= 2 and all(run.trials for run in data):
+    carved = [run for run in data if run.summary.get("strategy") == "subgraph"]
+    if carved:
+        report.skipped["pca.png"] = report.skipped["heatmap.png"] = NOT_A_SPACE
+        _kept(store, carved[0], report, save)
+    elif sum(len(run.trials) for run in data) >= 2 and all(run.trials for run in data):
         fig, result = figures.architecture_pca(data)
         save("pca.png", fig,
              f"Every proposed child's one-hot architecture vector projected on the first two principal "
@@ -100,10 +107,27 @@ def write_report(store: Store, name: str, out_dir, *, compare: str | None = None
         empty = [repr(run.name) for run in data if not run.trials]
         report.skipped["pca.png"] = (f"{', '.join(empty)} has no children yet" if empty else
                                      "PCA needs at least two children")
-    _heatmap(data, heatmap_k, latency_range, report, save)
+    if not carved:
+        _heatmap(data, heatmap_k, latency_range, report, save)
     report.index.write_text(_page(data, report, top_k, store))
     say(f"wrote {report.index}")
     return report
+
+
+def _kept(store: Store, run, report: Report, save) -> None:
+    """The teacher's units with what the run's best student kept (the subgraph strategy)."""
+    from search import figures
+
+    if not run.done:
+        report.skipped["kept.png"] = f"{run.name!r} has no finished student yet"
+        return
+    best = max(run.done, key=lambda t: t["reward"])
+    trial = runs.get_trial(store, run.name, best["number"])
+    save("kept.png", figures.kept_units(trial.train["widths"], trial.train["branches"],
+                                        f"What trial #{trial.number} of {run.name!r} kept of the teacher"),
+         f"The teacher's channel groups (one bar each, input at the top) and what the best student (trial "
+         f"#{trial.number}, reward {trial.reward:.4f}) kept of each: light the teacher's width, dark the student's; "
+         "a cross marks a group inside a residual branch the student removed.")
 
 
 def _range_text(latency_range) -> str:

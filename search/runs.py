@@ -420,7 +420,8 @@ def _summary(session, run: SearchRun) -> dict:
     seconds = session.scalar(select(func.sum(Trial.train_seconds)).where(Trial.run_id == run.id)) or 0.0
     return {
         "name": run.name, "status": run.status, "space": run.space, "device": run.device,
-        "controller": run.controller, "reward": run.reward, "reward_source": run.reward_source,
+        "strategy": run.config["settings"].get("strategy", "akd"), "controller": run.controller,
+        "reward": run.reward, "reward_source": run.reward_source,
         "target_ms": run.target_ms, "target_mmacs": run.target_mmacs, "seed": run.seed,
         "trials_budget": run.trials_budget, "batch_size": run.batch_size, "controller_step": run.controller_step,
         "trials": {state: counts.get(state, 0) for state in ("pending", *FINISHED_STATES)}, "reused": reused,
