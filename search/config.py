@@ -89,7 +89,9 @@ class SubgraphSettings:
     """How the subgraph strategy carves (:mod:`search.subgraph`): the cost that weighs each gate, how the gates
     train (:class:`akd_tf.gate_training.GateSettings`), and when a student is close enough to the target:
     within ``tolerance`` of it (a fraction). ``first_strength`` is the first penalty strength (lambda) tried;
-    lambdas stay in [``min_strength``, ``max_strength``]."""
+    lambdas stay in [``min_strength``, ``max_strength``]. A carved student is fine-tuned with the run's proxy
+    settings at ``finetune_lr_scale`` times the proxy's learning rate and no warm-up: it starts from the
+    teacher's weights, not from scratch."""
 
     cost: str = "latency"
     gate_epochs: int = 2
@@ -99,6 +101,7 @@ class SubgraphSettings:
     first_strength: float = 0.003
     min_strength: float = 1e-5
     max_strength: float = 10.0
+    finetune_lr_scale: float = 0.1  # a carved student starts from the teacher's weights: fine-tune gently
 
     def validate(self) -> None:
         if self.cost not in SUBGRAPH_COSTS:
@@ -107,7 +110,7 @@ class SubgraphSettings:
         check_number("gate learning rate", self.gate_learning_rate, 0.0, low_open=True)
         check_number("gate threshold", self.threshold, 0.0, 1.0, low_open=True)
         check_number("target tolerance", self.tolerance, 0.0, 1.0, low_open=True)
-        for name in ("first_strength", "min_strength", "max_strength"):
+        for name in ("first_strength", "min_strength", "max_strength", "finetune_lr_scale"):
             check_number(name, getattr(self, name), 0.0, low_open=True)
         if not self.min_strength <= self.first_strength <= self.max_strength:
             raise InvalidInput(f"first_strength {self.first_strength} must lie in [min_strength {self.min_strength}, "

@@ -26,6 +26,7 @@ import hashlib
 import math
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -233,9 +234,10 @@ def _trial(store: Store, config: SearchConfig, run_id: int, number: int, strengt
                            _run_key("subgraph-trial", config.name, number, network.key), wait_timeout_s)
     latency_seconds = time.perf_counter() - measured
     latency_ms = _ms(measurement)
+    carved_top1 = _top1(extraction.student, training)
     finetune = distill(extraction.student, teacher, training,
                        settings=distill_settings(config.proxy, config.reward_source),
-                       train=config.proxy.train_settings(child_seed(config, number)), cache_dir=cache_dir)
+                       train=finetune_settings(config, number), cache_dir=cache_dir)
     terms = compute_reward(config.reward, finetune.top1, latency_ms=latency_ms, mmacs=network.macs / 1e6,
                            target_ms=config.target_ms, target_mmacs=config.target_mmacs)
     summary = {
@@ -245,7 +247,7 @@ def _trial(store: Store, config: SearchConfig, run_id: int, number: int, strengt
         "branches": {branch.gate: branch.gate not in extraction.removed_branches for branch in plan.branches},
         "widths": {producer: list(pair) for producer, pair in extraction.widths(plan).items()},
         "gates_below_threshold": gates.gates_below_threshold, "gate_seconds": gates.seconds,
-        "gated_top1": gates.train.top1, "gated_agreement": gates.train.agreement,
+        "gated_top1": gates.train.top1, "gated_agreement": gates.train.agreement, "carved_top1": carved_top1,
         **{key: value for key, value in finetune.to_dict().items() if key not in ("history", "settings")},
     }
     with store.session() as session:
@@ -258,8 +260,29 @@ def _trial(store: Store, config: SearchConfig, run_id: int, number: int, strengt
             network=network.key))
     say(f"trial {number}: lambda {strength:.3g} -> {latency_ms:.3f} ms ({latency_ms / config.target_ms - 1:+.1%} of "
         f"the target), {len(extraction.removed_branches)} of {len(plan.branches)} branches removed, "
-        f"{network.params:,} params, mini-val top-1 {finetune.top1:.2%}, reward {terms['reward']:.4f} "
-        f"({time.perf_counter() - started:.0f} s)")
+        f"{network.params:,} params, mini-val top-1 {carved_top1:.2%} carved, {finetune.top1:.2%} fine-tuned, "
+        f"reward {terms['reward']:.4f} ({time.perf_counter() - started:.0f} s)")
+
+
+def finetune_settings(config: SearchConfig, number: int):
+    """How trial ``number``'s carved student is fine-tuned: the proxy's settings, its learning rate scaled by
+    ``finetune_lr_scale``, no warm-up (the student starts from the teacher's weights)."""
+    train = config.proxy.train_settings(child_seed(config, number))
+    return replace(train, learning_rate=train.learning_rate * config.subgraph.finetune_lr_scale, warmup_epochs=0.0)
+
+
+def _top1(model, training) -> float:
+    """Mini-val top-1 of a Keras model (logits out)."""
+    from akd_tf import data
+
+    pipeline = data.make_pipeline(training.mini_val, resolution=training.resolution, channels=training.channels,
+                                  batch_size=256)
+    correct = total = 0
+    for images, labels in pipeline:
+        predicted = np.argmax(model(images, training=False).numpy(), axis=-1)
+        correct += int((predicted == labels.numpy()).sum())
+        total += len(predicted)
+    return correct / total
 
 
 def carve_trial(config: SearchConfig, trial: Trial):
