@@ -20,6 +20,10 @@ first seed's two searches in its ``report`` directory.
 
 :func:`run_teachers` runs one AKD search per teacher with the same seed and data, then writes a
 comparison report (overlaid PCA, difference heatmap) with :func:`search.report.write_report`.
+
+:func:`run_strategies` compares the two ways to find a student for one teacher, data and latency
+target: a subgraph run (carved out of the teacher), an AKD search and a NAS search, their picks each
+trained with KD, exported and measured the same way, as one table.
 """
 
 from __future__ import annotations
@@ -274,3 +278,95 @@ def run_teachers(store: Store, base: SearchConfig, teachers: tuple[tuple[str, ..
                    logdir=logdir, allow_latency_change=allow_latency_change, on_event=on_event, say=say)
     return write_report(store, configs[0].name, out_dir, compare=configs[1].name, heatmap_k=heatmap_k,
                         latency_range=latency_range, say=say)
+
+
+# --- two strategies against each other ---------------------------------------------------------------------
+
+STRATEGY_ARMS = ("subgraph", "akd", "nas")
+STRATEGY_TITLES = {"subgraph": "subgraph (carved out of the teacher)", "akd": "AKD search (children distilled)",
+                   "nas": "NAS search (children on labels)"}
+
+
+def strategy_config(base: SearchConfig, prefix: str, arm: str) -> SearchConfig:
+    """The search of one arm of :func:`run_strategies`: ``base`` as a subgraph run, an AKD or a NAS search."""
+    from search.config import SUBGRAPH_CONTROLLER, SUBGRAPH_SPACE
+
+    name = f"{prefix}-{arm}"
+    if arm == "subgraph":
+        return replace(base, name=name, strategy="subgraph", space=SUBGRAPH_SPACE, controller=SUBGRAPH_CONTROLLER,
+                       controller_options={}, measure=True, mix_latency=False, early_stop=False, reward_source="kd")
+    return replace(base, name=name, strategy="akd", reward_source="kd" if arm == "akd" else "label")
+
+
+def search_compute_hours(store: Store, run_name: str) -> float:
+    """Hours of child training and measuring a run's trials took, summed (a reused child counts nothing)."""
+    run = runs.get_run(store, run_name)
+    return sum((t.train_seconds or 0.0) + (t.latency_seconds or 0.0) for t in runs.all_trials(store, run.id)
+               if t.reused_from is None) / 3600.0
+
+
+def run_strategies(store: Store, base: SearchConfig, prefix: str, out_dir, *, epochs: int = 30,
+                   tolerance: float = 0.1, executor=None, cache_dir: str | None = None,
+                   wait_timeout_s: float | None = None, on_event=None,
+                   say: Callable[[str], None] = lambda _m: None) -> dict:
+    """For one teacher, data and latency target: the subgraph student, the AKD-search student and the NAS
+    student, each the best-reward child of its run within ``tolerance`` of the target, each trained
+    ``epochs`` with KD from the teacher, exported and measured the same way (:func:`search.final.export_trial`).
+    Writes ``strategies.json`` and ``strategies.md`` to ``out_dir``; returns what the JSON holds."""
+    from search.loop import run_search
+    from search.subgraph import run_subgraph_search
+
+    check_int("epochs", epochs, 1)
+    check_number("tolerance", tolerance, 0.0, low_open=True)
+    configs = {arm: strategy_config(base, prefix, arm) for arm in STRATEGY_ARMS}
+    for config in configs.values():
+        config.validate()
+        runs.check_resumable(store, config)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = {}
+    for arm, config in configs.items():
+        say(f"== {STRATEGY_TITLES[arm]}: search {config.name!r}")
+        if arm == "subgraph":
+            run_subgraph_search(store, config, cache_dir=cache_dir, wait_timeout_s=wait_timeout_s, say=say)
+        else:
+            run_search(store, config, executor=executor, cache_dir=cache_dir, wait_timeout_s=wait_timeout_s,
+                       on_event=on_event, say=say)
+    for arm, config in configs.items():
+        pick = pick_near_target(store, config.name, tolerance)
+        say(f"== {STRATEGY_TITLES[arm]}: #{pick['number']} ({pick['latency_ms']:.3f} ms), trained with KD")
+        record = _train_pick(store, config.name, pick, "kd", out_dir / f"{arm}-t{pick['number']}.tflite",
+                             epochs=epochs, quantize=base.quantization, seed=base.seed, cache_dir=cache_dir,
+                             wait_timeout_s=wait_timeout_s, say=say)
+        accuracy, what = accuracy_of(record)
+        rows[arm] = {"run": config.name, "trial": pick["number"], "arch": pick["arch"], "accuracy": accuracy,
+                     "accuracy_is": what, "latency_ms": record["latency_ms"], "size_bytes": record["size_bytes"],
+                     "params": record["params"], "mmacs": record["mmacs"],
+                     "search_hours": search_compute_hours(store, config.name),
+                     "trials": runs.run_status(store, config.name)["trials"]["done"], "student": record}
+    result = {"prefix": prefix, "target_ms": base.target_ms, "device": base.device, "epochs": epochs,
+              "tolerance": tolerance, "search": {k: v for k, v in base.to_dict().items() if k != "name"},
+              "rows": rows}
+    (out_dir / "strategies.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out_dir / "strategies.md").write_text("\n".join(strategies_lines(result)) + "\n")
+    return result
+
+
+def strategies_lines(result: dict) -> list[str]:
+    """The three students as a Markdown table (what ``experiment strategies`` prints and writes)."""
+    rows = result["rows"]
+    first = next(iter(rows.values()))
+    lines = [f"Strategies at {result['target_ms']:g} ms on {result['device']!r}: each pick within "
+             f"±{result['tolerance']:.0%} of the target, trained {result['epochs']} epochs with KD, exported "
+             f"({result['search']['quantization']}) and measured on the device",
+             f"accuracy: {first['accuracy_is']}", "",
+             "| strategy | accuracy | latency (ms) | size (KB) | params | M MACs | search (compute-h) | trials |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for arm, row in rows.items():
+        lines.append(f"| {STRATEGY_TITLES[arm]} | {100 * row['accuracy']:.2f}% | {row['latency_ms']:.3f} | "
+                     f"{row['size_bytes'] / 1024:.1f} | {row['params']:,} | {row['mmacs']:.2f} | "
+                     f"{row['search_hours']:.2f} | {row['trials']} |")
+    lines.append("")
+    for arm, row in rows.items():
+        lines.append(f"{arm}: run {row['run']!r} trial #{row['trial']} `{row['arch']}`")
+    return lines

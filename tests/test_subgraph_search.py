@@ -162,3 +162,35 @@ def cli_main_result(args):
     from click.testing import CliRunner
 
     return CliRunner().invoke(cli_main, args, catch_exceptions=False)
+
+
+def test_experiment_strategies_tables_the_three_students_trained_and_measured_the_same_way(teacher_path, tmp_path):
+    from db_fixtures import tiny_space
+
+    from search.experiments import run_strategies, strategies_lines
+
+    tiny_space()
+    rng = np.random.default_rng(0)
+    npz = tmp_path / "data.npz"
+    np.savez(npz, x=rng.integers(0, 256, (150, 32, 32, 1), dtype=np.uint8), y=np.arange(150) % 10,
+             x_test=rng.integers(0, 256, (40, 32, 32, 1), dtype=np.uint8), y_test=np.arange(40) % 10)
+    store = open_store(f"sqlite:///{tmp_path}/db.sqlite")
+    base = SearchConfig(name="cmp", space="lut-test", controller="random", measure=True, teachers=(teacher_path,),
+                        target_ms=0.05, trials=2, batch_size=2, data={"source": str(npz), "val_size": 50},
+                        proxy=ProxySettings(epochs=1, batch_size=32),
+                        subgraph=replace(SETTINGS, gate_learning_rate=0.3, first_strength=0.1))
+    result = run_strategies(store, base, "cmp", tmp_path / "out", epochs=1, tolerance=10.0,
+                            cache_dir=str(tmp_path / "cache"))
+    rows = result["rows"]
+    assert list(rows) == ["subgraph", "akd", "nas"]
+    assert [rows[arm]["run"] for arm in rows] == ["cmp-subgraph", "cmp-akd", "cmp-nas"]
+    assert runs.run_config(runs.get_run(store, "cmp-subgraph")).strategy == "subgraph"
+    assert runs.run_config(runs.get_run(store, "cmp-nas")).reward_source == "label"
+    for arm, row in rows.items():
+        assert row["student"]["trained_with"] == "kd" and row["student"]["device"] == "local"
+        assert row["accuracy"] == row["student"]["test_top1"] and row["student"]["test_examples"] == 40
+        assert row["search_hours"] > 0 and row["latency_ms"] > 0 and (tmp_path / "out").joinpath(
+            f"{arm}-t{row['trial']}.tflite").is_file()
+    lines = strategies_lines(result)
+    assert (tmp_path / "out" / "strategies.md").read_text() == "\n".join(lines) + "\n"
+    assert lines[4].startswith("|---") and lines[5].startswith("| subgraph (carved out of the teacher) | ")

@@ -106,3 +106,50 @@ def experiment_teachers(prefix, teacher_paths, seed, out_dir, heatmap_k, latency
                               heatmap_k=heatmap_k, latency_range=latency_range, on_event=live_display(),
                               say=click.echo)
     print_report_outcome(report)
+
+
+@experiment.command("strategies")
+@click.option("--name", "prefix", required=True,
+              help="Prefix of the three searches (PREFIX-subgraph, PREFIX-akd, PREFIX-nas); the same prefix resumes "
+                   "them.")
+@click.option("--teacher", "teacher_path", required=True, type=click.Path(),
+              help="Teacher .keras/.h5/SavedModel: carved by the subgraph run, distilled by the AKD search, and the "
+                   "teacher every pick is trained with.")
+@click.option("--epochs", default=30, show_default=True, type=click.IntRange(min=1),
+              help="Epochs of each pick's final training with KD.")
+@click.option("--tolerance", default=0.1, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Each search's pick is its best-reward child within --target-ms x (1 +- TOLERANCE).")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Directory for the trained students and strategies.json/.md.")
+@search_run_options
+@json_option
+def experiment_strategies(prefix, teacher_path, epochs, tolerance, out_dir, execution, db_url, as_json,
+                          data_options, **options):
+    """Carve the student out of the teacher, or search for it? The two strategies side by side.
+
+    For one teacher, data and --target-ms on --device: a subgraph run (--strategy subgraph, its --subgraph-*
+    and --gate-* options), an AKD search and a NAS (hard-label) search (the controller options, --trials
+    and proxy settings), each search's best-reward child within --tolerance of the target, each trained
+    --epochs with KD from the teacher, exported and measured on --device the same way. Prints one table:
+    accuracy, measured latency, size, parameters, MACs and the search's compute-hours; writes it to --out.
+    """
+    from search.config import SearchConfig, config_fields
+    from search.experiments import run_strategies, strategies_lines
+
+    options = {key: value for key, value in options.items() if key != "strategy"}
+    base = SearchConfig(name=prefix, teachers=(os.path.abspath(teacher_path),),
+                        **config_fields({**options, **data_options}))
+    if base.target_ms is None:
+        raise click.BadParameter("the strategies are compared at a latency target: give it", param_hint="--target-ms")
+    store = open_store(db_url)
+    with open_executor(execution) as runner:
+        result = run_strategies(store, base, prefix, out_dir, epochs=epochs, tolerance=tolerance, executor=runner,
+                                cache_dir=execution["cache_dir"], wait_timeout_s=execution["wait_timeout"],
+                                on_event=None if as_json else live_display(), say=say_unless_json(as_json))
+    if as_json:
+        echo_json(result)
+        return
+    click.echo("")
+    for line in strategies_lines(result):
+        click.echo(line)
+    click.echo(f"wrote {out_dir}/strategies.json and {out_dir}/strategies.md")
