@@ -209,14 +209,18 @@ def test_unit_costs_average_one_and_weigh_channels_against_branches(resnet20):
     np.testing.assert_array_equal(np.concatenate(list(units.values())), np.ones(345))
     macs = unit_costs(resnet20, plan, "macs")
     assert np.concatenate(list(macs.values())).mean() == pytest.approx(1.0)
-    # stage 1, block 1: two 3x3 16->16 convolutions at 32x32 = 2 x 2,359,296 MACs for the branch; a channel of
-    # the first saves its filter (147,456) and the second's weights reading it (147,456)
-    assert macs[first_group][0] / macs[first_branch][0] == pytest.approx(294_912 / 4_718_592)
+    # stage 1, block 1: two 3x3 16->16 convolutions at 32x32; a channel of the first saves its filter (147,456
+    # MACs) and the second's weights reading it (147,456); the branch saves one channel's worth beyond that
+    assert macs[first_group][0] == macs[first_branch][0]
+    # stage 2, block 1: a channel of its strided 16->32 convolution (16x16 out) and of the 32->32 one reading it
+    stage2 = 3 * 3 * 16 * 16 * 16 + 3 * 3 * 32 * 16 * 16
+    assert macs[plan.groups[3].gate][0] / macs[first_group][0] == pytest.approx(stage2 / 294_912)
     assert layer_macs(resnet20.get_layer("stage1_block1_a_conv")) == 2_359_296
     layers = weighted_layer_names(resnet20, plan)
     assert layers[:2] == ["stage1_block1_a_conv", "stage1_block1_b_conv"] and "stem_conv" not in layers
     latency = unit_costs(resnet20, plan, "latency", {name: 2.0 for name in layers})
-    assert latency[first_group][0] / latency[first_branch][0] == pytest.approx((2 / 16 + 2 / 16) / 4.0)
+    assert latency[first_group][0] == latency[first_branch][0]
+    assert latency[plan.groups[3].gate][0] / latency[first_group][0] == pytest.approx(0.5)  # 2 / 32 + 2 / 32
     with pytest.raises(InvalidInput, match="no latency for layer\\(s\\) stage1_block1_a_conv"):
         unit_costs(resnet20, plan, "latency", {name: 1.0 for name in layers[1:]})
     with pytest.raises(InvalidInput, match="unknown cost 'flops'; choose one of units, macs, latency"):
