@@ -98,7 +98,7 @@ class SubgraphSettings:
     gate_learning_rate: float = 0.1
     threshold: float = 0.05
     tolerance: float = 0.10
-    first_strength: float = 0.003
+    first_strength: float = 0.01
     min_strength: float = 1e-5
     max_strength: float = 10.0
     finetune_lr_scale: float = 0.1  # a carved student starts from the teacher's weights: fine-tune gently

@@ -13,6 +13,33 @@ from akd_tf.cli.search_options import (heatmap_k_option, latency_range_option, l
                                        search_run_options)
 
 
+def _epochs_option(what: str):
+    return click.option("--epochs", default=30, show_default=True, type=click.IntRange(min=1),
+                        help=f"Epochs of {what}.")
+
+
+# Each search's pick: its best-reward child near the target (search.experiments.pick_near_target).
+_tolerance_option = click.option("--tolerance", default=0.1, show_default=True,
+                                 type=click.FloatRange(min=0, min_open=True),
+                                 help="Each search's pick is its best-reward child within target x (1 +- TOLERANCE).")
+
+
+def _out_option(what: str):
+    return click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+                        help=f"Directory for {what}.")
+
+
+def _print_result(result: dict, as_json: bool, lines, written: str) -> None:
+    """An experiment's result as JSON, or its table's lines and what was written."""
+    if as_json:
+        echo_json(result)
+        return
+    click.echo("")
+    for line in lines(result):
+        click.echo(line)
+    click.echo(written)
+
+
 @click.group()
 def experiment():
     """The paper's experiments as one command each (they resume when run again with the same options)."""
@@ -28,12 +55,9 @@ def experiment():
 @click.option("--seed", "seeds", multiple=True, type=click.IntRange(min=0), default=(0,), show_default=True,
               help="Seed of both searches (their controllers start identical) and of the final trainings; "
                    "repeat for several seeds and a spread.")
-@click.option("--epochs", default=30, show_default=True, type=click.IntRange(min=1),
-              help="Epochs of each of the four final trainings per seed.")
-@click.option("--tolerance", default=0.1, show_default=True, type=click.FloatRange(min=0, min_open=True),
-              help="Each search's pick is its best-reward child within target x (1 +- TOLERANCE).")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
-              help="Directory for the trained students, relative_gain.json/.md and the AKD-vs-NAS report.")
+@_epochs_option("each of the four final trainings per seed")
+@_tolerance_option
+@_out_option("the trained students, relative_gain.json/.md and the AKD-vs-NAS report")
 @search_run_options
 @json_option
 def experiment_relative_gain(prefix, teacher_paths, seeds, epochs, tolerance, out_dir, execution, db_url, as_json,
@@ -60,13 +84,8 @@ def experiment_relative_gain(prefix, teacher_paths, seeds, epochs, tolerance, ou
                                    wait_timeout_s=execution["wait_timeout"], logdir=execution["logdir"],
                                    allow_latency_change=execution["allow_latency_change"],
                                    on_event=None if as_json else live_display(), say=say_unless_json(as_json))
-    if as_json:
-        echo_json(result)
-        return
-    click.echo("")
-    for line in relative_gain_lines(result):
-        click.echo(line)
-    click.echo(f"wrote {out_dir}/relative_gain.json, {out_dir}/relative_gain.md and {out_dir}/report/index.html")
+    _print_result(result, as_json, relative_gain_lines,
+                  f"wrote {out_dir}/relative_gain.json, {out_dir}/relative_gain.md and {out_dir}/report/index.html")
 
 
 @experiment.command("teachers")
@@ -76,8 +95,7 @@ def experiment_relative_gain(prefix, teacher_paths, seeds, epochs, tolerance, ou
               help="Teacher .keras/.h5/SavedModel; give it exactly twice (first, second teacher).")
 @click.option("--seed", default=0, show_default=True, type=int,
               help="Seed of both searches: their controllers start identical.")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
-              help="Directory for the comparison report (PNG figures and index.html).")
+@_out_option("the comparison report (PNG figures and index.html)")
 @heatmap_k_option
 @latency_range_option
 @search_run_options
@@ -115,12 +133,9 @@ def experiment_teachers(prefix, teacher_paths, seed, out_dir, heatmap_k, latency
 @click.option("--teacher", "teacher_path", required=True, type=click.Path(),
               help="Teacher .keras/.h5/SavedModel: carved by the subgraph run, distilled by the AKD search, and the "
                    "teacher every pick is trained with.")
-@click.option("--epochs", default=30, show_default=True, type=click.IntRange(min=1),
-              help="Epochs of each pick's final training with KD.")
-@click.option("--tolerance", default=0.1, show_default=True, type=click.FloatRange(min=0, min_open=True),
-              help="Each search's pick is its best-reward child within --target-ms x (1 +- TOLERANCE).")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
-              help="Directory for the trained students and strategies.json/.md.")
+@_epochs_option("each pick's final training with KD")
+@_tolerance_option
+@_out_option("the trained students and strategies.json/.md")
 @search_run_options
 @json_option
 def experiment_strategies(prefix, teacher_path, epochs, tolerance, out_dir, execution, db_url, as_json,
@@ -146,10 +161,4 @@ def experiment_strategies(prefix, teacher_path, epochs, tolerance, out_dir, exec
         result = run_strategies(store, base, prefix, out_dir, epochs=epochs, tolerance=tolerance, executor=runner,
                                 cache_dir=execution["cache_dir"], wait_timeout_s=execution["wait_timeout"],
                                 on_event=None if as_json else live_display(), say=say_unless_json(as_json))
-    if as_json:
-        echo_json(result)
-        return
-    click.echo("")
-    for line in strategies_lines(result):
-        click.echo(line)
-    click.echo(f"wrote {out_dir}/strategies.json and {out_dir}/strategies.md")
+    _print_result(result, as_json, strategies_lines, f"wrote {out_dir}/strategies.json and {out_dir}/strategies.md")
