@@ -332,8 +332,9 @@ def run_strategies(store: Store, base: SearchConfig, prefix: str, out_dir, *, ep
         else:
             run_search(store, config, executor=executor, cache_dir=cache_dir, wait_timeout_s=wait_timeout_s,
                        on_event=on_event, say=say)
+    picks = {arm: pick_near_target(store, config.name, tolerance) for arm, config in configs.items()}  # all first
     for arm, config in configs.items():
-        pick = pick_near_target(store, config.name, tolerance)
+        pick = picks[arm]
         say(f"== {STRATEGY_TITLES[arm]}: #{pick['number']} ({pick['latency_ms']:.3f} ms), trained with KD")
         record = _train_pick(store, config.name, pick, "kd", out_dir / f"{arm}-t{pick['number']}.tflite",
                              epochs=epochs, quantize=base.quantization, seed=base.seed, cache_dir=cache_dir,
@@ -369,4 +370,7 @@ def strategies_lines(result: dict) -> list[str]:
     lines.append("")
     for arm, row in rows.items():
         lines.append(f"{arm}: run {row['run']!r} trial #{row['trial']} `{row['arch']}`")
+    if "akd" in rows and "nas" in rows and rows["akd"]["arch"] == rows["nas"]["arch"]:
+        lines.append("note: the AKD and NAS searches picked the same architecture, so their rows differ only by "
+                     "training noise; give the searches more --trials")
     return lines

@@ -170,11 +170,6 @@ def run_subgraph_search(store: Store, config: SearchConfig, *, cache_dir: str | 
     model = single_teacher_model(teacher, training.resolution)
     plan = find_prunable(model)
     target = ModelTarget(training.resolution, training.num_classes, training.channels, config.quantization)
-    run, resumed = runs.create_or_resume(store, config, _facts(config, training, teacher, plan))
-    say(f"{'resuming' if resumed else 'started'} subgraph search {config.name!r}: carving {plan.describe()} towards "
-        f"{config.target_ms:g} ms on {config.device} (within {config.subgraph.tolerance:.0%}), "
-        f"{config.subgraph.cost} cost")
-    say(training.describe())
     ones = {name: np.ones(width, np.float32) for name, width in plan.gate_widths.items()}
     zeros = {name: np.zeros(width, np.float32) for name, width in plan.gate_widths.items()}
     bounds = {}
@@ -185,7 +180,12 @@ def run_subgraph_search(store: Store, config: SearchConfig, *, cache_dir: str | 
         bounds[label] = _ms(_measure(store, config.device, network, target, extraction.student, key, wait_timeout_s))
     say(f"on {config.device}: the teacher takes {bounds['teacher']:.3f} ms; the smallest network it can be carved "
         f"into {bounds['smallest']:.3f} ms")
-    _check_target(config, bounds)
+    _check_target(config, bounds)  # before the run is stored: a run that cannot reach its target is not made
+    run, resumed = runs.create_or_resume(store, config, _facts(config, training, teacher, plan))
+    say(f"{'resuming' if resumed else 'started'} subgraph search {config.name!r}: carving {plan.describe()} towards "
+        f"{config.target_ms:g} ms on {config.device} (within {config.subgraph.tolerance:.0%}), "
+        f"{config.subgraph.cost} cost")
+    say(training.describe())
     costs = unit_costs(model, plan, config.subgraph.cost, layer_latencies(
         store, config, model, plan, target, teacher.fingerprint, wait_timeout_s, say)
         if config.subgraph.cost == "latency" else None)

@@ -52,10 +52,20 @@ def teacher_path(tmp_path_factory):
     return str(path)
 
 
-def _config(name: str, teacher: str, **overrides) -> SearchConfig:
+@pytest.fixture(scope="module")
+def npz_data(tmp_path_factory):
+    """150 training and 40 test images of 32x32x1 in 10 classes: a small data set with a test split."""
+    rng = np.random.default_rng(0)
+    path = tmp_path_factory.mktemp("data") / "data.npz"
+    np.savez(path, x=rng.integers(0, 256, (150, 32, 32, 1), dtype=np.uint8), y=np.arange(150) % 10,
+             x_test=rng.integers(0, 256, (40, 32, 32, 1), dtype=np.uint8), y_test=np.arange(40) % 10)
+    return str(path)
+
+
+def _config(name: str, teacher: str, data: str, **overrides) -> SearchConfig:
     values = dict(name=name, strategy="subgraph", space=SUBGRAPH_SPACE, controller=SUBGRAPH_CONTROLLER,
                   measure=True, teachers=(teacher,), target_ms=0.1, trials=3,
-                  data={"source": "demo", "val_size": 50},
+                  data={"source": data, "val_size": 50},
                   proxy=ProxySettings(epochs=1, train_size=64, batch_size=32),
                   subgraph=replace(SETTINGS, gate_epochs=2, gate_learning_rate=0.3))
     values.update(overrides)
@@ -68,14 +78,14 @@ def _trials(store, name):
         return list(session.scalars(select(Trial).where(Trial.run_id == run.id).order_by(Trial.number)))
 
 
-def test_a_subgraph_run_measures_each_student_and_follows_the_strength_rule(teacher_path, tmp_path):
+def test_a_subgraph_run_measures_each_student_and_follows_the_strength_rule(teacher_path, npz_data, tmp_path):
     store = open_store(f"sqlite:///{tmp_path}/db.sqlite")
     said = []
-    config = _config("carve", teacher_path)
+    config = _config("carve", teacher_path, npz_data)
     summary = run_subgraph_search(store, config, cache_dir=str(tmp_path / "cache"), say=said.append)
     trials = _trials(store, "carve")
     assert summary["status"] == "finished" and 1 <= len(trials) <= 3
-    assert any("the teacher takes" in line for line in said)
+    assert any("the teacher takes" in line for line in said) and said[1].startswith("started subgraph search 'carve'")
     results = []
     for trial in trials:  # each strength is what the rule gives from the trials before it
         assert trial.train["strength"] == pytest.approx(next_strength(results, config.target_ms, config.subgraph))
@@ -107,31 +117,32 @@ def test_a_subgraph_run_measures_each_student_and_follows_the_strength_rule(teac
     assert out.is_file() and record["latency_ms"] > 0
 
 
-def test_targets_the_teacher_cannot_be_carved_to_are_errors_before_training(teacher_path, tmp_path):
+def test_targets_the_teacher_cannot_be_carved_to_are_errors_before_training(teacher_path, npz_data, tmp_path):
     store = open_store(f"sqlite:///{tmp_path}/db.sqlite")
     with pytest.raises(InvalidInput, match=r"--target-ms 50: the teacher itself takes [0-9.]+ ms on local"):
-        run_subgraph_search(store, _config("slow-target", teacher_path, target_ms=50.0))
+        run_subgraph_search(store, _config("slow-target", teacher_path, npz_data, target_ms=50.0))
     with pytest.raises(InvalidInput, match=r"--target-ms 0.0001 is below the fastest network this teacher can be "
                                            r"carved into: [0-9.]+ ms on local"):
-        run_subgraph_search(store, _config("fast-target", teacher_path, target_ms=0.0001))
-    assert _trials(store, "slow-target") == [] and _trials(store, "fast-target") == []
+        run_subgraph_search(store, _config("fast-target", teacher_path, npz_data, target_ms=0.0001))
+    assert runs.find_run(store, "slow-target") is None and runs.find_run(store, "fast-target") is None
 
 
 def test_subgraph_settings_are_checked():
     with pytest.raises(InvalidInput, match="carves a student out of one teacher model"):
-        _config("two", "a.keras", teachers=("a.keras", "b.keras")).validate()
+        _config("two", "a.keras", "demo", teachers=("a.keras", "b.keras")).validate()
     with pytest.raises(InvalidInput, match="give target_ms"):
-        _config("none", "a.keras", target_ms=None).validate()
+        _config("none", "a.keras", "demo", target_ms=None).validate()
     with pytest.raises(InvalidInput, match="subgraph cost must be one of latency, macs, units, got 'flops'"):
-        _config("cost", "a.keras", subgraph=replace(SETTINGS, cost="flops")).validate()
+        _config("cost", "a.keras", "demo", subgraph=replace(SETTINGS, cost="flops")).validate()
 
 
-def test_an_interrupted_subgraph_run_resumes_without_repeating_a_finished_strength(teacher_path, tmp_path):
+def test_an_interrupted_subgraph_run_resumes_without_repeating_a_finished_strength(teacher_path, npz_data,
+                                                                                   tmp_path):
     db = f"sqlite:///{tmp_path}/db.sqlite"
     args = ["search", "--strategy", "subgraph", "--name", "killed", "--teacher", teacher_path, "--target-ms", "0.1",
-            "--trials", "3", "--val-size", "50", "--proxy-epochs", "1", "--proxy-train-size", "64",
-            "--proxy-batch-size", "32", "--subgraph-cost", "macs", "--gate-lr", "0.3", "--lambda-start", "0.0001",
-            "--db", db, "--cache-dir", str(tmp_path / "cache")]
+            "--dataset", npz_data, "--trials", "3", "--val-size", "50", "--proxy-epochs", "1",
+            "--proxy-train-size", "64", "--proxy-batch-size", "32", "--subgraph-cost", "macs", "--gate-lr", "0.3",
+            "--lambda-start", "0.0001", "--db", db, "--cache-dir", str(tmp_path / "cache")]
     log = tmp_path / "search.log"
     with open(log, "wb") as out:
         process = subprocess.Popen([sys.executable, "-c", "from akd_tf.cli import main; main()", *args],
@@ -164,19 +175,16 @@ def cli_main_result(args):
     return CliRunner().invoke(cli_main, args, catch_exceptions=False)
 
 
-def test_experiment_strategies_tables_the_three_students_trained_and_measured_the_same_way(teacher_path, tmp_path):
+def test_experiment_strategies_tables_the_three_students_trained_and_measured_the_same_way(teacher_path, npz_data,
+                                                                                           tmp_path):
     from db_fixtures import tiny_space
 
     from search.experiments import run_strategies, strategies_lines
 
     tiny_space()
-    rng = np.random.default_rng(0)
-    npz = tmp_path / "data.npz"
-    np.savez(npz, x=rng.integers(0, 256, (150, 32, 32, 1), dtype=np.uint8), y=np.arange(150) % 10,
-             x_test=rng.integers(0, 256, (40, 32, 32, 1), dtype=np.uint8), y_test=np.arange(40) % 10)
     store = open_store(f"sqlite:///{tmp_path}/db.sqlite")
     base = SearchConfig(name="cmp", space="lut-test", controller="random", measure=True, teachers=(teacher_path,),
-                        target_ms=0.05, trials=2, batch_size=2, data={"source": str(npz), "val_size": 50},
+                        target_ms=0.05, trials=1, batch_size=1, data={"source": npz_data, "val_size": 50},
                         proxy=ProxySettings(epochs=1, batch_size=32),
                         subgraph=replace(SETTINGS, gate_learning_rate=0.3, first_strength=0.1))
     result = run_strategies(store, base, "cmp", tmp_path / "out", epochs=1, tolerance=10.0,
