@@ -214,8 +214,9 @@ class SearchConfig:
                                f"once); got {len(self.teachers)}")
         if self.reward_source != "kd":
             raise InvalidInput("the subgraph strategy distills from its teacher: reward source must be 'kd'")
-        if self.target_ms is None:
-            raise InvalidInput("the subgraph strategy carves towards a latency target: give target_ms (--target-ms)")
+        if self.target_ms is None and self.target_mmacs is None:
+            raise InvalidInput("the subgraph strategy carves towards a target: give target_ms (--target-ms) or "
+                               "target_mmacs (--target-mmacs)")
         if self.space != SUBGRAPH_SPACE or self.controller != SUBGRAPH_CONTROLLER or self.controller_options:
             raise InvalidInput(f"a subgraph run has space {SUBGRAPH_SPACE!r} and controller {SUBGRAPH_CONTROLLER!r} "
                                f"(no controller options), got {self.space!r}, {self.controller!r}, "

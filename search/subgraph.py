@@ -26,7 +26,7 @@ import hashlib
 import math
 import tempfile
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -50,20 +50,47 @@ STRENGTH_STEP = 10.0  # how far the strength moves while the target is not yet b
 SMALLEST_SPLIT = 1.05  # bracketing strengths closer than this ratio are not split again
 
 
-def _within(latency_ms: float, target_ms: float, tolerance: float) -> bool:
-    return abs(latency_ms / target_ms - 1.0) <= tolerance
+@dataclass(frozen=True)
+class CarvingTarget:
+    """What a subgraph run carves towards: ``latency_ms`` on its device (``--target-ms``) or ``mmacs``
+    (``--target-mmacs``, when no latency target is given), and the value."""
+
+    measure: str
+    value: float
+
+    @property
+    def unit(self) -> str:
+        return "ms" if self.measure == "latency_ms" else "M MACs"
+
+    @property
+    def flag(self) -> str:
+        return "--target-ms" if self.measure == "latency_ms" else "--target-mmacs"
+
+    def of(self, trial) -> float:
+        """The trial's (or any row's with ``latency_ms`` and ``mmacs``) value of this measure."""
+        return getattr(trial, self.measure)
 
 
-def next_strength(results: list[tuple[float, float]], target_ms: float, settings: SubgraphSettings) -> float | None:
-    """The strength to try next given ``(strength, latency_ms)`` of the trials so far, or None when the search
-    is over: a student is within the tolerance, the bracket is too narrow to split, or the strength would
-    leave [min_strength, max_strength]."""
+def carving_target(config: SearchConfig) -> CarvingTarget:
+    if config.target_ms is not None:
+        return CarvingTarget("latency_ms", config.target_ms)
+    return CarvingTarget("mmacs", config.target_mmacs)
+
+
+def _within(value: float, target: float, tolerance: float) -> bool:
+    return abs(value / target - 1.0) <= tolerance
+
+
+def next_strength(results: list[tuple[float, float]], target: float, settings: SubgraphSettings) -> float | None:
+    """The strength to try next given ``(strength, cost)`` of the trials so far (cost: latency or MACs, as the
+    target), or None when the search is over: a student is within the tolerance, the bracket is too narrow
+    to split, or the strength would leave [min_strength, max_strength]."""
     if not results:
         return settings.first_strength
-    if any(_within(latency, target_ms, settings.tolerance) for _, latency in results):
+    if any(_within(cost, target, settings.tolerance) for _, cost in results):
         return None
-    too_slow = [s for s, latency in results if latency > target_ms]  # needs a stronger penalty
-    too_fast = [s for s, latency in results if latency < target_ms]  # a weaker one
+    too_slow = [s for s, cost in results if cost > target]  # needs a stronger penalty
+    too_fast = [s for s, cost in results if cost < target]  # a weaker one
     low, high = (max(too_slow) if too_slow else None), (min(too_fast) if too_fast else None)
     if low is not None and high is not None:
         if high <= low * SMALLEST_SPLIT:
@@ -136,11 +163,12 @@ def layer_latencies(store: Store, config: SearchConfig, model, plan, target: Mod
 # --- the run ------------------------------------------------------------------------------------------------
 
 
-def _done_results(store: Store, run_id: int) -> list[tuple[float, float]]:
+def _done_results(store: Store, run_id: int, target: CarvingTarget) -> list[tuple[float, float]]:
+    """(strength, cost) of the run's finished trials, in order."""
     with store.session() as session:
         trials = session.scalars(select(Trial).where(Trial.run_id == run_id, Trial.status == "done")
                                  .order_by(Trial.number)).all()
-        return [(float(t.train["strength"]), float(t.latency_ms)) for t in trials]
+        return [(float(t.train["strength"]), float(target.of(t))) for t in trials]
 
 
 def _facts(config: SearchConfig, training, teacher, plan) -> dict:
@@ -170,6 +198,7 @@ def run_subgraph_search(store: Store, config: SearchConfig, *, cache_dir: str | 
     model = single_teacher_model(teacher, training.resolution)
     plan = find_prunable(model)
     target = ModelTarget(training.resolution, training.num_classes, training.channels, config.quantization)
+    goal = carving_target(config)
     ones = {name: np.ones(width, np.float32) for name, width in plan.gate_widths.items()}
     zeros = {name: np.zeros(width, np.float32) for name, width in plan.gate_widths.items()}
     bounds = {}
@@ -177,21 +206,23 @@ def run_subgraph_search(store: Store, config: SearchConfig, *, cache_dir: str | 
         extraction = extract_student(model, plan, gates, config.subgraph.threshold)
         network = carved_network(teacher.fingerprint, plan, extraction)
         key = _run_key("subgraph-bound", config.device, network.key, target.quantization)
-        bounds[label] = _ms(_measure(store, config.device, network, target, extraction.student, key, wait_timeout_s))
-    say(f"on {config.device}: the teacher takes {bounds['teacher']:.3f} ms; the smallest network it can be carved "
-        f"into {bounds['smallest']:.3f} ms")
-    _check_target(config, bounds)  # before the run is stored: a run that cannot reach its target is not made
+        latency = _ms(_measure(store, config.device, network, target, extraction.student, key, wait_timeout_s))
+        bounds[label] = _Bound(latency, network.macs / 1e6)
+    say(f"on {config.device}: the teacher takes {bounds['teacher'].latency_ms:.3f} ms "
+        f"({bounds['teacher'].mmacs:.2f} M MACs); the smallest network it can be carved into "
+        f"{bounds['smallest'].latency_ms:.3f} ms ({bounds['smallest'].mmacs:.2f} M MACs)")
+    _check_target(config, goal, bounds)  # before the run is stored: a run that cannot reach its target is not made
     run, resumed = runs.create_or_resume(store, config, _facts(config, training, teacher, plan))
     say(f"{'resuming' if resumed else 'started'} subgraph search {config.name!r}: carving {plan.describe()} towards "
-        f"{config.target_ms:g} ms on {config.device} (within {config.subgraph.tolerance:.0%}), "
+        f"{goal.value:g} {goal.unit} on {config.device} (within {config.subgraph.tolerance:.0%}), "
         f"{config.subgraph.cost} cost")
     say(training.describe())
     costs = unit_costs(model, plan, config.subgraph.cost, layer_latencies(
         store, config, model, plan, target, teacher.fingerprint, wait_timeout_s, say)
         if config.subgraph.cost == "latency" else None)
     while True:
-        results = _done_results(store, run.id)
-        strength = next_strength(results, config.target_ms, config.subgraph)
+        results = _done_results(store, run.id, goal)
+        strength = next_strength(results, goal.value, config.subgraph)
         number = len(results)
         if strength is None or number >= config.trials:
             runs.finish(store, run.id)
@@ -199,21 +230,27 @@ def run_subgraph_search(store: Store, config: SearchConfig, *, cache_dir: str | 
         _trial(store, config, run.id, number, strength, teacher, model, plan, costs, training, target, cache_dir,
                wait_timeout_s, say)
     summary = runs.run_status(store, config.name)
-    if not any(_within(latency, config.target_ms, config.subgraph.tolerance)
-               for _, latency in _done_results(store, run.id)):
-        say(f"no student within {config.subgraph.tolerance:.0%} of {config.target_ms:g} ms after "
+    if not any(_within(cost, goal.value, config.subgraph.tolerance) for _, cost in _done_results(store, run.id, goal)):
+        say(f"no student within {config.subgraph.tolerance:.0%} of {goal.value:g} {goal.unit} after "
             f"{runs.trial_count(store, run.id)} trials; the closest are listed by `akd-tf search top {config.name}`")
     return summary
 
 
-def _check_target(config: SearchConfig, bounds: dict) -> None:
-    target, tolerance = config.target_ms, config.subgraph.tolerance
-    if bounds["teacher"] <= target * (1.0 + tolerance):
-        raise InvalidInput(f"--target-ms {target:g}: the teacher itself takes {bounds['teacher']:.3f} ms on "
+@dataclass(frozen=True)
+class _Bound:
+    latency_ms: float
+    mmacs: float
+
+
+def _check_target(config: SearchConfig, goal: CarvingTarget, bounds: dict) -> None:
+    target, tolerance, unit = goal.value, config.subgraph.tolerance, goal.unit
+    teacher, smallest = goal.of(bounds["teacher"]), goal.of(bounds["smallest"])
+    if teacher <= target * (1.0 + tolerance):
+        raise InvalidInput(f"{goal.flag} {target:g}: the teacher itself takes {teacher:.3f} {unit} on "
                            f"{config.device}, within the target; nothing needs carving (give a lower target)")
-    if bounds["smallest"] > target * (1.0 + tolerance):
-        raise InvalidInput(f"--target-ms {target:g} is below the fastest network this teacher can be carved into: "
-                           f"{bounds['smallest']:.3f} ms on {config.device} (every residual branch removed, one "
+    if smallest > target * (1.0 + tolerance):
+        raise InvalidInput(f"{goal.flag} {target:g} is below the fastest network this teacher can be carved into: "
+                           f"{smallest:.3f} {unit} on {config.device} (every residual branch removed, one "
                            "channel per group); give a higher target")
 
 
@@ -258,8 +295,11 @@ def _trial(store: Store, config: SearchConfig, run_id: int, number: int, strengt
             train_seconds=time.perf_counter() - started - latency_seconds, reward=terms["reward"],
             reward_terms=terms, worker=worker_name(), attempts=1, started_at=started_at, finished_at=utcnow(),
             network=network.key))
-    say(f"trial {number}: lambda {strength:.3g} -> {latency_ms:.3f} ms ({latency_ms / config.target_ms - 1:+.1%} of "
-        f"the target), {len(extraction.removed_branches)} of {len(plan.branches)} branches removed, "
+    goal = carving_target(config)
+    reached = latency_ms if goal.measure == "latency_ms" else network.macs / 1e6
+    say(f"trial {number}: lambda {strength:.3g} -> {latency_ms:.3f} ms, {network.macs / 1e6:.2f} M MACs "
+        f"({reached / goal.value - 1:+.1%} of the target), {len(extraction.removed_branches)} of "
+        f"{len(plan.branches)} branches removed, "
         f"{network.params:,} params, mini-val top-1 {carved_top1:.2%} carved, {finetune.top1:.2%} fine-tuned, "
         f"reward {terms['reward']:.4f} ({time.perf_counter() - started:.0f} s)")
 

@@ -39,6 +39,11 @@ def mobilenetv2():
     return _with_random_batch_norms(build_teacher_model("mobilenetv2", SHAPE, 10), 2)
 
 
+@pytest.fixture(scope="module")
+def resnet50():
+    return _with_random_batch_norms(build_teacher_model("resnet50", SHAPE, 10), 3)
+
+
 def _images(count=4, seed=0):
     return np.random.default_rng(seed).uniform(-1, 1, (count, *SHAPE)).astype(np.float32)
 
@@ -89,7 +94,7 @@ def test_all_gates_at_one_reproduce_the_teacher_exactly(fixture, request):
                                                           if isinstance(layer, UnitGate)]]
 
 
-@pytest.mark.parametrize("fixture, seed", [("resnet20", 3), ("mobilenetv2", 4)])
+@pytest.mark.parametrize("fixture, seed", [("resnet20", 3), ("mobilenetv2", 4), ("resnet50", 5)])
 def test_the_extracted_student_computes_the_gated_model_with_the_removed_gates_at_zero(fixture, seed, request):
     teacher = request.getfixturevalue(fixture)
     gated, plan = build_gated(teacher)

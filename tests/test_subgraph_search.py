@@ -117,6 +117,21 @@ def test_a_subgraph_run_measures_each_student_and_follows_the_strength_rule(teac
     assert out.is_file() and record["latency_ms"] > 0
 
 
+def test_a_macs_target_is_carved_towards_by_the_students_macs(teacher_path, npz_data, tmp_path):
+    store = open_store(f"sqlite:///{tmp_path}/db.sqlite")
+    config = _config("macs", teacher_path, npz_data, target_ms=None, target_mmacs=5.0, reward="flops", trials=2)
+    run_subgraph_search(store, config, cache_dir=str(tmp_path / "cache"))
+    trials = _trials(store, "macs")
+    results = []
+    for trial in trials:
+        assert trial.train["strength"] == pytest.approx(next_strength(results, 5.0, config.subgraph))
+        results.append((trial.train["strength"], trial.mmacs))
+        assert trial.reward_terms["cost"] == "mmacs" and trial.latency_ms > 0
+    with pytest.raises(InvalidInput, match=r"--target-mmacs 500: the teacher itself takes [0-9.]+ M MACs on local"):
+        run_subgraph_search(store, _config("macs-high", teacher_path, npz_data, target_ms=None, target_mmacs=500.0,
+                                           reward="flops"))
+
+
 def test_targets_the_teacher_cannot_be_carved_to_are_errors_before_training(teacher_path, npz_data, tmp_path):
     store = open_store(f"sqlite:///{tmp_path}/db.sqlite")
     with pytest.raises(InvalidInput, match=r"--target-ms 50: the teacher itself takes [0-9.]+ ms on local"):

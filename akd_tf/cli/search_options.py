@@ -58,7 +58,8 @@ SEARCH_RUN_OPTIONS = [
     click.option("--target-ms", type=click.FloatRange(min=0, min_open=True), default=None,
                  help="Latency target T in ms on --device (rewards mnas-soft and mnas-hard)."),
     click.option("--target-mmacs", type=click.FloatRange(min=0, min_open=True), default=None,
-                 help="MACs target in millions (reward flops)."),
+                 help="MACs target in millions (reward flops); --strategy subgraph carves towards it when no "
+                      "--target-ms is given."),
     click.option("--reward", type=click.Choice(list(REWARDS)), default="mnas-soft", show_default=True,
                  help="mnas-soft: ACC*(LAT/T)^-0.07; mnas-hard: ACC, or ACC*(LAT/T)^-1 over T; flops: "
                       "ACC*(MACs/target)^-0.07; accuracy: ACC alone."),
