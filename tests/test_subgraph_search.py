@@ -217,3 +217,39 @@ def test_experiment_strategies_tables_the_three_students_trained_and_measured_th
     lines = strategies_lines(result)
     assert (tmp_path / "out" / "strategies.md").read_text() == "\n".join(lines) + "\n"
     assert lines[4].startswith("|---") and lines[5].startswith("| subgraph (carved out of the teacher) | ")
+
+
+def test_a_subgraph_run_on_an_emulated_phone_measures_everything_through_the_farm(teacher_path, npz_data, tmp_path,
+                                                                                  phones, adb_key):
+    import threading
+
+    from devicefarm.phones import register_phone
+    from devicefarm.runner import PhoneLimits
+    from devicefarm.worker import FarmWorker, WorkerOptions
+    from latency_db.schema import Job
+
+    store = open_store(f"sqlite:///{tmp_path}/db.sqlite")
+    binary = tmp_path / "benchmark_model"
+    binary.write_bytes(b"\x7fELF placeholder for the emulated phone's benchmark_model\n")
+    limits = PhoneLimits(cool_to_c=90.0, cool_timeout_s=0.0, poll_s=0.1)  # whole-model runs warm the phone
+    register_phone(store, phones(profile="pixel4").address, name="p4", benchmark_binary=binary, limits=limits)
+    worker = FarmWorker(store, ["p4"], worker_id="w", options=WorkerOptions(lease_seconds=5.0, poll_s=0.05,
+                                                                            limits=limits))
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        config = _config("phone", teacher_path, npz_data, device="p4", target_ms=0.05, trials=1,
+                         subgraph=replace(SETTINGS, cost="latency", gate_learning_rate=0.3))
+        said = []
+        run_subgraph_search(store, config, cache_dir=str(tmp_path / "cache"), wait_timeout_s=120, say=said.append)
+    finally:
+        worker.stop.set()
+        thread.join(timeout=30)
+    [trial] = _trials(store, "phone")
+    with store.session() as session:
+        jobs = list(session.scalars(select(Job)))
+        measurement = session.get(Measurement, trial.measurement_id)
+        assert measurement.device.name == "p4" and trial.latency_ms == pytest.approx(measurement.min_us / 1000)
+    # the teacher, its smallest carving, its six weighted layers in branches (the latency cost) and the student
+    assert len(jobs) == 2 + 6 + 1 and all(job.state == "done" for job in jobs)
+    assert any("teacher layers measured on p4: 6 of 6" in line for line in said)
