@@ -23,8 +23,7 @@ import tf_keras as keras
 from akd_tf.errors import InvalidInput
 from akd_tf.gating import logits_graph, rebuild
 from akd_tf.prunable import PrunablePlan
-
-DEFAULT_THRESHOLD = 0.05
+from akd_tf.train_settings import DEFAULT_GATE_THRESHOLD
 
 
 @dataclass
@@ -35,7 +34,7 @@ class Extraction:
     removed_branches: tuple[str, ...]
     kept_channels: dict[str, np.ndarray]  # channel group gate -> kept channel indices (sorted)
     effective_gates: dict[str, np.ndarray] = field(default_factory=dict)
-    threshold: float = DEFAULT_THRESHOLD
+    threshold: float = DEFAULT_GATE_THRESHOLD
 
     def widths(self, plan: PrunablePlan) -> dict[str, tuple[int, int]]:
         """Producer layer -> (teacher width, student width; 0 when its branch was removed)."""
@@ -75,7 +74,7 @@ def _check_gates(plan: PrunablePlan, gates: dict[str, np.ndarray], threshold: fl
 
 
 def extract_student(teacher: keras.Model, plan: PrunablePlan, gates: dict[str, np.ndarray],
-                    threshold: float = DEFAULT_THRESHOLD, name: str | None = None) -> Extraction:
+                    threshold: float = DEFAULT_GATE_THRESHOLD) -> Extraction:
     """The student of ``teacher`` that keeps the units whose gates are at least ``threshold`` in magnitude."""
     _check_gates(plan, gates, threshold)
     removed, kept, effective = _decide(plan, gates, threshold)
@@ -87,8 +86,6 @@ def extract_student(teacher: keras.Model, plan: PrunablePlan, gates: dict[str, n
     for group in plan.groups:
         if group.gate in kept:
             graph.node(group.producer).config["filters"] = int(kept[group.gate].size)
-    if name:
-        graph.model_name = name
     student = rebuild(graph)
     weights = {layer.name: [np.array(w) for w in teacher.get_layer(layer.name).get_weights()]
                for layer in student.layers}
@@ -96,33 +93,29 @@ def extract_student(teacher: keras.Model, plan: PrunablePlan, gates: dict[str, n
         if group.gate not in kept:
             continue
         keep = kept[group.gate]
-        _slice_output(teacher, group.producer, weights[group.producer], keep)
+        _slice_output(weights[group.producer], keep)
         for member in group.chain:
-            _slice_channelwise(teacher, member, weights[member], keep)
-        _slice_input(teacher, group.consumer, weights[group.consumer], keep, effective[group.gate][keep])
+            _slice_channelwise(teacher.get_layer(member), weights[member], keep)
+        _slice_input(teacher.get_layer(group.consumer), weights[group.consumer], keep, effective[group.gate][keep])
     for branch in plan.branches:
         if branch.gate not in removed:
-            _scale_output(teacher, branch.fold_into, weights[branch.fold_into], float(effective[branch.gate][0]))
+            _scale_output(teacher.get_layer(branch.fold_into), weights[branch.fold_into],
+                          float(effective[branch.gate][0]))
     for layer in student.layers:
         layer.set_weights(weights[layer.name])
     return Extraction(student, removed, kept, effective, threshold)
 
 
-def _class(teacher: keras.Model, name: str) -> str:
-    return type(teacher.get_layer(name)).__name__
-
-
-def _slice_output(teacher, name, weights, keep) -> None:
+def _slice_output(weights, keep) -> None:
     """A Conv2D's output channels: kernel (..., out) and bias (out)."""
     weights[0] = weights[0][..., keep]
     if len(weights) > 1:
         weights[1] = weights[1][keep]
 
 
-def _slice_channelwise(teacher, name, weights, keep) -> None:
+def _slice_channelwise(layer, weights, keep) -> None:
     """A per-channel layer's channels: every batch-norm vector; a depthwise kernel (h, w, channels, 1) and bias."""
-    kind = _class(teacher, name)
-    if kind == "DepthwiseConv2D":
+    if isinstance(layer, keras.layers.DepthwiseConv2D):
         weights[0] = weights[0][:, :, keep, :]
         if len(weights) > 1:
             weights[1] = weights[1][keep]
@@ -131,18 +124,17 @@ def _slice_channelwise(teacher, name, weights, keep) -> None:
             weights[index] = value[keep]
 
 
-def _slice_input(teacher, name, weights, keep, scale) -> None:
+def _slice_input(layer, weights, keep, scale) -> None:
     """A consumer's input channels, each scaled by its gate: Conv2D kernel (h, w, in, out), Dense kernel (in, out)."""
-    if _class(teacher, name) == "Dense":
+    if isinstance(layer, keras.layers.Dense):
         weights[0] = weights[0][keep, :] * scale[:, None]
     else:
         weights[0] = weights[0][:, :, keep, :] * scale[None, None, :, None]
 
 
-def _scale_output(teacher, name, weights, scale: float) -> None:
+def _scale_output(layer, weights, scale: float) -> None:
     """Multiply a layer's output by ``scale``: batch norm's gamma and beta, or a kernel and its bias."""
-    layer = teacher.get_layer(name)
-    if _class(teacher, name) == "BatchNormalization":
+    if isinstance(layer, keras.layers.BatchNormalization):
         weights[0] = weights[0] * scale  # gamma (the plan only folds into batch norms with scale=True)
         if layer.center:
             weights[1] = weights[1] * scale

@@ -30,45 +30,11 @@ import tf_keras as keras
 from akd_tf import data
 from akd_tf.distill import TrainResult, distill
 from akd_tf.errors import InvalidInput
-from akd_tf.extraction import DEFAULT_THRESHOLD, Extraction, extract_student
+from akd_tf.extraction import Extraction, extract_student
 from akd_tf.gating import build_gated, gate_values
 from akd_tf.prunable import PrunablePlan
 from akd_tf.teachers import Teacher
-from akd_tf.train_settings import DEFAULT_TEMPERATURE, DistillSettings, TrainSettings
-
-
-@dataclass(frozen=True)
-class GateSettings:
-    """How the gates are trained: SGD with Nesterov momentum 0.9 for ``epochs`` over mini-train, the learning
-    rate decaying from ``learning_rate`` to 0 (cosine); gates whose magnitude ends below ``threshold``
-    remove their unit.
-
-    Plain gradient steps, not Adam: at the start the gated copy is the teacher, so the KL term's gradient
-    is float rounding, and Adam's per-gate normalisation turns rounding into full-size steps (measured:
-    with Adam and no penalty the gates left 1). With SGD a gate moves in proportion to what the KL term
-    and its cost say."""
-
-    epochs: int = 2
-    learning_rate: float = 0.1
-    batch_size: int = 128
-    temperature: float = DEFAULT_TEMPERATURE
-    threshold: float = DEFAULT_THRESHOLD
-    seed: int = 0
-    ramp: float = 0.5  # share of the steps over which the strength rises linearly from 0
-
-    def __post_init__(self) -> None:
-        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
-            raise InvalidInput(f"gate epochs must be an int >= 1, got {self.epochs!r}")
-        if not self.learning_rate > 0.0 or not math.isfinite(self.learning_rate):
-            raise InvalidInput(f"gate learning rate must be > 0, got {self.learning_rate!r}")
-        if not 0.0 < self.threshold < 1.0:
-            raise InvalidInput(f"gate threshold must be in (0, 1): gates start at 1, got {self.threshold!r}")
-        if not 0.0 <= self.ramp <= 1.0:
-            raise InvalidInput(f"the penalty's ramp must be a share of the steps in [0, 1], got {self.ramp!r}")
-
-    def train_settings(self) -> TrainSettings:
-        return TrainSettings(epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
-                             warmup_epochs=0.0, optimizer="sgd", seed=self.seed, validate_every_epoch=False)
+from akd_tf.train_settings import DistillSettings, GateSettings
 
 
 @dataclass

@@ -34,14 +34,15 @@ def _fused_followers(graph: LayerGraph, name: str) -> list[str]:
         current = readers[0]
 
 
-def layer_model(teacher: keras.Model, name: str) -> keras.Model:
-    """The micro-model of the teacher's layer ``name`` (see the module docstring)."""
+def layer_model(teacher: keras.Model, name: str, graph: LayerGraph | None = None) -> keras.Model:
+    """The micro-model of the teacher's layer ``name`` (see the module docstring); ``graph``: the teacher's
+    :class:`~akd_tf.graph.LayerGraph` when the caller has it (read once for many layers)."""
     layer = teacher.get_layer(name)
     if type(layer).__name__ not in WEIGHTED_LAYERS:
         raise InvalidInput(f"layer {name!r} ({type(layer).__name__}) is not a {', '.join(WEIGHTED_LAYERS)} layer")
     inputs = keras.Input(tuple(layer.input_shape[1:]), name=f"{name}_input")
     x = inputs
-    for member in [name, *_fused_followers(LayerGraph.of_model(teacher), name)]:
+    for member in [name, *_fused_followers(graph or LayerGraph.of_model(teacher), name)]:
         original = teacher.get_layer(member)
         copy = type(original).from_config(original.get_config())
         x = copy(x)

@@ -1,7 +1,8 @@
 """What a distillation run is asked to do, as plain values (no TensorFlow import, so the CLI reads defaults here).
 
 :class:`DistillSettings` says what the student learns from, :class:`TrainSettings`
-how long and how fast; :mod:`akd_tf.distill` carries them out.
+how long and how fast; :mod:`akd_tf.distill` carries them out. :class:`GateSettings` says
+how the subgraph strategy trains a gated teacher's gates (:mod:`akd_tf.gate_training`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ DEFAULT_ALPHA = 0.9
 DEFAULT_TEMPERATURE = 1.0
 DEFAULT_PROXY_EPOCHS = 5
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
+GATE_COSTS = ("latency", "macs", "units")  # what a gate's L1 penalty weighs (akd_tf.unit_costs)
+DEFAULT_GATE_THRESHOLD = 0.05  # a gate below it removes its unit (akd_tf.extraction)
 
 
 @dataclass(frozen=True)
@@ -72,3 +75,37 @@ class TrainSettings:
             raise InvalidInput(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         if self.steps_per_execution < 1:
             raise InvalidInput(f"steps_per_execution must be >= 1, got {self.steps_per_execution!r}")
+
+
+@dataclass(frozen=True)
+class GateSettings:
+    """How the gates of the subgraph strategy are trained (:mod:`akd_tf.gate_training`): SGD with Nesterov
+    momentum 0.9 for ``epochs`` over mini-train, the learning rate decaying from ``learning_rate`` to 0
+    (cosine); gates whose magnitude ends below ``threshold`` remove their unit.
+
+    Plain gradient steps, not Adam: at the start the gated copy is the teacher, so the KL term's gradient
+    is float rounding, and Adam's per-gate normalisation turns rounding into full-size steps (measured:
+    with Adam and no penalty the gates left 1). With SGD a gate moves in proportion to what the KL term
+    and its cost say."""
+
+    epochs: int = 2
+    learning_rate: float = 0.1
+    batch_size: int = 128
+    temperature: float = DEFAULT_TEMPERATURE
+    threshold: float = DEFAULT_GATE_THRESHOLD
+    seed: int = 0
+    ramp: float = 0.5  # share of the steps over which the strength rises linearly from 0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
+            raise InvalidInput(f"gate epochs must be an int >= 1, got {self.epochs!r}")
+        if not self.learning_rate > 0.0 or not math.isfinite(self.learning_rate):
+            raise InvalidInput(f"gate learning rate must be > 0, got {self.learning_rate!r}")
+        if not 0.0 < self.threshold < 1.0:
+            raise InvalidInput(f"gate threshold must be in (0, 1): gates start at 1, got {self.threshold!r}")
+        if not 0.0 <= self.ramp <= 1.0:
+            raise InvalidInput(f"the penalty's ramp must be a share of the steps in [0, 1], got {self.ramp!r}")
+
+    def train_settings(self) -> TrainSettings:
+        return TrainSettings(epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
+                             warmup_epochs=0.0, optimizer="sgd", seed=self.seed, validate_every_epoch=False)

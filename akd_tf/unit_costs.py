@@ -1,6 +1,6 @@
 """What each gate of a gated teacher costs: the weights of its L1 penalty.
 
-``c_i`` is the cost of unit ``i``, what removing it saves, in one of three measures (:data:`COST_KINDS`):
+``c_i`` is the cost of unit ``i``, what removing it saves, in one of three measures (:data:`GATE_COSTS`):
 
 * ``units``: 1 per gate, the plain L1 of Gu & Tresp (every channel and every branch alike);
 * ``macs``: multiply-accumulates: a channel saves its producer's filter, its depthwise filters and the
@@ -28,8 +28,7 @@ import numpy as np
 
 from akd_tf.errors import InvalidInput
 from akd_tf.prunable import PrunablePlan
-
-COST_KINDS = ("units", "macs", "latency")
+from akd_tf.train_settings import GATE_COSTS
 
 
 def layer_macs(layer) -> float:
@@ -59,8 +58,8 @@ def _per_input_channel(layer, amount: float) -> float:
 def unit_costs(teacher, plan: PrunablePlan, kind: str = "units",
                layer_latency_ms: dict[str, float] | None = None) -> dict[str, np.ndarray]:
     """Gate layer name -> the cost of each of its gates (normalised to a mean of 1 over all gates)."""
-    if kind not in COST_KINDS:
-        raise InvalidInput(f"unknown cost {kind!r}; choose one of {', '.join(COST_KINDS)}")
+    if kind not in GATE_COSTS:
+        raise InvalidInput(f"unknown cost {kind!r}; choose one of {', '.join(GATE_COSTS)}")
     if kind == "latency":
         if not layer_latency_ms:
             raise InvalidInput("the latency cost needs each weighted layer's latency on the device")

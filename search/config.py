@@ -25,7 +25,9 @@ from akd_tf.data_config import DATA_OPTION_NAMES, data_config
 from akd_tf.errors import InvalidInput
 from akd_tf.space import get_space
 from akd_tf.target import check_quantization
-from akd_tf.train_settings import DEFAULT_ALPHA, DEFAULT_PROXY_EPOCHS, DEFAULT_TEMPERATURE, OPTIMIZERS, TrainSettings
+from akd_tf.network_identity import CARVED_SPACE
+from akd_tf.train_settings import (DEFAULT_ALPHA, DEFAULT_PROXY_EPOCHS, DEFAULT_TEMPERATURE, GATE_COSTS, OPTIMIZERS,
+                                   GateSettings, TrainSettings)
 from search.checks import check_int, check_number
 from search.controller import CONTROLLERS, controller_names, controller_settings
 from search.controller_settings import InvalidOption, option_defaults, option_infos, stored_options
@@ -79,36 +81,39 @@ STRATEGIES = {
     "akd": "a controller proposes architectures of the search space; each is distilled and priced (AKD)",
     "subgraph": "carve the student out of the teacher: L1-gated units, KL to the teacher, a latency target",
 }
-SUBGRAPH_COSTS = ("latency", "macs", "units")
-SUBGRAPH_SPACE = "carved"  # akd_tf.network_identity.CARVED_SPACE: what a subgraph run's students are
+SUBGRAPH_SPACE = CARVED_SPACE  # what a subgraph run's students are
 SUBGRAPH_CONTROLLER = "lambda-search"  # what proposes a subgraph run's trials: penalty strengths
 
 
 @dataclass(frozen=True)
 class SubgraphSettings:
     """How the subgraph strategy carves (:mod:`search.subgraph`): the cost that weighs each gate, how the gates
-    train (:class:`akd_tf.gate_training.GateSettings`), and when a student is close enough to the target:
-    within ``tolerance`` of it (a fraction). ``first_strength`` is the first penalty strength (lambda) tried;
-    lambdas stay in [``min_strength``, ``max_strength``]. A carved student is fine-tuned with the run's proxy
-    settings at ``finetune_lr_scale`` times the proxy's learning rate and no warm-up: it starts from the
-    teacher's weights, not from scratch."""
+    train (:class:`akd_tf.train_settings.GateSettings` and its defaults; :meth:`gate_settings`), and when a
+    student is close enough to the target: within ``tolerance`` of it (a fraction). ``first_strength`` is the
+    first penalty strength (lambda) tried; lambdas stay in [``min_strength``, ``max_strength``]. A carved
+    student is fine-tuned with the run's proxy settings at ``finetune_lr_scale`` times the proxy's learning
+    rate and no warm-up: it starts from the teacher's weights, not from scratch."""
 
-    cost: str = "latency"
-    gate_epochs: int = 2
-    gate_learning_rate: float = 0.1
-    threshold: float = 0.05
+    cost: str = GATE_COSTS[0]
+    gate_epochs: int = GateSettings.epochs
+    gate_learning_rate: float = GateSettings.learning_rate
+    threshold: float = GateSettings.threshold
     tolerance: float = 0.10
     first_strength: float = 0.01
     min_strength: float = 1e-5
     max_strength: float = 10.0
     finetune_lr_scale: float = 0.1  # a carved student starts from the teacher's weights: fine-tune gently
 
+    def gate_settings(self, *, temperature: float = DEFAULT_TEMPERATURE, batch_size: int = TrainSettings.batch_size,
+                      seed: int = 0) -> GateSettings:
+        """The gate training these settings ask for (``ValueError`` naming a bad value)."""
+        return GateSettings(epochs=self.gate_epochs, learning_rate=self.gate_learning_rate, threshold=self.threshold,
+                            temperature=temperature, batch_size=batch_size, seed=seed)
+
     def validate(self) -> None:
-        if self.cost not in SUBGRAPH_COSTS:
-            raise InvalidInput(f"subgraph cost must be one of {', '.join(SUBGRAPH_COSTS)}, got {self.cost!r}")
-        check_int("gate epochs", self.gate_epochs, 1)
-        check_number("gate learning rate", self.gate_learning_rate, 0.0, low_open=True)
-        check_number("gate threshold", self.threshold, 0.0, 1.0, low_open=True)
+        if self.cost not in GATE_COSTS:
+            raise InvalidInput(f"subgraph cost must be one of {', '.join(GATE_COSTS)}, got {self.cost!r}")
+        self.gate_settings()
         check_number("target tolerance", self.tolerance, 0.0, 1.0, low_open=True)
         for name in ("first_strength", "min_strength", "max_strength", "finetune_lr_scale"):
             check_number(name, getattr(self, name), 0.0, low_open=True)

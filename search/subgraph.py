@@ -34,7 +34,7 @@ import numpy as np
 from sqlalchemy import select
 
 from akd_tf.benchmark import latency_us
-from akd_tf.errors import InvalidInput
+from akd_tf.errors import InvalidInput, MissingData
 from akd_tf.network_identity import CARVED_SPACE, NamedNetwork, keras_macs, structure_digest
 from akd_tf.target import ModelTarget
 from latency_db.measure import measure_tflite
@@ -120,7 +120,6 @@ def _run_key(*parts) -> str:
 def _measure(store: Store, device: str, network: NamedNetwork, target: ModelTarget, model, run_key: str,
              wait_timeout_s: float | None) -> Measurement:
     """The measurement stored under ``run_key``, else export ``model`` and measure it on ``device`` now."""
-    from akd_tf.errors import MissingData
     from akd_tf.export import export_tflite
 
     try:
@@ -141,13 +140,14 @@ def layer_latencies(store: Store, config: SearchConfig, model, plan, target: Mod
                     wait_timeout_s: float | None, say: Callable[[str], None]) -> dict[str, float]:
     """Milliseconds of each weighted layer of the teacher that a gate prices, measured alone on the device
     (stored: a resumed run, or another run of the same teacher and device, measures nothing again)."""
+    from akd_tf.graph import LayerGraph
     from akd_tf.layer_models import layer_model, layer_network
     from akd_tf.unit_costs import weighted_layer_names
 
-    names = weighted_layer_names(model, plan)
+    names, graph = weighted_layer_names(model, plan), LayerGraph.of_model(model)
     latencies, started = {}, time.perf_counter()
     for index, name in enumerate(names, start=1):
-        micro = layer_model(model, name)
+        micro = layer_model(model, name, graph)
         network = layer_network(fingerprint, micro)
         # the model row's shape: the layer's input side (1 for a Dense) and channels, its outputs as "classes"
         side = int(micro.input_shape[1]) if len(micro.input_shape) == 4 else 1
@@ -257,12 +257,11 @@ def _check_target(config: SearchConfig, goal: CarvingTarget, bounds: dict) -> No
 def _trial(store: Store, config: SearchConfig, run_id: int, number: int, strength: float, teacher, model, plan,
            costs, training, target: ModelTarget, cache_dir, wait_timeout_s, say) -> None:
     from akd_tf.distill import distill
-    from akd_tf.gate_training import GateSettings, train_gates
+    from akd_tf.gate_training import train_gates
 
     started_at, started = utcnow(), time.perf_counter()
-    settings = GateSettings(epochs=config.subgraph.gate_epochs, learning_rate=config.subgraph.gate_learning_rate,
-                            threshold=config.subgraph.threshold, temperature=config.proxy.temperature,
-                            batch_size=config.proxy.batch_size, seed=child_seed(config, number))
+    settings = config.subgraph.gate_settings(temperature=config.proxy.temperature, batch_size=config.proxy.batch_size,
+                                             seed=child_seed(config, number))
     gates = train_gates(teacher, training, plan, costs, strength, settings, cache_dir)
     extraction = gates.extraction
     network = carved_network(teacher.fingerprint, plan, extraction)

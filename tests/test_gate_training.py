@@ -9,9 +9,10 @@ import akd_tf.tf_env  # noqa: F401
 
 from akd_tf import data
 from akd_tf.errors import InvalidInput
-from akd_tf.gate_training import GateSettings, train_gates
+from akd_tf.gate_training import train_gates
 from akd_tf.prunable import find_prunable
 from akd_tf.teachers import build_teacher_model, load_teacher
+from akd_tf.train_settings import GateSettings
 from akd_tf.unit_costs import unit_costs
 
 RESOLUTION, CLASSES = 32, 4

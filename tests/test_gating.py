@@ -228,7 +228,7 @@ def test_unit_costs_average_one_and_weigh_channels_against_branches(resnet20):
     assert latency[plan.groups[3].gate][0] / latency[first_group][0] == pytest.approx(0.5)  # 2 / 32 + 2 / 32
     with pytest.raises(InvalidInput, match="no latency for layer\\(s\\) stage1_block1_a_conv"):
         unit_costs(resnet20, plan, "latency", {name: 1.0 for name in layers[1:]})
-    with pytest.raises(InvalidInput, match="unknown cost 'flops'; choose one of units, macs, latency"):
+    with pytest.raises(InvalidInput, match="unknown cost 'flops'; choose one of latency, macs, units"):
         unit_costs(resnet20, plan, "flops")
 
 

@@ -10,8 +10,8 @@ import click
 
 from akd_tf.cli.options import (apply, bundle, cache_dir_option, data_options, db_option, device_option,
                                 quantize_option, space_option)
-from akd_tf.train_settings import DEFAULT_ALPHA, DEFAULT_PROXY_EPOCHS, DEFAULT_TEMPERATURE, TrainSettings
-from search.config import (DEFAULT_MAX_ATTEMPTS, NONE_GIVEN, STRATEGIES, SUBGRAPH_COSTS, SubgraphSettings,
+from akd_tf.train_settings import DEFAULT_ALPHA, DEFAULT_PROXY_EPOCHS, DEFAULT_TEMPERATURE, GATE_COSTS, TrainSettings
+from search.config import (DEFAULT_MAX_ATTEMPTS, NONE_GIVEN, STRATEGIES, SubgraphSettings,
                            controller_option_flag, controller_option_parameter)
 from search.controller import CONTROLLERS
 from search.controller_settings import option_defaults, option_infos
@@ -71,7 +71,7 @@ SEARCH_RUN_OPTIONS = [
                  help="akd: a controller proposes architectures of --space (the paper); subgraph: carve the student "
                       "out of the one --teacher by L1-gated units and KL to it, each trial a penalty strength, "
                       "until a student is within --target-tolerance of --target-ms measured on --device."),
-    click.option("--subgraph-cost", type=click.Choice(list(SUBGRAPH_COSTS)), default=None,
+    click.option("--subgraph-cost", type=click.Choice(list(GATE_COSTS)), default=None,
                  help="subgraph: what each gate's penalty weighs: latency (each teacher layer measured alone on "
                       f"--device), macs, or units (1 each: plain L1). Default: {SubgraphSettings.cost}."),
     click.option("--gate-epochs", type=click.IntRange(min=1), default=None,
