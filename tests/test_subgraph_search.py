@@ -253,3 +253,12 @@ def test_a_subgraph_run_on_an_emulated_phone_measures_everything_through_the_far
     # the teacher, its smallest carving, its six weighted layers in branches (the latency cost) and the student
     assert len(jobs) == 2 + 6 + 1 and all(job.state == "done" for job in jobs)
     assert any("teacher layers measured on p4: 6 of 6" in line for line in said)
+
+
+def test_execution_options_a_subgraph_run_cannot_honour_are_refused(tmp_path):
+    result = cli_main_result(["search", "--strategy", "subgraph", "--name", "x", "--teacher", "t.keras",
+                              "--target-ms", "1", "--workers", "2", "--logdir", str(tmp_path / "logs"),
+                              "--db", f"sqlite:///{tmp_path}/db.sqlite"])
+    assert result.exit_code == 2
+    assert "--workers, --logdir: settings of the akd strategy's children" in result.output
+    assert runs.find_run(open_store(f"sqlite:///{tmp_path}/db.sqlite"), "x") is None

@@ -56,19 +56,15 @@ def search(ctx, name, execution, db_url, as_json, data_options, **options):
     if config.strategy == "subgraph":
         from search.subgraph import run_subgraph_search
 
+        _refuse_akd_execution(execution)
         summary = run_subgraph_search(store, config, cache_dir=execution["cache_dir"],
                                       wait_timeout_s=execution["wait_timeout"], say=say_unless_json(as_json))
-        if as_json:
-            echo_json(summary)
-            return
-        for line in display.summary_lines(summary):
-            click.echo(line)
-        return
-    with open_executor(execution) as runner:
-        summary = run_search(store, config, executor=runner, cache_dir=execution["cache_dir"],
-                             wait_timeout_s=execution["wait_timeout"], logdir=execution["logdir"],
-                             allow_latency_change=execution["allow_latency_change"],
-                             say=say_unless_json(as_json), on_event=None if as_json else live_display())
+    else:
+        with open_executor(execution) as runner:
+            summary = run_search(store, config, executor=runner, cache_dir=execution["cache_dir"],
+                                 wait_timeout_s=execution["wait_timeout"], logdir=execution["logdir"],
+                                 allow_latency_change=execution["allow_latency_change"],
+                                 say=say_unless_json(as_json), on_event=None if as_json else live_display())
     if as_json:
         echo_json(summary)
         return
@@ -169,3 +165,19 @@ def print_report_outcome(report) -> None:
     for file_name, reason in report.skipped.items():
         click.echo(f"not drawn: {file_name}: {reason}")
     click.echo(f"open {report.index}")
+
+
+# How children of an AKD search are run; a subgraph run trains one student at a time in this process and
+# measures every one, so these would change nothing there.
+_AKD_EXECUTION = {"workers": "--workers", "ray_address": "--ray-address", "logdir": "--logdir",
+                  "allow_latency_change": "--allow-latency-change"}
+
+
+def _refuse_akd_execution(execution: dict) -> None:
+    """``UsageError`` naming the execution options a subgraph run cannot honour, instead of ignoring them."""
+    given = [flag for key, flag in _AKD_EXECUTION.items() if execution.get(key)]
+    if execution.get("executor", "local") != "local":
+        given.append("--executor")
+    if given:
+        raise click.UsageError(f"{', '.join(given)}: settings of the akd strategy's children; a subgraph run "
+                               "(--strategy subgraph) trains its students one at a time in this process")
