@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text,
-                        UniqueConstraint, select)
+from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String,
+                        Text, UniqueConstraint, select)
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import DeclarativeBase, Mapped, column_property, mapped_column, relationship
 from sqlalchemy.sql.expression import true
@@ -127,8 +127,8 @@ class TFLiteModel(Base):
     channels: Mapped[int] = mapped_column(Integer)
     classes: Mapped[int] = mapped_column(Integer)
     quantization: Mapped[str] = mapped_column(String(16))
-    macs: Mapped[int] = mapped_column(Integer)
-    params: Mapped[int] = mapped_column(Integer)
+    macs: Mapped[int] = mapped_column(BigInteger)  # ResNet50 at 224x224 has 4.1e9: past a 32-bit INTEGER
+    params: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64))
 
 
@@ -295,7 +295,7 @@ class JobModel(Base):
     __tablename__ = "job_models"
 
     sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
-    size_bytes: Mapped[int] = mapped_column(Integer)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
     tflite: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 

@@ -65,14 +65,20 @@ def test_migrations_up_down_up(db_url):  # noqa: F811
     def trial_columns():
         return {c["name"] for c in inspect(store.engine).get_columns("trials")}
 
+    def column_type(table, name):
+        return next(str(c["type"]) for c in inspect(store.engine).get_columns(table) if c["name"] == name)
+
     store = open_store(db_url)
-    assert store.revision() == head_revision() == "0012"  # 0012 follows 0014 and 0013, which were merged first
+    assert store.revision() == head_revision() == "0015"  # 0012 follows 0014 and 0013, which were merged first
     assert {"network", "reused_from", "attempt_failures"} <= trial_columns()
     tables = set(inspect(store.engine).get_table_names())
     assert {"devices", "models", "measurements", "latency_tables", "lut_entries", "calibrations", "jobs",
             "search_runs", "trials", "kernel_models"} <= tables
     assert {"ms_per_weight_mb", "method", "model", "region", "measuring_s"} <= calibration_columns()
     assert {"cpu_before", "cpu_after", "thermal_before"} <= measurement_columns()
+    assert column_type("models", "macs") == column_type("job_models", "size_bytes") == "BIGINT"
+    store.downgrade("0012")
+    assert column_type("models", "macs") == column_type("models", "params") == "INTEGER"
     store.downgrade("0014")
     assert "attempt_failures" not in trial_columns() and {"network", "reused_from"} <= trial_columns()
     store.downgrade("0013")
@@ -90,7 +96,7 @@ def test_migrations_up_down_up(db_url):  # noqa: F811
     assert store.revision() is None
     assert set(inspect(store.engine).get_table_names()) <= {"alembic_version"}
     store.upgrade()
-    assert store.revision() == "0012" and "ms_per_weight_mb" in calibration_columns()
+    assert store.revision() == "0015" and "ms_per_weight_mb" in calibration_columns()
     assert {"cpu_before", "cpu_after"} <= measurement_columns()
     assert {"network", "reused_from", "attempt_failures"} <= trial_columns()
     assert "kernel_models" in inspect(store.engine).get_table_names()
@@ -107,6 +113,19 @@ def test_models_and_migrations_agree(db_url):  # noqa: F811
     with store.engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         assert compare_metadata(context, Base.metadata) == []
+    store.close()
+
+
+def test_a_model_past_two_billion_macs_is_stored_exactly(db_url):  # noqa: F811
+    # ResNet50 at 224x224 has 4.1e9 MACs: PostgreSQL refused it when the column was a 32-bit INTEGER
+    store = open_store(db_url)
+    macs = 2**32 + 7
+    with store.session() as session:
+        session.add(TFLiteModel(space="keras-app", arch="resnet50", resolution=224, channels=3, classes=1000,
+                                quantization="none", macs=macs, params=2**31 + 3, sha256=""))
+    with store.session() as session:
+        row = session.scalar(select(TFLiteModel))
+        assert (row.macs, row.params) == (macs, 2**31 + 3)
     store.close()
 
 
