@@ -63,6 +63,11 @@ class Base(DeclarativeBase):
     pass
 
 
+# A count that can pass 2**31 (a model's MACs, a file's bytes): BIGINT on PostgreSQL; on SQLite, where any
+# INTEGER column holds 64-bit values, INTEGER (migration 0015 changes nothing there).
+WideInteger = BigInteger().with_variant(Integer(), "sqlite")
+
+
 class TimedRunStats:
     """Statistics of timed runs (microseconds) that every latency row keeps, as in BenchmarkResult."""
 
@@ -127,8 +132,8 @@ class TFLiteModel(Base):
     channels: Mapped[int] = mapped_column(Integer)
     classes: Mapped[int] = mapped_column(Integer)
     quantization: Mapped[str] = mapped_column(String(16))
-    macs: Mapped[int] = mapped_column(BigInteger)  # ResNet50 at 224x224 has 4.1e9: past a 32-bit INTEGER
-    params: Mapped[int] = mapped_column(BigInteger)
+    macs: Mapped[int] = mapped_column(WideInteger)  # ResNet50 at 224x224 has 4.1e9: past a 32-bit INTEGER
+    params: Mapped[int] = mapped_column(WideInteger)
     sha256: Mapped[str] = mapped_column(String(64))
 
 
@@ -295,7 +300,7 @@ class JobModel(Base):
     __tablename__ = "job_models"
 
     sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
-    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    size_bytes: Mapped[int] = mapped_column(WideInteger)
     tflite: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 

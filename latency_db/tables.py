@@ -31,7 +31,7 @@ from akd_tf.errors import InvalidInput, MissingData
 from akd_tf.space import SearchSpace, get_space
 from akd_tf.target import DEFAULT_TARGET, ModelTarget
 from latency_db.devices import current_runtime, device_label, lookup_device, resolve_name, this_host_runtime
-from latency_db.schema import Calibration, Device, LatencyTable, LutEntry, as_utc, utcnow
+from latency_db.schema import Calibration, Device, LatencyTable, LutEntry, Measurement, TFLiteModel, as_utc, utcnow
 from latency_db.store import Store
 
 THREADS = RunSettings().num_threads  # the interpreter threads tables are built and read with unless told otherwise
@@ -127,6 +127,20 @@ def build_command(device: str, space: SearchSpace, target: ModelTarget) -> str:
 def _entry_counts(session: Session, table_ids) -> dict[int, int]:
     return dict(session.execute(select(LutEntry.table_id, func.count()).where(LutEntry.table_id.in_(table_ids))
                                 .group_by(LutEntry.table_id)).all())
+
+
+def _measured_counts(session: Session, tables: list[LatencyTable]) -> dict[int, int]:
+    """For each table, how many architectures of its space have a whole-model measurement on its device with its
+    runtime, threads and quantization: the measurements a calibration of it can use (any input shape)."""
+    rows = session.execute(select(Measurement.device_id, Measurement.model_id, Measurement.settings,
+                                  TFLiteModel.space, TFLiteModel.quantization)
+                           .join(TFLiteModel).where(Measurement.device_id.in_({t.device_id for t in tables})))
+    archs: dict[tuple, set[int]] = {}
+    for device_id, model_id, settings, space, quantization in rows:
+        settings = settings if isinstance(settings, dict) else {}
+        identity = (device_id, space, quantization, settings.get("num_threads"), settings.get("runtime"))
+        archs.setdefault(identity, set()).add(model_id)
+    return {t.id: len(archs.get((t.device_id, t.space, t.quantization, t.threads, t.runtime), ())) for t in tables}
 
 
 def _listed(session: Session, tables: list[LatencyTable]) -> str:
@@ -265,8 +279,9 @@ def resolve_target(store: Store, device_name: str, space: SearchSpace, *, table_
 
 def table_versions(store: Store, device_name: str | None = None) -> list[dict]:
     """One plain dict per table version (of ``device_name``, else of every device), by device then id, for
-    ``akd-tf latency list``: its identity, shapes, entry and calibration counts, when it was begun, and
-    whether it is its device's current version for its space, quantization and threads. Never writes."""
+    ``akd-tf latency list``: its identity, shapes, entry count, how many architectures were measured whole
+    under its identity (``measured``: what a calibration can use), its calibration count, when it was begun,
+    and whether it is its device's current version for its space, quantization and threads. Never writes."""
     with store.session() as session:
         query = (select(LatencyTable).join(Device).options(contains_eager(LatencyTable.device))
                  .order_by(Device.name, LatencyTable.id))
@@ -275,11 +290,12 @@ def table_versions(store: Store, device_name: str | None = None) -> list[dict]:
         tables = list(session.scalars(query))
         shapes = table_shapes(session, tables)
         entries = _entry_counts(session, [t.id for t in tables])
+        measured = _measured_counts(session, tables)
         calibrations = dict(session.execute(select(Calibration.table_id, func.count()).group_by(
             Calibration.table_id)).all())
         return [{"table": t.id, "device": t.device.name, "space": f"{t.space}@{t.space_version}",
                  "runtime": t.runtime, "threads": t.threads, "quantization": t.quantization,
-                 "shapes": shapes[t.id].shape(), "entries": entries.get(t.id, 0),
+                 "shapes": shapes[t.id].shape(), "entries": entries.get(t.id, 0), "measured": measured[t.id],
                  "calibrations": calibrations.get(t.id, 0),
                  "built": f"{as_utc(t.created_at).astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC",
                  "current": _is_current(t)} for t in tables]

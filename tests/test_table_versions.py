@@ -31,6 +31,7 @@ from latency_db.tables import choose_table, current_table, resolve_target, table
 TARGET = ModelTarget(resolution=32, classes=4)
 QUICK = RunSettings(num_runs=10, warmup_runs=1, min_secs=0.0, warmup_min_secs=0.0)
 ARCH = "dwconv_k3_se0_noskip_w1_n1:mbconv3_k3_se0_id_w1_n2"
+OTHER_ARCHS = ("mbconv3_k3_se0_noskip_w1_n1:dwconv_k3_se0_noskip_w1_n1", "dwconv_k3_se0_noskip_w1_n1:dwconv_k3_se0_id_w1_n1")
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
 
 
@@ -153,22 +154,28 @@ def test_an_upgrade_starts_a_new_table_version(db_url, tiny_space, monkeypatch, 
         assert LutPredictor.load(store, "local", edited, TARGET).table_id == 4
         assert LutPredictor.load(store, "local", tiny_space, TARGET).table_id == 2  # 1 thread, this runtime
 
+        one_thread, two_threads = (tiny_space.parse(text) for text in OTHER_ARCHS)  # measured whole, under the upgrade
+        measure_arch(store, "local", one_thread, TARGET, settings=QUICK)
+        measure_arch(store, "local", two_threads, TARGET, settings=replace(QUICK, num_threads=2))
+
         versions = table_versions(store)
         for row in versions:
             assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", row.pop("built"))
         common = {"device": HOST_DEVICE, "quantization": "none"}
         assert versions == [
             {"table": 1, **common, "space": f"lut-test@{tiny_space.version}", "runtime": runtime, "threads": 1,
-             "shapes": "32x32x3 with 4 classes", "entries": 8, "calibrations": 1, "current": False},
+             "shapes": "32x32x3 with 4 classes", "entries": 8, "measured": 0, "calibrations": 1, "current": False},
             {"table": 2, **common, "space": f"lut-test@{tiny_space.version}", "runtime": upgraded, "threads": 1,
-             "shapes": "32x32x3, no head", "entries": 2, "calibrations": 0, "current": True},
+             "shapes": "32x32x3, no head", "entries": 2, "measured": 1, "calibrations": 0, "current": True},
             {"table": 3, **common, "space": f"lut-test@{tiny_space.version}", "runtime": upgraded, "threads": 2,
-             "shapes": "32x32x3, no head", "entries": 1, "calibrations": 0, "current": True},
+             "shapes": "32x32x3, no head", "entries": 1, "measured": 1, "calibrations": 0, "current": True},
+            # a model row names its space, not the space's version: the edited definition's version counts the
+            # architecture measured under the old one (same name, same tokens)
             {"table": 4, **common, "space": f"lut-test@{edited.version}", "runtime": upgraded, "threads": 1,
-             "shapes": "32x32x3, no head", "entries": 1, "calibrations": 0, "current": False}]
+             "shapes": "32x32x3, no head", "entries": 1, "measured": 1, "calibrations": 0, "current": False}]
         listing = cli("latency", "list", "--db", db_url).output.splitlines()
         assert listing[0].split() == ["table", "device", "space", "runtime", "threads", "quantization", "shapes",
-                                      "entries", "calibrations", "built", "current"]
+                                      "entries", "measured", "calibrations", "built", "current"]
         assert [line.endswith("*") for line in listing[2:]] == [False, True, True, False]
 
         query = ["latency", "query", "--arch", ARCH, "--space", tiny_space.name, "--db", db_url]

@@ -308,7 +308,7 @@ def latency_fit_kernels(device_name, space_name, quantization, table_id, seed, d
 
 
 LIST_COLUMNS = ["table", "device", "space", "runtime", "threads", "quantization", "shapes", "entries",
-                "calibrations", "built", "current"]
+                "measured", "calibrations", "built", "current"]
 
 
 @latency.command("list")
@@ -318,7 +318,9 @@ LIST_COLUMNS = ["table", "device", "space", "runtime", "threads", "quantization"
 @json_option
 def latency_list(device_name, db_url, as_json):
     """Every latency table version: its device, space@version, runtime, threads, quantization, shapes, entries,
-    calibrations, when it was begun, and '*' on each device's current versions. Reads only."""
+    'measured' (architectures measured whole on its device under its runtime, threads and quantization: what a
+    calibration of it can use), calibrations, when it was begun, and '*' on each device's current versions.
+    Reads only."""
     from akd_tf.tables import format_table
     from latency_db.tables import table_versions
 
@@ -330,7 +332,7 @@ def latency_list(device_name, db_url, as_json):
         click.echo("no latency tables; build one with `akd-tf latency build-lut`")
         return
     click.echo(format_table([{**row, "current": "*" if row["current"] else ""} for row in rows], LIST_COLUMNS,
-                            right_aligned=["table", "threads", "entries", "calibrations"]))
+                            right_aligned=["table", "threads", "entries", "measured", "calibrations"]))
 
 
 @latency.command("export")
