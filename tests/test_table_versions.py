@@ -31,7 +31,8 @@ from latency_db.tables import choose_table, current_table, resolve_target, table
 TARGET = ModelTarget(resolution=32, classes=4)
 QUICK = RunSettings(num_runs=10, warmup_runs=1, min_secs=0.0, warmup_min_secs=0.0)
 ARCH = "dwconv_k3_se0_noskip_w1_n1:mbconv3_k3_se0_id_w1_n2"
-OTHER_ARCHS = ("mbconv3_k3_se0_noskip_w1_n1:dwconv_k3_se0_noskip_w1_n1", "dwconv_k3_se0_noskip_w1_n1:dwconv_k3_se0_id_w1_n1")
+OTHER_ARCHS = ("mbconv3_k3_se0_noskip_w1_n1:dwconv_k3_se0_noskip_w1_n1",
+               "dwconv_k3_se0_noskip_w1_n1:dwconv_k3_se0_id_w1_n1")
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
 
 
