@@ -675,6 +675,22 @@ def _cache(pipeline: tf.data.Dataset, cache: bool | str, ds: ImageDataset, resol
     return pipeline.cache(f"{cache}.{ds.fingerprint[:16]}.{resolution}x{resolution}x{channels}")
 
 
+def _pipeline_options() -> tf.data.Options:
+    """tf.data's autotuning off: ``AUTOTUNE`` parallelism and prefetching take TensorFlow's defaults (the cores).
+
+    With autotuning on, an iterator's destructor waits for the autotuning thread to wake from its
+    optimisation period: measured on TensorFlow 2.21 (``benchmarks/child_profile.py``), a Keras ``fit``
+    returned 8 to 24 s after its last batch for 3 of 10 proxy children, as its iterator was deleted. Our
+    pipelines cache the preprocessed examples in memory, so after the first epoch there is little to tune.
+    """
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return options
+
+
+_PIPELINE_OPTIONS = _pipeline_options()
+
+
 def make_pipeline(ds: ImageDataset, *, resolution: int, channels: int, batch_size: int,
                   shuffle: bool = False, augment: bool = False, seed: int = 0,
                   extra: np.ndarray | None = None, cache: bool | str = True,
@@ -720,7 +736,7 @@ def make_pipeline(ds: ImageDataset, *, resolution: int, channels: int, batch_siz
             augment_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if extra is not None:
         pipeline = pipeline.map(lambda pair, rows: (*pair, rows))
-    return pipeline.prefetch(tf.data.AUTOTUNE)
+    return pipeline.prefetch(tf.data.AUTOTUNE).with_options(_PIPELINE_OPTIONS)
 
 
 # --- what a trainer gets -------------------------------------------------------------------------

@@ -33,6 +33,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from akd_tf import data
+from akd_tf.conv_gradients import fast_pointwise_gradients
 from akd_tf.errors import AkdTfError, InvalidInput
 from akd_tf.models import build_student
 from akd_tf.space import Arch
@@ -345,9 +346,11 @@ def distill(student: keras.Model, teacher: Teacher | None, training: data.Traini
     # One iterator for the whole fit (the pipeline repeated, epochs cut by steps_per_epoch; each epoch still sees
     # every example once, reshuffled): Keras otherwise makes a new iterator every epoch and runs one step into the
     # end of the data, which cost 2-8 s between the epochs of a proxy child (benchmarks/child_profile.py).
-    history = model.fit(train_pipeline.repeat(), epochs=train.epochs, steps_per_epoch=steps_per_epoch,
-                        verbose=verbose, callbacks=all_callbacks, validation_data=val_pipeline,
-                        validation_steps=val_steps, validation_freq=1 if train.validate_every_epoch else [train.epochs])
+    with fast_pointwise_gradients(student):  # traced inside: the same model, faster 1x1 convolution gradients
+        history = model.fit(train_pipeline.repeat(), epochs=train.epochs, steps_per_epoch=steps_per_epoch,
+                            verbose=verbose, callbacks=all_callbacks, validation_data=val_pipeline,
+                            validation_steps=val_steps,
+                            validation_freq=1 if train.validate_every_epoch else [train.epochs])
     train_seconds = time.perf_counter() - fit_started
     if checkpoint_dir is not None:  # finished: the backup and best-so-far state are gone; so are empty folders
         for folder in (Path(checkpoint_dir) / "backup", Path(checkpoint_dir)):

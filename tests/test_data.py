@@ -393,6 +393,15 @@ def test_pipeline_batches_and_drop_remainder():
     assert order.tolist() == list(range(10))  # no shuffle: examples() order
 
 
+def test_pipelines_run_without_tf_data_autotuning():
+    # with it, deleting an iterator waited for the autotuning thread: a fit returned up to 24 s after its last batch
+    ds = indexed_dataset(list(range(10)))
+    for augment in (False, True):
+        pipeline = make_pipeline(ds, resolution=2, channels=1, batch_size=4, shuffle=True, augment=augment)
+        assert pipeline.options().autotune.enabled is False
+    assert make_pipeline(ds, resolution=2, channels=1, batch_size=4).options().autotune.enabled is False
+
+
 def test_extra_rows_stay_with_their_examples_under_shuffle():
     labels = np.arange(50) % 5
     ds = indexed_dataset(labels)
