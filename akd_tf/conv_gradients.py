@@ -4,15 +4,15 @@ A pointwise convolution (a 1x1 kernel, stride 1, no dilation, no groups) is a ma
 examples' pixels, ``y = x W``. On a 1x1 feature map (a squeeze-and-excitation layer, or the head of a
 network whose input was 32x32) TensorFlow's CPU kernel for its input gradient is pathologically slow:
 measured on this project's host for a batch of 32, ``Conv2DBackpropInput`` of a 1152 -> 1280 convolution
-took 50 ms against 1.4 ms for the forward convolution, and its filter gradient 3.6 ms. The same gradients
+took 50 ms against 1.4 ms for the forward convolution, and its filter gradient 3.7 ms. The same gradients
 as matrix products,
 
     dx = dy W^T,    dW = x^T dy    (the batch's pixels as rows),
 
-took 2.6 and 1.3 ms. On larger maps the built-in kernels are as fast as the products (within 0.1-0.3 ms
+took 2.5 and 1.3 ms. On larger maps the built-in kernels are as fast as the products (within 0.1-0.3 ms
 either way), and each replaced layer costs some tracing, so only 1x1 maps are rerouted. Over six random
-children of the demo's space at batch 32, a train step took 2-26% less (37.3 -> 34.5 ms up to
-60.3 -> 44.8 ms).
+children of the demo's space at batch 32, a train step took 1-20% less, 8% on average
+(``benchmarks/pointwise_gradients.py``).
 
 :func:`fast_pointwise_gradients` reroutes a model's pointwise ``Conv2D`` layers while it is active: the
 forward pass is the same convolution op (bit for bit), the gradients are the same quantities up to float
