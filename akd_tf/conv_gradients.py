@@ -10,14 +10,14 @@ as matrix products,
     dx = dy W^T,    dW = x^T dy    (the batch's pixels as rows),
 
 took 2.5 and 1.3 ms. On larger maps the built-in kernels are as fast as the products (within 0.1-0.3 ms
-either way), and each replaced layer costs some tracing, so only 1x1 maps are rerouted. Over six random
-children of the demo's space at batch 32, a train step took 1-20% less, 8% on average
-(``benchmarks/pointwise_gradients.py``).
+either way), so only 1x1 maps are rerouted. Over six random children of the demo's space at batch 32, a
+train step took 1-20% less, 8-9% on average (``benchmarks/pointwise_gradients.py``).
 
-:func:`fast_pointwise_gradients` reroutes a model's pointwise ``Conv2D`` layers while it is active: the
-forward pass is the same convolution op (bit for bit), the gradients are the same quantities up to float
-rounding (``tests/test_conv_gradients.py``), and on exit the layers are exactly what they were, so what
-is saved or exported never holds anything of this module.
+:func:`fast_pointwise_gradients` reroutes a model's pointwise ``Conv2D`` layers while it is active: on a
+1x1 map the layer is computed as the matrix product it is, so TensorFlow differentiates a ``MatMul``. Its
+output equals the convolution's bit for bit and its gradients equal them to float rounding
+(``tests/test_conv_gradients.py``). On exit the layers are exactly what they were, so what is saved or
+exported never holds anything of this module.
 """
 
 from __future__ import annotations
@@ -29,33 +29,23 @@ import tensorflow as tf
 import tf_keras as keras
 
 
-def _pointwise(inputs: tf.Tensor, kernel: tf.Tensor, padding: str) -> tf.Tensor:
-    """``inputs`` (N, H, W, C) convolved with a (1, 1, C, F) ``kernel``; gradients as matrix products."""
-
-    @tf.custom_gradient
-    def convolve(x, w):
-        y = tf.nn.convolution(x, w, strides=[1, 1], padding=padding)
-
-        def gradients(dy):
-            in_channels, out_channels = tf.shape(w)[2], tf.shape(w)[3]
-            rows_dy = tf.reshape(dy, [-1, out_channels])
-            weights = tf.reshape(w, [in_channels, out_channels])
-            dx = tf.reshape(tf.matmul(rows_dy, weights, transpose_b=True), tf.shape(x))
-            dw = tf.matmul(tf.reshape(x, [-1, in_channels]), rows_dy, transpose_a=True)
-            return dx, tf.reshape(dw, tf.shape(w))
-
-        return y, gradients
-
-    return convolve(inputs, kernel)
+def _pointwise(inputs: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
+    """``inputs`` (N, 1, 1, C) convolved with a (1, 1, C, F) ``kernel``, written as the matrix product it is, so
+    that its gradients are TensorFlow's matrix-product gradients (no custom gradient: in graph mode each
+    ``tf.custom_gradient`` registers its function in TensorFlow's global gradient registry, which kept every
+    child's train graph alive)."""
+    rows = tf.reshape(inputs, tf.shape(inputs)[::3])  # (N, C)
+    product = tf.matmul(rows, tf.reshape(kernel, tf.shape(kernel)[2:]))  # (N, F)
+    return tf.reshape(product, tf.concat([tf.shape(inputs)[:3], tf.shape(kernel)[3:]], axis=0))
 
 
-def _on_one_pixel(default, padding: str):
+def _on_one_pixel(default):
     """A ``convolution_op`` that uses :func:`_pointwise` on a 1x1 feature map and ``default`` elsewhere."""
 
     def convolution_op(inputs, kernel):
         if tuple(inputs.shape[1:3]) != (1, 1):
             return default(inputs, kernel)
-        return _pointwise(inputs, kernel, padding)
+        return _pointwise(inputs, kernel)
 
     return convolution_op
 
@@ -71,15 +61,14 @@ def is_pointwise(layer: keras.layers.Layer) -> bool:
 @contextlib.contextmanager
 def fast_pointwise_gradients(model: keras.Model) -> Iterator[int]:
     """While active, every pointwise ``Conv2D`` of ``model`` (:func:`is_pointwise`, nested models included)
-    computes its gradients as matrix products where its input is a 1x1 map; yields how many layers those are.
+    is computed as a matrix product where its input is a 1x1 map; yields how many layers those are.
 
     Only graphs traced inside the block use them (a ``fit`` traces its train step there). The layers get an
     instance attribute that is removed on exit, so their class, config and weights never change.
     """
     layers = [layer for layer in _all_layers(model) if is_pointwise(layer)]
     for layer in layers:
-        padding = layer.padding.upper()
-        layer.convolution_op = _on_one_pixel(layer.convolution_op, padding)
+        layer.convolution_op = _on_one_pixel(layer.convolution_op)
     try:
         yield len(layers)
     finally:
