@@ -131,7 +131,7 @@ def _entry_counts(session: Session, table_ids) -> dict[int, int]:
 
 def _measured_counts(session: Session, tables: list[LatencyTable]) -> dict[int, int]:
     """For each table, how many architectures of its space have a whole-model measurement on its device with its
-    runtime, threads and quantization: the measurements a calibration of it can use (any input shape)."""
+    runtime, threads and quantization (any input shape)."""
     rows = session.execute(select(Measurement.device_id, Measurement.model_id, Measurement.settings,
                                   TFLiteModel.space, TFLiteModel.quantization)
                            .join(TFLiteModel).where(Measurement.device_id.in_({t.device_id for t in tables})))
@@ -280,7 +280,7 @@ def resolve_target(store: Store, device_name: str, space: SearchSpace, *, table_
 def table_versions(store: Store, device_name: str | None = None) -> list[dict]:
     """One plain dict per table version (of ``device_name``, else of every device), by device then id, for
     ``akd-tf latency list``: its identity, shapes, entry count, how many architectures were measured whole
-    under its identity (``measured``: what a calibration can use), its calibration count, when it was begun,
+    under its runtime, threads and quantization (``measured``), its calibration count, when it was begun,
     and whether it is its device's current version for its space, quantization and threads. Never writes."""
     with store.session() as session:
         query = (select(LatencyTable).join(Device).options(contains_eager(LatencyTable.device))
