@@ -62,10 +62,13 @@ class WorkerOptions:
     idle_exit_s: float | None = None  # stop after this long without work
     limits: PhoneLimits = PhoneLimits()
     fixed_performance: bool = True  # measure in Android's fixed-performance mode where the phone offers it
+    retry_backoff_s: float = 0.5  # a phone command that drops is tried twice more, this long apart, then twice that
 
     def __post_init__(self) -> None:
         if self.lease_seconds <= 0 or self.poll_s <= 0:
             raise InvalidInput(f"lease_seconds and poll_s must be > 0, got {self.lease_seconds}, {self.poll_s}")
+        if self.retry_backoff_s < 0:
+            raise InvalidInput(f"retry_backoff_s must be >= 0, got {self.retry_backoff_s}")
 
 
 class FarmWorker:
@@ -111,7 +114,7 @@ class FarmWorker:
             address, core, binary = device.address, device.core, device.benchmark_binary
             workdir = (device.properties or {}).get("workdir", DEFAULT_WORKDIR)
             runtime = current_runtime(device)  # what requests for this phone ask of it (latency_db.farm)
-        conn = PhoneConnection(address, key_path=self.key_path, retries=2, backoff_s=0.5)
+        conn = PhoneConnection(address, key_path=self.key_path, retries=2, backoff_s=self.options.retry_backoff_s)
         return PhoneRunner(conn, core=core, benchmark_binary=binary, name=name, limits=self.options.limits,
                            workdir=workdir, fixed_performance=self.options.fixed_performance, log=self.log,
                            runtime=runtime)

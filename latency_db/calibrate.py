@@ -25,11 +25,13 @@ from akd_tf.space import Arch, SearchSpace
 from akd_tf.target import ModelTarget
 from latency_db.accuracy import PredictionAccuracy, prediction_accuracy
 from latency_db.corrections import LinearCorrection, Region, fit_learned, fit_linear, library_version
+from latency_db.devices import current_runtime
 from latency_db.measure import WHOLE_MODEL_SETTINGS, measure_many
 from latency_db.predictor import LutPredictor, predict_from_features
 from latency_db.sampling import SamplingPlan, adaptive_sample
 from latency_db.schema import Calibration
 from latency_db.store import Store
+from latency_db.tables import choose_table
 
 # The linear method has 3 coefficients; 10 fit points per coefficient keep one noisy measurement from
 # moving it much, and the learned method needs tens of points for its trees' leaves (5 archs at least each).
@@ -81,6 +83,27 @@ def calibration_archs(space: SearchSpace, n_fit: int, holdout: int, seed: int) -
     return pool[holdout:], pool[:holdout]
 
 
+def check_measurable_now(store: Store, device_name: str, space: SearchSpace, target: ModelTarget,
+                         table_id: int | None, settings: RunSettings) -> None:
+    """InvalidInput unless the whole-model measurements taken now with ``settings`` belong to table version
+    ``table_id`` (None: the current one): a calibration is fitted on measurements of its own version's runtime
+    and threads only, so an older version (before an interpreter or ``benchmark_model`` upgrade) cannot be
+    calibrated any more."""
+    with store.session() as session:
+        table = choose_table(session, device_name, space, target, table_id=table_id, threads=settings.num_threads)
+        runtime = current_runtime(table.device)
+        if (table.runtime, table.threads) != (runtime, settings.num_threads):
+            raise InvalidInput(
+                f"latency table #{table.id} was measured by {table.runtime} with {_threads(table.threads)}, "
+                f"but device {device_name!r} measures with {runtime} and {_threads(settings.num_threads)} "
+                f"now: a calibration is fitted on measurements of its own table version's runtime and threads; "
+                f"calibrate the current version (leave out --table)")
+
+
+def _threads(n: int) -> str:
+    return f"{n} thread{'s' if n != 1 else ''}"
+
+
 def calibrate(store: Store, device_name: str, space: SearchSpace, target: ModelTarget, n_fit: int = DEFAULT_FIT, *,
               holdout: int = DEFAULT_HOLDOUT, seed: int = 0, settings: RunSettings = WHOLE_MODEL_SETTINGS,
               progress: Callable[[Arch], None] | None = None,
@@ -88,7 +111,8 @@ def calibrate(store: Store, device_name: str, space: SearchSpace, target: ModelT
     """Measure archs end to end (reusing stored measurements), fit every method for the device's current table
     version (or version ``table_id``), store them with that version, accept the best."""
     candidates, held_out = calibration_archs(space, n_fit, holdout, seed)
-    predictor = LutPredictor.load(store, device_name, space, target, table_id=table_id)
+    check_measurable_now(store, device_name, space, target, table_id, settings)
+    predictor = LutPredictor.load(store, device_name, space, target, table_id=table_id, threads=settings.num_threads)
     candidate_features = predictor.features_many(candidates)  # fails early on missing keys
     held_out_features = predictor.features_many(held_out)
     spent = [0.0]

@@ -18,7 +18,7 @@ from akd_tf.space import Arch
 from akd_tf.target import ModelTarget
 from latency_db import farm
 from latency_db.backends import backend_for, measure_files
-from latency_db.devices import measuring_device
+from latency_db.devices import current_runtime, measuring_device
 from latency_db.measurements import (get_or_create_model, latest_measurement, measurement_by_run_key,
                                      record_measurement)
 from latency_db.schema import Measurement, utcnow
@@ -163,7 +163,10 @@ def _measure_interleaved(store: Store, device_name: str, archs: list[Arch], targ
 def measure_many(store: Store, device_name: str, archs: list[Arch], target: ModelTarget, *,
                  settings: RunSettings = WHOLE_MODEL_SETTINGS, wait_timeout_s: float | None = None,
                  progress: Callable[[Arch], None] | None = None) -> dict[Arch, Measurement]:
-    """The latest measurement of each arch, measuring those never measured.
+    """The latest measurement of each arch taken by the device's current runtime
+    (:func:`latency_db.devices.current_runtime`) with ``settings.num_threads``, measuring the archs that have
+    none: a measurement from before an interpreter or ``benchmark_model`` upgrade, or with other threads, is
+    never reused (it belongs to another table version, and a calibration to one version).
 
     On the host they are measured in batches of :data:`INTERLEAVED_BATCH`, their repeats interleaved
     (``progress`` after each batch). On a phone every missing arch is queued first (deterministic run keys:
@@ -173,7 +176,9 @@ def measure_many(store: Store, device_name: str, archs: list[Arch], target: Mode
     """
     with store.session() as session:
         device = measuring_device(session, device_name)
-        rows = {a: latest_measurement(session, device, a, target) for a in archs}
+        runtime = current_runtime(device)
+        rows = {a: latest_measurement(session, device, a, target, runtime=runtime, num_threads=settings.num_threads)
+                for a in archs}
         for row in rows.values():
             if row is not None:
                 session.expunge(row)

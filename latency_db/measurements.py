@@ -70,9 +70,22 @@ def _newest_first(device: Device, arch: Arch, target: ModelTarget):
         TFLiteModel.quantization == target.quantization).order_by(Measurement.id.desc())
 
 
-def latest_measurement(session: Session, device: Device, arch: Arch, target: ModelTarget) -> Measurement | None:
-    """The newest measurement of ``arch`` at ``target`` on ``device``, or None."""
-    return session.scalar(_newest_first(device, arch, target).limit(1))
+def taken_under(settings) -> tuple[int | None, str | None]:
+    """The ``(num_threads, runtime)`` a measurement's stored run settings name: with its device and its model's
+    quantization, what places it under one table version (:class:`latency_db.tables.TableIdentity`).
+    ``(None, None)`` for settings that are not a mapping (rows from before settings were stored)."""
+    settings = settings if isinstance(settings, dict) else {}
+    return settings.get("num_threads"), settings.get("runtime")
+
+
+def latest_measurement(session: Session, device: Device, arch: Arch, target: ModelTarget, *,
+                       runtime: str, num_threads: int) -> Measurement | None:
+    """The newest measurement of ``arch`` at ``target`` on ``device`` taken by ``runtime`` with ``num_threads``,
+    or None. A measurement by another runtime (before an upgrade) or with other threads belongs to another
+    table version (:func:`taken_under`) and is never returned for this one."""
+    wanted = (num_threads, runtime)
+    return next((row for row in measurements_newest_first(session, device, arch, target)
+                 if taken_under(row.settings) == wanted), None)
 
 
 def measurements_newest_first(session: Session, device: Device, arch: Arch, target: ModelTarget):

@@ -11,11 +11,12 @@ from akd_tf.benchmark import latency_us
 from akd_tf.space import Arch, SearchSpace
 from akd_tf.target import ModelTarget
 from latency_db.corrections import describe_correction
-from latency_db.devices import lookup_device
+from latency_db.devices import current_runtime, lookup_device
 from latency_db.measurements import latest_measurement
 from latency_db.features import FEATURES
 from latency_db.predictor import ArchPricing, LutPredictor, MissingKeysError
 from latency_db.store import Store
+from latency_db.tables import THREADS, choose_table
 
 
 PRICE_MISSING_HINT = ("; or price them from the table's kernel model (`akd-tf latency fit-kernels`, then "
@@ -61,8 +62,11 @@ def query_latency(store: Store, device_name: str, space: SearchSpace, archs: Seq
     estimates: list[LatencyEstimate | None] = []
     with store.session() as session:
         device = lookup_device(session, device_name)  # None: this host has measured nothing yet
+        if device is not None:
+            runtime, threads = _measured_under(session, device, device_name, space, target, table_id)
         for arch in archs:
-            row = None if device is None else latest_measurement(session, device, arch, target)
+            row = None if device is None else latest_measurement(session, device, arch, target, runtime=runtime,
+                                                                 num_threads=threads)
             estimates.append(None if row is None else LatencyEstimate(
                 arch.to_string(), latency_us(row) / 1000.0, "measured",
                 f"measurement #{row.id} ({row.count} runs, {row.finished_at:%Y-%m-%d %H:%M} UTC)"))
@@ -76,6 +80,16 @@ def query_latency(store: Store, device_name: str, space: SearchSpace, archs: Seq
             raise exc.hinted(PRICE_MISSING_HINT) from None
         estimates = [next(predicted) if estimate is None else estimate for estimate in estimates]
     return estimates
+
+
+def _measured_under(session, device, device_name: str, space: SearchSpace, target: ModelTarget,
+                    table_id: int | None) -> tuple[str, int]:
+    """The runtime and threads whose whole-model measurements answer a query: those of the chosen table
+    version, else the device's current runtime with one thread (what the current version measures with)."""
+    if table_id is None:
+        return current_runtime(device), THREADS
+    table = choose_table(session, device_name, space, target, table_id=table_id)
+    return table.runtime, table.threads
 
 
 def _predictions(predictor: LutPredictor, archs: Sequence[Arch]) -> list[LatencyEstimate]:

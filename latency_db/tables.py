@@ -31,6 +31,7 @@ from akd_tf.errors import InvalidInput, MissingData
 from akd_tf.space import SearchSpace, get_space
 from akd_tf.target import DEFAULT_TARGET, ModelTarget
 from latency_db.devices import current_runtime, device_label, lookup_device, resolve_name, this_host_runtime
+from latency_db.measurements import taken_under
 from latency_db.schema import Calibration, Device, LatencyTable, LutEntry, Measurement, TFLiteModel, as_utc, utcnow
 from latency_db.store import Store
 
@@ -137,9 +138,7 @@ def _measured_counts(session: Session, tables: list[LatencyTable]) -> dict[int, 
                            .join(TFLiteModel).where(Measurement.device_id.in_({t.device_id for t in tables})))
     archs: dict[tuple, set[int]] = {}
     for device_id, model_id, settings, space, quantization in rows:
-        settings = settings if isinstance(settings, dict) else {}
-        identity = (device_id, space, quantization, settings.get("num_threads"), settings.get("runtime"))
-        archs.setdefault(identity, set()).add(model_id)
+        archs.setdefault((device_id, space, quantization, *taken_under(settings)), set()).add(model_id)
     return {t.id: len(archs.get((t.device_id, t.space, t.quantization, t.threads, t.runtime), ())) for t in tables}
 
 

@@ -186,7 +186,10 @@ def test_a_search_paused_with_ctrl_c_spends_no_attempt(lut_url, tmp_path):
     store = open_store(lut_url)
     log = tmp_path / "search.log"
     with log.open("w") as out:
-        search = subprocess.Popen(search_command(tmp_path, lut_url, "paused"), stdout=out, stderr=subprocess.STDOUT)
+        # 30 epochs: the children still train when the pause comes (with one, both could finish the search
+        # between the poll that sees their attempts and the signal)
+        search = subprocess.Popen(search_command(tmp_path, lut_url, "paused", "--proxy-epochs", "30"), stdout=out,
+                                  stderr=subprocess.STDOUT)
     try:
         wait_for(lambda: attempts(store, "paused") == [(1, 0), (1, 0)], 300, "the first attempts to start")
         search.send_signal(signal.SIGINT)
@@ -281,7 +284,7 @@ def dropping_phone(phone):
     store, emulated = phone
     emulated.faults.drop_during_benchmark = True
     worker = FarmWorker(store, ["px"], worker_id="w", options=WorkerOptions(
-        lease_seconds=5.0, poll_s=0.05, recheck_offline_s=0.2, limits=LIMITS))
+        lease_seconds=5.0, poll_s=0.05, recheck_offline_s=0.2, limits=LIMITS, retry_backoff_s=0.05))
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
     yield store, emulated

@@ -21,10 +21,12 @@ from db_fixtures import HOST_DEVICE, db_url, sqlite_url  # noqa: F401  (fixtures
 from latency_db.devices import get_device, host_id, list_devices, lookup_device, device_rows
 from latency_db.exchange import export_table, import_table
 from latency_db.lut import build_lut, plan_build
-from latency_db.measure import measure_arch
+from latency_db.calibrate import calibrate
+from latency_db.measure import measure_arch, measure_many
+from latency_db.measurements import taken_under
 from latency_db.predictor import LutPredictor, MissingKeysError
 from latency_db.query import query_latency
-from latency_db.schema import Base, Calibration, Device, LatencyTable, LutEntry
+from latency_db.schema import Base, Calibration, Device, LatencyTable, LutEntry, Measurement
 from latency_db.store import head_revision, open_store
 from latency_db.tables import choose_table, current_table, resolve_target, table_versions
 
@@ -221,6 +223,45 @@ def test_an_upgrade_starts_a_new_table_version(db_url, tiny_space, monkeypatch, 
     finally:
         monkeypatch.delenv("AKD_TF_INTERPRETER")
         load_interpreter.cache_clear()
+    store.close()
+
+
+@pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated:UserWarning")  # the upgrade's interpreter
+def test_calibrations_reuse_only_measurements_of_their_runtime(db_url, tiny_space, monkeypatch):  # noqa: F811
+    store = open_store(db_url)
+    arch = tiny_space.parse(ARCH)
+    before = measure_many(store, "local", [arch], TARGET, settings=QUICK)[arch]
+    assert measure_many(store, "local", [arch], TARGET, settings=QUICK)[arch].id == before.id  # reused
+    monkeypatch.setenv("AKD_TF_INTERPRETER", "tensorflow")  # the upgrade
+    load_interpreter.cache_clear()
+    try:
+        upgraded = measure_many(store, "local", [arch], TARGET, settings=QUICK)[arch]
+        two_threads = measure_many(store, "local", [arch], TARGET, settings=replace(QUICK, num_threads=2))[arch]
+        assert [taken_under(row.settings) for row in (before, upgraded, two_threads)] == [
+            (1, runtime_before := before.settings["runtime"]), (1, load_interpreter().label),
+            (2, load_interpreter().label)]
+        assert runtime_before != load_interpreter().label
+        assert measure_many(store, "local", [arch], TARGET, settings=QUICK)[arch].id == upgraded.id
+        [answer] = query_latency(store, "local", tiny_space, [arch], TARGET)  # a query answers from the same one
+        assert (answer.source, answer.detail.split(" (")[0]) == ("measured", f"measurement #{upgraded.id}")
+        with store.session() as session:  # a version measured before the upgrade can no longer be calibrated
+            old = LatencyTable(device_id=before.device_id, space=tiny_space.name, space_version=tiny_space.version,
+                               quantization="none", threads=1, runtime=runtime_before)
+            session.add(old)
+            session.flush()
+            old_id = old.id
+        with pytest.raises(ValueError, match=(
+                rf"^latency table #{old_id} was measured by {re.escape(runtime_before)} with 1 thread, but device "
+                rf"'local' measures with {re.escape(load_interpreter().label)} and 1 thread now: a calibration is "
+                r"fitted on measurements of its own table version's runtime and threads; calibrate the current "
+                r"version \(leave out --table\)$")):
+            calibrate(store, "local", tiny_space, TARGET, 30, holdout=10, settings=QUICK, table_id=old_id)
+    finally:
+        monkeypatch.delenv("AKD_TF_INTERPRETER")
+        load_interpreter.cache_clear()
+    assert measure_many(store, "local", [arch], TARGET, settings=QUICK)[arch].id == before.id  # its own again
+    with store.session() as session:
+        assert session.scalar(select(func.count()).select_from(Measurement)) == 3
     store.close()
 
 

@@ -318,8 +318,9 @@ LIST_COLUMNS = ["table", "device", "space", "runtime", "threads", "quantization"
 @json_option
 def latency_list(device_name, db_url, as_json):
     """Every latency table version: its device, space@version, runtime, threads, quantization, shapes, entries,
-    'measured' (architectures measured whole on its device under its runtime, threads and quantization),
-    calibrations, when it was begun, and '*' on each device's current versions. Reads only."""
+    'measured' (architectures measured whole on its device under its runtime, threads and quantization, at any
+    shape; a calibration of it reuses those at its shape), calibrations, when it was begun, and '*' on each
+    device's current versions. Reads only."""
     from akd_tf.tables import format_table
     from latency_db.tables import table_versions
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import resource
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from akd_tf.benchmark import RawTimings, RunSettings, time_model
@@ -252,6 +252,9 @@ def run_benchmark_model(argv: list[str], *, state: PhoneState, out: Output, cpu_
     out.flush()
 
     run = state.next_benchmark_run()
+    dropping = state.faults.drop_during_benchmark or run in state.faults.drop_benchmark_runs
+    if dropping:  # the connection drops after the warm-up: the timed phase never runs beyond its first run
+        settings = replace(settings, num_runs=1, min_secs=0.0)
     try:
         with state.thermal.under_load():
             raw = time_model(host, settings, seed=SEED)
@@ -268,7 +271,7 @@ def run_benchmark_model(argv: list[str], *, state: PhoneState, out: Output, cpu_
                f"{_format(values['warmup_min_secs'])} seconds{until}.")
     print_line(stats_line(warmup) + "\n")  # the statistics end in a newline of their own: a blank line follows
     out.flush()
-    if state.faults.drop_during_benchmark or run in state.faults.drop_benchmark_runs:
+    if dropping:
         raise InjectedDisconnect(f"Faults: dropping the connection after the warm-up phase of run {run}")
     print_line(f"Running benchmark for at least {values['num_runs']} iterations and at least "
                f"{_format(values['min_secs'])} seconds{until}.")
