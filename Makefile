@@ -19,5 +19,8 @@ demo: $(STAMP)
 relative-gain: $(STAMP)
 	AKD_TF=$(BIN)/akd-tf bash scripts/relative_gain_demo.sh
 
+# Test processes (pytest-xdist): many tests wait on subprocesses, phones and the farm, so two share two cores well.
+TEST_WORKERS ?= 2
+
 test: $(STAMP)
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) tests
