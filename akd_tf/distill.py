@@ -192,7 +192,12 @@ class Distiller(keras.Model):
         with tf.GradientTape() as tape:
             loss, logits, teacher_logits = self._objective(images, labels, extra, training=True)
             total = loss + tf.add_n(self.student.losses) if self.student.losses else loss
-        self.optimizer.minimize(total, self.trainable_variables, tape=tape)
+        variables = self.trainable_variables
+        # One replica: nothing to sum across replicas. The summing (a distribution all-reduce) is a
+        # tf.custom_gradient in graph mode, which registers in TensorFlow's global gradient registry and so
+        # kept every child's train graph alive in a search worker.
+        self.optimizer.apply_gradients(zip(tape.gradient(total, variables), variables),
+                                       experimental_aggregate_gradients=False)
         return self._update_metrics(loss, labels, logits, teacher_logits)
 
     def test_step(self, batch):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import math
 
 import numpy as np
@@ -224,6 +225,24 @@ def test_distill_runs_the_asked_epochs_and_reproduces_itself():
     assert runs[0][0].top1 == runs[1][0].top1
     for a, b in zip(runs[0][1], runs[1][1]):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_finished_training_leaves_no_train_graph_alive():
+    """A search worker trains child after child in one process, so none may keep its train graph alive (the
+    optimizer's cross-replica gradient sum, a tf.custom_gradient, once held each through TensorFlow's global
+    gradient registry)."""
+    from tensorflow.python.framework.func_graph import FuncGraph
+
+    def train_graphs() -> set[int]:
+        gc.collect()
+        return {id(g) for g in gc.get_objects() if isinstance(g, FuncGraph) and g.name.startswith("train_function")}
+
+    before = train_graphs()
+    training = _training(_random_dataset(), val_size=16)
+    for seed in (0, 1):
+        distill(_small_student(seed), None, training, settings=DistillSettings.hard_label(),
+                train=TrainSettings(epochs=1, batch_size=16, seed=seed, validate_every_epoch=False))
+    assert train_graphs() - before == set()
 
 
 # What the fused optimizers replace: Keras 2's optimizer classes with the same hyperparameters.
