@@ -25,13 +25,12 @@ from akd_tf.space import Arch, SearchSpace
 from akd_tf.target import ModelTarget
 from latency_db.accuracy import PredictionAccuracy, prediction_accuracy
 from latency_db.corrections import LinearCorrection, Region, fit_learned, fit_linear, library_version
-from latency_db.devices import current_runtime
 from latency_db.measure import WHOLE_MODEL_SETTINGS, measure_many
 from latency_db.predictor import LutPredictor, predict_from_features
 from latency_db.sampling import SamplingPlan, adaptive_sample
 from latency_db.schema import Calibration
 from latency_db.store import Store
-from latency_db.tables import choose_table
+from latency_db.tables import TableIdentity, choose_table
 
 # The linear method has 3 coefficients; 10 fit points per coefficient keep one noisy measurement from
 # moving it much, and the learned method needs tens of points for its trees' leaves (5 archs at least each).
@@ -91,17 +90,13 @@ def check_measurable_now(store: Store, device_name: str, space: SearchSpace, tar
     calibrated any more."""
     with store.session() as session:
         table = choose_table(session, device_name, space, target, table_id=table_id, threads=settings.num_threads)
-        runtime = current_runtime(table.device)
-        if (table.runtime, table.threads) != (runtime, settings.num_threads):
+        version = TableIdentity.of(table)
+        now = TableIdentity.current(table.device, space, target.quantization, settings.num_threads)
+        if (version.runtime, version.threads) != (now.runtime, now.threads):
             raise InvalidInput(
-                f"latency table #{table.id} was measured by {table.runtime} with {_threads(table.threads)}, "
-                f"but device {device_name!r} measures with {runtime} and {_threads(settings.num_threads)} "
-                f"now: a calibration is fitted on measurements of its own table version's runtime and threads; "
-                f"calibrate the current version (leave out --table)")
-
-
-def _threads(n: int) -> str:
-    return f"{n} thread{'s' if n != 1 else ''}"
+                f"latency table #{table.id} is {version.describe()}, but device {device_name!r} measures as "
+                f"{now.describe()} now: a calibration is fitted on measurements of its own table version's "
+                f"runtime and threads; calibrate the current version (leave out --table)")
 
 
 def calibrate(store: Store, device_name: str, space: SearchSpace, target: ModelTarget, n_fit: int = DEFAULT_FIT, *,

@@ -250,11 +250,12 @@ def test_calibrations_reuse_only_measurements_of_their_runtime(db_url, tiny_spac
             session.add(old)
             session.flush()
             old_id = old.id
-        with pytest.raises(ValueError, match=(
-                rf"^latency table #{old_id} was measured by {re.escape(runtime_before)} with 1 thread, but device "
-                rf"'local' measures with {re.escape(load_interpreter().label)} and 1 thread now: a calibration is "
-                r"fitted on measurements of its own table version's runtime and threads; calibrate the current "
-                r"version \(leave out --table\)$")):
+        space = f"lut-test@{tiny_space.version}"
+        refusal = (f"latency table #{old_id} is {space}, {runtime_before}, 1 thread, none, but device 'local' "
+                   f"measures as {space}, {load_interpreter().label}, 1 thread, none now: a calibration is fitted on "
+                   f"measurements of its own table version's runtime and threads; calibrate the current version "
+                   f"(leave out --table)")
+        with pytest.raises(ValueError, match=f"^{re.escape(refusal)}$"):
             calibrate(store, "local", tiny_space, TARGET, 30, holdout=10, settings=QUICK, table_id=old_id)
     finally:
         monkeypatch.delenv("AKD_TF_INTERPRETER")
