@@ -476,3 +476,13 @@ def test_search_children_on_a_phone_get_a_latency_or_their_own_error(store, phon
     assert mixed.latencies([ok])[0] == ChildLatency(measured.latency_ms, "measured", row.id, 0.0)
     assert mixed.matches(row.settings) and row.settings["core"] is not None
     assert not mixed.matches({**row.settings, "core": row.settings["core"] + 1})  # another core of the phone
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(lease_seconds=0.0), r"^lease_seconds and poll_s must be > 0, got 0\.0, 1\.0$"),
+    (dict(poll_s=-1.0), r"^lease_seconds and poll_s must be > 0, got 60\.0, -1\.0$"),
+    (dict(retry_backoff_s=-0.5), r"^retry_backoff_s must be >= 0, got -0\.5$"),
+])
+def test_worker_options_out_of_range_are_errors_naming_them(options, message):
+    with pytest.raises(ValueError, match=message):
+        WorkerOptions(**options)
