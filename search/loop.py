@@ -59,7 +59,6 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-from akd_tf.errors import WaitTimedOut
 from akd_tf.space import get_space
 from akd_tf.target import ModelTarget
 from latency_db.store import Store
@@ -73,6 +72,7 @@ from search.executors import SequentialExecutor
 from search.early_stop import stop_thresholds
 from search.failures import EveryChildExcluded, Failure, describe_exclusions, exclusion_groups
 from search.latency import LatencySource, check_resumed_latency
+from search.pause import CtrlCWatch
 from search.proxy_ranking import advice, cannot_rank
 from search.rewards import compute_reward, get_reward
 from search.tensorboard_log import SearchBoard
@@ -138,18 +138,28 @@ def run_search(store: Store, config: SearchConfig, *, executor=None, cache_dir: 
     source changed (a new table version or calibration, a new runtime) unless ``allow_latency_change``
     (:func:`search.latency.check_resumed_latency`). ``logdir``: write TensorBoard event files there
     (:mod:`search.tensorboard_log`); one that cannot be written raises ``ValueError`` first.
+
+    A Ctrl-C pauses the search: it raises ``KeyboardInterrupt`` with no attempt counted for the children it
+    stopped, even when it landed somewhere that turned it into another exception (:mod:`search.pause`).
     """
     config.validate()
     board = None if logdir is None else SearchBoard(logdir, config.name)
     try:
-        return _run(store, config, executor, cache_dir, wait_timeout_s, on_event, say, allow_latency_change, board)
+        with CtrlCWatch() as pause:
+            try:
+                return _run(store, config, executor, cache_dir, wait_timeout_s, on_event, say, allow_latency_change,
+                            board, pause)
+            except BaseException as exc:
+                if pause.is_pause(exc):
+                    raise pause.as_pause(exc)
+                raise
     finally:
         if board is not None:
             board.close()
 
 
 def _run(store: Store, config: SearchConfig, executor, cache_dir, wait_timeout_s, on_event, say,
-         allow_latency_change: bool, board: SearchBoard | None) -> dict:
+         allow_latency_change: bool, board: SearchBoard | None, pause: CtrlCWatch) -> dict:
     runs.check_resumable(store, config)
     executor = executor or SequentialExecutor()
     space = get_space(config.space)
@@ -184,7 +194,7 @@ def _run(store: Store, config: SearchConfig, executor, cache_dir, wait_timeout_s
     pipeline = None
     if controller.asynchronous and executor.capacity > 1 and not config.measure:
         pipeline = _Pipeline(store, config, run.id, controller, latency, executor, progress, say, sharing, job_base,
-                             training.mini_val.num_examples)
+                             training.mini_val.num_examples, pause)
         say(f"{executor.capacity} children train at once; the {config.controller} controller's next step starts "
             f"while this one's last children finish (its proposals lag at most one update)")
     while True:
@@ -201,7 +211,7 @@ def _run(store: Store, config: SearchConfig, executor, cache_dir, wait_timeout_s
             trials = runs.step_trials(store, run.id, step)
         if pipeline is None:
             _evaluate_step(store, config, trials, latency, executor, progress, say, sharing, job_base,
-                           training.mini_val.num_examples)
+                           training.mini_val.num_examples, pause)
         else:
             pipeline.finish_step(step)
         finished = runs.step_trials(store, run.id, step)
@@ -269,11 +279,12 @@ def _new_trials(proposals: list[Proposal]) -> list[runs.NewTrial]:
 
 
 def _evaluate_step(store, config: SearchConfig, trials, latency: LatencySource, executor, progress, say,
-                   sharing: list[int], job_base: dict, val_examples: int) -> None:
+                   sharing: list[int], job_base: dict, val_examples: int, pause: CtrlCWatch) -> None:
     """Finish every pending trial of a step, round after round: reuse the evaluation of each network evaluated
     before, make one attempt at the first pending child of each other network, and repeat until none is
     pending (a child whose infrastructure failed is tried again until it is done or excluded; the duplicates
-    of a network whose first child failed or was excluded are then evaluated themselves)."""
+    of a network whose first child failed or was excluded are then evaluated themselves). A pause
+    (:meth:`search.pause.CtrlCWatch.is_pause`) uncounts the attempts it stopped."""
     run_id, step = trials[0].run_id, trials[0].step
     while True:
         pending = [t for t in runs.step_trials(store, run_id, step) if t.status == "pending"]
@@ -296,9 +307,11 @@ def _evaluate_step(store, config: SearchConfig, trials, latency: LatencySource, 
             if config.early_stop:
                 job_base = {**job_base, "early_stop": _stop_thresholds(store, config, run_id, val_examples)}
             _attempt(store, config, run_id, step, chosen, latency, executor, progress, say, job_base)
-        except (KeyboardInterrupt, WaitTimedOut):  # paused (Ctrl-C), or no farm worker came: nothing failed
-            runs.release_attempts(store, chosen)
-            raise
+        except BaseException as exc:
+            if not pause.is_pause(exc):
+                raise
+            runs.release_attempts(store, chosen)  # paused (Ctrl-C), or no farm worker came: nothing failed
+            raise pause.as_pause(exc)
 
 
 class _Pipeline:
@@ -317,12 +330,13 @@ class _Pipeline:
     """
 
     def __init__(self, store, config: SearchConfig, run_id: int, controller, latency: LatencySource, executor,
-                 progress: _Progress, say, sharing: list[int], job_base: dict, val_examples: int):
+                 progress: _Progress, say, sharing: list[int], job_base: dict, val_examples: int, pause: CtrlCWatch):
         self.store, self.config, self.run_id, self.controller = store, config, run_id, controller
         self.latency, self.executor, self.progress, self.say = latency, executor, progress, say
-        self.sharing, self.job_base, self.val_examples = sharing, job_base, val_examples
+        self.sharing, self.job_base, self.val_examples, self.pause = sharing, job_base, val_examples, pause
         self.space = get_space(config.space)
         self.in_flight: dict[object, tuple[int, int, str]] = {}  # handle -> (trial id, step, network)
+        self.starting: list[int] = []  # trials whose attempts count, not yet submitted (their latencies first)
 
     def finish_step(self, step: int) -> None:
         """Return once no child of ``step`` is pending or training (children of ``step + 1`` may be)."""
@@ -337,10 +351,14 @@ class _Pipeline:
                     handle, result = self.executor.wait_one(list(self.in_flight))
                     self._record(handle, result)
                 # else: a start failed (its latency) and left its child pending: started again, or excluded
-        except (KeyboardInterrupt, WaitTimedOut):
-            runs.release_attempts(self.store, [trial_id for trial_id, _, _ in self.in_flight.values()])
+        except BaseException as exc:
+            if not self.pause.is_pause(exc):
+                raise
+            stopped = {trial_id for trial_id, _, _ in self.in_flight.values()} | set(self.starting)
+            runs.release_attempts(self.store, sorted(stopped))
             self.in_flight.clear()
-            raise
+            self.starting = []
+            raise self.pause.as_pause(exc)
 
     def _free(self) -> int:
         return self.executor.capacity - len(self.in_flight)
@@ -381,7 +399,8 @@ class _Pipeline:
         chosen = list(chosen.values())[:max(self._free(), 0)]
         if not chosen:
             return
-        excluded = runs.mark_started(self.store, [t.id for t in chosen], self.config.max_attempts)
+        self.starting = [t.id for t in chosen]  # from here, a pause uncounts their attempts
+        excluded = runs.mark_started(self.store, self.starting, self.config.max_attempts)
         for trial_id in excluded:  # its attempts ran out before
             self.progress.report(runs.get_trial_by_id(self.store, trial_id))
         chosen = [t for t in chosen if t.id not in excluded]
@@ -403,6 +422,7 @@ class _Pipeline:
             if trial.id not in failed:
                 job = {**job_base, "arch": trial.arch, "number": trial.number, "trial_id": trial.id}
                 self.in_flight[self.executor.submit(train_child, job)] = (trial.id, trial.step, trial.network)
+        self.starting = []
 
     def _record(self, handle, result: dict) -> None:
         trial_id, _, _ = self.in_flight.pop(handle)

@@ -192,18 +192,100 @@ def test_a_search_paused_with_ctrl_c_spends_no_attempt(lut_url, tmp_path):
                                   stderr=subprocess.STDOUT)
     try:
         wait_for(lambda: attempts(store, "paused") == [(1, 0), (1, 0)], 300, "the first attempts to start")
-        # Ctrl-C while the child trains, past its build: a KeyboardInterrupt that lands inside TensorFlow's lazy
-        # imports while Keras builds the model comes out as a SystemError/AssertionError (seen once under load)
-        time.sleep(5.0)
+        # Ctrl-C while the first child is built or trains (one that lands in TensorFlow's lazy imports during the
+        # build can come out as a SystemError: still a pause, see the next test)
         search.send_signal(signal.SIGINT)
-        assert search.wait(timeout=120) != 0
+        assert search.wait(timeout=120) == 130
     finally:
         if search.poll() is None:
             search.kill()
             search.wait()
+    output = log.read_text()
+    assert ("search 'paused' paused (Ctrl-C): every finished child is stored, and the children it stopped count no "
+            "attempt; resume with: akd-tf search --name paused --db URL") in output
     pending = [t for t in trials_of(store, "paused") if t.status == "pending"]
-    assert pending, log.read_text()  # the pause came before both children were trained
+    assert pending, output  # the pause came before both children were trained
     assert [(t.attempts, t.attempt_failures) for t in pending] == [(0, None)] * len(pending)
+    store.close()
+
+
+@pytest.fixture
+def ctrl_c_raises():
+    """SIGINT raises KeyboardInterrupt in this process, as in a terminal (a test runner may ignore it)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def press_ctrl_c():
+    """A real SIGINT to this process; its handler raises KeyboardInterrupt here, before this returns."""
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(5)  # not reached: the handler runs at the next bytecode
+    raise AssertionError("SIGINT did not interrupt")
+
+
+def test_a_ctrl_c_that_library_code_turns_into_another_error_is_still_a_pause(lut_url, ctrl_c_raises, monkeypatch):
+    import akd_tf.distill
+
+    store = open_store(lut_url)
+    real_proxy_train = akd_tf.distill.proxy_train
+
+    def ctrl_c_during_the_build(*args, **kwargs):
+        # What CPython made of a Ctrl-C that landed in one of TensorFlow's lazy imports while Keras built a child
+        try:
+            press_ctrl_c()
+        except KeyboardInterrupt as exc:
+            raise SystemError("__import__ returned a result with an exception set") from exc
+
+    monkeypatch.setattr(akd_tf.distill, "proxy_train", ctrl_c_during_the_build)
+    with pytest.raises(KeyboardInterrupt) as paused:
+        run_search(store, config("mangled"))
+    assert isinstance(paused.value.__cause__, SystemError)  # where the Ctrl-C landed stays in the traceback
+    assert [(t.status, t.attempts, t.attempt_failures) for t in trials_of(store, "mangled")] == [
+        ("pending", 0, None), ("pending", 0, None)]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the search's handler is gone
+
+    # The same error with no Ctrl-C is a crash: it is raised as it is, and the attempt stays counted
+    def crash_during_the_build(*args, **kwargs):
+        raise SystemError("__import__ returned a result with an exception set")
+
+    monkeypatch.setattr(akd_tf.distill, "proxy_train", crash_during_the_build)
+    with pytest.raises(SystemError):
+        run_search(store, config("mangled"))
+    assert [t.attempts for t in trials_of(store, "mangled")] == [1, 1]
+
+    monkeypatch.setattr(akd_tf.distill, "proxy_train", real_proxy_train)
+    summary = run_search(store, config("mangled"))  # resumed: the crash's attempts are recorded, the pause's not
+    assert summary["trials"] == {"pending": 0, "done": 2, "failed": 0, "excluded": 0}
+    assert [(t.attempts, t.attempt_failures) for t in trials_of(store, "mangled")] == [
+        (2, [{"attempt": 1, **INTERRUPTED}])] * 2
+    store.close()
+
+
+def test_a_ctrl_c_while_a_worker_s_children_are_priced_counts_no_attempt(lut_url, ctrl_c_raises, monkeypatch):
+    from search.executors import ProcessExecutor
+    from search.latency import LatencySource
+
+    store = open_store(lut_url)
+    real_latencies = LatencySource.latencies
+    counted_when_pressed = []
+
+    def ctrl_c_after_pricing(self, archs):
+        found = real_latencies(self, archs)
+        counted_when_pressed.extend(attempts(store, "pricing"))  # the attempts started, nothing submitted yet
+        press_ctrl_c()
+        return found
+
+    monkeypatch.setattr(LatencySource, "latencies", ctrl_c_after_pricing)
+    executor = ProcessExecutor(2)  # random search on 2 workers: children start one by one as workers free
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_search(store, config("pricing"), executor=executor)
+    finally:
+        executor.close()
+    assert counted_when_pressed == [(1, 0), (1, 0)]
+    assert [(t.status, t.attempts, t.attempt_failures, t.latency_ms) for t in trials_of(store, "pricing")] == [
+        ("pending", 0, None, None), ("pending", 0, None, None)]
     store.close()
 
 

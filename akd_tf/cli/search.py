@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 import click
 
 from akd_tf.cli.common import echo_json, open_store, say_unless_json
@@ -60,11 +62,17 @@ def search(ctx, name, execution, db_url, as_json, data_options, **options):
         summary = run_subgraph_search(store, config, cache_dir=execution["cache_dir"],
                                       wait_timeout_s=execution["wait_timeout"], say=say_unless_json(as_json))
     else:
-        with open_executor(execution) as runner:
-            summary = run_search(store, config, executor=runner, cache_dir=execution["cache_dir"],
-                                 wait_timeout_s=execution["wait_timeout"], logdir=execution["logdir"],
-                                 allow_latency_change=execution["allow_latency_change"],
-                                 say=say_unless_json(as_json), on_event=None if as_json else live_display())
+        try:
+            with open_executor(execution) as runner:
+                summary = run_search(store, config, executor=runner, cache_dir=execution["cache_dir"],
+                                     wait_timeout_s=execution["wait_timeout"], logdir=execution["logdir"],
+                                     allow_latency_change=execution["allow_latency_change"],
+                                     say=say_unless_json(as_json), on_event=None if as_json else live_display())
+        except KeyboardInterrupt:
+            click.echo(f"\nsearch {name!r} paused (Ctrl-C): every finished child is stored, and the children it "
+                       f"stopped count no attempt; resume with: akd-tf search --name {shlex.quote(name)}"
+                       f"{' --db URL' if db_url else ''}", err=True)
+            ctx.exit(130)
     if as_json:
         echo_json(summary)
         return
