@@ -6,11 +6,11 @@ an interrupted run loses nothing and evaluates nothing twice). Per controller st
 1. the controller proposes ``batch_size`` children (stored at once, "pending");
 2. their latencies are found for the whole step first (:class:`search.latency.LatencySource`), so
    measurements never compete with training for the cores;
-3. the executor trains them (:func:`search.evaluate.train_child`); each result is stored with its
-   reward as it arrives. A child whose training diverged is "failed" with
-   :data:`search.rewards.FAILED_REWARD` (the architecture's fault); a child whose evaluation failed for
-   any other reason (:mod:`search.failures`) is tried again with the same proposal, latency first if it
-   has none, until the run's ``max_attempts``, and then "excluded";
+3. the executor trains them (:func:`search.evaluate.train_child`; with several workers the children with the
+   most multiply-adds start first, :func:`start_order`); each result is stored with its reward as it arrives.
+   A child whose training diverged is "failed" with :data:`search.rewards.FAILED_REWARD` (the architecture's
+   fault); a child whose evaluation failed for any other reason (:mod:`search.failures`) is tried again with
+   the same proposal, latency first if it has none, until the run's ``max_attempts``, and then "excluded";
 4. the controller learns from the step's done and failed children only, and its state moves on with the
    next step's children.
 
@@ -393,7 +393,7 @@ class _Pipeline:
             if trial.network in evaluated:
                 self.progress.report(_reuse(self.store, self.config, trial, evaluated[trial.network]))
         training, chosen = self._training_networks(), {}
-        for trial in pending:
+        for trial in start_order(pending, self.executor.capacity):
             if trial.network not in evaluated and trial.network not in training:
                 chosen.setdefault(trial.network, trial)
         chosen = list(chosen.values())[:max(self._free(), 0)]
@@ -430,6 +430,18 @@ class _Pipeline:
                          self.say)
 
 
+def start_order(trials, workers: int) -> list:
+    """The order in which ``trials`` start training. With one worker: by number. With several: the children with
+    the most multiply-adds first (those that train longest), by number among equals, so the last children of a
+    step to start are short ones and no worker idles long while the step's last child trains (the
+    longest-processing-time-first rule of scheduling). The first child of a network by number still comes
+    before its duplicates, which have its multiply-adds."""
+    trials = list(trials)
+    if workers <= 1:
+        return sorted(trials, key=lambda t: t.number)
+    return sorted(trials, key=lambda t: (-t.mmacs, t.number))
+
+
 def _stop_thresholds(store, config: SearchConfig, run_id: int, val_examples: int) -> dict[int, float]:
     """The early-stopping thresholds for the children about to train, from the curves of the run's children
     trained before (:func:`search.early_stop.stop_thresholds`; a reused child trained nothing)."""
@@ -463,7 +475,8 @@ def _attempt(store, config: SearchConfig, run_id: int, step: int, trial_ids: lis
                                 measurement_id=found.measurement_id, seconds=found.seconds)
     by_id = {t.id: t for t in runs.step_trials(store, run_id, step)
              if t.status == "pending" and t.id in wanted and t.id not in failed}
-    jobs = [{**job_base, "arch": t.arch, "number": t.number, "trial_id": t.id} for t in by_id.values()]
+    jobs = [{**job_base, "arch": t.arch, "number": t.number, "trial_id": t.id}
+            for t in start_order(by_id.values(), executor.capacity)]
     for job, result in executor.map_unordered(train_child, jobs):
         _record_training(store, config, by_id[job["trial_id"]], result, progress, say)
 

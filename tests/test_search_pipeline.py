@@ -1,5 +1,6 @@
 """Random search and evolution with several workers: the next step starts while a step's last children train
-(one update of lag), updates stay one per step and in order, and no network is trained twice.
+(one update of lag), updates stay one per step and in order, and no network is trained twice; with several
+workers, whatever the controller, the children that train longest start first.
 
 Each search runs as `akd-tf search --workers 2` from a script that registers the ``lut-test`` space (also in the
 spawned workers) and, for the duplicate test, a controller that proposes the architectures it is given.
@@ -8,11 +9,16 @@ spawned workers) and, for the duplicate test, a controller that proposes the arc
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
 
 from db_fixtures import sqlite_url  # noqa: F401  (fixture)
-from run_fixtures import build_tiny_lut
+from run_fixtures import build_tiny_lut, tiny_search
 from latency_db.store import open_store
 from search import runs
+from search.executors import SequentialExecutor
+from search.loop import run_search, start_order
 
 TESTS = Path(__file__).parent
 A = "dwconv_k3_se0_noskip_w1_n1:dwconv_k3_se0_noskip_w1_n1"
@@ -103,3 +109,39 @@ def test_a_network_still_training_in_one_step_is_reused_by_the_next_step_not_tra
     trained = [t.arch for t in trials if t.reused_from is None]
     assert sorted(trained) == sorted([A, B, C])  # each network once
     store.close()
+
+
+class TwoSlots(SequentialExecutor):
+    """Trains in this process, a child at a time in the order submitted, while offering two slots as two workers
+    do; records the numbers of the children in the order they were submitted."""
+
+    capacity = 2
+
+    def __init__(self):
+        super().__init__()
+        self.submitted = []
+
+    def submit(self, fn, job):
+        self.submitted.append(job["number"])
+        return super().submit(fn, job)
+
+
+@pytest.mark.parametrize("controller", ["ppo", "random"])  # a step at a time; children started as workers free
+def test_with_several_workers_the_children_with_the_most_multiply_adds_start_first(sqlite_url, tiny_space,
+                                                                                   controller):  # noqa: F811
+    store = open_store(build_tiny_lut(sqlite_url))
+    executor = TwoSlots()
+    run_search(store, tiny_search("longest-first", controller=controller, trials=4, batch_size=4), executor=executor)
+    trials = runs.all_trials(store, runs.get_run(store, "longest-first").id)
+    trained = [t for t in trials if t.reused_from is None]  # a duplicate of a network takes its result
+    by_size = [t.number for t in sorted(trained, key=lambda t: (-t.mmacs, t.number))]
+    assert len(by_size) >= 3 and by_size != sorted(by_size)  # the sizes decide, not the numbers
+    assert executor.submitted == by_size
+    assert [t.status for t in trials] == ["done"] * 4
+    store.close()
+
+
+def test_the_start_order_is_by_number_for_one_worker_and_by_multiply_adds_for_several():
+    trials = [SimpleNamespace(number=n, mmacs=m) for n, m in [(0, 4.0), (1, 9.5), (2, 4.0), (3, 12.0), (4, 9.5)]]
+    assert [t.number for t in start_order(reversed(trials), 1)] == [0, 1, 2, 3, 4]
+    assert [t.number for t in start_order(trials, 2)] == [3, 1, 4, 0, 2]  # equals (duplicates) by number
