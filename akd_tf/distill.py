@@ -23,14 +23,19 @@ from __future__ import annotations
 import json
 import math
 import os
+import random
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import akd_tf.tf_env  # noqa: F401  (configures TensorFlow before it is imported)
+import numpy as np
 import tensorflow as tf
 import tf_keras as keras
+from tensorflow.python.eager import context as tf_eager_context
+from tf_keras.src import backend as keras_backend
 
 from akd_tf import data
 from akd_tf.conv_gradients import fast_pointwise_gradients
@@ -285,6 +290,27 @@ def _teacher_mode(teacher: Teacher | None, settings: DistillSettings, train: Tra
     return "online" if (train.augment or not use_cache) else "cached"
 
 
+@dataclass
+class PreparedTraining:
+    """A distillation ready to fit (:func:`prepare_distill`): the trainer built and compiled, its optimizer's
+    slots made, its data pipelines made, and with ``traced`` its train and test functions traced."""
+
+    model: "Distiller"
+    student: keras.Model
+    teacher: Teacher | None
+    training: data.TrainingData
+    settings: DistillSettings
+    train: TrainSettings
+    mode: str
+    cached: dict
+    train_pipeline: tf.data.Dataset
+    val_pipeline: tf.data.Dataset
+    steps_per_epoch: int
+    val_steps: int
+    started: float
+    traced: bool = False
+
+
 def distill(student: keras.Model, teacher: Teacher | None, training: data.TrainingData, *,
             settings: DistillSettings = DistillSettings(), train: TrainSettings = TrainSettings(),
             use_cache: bool = True, cache_dir: str | os.PathLike | None = None,
@@ -297,6 +323,20 @@ def distill(student: keras.Model, teacher: Teacher | None, training: data.Traini
     keeps the student with the best mini-val top-1 as a ``.keras`` file.
     Raises :class:`TrainingDiverged` on a NaN/inf loss.
     """
+    prepared = prepare_distill(student, teacher, training, settings=settings, train=train, use_cache=use_cache,
+                               cache_dir=cache_dir)
+    return fit_prepared(prepared, checkpoint_dir=checkpoint_dir, best_path=best_path, verbose=verbose,
+                        callbacks=callbacks)
+
+
+def prepare_distill(student: keras.Model, teacher: Teacher | None, training: data.TrainingData, *,
+                    settings: DistillSettings = DistillSettings(), train: TrainSettings = TrainSettings(),
+                    use_cache: bool = True, cache_dir: str | os.PathLike | None = None,
+                    trace: bool = False) -> PreparedTraining:
+    """All of :func:`distill` before its first step (arguments as there): checks, teacher outputs, pipelines,
+    the compiled trainer; with ``trace`` its train and test functions are traced too, so that
+    :func:`fit_prepared` starts computing at once (what lets a search prepare its next child while one
+    trains)."""
     started = time.perf_counter()
     mini_train, mini_val = training.mini_train, training.mini_val
     resolution, channels = training.resolution, training.channels
@@ -315,7 +355,6 @@ def distill(student: keras.Model, teacher: Teacher | None, training: data.Traini
         for split_name, split in (("val", mini_val),) + ((("train", mini_train),) if mode == "cached" else ()):
             cached[split_name] = teacher_outputs(teacher, split, resolution=resolution, channels=channels,
                                                  with_embeddings=with_embeddings, cache_dir=cache_dir)
-    teacher_seconds = sum(outputs.seconds for outputs in cached.values())
     train_pipeline = data.make_pipeline(
         mini_train, resolution=resolution, channels=channels, batch_size=train.batch_size, shuffle=True,
         augment=train.augment, seed=train.seed, extra=cached["train"].packed() if "train" in cached else None)
@@ -323,11 +362,14 @@ def distill(student: keras.Model, teacher: Teacher | None, training: data.Traini
     val_pipeline = data.make_pipeline(
         mini_val, resolution=resolution, channels=channels, batch_size=val_batch_size,
         extra=cached["val"].packed() if "val" in cached else None)
-    train_pipeline, val_pipeline = _as_model_inputs(train_pipeline), _as_model_inputs(val_pipeline)
+    # One iterator for the whole fit (the pipeline repeated, epochs cut by steps_per_epoch; each epoch still sees
+    # every example once, reshuffled): Keras otherwise makes a new iterator every epoch and runs one step into the
+    # end of the data, which cost 2-8 s between the epochs of a proxy child (benchmarks/child_profile.py).
+    train_pipeline, val_pipeline = _as_model_inputs(train_pipeline).repeat(), _as_model_inputs(val_pipeline)
     steps_per_epoch = math.ceil(mini_train.num_examples / train.batch_size)
     val_steps = math.ceil(mini_val.num_examples / val_batch_size)  # given: steps_per_execution > 1 needs it
 
-    keras.utils.set_random_seed(train.seed)
+    seed_for_build(train.seed)
     model = Distiller(student, num_classes, settings,
                       online_teacher=teacher if mode == "online" else None,
                       teacher_embedding_width=teacher.embedding_width if (teacher and with_embeddings) else None)
@@ -337,7 +379,24 @@ def distill(student: keras.Model, teacher: Teacher | None, training: data.Traini
     # Slots made now, not on the first step: a train step that creates variables is traced twice, and
     # tracing (not computing) dominates a short proxy run (measured ~6 s of 8 s per trace for a random arch).
     model.optimizer._create_all_weights(model.trainable_variables)  # the legacy optimizer's build()
+    prepared = PreparedTraining(model, student, teacher, training, settings, train, mode, cached, train_pipeline,
+                                val_pipeline, steps_per_epoch, val_steps, started)
+    if trace:
+        # The functions fit and its validation will call, traced for the iterators they will make (the same
+        # element specs, so neither traces again)
+        with fast_pointwise_gradients(student):
+            model.make_train_function().get_concrete_function(iter(train_pipeline))
+        model.make_test_function().get_concrete_function(iter(val_pipeline))
+        prepared.traced = True
+    return prepared
 
+
+def fit_prepared(prepared: PreparedTraining, *, checkpoint_dir: str | os.PathLike | None = None,
+                 best_path: str | os.PathLike | None = None, verbose: int = 0,
+                 callbacks: Sequence[keras.callbacks.Callback] = ()) -> TrainResult:
+    """Fit and score what :func:`prepare_distill` prepared (the rest of :func:`distill`, arguments as there)."""
+    model, student, train, training = prepared.model, prepared.student, prepared.train, prepared.training
+    mini_train, mini_val = training.mini_train, training.mini_val
     # Order matters: the best student and the backup are saved before any caller's callback runs.
     all_callbacks = [_StopOnDivergence()]
     keep_best = None
@@ -348,13 +407,10 @@ def distill(student: keras.Model, teacher: Teacher | None, training: data.Traini
         all_callbacks.append(keras.callbacks.BackupAndRestore(str(Path(checkpoint_dir) / "backup")))
     all_callbacks.extend(callbacks)
     fit_started = time.perf_counter()
-    # One iterator for the whole fit (the pipeline repeated, epochs cut by steps_per_epoch; each epoch still sees
-    # every example once, reshuffled): Keras otherwise makes a new iterator every epoch and runs one step into the
-    # end of the data, which cost 2-8 s between the epochs of a proxy child (benchmarks/child_profile.py).
     with fast_pointwise_gradients(student):  # traced inside: the same model, faster 1x1 convolution gradients
-        history = model.fit(train_pipeline.repeat(), epochs=train.epochs, steps_per_epoch=steps_per_epoch,
-                            verbose=verbose, callbacks=all_callbacks, validation_data=val_pipeline,
-                            validation_steps=val_steps,
+        history = model.fit(prepared.train_pipeline, epochs=train.epochs, steps_per_epoch=prepared.steps_per_epoch,
+                            verbose=verbose, callbacks=all_callbacks, validation_data=prepared.val_pipeline,
+                            validation_steps=prepared.val_steps,
                             validation_freq=1 if train.validate_every_epoch else [train.epochs])
     train_seconds = time.perf_counter() - fit_started
     if checkpoint_dir is not None:  # finished: the backup and best-so-far state are gone; so are empty folders
@@ -363,21 +419,40 @@ def distill(student: keras.Model, teacher: Teacher | None, training: data.Traini
                 folder.rmdir()
     final = {name[4:]: values[-1] for name, values in history.history.items() if name.startswith("val_")}
     if not final:  # resumed after the last epoch had finished: evaluate once more
-        final = model.evaluate(val_pipeline, steps=val_steps, verbose=0, return_dict=True)
+        final = model.evaluate(prepared.val_pipeline, steps=prepared.val_steps, verbose=0, return_dict=True)
     epochs_run = len(history.history.get("loss", []))
+    cached = prepared.cached
     return TrainResult(
         top1=float(final["top1"]), top5=float(final["top5"]), loss=float(final["loss"]),
         agreement=float(final["agreement"]) if "agreement" in final else None,
         epochs=train.epochs, train_examples=mini_train.num_examples, val_examples=mini_val.num_examples,
-        seconds=time.perf_counter() - started, train_seconds=train_seconds,
+        seconds=time.perf_counter() - prepared.started, train_seconds=train_seconds,
         examples_per_s=epochs_run * mini_train.num_examples / train_seconds if epochs_run else 0.0,
-        teacher_mode=mode, teacher_cache_hit=all(o.hit for o in cached.values()) if cached else None,
-        teacher_seconds=teacher_seconds,
+        teacher_mode=prepared.mode, teacher_cache_hit=all(o.hit for o in cached.values()) if cached else None,
+        teacher_seconds=sum(outputs.seconds for outputs in cached.values()),
         history={name: [float(v) for v in values] for name, values in history.history.items()},
         best_top1=keep_best.best if keep_best and keep_best.best >= 0 else None,
         best_epoch=keep_best.best_epoch if keep_best else None,
-        settings={"distill": asdict(settings), "train": asdict(train)},
+        settings={"distill": asdict(prepared.settings), "train": asdict(train)},
     )
+
+
+_PREPARING = threading.Lock()  # one preparation at a time: each sets the process's random seeds for its build
+
+
+def seed_for_build(seed: int) -> None:
+    """``keras.utils.set_random_seed(seed)`` (Python, NumPy, TensorFlow and Keras' seeds) for a build, except that
+    off the main thread TensorFlow's global seed is set without clearing its kernel caches: ``tf.random.set_seed``
+    clears them, which restarts the random kernels (dropout's) of a child training at that moment in the main
+    thread and changes its result."""
+    if threading.current_thread() is threading.main_thread():
+        keras.utils.set_random_seed(seed)
+        return
+    random.seed(seed)
+    np.random.seed(seed)
+    tf_context = tf_eager_context.context()
+    tf_context._seed, tf_context._rng = seed, random.Random(seed)  # what set_seed does, less the cache clearing
+    keras_backend._SEED_GENERATOR.generator = random.Random(seed)
 
 
 def proxy_train(arch: Arch, teacher: Teacher | None, training: data.TrainingData, *,
@@ -391,9 +466,32 @@ def proxy_train(arch: Arch, teacher: Teacher | None, training: data.TrainingData
     Defaults are the paper's proxy task: 5 epochs, the first a linear
     learning-rate warm-up, KD with alpha 0.9 and T 1, no weight sharing.
     """
-    keras.backend.clear_session()
-    keras.utils.set_random_seed(train.seed)
-    student = build_student(arch, training.input_shape, training.num_classes,
-                            with_embedding=settings.feature_weight > 0.0)
-    return distill(student, teacher, training, settings=settings, train=train, cache_dir=cache_dir,
-                   use_cache=use_cache, callbacks=callbacks)
+    prepared = prepare_proxy(arch, teacher, training, settings=settings, train=train, cache_dir=cache_dir,
+                             use_cache=use_cache)
+    return fit_prepared(prepared, callbacks=callbacks)
+
+
+def prepare_proxy(arch: Arch, teacher: Teacher | None, training: data.TrainingData, *,
+                  settings: DistillSettings = DistillSettings(),
+                  train: TrainSettings = TrainSettings(validate_every_epoch=False),
+                  cache_dir: str | os.PathLike | None = None, use_cache: bool = True,
+                  trace: bool = False) -> PreparedTraining:
+    """:func:`proxy_train` up to its first step (``trace``: :func:`prepare_distill`'s); :func:`fit_prepared` does
+    the rest, with the same result.
+
+    It may run in a thread of its own while another child trains: a student's weights come from the seed
+    alone (:func:`seed_for_build`; preparations never overlap), and Keras builds models in a graph of each
+    thread's own. Only the main thread clears Keras'
+    session (which also clears TensorFlow's kernel caches, unsafe while another thread computes); another
+    thread only restarts Keras' layer names, so a student's layers are named alike wherever it is built.
+    """
+    with _PREPARING:
+        if threading.current_thread() is threading.main_thread():
+            keras.backend.clear_session()
+        else:
+            keras.backend.reset_uids()
+        seed_for_build(train.seed)
+        student = build_student(arch, training.input_shape, training.num_classes,
+                                with_embedding=settings.feature_weight > 0.0)
+        return prepare_distill(student, teacher, training, settings=settings, train=train, cache_dir=cache_dir,
+                               use_cache=use_cache, trace=trace)

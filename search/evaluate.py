@@ -94,7 +94,7 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def train_child(job: dict) -> dict:
+def train_child(job: dict, prepared=None, when_prepared=None) -> dict:
     """Proxy-train one child and score it on mini-val.
 
     ``job`` is ``{"config": SearchConfig.to_dict(), "arch": str, "number": int, "threads": int | None,
@@ -104,28 +104,29 @@ def train_child(job: dict) -> dict:
     "kind", "error", "train_seconds", "worker"}`` when its training raised (``kind`` and ``error``:
     :func:`search.failures.training_failure`; a NaN loss is the architecture's fault, anything else is
     retried); data or teacher problems raise.
+
+    ``prepared``: a future of :func:`prepare_child` for ``job``, run ahead (in another thread) while the child
+    before trained; its errors are the training's. ``when_prepared``: called once the child is prepared and
+    its steps are about to start, when a next child's preparation may begin. ``train_seconds`` counts what the
+    child took of its worker from then on, its preparation included unless it was ready before.
     """
-    _limit_threads(job.get("threads"))
-    config = SearchConfig.from_dict(job["config"])
-    training = run_training_data(config)
-    teacher = teacher_for(config)
-    arch = get_space(config.space).parse(job["arch"])
+    config, _training, _teacher, _arch, _train = _child_inputs(job)  # their problems raise, here
     import tensorflow as tf
 
-    from akd_tf.distill import TrainingDiverged, proxy_train
+    from akd_tf.distill import TrainingDiverged, fit_prepared
     from search.failures import training_failure
 
-    train = config.proxy.train_settings(child_seed(config, job["number"]))
     callbacks = []
     if config.early_stop:  # validated every epoch, stopped under the thresholds the search sent
         from search.early_stop import stopping_callback
 
-        train = dataclasses.replace(train, validate_every_epoch=True)
         callbacks.append(stopping_callback(job.get("early_stop") or {}))
     start = time.perf_counter()
     try:
-        result = proxy_train(arch, teacher, training, settings=distill_settings(config.proxy, config.reward_source),
-                             train=train, cache_dir=job.get("cache_dir"), callbacks=callbacks)
+        ready = prepare_child(job) if prepared is None else prepared.result()
+        if when_prepared is not None:
+            when_prepared()
+        result = fit_prepared(ready, callbacks=callbacks)
     except (TrainingDiverged, tf.errors.OpError, ValueError, ArithmeticError, MemoryError) as exc:
         failure = training_failure(exc)
         return {"status": "failed", "kind": failure.kind, "error": failure.reason,
@@ -134,7 +135,35 @@ def train_child(job: dict) -> dict:
     if config.early_stop:
         summary["val_top1"] = list(result.history.get("val_top1", []))
         epochs_run = len(result.history.get("loss", []))
-        if epochs_run < train.epochs:
+        if epochs_run < ready.train.epochs:
             summary["stopped_at_epoch"] = epochs_run
     return {"status": "done", "accuracy": result.top1, "train": summary, "history": result.history,
             "train_seconds": time.perf_counter() - start, "worker": worker_name()}
+
+
+def prepare_child(job: dict, trace: bool = True):
+    """Everything of :func:`train_child` (``job`` as there) before its first step
+    (:func:`akd_tf.distill.prepare_proxy`): its student built and, with ``trace``, its train and test functions
+    traced; safe to run in another thread while a child trains."""
+    from akd_tf.distill import prepare_proxy
+
+    config, training, teacher, arch, train = _child_inputs(job)
+    return prepare_proxy(arch, teacher, training, settings=distill_settings(config.proxy, config.reward_source),
+                         train=train, cache_dir=job.get("cache_dir"), trace=trace)
+
+
+def _child_inputs(job: dict):
+    """``(config, training data, teacher, arch, train settings)`` of a child's ``job`` (data and teacher memoized
+    per process), its threads limited first."""
+    _limit_threads(job.get("threads"))
+    config = SearchConfig.from_dict(job["config"])
+    training = run_training_data(config)
+    teacher = teacher_for(config)
+    arch = get_space(config.space).parse(job["arch"])
+    train = config.proxy.train_settings(child_seed(config, job["number"]))
+    if config.early_stop:  # validated every epoch
+        train = dataclasses.replace(train, validate_every_epoch=True)
+    return config, training, teacher, arch, train
+
+
+train_child.prepare = prepare_child  # what an executor that runs children one after another may run ahead

@@ -14,6 +14,7 @@ from __future__ import annotations
 import concurrent.futures
 import multiprocessing
 import os
+import threading
 from typing import Callable, Iterable, Iterator
 
 from akd_tf.errors import InvalidInput
@@ -44,13 +45,21 @@ class _Executor:
 
 class SequentialExecutor(_Executor):
     """Runs each job in this process, one after another (with all of TensorFlow's threads): a job runs when
-    :meth:`wait_one` asks for it."""
+    :meth:`wait_one` asks for it.
+
+    Running ahead: a job function with a ``prepare`` companion (``fn.prepare(job)``, as
+    :func:`search.evaluate.train_child` has) is called as ``fn(job, prepared=..., when_prepared=...)``. Once the
+    running job says it is prepared, the next job submitted is prepared in a thread of its own while the
+    running one computes, and its future is handed to it when it runs. One preparation at a time, never two:
+    what one job's preparation does to process-wide state (say, the random seed) is never mixed with another's.
+    """
 
     workers = capacity = 1  # children that run at once
     threads_per_child = None
 
     def __init__(self):
         self._queued: dict[int, tuple[Callable[[dict], dict], dict]] = {}
+        self._prepared: dict[int, concurrent.futures.Future] = {}
         self._next = 0
 
     def submit(self, fn: Callable[[dict], dict], job: dict) -> int:
@@ -61,10 +70,39 @@ class SequentialExecutor(_Executor):
     def wait_one(self, handles: list) -> tuple[object, dict]:
         handle = min(handles)  # in the order submitted
         fn, job = self._queued.pop(handle)
-        return handle, fn(job)
+        if getattr(fn, "prepare", None) is None:
+            return handle, fn(job)
+        return handle, fn(job, prepared=self._prepared.pop(handle, None),
+                          when_prepared=lambda: self._prepare_next(fn))
+
+    def _prepare_next(self, fn: Callable) -> None:
+        """Start preparing the first queued job of ``fn`` not prepared yet, if any."""
+        waiting = [h for h, (queued_fn, _) in self._queued.items() if queued_fn is fn and h not in self._prepared]
+        if waiting:
+            handle = min(waiting)
+            self._prepared[handle] = _in_new_thread(fn.prepare, self._queued[handle][1])
 
     def close(self) -> None:
         self._queued.clear()
+        concurrent.futures.wait(list(self._prepared.values()))  # a preparation still running finishes, unused
+        self._prepared.clear()
+
+
+def _in_new_thread(fn: Callable[[dict], object], job: dict) -> concurrent.futures.Future:
+    """``fn(job)`` in a new daemon thread (a new thread, so thread-local state, Keras' graph among it, starts
+    empty); its result or exception comes through the future."""
+    future = concurrent.futures.Future()
+
+    def run() -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(fn(job))
+        except BaseException as exc:  # noqa: B036  (handed to whoever waits on the future, as a pool does)
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="prepare-next-child", daemon=True).start()
+    return future
 
 
 class ProcessExecutor(_Executor):

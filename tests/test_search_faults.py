@@ -228,7 +228,7 @@ def test_a_ctrl_c_that_library_code_turns_into_another_error_is_still_a_pause(lu
     import akd_tf.distill
 
     store = open_store(lut_url)
-    real_proxy_train = akd_tf.distill.proxy_train
+    real_prepare_proxy = akd_tf.distill.prepare_proxy
 
     def ctrl_c_during_the_build(*args, **kwargs):
         # What CPython made of a Ctrl-C that landed in one of TensorFlow's lazy imports while Keras built a child
@@ -237,7 +237,7 @@ def test_a_ctrl_c_that_library_code_turns_into_another_error_is_still_a_pause(lu
         except KeyboardInterrupt as exc:
             raise SystemError("__import__ returned a result with an exception set") from exc
 
-    monkeypatch.setattr(akd_tf.distill, "proxy_train", ctrl_c_during_the_build)
+    monkeypatch.setattr(akd_tf.distill, "prepare_proxy", ctrl_c_during_the_build)
     with pytest.raises(KeyboardInterrupt) as paused:
         run_search(store, config("mangled"))
     assert isinstance(paused.value.__cause__, SystemError)  # where the Ctrl-C landed stays in the traceback
@@ -249,12 +249,12 @@ def test_a_ctrl_c_that_library_code_turns_into_another_error_is_still_a_pause(lu
     def crash_during_the_build(*args, **kwargs):
         raise SystemError("__import__ returned a result with an exception set")
 
-    monkeypatch.setattr(akd_tf.distill, "proxy_train", crash_during_the_build)
+    monkeypatch.setattr(akd_tf.distill, "prepare_proxy", crash_during_the_build)
     with pytest.raises(SystemError):
         run_search(store, config("mangled"))
     assert [t.attempts for t in trials_of(store, "mangled")] == [1, 1]
 
-    monkeypatch.setattr(akd_tf.distill, "proxy_train", real_proxy_train)
+    monkeypatch.setattr(akd_tf.distill, "prepare_proxy", real_prepare_proxy)
     summary = run_search(store, config("mangled"))  # resumed: the crash's attempts are recorded, the pause's not
     assert summary["trials"] == {"pending": 0, "done": 2, "failed": 0, "excluded": 0}
     assert [(t.attempts, t.attempt_failures) for t in trials_of(store, "mangled")] == [
