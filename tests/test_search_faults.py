@@ -195,7 +195,8 @@ def test_a_search_paused_with_ctrl_c_spends_no_attempt(lut_url, tmp_path):
         # Ctrl-C while the first child is built or trains (one that lands in TensorFlow's lazy imports during the
         # build can come out as a SystemError: still a pause, see the next test)
         search.send_signal(signal.SIGINT)
-        assert search.wait(timeout=120) == 130
+        returncode = search.wait(timeout=120)
+        assert returncode == 130, f"exit status {returncode}:\n{log.read_text()}"
     finally:
         if search.poll() is None:
             search.kill()
