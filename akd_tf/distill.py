@@ -293,11 +293,10 @@ def _teacher_mode(teacher: Teacher | None, settings: DistillSettings, train: Tra
 @dataclass
 class PreparedTraining:
     """A distillation ready to fit (:func:`prepare_distill`): the trainer built and compiled, its optimizer's
-    slots made, its data pipelines made, and with ``traced`` its train and test functions traced."""
+    slots made, its data pipelines made (and, if asked, its train and test functions traced)."""
 
     model: "Distiller"
     student: keras.Model
-    teacher: Teacher | None
     training: data.TrainingData
     settings: DistillSettings
     train: TrainSettings
@@ -308,7 +307,6 @@ class PreparedTraining:
     steps_per_epoch: int
     val_steps: int
     started: float
-    traced: bool = False
 
 
 def distill(student: keras.Model, teacher: Teacher | None, training: data.TrainingData, *,
@@ -379,16 +377,14 @@ def prepare_distill(student: keras.Model, teacher: Teacher | None, training: dat
     # Slots made now, not on the first step: a train step that creates variables is traced twice, and
     # tracing (not computing) dominates a short proxy run (measured ~6 s of 8 s per trace for a random arch).
     model.optimizer._create_all_weights(model.trainable_variables)  # the legacy optimizer's build()
-    prepared = PreparedTraining(model, student, teacher, training, settings, train, mode, cached, train_pipeline,
-                                val_pipeline, steps_per_epoch, val_steps, started)
     if trace:
         # The functions fit and its validation will call, traced for the iterators they will make (the same
         # element specs, so neither traces again)
         with fast_pointwise_gradients(student):
             model.make_train_function().get_concrete_function(iter(train_pipeline))
         model.make_test_function().get_concrete_function(iter(val_pipeline))
-        prepared.traced = True
-    return prepared
+    return PreparedTraining(model, student, training, settings, train, mode, cached, train_pipeline, val_pipeline,
+                            steps_per_epoch, val_steps, started)
 
 
 def fit_prepared(prepared: PreparedTraining, *, checkpoint_dir: str | os.PathLike | None = None,
@@ -481,9 +477,9 @@ def prepare_proxy(arch: Arch, teacher: Teacher | None, training: data.TrainingDa
 
     It may run in a thread of its own while another child trains: a student's weights come from the seed
     alone (:func:`seed_for_build`; preparations never overlap), and Keras builds models in a graph of each
-    thread's own. Only the main thread clears Keras'
-    session (which also clears TensorFlow's kernel caches, unsafe while another thread computes); another
-    thread only restarts Keras' layer names, so a student's layers are named alike wherever it is built.
+    thread's own. Only the main thread clears Keras' session (which also clears TensorFlow's kernel caches,
+    unsafe while another thread computes); another thread only restarts Keras' layer names, so a student's
+    layers are named alike wherever it is built.
     """
     with _PREPARING:
         if threading.current_thread() is threading.main_thread():

@@ -110,7 +110,8 @@ def train_child(job: dict, prepared=None, when_prepared=None) -> dict:
     its steps are about to start, when a next child's preparation may begin. ``train_seconds`` counts what the
     child took of its worker from then on, its preparation included unless it was ready before.
     """
-    config, _training, _teacher, _arch, _train = _child_inputs(job)  # their problems raise, here
+    inputs = _child_inputs(job)  # data, teacher or arch problems raise, here
+    config = inputs[0]
     import tensorflow as tf
 
     from akd_tf.distill import TrainingDiverged, fit_prepared
@@ -123,7 +124,7 @@ def train_child(job: dict, prepared=None, when_prepared=None) -> dict:
         callbacks.append(stopping_callback(job.get("early_stop") or {}))
     start = time.perf_counter()
     try:
-        ready = prepare_child(job) if prepared is None else prepared.result()
+        ready = _prepare(job, inputs) if prepared is None else prepared.result()
         if when_prepared is not None:
             when_prepared()
         result = fit_prepared(ready, callbacks=callbacks)
@@ -141,15 +142,19 @@ def train_child(job: dict, prepared=None, when_prepared=None) -> dict:
             "train_seconds": time.perf_counter() - start, "worker": worker_name()}
 
 
-def prepare_child(job: dict, trace: bool = True):
+def prepare_child(job: dict):
     """Everything of :func:`train_child` (``job`` as there) before its first step
-    (:func:`akd_tf.distill.prepare_proxy`): its student built and, with ``trace``, its train and test functions
-    traced; safe to run in another thread while a child trains."""
+    (:func:`akd_tf.distill.prepare_proxy`): its student built, its train and test functions traced; safe to run
+    in another thread while a child trains."""
+    return _prepare(job, _child_inputs(job))
+
+
+def _prepare(job: dict, inputs: tuple):
     from akd_tf.distill import prepare_proxy
 
-    config, training, teacher, arch, train = _child_inputs(job)
+    config, training, teacher, arch, train = inputs
     return prepare_proxy(arch, teacher, training, settings=distill_settings(config.proxy, config.reward_source),
-                         train=train, cache_dir=job.get("cache_dir"), trace=trace)
+                         train=train, cache_dir=job.get("cache_dir"), trace=True)
 
 
 def _child_inputs(job: dict):
