@@ -51,6 +51,8 @@ def main() -> None:
     add_proxy_arguments(parser)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error(f"--rounds must be at least 1, got {args.rounds}")
     workers = 1 if args.what == "run-ahead" else 2
     totals = {False: [0, 0.0], True: [0, 0.0]}
     with tempfile.TemporaryDirectory() as tmp:
