@@ -5,7 +5,14 @@ labels, latency predicted from the host table in benchmarks/.cache/host.db (buil
 table is for 3 input channels, so the demo's images are fed as 32x32x3), in a fresh SQLite database each.
 Each child trains for --proxy-epochs on --proxy-train-size mini-train images and is scored on --val-size.
 
-    .venv/bin/python benchmarks/search_throughput.py [--trials 8 --workers 2 --proxy-epochs 3 ...]
+    .venv/bin/python benchmarks/search_throughput.py [--trials 8 --workers 2 --cores-per-worker K ...]
+
+Each run also reports the cores it kept busy on average (CPU time of the search process and its workers
+over the run's wall time). Without --cores-per-worker one worker trains in the search process with all of
+TensorFlow's threads, so on a machine with few cores it already keeps more than one busy, and N workers
+can gain at most about (cores) / (cores 1 worker kept busy). With --cores-per-worker K both runs pin
+each worker process to K cores of its own (1 worker: K cores; N workers: N x K), which measures how the
+search scales when each worker has its cores to itself.
 
 The headline (children per hour with N workers, and the ratio to 1 worker) is printed last.
 """
@@ -13,6 +20,7 @@ The headline (children per hour with N workers, and the ratio to 1 worker) is pr
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -35,9 +43,17 @@ def _copy_table(source_db: Path, target_url: str) -> None:
         import_table(open_store(target_url), path, "local", "json")
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and of its children that have exited (pool workers once shut down)."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
 def one_run(args, workers: int, tmp: Path, *, seed: int | None = None, batch_size: int | None = None,
             early_stop: bool = False) -> tuple[float, dict]:
-    """Seconds and summary of one search in a fresh database under ``tmp`` (``args``: the proxy settings)."""
+    """Seconds and summary of one search in a fresh database under ``tmp`` (``args``: the proxy settings,
+    and ``cores_per_worker`` if it has one); the summary gains ``cores_busy``, the cores the run kept busy
+    on average."""
     seed = args.seed if seed is None else seed
     name = f"throughput-{workers}-s{seed}{'-es' if early_stop else ''}"
     url = f"sqlite:///{tmp / f'{name}.db'}"
@@ -47,15 +63,16 @@ def one_run(args, workers: int, tmp: Path, *, seed: int | None = None, batch_siz
                           early_stop=early_stop, data={"source": "demo", "val_size": args.val_size, "channels": 3},
                           proxy=ProxySettings(epochs=args.proxy_epochs, train_size=args.proxy_train_size,
                                               batch_size=args.proxy_batch_size))
-    executor = make_executor("local", workers)
-    start = time.perf_counter()
+    executor = make_executor("local", workers, cores_per_worker=getattr(args, "cores_per_worker", None))
+    start, cpu_start = time.perf_counter(), cpu_seconds()
     try:
         summary = run_search(open_store(url), config, executor=executor,
                              on_event=lambda e: print(f"  {name}: {e.finished}/{e.budget} "
                                                       f"({e.elapsed_s:.0f} s)", flush=True))
     finally:
-        executor.close()
+        executor.close()  # waits for the workers, so their CPU time counts
     seconds = time.perf_counter() - start
+    summary["cores_busy"] = (cpu_seconds() - cpu_start) / seconds
     store = open_store(url)
     trials = runs.all_trials(store, runs.get_run(store, name).id)
     summary["stopped_early"] = sum(1 for t in trials if (t.train or {}).get("stopped_at_epoch"))
@@ -75,6 +92,9 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=None, help="children per step (default: --trials)")
+    parser.add_argument("--cores-per-worker", type=int, default=None,
+                        help="pin each worker process to this many cores of its own, in both runs (default: "
+                             "not pinned; 1 worker trains in this process)")
     add_proxy_arguments(parser)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -83,8 +103,16 @@ def main() -> None:
         many_s, many = one_run(args, args.workers, Path(tmp), batch_size=args.batch_size)
     base_done, many_done = base["trials"]["done"], many["trials"]["done"]
     base_rate, many_rate = base_done / base_s * 3600, many_done / many_s * 3600
-    print(f"1 worker: {base_done} children in {base_s:.0f} s = {base_rate:.0f} children/hour")
-    print(f"{args.workers} workers: {many_done} children in {many_s:.0f} s = {many_rate:.0f} children/hour "
+    cores = len(os.sched_getaffinity(0))
+    pinned = "" if args.cores_per_worker is None else f", {args.cores_per_worker} core(s) of its own each"
+    print(f"cores this process may run on: {cores}")
+    print(f"1 worker{pinned}: kept {base['cores_busy']:.2f} cores busy on average")
+    print(f"{args.workers} workers{pinned}: kept {many['cores_busy']:.2f} cores busy on average")
+    if args.cores_per_worker is None:
+        print(f"at most {cores / base['cores_busy']:.2f}x 1 worker from more workers on these {cores} cores "
+              f"(cores / cores 1 worker kept busy, at equal CPU time per child)")
+    print(f"1 worker{pinned}: {base_done} children in {base_s:.0f} s = {base_rate:.0f} children/hour")
+    print(f"{args.workers} workers{pinned}: {many_done} children in {many_s:.0f} s = {many_rate:.0f} children/hour "
           f"({many_rate / base_rate:.2f}x 1 worker)")
 
 

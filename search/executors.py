@@ -105,18 +105,55 @@ def _in_new_thread(fn: Callable[[dict], object], job: dict) -> concurrent.future
     return future
 
 
-class ProcessExecutor(_Executor):
-    """``workers`` local processes (spawned, so each has its own TensorFlow), kept for the whole search."""
+def core_sets(workers: int, cores_per_worker: int, available: Iterable[int]) -> list[frozenset[int]]:
+    """``workers`` disjoint sets of ``cores_per_worker`` cores each, taken in order from ``available`` (the
+    cores this process may run on); ``InvalidInput`` naming both counts when there are too few."""
+    check_int("workers", workers, 1)
+    check_int("cores per worker", cores_per_worker, 1)
+    cores = sorted(available)
+    needed = workers * cores_per_worker
+    if needed > len(cores):
+        raise InvalidInput(f"--cores-per-worker {cores_per_worker} with {workers} worker(s) needs {needed} cores; "
+                           f"this process may run on {len(cores)} ({', '.join(map(str, cores))}). Lower "
+                           f"--cores-per-worker or --workers.")
+    return [frozenset(cores[i * cores_per_worker:(i + 1) * cores_per_worker]) for i in range(workers)]
 
-    def __init__(self, workers: int):
+
+PIN_WAIT_S = 60.0  # a new worker takes its cores from a queue its pool filled before starting it
+
+
+def _pin_worker(cores_queue) -> None:
+    """A pool worker's initializer: run this process (and every thread it starts) on the next free core set."""
+    os.sched_setaffinity(0, cores_queue.get(timeout=PIN_WAIT_S))
+
+
+class ProcessExecutor(_Executor):
+    """``workers`` local processes (spawned, so each has its own TensorFlow), kept for the whole search.
+
+    Without ``cores_per_worker`` the workers share the machine's cores (TensorFlow threads: the cores over
+    the workers) and the system places them. With it, each worker runs on ``cores_per_worker`` cores of its
+    own (:func:`core_sets` of the cores this process may use), with as many TensorFlow threads, so workers
+    never compete for a core; a pool started again after a worker died hands out the same sets.
+    """
+
+    def __init__(self, workers: int, cores_per_worker: int | None = None):
         self.workers = self.capacity = workers
-        self.threads_per_child = max(1, (os.cpu_count() or 1) // workers)  # the cores shared out
+        self._core_sets = None if cores_per_worker is None else core_sets(workers, cores_per_worker,
+                                                                          os.sched_getaffinity(0))
+        self.threads_per_child = cores_per_worker or max(1, (os.cpu_count() or 1) // workers)
         self._pool = None
 
     def _start(self) -> concurrent.futures.ProcessPoolExecutor:
         if self._pool is None:
-            self._pool = concurrent.futures.ProcessPoolExecutor(
-                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"))
+            context = multiprocessing.get_context("spawn")
+            pinning = {}
+            if self._core_sets is not None:
+                cores_queue = context.Queue()
+                for cores in self._core_sets:
+                    cores_queue.put(cores)
+                pinning = {"initializer": _pin_worker, "initargs": (cores_queue,)}
+            self._pool = concurrent.futures.ProcessPoolExecutor(max_workers=self.workers, mp_context=context,
+                                                                **pinning)
         return self._pool
 
     def submit(self, fn: Callable[[dict], dict], job: dict) -> concurrent.futures.Future:
@@ -194,11 +231,14 @@ class RayExecutor(_Executor):
             self._ray.shutdown()
 
 
-def make_executor(name: str, workers: int | None = None, ray_address: str | None = None):
+def make_executor(name: str, workers: int | None = None, ray_address: str | None = None,
+                  cores_per_worker: int | None = None):
     """The executor called ``name`` (see :data:`EXECUTORS`) with ``workers`` children at a time (None: 1).
 
     ``workers`` sizes what runs on this machine (processes, or the local Ray started without
     ``ray_address``); on a Ray cluster the cluster's CPUs decide, so the two together are refused.
+    ``cores_per_worker`` (local only) pins each worker process to that many cores of its own
+    (:class:`ProcessExecutor`); then even one worker trains in a process of its own, not in this one.
     """
     if name not in EXECUTORS:
         raise InvalidInput(f"unknown executor {name!r}; known: {', '.join(EXECUTORS)}")
@@ -209,8 +249,13 @@ def make_executor(name: str, workers: int | None = None, ray_address: str | None
                            "(or the local Ray started without --ray-address); on the cluster at --ray-address each "
                            "child takes one CPU and the cluster's CPUs decide how many train at once. Leave out "
                            "--workers.")
+    if cores_per_worker is not None and name != "local":
+        raise InvalidInput("--cores-per-worker pins local worker processes; with --executor ray, Ray places each "
+                           "child (one CPU each)")
     workers = 1 if workers is None else workers
     check_int("workers", workers, 1)
     if name == "ray":
         return RayExecutor(workers, ray_address)
+    if cores_per_worker is not None:
+        return ProcessExecutor(workers, cores_per_worker)
     return SequentialExecutor() if workers == 1 else ProcessExecutor(workers)

@@ -5,6 +5,7 @@ printed tables can be compared exactly; `export --run` then really trains, expor
 """
 
 import json
+import os
 
 import pytest
 from click.testing import CliRunner
@@ -171,6 +172,19 @@ def test_workers_with_a_ray_address_is_refused_naming_both(stored_run):
     with pytest.raises(ValueError, match="^--workers and --ray-address do not go together"):
         make_executor("ray", 1, "ray://head:10001")
     assert isinstance(make_executor("local"), SequentialExecutor) and make_executor("local", 3).workers == 3
+
+
+def test_cores_per_worker_beyond_this_machine_s_cores_is_refused_before_any_child_trains(stored_run):
+    cores = len(os.sched_getaffinity(0))
+    result = invoke("search", "--db", stored_run, "--name", "demo-run", "--workers", "2", "--cores-per-worker",
+                    str(cores))
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: --cores-per-worker {cores} with 2 worker(s) needs {2 * cores} cores; "
+                                    f"this process may run on {cores} (")
+    assert result.output.endswith("). Lower --cores-per-worker or --workers.\n")
+    on_ray = invoke("search", "--db", stored_run, "--name", "demo-run", "--executor", "ray", "--cores-per-worker", "1")
+    assert (on_ray.exit_code, on_ray.output) == (1, "Error: --cores-per-worker pins local worker processes; with "
+                                                    "--executor ray, Ray places each child (one CPU each)\n")
 
 
 def test_export_run_trains_the_child_exports_scores_and_measures_it(stored_run, tmp_path):

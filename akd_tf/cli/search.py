@@ -177,7 +177,8 @@ def print_report_outcome(report) -> None:
 
 # How children of an AKD search are run; a subgraph run trains one student at a time in this process and
 # measures every one, so these would change nothing there.
-_AKD_EXECUTION = {"workers": "--workers", "ray_address": "--ray-address", "logdir": "--logdir",
+_AKD_EXECUTION = {"workers": "--workers", "cores_per_worker": "--cores-per-worker", "ray_address": "--ray-address",
+                  "logdir": "--logdir",
                   "allow_latency_change": "--allow-latency-change"}
 
 

@@ -130,6 +130,12 @@ SEARCH_RUN_OPTIONS = [
                      help="Children trained at once on this machine: worker processes sharing its cores, or with "
                           "--executor ray the CPUs of the local Ray it starts (default 1). Refused with "
                           "--ray-address, where the cluster's CPUs decide."),
+        click.option("--cores-per-worker", default=None, type=click.IntRange(min=1), metavar="K",
+                     help="Pin each local worker process to K cores of its own, with K TensorFlow threads, so "
+                          "workers never compete for a core (and the other cores stay free, say for a phone farm "
+                          "on this machine). Workers x K must fit the cores this process may run on. Even "
+                          "--workers 1 then trains in a worker process. Default: not pinned; the workers share "
+                          "the cores (cores / workers threads each), one worker trains in the search process."),
         click.option("--executor", type=click.Choice(list(EXECUTORS)), default="local", show_default=True,
                      help="local: this machine; ray: tasks on a Ray cluster (data and teacher paths must be visible "
                           "to every node)."),
@@ -194,7 +200,8 @@ def open_executor(execution: dict):
             check_logdir(execution["logdir"])
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--logdir") from None
-    runner = make_executor(execution["executor"], execution["workers"], execution["ray_address"])
+    runner = make_executor(execution["executor"], execution["workers"], execution["ray_address"],
+                           execution["cores_per_worker"])
     try:
         yield runner
     finally:

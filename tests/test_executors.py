@@ -1,0 +1,75 @@
+"""Local executors: where worker processes run, and that a pool started again after a death keeps that.
+
+Pinned workers are real spawned processes; each job reports the process it ran in and the cores that
+process may use (``os.sched_getaffinity``), so the test reads the pinning from the kernel, not the code.
+"""
+
+import os
+import time
+
+import pytest
+
+from search.executors import ProcessExecutor, SequentialExecutor, core_sets, make_executor
+
+CORES = sorted(os.sched_getaffinity(0))
+
+
+def where_am_i(job: dict) -> dict:
+    """A pool job: hold the worker a while (so each job gets a worker of its own), then say where it ran."""
+    time.sleep(job["hold_s"])
+    if job.get("die"):
+        os._exit(1)
+    return {"pid": os.getpid(), "cores": sorted(os.sched_getaffinity(0))}
+
+
+def run_together(executor, jobs):
+    return [result for _, result in executor.map_unordered(where_am_i, jobs)]
+
+
+def test_core_sets_hand_each_worker_its_own_cores_in_order():
+    assert core_sets(2, 1, {3, 1}) == [frozenset({1}), frozenset({3})]
+    assert core_sets(2, 2, range(5)) == [frozenset({0, 1}), frozenset({2, 3})]
+    assert core_sets(1, 3, [4, 0, 2]) == [frozenset({0, 2, 4})]
+    with pytest.raises(ValueError) as error:
+        core_sets(3, 2, {0, 1, 5})
+    assert str(error.value) == ("--cores-per-worker 2 with 3 worker(s) needs 6 cores; this process may run on 3 "
+                                "(0, 1, 5). Lower --cores-per-worker or --workers.")
+    with pytest.raises(ValueError, match="^cores per worker must be an int >= 1, got 0$"):
+        core_sets(1, 0, {0})
+
+
+def test_pinning_is_asked_for_by_cores_per_worker_and_only_for_local_workers():
+    assert isinstance(make_executor("local", 1), SequentialExecutor)
+    pinned = make_executor("local", 1, cores_per_worker=1)  # a process of its own, so it can be pinned
+    assert isinstance(pinned, ProcessExecutor) and (pinned.workers, pinned.threads_per_child) == (1, 1)
+    with pytest.raises(ValueError, match=r"^--cores-per-worker pins local worker processes; with --executor ray"):
+        make_executor("ray", 1, cores_per_worker=1)
+    with pytest.raises(ValueError, match=rf"^--cores-per-worker {len(CORES) + 1} with 1 worker\(s\) needs "):
+        make_executor("local", 1, cores_per_worker=len(CORES) + 1)
+
+
+@pytest.mark.skipif(len(CORES) < 2, reason="pins two workers to a core each")
+def test_pinned_workers_run_on_cores_of_their_own_also_after_a_worker_dies():
+    executor = ProcessExecutor(2, cores_per_worker=1)
+    try:
+        first = run_together(executor, [{"hold_s": 1.0}, {"hold_s": 1.0}])
+        assert len({r["pid"] for r in first}) == 2
+        assert sorted(r["cores"] for r in first) == [[CORES[0]], [CORES[1]]]
+
+        [died] = run_together(executor, [{"hold_s": 0.0, "die": True}])
+        assert (died["status"], died["kind"]) == ("failed", "worker-died")
+
+        again = run_together(executor, [{"hold_s": 1.0}, {"hold_s": 1.0}])  # a fresh pool, the same sets
+        assert len({r["pid"] for r in again}) == 2 and not {r["pid"] for r in again} & {r["pid"] for r in first}
+        assert sorted(r["cores"] for r in again) == [[CORES[0]], [CORES[1]]]
+    finally:
+        executor.close()
+
+
+def test_unpinned_workers_run_wherever_this_process_may():
+    executor = ProcessExecutor(2)
+    try:
+        assert [r["cores"] for r in run_together(executor, [{"hold_s": 0.0}])] == [CORES]
+        assert executor.threads_per_child == max(1, (os.cpu_count() or 1) // 2)
+    finally:
+        executor.close()
