@@ -8,11 +8,12 @@ Each child trains for --proxy-epochs on --proxy-train-size mini-train images and
     .venv/bin/python benchmarks/search_throughput.py [--trials 8 --workers 2 --cores-per-worker K ...]
 
 Each run also reports the cores it kept busy on average (CPU time of the search process and its workers
-over the run's wall time). Without --cores-per-worker one worker trains in the search process with all of
-TensorFlow's threads, so on a machine with few cores it already keeps more than one busy, and N workers
-can gain at most about (cores) / (cores 1 worker kept busy). With --cores-per-worker K both runs pin
-each worker process to K cores of its own (1 worker: K cores; N workers: N x K), which measures how the
-search scales when each worker has its cores to itself.
+over the run's wall time) and the CPU seconds it spent per child. Without --cores-per-worker one worker
+trains in the search process with all of TensorFlow's threads, so on a machine with few cores it already
+keeps more than one busy; N workers then gain what is left of the cores, less what running several
+TensorFlow processes side by side costs (the CPU seconds per child show that cost). With
+--cores-per-worker K both runs pin each worker process to K cores of its own (1 worker: K cores;
+N workers: N x K), which measures how the search scales when each worker has its cores to itself.
 
 The headline (children per hour with N workers, and the ratio to 1 worker) is printed last.
 """
@@ -53,7 +54,7 @@ def one_run(args, workers: int, tmp: Path, *, seed: int | None = None, batch_siz
             early_stop: bool = False) -> tuple[float, dict]:
     """Seconds and summary of one search in a fresh database under ``tmp`` (``args``: the proxy settings,
     and ``cores_per_worker`` if it has one); the summary gains ``cores_busy``, the cores the run kept busy
-    on average."""
+    on average, and ``cpu_s_per_child``, its CPU seconds per finished child."""
     seed = args.seed if seed is None else seed
     name = f"throughput-{workers}-s{seed}{'-es' if early_stop else ''}"
     url = f"sqlite:///{tmp / f'{name}.db'}"
@@ -72,7 +73,9 @@ def one_run(args, workers: int, tmp: Path, *, seed: int | None = None, batch_siz
     finally:
         executor.close()  # waits for the workers, so their CPU time counts
     seconds = time.perf_counter() - start
-    summary["cores_busy"] = (cpu_seconds() - cpu_start) / seconds
+    cpu = cpu_seconds() - cpu_start
+    summary["cores_busy"] = cpu / seconds
+    summary["cpu_s_per_child"] = cpu / max(summary["trials"]["done"], 1)
     store = open_store(url)
     trials = runs.all_trials(store, runs.get_run(store, name).id)
     summary["stopped_early"] = sum(1 for t in trials if (t.train or {}).get("stopped_at_epoch"))
@@ -106,11 +109,9 @@ def main() -> None:
     cores = len(os.sched_getaffinity(0))
     pinned = "" if args.cores_per_worker is None else f", {args.cores_per_worker} core(s) of its own each"
     print(f"cores this process may run on: {cores}")
-    print(f"1 worker{pinned}: kept {base['cores_busy']:.2f} cores busy on average")
-    print(f"{args.workers} workers{pinned}: kept {many['cores_busy']:.2f} cores busy on average")
-    if args.cores_per_worker is None:
-        print(f"at most {cores / base['cores_busy']:.2f}x 1 worker from more workers on these {cores} cores "
-              f"(cores / cores 1 worker kept busy, at equal CPU time per child)")
+    for count, summary in ((1, base), (args.workers, many)):
+        print(f"{count} worker{'s' if count > 1 else ''}{pinned}: kept {summary['cores_busy']:.2f} cores busy "
+              f"on average, {summary['cpu_s_per_child']:.1f} CPU seconds per child")
     print(f"1 worker{pinned}: {base_done} children in {base_s:.0f} s = {base_rate:.0f} children/hour")
     print(f"{args.workers} workers{pinned}: {many_done} children in {many_s:.0f} s = {many_rate:.0f} children/hour "
           f"({many_rate / base_rate:.2f}x 1 worker)")
