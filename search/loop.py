@@ -67,7 +67,7 @@ from search.config import SearchConfig
 from search.controller import make_controller
 from search.controller_base import Proposal
 from search.display import TrialEvent, describe_latency
-from search.evaluate import run_training_data, teacher_for, train_child
+from search.evaluate import configure_child_threads, run_training_data, teacher_for, train_child
 from search.executors import SequentialExecutor
 from search.early_stop import stop_thresholds
 from search.failures import EveryChildExcluded, Failure, describe_exclusions, exclusion_groups
@@ -162,6 +162,11 @@ def _run(store: Store, config: SearchConfig, executor, cache_dir, wait_timeout_s
          allow_latency_change: bool, board: SearchBoard | None, pause: CtrlCWatch) -> dict:
     runs.check_resumable(store, config)
     executor = executor or SequentialExecutor()
+    # Before this process's first TensorFlow op (the teacher, the controller): children trained here, and the
+    # controller, run one thread per op as every worker does, so no result depends on where it was computed.
+    if not configure_child_threads(None):
+        say("TensorFlow ran in this process before the search started, with more than one thread per op: "
+            "children trained here may score slightly differently from the same children in a fresh process")
     space = get_space(config.space)
     training = run_training_data(config)
     teacher = teacher_for(config)
