@@ -204,6 +204,7 @@ def test_a_search_paused_with_ctrl_c_spends_no_attempt(lut_url, tmp_path):
     output = log.read_text()
     assert ("search 'paused' paused (Ctrl-C): every finished child is stored, and the children it stopped count no "
             "attempt; resume with: akd-tf search --name paused --db URL") in output
+    assert "TensorFlow ran in this process" not in output  # the command started none before the search set threads
     pending = [t for t in trials_of(store, "paused") if t.status == "pending"]
     assert pending, output  # the pause came before both children were trained
     assert [(t.attempts, t.attempt_failures) for t in pending] == [(0, None)] * len(pending)
