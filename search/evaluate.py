@@ -90,10 +90,10 @@ def configure_child_threads(threads: int | None) -> bool:
     side (inter-op; None: every core this process may run on).
 
     A child's result then depends only on its job, not on how many workers, cores or threads train it: a
-    kernel split over several threads sums in another order, which changed proxy top-1 by up to 4 points
-    (a random demo child: 0.762 with 2 threads per op, 0.718 with 1); it is also faster on few cores, where
-    one worker's ops barely gain from a second thread. Only possible before the process's first TensorFlow
-    op: returns False (and changes nothing) when TensorFlow already runs with other settings.
+    kernel split over several threads sums in another order (the same demo child scored 0.402 top-1 with one
+    thread per op and 0.465 with two; tests/test_child_threads.py). A search's throughput stayed within the
+    host's noise (docs/performance.md). Only possible before the process's first TensorFlow op: returns
+    False (and changes nothing) when TensorFlow already runs with other settings.
     """
     import tensorflow as tf
 
