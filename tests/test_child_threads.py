@@ -20,7 +20,7 @@ from search.executors import ProcessExecutor
 
 CONFIG = SearchConfig(name="threads", controller="random", reward_source="label", target_ms=1.0, trials=1,
                       batch_size=1, seed=0, data={"source": "demo", "val_size": 1000, "channels": 3},
-                      proxy=ProxySettings(epochs=2, train_size=1000, batch_size=32))
+                      proxy=ProxySettings(epochs=1, train_size=1000, batch_size=32))
 ARCH = get_space().sample_many(1, 0)[0].to_string()
 TESTS = Path(__file__).parent
 SEARCH_HERE = """
