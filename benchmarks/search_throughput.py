@@ -10,11 +10,12 @@ Each child trains for --proxy-epochs on --proxy-train-size mini-train images and
 Each run also reports the cores it kept busy on average (CPU time of the search process and its workers
 over the run's wall time), the CPU seconds it spent per child, and the share of its workers' time spent
 training children (the rest: starting workers, waiting for work, the run's last children). Without
---cores-per-worker one worker trains in the search process with all of TensorFlow's threads, so on a
-machine with few cores it already keeps more than one busy; N workers then gain what is left of the cores,
-less what running several TensorFlow processes side by side costs (the CPU seconds per child show that
-cost). With --cores-per-worker K both runs pin each worker process to K cores of its own (1 worker: K
-cores; N workers: N x K), which measures how the search scales when each worker has its cores to itself.
+--cores-per-worker one worker trains in the search process with its cores running a child's ops side by
+side while the next child is prepared, so on a machine with few cores it already keeps more than one
+busy; N workers then gain what is left of the cores, less what running several TensorFlow processes side
+by side costs (the CPU seconds per child show that cost). With --cores-per-worker K both runs pin each
+worker process to K cores of its own (1 worker: K cores; N workers: N x K), which measures how the search
+scales when each worker has its cores to itself.
 
 The headline (children per hour with N workers, and the ratio to 1 worker) is printed last.
 """
