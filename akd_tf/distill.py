@@ -387,6 +387,47 @@ def prepare_distill(student: keras.Model, teacher: Teacher | None, training: dat
                             steps_per_epoch, val_steps, started)
 
 
+def warm_up(prepared: PreparedTraining) -> PreparedTraining:
+    """Run ``prepared``'s train and test functions once each on a batch of their data, then put back every
+    variable the two calls changed (weights, batch-norm statistics, optimizer slots and step, metrics, the
+    dropout generator's state); returns ``prepared``, which :func:`fit_prepared` then trains to exactly the
+    result it reaches without this.
+
+    What it buys: TensorFlow instantiates a function (Grappler's rewrite of its graph, its kernels made) on
+    its first call, about 1-2 s for a proxy child's train step. Done here, in the thread that prepares the
+    next child, that cost leaves the thread that trains. ``prepared`` must have been traced
+    (``prepare_distill(trace=True)``), so that the calls trace nothing new.
+    """
+    model = prepared.model
+    train_function, test_function = model.train_function, model.test_function
+    if train_function is None or test_function is None:
+        raise InvalidInput("warm_up needs a prepared training whose functions were traced (trace=True)")
+    train_batches = iter(_zero_batches(prepared.train_pipeline))
+    test_batches = iter(_zero_batches(prepared.val_pipeline))
+    touched = {id(v): v for v in (*train_function.get_concrete_function(train_batches).variables,
+                                  *test_function.get_concrete_function(test_batches).variables,
+                                  *model.variables, *model.optimizer.variables())}
+    saved = [(variable, tf.identity(variable)) for variable in touched.values()]
+    train_function(train_batches)
+    test_function(test_batches)
+    for variable, value in saved:
+        variable.assign(value)
+    return prepared
+
+
+def _zero_batches(pipeline: tf.data.Dataset) -> tf.data.Dataset:
+    """Endless batches of one all-zero example with ``pipeline``'s element spec, so a function traced for
+    ``pipeline``'s iterators runs on them as traced. Not ``pipeline`` itself: each new iterator of a shuffled
+    dataset advances its shuffle seed, which would change the order the fit then sees (as would an iterator
+    made only to look a function up)."""
+    spec = pipeline.element_spec
+    row = tf.nest.map_structure(lambda s: tf.zeros(s.shape[1:], s.dtype), spec)
+    zeros = tf.data.Dataset.from_tensors(row).repeat().batch(1)
+    if zeros.element_spec != spec:
+        raise InvalidInput(f"cannot make batches of {spec} to warm up with")
+    return zeros
+
+
 def fit_prepared(prepared: PreparedTraining, *, checkpoint_dir: str | os.PathLike | None = None,
                  best_path: str | os.PathLike | None = None, verbose: int = 0,
                  callbacks: Sequence[keras.callbacks.Callback] = ()) -> TrainResult:

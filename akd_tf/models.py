@@ -67,7 +67,11 @@ def _layer(inputs, plan: LayerPlan, momentum: float):
 def _head(x, plan: HeadPlan, momentum: float, dropout: float):
     x = _conv_bn(x, plan.filters, 1, 1, plan.name, momentum, activation=True)
     embedding = keras.layers.GlobalAveragePooling2D(name=EMBEDDING_OUTPUT)(x)
-    x = keras.layers.Dropout(dropout, name="head_dropout")(embedding) if dropout > 0 else embedding
+    # rng_type "stateful": the dropout masks come from a tf.random.Generator, whose state is a variable, so a
+    # train step's whole state is in variables (akd_tf.distill.warm_up relies on it to undo a step).
+    x = embedding
+    if dropout > 0:
+        x = keras.layers.Dropout(dropout, name="head_dropout", rng_type="stateful")(embedding)
     logits = keras.layers.Dense(plan.num_classes, name=LOGITS_OUTPUT)(x)
     return logits, embedding
 

@@ -2,6 +2,9 @@
 
 * ``run-ahead`` (1 worker): the search process prepares the next child (builds its student, traces its
   functions) in a thread while one trains, against preparing each child just before it trains.
+* ``warm-up`` (1 worker, running ahead): the thread that prepares the next child also runs its train and test
+  functions once and undoes those steps (:func:`akd_tf.distill.warm_up`), so TensorFlow instantiates them
+  there, against leaving that to the child's first step in the thread that trains.
 * ``longest-first`` (2 worker processes): the children with the most multiply-adds start first, against
   starting them by number.
 
@@ -9,6 +12,7 @@ Each round runs the same search (the demo at search_throughput.py's settings, ra
 children) off and then on, in fresh databases; rounds alternate to spread the host's drift over both.
 
     .venv/bin/python benchmarks/scheduling.py run-ahead [--rounds 2 --trials 8 ...]
+    .venv/bin/python benchmarks/scheduling.py warm-up [--rounds 2 --trials 8 ...]
     .venv/bin/python benchmarks/scheduling.py longest-first [--rounds 2 --trials 8 ...]
 
 The headline (children per hour off and on, summed over the rounds, and their ratio) is printed last.
@@ -29,8 +33,15 @@ def by_number(trials, workers):
     return sorted(trials, key=lambda t: t.number)
 
 
+def prepare_cold(job: dict):
+    """:func:`search.evaluate.prepare_child` without its warm-up: built and traced only."""
+    return search.evaluate._prepare(job, search.evaluate._child_inputs(job))
+
+
 def switch(what: str, on: bool) -> None:
-    if what == "run-ahead":
+    if what == "warm-up":
+        search.evaluate.train_child.prepare = search.evaluate.prepare_child if on else prepare_cold
+    elif what == "run-ahead":
         if on:
             search.evaluate.train_child.prepare = search.evaluate.prepare_child
         elif hasattr(search.evaluate.train_child, "prepare"):
@@ -44,7 +55,7 @@ START_ORDER = search.loop.start_order
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["run-ahead", "longest-first"])
+    parser.add_argument("what", choices=["run-ahead", "warm-up", "longest-first"])
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=None, help="children per step (default: --trials)")
@@ -53,7 +64,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.rounds < 1:
         parser.error(f"--rounds must be at least 1, got {args.rounds}")
-    workers = 1 if args.what == "run-ahead" else 2
+    workers = 2 if args.what == "longest-first" else 1
     totals = {False: [0, 0.0], True: [0, 0.0]}
     with tempfile.TemporaryDirectory() as tmp:
         for round_number in range(args.rounds):

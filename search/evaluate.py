@@ -160,9 +160,11 @@ def train_child(job: dict, prepared=None, when_prepared=None) -> dict:
 
 def prepare_child(job: dict):
     """Everything of :func:`train_child` (``job`` as there) before its first step
-    (:func:`akd_tf.distill.prepare_proxy`): its student built, its train and test functions traced; safe to run
-    in another thread while a child trains."""
-    return _prepare(job, _child_inputs(job))
+    (:func:`akd_tf.distill.prepare_proxy`): its student built, its train and test functions traced and
+    instantiated (:func:`akd_tf.distill.warm_up`); safe to run in another thread while a child trains."""
+    from akd_tf.distill import warm_up
+
+    return warm_up(_prepare(job, _child_inputs(job)))
 
 
 def _prepare(job: dict, inputs: tuple):

@@ -14,7 +14,8 @@ import tf_keras as keras
 
 from akd_tf import data
 from akd_tf.distill import (DistillSettings, Distiller, TrainSettings, TrainingDiverged, WarmupCosine, distill,
-                            kd_loss, make_optimizer, proxy_train)
+                            fit_prepared, kd_loss, make_optimizer, prepare_distill, proxy_train, warm_up)
+from akd_tf.errors import InvalidInput
 from akd_tf.models import build_student
 from akd_tf.space import get_space
 from akd_tf.teacher_cache import teacher_outputs
@@ -225,6 +226,33 @@ def test_distill_runs_the_asked_epochs_and_reproduces_itself():
     assert runs[0][0].top1 == runs[1][0].top1
     for a, b in zip(runs[0][1], runs[1][1]):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_warmed_up_training_trains_exactly_as_one_that_was_not():
+    # warm_up runs a train and a test step (dropout, batch-norm statistics, the optimizer's step all move) and
+    # undoes them; the fit after it reaches the same weights and history to the bit.
+    training = _training(_random_dataset(n=72), val_size=22)
+    settings = TrainSettings(epochs=2, batch_size=16, learning_rate=0.05, seed=5)
+    runs = []
+    for warm in (False, True):
+        keras.utils.set_random_seed(0)
+        student = build_student(get_space().extreme(largest=False), (RESOLUTION, RESOLUTION, 3), CLASSES,
+                                dropout=0.5)
+        prepared = prepare_distill(student, None, training, settings=DistillSettings.hard_label(), train=settings,
+                                   trace=True)
+        result = fit_prepared(warm_up(prepared) if warm else prepared)
+        runs.append((result.history, student.get_weights()))
+    assert runs[0][0] == runs[1][0]
+    for cold, warmed in zip(runs[0][1], runs[1][1]):
+        np.testing.assert_array_equal(cold, warmed)
+
+
+def test_warm_up_needs_traced_functions():
+    training = _training(_random_dataset(n=40), val_size=8)
+    prepared = prepare_distill(_small_student(), None, training, settings=DistillSettings.hard_label(),
+                               train=TrainSettings(epochs=1, batch_size=16))
+    with pytest.raises(InvalidInput, match="trace=True"):
+        warm_up(prepared)
 
 
 def test_a_finished_training_leaves_no_train_graph_alive():
