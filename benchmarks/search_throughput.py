@@ -99,7 +99,7 @@ def add_proxy_arguments(parser: argparse.ArgumentParser) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=8)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2, help="worker processes of the second run (at least 2)")
     parser.add_argument("--batch-size", type=int, default=None, help="children per step (default: --trials)")
     parser.add_argument("--cores-per-worker", type=int, default=None,
                         help="pin each worker process to this many cores of its own, in both runs (default: "
@@ -107,6 +107,8 @@ def main() -> None:
     add_proxy_arguments(parser)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    if args.workers < 2:
+        parser.error(f"--workers must be at least 2 (the baseline run has 1 worker), got {args.workers}")
     with tempfile.TemporaryDirectory() as tmp:
         base_s, base = one_run(args, 1, Path(tmp), batch_size=args.batch_size)
         many_s, many = one_run(args, args.workers, Path(tmp), batch_size=args.batch_size)
