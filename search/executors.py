@@ -130,18 +130,18 @@ def _pin_worker(cores_queue) -> None:
 class ProcessExecutor(_Executor):
     """``workers`` local processes (spawned, so each has its own TensorFlow), kept for the whole search.
 
-    Without ``cores_per_worker`` the workers share the machine's cores (``threads_per_child``, the ops a child
-    runs side by side: the cores over the workers) and the system places them. With it, each worker runs on
-    ``cores_per_worker`` cores of its own (:func:`core_sets` of the cores this process may use), as many ops
-    side by side, so workers never compete for a core; a pool started again after a worker died hands out the
-    same sets.
+    Without ``cores_per_worker`` the workers share the cores this process may run on (``threads_per_child``,
+    the ops a child runs side by side: those cores over the workers) and the system places them. With it,
+    each worker runs on ``cores_per_worker`` cores of its own (:func:`core_sets` of the cores this process may
+    use), as many ops side by side, so workers never compete for a core; a pool started again after a worker
+    died hands out the same sets.
     """
 
     def __init__(self, workers: int, cores_per_worker: int | None = None):
         self.workers = self.capacity = workers
         self._core_sets = None if cores_per_worker is None else core_sets(workers, cores_per_worker,
                                                                           os.sched_getaffinity(0))
-        self.threads_per_child = cores_per_worker or max(1, (os.cpu_count() or 1) // workers)
+        self.threads_per_child = cores_per_worker or max(1, len(os.sched_getaffinity(0)) // workers)
         self._pool = None
 
     def _start(self) -> concurrent.futures.ProcessPoolExecutor:

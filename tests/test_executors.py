@@ -70,6 +70,16 @@ def test_unpinned_workers_run_wherever_this_process_may():
     executor = ProcessExecutor(2)
     try:
         assert [r["cores"] for r in run_together(executor, [{"hold_s": 0.0}])] == [CORES]
-        assert executor.threads_per_child == max(1, (os.cpu_count() or 1) // 2)
     finally:
         executor.close()
+
+
+def test_unpinned_workers_share_the_cores_this_process_may_run_on():
+    # Not the machine's: a search started under taskset (or in a container's cpuset) has fewer.
+    assert ProcessExecutor(1).threads_per_child == len(CORES)
+    saved = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(saved)})
+    try:
+        assert (ProcessExecutor(1).threads_per_child, ProcessExecutor(2).threads_per_child) == (1, 1)
+    finally:
+        os.sched_setaffinity(0, saved)
