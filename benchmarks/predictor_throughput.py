@@ -20,7 +20,8 @@ from akd_tf.space import get_space
 from akd_tf.target import ModelTarget
 from latency_db.predictor import LutPredictor
 from latency_db.store import open_store
-from table_args import add_table_arguments, ensure_cache
+from table_args import add_table_arguments
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -41,10 +42,13 @@ def main() -> None:
     start = time.perf_counter()
     fast = predictor.predict_many_ms(archs)
     rate = len(archs) / (time.perf_counter() - start)
-    # the two paths must agree where they overlap (checked after timing)
+    # the paths must agree where they overlap (checked after timing): table sums, and batch against single
     worst = max(abs(predictor.lut_sum_us(a) - n) for a, n in zip(archs, naive))
     if worst > 1e-6:
         raise RuntimeError(f"memoized and plain LUT sums differ by up to {worst} us")
+    worst = max(abs(predictor.predict_ms(a) - f) for a, f in zip(archs[:100], fast[:100]))
+    if worst > 1e-9:
+        raise RuntimeError(f"batch and single predictions differ by up to {worst} ms")
     print(f"table load: {load_s * 1000:.0f} ms for {len(predictor.table_us)} entries")
     print(f"baseline, full plan per arch: {naive_rate:,.0f} archs/s")
     cal = predictor.calibration

@@ -155,8 +155,8 @@ def test_teacher_outputs_are_cached_and_invalidated_by_teacher_data_or_preproces
     np.testing.assert_array_equal(first.logits, second.logits)
     assert first.logits.shape == (48, CLASSES)
     # The cached logits are the teacher's logits on the pipeline's images, in order.
-    images = np.concatenate([b[0].numpy() for b in data.make_pipeline(ds, resolution=RESOLUTION, channels=3,
-                                                                       batch_size=16)])
+    pipeline = data.make_pipeline(ds, resolution=RESOLUTION, channels=3, batch_size=16)
+    images = np.concatenate([b[0].numpy() for b in pipeline])
     np.testing.assert_allclose(first.logits, teacher.logits(images).numpy(), rtol=1e-5, atol=1e-6)
 
     assert not teacher_outputs(teacher, ds, resolution=24, channels=3, cache_dir=cache).hit

@@ -61,7 +61,7 @@ def test_zero_layer_blocks_are_removed_and_residuals_only_where_shapes_allow(spa
                        "dwconv_k3_se0_id_w1_n1")
     plan = plan_network(arch, (32, 32, 3), 10)
     assert plan.block_layers(1) == ()
-    assert [(l.name, l.residual) for l in plan.block_layers(2)] == [
+    assert [(layer.name, layer.residual) for layer in plan.block_layers(2)] == [
         ("block2_layer1", False), ("block2_layer2", True), ("block2_layer3", True)]
     assert plan.block_layers(7)[0].residual is False  # 160 -> 320 channels
     model = build_student(arch, (32, 32, 3), 10)
@@ -88,8 +88,8 @@ def test_builder_options(space):
     arch = space.sample_many(1, seed=4)[0]
     model = build_student(arch, (40, 40, 3), 5, with_embedding=True, dropout=0.0)
     assert [tuple(o.shape) for o in model.outputs] == [(None, 5), (None, 1280)]
-    assert all(l.momentum == 0.9 for l in model.layers if isinstance(l, keras.layers.BatchNormalization))
-    assert "head_dropout" not in {l.name for l in model.layers}
+    assert all(layer.momentum == 0.9 for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization))
+    assert "head_dropout" not in {layer.name for layer in model.layers}
     with pytest.raises(ValueError, match=r"bn_momentum must be in \[0, 1\), got 1.5"):
         build_student(arch, (32, 32, 3), 10, bn_momentum=1.5)
 
