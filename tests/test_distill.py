@@ -228,19 +228,30 @@ def test_distill_runs_the_asked_epochs_and_reproduces_itself():
         np.testing.assert_array_equal(a, b)
 
 
-def test_a_warmed_up_training_trains_exactly_as_one_that_was_not():
+@pytest.mark.parametrize("teacher_mode, settings", [
+    ("none", DistillSettings.hard_label()),
+    ("cached", DistillSettings(alpha=0.9)),
+    ("cached", DistillSettings(alpha=0.9, feature_weight=1.0)),  # a projection to the teacher's embedding
+    ("online", DistillSettings(alpha=0.9)),  # augmented images: the teacher runs inside the step
+])
+def test_a_warmed_up_training_trains_exactly_as_one_that_was_not(tmp_path, teacher_mode, settings):
     # warm_up runs a train and a test step (dropout, batch-norm statistics, the optimizer's step all move) and
     # undoes them; the fit after it reaches the same weights and history to the bit.
+    teacher = None
+    if teacher_mode != "none":
+        _tiny_teacher(tmp_path / "t.keras")
+        teacher = load_teacher(tmp_path / "t.keras")
     training = _training(_random_dataset(n=72), val_size=22)
-    settings = TrainSettings(epochs=2, batch_size=16, learning_rate=0.05, seed=5)
+    train = TrainSettings(epochs=2, batch_size=16, learning_rate=0.05, seed=5, augment=teacher_mode == "online")
     runs = []
     for warm in (False, True):
         keras.utils.set_random_seed(0)
         student = build_student(get_space().extreme(largest=False), (RESOLUTION, RESOLUTION, 3), CLASSES,
-                                dropout=0.5)
-        prepared = prepare_distill(student, None, training, settings=DistillSettings.hard_label(), train=settings,
-                                   trace=True)
+                                dropout=0.5, with_embedding=settings.feature_weight > 0)
+        prepared = prepare_distill(student, teacher, training, settings=settings, train=train,
+                                   cache_dir=tmp_path / "cache", trace=True)
         result = fit_prepared(warm_up(prepared) if warm else prepared)
+        assert result.teacher_mode == teacher_mode
         runs.append((result.history, student.get_weights()))
     assert runs[0][0] == runs[1][0]
     for cold, warmed in zip(runs[0][1], runs[1][1]):
