@@ -389,13 +389,13 @@ def prepare_distill(student: keras.Model, teacher: Teacher | None, training: dat
 
 def warm_up(prepared: PreparedTraining) -> PreparedTraining:
     """Run ``prepared``'s train and test functions once each on a batch of one all-zero example shaped like
-    their data, then put back every variable the two calls changed (weights, batch-norm statistics, optimizer slots and step, metrics, the
-    dropout generator's state); returns ``prepared``, which :func:`fit_prepared` then trains to exactly the
-    result it reaches without this.
+    their data, then put back every variable the two calls changed (weights, batch-norm statistics, optimizer
+    slots and step, metrics, the dropout generator's state); returns ``prepared``, which :func:`fit_prepared`
+    then trains to exactly the result it reaches without this.
 
     What it buys: TensorFlow instantiates a function (Grappler's rewrite of its graph, its kernels made) on
-    its first call, about 1 s for a proxy child's train step on this project's host. Done here, in the thread that prepares the
-    next child, that cost leaves the thread that trains. ``prepared`` must have been traced
+    its first call, about 1 s for a proxy child's train step on this project's host. Done here, in the thread
+    that prepares the next child, that cost leaves the thread that trains. ``prepared`` must have been traced
     (``prepare_distill(trace=True)``), so that the calls trace nothing new.
     """
     model = prepared.model
