@@ -421,11 +421,10 @@ def _zero_batches(pipeline: tf.data.Dataset) -> tf.data.Dataset:
     dataset advances its shuffle seed, which would change the order the fit then sees (as would an iterator
     made only to look a function up)."""
     spec = pipeline.element_spec
+    if not all(s.shape[1:].is_fully_defined() for s in tf.nest.flatten(spec)):
+        raise InvalidInput(f"cannot warm up on batches of {spec}: every dimension but the batch must be known")
     row = tf.nest.map_structure(lambda s: tf.zeros(s.shape[1:], s.dtype), spec)
-    zeros = tf.data.Dataset.from_tensors(row).repeat().batch(1)
-    if zeros.element_spec != spec:
-        raise InvalidInput(f"cannot make batches of {spec} to warm up with")
-    return zeros
+    return tf.data.Dataset.from_tensors(row).repeat().batch(1)
 
 
 def fit_prepared(prepared: PreparedTraining, *, checkpoint_dir: str | os.PathLike | None = None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import math
 
@@ -264,6 +265,17 @@ def test_warm_up_needs_traced_functions():
                                train=TrainSettings(epochs=1, batch_size=16))
     with pytest.raises(InvalidInput, match="trace=True"):
         warm_up(prepared)
+
+
+def test_warm_up_refuses_data_whose_example_shape_is_not_known():
+    training = _training(_random_dataset(n=40), val_size=8)
+    prepared = prepare_distill(_small_student(), None, training, settings=DistillSettings.hard_label(),
+                               train=TrainSettings(epochs=1, batch_size=16), trace=True)
+    any_size = tf.data.Dataset.from_generator(
+        lambda: iter(()), output_signature=(tf.TensorSpec((None, None, None, 3), tf.float32),
+                                            tf.TensorSpec((None,), tf.int64)))
+    with pytest.raises(InvalidInput, match="every dimension but the batch must be known"):
+        warm_up(dataclasses.replace(prepared, train_pipeline=any_size))
 
 
 def test_a_finished_training_leaves_no_train_graph_alive():
