@@ -332,9 +332,10 @@ def prepare_distill(student: keras.Model, teacher: Teacher | None, training: dat
                     use_cache: bool = True, cache_dir: str | os.PathLike | None = None,
                     trace: bool = False) -> PreparedTraining:
     """All of :func:`distill` before its first step (arguments as there): checks, teacher outputs, pipelines,
-    the compiled trainer; with ``trace`` its train and test functions are traced too, so that
-    :func:`fit_prepared` starts computing at once (what lets a search prepare its next child while one
-    trains)."""
+    the compiled trainer; with ``trace`` its train and test functions are traced too and become the model's
+    ``train_function`` and ``test_function`` as concrete functions, so that :func:`fit_prepared` starts
+    computing at once (what lets a search prepare its next child while one trains) and calls them without a
+    trace-cache lookup per step."""
     started = time.perf_counter()
     mini_train, mini_val = training.mini_train, training.mini_val
     resolution, channels = training.resolution, training.channels
@@ -379,10 +380,12 @@ def prepare_distill(student: keras.Model, teacher: Teacher | None, training: dat
     model.optimizer._create_all_weights(model.trainable_variables)  # the legacy optimizer's build()
     if trace:
         # The functions fit and its validation will call, traced for the iterators they will make (the same
-        # element specs, so neither traces again)
+        # element specs), and handed to fit as the traced functions themselves: a call through the tf.function
+        # first looks its arguments up in the function's trace cache, hashing every captured variable and slot,
+        # which cost 3-5 ms of the training thread per step for a proxy child (benchmarks/child_profile.py).
         with fast_pointwise_gradients(student):
-            model.make_train_function().get_concrete_function(iter(train_pipeline))
-        model.make_test_function().get_concrete_function(iter(val_pipeline))
+            model.train_function = model.make_train_function().get_concrete_function(iter(train_pipeline))
+        model.test_function = model.make_test_function().get_concrete_function(iter(val_pipeline))
     return PreparedTraining(model, student, training, settings, train, mode, cached, train_pipeline, val_pipeline,
                             steps_per_epoch, val_steps, started)
 
@@ -400,12 +403,11 @@ def warm_up(prepared: PreparedTraining) -> PreparedTraining:
     """
     model = prepared.model
     train_function, test_function = model.train_function, model.test_function
-    if train_function is None or test_function is None:
+    if not all(isinstance(f, tf.types.experimental.ConcreteFunction) for f in (train_function, test_function)):
         raise InvalidInput("warm_up needs a prepared training whose functions were traced (trace=True)")
     train_batches = iter(_zero_batches(prepared.train_pipeline))
     test_batches = iter(_zero_batches(prepared.val_pipeline))
-    touched = {id(v): v for v in (*train_function.get_concrete_function(train_batches).variables,
-                                  *test_function.get_concrete_function(test_batches).variables,
+    touched = {id(v): v for v in (*train_function.variables, *test_function.variables,
                                   *model.variables, *model.optimizer.variables())}
     saved = [(variable, tf.identity(variable)) for variable in touched.values()]
     train_function(train_batches)
