@@ -5,6 +5,9 @@
 * ``warm-up`` (1 worker, running ahead): the thread that prepares the next child also runs its train and test
   functions once and undoes those steps (:func:`akd_tf.distill.warm_up`), so TensorFlow instantiates them
   there, against leaving that to the child's first step in the thread that trains.
+* ``switch-interval`` (1 worker, running ahead): while a child trains beside the next one's preparation,
+  Python's GIL switch interval is 0.5 ms (:data:`search.executors.RUN_AHEAD_SWITCH_INTERVAL_S`), against
+  Python's default 5 ms.
 * ``longest-first`` (2 worker processes): the children with the most multiply-adds start first, against
   starting them by number.
 
@@ -13,6 +16,7 @@ children) off and then on, in fresh databases; rounds alternate to spread the ho
 
     .venv/bin/python benchmarks/scheduling.py run-ahead [--rounds 2 --trials 8 ...]
     .venv/bin/python benchmarks/scheduling.py warm-up [--rounds 2 --trials 8 ...]
+    .venv/bin/python benchmarks/scheduling.py switch-interval [--rounds 2 --trials 8 ...]
     .venv/bin/python benchmarks/scheduling.py longest-first [--rounds 2 --trials 8 ...]
 
 The headline (children per hour off and on, summed over the rounds, and their ratio) is printed last.
@@ -25,6 +29,7 @@ import tempfile
 from pathlib import Path
 
 import search.evaluate
+import search.executors
 import search.loop
 from search_throughput import add_proxy_arguments, one_run
 
@@ -41,6 +46,8 @@ def prepare_cold(job: dict):
 def switch(what: str, on: bool) -> None:
     if what == "warm-up":
         search.evaluate.train_child.prepare = search.evaluate.prepare_child if on else prepare_cold
+    elif what == "switch-interval":
+        search.executors.RUN_AHEAD_SWITCH_INTERVAL_S = SWITCH_INTERVAL_S if on else PYTHON_DEFAULT_SWITCH_INTERVAL_S
     elif what == "run-ahead":
         if on:
             search.evaluate.train_child.prepare = search.evaluate.prepare_child
@@ -51,11 +58,13 @@ def switch(what: str, on: bool) -> None:
 
 
 START_ORDER = search.loop.start_order
+SWITCH_INTERVAL_S = search.executors.RUN_AHEAD_SWITCH_INTERVAL_S
+PYTHON_DEFAULT_SWITCH_INTERVAL_S = 0.005
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["run-ahead", "warm-up", "longest-first"])
+    parser.add_argument("what", choices=["run-ahead", "warm-up", "switch-interval", "longest-first"])
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=None, help="children per step (default: --trials)")

@@ -83,3 +83,35 @@ def test_unpinned_workers_share_the_cores_this_process_may_run_on():
         assert (ProcessExecutor(1).threads_per_child, ProcessExecutor(2).threads_per_child) == (1, 1)
     finally:
         os.sched_setaffinity(0, saved)
+
+
+def test_one_worker_shortens_the_gil_switch_interval_only_while_a_job_runs_beside_a_preparation():
+    """The preparing thread holds the GIL for whole switch intervals; the training thread needs it between
+    steps. While a job with a ``prepare`` companion runs the interval is RUN_AHEAD_SWITCH_INTERVAL_S, and
+    Python's own (here a longer one, 10 ms) is back once it returns; a job without one runs at Python's."""
+    import sys
+
+    from search.executors import RUN_AHEAD_SWITCH_INTERVAL_S
+
+    def running_ahead(job, prepared=None, when_prepared=None):
+        when_prepared()
+        return {"interval": sys.getswitchinterval(), "prepared": prepared.result() if prepared else None}
+
+    running_ahead.prepare = lambda job: job["number"]
+
+    def plain(job):
+        return {"interval": sys.getswitchinterval()}
+
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(0.01)
+    try:
+        executor = SequentialExecutor()
+        results = [result for _, result in executor.map_unordered(running_ahead, [{"number": 0}, {"number": 1}])]
+        executor.close()
+        assert results == [{"interval": RUN_AHEAD_SWITCH_INTERVAL_S, "prepared": None},
+                           {"interval": RUN_AHEAD_SWITCH_INTERVAL_S, "prepared": 1}]
+        assert sys.getswitchinterval() == 0.01
+        assert [r for _, r in SequentialExecutor().map_unordered(plain, [{"number": 0}])] == [{"interval": 0.01}]
+    finally:
+        sys.setswitchinterval(before)
+    assert RUN_AHEAD_SWITCH_INTERVAL_S == 0.0005
