@@ -382,7 +382,7 @@ def prepare_distill(student: keras.Model, teacher: Teacher | None, training: dat
         # The functions fit and its validation will call, traced for the iterators they will make (the same
         # element specs), and handed to fit as the traced functions themselves: a call through the tf.function
         # first looks its arguments up in the function's trace cache, hashing every captured variable and slot,
-        # which cost 3-5 ms of the training thread per step for a proxy child (benchmarks/child_profile.py).
+        # which cost 3-5 ms per call for a proxy child (docs/performance.md, 2026-12-02, third session).
         with fast_pointwise_gradients(student):
             model.train_function = model.make_train_function().get_concrete_function(iter(train_pipeline))
         model.test_function = model.make_test_function().get_concrete_function(iter(val_pipeline))

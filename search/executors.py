@@ -28,8 +28,8 @@ EXECUTORS = {
            "pip install 'akd-tf[ray]'",
 }
 RAY_POLL_S = 5.0
-# Measured with benchmarks/scheduling.py switch-interval: a proxy child's fit beside the next child's preparation
-# ran 3-5% faster at 0.5 ms than at Python's default 5 ms, the preparation no slower.
+# A proxy child's fit beside the next child's preparation ran 3-5% faster at 0.5 ms than at Python's default 5 ms,
+# the preparation no slower (3 children, one process); benchmarks/scheduling.py switch-interval measures the search.
 RUN_AHEAD_SWITCH_INTERVAL_S = 0.0005
 
 
