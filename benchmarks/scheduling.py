@@ -25,6 +25,7 @@ The headline (children per hour off and on, summed over the rounds, and their ra
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 from pathlib import Path
 
@@ -59,7 +60,7 @@ def switch(what: str, on: bool) -> None:
 
 START_ORDER = search.loop.start_order
 SWITCH_INTERVAL_S = search.executors.RUN_AHEAD_SWITCH_INTERVAL_S
-PYTHON_DEFAULT_SWITCH_INTERVAL_S = 0.005
+PYTHON_DEFAULT_SWITCH_INTERVAL_S = sys.getswitchinterval()  # this interpreter's own (Python's default: 5 ms)
 
 
 def main() -> None:
