@@ -273,9 +273,11 @@ def prepare_untrained(model: keras.Model, images: np.ndarray) -> None:
     calibrate every BatchNorm on ``images`` (:func:`calibrate_batchnorm`),
     absorb its normalization into the preceding convolution's kernel and its
     shift into ``beta``, leave the BatchNorm an exact identity, and round
-    every weight to a float16 value. Folding is then exact, fp16 conversion
-    loses nothing, and the logits vary across inputs at unit scale: whatever
-    differs between Keras and TFLite is the converter's or runtime's doing.
+    every weight to a float16 value. Folding is then exact (up to the
+    converter's own arithmetic: on some hosts it computes the identity
+    multiplier a float32 ulp or two below 1), fp16 conversion loses nothing,
+    and the logits vary across inputs at unit scale: whatever differs between
+    Keras and TFLite is the converter's or runtime's doing.
     """
     calibrate_batchnorm(model, images)
     unit_variance = np.float32(1.0) - np.float32(BN_EPSILON)  # rsqrt(var + eps) == 1

@@ -35,12 +35,17 @@ def test_export_passes_parity_and_writes_the_file(model, tmp_path, quantize):
     assert logits.std(axis=0).mean() > 0.1
 
 
-def test_fp16_export_is_exact_for_prepared_weights(model, tmp_path):
-    """prepare_untrained makes every folded weight float16-representable: fp16 == fp32 output."""
+def test_fp16_export_loses_nothing_for_prepared_weights(model, tmp_path):
+    """prepare_untrained puts every folded weight on the float16 grid, so fp16 conversion rounds nothing away.
+
+    The converter folds each batch norm's multiplier into the kernel before. On some hosts (an AVX-512 one,
+    2026-12-02) it computes that identity multiplier 1-2 float32 ulps below 1, which moves the folded weights
+    of the fp32 model as far off the grid; the outputs then differ by about 5e-5 of the logit scale, against
+    3e-2 when the weights are not put on the grid (measured on this model). The bound sits between the two."""
     images = export.random_images(SHAPE, 4, 9)
     fp32 = export.run_tflite(export.convert(model, "none"), images)
     fp16 = export.run_tflite(export.convert(model, "fp16"), images)
-    np.testing.assert_array_equal(fp32, fp16)
+    assert np.abs(fp32 - fp16).max() <= 1e-3 * fp32.std()
 
 
 def test_int8_model_has_int8_input_and_output(model):
