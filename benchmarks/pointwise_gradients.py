@@ -1,6 +1,7 @@
-"""Train steps with pointwise gradients on 1x1 maps as matrix products, against TensorFlow's own kernels.
+"""Train steps with pointwise convolutions as matrix products, against TensorFlow's own kernels.
 
-Two measurements, each way in the same process:
+Two measurements, each way in the same process, with a search's threads (one thread per op, as many ops side
+by side as this process has cores: :func:`search.evaluate.configure_child_threads`):
 
 * one 1152 -> 1280 pointwise convolution on a 1x1 map (a head on a 32x32 input), batch 32: the forward
   op, the built-in input and filter gradients, and the same gradients as matrix products;
@@ -28,6 +29,7 @@ from akd_tf.distill import Distiller, make_optimizer
 from akd_tf.models import build_student
 from akd_tf.space import get_space
 from akd_tf.train_settings import DistillSettings, TrainSettings
+from search.evaluate import configure_child_threads
 
 BATCH = 32
 
@@ -85,6 +87,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--steps", type=int, default=20)
     args = parser.parse_args()
+    configure_child_threads(None)
     one_layer()
     built_in, rerouted = [], []
     for number, arch in enumerate(get_space().sample_many(args.children, args.seed), start=1):

@@ -32,7 +32,7 @@ def test_which_layers_are_pointwise():
     assert not is_pointwise(keras.layers.SeparableConv2D(8, 1))
 
 
-@pytest.mark.parametrize("spatial", [1, 5])  # 1: rerouted; 5: the built-in kernels stay
+@pytest.mark.parametrize("spatial", [1, 2, 5, 16])
 def test_a_pointwise_conv_has_the_builtin_output_and_gradients(spatial):
     inputs = keras.Input((spatial, spatial, 24))
     model = keras.Model(inputs, keras.layers.Conv2D(40, 1, use_bias=True, activation="relu")(inputs))
@@ -44,6 +44,20 @@ def test_a_pointwise_conv_has_the_builtin_output_and_gradients(spatial):
     np.testing.assert_array_equal(out.numpy(), expected_out.numpy())  # the same forward op
     for got, want in zip(grads, expected):
         np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_a_map_of_unknown_size_keeps_the_builtin_convolution():
+    inputs = keras.Input((None, None, 24))
+    model = keras.Model(inputs, keras.layers.Conv2D(40, 1)(inputs))
+    step = tf.function(lambda x: model(x, training=True),
+                       input_signature=[tf.TensorSpec((None, None, None, 24), tf.float32)])
+    with fast_pointwise_gradients(model) as count:
+        ops = {op.type for op in step.get_concrete_function().graph.get_operations()}
+    assert count == 1 and "Conv2D" in ops and "MatMul" not in ops
+    with fast_pointwise_gradients(model):  # a known size: the product
+        known = tf.function(lambda x: model(x, training=True)).get_concrete_function(tf.TensorSpec((3, 4, 4, 24)))
+    ops = {op.type for op in known.graph.get_operations()}
+    assert "MatMul" in ops and "Conv2D" not in ops
 
 
 def test_a_student_trains_with_the_same_gradients_and_is_unchanged_afterwards():
