@@ -38,10 +38,11 @@ def test_export_passes_parity_and_writes_the_file(model, tmp_path, quantize):
 def test_fp16_export_loses_nothing_for_prepared_weights(model, tmp_path):
     """prepare_untrained puts every folded weight on the float16 grid, so fp16 conversion rounds nothing away.
 
-    The converter folds each batch norm's multiplier into the kernel before. On some hosts (an AVX-512 one,
-    2026-12-02) it computes that identity multiplier 1-2 float32 ulps below 1, which moves the folded weights
-    of the fp32 model as far off the grid; the outputs then differ by about 5e-5 of the logit scale, against
-    3e-2 when the weights are not put on the grid (measured on this model). The bound sits between the two."""
+    Before any fp16 rounding the converter folds each batch norm's multiplier into the kernel. On some
+    hosts (an AVX-512 one, 2026-12-02) it computes that identity multiplier 1-2 float32 ulps below 1, which
+    moves the folded weights of the fp32 model as far off the grid; the outputs then differ by about 5e-5
+    of the logit scale, against 3e-2 when the weights are not put on the grid (measured on this model).
+    The bound sits between the two."""
     images = export.random_images(SHAPE, 4, 9)
     fp32 = export.run_tflite(export.convert(model, "none"), images)
     fp16 = export.run_tflite(export.convert(model, "fp16"), images)
