@@ -133,7 +133,9 @@ def train_child(job: dict, prepared=None, when_prepared=None) -> dict:
     from akd_tf.distill import TrainingDiverged, fit_prepared
     from search.failures import training_failure
 
-    callbacks = []
+    from search.pause import pause_callback
+
+    callbacks = [pause_callback()]  # a Ctrl-C that library code swallowed still stops this child
     if config.early_stop:  # validated every epoch, stopped under the thresholds the search sent
         from search.early_stop import stopping_callback
 

@@ -203,6 +203,7 @@ def _run(store: Store, config: SearchConfig, executor, cache_dir, wait_timeout_s
         say(f"{executor.capacity} children train at once; the {config.controller} controller's next step starts "
             f"while this one's last children finish (its proposals lag at most one update)")
     while True:
+        pause.check()  # between steps, where nothing is in flight: a Ctrl-C that never raised pauses here
         run = runs.get_run(store, config.name)
         step = run.controller_step
         trials = runs.step_trials(store, run.id, step)
@@ -311,7 +312,7 @@ def _evaluate_step(store, config: SearchConfig, trials, latency: LatencySource, 
         try:
             if config.early_stop:
                 job_base = {**job_base, "early_stop": _stop_thresholds(store, config, run_id, val_examples)}
-            _attempt(store, config, run_id, step, chosen, latency, executor, progress, say, job_base)
+            _attempt(store, config, run_id, step, chosen, latency, executor, progress, say, job_base, pause)
         except BaseException as exc:
             if not pause.is_pause(exc):
                 raise
@@ -354,6 +355,7 @@ class _Pipeline:
                     return
                 if self.in_flight:
                     handle, result = self.executor.wait_one(list(self.in_flight))
+                    self.pause.check()  # a Ctrl-C that never raised: this child is stopped like the others
                     self._record(handle, result)
                 # else: a start failed (its latency) and left its child pending: started again, or excluded
         except BaseException as exc:
@@ -463,9 +465,10 @@ def _reuse(store, config: SearchConfig, trial, original):
 
 
 def _attempt(store, config: SearchConfig, run_id: int, step: int, trial_ids: list[int], latency: LatencySource,
-             executor, progress, say, job_base: dict) -> None:
+             executor, progress, say, job_base: dict, pause: CtrlCWatch) -> None:
     """One attempt at each of ``trial_ids`` still pending (one step's trials, each of another network): its
-    latency if it has none, then its training."""
+    latency if it has none, then its training. A child that finished after a Ctrl-C that never raised is not
+    recorded: the pause is raised in its place (:meth:`search.pause.CtrlCWatch.check`)."""
     space = get_space(config.space)
     wanted = set(trial_ids)
     trials = [t for t in runs.step_trials(store, run_id, step) if t.status == "pending" and t.id in wanted]
@@ -483,6 +486,7 @@ def _attempt(store, config: SearchConfig, run_id: int, step: int, trial_ids: lis
     jobs = [{**job_base, "arch": t.arch, "number": t.number, "trial_id": t.id}
             for t in start_order(by_id.values(), executor.capacity)]
     for job, result in executor.map_unordered(train_child, jobs):
+        pause.check()
         _record_training(store, config, by_id[job["trial_id"]], result, progress, say)
 
 

@@ -11,6 +11,12 @@ the child or its infrastructure: the user pressed Ctrl-C.
 handler before it did: by default, raise ``KeyboardInterrupt``), so :meth:`CtrlCWatch.is_pause` can tell
 the loop that the exception it caught is a pause, and :meth:`CtrlCWatch.as_pause` gives the
 ``KeyboardInterrupt`` to raise in its place.
+
+Library code can also swallow the Ctrl-C whole: TensorFlow's C++ nest utilities, when a lazy import under
+them is interrupted, print the resulting ``SystemError`` and return as if nothing happened (seen in CI: the
+search trained on and finished). So the search also asks at safe points: :meth:`CtrlCWatch.check` raises the
+pause a SIGINT asked for if nothing raised it, and :func:`pause_callback` does the same between training
+steps of a child trained in this process.
 """
 
 from __future__ import annotations
@@ -19,6 +25,14 @@ import signal
 import threading
 
 from akd_tf.errors import WaitTimedOut
+
+_ACTIVE: list["CtrlCWatch"] = []  # the watches active in this process, innermost last
+
+
+def pause_requested() -> bool:
+    """Whether an active :class:`CtrlCWatch` of this process noted a SIGINT (always False in a worker process,
+    where none is active)."""
+    return any(watch.received for watch in _ACTIVE)
 
 
 class CtrlCWatch:
@@ -46,12 +60,20 @@ class CtrlCWatch:
 
         self._previous = previous
         signal.signal(signal.SIGINT, note_and_pass_on)
+        _ACTIVE.append(self)
         return self
 
     def __exit__(self, *exc_info) -> None:
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
             self._previous = None
+            _ACTIVE.remove(self)
+
+    def check(self) -> None:
+        """Raise ``KeyboardInterrupt`` if a SIGINT came while active: a pause that library code swallowed
+        (its exception never reached the search) is still a pause."""
+        if self.received:
+            raise KeyboardInterrupt("Ctrl-C (the code it landed in swallowed it)")
 
     def is_pause(self, exc: BaseException) -> bool:
         """Whether ``exc`` stops the search without saying anything of the children being evaluated: a
@@ -67,3 +89,23 @@ class CtrlCWatch:
         interrupt = KeyboardInterrupt()
         interrupt.__cause__ = exc
         return interrupt
+
+
+def pause_callback():
+    """A Keras callback that raises ``KeyboardInterrupt`` after the training or test step during which this
+    process's search noted a SIGINT (:func:`pause_requested`), so a Ctrl-C that library code swallowed still
+    stops a long child within a step."""
+    import tf_keras as keras
+
+    class _StopOnPause(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self._supports_tf_logs = True  # it reads no logs: Keras need not copy them to NumPy for it
+
+        def on_train_batch_end(self, batch, logs=None):
+            if pause_requested():
+                raise KeyboardInterrupt("Ctrl-C (the code it landed in swallowed it)")
+
+        on_test_batch_end = on_train_batch_end
+
+    return _StopOnPause()
