@@ -38,7 +38,7 @@ from tensorflow.python.eager import context as tf_eager_context
 from tf_keras.src import backend as keras_backend
 
 from akd_tf import data
-from akd_tf.conv_gradients import fast_pointwise_gradients
+from akd_tf.conv_gradients import fast_conv_gradients
 from akd_tf.errors import AkdTfError, InvalidInput
 from akd_tf.models import build_student
 from akd_tf.space import Arch
@@ -383,9 +383,9 @@ def prepare_distill(student: keras.Model, teacher: Teacher | None, training: dat
         # element specs), and handed to fit as the traced functions themselves: a call through the tf.function
         # first looks its arguments up in the function's trace cache, hashing every captured variable and slot,
         # which cost 3-5 ms per call for a proxy child (docs/performance.md, 2026-12-02, third session).
-        with fast_pointwise_gradients(student):
+        with fast_conv_gradients(student):  # both, as fit traces both inside it below
             model.train_function = model.make_train_function().get_concrete_function(iter(train_pipeline))
-        model.test_function = model.make_test_function().get_concrete_function(iter(val_pipeline))
+            model.test_function = model.make_test_function().get_concrete_function(iter(val_pipeline))
     return PreparedTraining(model, student, training, settings, train, mode, cached, train_pipeline, val_pipeline,
                             steps_per_epoch, val_steps, started)
 
@@ -445,7 +445,7 @@ def fit_prepared(prepared: PreparedTraining, *, checkpoint_dir: str | os.PathLik
         all_callbacks.append(keras.callbacks.BackupAndRestore(str(Path(checkpoint_dir) / "backup")))
     all_callbacks.extend(callbacks)
     fit_started = time.perf_counter()
-    with fast_pointwise_gradients(student):  # traced inside: the same model, faster 1x1 convolution gradients
+    with fast_conv_gradients(student):  # traced inside: the same model, cheaper convolution ops
         history = model.fit(prepared.train_pipeline, epochs=train.epochs, steps_per_epoch=prepared.steps_per_epoch,
                             verbose=verbose, callbacks=all_callbacks, validation_data=prepared.val_pipeline,
                             validation_steps=prepared.val_steps,

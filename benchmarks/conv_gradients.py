@@ -1,14 +1,17 @@
-"""Train steps with pointwise convolutions as matrix products, against TensorFlow's own kernels.
+"""Train steps with convolutions computed by cheaper ops (:mod:`akd_tf.conv_gradients`), against TensorFlow's own
+kernels.
 
-Two measurements, each way in the same process, with a search's threads (one thread per op, as many ops side
+Three measurements, each way in the same process, with a search's threads (one thread per op, as many ops side
 by side as this process has cores: :func:`search.evaluate.configure_child_threads`):
 
 * one 1152 -> 1280 pointwise convolution on a 1x1 map (a head on a 32x32 input), batch 32: the forward
   op, the built-in input and filter gradients, and the same gradients as matrix products;
+* kernels larger than their maps (5x5 on a 1x1 and on a 2x2 map), batch 32: forward and every gradient,
+  built in against the taps that touch the map;
 * whole train steps (hard labels, batch 32, 32x32x3, the demo's 10 classes) of ``--children`` random
   children of ``--seed``, each timed ``--rounds`` times each way, alternating, after two warm-up steps.
 
-    .venv/bin/python benchmarks/pointwise_gradients.py [--children 6 --seed 0 --rounds 2 --steps 20]
+    .venv/bin/python benchmarks/conv_gradients.py [--children 6 --seed 0 --rounds 2 --steps 20]
 
 The headline (the mean train step, built in against rerouted, and their ratio) is printed last.
 """
@@ -24,7 +27,7 @@ import akd_tf.tf_env  # noqa: F401
 import tensorflow as tf
 import tf_keras as keras
 
-from akd_tf.conv_gradients import fast_pointwise_gradients
+from akd_tf.conv_gradients import fast_conv_gradients
 from akd_tf.distill import Distiller, make_optimizer
 from akd_tf.models import build_student
 from akd_tf.space import get_space
@@ -62,6 +65,26 @@ def one_layer() -> None:
         print(f"  {name:26s} {_ms(fn):7.2f} ms")
 
 
+def cropped_kernels() -> None:
+    for size, channels in ((1, 200), (2, 100)):
+        inputs = keras.Input((size, size, channels))
+        model = keras.Model(inputs, keras.layers.Conv2D(channels, 5, padding="same", use_bias=False)(inputs))
+        x = tf.random.normal((BATCH, size, size, channels))
+
+        def gradients(x):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                loss = tf.reduce_sum(tf.square(model(x, training=True)))
+            return tape.gradient(loss, [x, *model.trainable_variables])
+
+        built_in = tf.function(gradients)
+        with fast_conv_gradients(model):
+            rerouted = tf.function(gradients)
+            rerouted(x)
+        print(f"{channels} -> {channels} 5x5 convolution on a {size}x{size} map, batch {BATCH}, forward and "
+              f"gradients: built in {_ms(lambda: built_in(x)):.2f} ms, touching taps {_ms(lambda: rerouted(x)):.2f} ms")
+
+
 def step_ms(arch, rerouted: bool, steps: int) -> float:
     """Mean train step of a fresh student of ``arch`` (ms), its gradients rerouted or not."""
     keras.backend.clear_session()
@@ -70,7 +93,7 @@ def step_ms(arch, rerouted: bool, steps: int) -> float:
     model.compile(optimizer=make_optimizer(TrainSettings(batch_size=BATCH), 10))
     batch = (tf.random.normal((BATCH, 32, 32, 3)), tf.zeros((BATCH,), tf.int32))
     iterator = iter(tf.data.Dataset.from_tensors(batch).repeat())
-    with fast_pointwise_gradients(student) if rerouted else contextlib.nullcontext():
+    with fast_conv_gradients(student) if rerouted else contextlib.nullcontext():
         train = model.make_train_function()
         train(iterator), train(iterator)
         start = time.perf_counter()
@@ -89,6 +112,7 @@ def main() -> None:
     args = parser.parse_args()
     configure_child_threads(None)
     one_layer()
+    cropped_kernels()
     built_in, rerouted = [], []
     for number, arch in enumerate(get_space().sample_many(args.children, args.seed), start=1):
         times = {False: [], True: []}
