@@ -41,7 +41,7 @@ def by_number(trials, workers):
 
 def prepare_cold(job: dict):
     """:func:`search.evaluate.prepare_child` without its warm-up: built and traced only."""
-    return search.evaluate._prepare(job, search.evaluate._child_inputs(job))
+    return search.evaluate.prepare_child(job, warm=False)
 
 
 def switch(what: str, on: bool) -> None:

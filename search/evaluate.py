@@ -160,13 +160,15 @@ def train_child(job: dict, prepared=None, when_prepared=None) -> dict:
             "train_seconds": time.perf_counter() - start, "worker": worker_name()}
 
 
-def prepare_child(job: dict):
+def prepare_child(job: dict, warm: bool = True):
     """Everything of :func:`train_child` (``job`` as there) before its first step
-    (:func:`akd_tf.distill.prepare_proxy`): its student built, its train and test functions traced and
-    instantiated (:func:`akd_tf.distill.warm_up`); safe to run in another thread while a child trains."""
+    (:func:`akd_tf.distill.prepare_proxy`): its student built, its train and test functions traced and, if
+    ``warm``, instantiated (:func:`akd_tf.distill.warm_up`); safe to run in another thread while a child
+    trains."""
     from akd_tf.distill import warm_up
 
-    return warm_up(_prepare(job, _child_inputs(job)))
+    prepared = _prepare(job, _child_inputs(job))
+    return warm_up(prepared) if warm else prepared
 
 
 def _prepare(job: dict, inputs: tuple):

@@ -22,6 +22,8 @@ def outcome(result: dict) -> tuple:
 
 
 def test_children_prepared_ahead_in_another_thread_train_to_the_same_results(tiny_space):
+    """Warmed up ahead or only traced ahead (as ``benchmarks/scheduling.py`` compares them), each child trains
+    to what it reaches prepared just before it trains."""
     archs = [arch.to_string() for arch in tiny_space.sample_many(3, seed=7)]
     jobs = jobs_of(tiny_search("ahead"), archs)
     prepared_in = []
@@ -31,7 +33,7 @@ def test_children_prepared_ahead_in_another_thread_train_to_the_same_results(tin
 
     def recording_prepare(job):
         prepared_in.append((job["number"], threading.current_thread().name))
-        return prepare_child(job)
+        return prepare_child(job, warm=job["number"] == 1)  # the last one traced but not instantiated
 
     child.prepare = recording_prepare
     ahead = dict((job["number"], result) for job, result in SequentialExecutor().map_unordered(child, jobs))
