@@ -33,7 +33,8 @@ setup(
     extras_require={
         "tflite-runtime": ["tflite-runtime"],
         "ray": ["ray>=2.9"],  # --executor ray: children trained on a Ray cluster
-        "test": ["pytest>=8", "pytest-xdist>=3.5", "hypothesis>=6", "ray>=2.9", "import-linter>=2.16"],  # import-linter: tests/test_code_structure.py
+        # import-linter: tests/test_code_structure.py
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "hypothesis>=6", "ray>=2.9", "import-linter>=2.16"],
     },
     package_data={"latency_db": ["migrations/script.py.mako"], "akd_tf": ["demo_data/*"]},
     entry_points={"console_scripts": ["akd-tf=akd_tf.cli:main"]},

@@ -243,7 +243,8 @@ def export_tflite(model: keras.Model, out_path: str | os.PathLike, quantize: str
         parity_images = random_images(input_shape, DEFAULT_PARITY_SAMPLES, seed + 1)
     for name, data in (("representative data", representative_data), ("parity images", parity_images)):
         if data is not None and tuple(np.shape(data)[1:]) != input_shape:
-            raise InvalidInput(f"{name} have shape {tuple(np.shape(data))}, expected (N, {', '.join(map(str, input_shape))})")
+            raise InvalidInput(f"{name} have shape {tuple(np.shape(data))}, "
+                               f"expected (N, {', '.join(map(str, input_shape))})")
     start = time.perf_counter()
     flatbuffer = convert(model, quantize, representative_data)
     seconds = time.perf_counter() - start
@@ -302,7 +303,8 @@ def prepare_untrained(model: keras.Model, images: np.ndarray) -> None:
 
 
 def untrained_for_export(build: Callable[[], keras.Model], input_shape, seed: int = 0) -> keras.Model:
-    """A fresh model from ``build()`` (seeded, in a cleared Keras session) with weights from :func:`prepare_untrained`."""
+    """A fresh model from ``build()`` (seeded, in a cleared Keras session) with weights from
+    :func:`prepare_untrained`."""
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
     model = build()

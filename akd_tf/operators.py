@@ -209,7 +209,8 @@ class HeadPlan:
     @property
     def params(self) -> int:
         cin = self.input_shape[2]
-        return cin * self.filters + BN_PARAMS_PER_CHANNEL * self.filters + self.filters * self.num_classes + self.num_classes
+        return (cin * self.filters + BN_PARAMS_PER_CHANNEL * self.filters
+                + self.filters * self.num_classes + self.num_classes)
 
     @property
     def macs_by_kind(self) -> dict[str, int]:

@@ -183,7 +183,8 @@ class SearchSpace:
     def __post_init__(self) -> None:
         if len(self.block_options) not in (1, len(self.skeleton)):
             raise InvalidInput(
-                f"space {self.name!r}: block_options must hold 1 or {len(self.skeleton)} entries, got {len(self.block_options)}")
+                f"space {self.name!r}: block_options must hold 1 or {len(self.skeleton)} entries, "
+                f"got {len(self.block_options)}")
         options = self.block_options * len(self.skeleton) if len(self.block_options) == 1 else self.block_options
         decisions = tuple(opt.decisions(sk) for opt, sk in zip(options, self.skeleton))
         for b, block in enumerate(decisions, start=1):

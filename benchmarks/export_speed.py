@@ -64,8 +64,8 @@ def main() -> None:
             t2 = time.perf_counter()
             flatbuffer = export.convert(model, "none")
             t3 = time.perf_counter()
-            report = export.check_parity(model, flatbuffer, export.random_images(shape, export.DEFAULT_PARITY_SAMPLES, 1),
-                                         "none")
+            report = export.check_parity(model, flatbuffer,
+                                         export.random_images(shape, export.DEFAULT_PARITY_SAMPLES, 1), "none")
             path = Path(tmp) / f"arch{i}.tflite"
             path.write_bytes(flatbuffer)
             t4 = time.perf_counter()

@@ -3,8 +3,9 @@
 Each emulated phone runs in its own process (an ADB daemon on loopback whose
 benchmark_model really runs the model on this host), is registered in a fresh
 SQLite database, and one farm worker in this process serves all of them. For
-each phone count the same model is queued ``--jobs-per-phone`` times per phone (32 by default, so the one-off connection and start-up costs are spread as over a real table build)
-with benchmark_model's default protocol (50 runs / 1 s, warm-up 0.5 s), and the
+each phone count the same model is queued ``--jobs-per-phone`` times per phone
+(32 by default, so the one-off connection and start-up costs are spread as over
+a real table build) with benchmark_model's default protocol (50 runs / 1 s, warm-up 0.5 s), and the
 clock runs from the first job queued to the last result stored.
 
 Overhead per job = (phone-seconds per job - the benchmark tool's own run time)

@@ -23,6 +23,7 @@ from akd_tf.target import ModelTarget
 from latency_db.store import open_store
 from table_args import add_table_arguments, ensure_cache
 
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_table_arguments(parser)

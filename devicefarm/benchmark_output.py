@@ -14,9 +14,10 @@ and a summary line in one of three forms, depending on the release::
     Average inference timings in us: Warmup: 2710.45, Init: 12345, Inference: 2689.1
     Average inference timings in us: Warmup: 2710.45, Init: 12345, no stats: 2689
 
-Recent builds prefix every line with a log tag (``INFO: ``). The timed phase is the last statistics line. ``benchmark_model`` reports the mean, not the
-median or percentiles, so unless a build prints ``median=``/``p90=`` tokens the result's
-``median_us`` holds the mean and ``p90_us`` is ``None``. The raw text is always kept.
+Recent builds prefix every line with a log tag (``INFO: ``). The timed phase is the last statistics line.
+``benchmark_model`` reports the mean, not the median or percentiles, so unless a build prints
+``median=``/``p90=`` tokens the result's ``median_us`` holds the mean and ``p90_us`` is ``None``.
+The raw text is always kept.
 """
 
 from __future__ import annotations

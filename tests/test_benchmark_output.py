@@ -64,8 +64,8 @@ def test_log_prefixes_of_recent_builds_are_ignored():
 def test_older_formats_take_first_inference_from_the_warmup_line(text):
     result = parse_benchmark_output(text, device="p3", settings=SETTINGS)
     assert (result.init_us, result.first_inference_us, result.warmup_mean_us) == (9100.0, 4100.0, 2900.0)
-    assert (result.mean_us, result.min_us, result.max_us, result.std_us, result.count) == (2800.5, 2650.0, 3100.0,
-                                                                                             70.0, 350)
+    assert (result.mean_us, result.min_us, result.max_us, result.std_us, result.count) == (
+        2800.5, 2650.0, 3100.0, 70.0, 350)
 
 
 def test_percentile_tokens_are_used_when_a_build_prints_them():

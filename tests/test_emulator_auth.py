@@ -13,8 +13,6 @@ from devicefarm.emulator.auth import (RSA_PUBLIC_KEY_STRUCT, AuthorizedKeys, dec
 TOKEN = bytes(range(20))
 
 
-
-
 def _private(path):
     with open(path, "rb") as stream:
         return serialization.load_pem_private_key(stream.read(), password=None)

@@ -130,7 +130,8 @@ def test_relative_gain_runs_both_searches_trains_the_picks_and_resumes_without_r
     for training in ("kd", "label"):
         stem = out / "seed0" / f"akd-t0-{training}"
         record = json.loads(stem.with_suffix(".json").read_text())
-        assert (record["run"], record["trial"], record["trained_with"], record["epochs"]) == ("rg-s0-akd", 0, training, 1)
+        assert (record["run"], record["trial"], record["trained_with"], record["epochs"]) == (
+            "rg-s0-akd", 0, training, 1)
         assert seed["table"]["akd"][training] == seed["table"]["nas"][training] == record["test_top1"]
         assert stem.with_suffix(".tflite").stat().st_size == record["size_bytes"]
     assert sorted(p.name for p in (out / "seed0").glob("*.json")) == ["akd-t0-kd.json", "akd-t0-label.json"]
@@ -139,7 +140,7 @@ def test_relative_gain_runs_both_searches_trains_the_picks_and_resumes_without_r
     assert (out / "relative_gain.md").read_text().splitlines() == relative_gain_lines(result)
     assert relative_gain_lines(result)[-1].startswith("note: with seed 0 both searches picked the same architecture")
     assert first.output.splitlines()[-1] == (f"wrote {out}/relative_gain.json, {out}/relative_gain.md and "
-                                            f"{out}/report/index.html")
+                                             f"{out}/report/index.html")
     assert (out / "report" / "pca.png").exists()
 
     again = invoke(*args)

@@ -204,8 +204,8 @@ def test_query_prefers_measurements_and_says_which_predictor_answered(lut_store,
     after = query_latency(lut_store, "local", tiny_space, archs, TARGET)
     assert after[2].latency_ms == pytest.approx(1.25 * lut_ms + 0.5 * weight_mb + 0.1)
     assert after[2].predictor == f"calibration #{known_id}"
-    assert after[2].detail == (f"calibration #{known_id} of table #1: LUT sum x 1.2500 + 0.5000 ms/MB weights + 0.1000 ms "
-                               f"(50% within +-10% on 15 held-out archs)")
+    assert after[2].detail == (f"calibration #{known_id} of table #1: LUT sum x 1.2500 + 0.5000 ms/MB weights "
+                               f"+ 0.1000 ms (50% within +-10% on 15 held-out archs)")
     # the arch's features are half the fitted region's low end: every one is flagged, with the fitted range
     flags = after[2].outside_region.split("; ")
     assert [flag.split(" ")[0] for flag in flags] == list(FEATURE_NAMES)

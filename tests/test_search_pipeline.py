@@ -78,8 +78,8 @@ def search(tmp_path, url, name, controller, trials, steps=()):
     return done.stdout
 
 
-def test_the_next_step_starts_while_a_step_finishes_and_updates_stay_in_step_order(sqlite_url, tiny_space,
-                                                                                   tmp_path):  # noqa: F811
+def test_the_next_step_starts_while_a_step_finishes_and_updates_stay_in_step_order(
+        sqlite_url, tiny_space, tmp_path):  # noqa: F811
     url = build_tiny_lut(sqlite_url)
     output = search(tmp_path, url, "pipelined", "random", trials=6)
     assert ("2 children train at once; the random controller's next step starts while this one's last children "
@@ -97,8 +97,8 @@ def test_the_next_step_starts_while_a_step_finishes_and_updates_stay_in_step_ord
     store.close()
 
 
-def test_a_network_still_training_in_one_step_is_reused_by_the_next_step_not_trained_again(sqlite_url, tiny_space,
-                                                                                           tmp_path):  # noqa: F811
+def test_a_network_still_training_in_one_step_is_reused_by_the_next_step_not_trained_again(
+        sqlite_url, tiny_space, tmp_path):  # noqa: F811
     url = build_tiny_lut(sqlite_url)
     search(tmp_path, url, "duplicates", "given", trials=4, steps=[[A, B], [A, C]])
     store = open_store(url)
@@ -127,8 +127,8 @@ class TwoSlots(SequentialExecutor):
 
 
 @pytest.mark.parametrize("controller", ["ppo", "random"])  # a step at a time; children started as workers free
-def test_with_several_workers_the_children_with_the_most_multiply_adds_start_first(sqlite_url, tiny_space,
-                                                                                   controller):  # noqa: F811
+def test_with_several_workers_the_children_with_the_most_multiply_adds_start_first(
+        sqlite_url, tiny_space, controller):  # noqa: F811
     store = open_store(build_tiny_lut(sqlite_url))
     executor = TwoSlots()
     run_search(store, tiny_search("longest-first", controller=controller, trials=4, batch_size=4), executor=executor)

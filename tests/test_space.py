@@ -98,7 +98,8 @@ def test_bad_tokens_are_rejected(space, tokens, message):
 def test_bad_onehot_is_rejected(space):
     vec = space.parse(ARCH0).onehot()
     vec[0] = 1.0  # block 1 now has two conv ops switched on
-    with pytest.raises(ValueError, match=r"^block 1 conv_op: segment \[1.0, 0.0, 0.0, 1.0\] at offset 0 is not one-hot"):
+    with pytest.raises(ValueError,
+                       match=r"^block 1 conv_op: segment \[1.0, 0.0, 0.0, 1.0\] at offset 0 is not one-hot"):
         space.from_onehot(vec)
     with pytest.raises(ValueError, match="expected a one-hot vector of width 112, got shape \\(111,\\)"):
         space.from_onehot(vec[:-1])

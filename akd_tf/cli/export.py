@@ -117,7 +117,8 @@ def _export_run(source: dict, training: dict, out: str, quantize: str, seed: int
 @click.command()
 @click.argument("model", type=click.Path())
 @click.option("--runs", default=50, show_default=True, type=click.IntRange(min=1), help="Least number of timed runs.")
-@click.option("--warmup", default=1, show_default=True, type=click.IntRange(min=0), help="Least number of warm-up runs.")
+@click.option("--warmup", default=1, show_default=True, type=click.IntRange(min=0),
+              help="Least number of warm-up runs.")
 @click.option("--min-secs", default=1.0, show_default=True, type=click.FloatRange(min=0),
               help="Least total seconds of timed runs.")
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(min=1), help="Interpreter threads.")
