@@ -19,7 +19,11 @@ process.
 Needs the table built by benchmarks/lut_build.py.
 
     .venv/bin/python benchmarks/controller_vs_random.py [--budget 2000 --batch 8 --seeds 5]
-        [--controllers ppo,evolution,random] [--ppo OPTION=VALUE ...] [--surrogate-seed 0] [--db URL]
+        [--controllers ppo,evolution,random] [--ppo OPTION=VALUE ...] [--surrogate-seed 0] [--policy-lag 1]
+        [--db URL]
+
+--policy-lag 1 proposes each step before the controller has learnt from the step before, as a search with
+several workers does (:class:`search.loop._Pipeline`), for every controller.
 
 The headline (PPO's samples to random's final best, and its best and last-10%
 rewards against random) is printed last.
@@ -91,17 +95,24 @@ class SurrogateReward:
 
 
 def run_search(name: str, space: SearchSpace, reward: SurrogateReward, seed: int, budget: int, batch: int,
-               options: dict) -> np.ndarray:
-    """Rewards of the ``budget`` archs one controller proposes, in proposal order."""
+               options: dict, lag: int = 0) -> np.ndarray:
+    """Rewards of the ``budget`` archs one controller proposes, in proposal order. With ``lag`` 1, step s + 1
+    is proposed before the controller learns from step s, as a search with several workers runs it (its
+    proposals lag one update); with 0, each step after the update before it."""
     controller = make_controller(name, space, seed, **options)
     rewards: list[float] = []
-    step = 0
-    while len(rewards) < budget:
-        proposals = controller.propose(step, min(batch, budget - len(rewards)))
+    unlearnt: list[tuple[int, list]] = []  # proposed steps the controller has not learnt from yet
+    proposed = step = 0
+    while proposed < budget or unlearnt:
+        while len(unlearnt) <= lag and proposed < budget:
+            proposals = controller.propose(step, min(batch, budget - proposed))
+            controller.remember_proposed(step, [p.tokens for p in proposals])  # as the search does
+            unlearnt.append((step, proposals))
+            proposed, step = proposed + len(proposals), step + 1
+        learning, proposals = unlearnt.pop(0)
         batch_rewards = [reward(p.tokens) for p in proposals]
-        controller.update(step, [p.tokens for p in proposals], batch_rewards)
+        controller.update(learning, [p.tokens for p in proposals], batch_rewards)
         rewards.extend(batch_rewards)
-        step += 1
     return np.array(rewards)
 
 
@@ -160,6 +171,8 @@ def main() -> None:
                         help=f"comma-separated, random always included (known: {', '.join(CONTROLLERS)})")
     parser.add_argument("--ppo", action="append", default=[], metavar="OPTION=VALUE", help="a PPO option")
     parser.add_argument("--surrogate-seed", type=int, default=0, help="which fixed random reward function")
+    parser.add_argument("--policy-lag", type=int, default=0, choices=(0, 1),
+                        help="1: each step proposed before the update of the step before (as with several workers)")
     add_table_arguments(parser)
     args = parser.parse_args()
     names = list(dict.fromkeys([n for n in args.controllers.split(",") if n != "random"] + ["random"]))
@@ -169,14 +182,15 @@ def main() -> None:
     reward = SurrogateReward(space, predictor, args.surrogate_seed)
     print(f"surrogate reward: mnas-soft, target T = {reward.target_ms:.4f} ms "
           f"(median predicted latency of {REFERENCE_ARCHS} random archs on {predictor.device!r})")
-    print(f"budget {args.budget} samples per run, batch {args.batch}, seeds 0..{args.seeds - 1}")
+    print(f"budget {args.budget} samples per run, batch {args.batch}, seeds 0..{args.seeds - 1}, policy lag "
+          f"{args.policy_lag} update{'s' if args.policy_lag != 1 else ''}")
 
     runs: dict[str, list[np.ndarray]] = {}
     options = {"ppo": _parse_options(args.ppo)}
     for name in names:
         start = time.perf_counter()
-        runs[name] = [run_search(name, space, reward, seed, args.budget, args.batch, options.get(name, {}))
-                      for seed in range(args.seeds)]
+        runs[name] = [run_search(name, space, reward, seed, args.budget, args.batch, options.get(name, {}),
+                                 args.policy_lag) for seed in range(args.seeds)]
         print(f"  {name}: {args.seeds} runs in {time.perf_counter() - start:.0f} s", flush=True)
 
     summary = summarize(runs, "random")

@@ -59,7 +59,10 @@ class EvolutionController(Controller):
 
     Every proposal is a network not seen before: not one of ``seen`` (the
     canonical forms, :func:`akd_tf.canonical.canonical_arch`, of every
-    architecture given to ``update``) nor of the proposals before it in the
+    architecture given to ``update`` or to ``remember_proposed``, which a
+    search calls with every step it stores: a step proposed before the step
+    before it is learnt from, as a search keeping its workers busy does,
+    avoids that step's networks too) nor of the proposals before it in the
     batch. A draw that is such a network (a mutation of a decision that
     changes nothing, say a removed block's kernel) is redrawn, with a new
     tournament, up to :data:`MAX_PROPOSAL_TRIES` times; then the last draw
@@ -86,6 +89,9 @@ class EvolutionController(Controller):
         return [self._unseen(draw, taken, f"evolution, step {step}: none of {MAX_PROPOSAL_TRIES} {what} is a "
                                           f"network not seen before; proposing one seen before")
                 for _ in range(n)]
+
+    def remember_proposed(self, step: int, tokens: Sequence[Sequence[int]]) -> None:
+        self.seen.update(self._network(row) for row in tokens)
 
     def _unseen(self, draw: Callable[[], Arch], taken: set[tuple[int, ...]], exhausted: str) -> Proposal:
         """The first of up to :data:`MAX_PROPOSAL_TRIES` draws whose network is not in ``taken`` (added to

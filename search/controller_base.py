@@ -51,7 +51,8 @@ class Controller(ABC):
 
     name: str
     # True: proposing a step's children need not wait for the update of the step before (random search learns
-    # nothing; aging evolution is asynchronous by definition). The search then proposes step s + 1 while the
+    # nothing; aging evolution is asynchronous by definition; PPO learns a batch proposed by earlier weights
+    # against those weights' probabilities). The search then proposes step s + 1 while the
     # last children of step s still train, when a worker would otherwise wait (a policy lag of one step).
     asynchronous = False
 
@@ -74,6 +75,12 @@ class Controller(ABC):
     @abstractmethod
     def load_state_bytes(self, data: bytes) -> None:
         """Restore a state from :meth:`state_bytes`; ``ValueError`` when it belongs to another controller."""
+
+    def remember_proposed(self, step: int, tokens: Sequence[Sequence[int]]) -> None:
+        """Take note that ``tokens`` (this controller's proposals, or those it made before a stop) are step
+        ``step`` of the search: the search calls it with every step it stores, and on resume with the steps
+        stored after the state it restored was saved. Nothing by default; a controller whose proposals avoid
+        what it proposed before keeps them (:meth:`propose` itself changes no state)."""
 
     def rng(self, step: int) -> np.random.Generator:
         """The random generator of ``step``: a function of (seed, step) only."""

@@ -47,10 +47,11 @@ def reuse_note(trial: dict) -> str:
 def trial_outcome(trial: dict) -> str:
     """``"top-1 87.30%  0.823 ms (measured)  reward 0.8123"``, with ``"  (reused #3: same network)"`` for a
     child that took an earlier evaluation of its network, ``"  (stopped early after epoch 1)"`` for one that
-    early stopping stopped, ``"FAILED: reason"``, or
+    early stopping stopped, ``"FAILED: reason"`` (with the same note for a reused one), or
     ``"EXCLUDED after 3 attempts (not learnt from): reason"``."""
     if trial["status"] == "failed":
-        return f"FAILED: {trial['error']}"
+        reused = reuse_note(trial)
+        return f"FAILED: {trial['error']}" + (f"  ({reused}: same network)" if reused else "")
     if trial["status"] == "excluded":
         attempts = trial["attempts"]
         return f"EXCLUDED after {attempts} attempt{'s' if attempts != 1 else ''} (not learnt from): {trial['error']}"
@@ -79,13 +80,14 @@ def best_changed_line(event: TrialEvent) -> str | None:
 
 
 def children_counts(summary: dict) -> str:
-    """``"5 done (2 reused), 1 failed, 2 excluded, 0 pending of 8"`` (reused and excluded only when there are
-    some)."""
+    """``"5 done (2 reused), 2 failed (1 reused), 2 excluded, 0 pending of 8"`` (reused and excluded only when
+    there are some)."""
     trials = summary["trials"]
-    reused = f" ({summary['reused']} reused)" if summary.get("reused") else ""
+    reused, reused_failed = (f" ({summary[key]} reused)" if summary.get(key) else "" for key in
+                             ("reused", "reused_failed"))
     excluded = f"{trials['excluded']} excluded, " if trials["excluded"] else ""
-    return (f"{trials['done']} done{reused}, {trials['failed']} failed, {excluded}{trials['pending']} pending of "
-            f"{summary['trials_budget']}")
+    return (f"{trials['done']} done{reused}, {trials['failed']} failed{reused_failed}, {excluded}"
+            f"{trials['pending']} pending of {summary['trials_budget']}")
 
 
 def excluded_reasons(summary: dict) -> str:

@@ -15,7 +15,7 @@ an interrupted run loses nothing and evaluates nothing twice). Per controller st
    next step's children.
 
 With more than one worker, a controller that need not wait for an update before proposing (random search,
-evolution: ``Controller.asynchronous``) runs through :class:`_Pipeline` instead of step 3: children start as
+evolution, PPO: ``Controller.asynchronous``) runs through :class:`_Pipeline` instead of step 3: children start as
 workers free, and the next step is proposed and started while this step's last children train (a lag of
 one update); steps 1, 2 and 4 are unchanged (latencies are found per child as it starts, so this is not
 used with ``measure``).
@@ -193,6 +193,7 @@ def _run(store: Store, config: SearchConfig, executor, cache_dir, wait_timeout_s
     controller = make_controller(config.controller, space, config.seed, **config.controller_options)
     if run.controller_state is not None:
         controller.load_state_bytes(run.controller_state)
+    _remember_stored_proposals(store, run, controller)
     sharing = _sharing_runs(store, run.id, say)
     progress = _Progress(store, run.id, config.trials, on_event, board)
     job_base = {"config": config.to_dict(), "threads": executor.threads_per_child, "cache_dir": cache_dir}
@@ -246,6 +247,17 @@ def _run(store: Store, config: SearchConfig, executor, cache_dir, wait_timeout_s
     return runs.run_status(store, config.name)
 
 
+def _remember_stored_proposals(store: Store, run, controller) -> None:
+    """Tell a controller just made (and restored) the proposals stored after its state was: those of step 0 and
+    1 without a state, else of the step after the run's current one (proposed early by :class:`_Pipeline`),
+    so a resumed search proposes what it would have proposed without the stop."""
+    first = 0 if run.controller_state is None else run.controller_step + 1
+    for step in range(first, run.controller_step + 2):
+        trials = runs.step_trials(store, run.id, step)
+        if trials:
+            controller.remember_proposed(step, [t.tokens for t in trials])
+
+
 def _sharing_runs(store: Store, run_id: int, say) -> list[int]:
     """The ids of this run and the runs whose evaluations it reuses (their trials' networks filled in); the
     others are named when there are any."""
@@ -260,8 +272,11 @@ def _sharing_runs(store: Store, run_id: int, say) -> list[int]:
 
 
 def _propose(controller, step: int, n: int, say) -> list[Proposal]:
-    """The controller's proposals for ``step``; what it notes about them (say, no unseen network found) is said."""
+    """The controller's proposals for ``step``, which it is told are stored
+    (:meth:`~search.controller_base.Controller.remember_proposed`); what it notes about them (say, no unseen
+    network found) is said."""
     proposals = controller.propose(step, n)
+    controller.remember_proposed(step, [p.tokens for p in proposals])
     for note in dict.fromkeys(p.note for p in proposals if p.note):
         say(note)
     return proposals
@@ -322,7 +337,7 @@ def _evaluate_step(store, config: SearchConfig, trials, latency: LatencySource, 
 
 class _Pipeline:
     """Keeps every worker busy across the end of a step, for controllers that propose without waiting for the
-    update before (:attr:`search.controller_base.Controller.asynchronous`: random search, evolution).
+    update before (:attr:`search.controller_base.Controller.asynchronous`: random search, evolution, PPO).
 
     :meth:`finish_step` evaluates a step's children as :func:`_evaluate_step` does (reuse first, one child per
     network trained, failed attempts retried up to ``max_attempts``), but child by child: a child starts as
@@ -332,7 +347,8 @@ class _Pipeline:
     every child of the step finished; the next step's children that are still training carry over to the next
     :meth:`finish_step`. A child whose network is training in either step waits for it and reuses its result,
     so no network is trained twice. Never more than one step ahead: step s + 2 is proposed only after the
-    update of step s. Resuming needs nothing more: the early step's trials are stored like any others.
+    update of step s. Resuming needs nothing more: the early step's trials are stored like any others, and the
+    restored controller is told of them (:func:`_remember_stored_proposals`).
     """
 
     def __init__(self, store, config: SearchConfig, run_id: int, controller, latency: LatencySource, executor,
@@ -458,7 +474,10 @@ def _stop_thresholds(store, config: SearchConfig, run_id: int, val_examples: int
 
 
 def _reuse(store, config: SearchConfig, trial, original):
-    """Record ``trial`` with the evaluation of ``original`` (same network), its reward from this run's reward."""
+    """Record ``trial`` with the evaluation of ``original`` (same network), its reward from this run's reward
+    (a diverged original's failure as it is)."""
+    if original.status == "failed":
+        return runs.record_reuse(store, trial.id, original, None)
     terms = compute_reward(config.reward, original.accuracy, latency_ms=original.latency_ms, mmacs=trial.mmacs,
                            target_ms=config.target_ms, target_mmacs=config.target_mmacs)
     return runs.record_reuse(store, trial.id, original, terms)

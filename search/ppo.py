@@ -16,11 +16,18 @@ steps minimizes::
 
     -mean(min(r A, clip(r, 1 - eps, 1 + eps) A)) + value_weight * mean((V - R)^2) - entropy_weight * mean(H)
 
-with r the per-decision probability ratio to the start-of-update policy and H
+with r the per-decision probability ratio to the sampling policy and H
 the per-decision entropy, means over all (arch, decision) pairs. The old
-log-probabilities are recomputed from the weights at the start of ``update``:
-the search loop restores the state that proposed the batch, so they equal the
-sampling policy's and nothing else is stored. Before each Adam step the
+log-probabilities are the sampling policy's. A batch proposed by the weights
+it is learnt with (the search proposes step s + 1 after the update of step s;
+a resumed search restores the state that proposed it) has them recomputed at
+the start of ``update``. A batch proposed before the update of the step
+before it (with several workers a search proposes step s + 1 while step s
+still trains: a policy lag of one update) keeps the log-probabilities of the
+weights that proposed it: :meth:`PPOController.remember_proposed` records
+them, and the state holds them until that batch is learnt from. Its ratios
+then start away from 1 and the clip bounds the step from the sampling policy,
+as in PPO with stored rollout log-probabilities (Stable-Baselines3, CleanRL). Before each Adam step the
 gradients are scaled down to a global L2 norm of at most ``max_grad_norm``
 (as Stable-Baselines3 and CleanRL do).
 
@@ -186,10 +193,16 @@ class PPOController(Controller):
     """PPO-trained LSTM controller (see the module docstring); ``log_prob`` of a proposal is in nats."""
 
     name = "ppo"
+    # With several workers the search proposes step s + 1 before learning from step s; the update of a batch
+    # proposed by earlier weights takes its log-probabilities from those weights (the module docstring).
+    asynchronous = True
 
     def __init__(self, space: SearchSpace, seed: int, settings: PPOSettings = PPOSettings()):
         super().__init__(space, seed)
         self.settings = settings
+        self._updates = 0  # updates that changed the weights, in this process
+        # step -> (``_updates`` when proposed, or None for a state's; token row -> per-decision log-probabilities)
+        self._sampled: dict[int, tuple[int | None, dict[tuple[int, ...], np.ndarray]]] = {}
         self.policy = Policy(space, settings.hidden_units, self.seed)
         self.optimizer = keras.optimizers.Adam(settings.learning_rate)
         self.optimizer.build(self.policy.weights)
@@ -198,6 +211,7 @@ class PPOController(Controller):
         self._prepare_fn = tf.function(self._prepare)
         self._ppo_step_fn = tf.function(self._ppo_step)
         self._drift_fn = tf.function(self._drift)
+        self._log_p_fn = tf.function(self._log_p)
         self._pack_fn = tf.function(self._pack)
         self._unpack_fn = tf.function(self._unpack)
 
@@ -217,6 +231,30 @@ class PPOController(Controller):
         gumbel = self.rng(step).gumbel(size=(n, self.policy.width)).astype(np.float32)
         tokens, log_probs = self._sample(tf.constant(gumbel))
         return [Proposal(tuple(int(t) for t in row), float(lp)) for row, lp in zip(tokens.numpy(), log_probs.numpy())]
+
+    def remember_proposed(self, step: int, tokens: Sequence[Sequence[int]]) -> None:
+        """Record the per-decision log-probabilities the current weights give ``tokens`` (those that proposed
+        them), for an update of ``step`` that comes after another update."""
+        step = check_int("step", step, 0)
+        rows = np.asarray([list(row) for row in tokens], dtype=np.int32).reshape(len(tokens), -1)
+        log_p = self._log_p_fn(tf.constant(rows)).numpy() if len(rows) else []
+        self._sampled[step] = (self._updates, {tuple(int(t) for t in row): lp for row, lp in zip(rows, log_p)})
+
+    def _sampling_log_p(self, step: int, rows: np.ndarray, current: tf.Tensor) -> tf.Tensor:
+        """The old log-probabilities of ``rows`` for the update of ``step``: ``current`` (recomputed) unless
+        the weights changed since they proposed the step, then those recorded when they did."""
+        recorded = self._sampled.get(step)
+        if recorded is None or recorded[0] == self._updates:
+            return current
+        by_row = recorded[1]
+        missing = [tuple(int(t) for t in row) for row in rows if tuple(int(t) for t in row) not in by_row]
+        if missing:
+            raise InvalidInput(f"PPO update of step {step}: {len(missing)} architecture(s) it did not propose "
+                               f"for that step, such as {list(missing[0])}")
+        return tf.constant(np.stack([by_row[tuple(int(t) for t in row)] for row in rows]))
+
+    def _log_p(self, tokens) -> tf.Tensor:
+        return self.policy.teacher_forced(tokens)[0]
 
     def _ppo_step(self, tokens, rewards, old_log_p, advantages) -> dict:
         """One Adam step on the PPO loss, its gradients clipped to ``max_grad_norm``; returns the loss terms
@@ -258,9 +296,11 @@ class PPOController(Controller):
         check_int("step", step, 0)
         rows, values = self.check_batch(tokens, rewards)
         if not len(rows):
+            self._forget(step)
             return reward_stats(values)
         batch = (tf.constant(rows), tf.constant(values, tf.float32))
         old_log_p, advantages = self._prepare_fn(*batch)
+        old_log_p = self._sampling_log_p(step, rows, old_log_p)
         target_kl = self.settings.target_kl
         for epoch in range(1, self.settings.epochs + 1):
             terms = self._ppo_step_fn(*batch, old_log_p, advantages)
@@ -269,7 +309,13 @@ class PPOController(Controller):
                 drift = self._drift_fn(batch[0], old_log_p)
                 if target_kl is not None and float(drift["approx_kl"]) > target_kl:
                     break
+        self._updates += 1
+        self._forget(step)
         return {**reward_stats(values), **{k: float(v) for k, v in {**terms, **drift}.items()}, "epochs": epoch}
+
+    def _forget(self, step: int) -> None:
+        """Drop what :meth:`remember_proposed` kept for ``step`` and the steps before it (learnt from)."""
+        self._sampled = {s: kept for s, kept in self._sampled.items() if s > step}
 
     def _pack(self) -> tuple[tf.Tensor, tf.Tensor]:
         """Every float variable flattened into one vector, and the integer ones stacked as int64."""
@@ -290,6 +336,10 @@ class PPOController(Controller):
 
     def state_bytes(self) -> bytes:
         header = {**self.state_header(), "settings": asdict(self.settings), "layout": self._layout()}
+        earlier = {str(step): [[list(row), [float(x) for x in lp]] for row, lp in by_row.items()]
+                   for step, (updates, by_row) in sorted(self._sampled.items()) if updates != self._updates}
+        if earlier:  # batches proposed by weights an update has changed since: their sampling log-probabilities
+            header["proposed_by_earlier_weights"] = earlier
         weights, counters = self._pack_fn()
         buffer = io.BytesIO()
         np.savez(buffer, header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
@@ -307,6 +357,12 @@ class PPOController(Controller):
         self.check_state_settings(header.get("settings"), self.settings)
         self._check_layout(header.get("layout"), weights, counters)
         self._unpack_fn(tf.constant(weights), tf.constant(counters))
+        try:
+            self._sampled = {int(step): (None, {tuple(int(t) for t in row): np.asarray(lp, np.float32)
+                                                for row, lp in rows})
+                             for step, rows in header.get("proposed_by_earlier_weights", {}).items()}
+        except (TypeError, ValueError) as exc:
+            raise InvalidInput(f"controller state's proposed_by_earlier_weights is malformed: {exc!r}") from None
 
     def _check_layout(self, layout, weights: np.ndarray, counters: np.ndarray) -> None:
         """``ValueError`` naming the first variable whose label, dtype or shape differs from this controller's."""

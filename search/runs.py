@@ -22,9 +22,10 @@ towards the run's budget: they were proposed and hold their numbers.
 
 One network, one evaluation: every trial stores its ``network`` (:func:`akd_tf.canonical.network_key`), and
 a trial whose network a run it shares evaluations with (:func:`sharing_runs`: itself, and every run of
-the same settings, data and teacher) already evaluated is recorded from that evaluation
-(:func:`record_reuse`) instead of being trained again. Only a "done" evaluation is reused: never an
-excluded trial's, which has none.
+the same settings, data, teacher and latency source) already evaluated is recorded from that evaluation
+(:func:`record_reuse`) instead of being trained again. A "done" evaluation is reused, and a "failed" one
+whose training diverged (the architecture's fault: training the same network with the same seed again
+diverges again); never an excluded trial's, which has none.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from latency_db.schema import SearchRun, Trial, utcnow
 from latency_db.store import Store
 from search.checks import check_int
 from search.config import SearchConfig
-from search.failures import Failure, exclusion_groups
+from search.failures import ARCHITECTURE, FAILURE_KINDS, Failure, exclusion_groups
 from search.rewards import FAILED_REWARD
 
 FINISHED_STATES = ("done", "failed", "excluded")
@@ -279,17 +280,20 @@ def record_result(store: Store, trial_id: int, *, accuracy: float, reward_terms:
 
 
 def _evaluation_identity(run: SearchRun) -> dict:
-    """What decides a child's evaluation in ``run``: its settings but :data:`SEARCH_ONLY_SETTINGS`, and its
-    facts but :data:`DESCRIPTIVE_FACTS` (input shape, classes, data and teacher fingerprints)."""
+    """What decides a child's evaluation in ``run``: its settings but :data:`SEARCH_ONLY_SETTINGS`, its
+    facts but :data:`DESCRIPTIVE_FACTS` (input shape, classes, data and teacher fingerprints), and the
+    latency source pricing its children now (:func:`record_latency_source`: a reused evaluation carries
+    its latency, so a run takes only latencies of its own source)."""
     settings = {k: v for k, v in run_config(run).to_dict().items() if k not in SEARCH_ONLY_SETTINGS}
     facts = {k: v for k, v in run.config["facts"].items() if k not in DESCRIPTIVE_FACTS}
-    return {"settings": settings, "facts": facts}
+    return {"settings": settings, "facts": facts, "latency": (run.config.get("latency") or {}).get("current")}
 
 
 def sharing_runs(store: Store, run_id: int) -> dict[int, str]:
     """Id -> name of the runs whose evaluations run ``run_id`` reuses, itself first: those whose settings and
     facts agree with its own but for :data:`SEARCH_ONLY_SETTINGS` (the controller, its options, the budget,
-    the batch size, the name) and :data:`DESCRIPTIVE_FACTS`, in the order they were created."""
+    the batch size, the name) and :data:`DESCRIPTIVE_FACTS`, and whose children are priced by the same latency
+    source now, in the order they were created."""
     with store.session() as session:
         run = session.get(SearchRun, run_id)
         identity = _evaluation_identity(run)
@@ -316,23 +320,36 @@ def fill_networks(store: Store, run_ids: Sequence[int]) -> int:
 
 
 def evaluations_of(store: Store, run_ids: Sequence[int], networks: Sequence[str]) -> dict[str, Trial]:
-    """For each of ``networks`` that a run of ``run_ids`` evaluated, its first evaluation: the "done" trial
-    of that network that was trained itself (not a reuse), earliest in ``run_ids`` order, then by number."""
+    """For each of ``networks`` that a run of ``run_ids`` evaluated, its first evaluation: the trial of that
+    network that was evaluated itself (not a reuse) and is "done", or "failed" for a fault of the architecture
+    (:func:`is_architecture_failure`), earliest in ``run_ids`` order, then by number."""
     order = {run_id: i for i, run_id in enumerate(run_ids)}
     with store.session() as session:
         rows = session.scalars(select(Trial).where(
-            Trial.run_id.in_(list(run_ids)), Trial.network.in_(list(set(networks))), Trial.status == "done",
-            Trial.reused_from.is_(None))).all()
+            Trial.run_id.in_(list(run_ids)), Trial.network.in_(list(set(networks))),
+            Trial.status.in_(("done", "failed")), Trial.reused_from.is_(None))).all()
     found: dict[str, Trial] = {}
     for trial in sorted(rows, key=lambda t: (order[t.run_id], t.number)):
-        found.setdefault(trial.network, trial)
+        if trial.status == "done" or is_architecture_failure(trial):
+            found.setdefault(trial.network, trial)
     return found
 
 
-def record_reuse(store: Store, trial_id: int, original: Trial, reward_terms: dict) -> Trial:
-    """Trial ``trial_id`` is done with the evaluation of ``original`` (the same network): its accuracy,
-    training summary and latency (source and measurement too), and ``reward_terms`` computed from them with
-    this run's reward. Nothing was trained or measured for it: its timings and worker stay empty."""
+def is_architecture_failure(trial: Trial) -> bool:
+    """Whether ``trial`` failed for a fault of its architecture (its last attempt's failure kind, such as
+    ``diverged``): a result about the network. Runs stored before failures had kinds (every failure then
+    ended "failed", infrastructure ones too) have none, and are not."""
+    last = (trial.attempt_failures or [{}])[-1]
+    kind = FAILURE_KINDS.get(last.get("kind"))
+    return trial.status == "failed" and kind is not None and kind.fault == ARCHITECTURE
+
+
+def record_reuse(store: Store, trial_id: int, original: Trial, reward_terms: dict | None) -> Trial:
+    """Trial ``trial_id`` is finished with the evaluation of ``original`` (the same network): its latency
+    (source and measurement too) and training summary; if ``original`` is "done", its accuracy and
+    ``reward_terms`` computed from them with this run's reward, done; if it "failed" (its training diverged),
+    failed as it did, with its error and :data:`FAILED_REWARD` (``reward_terms`` None). Nothing was trained or
+    measured for it: its timings, worker and attempts stay empty."""
     with store.session() as session:
         trial = session.get(Trial, trial_id)
         if trial.network != original.network:
@@ -340,9 +357,14 @@ def record_reuse(store: Store, trial_id: int, original: Trial, reward_terms: dic
                                f"of another network ({original.network})")
         trial.latency_ms, trial.latency_source = original.latency_ms, original.latency_source
         trial.measurement_id, trial.latency_seconds = original.measurement_id, None
-        trial.accuracy, trial.reward, trial.reward_terms = original.accuracy, reward_terms["reward"], reward_terms
         trial.train, trial.train_seconds, trial.worker = original.train, None, None
-        trial.status, trial.error, trial.reused_from = "done", None, original.id
+        if original.status == "failed":
+            trial.accuracy, trial.reward, trial.reward_terms = None, FAILED_REWARD, None
+            trial.status, trial.error = "failed", original.error
+        else:
+            trial.accuracy, trial.reward = original.accuracy, reward_terms["reward"]
+            trial.reward_terms, trial.status, trial.error = reward_terms, "done", None
+        trial.reused_from = original.id
         trial.started_at = trial.finished_at = utcnow()
     return get_trial_by_id(store, trial_id)
 
@@ -413,8 +435,8 @@ def _excluded_reasons(session, run: SearchRun) -> list[dict]:
 def _summary(session, run: SearchRun) -> dict:
     counts = dict(session.execute(select(Trial.status, func.count()).where(Trial.run_id == run.id)
                                   .group_by(Trial.status)).all())
-    reused = session.scalar(select(func.count()).select_from(Trial).where(Trial.run_id == run.id,
-                                                                          Trial.reused_from.is_not(None)))
+    reused = dict(session.execute(select(Trial.status, func.count()).where(
+        Trial.run_id == run.id, Trial.reused_from.is_not(None)).group_by(Trial.status)).all())
     best = session.scalar(select(Trial).where(Trial.run_id == run.id, Trial.status == "done")
                           .order_by(Trial.reward.desc(), Trial.number).limit(1))
     seconds = session.scalar(select(func.sum(Trial.train_seconds)).where(Trial.run_id == run.id)) or 0.0
@@ -424,7 +446,8 @@ def _summary(session, run: SearchRun) -> dict:
         "reward": run.reward, "reward_source": run.reward_source,
         "target_ms": run.target_ms, "target_mmacs": run.target_mmacs, "seed": run.seed,
         "trials_budget": run.trials_budget, "batch_size": run.batch_size, "controller_step": run.controller_step,
-        "trials": {state: counts.get(state, 0) for state in ("pending", *FINISHED_STATES)}, "reused": reused,
+        "trials": {state: counts.get(state, 0) for state in ("pending", *FINISHED_STATES)},
+        "reused": reused.get("done", 0), "reused_failed": reused.get("failed", 0),
         "excluded": _excluded_reasons(session, run) if counts.get("excluded") else [],
         "train_seconds": seconds, "facts": run.config["facts"], "latency": run.config.get("latency"),
         "best": None if best is None else trial_dict(best),

@@ -126,6 +126,48 @@ def policy_weights(controller):
     return {k: v.numpy() for k, v in controller.policy.named_weights.items()}
 
 
+def ppo_header(state: bytes) -> dict:
+    import io
+
+    with np.load(io.BytesIO(state)) as archive:
+        return json.loads(archive["header"].tobytes().decode())
+
+
+def test_ppo_a_step_ahead_of_its_update_learns_against_the_weights_that_proposed_it(tiny_space):
+    """As a search with several workers runs it: step 1 proposed (and remembered) before the update of step 0.
+    The update of step 1 takes its ratios from the weights that proposed it, and a controller resumed from the
+    state saved after the update of step 0 learns step 1 exactly as the uninterrupted one does."""
+    def proposed(controller, step):
+        batch = controller.propose(step, 8)
+        controller.remember_proposed(step, tokens_of(batch))
+        return batch
+
+    controller = make_controller("ppo", tiny_space, seed=0, epochs=2, learning_rate=0.05)
+    initial = controller.state_bytes()
+    first, second = proposed(controller, 0), proposed(controller, 1)
+    controller.update(0, tokens_of(first), toy_rewards(first))
+    saved = controller.state_bytes()
+    assert list(ppo_header(saved)["proposed_by_earlier_weights"]) == ["1"]
+    resumed = make_controller("ppo", tiny_space, seed=0, epochs=2, learning_rate=0.05)
+    resumed.load_state_bytes(saved)
+    stats = controller.update(1, tokens_of(second), toy_rewards(second))
+    assert resumed.update(1, tokens_of(second), toy_rewards(second)) == stats
+    assert all(np.array_equal(a, b) for a, b in zip(policy_weights(resumed).values(),
+                                                    policy_weights(controller).values()))
+    assert "proposed_by_earlier_weights" not in ppo_header(controller.state_bytes())  # learnt: dropped
+    kl, clip_fraction = drift_of(controller, initial, tokens_of(second))  # from the weights that proposed it
+    assert stats["approx_kl"] == pytest.approx(kl, rel=1e-3, abs=1e-7)
+    assert stats["clip_fraction"] == pytest.approx(clip_fraction)
+
+    # one step at a time (propose after the update before): the ratios start at 1, as without remembering
+    sequential = make_controller("ppo", tiny_space, seed=0, epochs=2, learning_rate=0.05)
+    plain = make_controller("ppo", tiny_space, seed=0, epochs=2, learning_rate=0.05)
+    batch = proposed(sequential, 0)
+    assert "proposed_by_earlier_weights" not in ppo_header(sequential.state_bytes())
+    assert sequential.update(0, tokens_of(batch), toy_rewards(batch)) == plain.update(
+        0, tokens_of(plain.propose(0, 8)), toy_rewards(batch))
+
+
 def test_target_kl_stops_the_epochs_after_the_first_step_beyond_it(tiny_space):
     batch = make_controller("ppo", tiny_space, seed=0).propose(0, 8)
     after = {}
@@ -306,6 +348,42 @@ def test_evolution_never_proposes_a_network_it_has_seen_until_none_is_left(tiny_
     assert controller.seen == seen and len(seen) == 48 and exhausted_steps == [16, 17, 18, 19]
     assert notes[0] == (9, f"evolution, step 9: none of {MAX_PROPOSAL_TRIES} mutations of tournament winners is a "
                            f"network not seen before; proposing one seen before")
+
+
+def test_evolution_a_step_ahead_of_its_update_proposes_no_network_twice(tiny_space):
+    """As a search keeping its workers busy runs it: step s + 1 proposed before step s is learnt from. A
+    controller restored from the state saved before step s + 1 was proposed, told of it (as a resumed search
+    does), goes on proposing what the uninterrupted one does."""
+    from akd_tf.canonical import canonical_arch
+
+    def proposed(controller, step):
+        """``propose``, then ``remember_proposed``, as the search does with every step it stores."""
+        batch = controller.propose(step, 4)
+        controller.remember_proposed(step, tokens_of(batch))
+        return batch
+
+    def ahead(controller, steps, first, last):
+        """Steps ``first``..``last`` the pipelined way: propose step s + 1, then learn from step s."""
+        for step in range(first, last):
+            steps.append(proposed(controller, step + 1))
+            controller.update(step, tokens_of(steps[step]), toy_rewards(steps[step]))
+        return steps
+
+    controller = make_controller("evolution", tiny_space, seed=0, **SMALL_EVOLUTION)
+    steps = ahead(controller, [proposed(controller, 0)], 0, 6)
+    networks = [canonical_arch(tiny_space.from_tokens(p.tokens)).tokens for batch in steps for p in batch]
+    assert [p.note for batch in steps for p in batch] == [None] * 28
+    assert len(networks) == len(set(networks)) == 28  # 7 steps of 4, none proposed twice
+
+    stopped = make_controller("evolution", tiny_space, seed=0, **SMALL_EVOLUTION)
+    before = ahead(stopped, [proposed(stopped, 0)], 0, 2)  # then stopped after proposing step 3
+    saved = stopped.state_bytes()
+    before.append(proposed(stopped, 3))
+    resumed = make_controller("evolution", tiny_space, seed=0, **SMALL_EVOLUTION)
+    resumed.load_state_bytes(saved)
+    resumed.remember_proposed(3, tokens_of(before[3]))
+    resumed.update(2, tokens_of(before[2]), toy_rewards(before[2]))
+    assert ahead(resumed, before, 3, 6) == steps
 
 
 def test_an_evolution_state_without_seen_networks_knows_its_population_s(tiny_space):

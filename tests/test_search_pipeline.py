@@ -1,4 +1,4 @@
-"""Random search and evolution with several workers: the next step starts while a step's last children train
+"""Random search, evolution and PPO with several workers: the next step starts while a step's last children train
 (one update of lag), updates stay one per step and in order, and no network is trained twice; with several
 workers, whatever the controller, the children that train longest start first.
 
@@ -78,12 +78,13 @@ def search(tmp_path, url, name, controller, trials, steps=()):
     return done.stdout
 
 
+@pytest.mark.parametrize("controller", ["random", "ppo"])
 def test_the_next_step_starts_while_a_step_finishes_and_updates_stay_in_step_order(
-        sqlite_url, tiny_space, tmp_path):  # noqa: F811
+        sqlite_url, tiny_space, tmp_path, controller):  # noqa: F811
     url = build_tiny_lut(sqlite_url)
-    output = search(tmp_path, url, "pipelined", "random", trials=6)
-    assert ("2 children train at once; the random controller's next step starts while this one's last children "
-            "finish (its proposals lag at most one update)") in output
+    output = search(tmp_path, url, "pipelined", controller, trials=6)
+    assert (f"2 children train at once; the {controller} controller's next step starts while this one's last "
+            "children finish (its proposals lag at most one update)") in output
     store = open_store(url)
     run = runs.get_run(store, "pipelined")
     trials = runs.all_trials(store, run.id)

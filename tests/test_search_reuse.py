@@ -144,13 +144,39 @@ def test_runs_of_the_same_settings_share_evaluations_and_another_seed_does_not(l
     store.close()
 
 
-def test_a_failed_evaluation_is_not_reused(lut_url, repeat_controller):
+def test_a_diverged_evaluation_is_reused_and_what_it_failed_with_reaches_the_update(lut_url, repeat_controller):
     store = open_store(lut_url)
     diverging = ProxySettings(epochs=1, train_size=64, batch_size=32, learning_rate=1e30)
-    run_search(store, config("nan", [[A, A2]], proxy=diverging))
-    trials = trials_of(store, "nan")
-    assert [(t.status, t.reused_from, t.attempts) for t in trials] == [("failed", None, 1), ("failed", None, 1)]
-    assert all(t.error.startswith("TrainingDiverged: loss became nan") for t in trials)
+    said = []
+    run_search(store, config("nan", [[A, A2], [B]], proxy=diverging), on_event=lambda e: said.append(event_line(e)))
+    first, second, third = trials_of(store, "nan")
+    assert [(t.status, t.reused_from, t.attempts, t.reward) for t in (first, second)] == [
+        ("failed", None, 1, 0.0), ("failed", first.id, 0, 0.0)]  # A2 is A: trained once, diverged once
+    assert first.error.startswith("TrainingDiverged: loss became nan") and second.error == first.error
+    assert second.train_seconds is None and second.worker is None and second.attempt_failures is None
+    assert third.reused_from is None and third.attempts == 1  # another network: trained
+    assert [(step, rewards) for step, _, rewards in RepeatController.received][0] == (0, [0.0, 0.0])
+    assert any(line.startswith("[2/3] #1 FAILED: TrainingDiverged") and "(reused #0: same network)" in line
+               for line in said)
+    summary = runs.run_status(store, "nan")
+    assert (summary["reused"], summary["reused_failed"]) == (0, 1)
+    assert summary_lines(summary)[0].startswith(f"search 'nan': finished, {summary['trials']['done']} done, "
+                                                f"{summary['trials']['failed']} failed (1 reused), 0 pending")
+    store.close()
+
+
+def test_runs_priced_by_another_latency_source_share_no_evaluation(lut_url, repeat_controller):
+    store = open_store(lut_url)
+    run_search(store, config("first", [[A]]))
+    with store.session() as session:  # "first" priced its children with another table version than today's
+        first = session.scalar(select(SearchRun).where(SearchRun.name == "first"))
+        latency = first.config["latency"]
+        other = {**latency["current"], "predictor": {**latency["current"]["predictor"], "table_id": 999}}
+        first.config = {**first.config, "latency": {**latency, "current": other}}
+    said = []
+    run_search(store, config("second", [[A2]]), say=said.append)
+    assert trials_of(store, "second")[0].reused_from is None  # trained, priced by its own source
+    assert not any(line.startswith("reusing the evaluations") for line in said)
     store.close()
 
 
