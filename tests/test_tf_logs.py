@@ -22,6 +22,8 @@ TENSORFLOW_LINES = [
     "call to cuInit: UNKNOWN ERROR (303)",
     "W1123 18:58:46.123456  4242 loader.cc:12] some warning",
     XNNPACK,
+    "WARNING:tensorflow:5 out of the last 5 calls to <function f at 0x7f> triggered tf.function retracing.",
+    "WARNING:absl:Compiled the loaded model, but the compiled metrics have yet to be built.",
 ]
 OTHER_LINES = [
     "Error: /tmp/m.tflite: no such model file",
@@ -30,6 +32,8 @@ OTHER_LINES = [
     "F1123 18:58:46.123456  4242 core.cc:1] Check failed: fatal lines stay",
     "Traceback (most recent call last):",
     "INFO is not a prefix here",
+    "ERROR:tensorflow:errors stay",
+    "WARNING:akd_tf:other loggers stay",
 ]
 
 

@@ -21,11 +21,15 @@ import threading
 from typing import Iterator
 
 # absl/TensorFlow C++ lines ("I0000 00:00:1796048909.608851   20119 cudart_stub.cc:31] ..."; FATAL ones, which
-# abort, are kept), absl's notice before its logging is set up, and the TFLite interpreter's INFO lines.
+# abort, are kept), absl's notice before its logging is set up, the TFLite interpreter's INFO lines, and the
+# Python loggers' lines in Python's default format ("WARNING:tensorflow:5 out of the last 5 calls to ...
+# triggered tf.function retracing"), as a worker process writes them: the loggers' levels set here do not
+# reach processes the search spawns, the pipe on fd 2 does.
 _TENSORFLOW_LOG_LINE = re.compile(
     rb"[IWE]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [\w.+-]+:\d+\] "
     rb"|WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR$"
-    rb"|INFO: ")
+    rb"|INFO: "
+    rb"|(?:DEBUG|INFO|WARNING):(?:tensorflow|absl):")
 PYTHON_LOGGERS = ("tensorflow", "absl")  # TensorFlow's Python warnings (retracing) and tf_keras' through absl
 PARTIAL_LINE_S = 0.2  # a line left unfinished this long is passed on as it is (a prompt, a \r progress line)
 DRAIN_TIMEOUT_S = 5.0  # at the end of a command, the longest wait for what it wrote to be passed on
