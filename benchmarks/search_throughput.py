@@ -5,7 +5,7 @@ labels, latency predicted from the host table in benchmarks/.cache/host.db (buil
 table is for 3 input channels, so the demo's images are fed as 32x32x3), in a fresh SQLite database each.
 Each child trains for --proxy-epochs on --proxy-train-size mini-train images and is scored on --val-size.
 
-    .venv/bin/python benchmarks/search_throughput.py [--trials 8 --workers 2 --cores-per-worker K ...]
+    .venv/bin/python benchmarks/search_throughput.py [--trials 8 --workers 2 --cores-per-worker K --controller ppo ...]
 
 Each run also reports the cores it kept busy on average (CPU time of the search process and its workers
 over the run's wall time), the CPU seconds it spent per child, and the share of its workers' time spent
@@ -62,7 +62,7 @@ def one_run(args, workers: int, tmp: Path, *, seed: int | None = None, batch_siz
     name = f"throughput-{workers}-s{seed}{'-es' if early_stop else ''}"
     url = f"sqlite:///{tmp / f'{name}.db'}"
     _copy_table(CACHE / "host.db", url)
-    config = SearchConfig(name=name, controller="random", reward_source="label",
+    config = SearchConfig(name=name, controller=getattr(args, "controller", "random"), reward_source="label",
                           target_ms=1.0, trials=args.trials, batch_size=batch_size or args.trials, seed=seed,
                           early_stop=early_stop, data={"source": "demo", "val_size": args.val_size, "channels": 3},
                           proxy=ProxySettings(epochs=args.proxy_epochs, train_size=args.proxy_train_size,
@@ -101,6 +101,8 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2, help="worker processes of the second run (at least 2)")
     parser.add_argument("--batch-size", type=int, default=None, help="children per step (default: --trials)")
+    parser.add_argument("--controller", default="random", help="the search's controller (random: the same children "
+                        "in both runs; another one proposes by what it learnt, so its runs may differ)")
     parser.add_argument("--cores-per-worker", type=int, default=None,
                         help="pin each worker process to this many cores of its own, in both runs (default: "
                              "not pinned; 1 worker trains in this process)")
