@@ -27,9 +27,9 @@ still trains: a policy lag of one update) keeps the log-probabilities of the
 weights that proposed it: :meth:`PPOController.remember_proposed` records
 them, and the state holds them until that batch is learnt from. Its ratios
 then start away from 1 and the clip bounds the step from the sampling policy,
-as in PPO with stored rollout log-probabilities (Stable-Baselines3, CleanRL). Before each Adam step the
-gradients are scaled down to a global L2 norm of at most ``max_grad_norm``
-(as Stable-Baselines3 and CleanRL do).
+as in PPO with stored rollout log-probabilities (Stable-Baselines3, CleanRL).
+Before each Adam step the gradients are scaled down to a global L2 norm of at
+most ``max_grad_norm`` (as Stable-Baselines3 and CleanRL do).
 
 Diagnostics (:func:`policy_drift`) describe the policy *after* the update
 against the sampling policy, over all (arch, decision) pairs: the approximate
