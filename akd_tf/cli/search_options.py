@@ -129,7 +129,9 @@ SEARCH_RUN_OPTIONS = [
         click.option("--workers", default=None, type=click.IntRange(min=1),
                      help="Children trained at once on this machine: worker processes sharing its cores, or with "
                           "--executor ray the CPUs of the local Ray it starts (default 1). Refused with "
-                          "--ray-address, where the cluster's CPUs decide."),
+                          "--ray-address, where the cluster's CPUs decide. With several, the next step is proposed "
+                          "and started while a step's last children train (the controller's proposals then lag "
+                          "one update; not with --measure)."),
         click.option("--cores-per-worker", default=None, type=click.IntRange(min=1), metavar="K",
                      help="Pin each local worker process to K cores of its own, with K TensorFlow threads, so "
                           "workers never compete for a core (and the other cores stay free, say for a phone farm "
