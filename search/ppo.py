@@ -24,8 +24,9 @@ a resumed search restores the state that proposed it) has them recomputed at
 the start of ``update``. A batch proposed before the update of the step
 before it (with several workers a search proposes step s + 1 while step s
 still trains: a policy lag of one update) keeps the log-probabilities of the
-weights that proposed it: :meth:`PPOController.remember_proposed` records
-them, and the state holds them until that batch is learnt from. Its ratios
+weights that proposed it: the update that changes those weights first
+computes them for the batches they proposed (:meth:`PPOController.remember_proposed`
+names those), and the state holds them until that batch is learnt from. Its ratios
 then start away from 1 and the clip bounds the step from the sampling policy,
 as in PPO with stored rollout log-probabilities (Stable-Baselines3, CleanRL).
 Before each Adam step the gradients are scaled down to a global L2 norm of at
@@ -200,9 +201,9 @@ class PPOController(Controller):
     def __init__(self, space: SearchSpace, seed: int, settings: PPOSettings = PPOSettings()):
         super().__init__(space, seed)
         self.settings = settings
-        self._updates = 0  # updates that changed the weights, in this process
-        # step -> (``_updates`` when proposed, or None for a state's; token row -> per-decision log-probabilities)
-        self._sampled: dict[int, tuple[int | None, dict[tuple[int, ...], np.ndarray]]] = {}
+        self._proposed: dict[int, np.ndarray] = {}  # step -> token rows the current weights proposed, unlearnt
+        # step -> token row -> per-decision log-probabilities, for steps proposed by weights an update changed since
+        self._sampled: dict[int, dict[tuple[int, ...], np.ndarray]] = {}
         self.policy = Policy(space, settings.hidden_units, self.seed)
         self.optimizer = keras.optimizers.Adam(settings.learning_rate)
         self.optimizer.build(self.policy.weights)
@@ -233,25 +234,33 @@ class PPOController(Controller):
         return [Proposal(tuple(int(t) for t in row), float(lp)) for row, lp in zip(tokens.numpy(), log_probs.numpy())]
 
     def remember_proposed(self, step: int, tokens: Sequence[Sequence[int]]) -> None:
-        """Record the per-decision log-probabilities the current weights give ``tokens`` (those that proposed
-        them), for an update of ``step`` that comes after another update."""
-        step = check_int("step", step, 0)
+        """Note that the current weights proposed ``tokens`` for ``step``: should an update of another step
+        come first, their log-probabilities under these weights are kept for the update of ``step``
+        (:meth:`_keep_sampling_log_p`). Costs nothing when the step is learnt before any other update."""
         rows = np.asarray([list(row) for row in tokens], dtype=np.int32).reshape(len(tokens), -1)
-        log_p = self._log_p_fn(tf.constant(rows)).numpy() if len(rows) else []
-        self._sampled[step] = (self._updates, {tuple(int(t) for t in row): lp for row, lp in zip(rows, log_p)})
+        self._proposed[check_int("step", step, 0)] = rows
+
+    def _keep_sampling_log_p(self, learning: int) -> None:
+        """Before the weights change with the update of step ``learning``: the log-probabilities they give the
+        other steps they proposed, kept for those steps' updates."""
+        for step, rows in self._proposed.items():
+            if step != learning and len(rows):
+                log_p = self._log_p_fn(tf.constant(rows)).numpy()
+                self._sampled[step] = {tuple(int(t) for t in row): lp for row, lp in zip(rows, log_p)}
+        self._proposed = {}
 
     def _sampling_log_p(self, step: int, rows: np.ndarray, current: tf.Tensor) -> tf.Tensor:
-        """The old log-probabilities of ``rows`` for the update of ``step``: ``current`` (recomputed) unless
-        the weights changed since they proposed the step, then those recorded when they did."""
-        recorded = self._sampled.get(step)
-        if recorded is None or recorded[0] == self._updates:
+        """The old log-probabilities of ``rows`` for the update of ``step``: those kept since an update changed
+        the weights that proposed it, else ``current`` (recomputed: the weights that proposed it)."""
+        kept = self._sampled.get(step)
+        if kept is None:
             return current
-        by_row = recorded[1]
-        missing = [tuple(int(t) for t in row) for row in rows if tuple(int(t) for t in row) not in by_row]
+        keys = [tuple(int(t) for t in row) for row in rows]
+        missing = [key for key in keys if key not in kept]
         if missing:
             raise InvalidInput(f"PPO update of step {step}: {len(missing)} architecture(s) it did not propose "
                                f"for that step, such as {list(missing[0])}")
-        return tf.constant(np.stack([by_row[tuple(int(t) for t in row)] for row in rows]))
+        return tf.constant(np.stack([kept[key] for key in keys]))
 
     def _log_p(self, tokens) -> tf.Tensor:
         return self.policy.teacher_forced(tokens)[0]
@@ -301,6 +310,7 @@ class PPOController(Controller):
         batch = (tf.constant(rows), tf.constant(values, tf.float32))
         old_log_p, advantages = self._prepare_fn(*batch)
         old_log_p = self._sampling_log_p(step, rows, old_log_p)
+        self._keep_sampling_log_p(step)
         target_kl = self.settings.target_kl
         for epoch in range(1, self.settings.epochs + 1):
             terms = self._ppo_step_fn(*batch, old_log_p, advantages)
@@ -309,13 +319,13 @@ class PPOController(Controller):
                 drift = self._drift_fn(batch[0], old_log_p)
                 if target_kl is not None and float(drift["approx_kl"]) > target_kl:
                     break
-        self._updates += 1
         self._forget(step)
         return {**reward_stats(values), **{k: float(v) for k, v in {**terms, **drift}.items()}, "epochs": epoch}
 
     def _forget(self, step: int) -> None:
-        """Drop what :meth:`remember_proposed` kept for ``step`` and the steps before it (learnt from)."""
+        """Drop what was kept for ``step`` and the steps before it (learnt from)."""
         self._sampled = {s: kept for s, kept in self._sampled.items() if s > step}
+        self._proposed = {s: rows for s, rows in self._proposed.items() if s > step}
 
     def _pack(self) -> tuple[tf.Tensor, tf.Tensor]:
         """Every float variable flattened into one vector, and the integer ones stacked as int64."""
@@ -336,10 +346,10 @@ class PPOController(Controller):
 
     def state_bytes(self) -> bytes:
         header = {**self.state_header(), "settings": asdict(self.settings), "layout": self._layout()}
-        earlier = {str(step): [[list(row), [float(x) for x in lp]] for row, lp in by_row.items()]
-                   for step, (updates, by_row) in sorted(self._sampled.items()) if updates != self._updates}
-        if earlier:  # batches proposed by weights an update has changed since: their sampling log-probabilities
-            header["proposed_by_earlier_weights"] = earlier
+        if self._sampled:  # batches proposed by weights an update has changed since: their sampling log-probabilities
+            header["proposed_by_earlier_weights"] = {
+                str(step): [[list(row), [float(x) for x in lp]] for row, lp in kept.items()]
+                for step, kept in sorted(self._sampled.items())}
         weights, counters = self._pack_fn()
         buffer = io.BytesIO()
         np.savez(buffer, header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
@@ -358,9 +368,9 @@ class PPOController(Controller):
         self._check_layout(header.get("layout"), weights, counters)
         self._unpack_fn(tf.constant(weights), tf.constant(counters))
         try:
-            self._sampled = {int(step): (None, {tuple(int(t) for t in row): np.asarray(lp, np.float32)
-                                                for row, lp in rows})
+            self._sampled = {int(step): {tuple(int(t) for t in row): np.asarray(lp, np.float32) for row, lp in rows}
                              for step, rows in header.get("proposed_by_earlier_weights", {}).items()}
+            self._proposed = {}
         except (TypeError, ValueError) as exc:
             raise InvalidInput(f"controller state's proposed_by_earlier_weights is malformed: {exc!r}") from None
 

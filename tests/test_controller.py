@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -384,6 +385,30 @@ def test_evolution_a_step_ahead_of_its_update_proposes_no_network_twice(tiny_spa
     resumed.remember_proposed(3, tokens_of(before[3]))
     resumed.update(2, tokens_of(before[2]), toy_rewards(before[2]))
     assert ahead(resumed, before, 3, 6) == steps
+
+
+def test_ppo_refuses_a_lagged_update_of_archs_it_did_not_propose_and_a_malformed_kept_state(tiny_space):
+    import io
+
+    controller = make_controller("ppo", tiny_space, seed=0)
+    first, second = controller.propose(0, 4), controller.propose(1, 4)
+    controller.remember_proposed(0, tokens_of(first))
+    controller.remember_proposed(1, tokens_of(second))
+    controller.update(0, tokens_of(first), toy_rewards(first))  # step 1's log-probabilities are kept
+    stranger = next(p for p in controller.propose(7, 16) if p.tokens not in tokens_of(second))
+    with pytest.raises(ValueError, match=re.escape(f"PPO update of step 1: 1 architecture(s) it did not propose for "
+                                                   f"that step, such as {list(stranger.tokens)}")):
+        controller.update(1, [stranger.tokens], [0.5])
+
+    with np.load(io.BytesIO(controller.state_bytes())) as archive:
+        header, weights, counters = (json.loads(archive["header"].tobytes().decode()), archive["weights"],
+                                     archive["counters"])
+    header["proposed_by_earlier_weights"] = {"1": [["not", "rows"]]}
+    buffer = io.BytesIO()
+    np.savez(buffer, header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8), weights=weights,
+             counters=counters)
+    with pytest.raises(ValueError, match="controller state's proposed_by_earlier_weights is malformed"):
+        make_controller("ppo", tiny_space, seed=0).load_state_bytes(buffer.getvalue())
 
 
 def test_an_evolution_state_without_seen_networks_knows_its_population_s(tiny_space):
