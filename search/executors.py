@@ -33,10 +33,11 @@ RAY_POLL_S = 5.0
 RUN_AHEAD_SWITCH_INTERVAL_S = 0.0005
 
 
-def _died(failure: Failure) -> dict:
-    """The result of a job whose worker never returned one (``train_child``'s failed-result shape)."""
+def _died(failure: Failure, shared_with: int = 0) -> dict:
+    """The result of a job whose worker never returned one (``train_child``'s failed-result shape), and
+    ``shared_with``: how many other jobs ran beside it (:mod:`search.failures`: then none is to blame)."""
     return {"status": "failed", "kind": failure.kind, "error": failure.reason, "train_seconds": None,
-            "worker": None}
+            "worker": None, "shared_with": shared_with}
 
 
 class _Executor:
@@ -149,6 +150,11 @@ class ProcessExecutor(_Executor):
     each worker runs on ``cores_per_worker`` cores of its own (:func:`core_sets` of the cores this process may
     use), as many ops side by side, so workers never compete for a core; a pool started again after a worker
     died hands out the same sets.
+
+    A worker that dies breaks the pool: every job it held fails with a ``worker-died`` result, whose
+    ``shared_with`` counts the other jobs that ran while it did (any of them may have caused the death, by
+    taking the memory, say; 0: the job ran alone, so the death was its own). A job beside it that finished
+    still counts: Python's pool may notice a death only when another job finishes.
     """
 
     def __init__(self, workers: int, cores_per_worker: int | None = None):
@@ -157,6 +163,9 @@ class ProcessExecutor(_Executor):
                                                                           os.sched_getaffinity(0))
         self.threads_per_child = cores_per_worker or max(1, len(os.sched_getaffinity(0)) // workers)
         self._pool = None
+        self._lock = threading.Lock()
+        self._running: set[concurrent.futures.Future] = set()  # submitted, not finished
+        self._beside: dict[concurrent.futures.Future, int] = {}  # a job -> how many others ran while it did
 
     def _start(self) -> concurrent.futures.ProcessPoolExecutor:
         if self._pool is None:
@@ -172,15 +181,28 @@ class ProcessExecutor(_Executor):
         return self._pool
 
     def submit(self, fn: Callable[[dict], dict], job: dict) -> concurrent.futures.Future:
-        return self._start().submit(fn, job)
+        future = self._start().submit(fn, job)
+        with self._lock:
+            for other in self._running:
+                self._beside[other] += 1
+            self._beside[future] = len(self._running)
+            self._running.add(future)
+        future.add_done_callback(self._finished)
+        return future
+
+    def _finished(self, future: concurrent.futures.Future) -> None:
+        with self._lock:
+            self._running.discard(future)
 
     def wait_one(self, handles: list) -> tuple[object, dict]:
         done, _ = concurrent.futures.wait(handles, return_when=concurrent.futures.FIRST_COMPLETED)
         future = next(f for f in handles if f in done)  # the first submitted of those done
+        with self._lock:
+            beside = self._beside.pop(future, 0)
         try:
             result = future.result()
         except concurrent.futures.process.BrokenProcessPool as exc:
-            result = _died(worker_died(str(exc) or "the worker process pool broke"))
+            result = _died(worker_died(str(exc) or "the worker process pool broke"), shared_with=beside)
             if self._pool is not None and getattr(self._pool, "_broken", False):
                 self._pool = None  # a fresh pool for the retries; this pool's other jobs also report it
         return future, result
@@ -189,6 +211,8 @@ class ProcessExecutor(_Executor):
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+        with self._lock:
+            self._running, self._beside = set(), {}
 
 
 class RayExecutor(_Executor):

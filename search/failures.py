@@ -33,6 +33,13 @@ kind                   fault           what happened (where it is raised)
                                        (killed, crashed); found when the run resumes
 =====================  ==============  =====================================================================
 
+A worker death breaks the whole pool, so it fails every child the pool held, and nothing tells which
+child killed it. Such a **shared** death (the pool held other children too) is recorded with each of them
+but counts no attempt (``"counted": false`` in its ``attempt_failures`` entry); a child whose last attempt
+ended in a worker death (a kind with ``alone``) then runs its next attempt with no other child in the
+pool, so a death there is its own and counts. A child that keeps killing its worker is excluded after
+``max_attempts`` deaths of its own; the healthy children beside it lose nothing but time.
+
 Errors that concern every child at once are no child's failure: the database, the run's data or
 teacher (``train_child`` raises them, ``RayTaskError`` carries them back), or a farm that no worker
 serves within ``--wait-timeout`` (``WaitTimedOut``) stop the search, and running it again resumes it.
@@ -65,11 +72,13 @@ class FailureKind:
     name: str
     fault: str  # ARCHITECTURE | INFRASTRUCTURE
     description: str
+    alone: bool = False  # the child's next attempt runs with no other child beside it (see the docstring)
 
 
 FAILURE_KINDS: dict[str, FailureKind] = {kind.name: kind for kind in (
     FailureKind("diverged", ARCHITECTURE, "the child's training loss became NaN or infinite"),
-    FailureKind("worker-died", INFRASTRUCTURE, "a local worker process died and broke the process pool"),
+    FailureKind("worker-died", INFRASTRUCTURE, "a local worker process died and broke the process pool",
+                alone=True),
     FailureKind("ray-task-died", INFRASTRUCTURE, "a Ray task, its worker or its node died"),
     FailureKind("out-of-memory", INFRASTRUCTURE, "the child's training ran out of memory"),
     FailureKind("training-error", INFRASTRUCTURE, "TensorFlow or the model builder raised while training"),

@@ -10,7 +10,9 @@ an interrupted run loses nothing and evaluates nothing twice). Per controller st
    most multiply-adds start first, :func:`start_order`); each result is stored with its reward as it arrives.
    A child whose training diverged is "failed" with :data:`search.rewards.FAILED_REWARD` (the architecture's
    fault); a child whose evaluation failed for any other reason (:mod:`search.failures`) is tried again with
-   the same proposal, latency first if it has none, until the run's ``max_attempts``, and then "excluded";
+   the same proposal, latency first if it has none, until the run's ``max_attempts``, and then "excluded".
+   A worker death that failed several children at once counts none of them an attempt, and a child whose
+   last attempt ended in a worker death trains its next one alone (:mod:`search.failures`);
 4. the controller learns from the step's done and failed children only, and its state moves on with the
    next step's children.
 
@@ -322,6 +324,9 @@ def _evaluate_step(store, config: SearchConfig, trials, latency: LatencySource, 
         if not first_of_network:
             return
         chosen = [t.id for t in first_of_network.values()]
+        alone = [t.id for t in first_of_network.values() if runs.runs_alone(t)]
+        if alone:
+            chosen = alone[:1]  # its last attempt ended in a worker death: the next one runs with no child beside it
         for trial_id in runs.mark_started(store, chosen, config.max_attempts):
             progress.report(runs.get_trial_by_id(store, trial_id))  # excluded: its attempts ran out before
         try:
@@ -359,6 +364,7 @@ class _Pipeline:
         self.space = get_space(config.space)
         self.in_flight: dict[object, tuple[int, int, str]] = {}  # handle -> (trial id, step, network)
         self.starting: list[int] = []  # trials whose attempts count, not yet submitted (their latencies first)
+        self.alone = None  # the handle of a child that trains with no other beside it (runs.runs_alone)
 
     def finish_step(self, step: int) -> None:
         """Return once no child of ``step`` is pending or training (children of ``step + 1`` may be)."""
@@ -384,7 +390,7 @@ class _Pipeline:
             raise self.pause.as_pause(exc)
 
     def _free(self) -> int:
-        return self.executor.capacity - len(self.in_flight)
+        return 0 if self.alone in self.in_flight else self.executor.capacity - len(self.in_flight)
 
     def _start_children(self, step: int) -> None:
         """Start pending children of ``step``, then of ``step + 1`` (proposed now if it has none and the budget
@@ -419,7 +425,10 @@ class _Pipeline:
         for trial in start_order(pending, self.executor.capacity):
             if trial.network not in evaluated and trial.network not in training:
                 chosen.setdefault(trial.network, trial)
-        chosen = list(chosen.values())[:max(self._free(), 0)]
+        alone = [t for t in chosen.values() if runs.runs_alone(t)]
+        if alone and self.in_flight:
+            return  # it waits for the workers to empty, and nothing else starts meanwhile
+        chosen = alone[:1] or list(chosen.values())[:max(self._free(), 0)]
         if not chosen:
             return
         self.starting = [t.id for t in chosen]  # from here, a pause uncounts their attempts
@@ -444,7 +453,10 @@ class _Pipeline:
         for trial in chosen:
             if trial.id not in failed:
                 job = {**job_base, "arch": trial.arch, "number": trial.number, "trial_id": trial.id}
-                self.in_flight[self.executor.submit(train_child, job)] = (trial.id, trial.step, trial.network)
+                handle = self.executor.submit(train_child, job)
+                self.in_flight[handle] = (trial.id, trial.step, trial.network)
+                if alone:
+                    self.alone = handle
         self.starting = []
 
     def _record(self, handle, result: dict) -> None:
@@ -522,14 +534,24 @@ def _record_training(store, config: SearchConfig, trial, result: dict, progress,
                                            worker=result["worker"]))
     else:
         _record_failure(store, config, trial.id, Failure(result["kind"], result["error"]), progress, say,
-                        worker=result["worker"], train_seconds=result["train_seconds"])
+                        worker=result["worker"], train_seconds=result["train_seconds"],
+                        shared_with=result.get("shared_with", 0))
 
 
-def _record_failure(store, config: SearchConfig, trial_id: int, failure: Failure, progress, say, **details) -> None:
-    """Store a failed attempt; report the trial if that finished it, else say that it will be tried again."""
-    trial = runs.record_failure(store, trial_id, failure, max_attempts=config.max_attempts, **details)
-    if trial.status == "pending":
-        say(f"child #{trial.number}: attempt {trial.attempts} of {config.max_attempts} failed ({failure.kind}: "
-            f"{failure.reason}); trying it again")
-    else:
+def _record_failure(store, config: SearchConfig, trial_id: int, failure: Failure, progress, say,
+                    shared_with: int = 0, **details) -> None:
+    """Store a failed attempt; report the trial if that finished it, else say that it will be tried again.
+    ``shared_with``: how many other children the same failure took (a worker death that broke the pool): then
+    no child is to blame, and the attempt is not counted (:mod:`search.failures`)."""
+    trial = runs.record_failure(store, trial_id, failure, max_attempts=config.max_attempts, counted=not shared_with,
+                                **details)
+    if trial.status != "pending":
         progress.report(trial)
+        return
+    again = "trying it again alone" if runs.runs_alone(trial) else "trying it again"
+    if shared_with:
+        say(f"child #{trial.number}: failed with {shared_with} other child{'ren' if shared_with > 1 else ''} "
+            f"({failure.kind}: {failure.reason}); no attempt counted, {again}")
+    else:
+        say(f"child #{trial.number}: attempt {trial.attempts} of {config.max_attempts} failed ({failure.kind}: "
+            f"{failure.reason}); {again}")

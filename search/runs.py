@@ -247,7 +247,7 @@ def mark_started(store: Store, trial_ids: Sequence[int], max_attempts: int) -> l
     with store.session() as session:
         for trial in session.scalars(select(Trial).where(Trial.id.in_(list(trial_ids)), Trial.status == "pending")
                                      .order_by(Trial.number)):
-            if trial.attempts > len(trial.attempt_failures or []):
+            if trial.attempts > _counted_failures(trial):
                 _add_failure(trial, INTERRUPTED)
             if trial.attempts >= max_attempts:
                 _exclude(trial)
@@ -265,7 +265,7 @@ def release_attempts(store: Store, trial_ids: Sequence[int]) -> None:
     counted, to be recorded as interrupted."""
     with store.session() as session:
         for trial in session.scalars(select(Trial).where(Trial.id.in_(list(trial_ids)), Trial.status == "pending")):
-            if trial.attempts > len(trial.attempt_failures or []):
+            if trial.attempts > _counted_failures(trial):
                 trial.attempts -= 1
 
 
@@ -369,11 +369,26 @@ def record_reuse(store: Store, trial_id: int, original: Trial, reward_terms: dic
     return get_trial_by_id(store, trial_id)
 
 
-def _add_failure(trial: Trial, failure: Failure) -> None:
-    """Keep ``failure`` as the failure of the trial's current attempt (a new list: JSON columns change whole)."""
+def _add_failure(trial: Trial, failure: Failure, counted: bool = True) -> None:
+    """Keep ``failure`` as the failure of the trial's current attempt (a new list: JSON columns change whole);
+    one that does not count as an attempt is marked ``"counted": False``."""
     entry = {"attempt": trial.attempts, "kind": failure.kind, "reason": failure.reason[:4000]}
+    if not counted:
+        entry["counted"] = False
     trial.attempt_failures = [*(trial.attempt_failures or []), entry]
     trial.error = entry["reason"]
+
+
+def _counted_failures(trial: Trial) -> int:
+    """How many of the trial's attempts have a recorded failure (an uncounted failure is no attempt)."""
+    return sum(1 for entry in trial.attempt_failures or [] if entry.get("counted", True))
+
+
+def runs_alone(trial: Trial) -> bool:
+    """Whether pending ``trial`` must run its next attempt with no other child beside it: its last attempt
+    ended in a failure that may have been a neighbour's (a kind with ``alone``, :mod:`search.failures`)."""
+    kind = FAILURE_KINDS.get((trial.attempt_failures or [{}])[-1].get("kind"))
+    return trial.status == "pending" and kind is not None and kind.alone
 
 
 def _exclude(trial: Trial) -> None:
@@ -382,20 +397,26 @@ def _exclude(trial: Trial) -> None:
 
 
 def record_failure(store: Store, trial_id: int, failure: Failure, *, max_attempts: int, worker: str | None = None,
-                   train_seconds: float | None = None) -> Trial:
+                   train_seconds: float | None = None, counted: bool = True) -> Trial:
     """Record the failed current attempt of a trial; returns the trial as it now is.
 
     The architecture's fault (:mod:`search.failures`): "failed" with reward :data:`FAILED_REWARD`. An
     infrastructure failure: "excluded" once the trial has had ``max_attempts`` attempts, else still
-    "pending", to be retried with the same proposal.
+    "pending", to be retried with the same proposal. ``counted=False`` (an infrastructure failure no child
+    can be blamed for, such as a worker death that failed several children at once): the failure is kept,
+    marked so, the attempt is uncounted, and the trial stays "pending".
     """
     check_int("max_attempts", max_attempts, 1)
+    if not counted and not failure.is_infrastructure:
+        raise InvalidInput(f"a {failure.kind!r} failure is the architecture's fault: it always counts")
     with store.session() as session:
         trial = session.get(Trial, trial_id)
-        _add_failure(trial, failure)
+        _add_failure(trial, failure, counted)
         trial.worker = worker or trial.worker
         trial.train_seconds = train_seconds if train_seconds is not None else trial.train_seconds
-        if not failure.is_infrastructure:
+        if not counted:
+            trial.attempts -= 1
+        elif not failure.is_infrastructure:
             trial.status, trial.reward, trial.finished_at = "failed", FAILED_REWARD, utcnow()
         elif trial.attempts >= max_attempts:
             _exclude(trial)

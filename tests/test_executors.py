@@ -66,6 +66,23 @@ def test_pinned_workers_run_on_cores_of_their_own_also_after_a_worker_dies():
         executor.close()
 
 
+def test_a_worker_death_says_how_many_other_jobs_it_failed():
+    """A death that broke the pool while another job ran says so (``shared_with`` 1), and so does the other,
+    which the broken pool fails (or which finished, when the pool noticed the death late); a job that dies
+    alone in the pool says it died alone (``shared_with`` 0: the death was its own)."""
+    executor = ProcessExecutor(2)
+    try:
+        results = {job["n"]: result for job, result in executor.map_unordered(
+            where_am_i, [{"hold_s": 0.5, "die": True, "n": 0}, {"hold_s": 3.0, "n": 1}])}
+        assert (results[0]["status"], results[0]["kind"], results[0]["shared_with"]) == ("failed", "worker-died", 1)
+        assert "pid" in results[1] or (results[1]["kind"], results[1]["shared_with"]) == ("worker-died", 1)
+        [alone] = run_together(executor, [{"hold_s": 0.0, "die": True}])  # a fresh pool, this job alone in it
+        assert (alone["status"], alone["kind"], alone["shared_with"]) == ("failed", "worker-died", 0)
+        assert len(run_together(executor, [{"hold_s": 0.0}, {"hold_s": 0.0}])) == 2  # and the next pool works
+    finally:
+        executor.close()
+
+
 def test_unpinned_workers_run_wherever_this_process_may():
     executor = ProcessExecutor(2)
     try:

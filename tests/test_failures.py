@@ -131,6 +131,31 @@ def test_an_attempt_the_search_never_recorded_is_recorded_as_interrupted_when_it
     store.close()
 
 
+def test_a_worker_death_shared_with_other_children_counts_no_attempt_and_the_next_attempt_runs_alone(sqlite_url, tiny_space):  # noqa: F811,E501
+    store = open_store(sqlite_url)
+    _, (a, b) = stored_step(store, tiny_space, "shared", [SMALL, LARGE], max_attempts=2)
+    assert runs.mark_started(store, [a.id, b.id], 2) == []
+    shared = runs.record_failure(store, a.id, worker_died("broke"), max_attempts=2, counted=False)
+    assert (shared.status, shared.attempts, shared.attempt_failures) == (
+        "pending", 0, [{"attempt": 1, "kind": "worker-died", "reason": "worker died: broke", "counted": False}])
+    assert runs.runs_alone(shared) and not runs.runs_alone(runs.get_trial_by_id(store, b.id))
+    # Its next attempt is its first: the uncounted failure is neither an attempt nor an interrupted one.
+    assert runs.mark_started(store, [a.id], 2) == []
+    runs.release_attempts(store, [a.id])  # a pause uncounts the attempt it stopped, and only that one
+    assert runs.get_trial_by_id(store, a.id).attempts == 0
+    assert runs.mark_started(store, [a.id], 2) == []
+    assert runs.mark_started(store, [a.id], 2) == []  # the search died during attempt 1: recorded as interrupted
+    again = runs.get_trial_by_id(store, a.id)
+    assert (again.attempts, [(f["attempt"], f["kind"]) for f in again.attempt_failures]) == (
+        2, [(1, "worker-died"), (1, "interrupted")])
+    assert not runs.runs_alone(again)  # an interrupted attempt says nothing about the pool
+    own = runs.record_failure(store, a.id, worker_died("killed"), max_attempts=2)  # a death of its own counts
+    assert (own.status, own.attempts, own.error) == ("excluded", 2, "worker died: killed")
+    with pytest.raises(ValueError, match="^a 'diverged' failure is the architecture's fault: it always counts$"):
+        runs.record_failure(store, b.id, Failure("diverged", "loss became nan"), max_attempts=2, counted=False)
+    store.close()
+
+
 # --- a step the controller gets nothing from -------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", ["ppo", "evolution", "random"])

@@ -1,7 +1,8 @@
 """Infrastructure failures caused for real during a search: what the trials table keeps and what the controller got.
 
 Each test breaks one thing the way it breaks in use: a worker process of the pool killed with SIGKILL
-(and then the search process itself, mid-retry), a Ray task's worker process killed, an emulated phone
+(and then the search process itself, mid-retry), a child that kills every worker that trains it, a Ray
+task's worker process killed, an emulated phone
 that drops every benchmark so its farm jobs use up their retries, and the exporter crashing during
 conversion. Children are the two-block ``lut-test`` space trained for one epoch on 64 demo images
 (the Ray test uses the default space, which Ray's worker processes know without the tests' registration).
@@ -104,14 +105,34 @@ def wait_for(condition, timeout_s: float, what: str, poll_s: float = 0.1):
 # --- a killed worker of the process pool, then the search killed mid-retry ------------------------------------
 
 SEARCH_MAIN = """
+import os
 import signal
 import sys
+import time
 # Ctrl-C raises KeyboardInterrupt here even when this test runs under a shell that started it in the background:
 # such a shell ignores SIGINT for its jobs, the search inherits that, and Python then leaves SIGINT ignored.
 signal.signal(signal.SIGINT, signal.default_int_handler)
 sys.path.insert(0, {tests!r})
 from db_fixtures import tiny_space
 tiny_space()  # in the search and, imported as __mp_main__, in each spawned worker of its pool
+
+if __name__ == "__mp_main__" and os.environ.get("KILLS_ITS_WORKER"):
+    # In the workers only: child number KILLS_ITS_WORKER kills the process training it (as a network too big for
+    # the machine's memory gets its worker killed), once the other child has started beside it (MARKERS).
+    import search.evaluate
+
+    train_child, markers = search.evaluate.train_child, os.environ["MARKERS"]
+
+    def killing_train_child(job, **options):
+        if job["number"] != int(os.environ["KILLS_ITS_WORKER"]):
+            open(os.path.join(markers, f"started-{{job['number']}}"), "w").close()
+            return train_child(job, **options)
+        deadline = time.monotonic() + 120
+        while not any(name.startswith("started-") for name in os.listdir(markers)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    search.evaluate.train_child = killing_train_child  # what the pool's pickled reference finds here
 
 if __name__ == "__main__":
     from akd_tf.cli import main
@@ -137,14 +158,20 @@ def attempts(store, name: str) -> list[tuple[int, int]]:
     return [(t.attempts, len(t.attempt_failures or [])) for t in trials_of(store, name)]
 
 
-def test_a_killed_pool_worker_s_children_are_retried_and_a_search_killed_mid_retry_resumes(
+def pool_workers(pid):
+    return [p for p, (parent, cmdline) in processes().items() if parent == pid and "spawn_main" in cmdline]
+
+
+SHARED_DEATH = {"attempt": 1, "kind": "worker-died", "reason": BROKEN_POOL, "counted": False}
+
+
+def test_a_killed_pool_worker_costs_its_children_no_attempt_and_a_search_killed_mid_retry_resumes(
         lut_url, tiny_space, tmp_path):
+    """A worker killed from outside while both children train: no child is to blame, so neither is charged an
+    attempt, and each is tried again alone. The search itself is then killed during the first lone retry, and
+    resumes: that retry is recorded as interrupted (it counts), and both children end done."""
     args = search_command(tmp_path, lut_url, "pool")
     store = open_store(lut_url)
-
-    def pool_workers(pid):
-        return [p for p, (parent, cmdline) in processes().items() if parent == pid and "spawn_main" in cmdline]
-
     log = tmp_path / "search.log"  # a file, not a pipe: no orphaned worker can hold our end open
     with log.open("w") as out:
         search = subprocess.Popen([*args, "--workers", "2"], stdout=out, stderr=subprocess.STDOUT,
@@ -152,10 +179,12 @@ def test_a_killed_pool_worker_s_children_are_retried_and_a_search_killed_mid_ret
     try:
         wait_for(lambda: attempts(store, "pool") == [(1, 0), (1, 0)], 300, "the first attempts to start")
         os.kill(wait_for(lambda: pool_workers(search.pid), 120, "a pool worker")[0], signal.SIGKILL)
-        # Both children of the broken pool fail; their second attempts start in a fresh pool. Now the
-        # search itself dies, mid-retry, and its processes with it.
-        wait_for(lambda: attempts(store, "pool") == [(2, 1), (2, 1)], 120, "the retries to start")
-        wait_for(lambda: len(pool_workers(search.pid)) == 2, 120, "the fresh pool's two workers")
+        # Both children of the broken pool fail uncounted; the first lone retry starts in a fresh pool, the other
+        # child waiting. Now the search itself dies, mid-retry, and its processes with it.
+        retrying = wait_for(lambda: attempts(store, "pool") in ([(1, 1), (0, 1)], [(0, 1), (1, 1)]) and
+                            attempts(store, "pool"), 120, "a lone retry to start")
+        wait_for(lambda: pool_workers(search.pid), 120, "the fresh pool's worker")
+        assert attempts(store, "pool") == retrying  # one at a time: the other has not started beside it
     finally:
         leftover = [p for p, (parent, _) in processes().items() if parent == search.pid]  # workers, resource tracker
         search.kill()
@@ -165,20 +194,53 @@ def test_a_killed_pool_worker_s_children_are_retried_and_a_search_killed_mid_ret
                 os.kill(pid, signal.SIGKILL)
     output = log.read_text()
     for number in (0, 1):
-        assert f"child #{number}: attempt 1 of 3 failed (worker-died: {BROKEN_POOL}); trying it again" in output
+        assert (f"child #{number}: failed with 1 other child (worker-died: {BROKEN_POOL}); no attempt counted, "
+                f"trying it again alone") in output
 
     resumed = subprocess.run(args, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     trials = trials_of(store, "pool")
     proposed = [p.tokens for p in make_controller("random", tiny_space, 0).propose(0, 2)]
     assert [(t.number, tuple(t.tokens)) for t in trials] == list(enumerate(proposed))  # the same two children
+    interrupted = retrying.index((1, 1))
     for trial in trials:
-        assert (trial.status, trial.attempts, trial.error) == ("done", 3, None) and trial.reward is not None
-        assert trial.attempt_failures == [{"attempt": 1, "kind": "worker-died", "reason": BROKEN_POOL},
-                                          {"attempt": 2, **INTERRUPTED}]
+        assert (trial.status, trial.error) == ("done", None) and trial.reward is not None
+        if trial.number == interrupted:
+            assert (trial.attempts, trial.attempt_failures) == (2, [SHARED_DEATH, {"attempt": 1, **INTERRUPTED}])
+        else:
+            assert (trial.attempts, trial.attempt_failures) == (1, [SHARED_DEATH])
     [stats] = controller_stats(store, "pool")  # learnt from once, from both children
     assert (stats["step"], stats["n"], stats["trials"], stats["excluded"]) == (0, 2, [0, 1], [])
     assert stats["mean_reward"] == pytest.approx(sum(t.reward for t in trials) / 2)
+    store.close()
+
+
+def test_a_child_that_keeps_killing_its_worker_is_excluded_alone_and_its_sibling_is_charged_nothing(
+        lut_url, tiny_space, tmp_path):
+    """Child #1 kills the worker that trains it, once child #0 has started beside it. The first death is shared
+    (no attempt for either); from then on each trains alone, so #1's deaths are its own: it is excluded after
+    --max-attempts of them, while #0 is done on its first counted attempt and the controller learns from it."""
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    result = subprocess.run([*search_command(tmp_path, lut_url, "culprit"), "--workers", "2"], capture_output=True,
+                            text=True, timeout=600, env={**os.environ, "KILLS_ITS_WORKER": "1",
+                                                         "MARKERS": str(markers)})
+    assert result.returncode == 0, result.stdout + result.stderr
+    store = open_store(lut_url)
+    healthy, culprit = trials_of(store, "culprit")
+    # #0 either finished before the pool noticed the death (Python's pool may notice a worker's death only when
+    # another job ends) or was failed with it, uncounted, and done alone: either way on its first counted attempt.
+    assert (healthy.status, healthy.attempts) == ("done", 1)
+    assert healthy.attempt_failures in (None, [SHARED_DEATH])
+    assert healthy.reward is not None
+    assert (culprit.status, culprit.attempts, culprit.reward) == ("excluded", 3, None)
+    assert culprit.attempt_failures == [SHARED_DEATH, *({"attempt": n, "kind": "worker-died", "reason": BROKEN_POOL}
+                                                        for n in (1, 2, 3))]
+    for n in (1, 2):
+        assert (f"child #1: attempt {n} of 3 failed (worker-died: {BROKEN_POOL}); trying it again alone"
+                in result.stdout + result.stderr)
+    [stats] = controller_stats(store, "culprit")
+    assert (stats["n"], stats["trials"], stats["excluded"]) == (1, [0], [1])
     store.close()
 
 
