@@ -34,6 +34,11 @@ class NamedNetwork:
     def to_string(self) -> str:
         return self.key
 
+    @property
+    def version(self) -> str:
+        """No version: the key names the network itself (a structure digest), whatever defined it."""
+        return ""
+
 
 def structure_digest(structure) -> str:
     """16 hex digits of SHA-256 over ``structure`` as canonical JSON (arrays as lists): a short, stable name."""

@@ -20,13 +20,19 @@ from latency_db.schema import Device, Measurement, TFLiteModel
 from latency_db.store import Store
 
 
+def _space_identity(arch: Arch | NamedNetwork) -> dict:
+    """The space and version a model row of ``arch`` is stored under (see :class:`latency_db.schema.TFLiteModel`)."""
+    if isinstance(arch, NamedNetwork):
+        return {"space": arch.space_name, "space_version": arch.version}
+    return {"space": arch.space.name, "space_version": arch.space.version}
+
+
 def get_or_create_model(session: Session, arch: Arch | NamedNetwork, target: ModelTarget,
                         sha256: str = "") -> TFLiteModel:
     """The model row of ``arch`` at ``target`` (created if new); a non-empty ``sha256`` is recorded on it.
     ``arch`` is an architecture of a search space or a :class:`~akd_tf.network_identity.NamedNetwork`
     (a carved student, a teacher's layer)."""
-    space = arch.space_name if isinstance(arch, NamedNetwork) else arch.space.name
-    identity = dict(space=space, arch=arch.to_string(), resolution=target.resolution,
+    identity = dict(**_space_identity(arch), arch=arch.to_string(), resolution=target.resolution,
                     channels=target.channels, classes=target.classes, quantization=target.quantization)
     row = session.scalar(select(TFLiteModel).filter_by(**identity))
     if row is not None:
@@ -65,7 +71,7 @@ def record_measurement(session: Session, device: Device, model: TFLiteModel, res
 def _newest_first(device: Device, arch: Arch, target: ModelTarget):
     return select(Measurement).join(TFLiteModel).where(
         Measurement.device_id == device.id, TFLiteModel.space == arch.space.name,
-        TFLiteModel.arch == arch.to_string(), TFLiteModel.resolution == target.resolution,
+        TFLiteModel.space_version == arch.space.version, TFLiteModel.arch == arch.to_string(), TFLiteModel.resolution == target.resolution,
         TFLiteModel.channels == target.channels, TFLiteModel.classes == target.classes,
         TFLiteModel.quantization == target.quantization).order_by(Measurement.id.desc())
 

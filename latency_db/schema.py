@@ -119,14 +119,21 @@ class Device(Base):
 
 
 class TFLiteModel(Base):
-    """A whole architecture converted at one input shape, class count and quantization."""
+    """A whole architecture converted at one input shape, class count and quantization.
+
+    ``space_version`` is the definition of the space that built it (:attr:`akd_tf.space.SearchSpace.version`;
+    an edited space builds other networks from the same strings), ``''`` for a named network, whose key names
+    the network itself (:class:`akd_tf.network_identity.NamedNetwork`), and ``legacy`` for rows stored before
+    versions were recorded (migration 0016), which no lookup of a space's current version finds.
+    """
 
     __tablename__ = "models"
-    __table_args__ = (UniqueConstraint("space", "arch", "resolution", "channels", "classes", "quantization",
-                                       name="uq_models_identity"),)
+    __table_args__ = (UniqueConstraint("space", "space_version", "arch", "resolution", "channels", "classes",
+                                       "quantization", name="uq_models_identity"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     space: Mapped[str] = mapped_column(String(64))
+    space_version: Mapped[str] = mapped_column(String(64))
     arch: Mapped[str] = mapped_column(String(1024))
     resolution: Mapped[int] = mapped_column(Integer)
     channels: Mapped[int] = mapped_column(Integer)

@@ -20,7 +20,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -100,12 +100,29 @@ class Store:
             return MigrationContext.configure(connection).get_current_revision()
 
     def upgrade(self, revision: str = "head") -> None:
-        with self.engine.begin() as connection:
+        with self._migrating() as connection:
             command.upgrade(_alembic_config(connection), revision)
 
     def downgrade(self, revision: str) -> None:
-        with self.engine.begin() as connection:
+        with self._migrating() as connection:
             command.downgrade(_alembic_config(connection), revision)
+
+    @contextlib.contextmanager
+    def _migrating(self) -> Iterator[Connection]:
+        """A connection in one transaction, for migrations. On SQLite its foreign keys are off meanwhile (and on
+        again after): SQLite alters a constraint by recreating the table, and dropping the old table with foreign
+        keys on deletes every row that points at it (``ON DELETE CASCADE``). They cannot be switched inside a
+        transaction, so here, before it begins; a migration that recreates a table checks them before it ends."""
+        with self.engine.connect() as connection:
+            sqlite = connection.dialect.name == "sqlite"
+            if sqlite:
+                connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
+            try:
+                with connection.begin():
+                    yield connection
+            finally:
+                if sqlite:
+                    connection.connection.driver_connection.execute("PRAGMA foreign_keys=ON")
 
     def close(self) -> None:
         self.engine.dispose()

@@ -131,15 +131,16 @@ def _entry_counts(session: Session, table_ids) -> dict[int, int]:
 
 
 def _measured_counts(session: Session, tables: list[LatencyTable]) -> dict[int, int]:
-    """For each table, how many architectures of its space have a whole-model measurement on its device with its
-    runtime, threads and quantization (any input shape)."""
+    """For each table, how many architectures of its space and version have a whole-model measurement on its device
+    with its runtime, threads and quantization (any input shape)."""
     rows = session.execute(select(Measurement.device_id, Measurement.model_id, Measurement.settings,
-                                  TFLiteModel.space, TFLiteModel.quantization)
+                                  TFLiteModel.space, TFLiteModel.space_version, TFLiteModel.quantization)
                            .join(TFLiteModel).where(Measurement.device_id.in_({t.device_id for t in tables})))
     archs: dict[tuple, set[int]] = {}
-    for device_id, model_id, settings, space, quantization in rows:
-        archs.setdefault((device_id, space, quantization, *taken_under(settings)), set()).add(model_id)
-    return {t.id: len(archs.get((t.device_id, t.space, t.quantization, t.threads, t.runtime), ())) for t in tables}
+    for device_id, model_id, settings, space, version, quantization in rows:
+        archs.setdefault((device_id, space, version, quantization, *taken_under(settings)), set()).add(model_id)
+    return {t.id: len(archs.get((t.device_id, t.space, t.space_version, t.quantization, t.threads, t.runtime), ()))
+            for t in tables}
 
 
 def _listed(session: Session, tables: list[LatencyTable]) -> str:

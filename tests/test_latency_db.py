@@ -69,7 +69,7 @@ def test_migrations_up_down_up(db_url):  # noqa: F811
         return next(str(c["type"]) for c in inspect(store.engine).get_columns(table) if c["name"] == name)
 
     store = open_store(db_url)
-    assert store.revision() == head_revision() == "0015"  # 0012 follows 0014 and 0013, which were merged first
+    assert store.revision() == head_revision() == "0016"  # 0012 follows 0014 and 0013, which were merged first
     assert {"network", "reused_from", "attempt_failures"} <= trial_columns()
     tables = set(inspect(store.engine).get_table_names())
     assert {"devices", "models", "measurements", "latency_tables", "lut_entries", "calibrations", "jobs",
@@ -78,6 +78,9 @@ def test_migrations_up_down_up(db_url):  # noqa: F811
     assert {"cpu_before", "cpu_after", "thermal_before"} <= measurement_columns()
     wide = "BIGINT" if db_url.startswith("postgresql") else "INTEGER"  # SQLite's INTEGER holds 64 bits already
     assert column_type("models", "macs") == column_type("job_models", "size_bytes") == wide
+    assert "space_version" in {c["name"] for c in inspect(store.engine).get_columns("models")}
+    store.downgrade("0015")
+    assert "space_version" not in {c["name"] for c in inspect(store.engine).get_columns("models")}
     store.downgrade("0012")
     assert column_type("models", "macs") == column_type("models", "params") == "INTEGER"
     store.downgrade("0014")
@@ -97,7 +100,7 @@ def test_migrations_up_down_up(db_url):  # noqa: F811
     assert store.revision() is None
     assert set(inspect(store.engine).get_table_names()) <= {"alembic_version"}
     store.upgrade()
-    assert store.revision() == "0015" and "ms_per_weight_mb" in calibration_columns()
+    assert store.revision() == "0016" and "ms_per_weight_mb" in calibration_columns()
     assert {"cpu_before", "cpu_after"} <= measurement_columns()
     assert {"network", "reused_from", "attempt_failures"} <= trial_columns()
     assert "kernel_models" in inspect(store.engine).get_table_names()
@@ -122,7 +125,7 @@ def test_a_model_past_two_billion_macs_is_stored_exactly(db_url):  # noqa: F811
     store = open_store(db_url)
     macs = 2**32 + 7
     with store.session() as session:
-        session.add(TFLiteModel(space="keras-app", arch="resnet50", resolution=224, channels=3, classes=1000,
+        session.add(TFLiteModel(space="keras-app", space_version="", arch="resnet50", resolution=224, channels=3, classes=1000,
                                 quantization="none", macs=macs, params=2**31 + 3, sha256=""))
     with store.session() as session:
         row = session.scalar(select(TFLiteModel))

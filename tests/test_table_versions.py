@@ -172,10 +172,10 @@ def test_an_upgrade_starts_a_new_table_version(db_url, tiny_space, monkeypatch, 
              "shapes": "32x32x3, no head", "entries": 2, "measured": 1, "calibrations": 0, "current": True},
             {"table": 3, **common, "space": f"lut-test@{tiny_space.version}", "runtime": upgraded, "threads": 2,
              "shapes": "32x32x3, no head", "entries": 1, "measured": 1, "calibrations": 0, "current": True},
-            # a model row names its space, not the space's version: the edited definition's version counts the
-            # architecture measured under the old one (same name, same tokens)
+            # a model row names its space's version too: the edited definition's version does not count the
+            # architecture measured under the old one (same name, same tokens, another network)
             {"table": 4, **common, "space": f"lut-test@{edited.version}", "runtime": upgraded, "threads": 1,
-             "shapes": "32x32x3, no head", "entries": 1, "measured": 1, "calibrations": 0, "current": False}]
+             "shapes": "32x32x3, no head", "entries": 1, "measured": 0, "calibrations": 0, "current": False}]
         listing = cli("latency", "list", "--db", db_url).output.splitlines()
         assert listing[0].split() == ["table", "device", "space", "runtime", "threads", "quantization", "shapes",
                                       "entries", "measured", "calibrations", "built", "current"]
@@ -395,4 +395,68 @@ def test_migration_0009_sorts_old_entries_into_legacy_versions(db_url, tiny_spac
     assert "latency_tables" not in inspect(store.engine).get_table_names()
     store.upgrade()
     assert store.revision() == head_revision()
+    store.close()
+
+
+# --- model rows carry their space's version (migration 0016) ------------------------------------------------------
+
+def test_migration_0016_keeps_every_measurement_and_old_models_are_no_current_version_s(db_url, tiny_space):  # noqa: F811,E501
+    from alembic import command
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from latency_db.measurements import latest_measurement
+    from latency_db.store import _alembic_config
+
+    store = open_store(db_url, upgrade=False)
+    store.upgrade("0015")
+    models = sa.table("models", *[sa.column(c) for c in ("space", "arch", "resolution", "channels", "classes",
+                                                         "quantization", "macs", "params", "sha256")])
+    with store.engine.begin() as connection:
+        connection.execute(sa.insert(sa.table("devices", sa.column("name"), sa.column("kind"), sa.column("status"),
+                                              sa.column("created_at", sa.DateTime(timezone=True)))),
+                           [dict(name=HOST_DEVICE, kind="local", status="online", created_at=T0)])
+        shape = dict(resolution=32, channels=3, classes=4, quantization="none", macs=10, params=20, sha256="ab")
+        connection.execute(sa.insert(models), [dict(space="lut-test", arch=ARCH, **shape),
+                                               dict(space="carved", arch="0123456789ab:fedcba9876543210", **shape)])
+    stats = dict(median_us=2.0, mean_us=2.0, std_us=0.0, min_us=1.0, p90_us=None, count=5, init_us=1.0,
+                 first_inference_us=3.0, warmup_mean_us=None, max_us=4.0, raw_output="", started_at=T0, finished_at=T0,
+                 settings={"num_threads": 1, "runtime": load_interpreter().label})
+    with store.session() as session:  # measurements is the same at 0015 and 0016
+        session.add_all([Measurement(run_key=f"m{i}", device_id=1, model_id=model_id, **stats)
+                         for i, model_id in enumerate((1, 1, 2))])
+
+    if db_url.startswith("sqlite"):  # run with foreign keys on, the recreated table would take its measurements
+        with store.engine.begin() as connection, pytest.raises(RuntimeError, match="would delete every measurement"):
+            command.upgrade(_alembic_config(connection), "0016")
+    store.upgrade()
+    with store.session() as session:
+        assert sorted(session.execute(select(Measurement.run_key, Measurement.model_id)).all()) == [
+            ("m0", 1), ("m1", 1), ("m2", 2)]
+        assert session.execute(text("SELECT id, space, space_version FROM models ORDER BY id")).all() == [
+            (1, "lut-test", "legacy"), (2, "carved", "")]
+        device = session.get(Device, 1)
+        arch = tiny_space.parse(ARCH)
+        runtime = load_interpreter().label
+        assert latest_measurement(session, device, arch, TARGET, runtime=runtime, num_threads=1) is None
+    with store.engine.connect() as connection:
+        assert compare_metadata(MigrationContext.configure(connection, opts={"compare_type": True}),
+                                Base.metadata) == []
+
+    measured = measure_arch(store, "local", arch, TARGET, settings=QUICK)  # the current definition's own model
+    with store.session() as session:
+        assert session.execute(text("SELECT id, space_version FROM models WHERE space = 'lut-test' ORDER BY id")
+                               ).all() == [(1, "legacy"), (measured.model_id, tiny_space.version)]
+        assert latest_measurement(session, session.get(Device, 1), arch, TARGET, runtime=runtime,
+                                  num_threads=QUICK.num_threads).id == measured.id
+    with pytest.raises(ValueError, match=rf"^cannot downgrade below revision 0016: architecture '{re.escape(ARCH)}' "
+                                         r"of space 'lut-test' has models of more than one space version"):
+        store.downgrade("0015")
+    with store.session() as session:
+        session.delete(session.get(Measurement, measured.id))
+        session.execute(text(f"DELETE FROM models WHERE id = {int(measured.model_id)}"))
+    store.downgrade("0015")
+    with store.session() as session:
+        assert sorted(session.execute(select(Measurement.run_key, Measurement.model_id)).all()) == [
+            ("m0", 1), ("m1", 1), ("m2", 2)]
     store.close()
