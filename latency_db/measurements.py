@@ -71,8 +71,9 @@ def record_measurement(session: Session, device: Device, model: TFLiteModel, res
 def _newest_first(device: Device, arch: Arch, target: ModelTarget):
     return select(Measurement).join(TFLiteModel).where(
         Measurement.device_id == device.id, TFLiteModel.space == arch.space.name,
-        TFLiteModel.space_version == arch.space.version, TFLiteModel.arch == arch.to_string(), TFLiteModel.resolution == target.resolution,
-        TFLiteModel.channels == target.channels, TFLiteModel.classes == target.classes,
+        TFLiteModel.space_version == arch.space.version, TFLiteModel.arch == arch.to_string(),
+        TFLiteModel.resolution == target.resolution, TFLiteModel.channels == target.channels,
+        TFLiteModel.classes == target.classes,
         TFLiteModel.quantization == target.quantization).order_by(Measurement.id.desc())
 
 

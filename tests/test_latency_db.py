@@ -125,8 +125,8 @@ def test_a_model_past_two_billion_macs_is_stored_exactly(db_url):  # noqa: F811
     store = open_store(db_url)
     macs = 2**32 + 7
     with store.session() as session:
-        session.add(TFLiteModel(space="keras-app", space_version="", arch="resnet50", resolution=224, channels=3, classes=1000,
-                                quantization="none", macs=macs, params=2**31 + 3, sha256=""))
+        session.add(TFLiteModel(space="keras-app", space_version="", arch="resnet50", resolution=224, channels=3,
+                                classes=1000, quantization="none", macs=macs, params=2**31 + 3, sha256=""))
     with store.session() as session:
         row = session.scalar(select(TFLiteModel))
         assert (row.macs, row.params) == (macs, 2**31 + 3)
