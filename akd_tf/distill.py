@@ -293,7 +293,11 @@ def _teacher_mode(teacher: Teacher | None, settings: DistillSettings, train: Tra
 @dataclass
 class PreparedTraining:
     """A distillation ready to fit (:func:`prepare_distill`): the trainer built and compiled, its optimizer's
-    slots made, its data pipelines made (and, if asked, its train and test functions traced)."""
+    slots made, its data pipelines made (and, if asked, its train and test functions traced).
+
+    ``phases``: seconds each step of the preparation took, in order (``build`` of the student by
+    :func:`prepare_proxy`, ``teacher outputs``, ``pipelines``, ``trainer``: built, compiled, slots made,
+    ``trace``, ``warm-up`` by :func:`warm_up`), for profiles (``benchmarks/child_profile.py``)."""
 
     model: "Distiller"
     student: keras.Model
@@ -307,6 +311,7 @@ class PreparedTraining:
     steps_per_epoch: int
     val_steps: int
     started: float
+    phases: dict = field(default_factory=dict)
 
 
 def distill(student: keras.Model, teacher: Teacher | None, training: data.TrainingData, *,
@@ -337,6 +342,7 @@ def prepare_distill(student: keras.Model, teacher: Teacher | None, training: dat
     computing at once (what lets a search prepare its next child while one trains) and calls them without a
     trace-cache lookup per step."""
     started = time.perf_counter()
+    lap = _Laps()
     mini_train, mini_val = training.mini_train, training.mini_val
     resolution, channels = training.resolution, training.channels
     if mini_train.num_classes != mini_val.num_classes:
@@ -354,6 +360,7 @@ def prepare_distill(student: keras.Model, teacher: Teacher | None, training: dat
         for split_name, split in (("val", mini_val),) + ((("train", mini_train),) if mode == "cached" else ()):
             cached[split_name] = teacher_outputs(teacher, split, resolution=resolution, channels=channels,
                                                  with_embeddings=with_embeddings, cache_dir=cache_dir)
+    lap("teacher outputs")
     train_pipeline = data.make_pipeline(
         mini_train, resolution=resolution, channels=channels, batch_size=train.batch_size, shuffle=True,
         augment=train.augment, seed=train.seed, extra=cached["train"].packed() if "train" in cached else None)
@@ -367,6 +374,7 @@ def prepare_distill(student: keras.Model, teacher: Teacher | None, training: dat
     train_pipeline, val_pipeline = _as_model_inputs(train_pipeline).repeat(), _as_model_inputs(val_pipeline)
     steps_per_epoch = math.ceil(mini_train.num_examples / train.batch_size)
     val_steps = math.ceil(mini_val.num_examples / val_batch_size)  # given: steps_per_execution > 1 needs it
+    lap("pipelines")
 
     seed_for_build(train.seed)
     model = Distiller(student, num_classes, settings,
@@ -378,6 +386,7 @@ def prepare_distill(student: keras.Model, teacher: Teacher | None, training: dat
     # Slots made now, not on the first step: a train step that creates variables is traced twice, and
     # tracing (not computing) dominates a short proxy run (measured ~6 s of 8 s per trace for a random arch).
     model.optimizer._create_all_weights(model.trainable_variables)  # the legacy optimizer's build()
+    lap("trainer")
     if trace:
         # The functions fit and its validation will call, traced for the iterators they will make (the same
         # element specs), and handed to fit as the traced functions themselves: a call through the tf.function
@@ -386,8 +395,22 @@ def prepare_distill(student: keras.Model, teacher: Teacher | None, training: dat
         with fast_conv_gradients(student):  # both, as fit traces both inside it below
             model.train_function = model.make_train_function().get_concrete_function(iter(train_pipeline))
             model.test_function = model.make_test_function().get_concrete_function(iter(val_pipeline))
+        lap("trace")
     return PreparedTraining(model, student, training, settings, train, mode, cached, train_pipeline, val_pipeline,
-                            steps_per_epoch, val_steps, started)
+                            steps_per_epoch, val_steps, started, lap.phases)
+
+
+class _Laps:
+    """``lap(name)`` records the seconds since the previous lap (or since it was made) as phase ``name``."""
+
+    def __init__(self):
+        self.phases: dict[str, float] = {}
+        self._mark = time.perf_counter()
+
+    def __call__(self, name: str) -> None:
+        now = time.perf_counter()
+        self.phases[name] = now - self._mark
+        self._mark = now
 
 
 def warm_up(prepared: PreparedTraining) -> PreparedTraining:
@@ -409,11 +432,13 @@ def warm_up(prepared: PreparedTraining) -> PreparedTraining:
     test_batches = iter(_zero_batches(prepared.val_pipeline))
     touched = {id(v): v for v in (*train_function.variables, *test_function.variables,
                                   *model.variables, *model.optimizer.variables())}
+    started = time.perf_counter()
     saved = [(variable, tf.identity(variable)) for variable in touched.values()]
     train_function(train_batches)
     test_function(test_batches)
     for variable, value in saved:
         variable.assign(value)
+    prepared.phases["warm-up"] = time.perf_counter() - started
     return prepared
 
 
@@ -524,6 +549,7 @@ def prepare_proxy(arch: Arch, teacher: Teacher | None, training: data.TrainingDa
     layers are named alike wherever it is built.
     """
     with _PREPARING:
+        started = time.perf_counter()
         if threading.current_thread() is threading.main_thread():
             keras.backend.clear_session()
         else:
@@ -531,5 +557,8 @@ def prepare_proxy(arch: Arch, teacher: Teacher | None, training: data.TrainingDa
         seed_for_build(train.seed)
         student = build_student(arch, training.input_shape, training.num_classes,
                                 with_embedding=settings.feature_weight > 0.0)
-        return prepare_distill(student, teacher, training, settings=settings, train=train, cache_dir=cache_dir,
-                               use_cache=use_cache, trace=trace)
+        built = time.perf_counter() - started
+        prepared = prepare_distill(student, teacher, training, settings=settings, train=train, cache_dir=cache_dir,
+                                   use_cache=use_cache, trace=trace)
+        prepared.phases = {"build": built, **prepared.phases}
+        return prepared

@@ -1,51 +1,58 @@
-"""Where a search child's time goes, phase by phase, on the demo at the search's proxy settings.
+"""Where a search child's time goes, end to end, phase by phase, on the demo at the search's proxy settings.
 
-Each child is trained the way a search worker trains it (:func:`search.evaluate.train_child`'s path:
-:func:`akd_tf.distill.proxy_train`), with a callback timing Keras' batches, so that the first train and
-test batch (graph tracing, function instantiation and one step) separate from the steady steps:
+Each child goes through what a search does to it, one phase after another, so each phase is timed alone:
 
-* ``build``: clear the Keras session and build the student;
-* ``setup``: teacher outputs (cache lookup), input pipelines, compile, optimizer slots;
-* ``train trace``: the first train batch less one steady batch; ``train steps``: every train batch at the
-  steady rate;
-* ``eval trace`` / ``eval steps``: the same for the mini-val evaluation;
-* ``other``: what is left of the child's wall time (epoch ends, result summary).
+* its latency, as a search finds it: ``latency (predicted)`` from the host's latency table (the default;
+  benchmarks/.cache/host.db, built by lut_build.py; left out without it), and, as ``search --measure`` does,
+  ``export`` (the untrained model built, converted to ``.tflite`` and checked against Keras) and
+  ``measurement`` (this host's interpreter, one thread, the whole-model protocol);
+* its preparation (:func:`search.evaluate.prepare_child`, the phases it records,
+  :attr:`akd_tf.distill.PreparedTraining.phases`): ``build`` the student, ``teacher outputs`` (the cache
+  lookup; none with hard labels), ``pipelines`` (tf.data), ``trainer`` (built, compiled, optimizer slots),
+  ``trace`` (the train and test functions) and ``warm-up`` (their first calls);
+* its fit (:func:`akd_tf.distill.fit_prepared`, with a callback timing Keras' batches): ``train steps``,
+  ``eval steps`` and ``fit other`` (what is left: epoch ends, the result).
+
+In a one-worker search the preparation runs in a thread beside the previous child's fit (the run-ahead of
+:class:`search.executors.SequentialExecutor`), so its wall time hides behind that fit and costs the fit only
+the CPU it takes; measured latencies are found for a whole step before its children train.
 
     .venv/bin/python benchmarks/child_profile.py [--children 6 --seed 0 --proxy-epochs 3 --proxy-train-size 1500]
 
-The headline (the share of a child's time that does not depend on the number of examples: build, setup
-and tracing) is printed last.
+The headline (the share of a child's time, with a predicted latency, that does not depend on the number of
+examples: its latency, preparation, and the rest of its fit) is printed last.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import tempfile
 import time
+from pathlib import Path
 
 import akd_tf.tf_env  # noqa: F401
 import tf_keras as keras
 
 from akd_tf.space import get_space
+from akd_tf.target import ModelTarget
 from search.config import ProxySettings, SearchConfig
-from search.evaluate import child_seed, distill_settings, run_training_data
+from search.evaluate import configure_child_threads, prepare_child, run_training_data
+from table_args import CACHE
 
-PHASES = ("build", "setup", "train trace", "train steps", "eval trace", "eval steps", "other")
+PREPARATION = ("build", "teacher outputs", "pipelines", "trainer", "trace", "warm-up")
+FIT = ("train steps", "eval steps", "fit other")
+LATENCY = ("latency (predicted)", "export", "measurement")
+PHASES = LATENCY + PREPARATION + FIT
+PER_EXAMPLE = ("train steps", "eval steps")  # the phases that grow with the number of examples
 
 
 class _BatchClock(keras.callbacks.Callback):
-    """Wall-clock start and end of every train and test batch, and of the fit."""
+    """Wall-clock start and end of every train and test batch."""
 
     def __init__(self):
         super().__init__()
         self.train, self.test = [], []
-        self.fit_begin = self.fit_end = None
-
-    def on_train_begin(self, logs=None):
-        self.fit_begin = time.perf_counter()
-
-    def on_train_end(self, logs=None):
-        self.fit_end = time.perf_counter()
 
     def on_train_batch_begin(self, batch, logs=None):
         self.train.append([time.perf_counter(), None])
@@ -60,34 +67,59 @@ class _BatchClock(keras.callbacks.Callback):
         self.test[-1][1] = time.perf_counter()
 
 
-def _trace_and_steps(batches: list[list[float]]) -> tuple[float, float]:
-    """(first batch less a steady one, every batch at the steady rate): the steady rate is the median batch."""
-    durations = [end - begin for begin, end in batches if end is not None]  # Keras begins a batch past the end
-    if not durations:
-        return 0.0, 0.0
-    steady = statistics.median(durations[1:]) if len(durations) > 1 else 0.0
-    return max(durations[0] - steady, 0.0), steady * len(durations)
+def _batches_seconds(batches: list[list[float]]) -> float:
+    return sum(end - begin for begin, end in batches if end is not None)  # Keras begins a batch past the end
 
 
-def profile_child(arch, config: SearchConfig, training, number: int) -> dict[str, float]:
-    from akd_tf import distill as distill_module
-    from akd_tf.models import build_student
+def predicted_latency_seconds(arch, target: ModelTarget, db: Path) -> float | None:
+    """Seconds to find ``arch``'s latency as a search does by default (the host's table), None without a table."""
+    from latency_db.store import open_store
+    from search.latency import LatencySource
 
-    train = config.proxy.train_settings(child_seed(config, number))
-    settings = distill_settings(config.proxy, config.reward_source)
+    if not db.is_file():
+        return None
+    store = open_store(f"sqlite:///{db}")
+    try:
+        source = LatencySource(store, "local", target, measure=False)
+        started = time.perf_counter()
+        [found] = source.latencies([arch])
+        seconds = time.perf_counter() - started
+    finally:
+        store.close()
+    return None if found.error is not None else seconds
+
+
+def measured_latency_seconds(arch, target: ModelTarget, store) -> tuple[float, float]:
+    """(export, measurement) seconds of ``arch`` as ``search --measure`` finds its latency on this host."""
+    from latency_db.measure import export_untrained, measure_tflite
+
+    with tempfile.TemporaryDirectory(prefix="akd-tf-profile-") as tmp:
+        started = time.perf_counter()
+        exported = export_untrained(arch, target, Path(tmp) / "model.tflite", 0)
+        converted = time.perf_counter()
+        measure_tflite(store, "local", arch, target, exported.path, exported.sha256)
+        return converted - started, time.perf_counter() - converted
+
+
+def profile_child(arch, config: SearchConfig, number: int, target: ModelTarget, lut_db: Path, store) -> dict:
+    from akd_tf.distill import fit_prepared
+
+    phases = {"latency (predicted)": predicted_latency_seconds(arch, target, lut_db)}
+    phases["export"], phases["measurement"] = measured_latency_seconds(arch, target, store)
+    keras.backend.clear_session()  # in the main thread, as the search's own process does between children
+    job = {"config": config.to_dict(), "arch": arch.to_string(), "number": number, "threads": None,
+           "cache_dir": None}
+    prepared = prepare_child(job)
+    phases.update(prepared.phases)
     clock = _BatchClock()
     started = time.perf_counter()
-    keras.backend.clear_session()
-    keras.utils.set_random_seed(train.seed)
-    student = build_student(arch, training.input_shape, training.num_classes)
-    built = time.perf_counter()
-    distill_module.distill(student, None, training, settings=settings, train=train, callbacks=[clock])
-    finished = time.perf_counter()
-    train_trace, train_steps = _trace_and_steps(clock.train)
-    eval_trace, eval_steps = _trace_and_steps(clock.test)
-    phases = {"build": built - started, "setup": clock.fit_begin - built, "train trace": train_trace,
-              "train steps": train_steps, "eval trace": eval_trace, "eval steps": eval_steps}
-    phases["other"] = (finished - started) - sum(phases.values())
+    fit_prepared(prepared, callbacks=[clock])
+    fit_seconds = time.perf_counter() - started
+    phases["train steps"], phases["eval steps"] = _batches_seconds(clock.train), _batches_seconds(clock.test)
+    phases["fit other"] = fit_seconds - phases["train steps"] - phases["eval steps"]
+    missing = [name for name in PHASES if name not in phases]
+    if missing:
+        raise RuntimeError(f"no time recorded for {', '.join(missing)}: the preparation's phases changed")
     return phases
 
 
@@ -99,7 +131,10 @@ def main() -> None:
     parser.add_argument("--proxy-train-size", type=int, default=1500)
     parser.add_argument("--proxy-batch-size", type=int, default=32)
     parser.add_argument("--val-size", type=int, default=1000)
+    parser.add_argument("--lut-db", type=Path, default=CACHE / "host.db",
+                        help="database holding the host's latency table (default benchmarks/.cache/host.db)")
     args = parser.parse_args()
+    configure_child_threads(None)  # one thread per op, as every child trains
     config = SearchConfig(name="profile", controller="random", reward_source="label", target_ms=1.0,
                           trials=args.children, batch_size=args.children, seed=args.seed,
                           data={"source": "demo", "val_size": args.val_size, "channels": 3},
@@ -108,21 +143,40 @@ def main() -> None:
     load_started = time.perf_counter()
     training = run_training_data(config)
     print(f"data load (once per worker): {time.perf_counter() - load_started:.1f} s", flush=True)
+    target = ModelTarget(training.resolution, training.num_classes, training.channels, config.quantization)
     archs = get_space(config.space).sample_many(args.children, args.seed)
+    from latency_db.store import open_store
+
     rows = []
-    for number, arch in enumerate(archs, start=1):
-        phases = profile_child(arch, config, training, number)
-        rows.append(phases)
-        print(f"child {number}: {sum(phases.values()):5.1f} s  "
-              + "  ".join(f"{name} {seconds:.2f}" for name, seconds in phases.items()), flush=True)
-    total = sum(sum(r.values()) for r in rows)
-    print(f"\nmean per child over {len(rows)} children: {total / len(rows):.1f} s")
-    for name in PHASES:
-        seconds = sum(r[name] for r in rows)
-        print(f"  {name:12s} {seconds / len(rows):6.2f} s  {seconds / total:6.1%}")
-    fixed = sum(r[name] for r in rows for name in ("build", "setup", "train trace", "eval trace"))
-    print(f"fixed cost per child (build, setup, tracing; independent of the number of examples): "
-          f"{fixed / len(rows):.1f} s of {total / len(rows):.1f} s = {fixed / total:.0%}")
+    with tempfile.TemporaryDirectory(prefix="akd-tf-profile-db-") as tmp:
+        store = open_store(f"sqlite:///{tmp}/measured.db")
+        for number, arch in enumerate(archs, start=1):
+            phases = profile_child(arch, config, number, target, args.lut_db, store)
+            rows.append(phases)
+            print(f"child {number}: " + "  ".join(f"{name} {'-' if seconds is None else f'{seconds:.2f}'}"
+                                                  for name, seconds in phases.items()), flush=True)
+        store.close()
+
+    def mean(name: str) -> float | None:
+        values = [row[name] for row in rows if row[name] is not None]
+        return statistics.fmean(values) if values else None
+
+    means = {name: mean(name) for name in PHASES}
+    default = ("latency (predicted)",) + PREPARATION + FIT  # a search's path unless it measures
+    total = sum(means[name] or 0.0 for name in default)
+    print(f"\nmean per child over {len(rows)} children, each phase alone: {total:.1f} s with a predicted latency")
+    for group, names in (("latency", LATENCY), ("preparation", PREPARATION), ("fit", FIT)):
+        print(f"{group}:")
+        for name in names:
+            value = means[name]
+            shown = "    n/a (no latency table)" if value is None else f"{value:8.3f} s  {value / total:6.1%}"
+            print(f"  {name:20s} {shown}")
+    measured = means["export"] + means["measurement"]
+    print(f"with --measure instead of a predicted latency: {measured:.1f} s more per child (export "
+          f"{means['export']:.1f} s, measurement {means['measurement']:.1f} s), found before the step trains")
+    fixed = sum(means[name] or 0.0 for name in default if name not in PER_EXAMPLE)
+    print(f"fixed cost per child (predicted latency, preparation, fit other; independent of the number of "
+          f"examples): {fixed:.1f} s of {total:.1f} s = {fixed / total:.0%}")
 
 
 if __name__ == "__main__":
