@@ -169,7 +169,12 @@ def main() -> None:
         print(f"{group}:")
         for name in names:
             value = means[name]
-            shown = "    n/a (no latency table)" if value is None else f"{value:8.3f} s  {value / total:6.1%}"
+            if value is None:
+                shown = "    n/a (no latency table)"
+            elif name in default:
+                shown = f"{value:8.3f} s  {value / total:6.1%}"
+            else:
+                shown = f"{value:8.3f} s  (--measure only)"
             print(f"  {name:20s} {shown}")
     measured = means["export"] + means["measurement"]
     print(f"with --measure instead of a predicted latency: {measured:.1f} s more per child (export "
