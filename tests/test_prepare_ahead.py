@@ -41,3 +41,14 @@ def test_children_prepared_ahead_in_another_thread_train_to_the_same_results(tin
     one_by_one = [train_child(job) for job in jobs]  # each prepared in this thread, just before it trains
     assert [outcome(ahead[n]) for n in range(3)] == [outcome(r) for r in one_by_one]
     assert len({r["train"]["loss"] for r in one_by_one}) == 3  # three children, each its own result
+
+
+def test_a_preparation_records_the_time_of_each_of_its_phases_in_order(tiny_space):
+    """What benchmarks/child_profile.py reports: each phase of a child's preparation, as it ran."""
+    [job] = jobs_of(tiny_search("phases"), [tiny_space.sample_many(1, seed=7)[0].to_string()])
+    traced = prepare_child(job, warm=False)
+    assert list(traced.phases) == ["build", "teacher outputs", "pipelines", "trainer", "trace"]
+    warmed = prepare_child(job)
+    assert list(warmed.phases) == ["build", "teacher outputs", "pipelines", "trainer", "trace", "warm-up"]
+    assert all(seconds >= 0.0 for seconds in warmed.phases.values())
+    assert warmed.phases["trace"] > 0.0 and warmed.phases["warm-up"] > 0.0  # both compute for real
