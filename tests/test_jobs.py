@@ -52,8 +52,8 @@ def store(db_url):  # noqa: F811
                          Device(name="pixel-b", kind="adb", model="Pixel 7", status="online"),
                          Device(name="galaxy", kind="adb", model="SM-S911B", status="online"),
                          Device(name="bare", kind="adb", status="online"),
-                         TFLiteModel(space="s", space_version="v1", arch="a", resolution=32, channels=3, classes=4, quantization="none",
-                                     macs=10, params=20, sha256="ab")])
+                         TFLiteModel(space="s", space_version="v1", arch="a", resolution=32, channels=3, classes=4,
+                                     quantization="none", macs=10, params=20, sha256="ab")])
     yield store
     store.close()
 
