@@ -197,7 +197,8 @@ class ProcessExecutor(_Executor):
     def wait_one(self, handles: list) -> tuple[object, dict]:
         done, _ = concurrent.futures.wait(handles, return_when=concurrent.futures.FIRST_COMPLETED)
         future = next(f for f in handles if f in done)  # the first submitted of those done
-        with self._lock:
+        with self._lock:  # its done-callback may not have run yet: a job submitted next must not count it
+            self._running.discard(future)
             beside = self._beside.pop(future, 0)
         try:
             result = future.result()
