@@ -339,9 +339,14 @@ def is_architecture_failure(trial: Trial) -> bool:
     """Whether ``trial`` failed for a fault of its architecture (its last attempt's failure kind, such as
     ``diverged``): a result about the network. Runs stored before failures had kinds (every failure then
     ended "failed", infrastructure ones too) have none, and are not."""
-    last = (trial.attempt_failures or [{}])[-1]
-    kind = FAILURE_KINDS.get(last.get("kind"))
+    kind = _last_failure_kind(trial)
     return trial.status == "failed" and kind is not None and kind.fault == ARCHITECTURE
+
+
+def _last_failure_kind(trial: Trial):
+    """The :class:`search.failures.FailureKind` of the trial's last failed attempt; None without one (or for
+    rows stored before failures had kinds)."""
+    return FAILURE_KINDS.get((trial.attempt_failures or [{}])[-1].get("kind"))
 
 
 def record_reuse(store: Store, trial_id: int, original: Trial, reward_terms: dict | None) -> Trial:
@@ -387,7 +392,7 @@ def _counted_failures(trial: Trial) -> int:
 def runs_alone(trial: Trial) -> bool:
     """Whether pending ``trial`` must run its next attempt with no other child beside it: its last attempt
     ended in a failure that may have been a neighbour's (a kind with ``alone``, :mod:`search.failures`)."""
-    kind = FAILURE_KINDS.get((trial.attempt_failures or [{}])[-1].get("kind"))
+    kind = _last_failure_kind(trial)
     return trial.status == "pending" and kind is not None and kind.alone
 
 
