@@ -36,8 +36,10 @@ import tf_keras as keras
 
 from akd_tf.space import get_space
 from akd_tf.target import ModelTarget
+from latency_db.store import open_store
 from search.config import ProxySettings, SearchConfig
 from search.evaluate import configure_child_threads, prepare_child, run_training_data
+from search.latency import LatencySource
 from table_args import CACHE
 
 PREPARATION = ("build", "teacher outputs", "pipelines", "trainer", "trace", "warm-up")
@@ -71,21 +73,14 @@ def _batches_seconds(batches: list[list[float]]) -> float:
     return sum(end - begin for begin, end in batches if end is not None)  # Keras begins a batch past the end
 
 
-def predicted_latency_seconds(arch, target: ModelTarget, db: Path) -> float | None:
-    """Seconds to find ``arch``'s latency as a search does by default (the host's table), None without a table."""
-    from latency_db.store import open_store
-    from search.latency import LatencySource
-
-    if not db.is_file():
+def predicted_latency_seconds(arch, source) -> float | None:
+    """Seconds to find ``arch``'s latency as a search does by default (``source``: a
+    :class:`search.latency.LatencySource` on the host's table), None without a table or a price."""
+    if source is None:
         return None
-    store = open_store(f"sqlite:///{db}")
-    try:
-        source = LatencySource(store, "local", target, measure=False)
-        started = time.perf_counter()
-        [found] = source.latencies([arch])
-        seconds = time.perf_counter() - started
-    finally:
-        store.close()
+    started = time.perf_counter()
+    [found] = source.latencies([arch])
+    seconds = time.perf_counter() - started
     return None if found.error is not None else seconds
 
 
@@ -101,12 +96,13 @@ def measured_latency_seconds(arch, target: ModelTarget, store) -> tuple[float, f
         return converted - started, time.perf_counter() - converted
 
 
-def profile_child(arch, config: SearchConfig, number: int, target: ModelTarget, lut_db: Path, store) -> dict:
+def profile_child(arch, config: SearchConfig, number: int, target: ModelTarget, predicted, store) -> dict:
+    """The phases of one child (``predicted``: the latency source on the host table, or None; ``store``: where
+    its measurement goes)."""
     from akd_tf.distill import fit_prepared
 
-    phases = {"latency (predicted)": predicted_latency_seconds(arch, target, lut_db)}
+    phases = {"latency (predicted)": predicted_latency_seconds(arch, predicted)}
     phases["export"], phases["measurement"] = measured_latency_seconds(arch, target, store)
-    keras.backend.clear_session()  # in the main thread, as the search's own process does between children
     job = {"config": config.to_dict(), "arch": arch.to_string(), "number": number, "threads": None,
            "cache_dir": None}
     prepared = prepare_child(job)
@@ -145,17 +141,19 @@ def main() -> None:
     print(f"data load (once per worker): {time.perf_counter() - load_started:.1f} s", flush=True)
     target = ModelTarget(training.resolution, training.num_classes, training.channels, config.quantization)
     archs = get_space(config.space).sample_many(args.children, args.seed)
-    from latency_db.store import open_store
-
     rows = []
+    lut_store = open_store(f"sqlite:///{args.lut_db}") if args.lut_db.is_file() else None
+    predicted = None if lut_store is None else LatencySource(lut_store, "local", target, measure=False)
     with tempfile.TemporaryDirectory(prefix="akd-tf-profile-db-") as tmp:
         store = open_store(f"sqlite:///{tmp}/measured.db")
         for number, arch in enumerate(archs, start=1):
-            phases = profile_child(arch, config, number, target, args.lut_db, store)
+            phases = profile_child(arch, config, number, target, predicted, store)
             rows.append(phases)
             print(f"child {number}: " + "  ".join(f"{name} {'-' if seconds is None else f'{seconds:.2f}'}"
                                                   for name, seconds in phases.items()), flush=True)
         store.close()
+    if lut_store is not None:
+        lut_store.close()
 
     def mean(name: str) -> float | None:
         values = [row[name] for row in rows if row[name] is not None]
