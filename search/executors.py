@@ -1,6 +1,6 @@
 """Where children are trained: in this process, in local worker processes, or on a Ray cluster.
 
-An executor starts a job (``submit(fn, job)``, a handle back) and hands back the next one that finishes
+An executor starts a job (``submit(fn, job, name=...)``, a handle back) and hands back the next one that finishes
 (``wait_one(handles)``: ``(handle, result)``), so a search can keep every worker busy;
 ``map_unordered`` runs one function over a list of jobs with them and yields ``(job, result)`` pairs in
 completion order. Only training runs in an executor; the search process itself records every result
@@ -41,8 +41,10 @@ def _died(failure: Failure, shared_with: int = 0) -> dict:
 
 
 class _Executor:
-    def map_unordered(self, fn: Callable[[dict], dict], jobs: Iterable[dict]) -> Iterator[tuple[dict, dict]]:
-        handles = {self.submit(fn, job): job for job in jobs}
+    def map_unordered(self, fn: Callable[[dict], dict], jobs: Iterable[dict],
+                      name: Callable[[dict], str] | None = None) -> Iterator[tuple[dict, dict]]:
+        """``fn`` over ``jobs``, ``(job, result)`` in completion order; ``name``: a job's name from the job."""
+        handles = {self.submit(fn, job, name=None if name is None else name(job)): job for job in jobs}
         while handles:
             handle, result = self.wait_one(list(handles))
             yield handles.pop(handle), result
@@ -72,7 +74,7 @@ class SequentialExecutor(_Executor):
         self._prepared: dict[int, concurrent.futures.Future] = {}
         self._next = 0
 
-    def submit(self, fn: Callable[[dict], dict], job: dict) -> int:
+    def submit(self, fn: Callable[[dict], dict], job: dict, name: str | None = None) -> int:
         self._next += 1
         self._queued[self._next] = (fn, job)
         return self._next
@@ -180,7 +182,7 @@ class ProcessExecutor(_Executor):
                                                                 **pinning)
         return self._pool
 
-    def submit(self, fn: Callable[[dict], dict], job: dict) -> concurrent.futures.Future:
+    def submit(self, fn: Callable[[dict], dict], job: dict, name: str | None = None) -> concurrent.futures.Future:
         future = self._start().submit(fn, job)
         with self._lock:
             for other in self._running:
@@ -246,10 +248,11 @@ class RayExecutor(_Executor):
             return self.workers
         return max(1, int(self._ray.cluster_resources().get("CPU", 1) // self.cpus_per_child))
 
-    def submit(self, fn: Callable[[dict], dict], job: dict):
+    def submit(self, fn: Callable[[dict], dict], job: dict, name: str | None = None):
         if fn not in self._tasks:
             self._tasks[fn] = self._ray.remote(num_cpus=self.cpus_per_child, max_retries=0)(fn)
-        return self._tasks[fn].remote(job)
+        task = self._tasks[fn] if name is None else self._tasks[fn].options(name=name)
+        return task.remote(job)
 
     def wait_one(self, handles: list) -> tuple[object, dict]:
         ray = self._ray

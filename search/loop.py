@@ -453,7 +453,7 @@ class _Pipeline:
         for trial in chosen:
             if trial.id not in failed:
                 job = {**job_base, "arch": trial.arch, "number": trial.number, "trial_id": trial.id}
-                handle = self.executor.submit(train_child, job)
+                handle = self.executor.submit(train_child, job, name=task_name(self.config, trial.number))
                 self.in_flight[handle] = (trial.id, trial.step, trial.network)
                 if alone:
                     self.alone = handle
@@ -463,6 +463,12 @@ class _Pipeline:
         trial_id, _, _ = self.in_flight.pop(handle)
         _record_training(self.store, self.config, runs.get_trial_by_id(self.store, trial_id), result, self.progress,
                          self.say)
+
+
+def task_name(config: SearchConfig, number: int) -> str:
+    """What a child's training job is called where its worker shows it (a Ray task: ``ray list tasks``, the
+    dashboard, the worker's process title ``ray::train child #3 of my-run``)."""
+    return f"train child #{number} of {config.name}"
 
 
 def start_order(trials, workers: int) -> list:
@@ -516,7 +522,7 @@ def _attempt(store, config: SearchConfig, run_id: int, step: int, trial_ids: lis
              if t.status == "pending" and t.id in wanted and t.id not in failed}
     jobs = [{**job_base, "arch": t.arch, "number": t.number, "trial_id": t.id}
             for t in start_order(by_id.values(), executor.capacity)]
-    for job, result in executor.map_unordered(train_child, jobs):
+    for job, result in executor.map_unordered(train_child, jobs, name=lambda job: task_name(config, job["number"])):
         pause.check()
         _record_training(store, config, by_id[job["trial_id"]], result, progress, say)
 

@@ -2,7 +2,7 @@
 
 Each test breaks one thing the way it breaks in use: a worker process of the pool killed with SIGKILL
 (and then the search process itself, mid-retry), a child that kills every worker that trains it, a Ray
-task's worker process killed, an emulated phone
+task's worker process killed (and then its retry's), an emulated phone
 that drops every benchmark so its farm jobs use up their retries, and the exporter crashing during
 conversion. Children are the two-block ``lut-test`` space trained for one epoch on 64 demo images
 (the Ray test uses the default space, which Ray's worker processes know without the tests' registration).
@@ -436,43 +436,54 @@ def test_a_ctrl_c_while_a_worker_s_children_are_priced_counts_no_attempt(lut_url
 
 # --- a Ray task that dies -------------------------------------------------------------------------------------
 
-def test_a_child_whose_ray_task_dies_is_excluded_and_ppo_learns_from_the_other_alone(sqlite_url, tiny_space):  # noqa: F811,E501
+def test_a_child_whose_ray_task_dies_is_retried_then_excluded_and_ppo_learns_from_the_other_alone(sqlite_url, tiny_space):  # noqa: F811,E501
+    """A Ray task's worker killed while it trains a child, then the worker of that child's retry: each death is
+    the child's own (a Ray task has its worker to itself), so it counts; after --max-attempts 2 the child is
+    excluded, its sibling is done on its first attempt, and the controller learns from the sibling alone. The
+    killer tells the workers apart by their process titles, which name the child (``ray::train child #N of
+    on-ray``)."""
     pytest.importorskip("ray")
     from search.executors import make_executor
 
     store = open_store(sqlite_url)
     killed, before = [], set(descendants(os.getpid()))  # whatever an earlier Ray of this process left is not ours
 
-    def kill_one_task():
+    def training(number=None):  # this test's Ray workers training a child (of child ``number``): pid -> number
+        titles = {p: re.fullmatch(r"ray::train child #(\d+) of on-ray", cmdline.strip())
+                  for p, cmdline in descendants(os.getpid()).items() if p not in before}
+        return {p: int(m[1]) for p, m in titles.items()
+                if m and p not in killed and (number is None or int(m[1]) == number)}
+
+    def kill_an_attempt_and_its_retry():
         try:
-            pid = wait_for(lambda: [p for p, cmdline in descendants(os.getpid()).items()  # this test's Ray only
-                                    if p not in before and cmdline.startswith("ray::train_child")],
-                           600, "a Ray task training a child")[0]
+            pid, number = next(iter(wait_for(training, 600, "a Ray task training a child").items()))
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+            [pid] = wait_for(lambda: training(number), 600, f"child #{number}'s retry")
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
         except AssertionError as exc:
             killed.append(exc)
-            return
-        os.kill(pid, signal.SIGKILL)
-        killed.append(pid)
 
     settings = SearchConfig(name="on-ray", controller="ppo", reward_source="label", target_ms=1.0, trials=2,
-                            batch_size=2, measure=True, max_attempts=1, data={"source": "demo", "val_size": 50},
+                            batch_size=2, measure=True, max_attempts=2, data={"source": "demo", "val_size": 50},
                             proxy=ProxySettings(epochs=1, train_size=64, batch_size=32))
     executor = make_executor("ray", 2)
-    killer = threading.Thread(target=kill_one_task, daemon=True)
+    killer = threading.Thread(target=kill_an_attempt_and_its_retry, daemon=True)
     killer.start()
     try:
         summary = run_search(store, settings, executor=executor)
     finally:
         executor.close()
         killer.join(timeout=60)
-    assert len(killed) == 1 and isinstance(killed[0], int), killed
+    assert len(killed) == 2 and all(isinstance(pid, int) for pid in killed), killed
     trials = trials_of(store, "on-ray")
     assert [t.status for t in trials].count("excluded") == 1, [runs.trial_dict(t) for t in trials]
     [dead] = [t for t in trials if t.status == "excluded"]
     [alive] = [t for t in trials if t.status != "excluded"]
-    assert (dead.attempts, dead.reward, len(dead.attempt_failures)) == (1, None, 1)
-    assert dead.attempt_failures[0]["kind"] == "ray-task-died" and dead.error == dead.attempt_failures[0]["reason"]
-    assert dead.error.startswith("WorkerCrashedError: "), dead.error
+    assert (dead.attempts, dead.reward) == (2, None)
+    assert [(f["attempt"], f["kind"]) for f in dead.attempt_failures] == [(1, "ray-task-died"), (2, "ray-task-died")]
+    assert dead.error == dead.attempt_failures[-1]["reason"] and dead.error.startswith("WorkerCrashedError: ")
     assert alive.status == "done" and alive.attempts == 1 and alive.attempt_failures is None
     assert summary["trials"] == {"pending": 0, "done": 1, "failed": 0, "excluded": 1}
     [stats] = controller_stats(store, "on-ray")
