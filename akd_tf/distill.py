@@ -474,7 +474,7 @@ def fit_prepared(prepared: PreparedTraining, *, checkpoint_dir: str | os.PathLik
         history = model.fit(prepared.train_pipeline, epochs=train.epochs, steps_per_epoch=prepared.steps_per_epoch,
                             verbose=verbose, callbacks=all_callbacks, validation_data=prepared.val_pipeline,
                             validation_steps=prepared.val_steps,
-                            validation_freq=1 if train.validate_every_epoch else [train.epochs])
+                            validation_freq=train.validated_epochs)
     train_seconds = time.perf_counter() - fit_started
     if checkpoint_dir is not None:  # finished: the backup and best-so-far state are gone; so are empty folders
         for folder in (Path(checkpoint_dir) / "backup", Path(checkpoint_dir)):

@@ -50,7 +50,10 @@ class DistillSettings:
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """How long and how fast: the first ``warmup_epochs`` ramp the learning rate up linearly, then cosine decay."""
+    """How long and how fast: the first ``warmup_epochs`` ramp the learning rate up linearly, then cosine decay.
+
+    Validation on mini-val: after every epoch (``validate_every_epoch``), or else after the last and after each
+    epoch (1-based) of ``validate_after``."""
 
     epochs: int = DEFAULT_PROXY_EPOCHS
     batch_size: int = 128
@@ -61,6 +64,7 @@ class TrainSettings:
     seed: int = 0
     validate_every_epoch: bool = True
     steps_per_execution: int = 1
+    validate_after: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -75,6 +79,18 @@ class TrainSettings:
             raise InvalidInput(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         if self.steps_per_execution < 1:
             raise InvalidInput(f"steps_per_execution must be >= 1, got {self.steps_per_execution!r}")
+        object.__setattr__(self, "validate_after", tuple(self.validate_after))
+        if any(isinstance(e, bool) or not isinstance(e, int) or not 1 <= e <= self.epochs
+               for e in self.validate_after):
+            raise InvalidInput(f"validate_after must be epochs in [1, epochs={self.epochs}], "
+                               f"got {self.validate_after!r}")
+
+    @property
+    def validated_epochs(self) -> list[int]:
+        """The epochs (1-based) validated after, in order (Keras' ``validation_freq``)."""
+        if self.validate_every_epoch:
+            return list(range(1, self.epochs + 1))
+        return sorted({*self.validate_after, self.epochs})
 
 
 @dataclass(frozen=True)

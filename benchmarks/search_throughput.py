@@ -53,13 +53,14 @@ def cpu_seconds() -> float:
 
 
 def one_run(args, workers: int, tmp: Path, *, seed: int | None = None, batch_size: int | None = None,
-            early_stop: bool = False) -> tuple[float, dict]:
+            early_stop: str | None = None) -> tuple[float, dict]:
     """Seconds and summary of one search in a fresh database under ``tmp`` (``args``: the proxy settings,
-    and ``cores_per_worker`` if it has one); the summary gains ``cores_busy``, the cores the run kept busy
-    on average, ``cpu_s_per_child``, its CPU seconds per finished child, and ``workers_training``, the share of
-    the workers' time (workers x seconds) spent training children."""
+    and ``cores_per_worker`` if it has one; ``early_stop``: the rule, or None); the summary gains
+    ``cores_busy``, the cores the run kept busy on average, ``cpu_s_per_child``, its CPU seconds per finished
+    child, ``stopped_early``, the children early stopping stopped, and ``workers_training``, the share of the
+    workers' time (workers x seconds) spent training children."""
     seed = args.seed if seed is None else seed
-    name = f"throughput-{workers}-s{seed}{'-es' if early_stop else ''}"
+    name = f"throughput-{workers}-s{seed}{f'-{early_stop}' if early_stop else ''}"
     url = f"sqlite:///{tmp / f'{name}.db'}"
     _copy_table(CACHE / "host.db", url)
     config = SearchConfig(name=name, controller=getattr(args, "controller", "random"), reward_source="label",

@@ -31,6 +31,7 @@ from akd_tf.train_settings import (DEFAULT_ALPHA, DEFAULT_PROXY_EPOCHS, DEFAULT_
 from search.checks import check_int, check_number
 from search.controller import CONTROLLERS, controller_names, controller_settings
 from search.controller_settings import InvalidOption, option_defaults, option_infos, stored_options
+from search.early_stop import DEFAULT_RULE, STOP_RULES
 from search.rewards import COST_TARGET_OPTION, get_reward
 
 REWARD_SOURCES = {
@@ -135,7 +136,8 @@ class SearchConfig:
     measurement where one matches and the prediction elsewhere. ``max_attempts`` bounds the evaluations of a
     child whose infrastructure fails (a killed worker, a dropped phone, a conversion crash:
     :mod:`search.failures`); after that many it is excluded from the controller's update. ``early_stop``
-    stops children clearly behind earlier ones at the same epoch (:mod:`search.early_stop`).
+    names the rule (:data:`search.early_stop.STOP_RULES`; None: off) that stops children behind earlier ones
+    at the same epoch (:mod:`search.early_stop`).
     """
 
     name: str
@@ -153,7 +155,7 @@ class SearchConfig:
     measure: bool = False
     mix_latency: bool = False
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
-    early_stop: bool = False
+    early_stop: str | None = None
     quantization: str = "none"
     teachers: tuple[str, ...] = ()
     data: dict = field(default_factory=lambda: {"source": "demo"})
@@ -201,8 +203,9 @@ class SearchConfig:
         check_int("trials", self.trials, 1)
         check_int("batch_size", self.batch_size, 1)
         check_int("max_attempts", self.max_attempts, 1)
-        if not isinstance(self.early_stop, bool):
-            raise InvalidInput(f"early_stop must be true or false, got {self.early_stop!r}")
+        if self.early_stop is not None and self.early_stop not in STOP_RULES:
+            raise InvalidInput(f"early_stop must be one of {', '.join(STOP_RULES)} (or none), got "
+                               f"{self.early_stop!r}")
         if self.mix_latency and self.measure:
             raise InvalidInput("mix_latency (--mix-latency) mixes stored measurements with predictions; with "
                                "measure (--measure) every child is measured: give one of the two")
@@ -257,6 +260,8 @@ class SearchConfig:
         options = values.get("controller_options", {})
         if controller in CONTROLLERS and isinstance(options, dict):
             values = {**values, "controller_options": stored_options(CONTROLLERS[controller].settings, options)}
+        if isinstance(values.get("early_stop"), bool):  # stored before there were two rules: the median's
+            values = {**values, "early_stop": DEFAULT_RULE if values["early_stop"] else None}
         return cls(**values)
 
     def differences(self, other: "SearchConfig") -> list[str]:

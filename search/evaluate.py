@@ -20,6 +20,7 @@ from akd_tf.data_config import load_configured
 from akd_tf.space import get_space
 from akd_tf.train_settings import DistillSettings
 from search.config import ProxySettings, SearchConfig
+from search.early_stop import curve_of, get_rule, stopping_callback
 
 
 def run_training_data(config: SearchConfig) -> data.TrainingData:
@@ -136,9 +137,7 @@ def train_child(job: dict, prepared=None, when_prepared=None) -> dict:
     from search.pause import pause_callback
 
     callbacks = [pause_callback()]  # a Ctrl-C that library code swallowed still stops this child
-    if config.early_stop:  # validated every epoch, stopped under the thresholds the search sent
-        from search.early_stop import stopping_callback
-
+    if config.early_stop:  # stopped under the thresholds the search sent
         callbacks.append(stopping_callback(job.get("early_stop") or {}))
     start = time.perf_counter()
     try:
@@ -152,8 +151,8 @@ def train_child(job: dict, prepared=None, when_prepared=None) -> dict:
                 "train_seconds": time.perf_counter() - start, "worker": worker_name()}
     summary = {key: value for key, value in result.to_dict().items() if key not in ("history", "settings")}
     if config.early_stop:
-        summary["val_top1"] = list(result.history.get("val_top1", []))
         epochs_run = len(result.history.get("loss", []))
+        summary["val_top1"] = curve_of(result.history.get("val_top1", []), ready.train.validated_epochs, epochs_run)
         if epochs_run < ready.train.epochs:
             summary["stopped_at_epoch"] = epochs_run
     return {"status": "done", "accuracy": result.top1, "train": summary, "history": result.history,
@@ -189,8 +188,9 @@ def _child_inputs(job: dict):
     teacher = teacher_for(config)
     arch = get_space(config.space).parse(job["arch"])
     train = config.proxy.train_settings(child_seed(config, job["number"]))
-    if config.early_stop:  # validated every epoch
-        train = dataclasses.replace(train, validate_every_epoch=True)
+    if config.early_stop:  # validated where the rule may stop it, and after the last epoch
+        train = dataclasses.replace(train, validate_every_epoch=False,
+                                    validate_after=tuple(get_rule(config.early_stop).stop_epochs(train.epochs)))
     return config, training, teacher, arch, train
 
 

@@ -294,7 +294,7 @@ def strategy_config(base: SearchConfig, prefix: str, arm: str) -> SearchConfig:
     name = f"{prefix}-{arm}"
     if arm == "subgraph":
         return replace(base, name=name, strategy="subgraph", space=SUBGRAPH_SPACE, controller=SUBGRAPH_CONTROLLER,
-                       controller_options={}, measure=True, mix_latency=False, early_stop=False, reward_source="kd")
+                       controller_options={}, measure=True, mix_latency=False, early_stop=None, reward_source="kd")
     return replace(base, name=name, strategy="akd", reward_source="kd" if arm == "akd" else "label")
 
 

@@ -47,9 +47,9 @@ enters its update with its own tokens and the reward of its network, exactly as 
 update against the networks the policy already favours; a network's decisions that change nothing (a
 removed block's, a skip op where no residual can exist) get the network's reward whichever value was drawn.
 
-With ``early_stop`` each child starts with the thresholds of the median stopping rule computed from the
-children of the run trained before its step (:mod:`search.early_stop`); one that falls clearly behind
-them stops after that epoch and its reward is that of the accuracy it had then.
+With ``early_stop`` each child starts with the thresholds of its rule (median stopping or successive halving)
+computed from the children of the run trained before its step (:mod:`search.early_stop`); one that falls
+behind them stops after that epoch and its reward is that of the accuracy it had then.
 
 After the first step, if the proxy cannot rank its children (:mod:`search.proxy_ranking`: all at chance,
 or all within the noise of mini-val), the search says so with what to change, and stores the reason with
@@ -488,7 +488,7 @@ def _stop_thresholds(store, config: SearchConfig, run_id: int, val_examples: int
     trained before (:func:`search.early_stop.stop_thresholds`; a reused child trained nothing)."""
     curves = [t.train["val_top1"] for t in runs.all_trials(store, run_id)
               if t.status == "done" and t.reused_from is None and t.train and t.train.get("val_top1")]
-    return stop_thresholds(curves, config.proxy.epochs, val_examples)
+    return stop_thresholds(curves, config.proxy.epochs, val_examples, config.early_stop)
 
 
 def _reuse(store, config: SearchConfig, trial, original):

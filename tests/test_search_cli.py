@@ -160,6 +160,17 @@ def test_changing_a_controller_option_on_resume_is_refused_like_any_setting(stor
         "--name. Differences (stored -> given): controller_options.population_size: 16 -> 8\n")
 
 
+def test_early_stop_takes_a_rule_a_bare_flag_means_median_and_changing_it_on_resume_is_refused(stored_run):
+    for given, rule in ((["--early-stop", "--target-ms", "0.5"], "median"), (["--early-stop", "halving"], "halving")):
+        refused = invoke("search", "--db", stored_run, "--name", "demo-run", *given)
+        assert refused.output == (
+            "Error: search run 'demo-run' exists with other settings; resume it with the same ones, or choose a new "
+            f"--name. Differences (stored -> given): early_stop: None -> {rule!r}\n")
+    unknown = invoke("search", "--db", stored_run, "--name", "demo-run", "--early-stop", "fastest")
+    assert unknown.exit_code == 2
+    assert "Invalid value for '--early-stop': 'fastest' is not one of 'median', 'halving'." in unknown.output
+
+
 def test_workers_with_a_ray_address_is_refused_naming_both(stored_run):
     from search.executors import SequentialExecutor, make_executor
 

@@ -15,6 +15,7 @@ from search.config import (DEFAULT_MAX_ATTEMPTS, NONE_GIVEN, STRATEGIES, Subgrap
                            controller_option_flag, controller_option_parameter)
 from search.controller import CONTROLLERS
 from search.controller_settings import option_defaults, option_infos
+from search.early_stop import DEFAULT_RULE, STOP_RULES
 from search.executors import EXECUTORS
 from search.rewards import REWARDS
 
@@ -106,11 +107,13 @@ SEARCH_RUN_OPTIONS = [
                       "farm job out of retries, a conversion crash) before it is excluded from the controller's "
                       "learning; a child whose training diverges is not retried (its reward is 0). Stored with "
                       "the run."),
-    click.option("--early-stop", is_flag=True,
-                 help="Stop a child after an epoch where its mini-val top-1 is clearly below (by twice mini-val's "
-                      "standard error) the median of the run's earlier children at that epoch (once 4 reached "
-                      "it); its reward is that of the accuracy it had then. Children are then validated every "
-                      "epoch. Off by default (the paper's protocol). Stored with the run."),
+    click.option("--early-stop", type=click.Choice(list(STOP_RULES)), is_flag=False, flag_value=DEFAULT_RULE,
+                 default=None, metavar="[RULE]",
+                 help="Stop children behind the run's earlier ones (at least 4 of them) at the same epoch; a "
+                      "stopped child's reward is that of the accuracy it had then. RULE: "
+                      + "; ".join(f"'{rule.name}': {rule.summary}" for rule in STOP_RULES.values())
+                      + f" (a bare --early-stop: '{DEFAULT_RULE}'). A child is validated on mini-val where it may "
+                        "stop. Off by default (the paper's protocol). Stored with the run."),
     quantize_option("Quantization the latencies are for."),
     click.option("--proxy-epochs", default=DEFAULT_PROXY_EPOCHS, show_default=True, type=click.IntRange(min=1),
                  help="Training epochs per child (the first is a learning-rate warm-up)."),
