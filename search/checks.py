@@ -22,8 +22,11 @@ def check_number(label: str, value, low: float, high: float = math.inf, *, low_o
     if ok:
         ok = (value > low if low_open else value >= low) and value <= high
     if not ok:
-        bounds = f"{'(' if low_open else '['}{low}, {high}]"
-        raise InvalidInput(f"{label} must be a finite number in {bounds}, got {value!r}")
+        if math.isinf(high):
+            bounds = f"{'>' if low_open else '>='} {low}"
+        else:
+            bounds = f"in {'(' if low_open else '['}{low}, {high}]"
+        raise InvalidInput(f"{label} must be a finite number {bounds}, got {value!r}")
     return float(value)
 
 

@@ -118,7 +118,8 @@ def train_child(job: dict, prepared=None, when_prepared=None) -> dict:
     by side: :func:`configure_child_threads`), "cache_dir": str | None, "early_stop": {epoch: top-1} (with
     early stopping: :func:`search.early_stop.stop_thresholds`)}``. Returns ``{"status": "done", "accuracy",
     "train", "history", "train_seconds", "worker"}`` (``history``: the Keras per-epoch history, for the
-    TensorBoard log), or ``{"status": "failed", "kind", "error", "train_seconds", "worker"}`` when its training
+    TensorBoard log; with early stopping each ``val_`` list has one entry per epoch run, ``None`` where not
+    validated), or ``{"status": "failed", "kind", "error", "train_seconds", "worker"}`` when its training
     raised (``kind`` and ``error``: :func:`search.failures.training_failure`; a NaN loss is the architecture's
     fault, anything else is retried); data or teacher problems raise.
 
@@ -150,12 +151,15 @@ def train_child(job: dict, prepared=None, when_prepared=None) -> dict:
         return {"status": "failed", "kind": failure.kind, "error": failure.reason,
                 "train_seconds": time.perf_counter() - start, "worker": worker_name()}
     summary = {key: value for key, value in result.to_dict().items() if key not in ("history", "settings")}
-    if config.early_stop:
-        epochs_run = len(result.history.get("loss", []))
-        summary["val_top1"] = curve_of(result.history.get("val_top1", []), ready.train.validated_epochs, epochs_run)
+    history = result.history
+    if config.early_stop:  # validated where the rule may stop it: each validation placed after its epoch
+        epochs_run = len(history.get("loss", []))
+        history = {name: curve_of(values, ready.train.validated_epochs, epochs_run) if name.startswith("val_")
+                   else values for name, values in history.items()}
+        summary["val_top1"] = history.get("val_top1", [])
         if epochs_run < ready.train.epochs:
             summary["stopped_at_epoch"] = epochs_run
-    return {"status": "done", "accuracy": result.top1, "train": summary, "history": result.history,
+    return {"status": "done", "accuracy": result.top1, "train": summary, "history": history,
             "train_seconds": time.perf_counter() - start, "worker": worker_name()}
 
 

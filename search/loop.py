@@ -39,8 +39,11 @@ One network, one evaluation: a child whose network (:func:`akd_tf.canonical.netw
 before, by this run or a run it shares evaluations with (:func:`search.runs.sharing_runs`), takes that
 evaluation (accuracy, training summary, latency) and is neither measured nor trained; of several children
 of one step that build one new network, the first (by number) is evaluated and the others take its result
-(:func:`_evaluate_step`). Only a "done" evaluation is reused: the duplicate of a failed or excluded child
-is evaluated itself (a retried child keeps its place as its network's first until it is done or excluded).
+(:func:`_evaluate_step`). Only a finished evaluation is reused, "done" or failed for a fault of the
+architecture (its training diverged: :func:`search.runs.evaluations_of`): the duplicate of a child excluded
+after infrastructure failures is evaluated itself (a retried child keeps its place as its network's first
+until it is done or excluded). After a change of latency source (``allow_latency_change``), a duplicate of a
+network priced by the earlier source takes its accuracy but is priced by the current one.
 The controller still learns over raw tokens: every done or failed child of the step, duplicates included,
 enters its update with its own tokens and the reward of its network, exactly as if it had been trained
 (and given the same result). A duplicate is a fresh sample of the policy, so leaving it out would bias the
@@ -293,7 +296,8 @@ def _check_ranking(config: SearchConfig, training, finished, say) -> dict:
     if reason is None:
         return {}
     say(f"warning: the proxy task cannot rank this search's children: {reason}; "
-        + advice(config.proxy.epochs, config.proxy.train_size, training.mini_train.num_examples))
+        + advice(config.proxy.epochs, config.proxy.train_size, training.mini_train.num_examples,
+                 weighs_cost=get_reward(config.reward).cost is not None))
     return {"proxy_cannot_rank": reason}
 
 
@@ -306,7 +310,7 @@ def _evaluate_step(store, config: SearchConfig, trials, latency: LatencySource, 
     """Finish every pending trial of a step, round after round: reuse the evaluation of each network evaluated
     before, make one attempt at the first pending child of each other network, and repeat until none is
     pending (a child whose infrastructure failed is tried again until it is done or excluded; the duplicates
-    of a network whose first child failed or was excluded are then evaluated themselves). A pause
+    of a network whose first child was excluded are then evaluated themselves). A pause
     (:meth:`search.pause.CtrlCWatch.is_pause`) uncounts the attempts it stopped."""
     run_id, step = trials[0].run_id, trials[0].step
     while True:
@@ -314,15 +318,13 @@ def _evaluate_step(store, config: SearchConfig, trials, latency: LatencySource, 
         if not pending:
             return
         evaluated = runs.evaluations_of(store, sharing, [t.network for t in pending])
-        for trial in pending:
-            if trial.network in evaluated:
-                progress.report(_reuse(store, config, trial, evaluated[trial.network]))
+        _reuse_evaluated(store, config, pending, evaluated, latency, progress, say, pause)
         first_of_network = {}
         for trial in pending:
             if trial.network not in evaluated:
                 first_of_network.setdefault(trial.network, trial)
         if not first_of_network:
-            return
+            continue  # all reused, but for any whose pricing failed: they are tried again, or were excluded
         chosen = [t.id for t in first_of_network.values()]
         alone = [t.id for t in first_of_network.values() if runs.runs_alone(t)]
         if alone:
@@ -361,7 +363,6 @@ class _Pipeline:
         self.store, self.config, self.run_id, self.controller = store, config, run_id, controller
         self.latency, self.executor, self.progress, self.say = latency, executor, progress, say
         self.sharing, self.job_base, self.val_examples, self.pause = sharing, job_base, val_examples, pause
-        self.space = get_space(config.space)
         self.in_flight: dict[object, tuple[int, int, str]] = {}  # handle -> (trial id, step, network)
         self.starting: list[int] = []  # trials whose attempts count, not yet submitted (their latencies first)
         self.alone = None  # the handle of a child that trains with no other beside it (runs.runs_alone)
@@ -418,9 +419,8 @@ class _Pipeline:
         running = {trial_id for trial_id, _, _ in self.in_flight.values()}
         pending = [t for t in trials if t.status == "pending" and t.id not in running]
         evaluated = runs.evaluations_of(self.store, self.sharing, [t.network for t in pending])
-        for trial in pending:
-            if trial.network in evaluated:
-                self.progress.report(_reuse(self.store, self.config, trial, evaluated[trial.network]))
+        _reuse_evaluated(self.store, self.config, pending, evaluated, self.latency, self.progress, self.say,
+                         self.pause)
         training, chosen = self._training_networks(), {}
         for trial in start_order(pending, self.executor.capacity):
             if trial.network not in evaluated and trial.network not in training:
@@ -436,16 +436,7 @@ class _Pipeline:
         for trial_id in excluded:  # its attempts ran out before
             self.progress.report(runs.get_trial_by_id(self.store, trial_id))
         chosen = [t for t in chosen if t.id not in excluded]
-        unmeasured = [t for t in chosen if t.latency_ms is None]
-        failed = set()
-        for trial, found in zip(unmeasured, self.latency.latencies([self.space.parse(t.arch) for t in unmeasured])):
-            if found.error is not None:
-                failed.add(trial.id)
-                _record_failure(self.store, self.config, trial.id, Failure(found.kind, f"latency: {found.error}"),
-                                self.progress, self.say)
-            else:
-                runs.record_latency(self.store, trial.id, latency_ms=found.latency_ms, source=found.source,
-                                    measurement_id=found.measurement_id, seconds=found.seconds)
+        failed = _price(self.store, self.config, chosen, self.latency, self.progress, self.say)
         job_base = self.job_base
         if self.config.early_stop:
             job_base = {**job_base, "early_stop": _stop_thresholds(self.store, self.config, self.run_id,
@@ -491,12 +482,57 @@ def _stop_thresholds(store, config: SearchConfig, run_id: int, val_examples: int
     return stop_thresholds(curves, config.proxy.epochs, val_examples, config.early_stop)
 
 
+def _price(store, config: SearchConfig, trials, latency: LatencySource, progress, say) -> set[int]:
+    """Price each of ``trials`` (pending, their attempt started) that has no latency yet with the run's latency
+    source; returns the ids of those whose pricing failed, each recorded as a failed attempt."""
+    space = get_space(config.space)
+    unpriced = [t for t in trials if t.latency_ms is None]
+    failed = set()
+    for trial, found in zip(unpriced, latency.latencies([space.parse(t.arch) for t in unpriced])):
+        if found.error is not None:
+            failed.add(trial.id)
+            _record_failure(store, config, trial.id, Failure(found.kind, f"latency: {found.error}"), progress, say)
+        else:
+            runs.record_latency(store, trial.id, latency_ms=found.latency_ms, source=found.source,
+                                measurement_id=found.measurement_id, seconds=found.seconds)
+    return failed
+
+
+def _reuse_evaluated(store, config: SearchConfig, pending, evaluated: dict, latency: LatencySource, progress, say,
+                     pause: CtrlCWatch) -> None:
+    """Record each of ``pending`` whose network is in ``evaluated`` (network -> its first evaluation) with that
+    evaluation. Its latency is the original's, unless the original was priced by a latency source the run
+    used before (resumed with --allow-latency-change, :func:`search.runs.priced_by_current_source`): then the
+    child lends the original's accuracy only, and is priced by the current source as one attempt (which can
+    fail and be retried like any, and a pause uncounts)."""
+    reusing = [t for t in pending if t.network in evaluated]
+    stale = [t for t in reusing if t.latency_ms is None and evaluated[t.network].status == "done"
+             and not runs.priced_by_current_source(store, evaluated[t.network])]
+    failed = set()
+    if stale:
+        started = [t.id for t in stale]
+        failed = set(runs.mark_started(store, started, config.max_attempts))
+        for trial_id in failed:  # excluded: its attempts ran out before
+            progress.report(runs.get_trial_by_id(store, trial_id))
+        try:
+            failed |= _price(store, config, [t for t in stale if t.id not in failed], latency, progress, say)
+        except BaseException as exc:
+            if not pause.is_pause(exc):
+                raise
+            runs.release_attempts(store, started)
+            raise pause.as_pause(exc)
+    for trial in reusing:
+        if trial.id not in failed:
+            progress.report(_reuse(store, config, runs.get_trial_by_id(store, trial.id), evaluated[trial.network]))
+
+
 def _reuse(store, config: SearchConfig, trial, original):
     """Record ``trial`` with the evaluation of ``original`` (same network), its reward from this run's reward
-    (a diverged original's failure as it is)."""
+    with its own latency if it was priced, else the original's (a diverged original's failure as it is)."""
     if original.status == "failed":
         return runs.record_reuse(store, trial.id, original, None)
-    terms = compute_reward(config.reward, original.accuracy, latency_ms=original.latency_ms, mmacs=trial.mmacs,
+    latency_ms = original.latency_ms if trial.latency_ms is None else trial.latency_ms
+    terms = compute_reward(config.reward, original.accuracy, latency_ms=latency_ms, mmacs=trial.mmacs,
                            target_ms=config.target_ms, target_mmacs=config.target_mmacs)
     return runs.record_reuse(store, trial.id, original, terms)
 
@@ -506,18 +542,9 @@ def _attempt(store, config: SearchConfig, run_id: int, step: int, trial_ids: lis
     """One attempt at each of ``trial_ids`` still pending (one step's trials, each of another network): its
     latency if it has none, then its training. A child that finished after a Ctrl-C that never raised is not
     recorded: the pause is raised in its place (:meth:`search.pause.CtrlCWatch.check`)."""
-    space = get_space(config.space)
     wanted = set(trial_ids)
     trials = [t for t in runs.step_trials(store, run_id, step) if t.status == "pending" and t.id in wanted]
-    failed = set()
-    unmeasured = [t for t in trials if t.latency_ms is None]
-    for trial, found in zip(unmeasured, latency.latencies([space.parse(t.arch) for t in unmeasured])):
-        if found.error is not None:
-            failed.add(trial.id)
-            _record_failure(store, config, trial.id, Failure(found.kind, f"latency: {found.error}"), progress, say)
-        else:
-            runs.record_latency(store, trial.id, latency_ms=found.latency_ms, source=found.source,
-                                measurement_id=found.measurement_id, seconds=found.seconds)
+    failed = _price(store, config, trials, latency, progress, say)
     by_id = {t.id: t for t in runs.step_trials(store, run_id, step)
              if t.status == "pending" and t.id in wanted and t.id not in failed}
     jobs = [{**job_base, "arch": t.arch, "number": t.number, "trial_id": t.id}

@@ -10,7 +10,8 @@ children (each network counted once) when
 * two or more finished and their scores are **indistinguishable**: the highest minus the lowest is at most
   ``noise_tolerance(mean, n)``, the tolerance at their mean top-1.
 
-Then the reward ranks the children by their cost alone, and the controller learns nothing about accuracy.
+Then a reward with a cost term ranks the children by their cost alone (one without, ``accuracy``, by
+noise), and the controller learns nothing about accuracy.
 For example, with 10 classes and 500 mini-val examples chance is 10.00% and its tolerance 2.68 points:
 eight children that all scored 10.00% (as the demo's did with ``--proxy-epochs 1 --proxy-train-size 800``)
 cannot be ranked.
@@ -66,10 +67,12 @@ def _points(share: float) -> str:
     return f"{share * 100:.2f} points"
 
 
-def advice(proxy_epochs: int, proxy_train_size: int | None, train_examples: int) -> str:
-    """What to change when the proxy cannot rank: longer or larger proxy training (the current values named)."""
+def advice(proxy_epochs: int, proxy_train_size: int | None, train_examples: int, weighs_cost: bool = True) -> str:
+    """What to change when the proxy cannot rank: longer or larger proxy training (the current values named).
+    ``weighs_cost``: whether the run's reward has a cost term (which then decides alone)."""
     size = f"now {proxy_train_size}" if proxy_train_size is not None else f"now all {train_examples}"
-    return (f"the reward then ranks children by their cost alone. Give each child more to learn from: raise "
+    outcome = "ranks children by their cost alone" if weighs_cost else "differs between children by noise alone"
+    return (f"the reward then {outcome}. Give each child more to learn from: raise "
             f"--proxy-epochs (now {proxy_epochs}) or --proxy-train-size ({size}), or give more mini-val "
             f"examples (--val-size) so that scores can differ beyond their noise; check that the data's labels "
             f"are right")

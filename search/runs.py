@@ -60,8 +60,8 @@ DESCRIPTIVE_FACTS = ("dataset",)
 RECORDED_LATER = ("space_version",)
 # Settings that steer a search but do not change what evaluating a child yields: runs that differ only in
 # these share their evaluations (:func:`sharing_runs`). The seed is not among them: it seeds each child's
-# training, and runs of different seeds are independent replicates. Nor is ``max_attempts``: it decides
-# which children are excluded, not what an evaluation yields.
+# training, and runs of different seeds are independent replicates. ``max_attempts`` is: it decides which
+# children are excluded, not what an evaluation yields.
 SEARCH_ONLY_SETTINGS = ("name", "trials", "controller", "controller_options", "batch_size", "max_attempts")
 
 
@@ -144,6 +144,15 @@ def create_or_resume(store: Store, config: SearchConfig, facts: dict) -> tuple[S
         if run.status == "finished" and config.trials > done:
             run.status, run.finished_at = "running", None
         return run, True
+
+
+def priced_by_current_source(store: Store, trial: Trial) -> bool:
+    """Whether ``trial``'s latency came from the latency source its run prices children with now, not from one
+    it used before (a run resumed with --allow-latency-change: :func:`record_latency_source`)."""
+    with store.session() as session:
+        latency = session.get(SearchRun, trial.run_id).config.get("latency") or {}
+    earlier = latency.get("earlier") or []
+    return not earlier or trial.number >= earlier[-1]["until_trial"]
 
 
 def record_latency_source(store: Store, run_id: int, identity: dict) -> None:
@@ -351,17 +360,18 @@ def _last_failure_kind(trial: Trial):
 
 def record_reuse(store: Store, trial_id: int, original: Trial, reward_terms: dict | None) -> Trial:
     """Trial ``trial_id`` is finished with the evaluation of ``original`` (the same network): its latency
-    (source and measurement too) and training summary; if ``original`` is "done", its accuracy and
-    ``reward_terms`` computed from them with this run's reward, done; if it "failed" (its training diverged),
-    failed as it did, with its error and :data:`FAILED_REWARD` (``reward_terms`` None). Nothing was trained or
-    measured for it: its timings, worker and attempts stay empty."""
+    (source and measurement too) unless the trial was priced itself, and its training summary; if
+    ``original`` is "done", its accuracy and ``reward_terms`` computed from them with this run's reward, done;
+    if it "failed" (its training diverged), failed as it did, with its error and :data:`FAILED_REWARD`
+    (``reward_terms`` None). Nothing was trained for it: its training time and worker stay empty."""
     with store.session() as session:
         trial = session.get(Trial, trial_id)
         if trial.network != original.network:
             raise InvalidInput(f"trial #{trial.number} ({trial.network}) cannot reuse trial #{original.number} "
                                f"of another network ({original.network})")
-        trial.latency_ms, trial.latency_source = original.latency_ms, original.latency_source
-        trial.measurement_id, trial.latency_seconds = original.measurement_id, None
+        if trial.latency_ms is None:
+            trial.latency_ms, trial.latency_source = original.latency_ms, original.latency_source
+            trial.measurement_id, trial.latency_seconds = original.measurement_id, None
         trial.train, trial.train_seconds, trial.worker = original.train, None, None
         if original.status == "failed":
             trial.accuracy, trial.reward, trial.reward_terms = None, FAILED_REWARD, None

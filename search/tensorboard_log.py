@@ -11,8 +11,8 @@ One folder per run under ``DIR`` (its name), laid out so TensorBoard groups what
   ``value_loss``, ``policy_loss``, ``grad_norm``, ``epochs``; evolution: ``population``).
 * ``RUN/children/child-0007/train`` and ``.../validation``: the child's training curves as Keras' own
   TensorBoard callback writes them, ``epoch_loss``, ``epoch_top1``, ... at x = the epoch (0-based); the proxy
-  task validates after its last epoch only (every epoch with ``--early-stop``). A child that reused an earlier
-  evaluation of its network trained nothing and has no curves.
+  task validates after its last epoch only (with ``--early-stop``, also where its rule may stop a child). A
+  child that reused an earlier evaluation of its network trained nothing and has no curves.
 
 The files are written with TensorFlow's own summary writer and the metadata of TensorBoard's scalars
 plugin, so writing needs no ``tensorboard`` package; viewing does (``pip install tensorboard``).
@@ -61,7 +61,7 @@ class SearchBoard:
         self._scalar_metadata = summary_pb2.SummaryMetadata(
             plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"),
             data_class=summary_pb2.DATA_CLASS_SCALAR)
-        self.root = check_logdir(logdir) / run_name
+        self.root = check_logdir(Path(logdir).expanduser() / run_name)  # the run's own folder, not only DIR
         self._writers: dict[str, object] = {}
 
     def _writer(self, *parts: str):
@@ -90,7 +90,8 @@ class SearchBoard:
 
     def child_curves(self, number: int, history: dict[str, list[float]]) -> None:
         """Child ``number``'s per-epoch Keras history: ``name`` into ``train``, ``val_name`` into ``validation``;
-        a validation list shorter than the training one holds the last epochs."""
+        a validation list shorter than the training one holds the last epochs, and ``None`` in one stands for
+        an epoch not validated."""
         epochs = max((len(v) for k, v in history.items() if not k.startswith("val_")), default=0)
         child = f"child-{number:04d}"
         for split, names in (("train", [k for k in history if not k.startswith("val_")]),

@@ -302,7 +302,7 @@ def test_make_controller_names_unknown_controllers_options_and_bad_values(space)
         make_controller("random", space, seed=0, population_size=3)
     with pytest.raises(ValueError, match="tournament_size must be <= population_size=16, got 17"):
         make_controller("evolution", space, seed=0, tournament_size=17)
-    with pytest.raises(ValueError, match="learning_rate must be a finite number in \\(0.0, inf\\], got -1"):
+    with pytest.raises(ValueError, match="learning_rate must be a finite number > 0.0, got -1"):
         make_controller("ppo", space, seed=0, learning_rate=-1)
     with pytest.raises(ValueError, match="seed must be an int >= 0, got -1"):
         make_controller("random", space, seed=-1)

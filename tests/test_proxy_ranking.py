@@ -53,3 +53,5 @@ def test_the_advice_names_the_settings_to_change_and_their_values():
         "--proxy-epochs (now 1) or --proxy-train-size (now 800), or give more mini-val examples (--val-size) so "
         "that scores can differ beyond their noise; check that the data's labels are right")
     assert "--proxy-train-size (now all 4000)" in advice(3, None, 4000)
+    assert advice(1, 800, 4000, weighs_cost=False).startswith(
+        "the reward then differs between children by noise alone. Give each child more to learn from: ")

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
@@ -289,6 +289,20 @@ def test_a_resumed_run_whose_latency_source_changed_is_refused_unless_the_change
     assert summary_lines(summary)[1] == (
         f"latency: predictions of latency table #{predictor.table_id} (raw sums, uncalibrated); before trial #1: "
         f"predictions of latency table #{predictor.table_id} with calibration #7")
+
+    # A later child of the same network reuses the first one's training, not its price: that came from the
+    # source before the change, so it is priced by the current one (one attempt) and rewarded with that.
+    runs.add_trials(store, run.id, 1, [runs.NewTrial(first.tokens)])
+    run_search(store, replace(moved, trials=2))
+    original, again = trials_of(store, "moved")
+    [now] = LatencySource(store, "local", TINY_TARGET, measure=False).latencies([tiny_space.parse(first.arch)])
+    assert now.latency_ms != 0.04
+    assert (again.status, again.reused_from, again.attempts) == ("done", original.id, 1)
+    assert again.accuracy == original.accuracy
+    assert (again.latency_ms, again.latency_source) == (now.latency_ms, "predicted")
+    assert again.reward == compute_reward(moved.reward, original.accuracy, latency_ms=now.latency_ms, mmacs=again.mmacs,
+                                          target_ms=moved.target_ms, target_mmacs=moved.target_mmacs)["reward"]
+    assert original.latency_ms == 0.04  # its own price stays what it was
     store.close()
 
 

@@ -123,7 +123,7 @@ class TwoSlots(SequentialExecutor):
         super().__init__()
         self.submitted = []
 
-    def submit(self, fn, job):
+    def submit(self, fn, job, name=None):
         self.submitted.append(job["number"])
         return super().submit(fn, job)
 

@@ -81,10 +81,34 @@ def test_a_logdir_that_cannot_be_written_stops_the_search_before_anything_is_sto
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     store = open_store(lut_url)
-    with pytest.raises(ValueError, match=r"cannot write TensorBoard logs to '.*a-file/tb': Not a directory"):
+    with pytest.raises(ValueError, match=r"cannot write TensorBoard logs to '.*a-file/tb/unwritable': Not a directory"):
         run_search(store, tiny_search("unwritable"), logdir=str(blocker / "tb"))
     assert runs.find_run(store, "unwritable") is None
     store.close()
+
+
+def test_a_run_folder_that_cannot_be_written_stops_the_search_before_anything_is_stored(
+        lut_url, tiny_space, tmp_path):
+    (tmp_path / "tb").mkdir()
+    (tmp_path / "tb" / "blocked").write_text("a file where the run's folder goes")
+    store = open_store(lut_url)
+    with pytest.raises(ValueError, match=r"cannot write TensorBoard logs to '.*tb/blocked': File exists"):
+        run_search(store, tiny_search("blocked"), logdir=str(tmp_path / "tb"))
+    assert runs.find_run(store, "blocked") is None
+    store.close()
+
+
+def test_curves_validated_after_some_epochs_only_are_placed_at_those_epochs(tmp_path):
+    from search.tensorboard_log import SearchBoard
+
+    board = SearchBoard(tmp_path, "curves")
+    board.child_curves(3, {"loss": [2.0, 1.5, 1.0], "val_top1": [0.25, None, 0.5]})  # halving: epochs 1 and 3
+    board.child_curves(4, {"loss": [2.0, 1.5], "val_top1": [0.4]})  # no early stopping: the last epoch only
+    board.close()
+    child = tmp_path / "curves" / "children"
+    assert scalars(child / "child-0003" / "validation") == {"epoch_top1": [(0, 0.25), (2, 0.5)]}
+    assert scalars(child / "child-0003" / "train") == {"epoch_loss": [(0, 2.0), (1, 1.5), (2, 1.0)]}
+    assert scalars(child / "child-0004" / "validation") == {"epoch_top1": [(1, pytest.approx(0.4))]}
 
 
 def test_the_command_line_refuses_such_a_logdir_naming_the_option(lut_url, tmp_path):
