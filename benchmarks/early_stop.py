@@ -61,7 +61,8 @@ def main() -> None:
     rate_without, best_without = mean(None, "per_hour"), mean(None, "best")
     parts = [f"{rule} {mean(rule, 'per_hour'):.0f}/hour ({mean(rule, 'per_hour') / rate_without:.2f}x), best "
              f"{mean(rule, 'best'):.4f} ({mean(rule, 'best') / best_without:.3f}x)" for rule in rules]
-    print(f"over {args.seeds} seeds, {args.workers} worker{'s' if args.workers > 1 else ''}: without early stopping {rate_without:.0f} children/hour, best reward "
+    workers = f"{args.workers} worker{'s' if args.workers > 1 else ''}"
+    print(f"over {args.seeds} seeds, {workers}: without early stopping {rate_without:.0f} children/hour, best reward "
           f"{best_without:.4f}; " + "; ".join(parts))
 
 
