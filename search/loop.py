@@ -516,6 +516,7 @@ def _reuse_evaluated(store, config: SearchConfig, pending, evaluated: dict, late
             progress.report(runs.get_trial_by_id(store, trial_id))
         try:
             failed |= _price(store, config, [t for t in stale if t.id not in failed], latency, progress, say)
+            pause.check()  # a Ctrl-C that library code swallowed while pricing: nothing is recorded as reused
         except BaseException as exc:
             if not pause.is_pause(exc):
                 raise

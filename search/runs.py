@@ -152,13 +152,19 @@ def priced_by_current_source(store: Store, trial: Trial) -> bool:
     with store.session() as session:
         latency = session.get(SearchRun, trial.run_id).config.get("latency") or {}
     earlier = latency.get("earlier") or []
-    return not earlier or trial.number >= earlier[-1]["until_trial"]
+    if not earlier:
+        return True
+    if "priced" in earlier[-1]:  # the trials priced when the source last changed, whatever their order
+        return trial.number not in earlier[-1]["priced"]
+    return trial.number >= earlier[-1]["until_trial"]  # recorded before runs kept that list
 
 
 def record_latency_source(store: Store, run_id: int, identity: dict) -> None:
     """Record ``identity`` (:meth:`search.latency.LatencySource.identity`) as what prices the run's children from
     now on, in ``config["latency"]["current"]``. Another one recorded before moves to ``earlier`` with
-    ``until_trial``: the trials numbered below it had their latency (the rest are priced by the new one)."""
+    ``until_trial``, the lowest number of a trial it had not priced (for display: ``before trial #N``), and
+    ``priced``, the numbers of every trial priced by then (children of several workers finish out of order, so
+    a number above ``until_trial`` may be among them)."""
     with store.session() as session:
         run = session.get(SearchRun, run_id, with_for_update=True)
         recorded = run.config.get("latency")
@@ -170,7 +176,10 @@ def record_latency_source(store: Store, run_id: int, identity: dict) -> None:
                 Trial.run_id == run_id, Trial.status == "pending", Trial.latency_ms.is_(None)))
             until = unpriced if unpriced is not None else session.scalar(
                 select(func.count()).select_from(Trial).where(Trial.run_id == run_id))
-            earlier = [*recorded["earlier"], {"latency": recorded["current"], "until_trial": until}]
+            priced = session.scalars(select(Trial.number).where(
+                Trial.run_id == run_id, Trial.latency_ms.is_not(None)).order_by(Trial.number)).all()
+            earlier = [*recorded["earlier"], {"latency": recorded["current"], "until_trial": until,
+                                              "priced": list(priced)}]
         run.config = {**run.config, "latency": {"current": identity, "earlier": earlier}}
 
 

@@ -78,7 +78,7 @@ def test_a_child_that_diverges_is_recorded_with_its_reason_and_the_search_goes_o
     store.close()
 
 
-def test_without_a_latency_table_or_measure_the_search_stops_before_training(sqlite_url):  # noqa: F811
+def test_without_a_latency_table_or_measure_the_search_stops_before_training(sqlite_url, tiny_space):  # noqa: F811,E501
     store = open_store(sqlite_url)
     with pytest.raises(ValueError, match=r"has no latency table for lut-test@.*; it has none yet; build it with: "
                                          r".*\n.*--measure"):
@@ -284,7 +284,7 @@ def test_a_resumed_run_whose_latency_source_changed_is_refused_unless_the_change
 
     summary = run_search(store, moved, allow_latency_change=True)
     assert runs.get_run(store, "moved").config["latency"] == {
-        "current": current, "earlier": [{"latency": before, "until_trial": 1}]}
+        "current": current, "earlier": [{"latency": before, "until_trial": 1, "priced": [0]}]}
     assert [(t.status, t.latency_ms) for t in trials_of(store, "moved")] == [("done", 0.04)]  # kept its price
     assert summary_lines(summary)[1] == (
         f"latency: predictions of latency table #{predictor.table_id} (raw sums, uncalibrated); before trial #1: "
@@ -303,6 +303,24 @@ def test_a_resumed_run_whose_latency_source_changed_is_refused_unless_the_change
     assert again.reward == compute_reward(moved.reward, original.accuracy, latency_ms=now.latency_ms, mmacs=again.mmacs,
                                           target_ms=moved.target_ms, target_mmacs=moved.target_mmacs)["reward"]
     assert original.latency_ms == 0.04  # its own price stays what it was
+    store.close()
+
+
+def test_a_change_of_latency_source_records_every_trial_the_old_one_priced_even_out_of_order(
+        sqlite_url, tiny_space):  # noqa: F811
+    store = open_store(sqlite_url)
+    run, _ = runs.create_or_resume(store, tiny_search("order"), {"input_shape": [32, 32, 1], "classes": 10})
+    runs.record_latency_source(store, run.id, {"source": "a"})
+    runs.add_trials(store, run.id, 0, [runs.NewTrial(p.tokens) for p in make_controller("random", tiny_space, 0)
+                                       .propose(0, 3)])
+    first, second, third = runs.step_trials(store, run.id, 0)
+    for trial in (first, third):  # two workers: #2 started (and was priced) before #1
+        runs.record_latency(store, trial.id, latency_ms=0.1, source="predicted", measurement_id=None, seconds=0.0)
+    runs.record_latency_source(store, run.id, {"source": "b"})
+    [earlier] = runs.get_run(store, "order").config["latency"]["earlier"]
+    assert earlier == {"latency": {"source": "a"}, "until_trial": 1, "priced": [0, 2]}
+    runs.record_latency(store, second.id, latency_ms=0.2, source="predicted", measurement_id=None, seconds=0.0)
+    assert [runs.priced_by_current_source(store, t) for t in (first, second, third)] == [False, True, False]
     store.close()
 
 
