@@ -71,10 +71,19 @@ def test_distill_settings_reject_bad_values(kwargs, message):
     ({"warmup_epochs": 6}, r"warmup_epochs must be in \[0, epochs=5\], got 6"),
     ({"optimizer": "lion"}, "optimizer must be one of adam, sgd, rmsprop, got 'lion'"),
     ({"learning_rate": -0.1}, "learning_rate must be > 0, got -0.1"),
+    ({"validate_after": (0,)}, r"validate_after must be epochs in \[1, epochs=5\], got \(0,\)"),
+    ({"validate_after": (6,)}, r"validate_after must be epochs in \[1, epochs=5\], got \(6,\)"),
 ])
 def test_train_settings_reject_bad_values(kwargs, message):
     with pytest.raises(ValueError, match=message):
         TrainSettings(**kwargs)
+
+
+def test_validation_runs_after_every_epoch_or_after_the_chosen_ones_and_the_last():
+    assert TrainSettings(epochs=3).validated_epochs == [1, 2, 3]
+    assert TrainSettings(epochs=3, validate_every_epoch=False).validated_epochs == [3]
+    assert TrainSettings(epochs=10, validate_every_epoch=False, validate_after=[9, 1, 3]).validated_epochs == [
+        1, 3, 9, 10]
 
 
 def test_learning_rate_warms_up_linearly_then_decays_to_zero():
