@@ -74,10 +74,6 @@ class StopRule:
     stop_epochs: Callable[[int], list[int]]
     threshold: Callable[[list[float], int], float]
 
-    def validated_epochs(self, epochs: int) -> list[int]:
-        """The epochs (1-based) after which a child of ``epochs`` is validated: where it may stop, and its last."""
-        return [*self.stop_epochs(epochs), epochs]
-
 
 STOP_RULES = {rule.name: rule for rule in (
     StopRule("median", "after any epoch, a top-1 clearly below (by twice mini-val's standard error) the median of "

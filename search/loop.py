@@ -502,12 +502,13 @@ def _reuse_evaluated(store, config: SearchConfig, pending, evaluated: dict, late
                      pause: CtrlCWatch) -> None:
     """Record each of ``pending`` whose network is in ``evaluated`` (network -> its first evaluation) with that
     evaluation. Its latency is the original's, unless the original was priced by a latency source the run
-    used before (resumed with --allow-latency-change, :func:`search.runs.priced_by_current_source`): then the
+    used before (resumed with --allow-latency-change, :func:`search.runs.priced_by_earlier_source`): then the
     child lends the original's accuracy only, and is priced by the current source as one attempt (which can
     fail and be retried like any, and a pause uncounts)."""
     reusing = [t for t in pending if t.network in evaluated]
-    stale = [t for t in reusing if t.latency_ms is None and evaluated[t.network].status == "done"
-             and not runs.priced_by_current_source(store, evaluated[t.network])]
+    unpriced = [t for t in reusing if t.latency_ms is None and evaluated[t.network].status == "done"]
+    old_prices = runs.priced_by_earlier_source(store, [evaluated[t.network] for t in unpriced]) if unpriced else set()
+    stale = [t for t in unpriced if evaluated[t.network].id in old_prices]
     failed = set()
     if stale:
         started = [t.id for t in stale]

@@ -146,17 +146,25 @@ def create_or_resume(store: Store, config: SearchConfig, facts: dict) -> tuple[S
         return run, True
 
 
-def priced_by_current_source(store: Store, trial: Trial) -> bool:
-    """Whether ``trial``'s latency came from the latency source its run prices children with now, not from one
-    it used before (a run resumed with --allow-latency-change: :func:`record_latency_source`)."""
+def priced_by_earlier_source(store: Store, trials: Sequence[Trial]) -> set[int]:
+    """The ids of those of ``trials`` whose latency came from a latency source their run used before the one it
+    prices children with now (a run resumed with --allow-latency-change: :func:`record_latency_source`); each
+    run's record is read once."""
     with store.session() as session:
-        latency = session.get(SearchRun, trial.run_id).config.get("latency") or {}
-    earlier = latency.get("earlier") or []
-    if not earlier:
-        return True
-    if "priced" in earlier[-1]:  # the trials priced when the source last changed, whatever their order
-        return trial.number not in earlier[-1]["priced"]
-    return trial.number >= earlier[-1]["until_trial"]  # recorded before runs kept that list
+        records = {run_id: (session.get(SearchRun, run_id).config.get("latency") or {}).get("earlier") or []
+                   for run_id in {trial.run_id for trial in trials}}
+    stale = set()
+    for trial in trials:
+        earlier = records[trial.run_id]
+        if not earlier:
+            continue
+        if "priced" in earlier[-1]:  # the trials priced when the source last changed, whatever their order
+            old = trial.number in earlier[-1]["priced"]
+        else:  # recorded before runs kept that list
+            old = trial.number < earlier[-1]["until_trial"]
+        if old:
+            stale.add(trial.id)
+    return stale
 
 
 def record_latency_source(store: Store, run_id: int, identity: dict) -> None:

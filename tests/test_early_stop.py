@@ -32,8 +32,7 @@ def test_a_threshold_is_the_median_less_two_standard_errors_once_enough_children
 def test_halving_keeps_the_top_third_at_rungs_1_3_9_and_skips_epochs_nobody_was_validated_on():
     assert [STOP_RULES["halving"].stop_epochs(epochs) for epochs in (1, 2, 3, 4, 10, 27)] == [
         [], [1], [1], [1, 3], [1, 3, 9], [1, 3, 9]]
-    assert STOP_RULES["halving"].validated_epochs(10) == [1, 3, 9, 10]
-    assert STOP_RULES["median"].validated_epochs(4) == [1, 2, 3, 4]
+    assert STOP_RULES["median"].stop_epochs(4) == [1, 2, 3]
     curves = [[0.1, None, 0.5, None], [0.2, None, 0.4, 0.5], [0.3], [0.4, None, 0.6, 0.7], [0.6, None, 0.2, 0.3]]
     thresholds = stop_thresholds(curves, epochs=5, val_examples=100, rule="halving")
     # Epoch 1: 0.1 0.2 0.3 0.4 0.6, the 2/3 quantile (linear) at 0.3 + (0.4 - 0.3) * 2/3; epoch 3: 4 curves,

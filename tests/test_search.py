@@ -320,7 +320,7 @@ def test_a_change_of_latency_source_records_every_trial_the_old_one_priced_even_
     [earlier] = runs.get_run(store, "order").config["latency"]["earlier"]
     assert earlier == {"latency": {"source": "a"}, "until_trial": 1, "priced": [0, 2]}
     runs.record_latency(store, second.id, latency_ms=0.2, source="predicted", measurement_id=None, seconds=0.0)
-    assert [runs.priced_by_current_source(store, t) for t in (first, second, third)] == [False, True, False]
+    assert runs.priced_by_earlier_source(store, [first, second, third]) == {first.id, third.id}
     store.close()
 
 
