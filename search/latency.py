@@ -4,7 +4,8 @@ Within one search every child's latency comes from one source (:func:`latency_mo
 
 * ``predicted`` (the default): the lookup table's prediction, by the device's current table version and
   its calibration, loaded once: one predictor for the whole run;
-* ``measured`` (``--measure``): a whole-model measurement on the device, taken the way a search measures
+* ``measured`` (``--measure``): a whole-model measurement on the device of the child's network (its canonical
+  form, :mod:`akd_tf.canonical`), taken the way a search measures
   (:data:`latency_db.measure.WHOLE_MODEL_SETTINGS` by the device's current runtime): a stored one whose
   run settings match, else a new one (in this process for the host; as farm jobs for phones, a whole
   controller step at once so the farm measures them in parallel);
@@ -26,13 +27,14 @@ from __future__ import annotations
 
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from akd_tf.benchmark import latency_us
+from akd_tf.canonical import canonical_arch
 from akd_tf.errors import InvalidInput
 from akd_tf.space import Arch
 from akd_tf.target import ModelTarget
@@ -142,7 +144,23 @@ class LatencySource:
         return self._predictor
 
     def latencies(self, archs: Sequence[Arch]) -> list[ChildLatency]:
-        """One :class:`ChildLatency` per arch, in order; a child that cannot be measured gets an ``error``."""
+        """One :class:`ChildLatency` per arch, in order; a child that cannot be measured gets an ``error``.
+
+        Each network is priced once, as its canonical form (:func:`akd_tf.canonical.canonical_arch`): the
+        first of ``archs`` that builds it gets that price (or error), the others a copy with ``seconds`` 0, as
+        nothing was spent on them. A measurement is taken and found under the canonical form, so a network
+        has one measurement on a device whatever tokens built it (the same layers, the same ``.tflite``)."""
+        canonical = [canonical_arch(arch) for arch in archs]
+        networks = list(dict.fromkeys(canonical))
+        priced = dict(zip(networks, self._latencies(networks)))
+        out, seen = [], set()
+        for network in canonical:
+            out.append(replace(priced[network], seconds=0.0) if network in seen else priced[network])
+            seen.add(network)
+        return out
+
+    def _latencies(self, archs: Sequence[Arch]) -> list[ChildLatency]:
+        """:meth:`latencies` of archs that are distinct networks."""
         found = [None] * len(archs) if self.mode == "predicted" else self._stored(archs)
         missing = [i for i, row in enumerate(found) if row is None]
         if missing and self.mode == "measured":

@@ -142,6 +142,34 @@ def test_latency_comes_from_one_source_and_a_stored_measurement_counts_only_if_t
     store.close()
 
 
+def test_a_network_is_measured_once_as_its_canonical_form_whatever_tokens_built_it(lut_url, tiny_space):
+    from akd_tf.canonical import canonical_arch
+    from latency_db.schema import Measurement
+    from search.latency import LatencySource
+
+    store = open_store(lut_url)
+    archs = tiny_space.sample_many(50, 3)
+    same = next(a for a in archs if canonical_arch(a) != a)  # tokens that build nothing in it, or a useless skip op
+    other = next(a for a in archs if canonical_arch(a) != canonical_arch(same))
+    measured = LatencySource(store, "local", TINY_TARGET, measure=True)
+
+    def measured_archs():
+        with store.session() as session:
+            return sorted(row.model.arch for row in session.scalars(select(Measurement)))
+
+    before = measured_archs()
+    first, again, third = measured.latencies([same, canonical_arch(same), other])
+    assert measured_archs() == sorted(before + [canonical_arch(same).to_string(), canonical_arch(other).to_string()])
+    assert (again.latency_ms, again.measurement_id, again.source) == (first.latency_ms, first.measurement_id,
+                                                                      "measured")
+    assert third.measurement_id not in (None, first.measurement_id)
+    assert again.seconds == 0.0 and first.seconds > 0.0  # the first of the network paid for it
+    [later] = measured.latencies([same])  # found stored, under its canonical form
+    assert (later.measurement_id, later.seconds) == (first.measurement_id, 0.0)
+    assert measured_archs() == sorted(before + [canonical_arch(same).to_string(), canonical_arch(other).to_string()])
+    store.close()
+
+
 # --- resume -----------------------------------------------------------------------------------------------------
 
 def test_a_resumed_run_reports_a_new_best_only_when_its_best_changes(sqlite_url, tiny_space):  # noqa: F811

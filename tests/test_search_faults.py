@@ -33,7 +33,7 @@ from devicefarm.runner import PhoneLimits
 from devicefarm.worker import FarmWorker, WorkerOptions
 from latency_db.schema import Job, SearchRun
 from latency_db.store import open_store
-from run_fixtures import build_tiny_lut, tiny_search
+from run_fixtures import TINY_TARGET, build_tiny_lut, tiny_search
 from search import runs
 from search.config import ProxySettings, SearchConfig
 from search.controller import make_controller
@@ -434,6 +434,56 @@ def test_a_ctrl_c_while_a_worker_s_children_are_priced_counts_no_attempt(lut_url
     store.close()
 
 
+def test_a_ctrl_c_while_a_reused_child_is_priced_anew_counts_no_attempt(
+        lut_url, ctrl_c_raises, monkeypatch, tiny_space):
+    """After --allow-latency-change, a child whose network was evaluated under the earlier latency source takes
+    that evaluation's accuracy and is priced by the current source, as an attempt. A real Ctrl-C during that
+    pricing leaves it pending with no attempt counted and nothing reused; resumed, it reuses the evaluation with
+    the current source's price."""
+    from dataclasses import replace
+
+    from search.evaluate import run_training_data
+    from search.latency import LatencySource
+    from search.loop import _facts
+
+    store = open_store(lut_url)
+    moved = config("repriced", trials=1, batch_size=1)
+    current = LatencySource(store, "local", TINY_TARGET, measure=False)
+    identity = current.identity(tiny_space)
+    before = {**identity, "predictor": {**identity["predictor"], "calibration_id": 7}}  # a calibration since replaced
+    run, _ = runs.create_or_resume(store, moved, _facts(moved, run_training_data(moved), None))
+    runs.record_latency_source(store, run.id, before)
+    runs.add_trials(store, run.id, 0, [runs.NewTrial(make_controller("random", tiny_space, 0).propose(0, 1)[0].tokens)])
+    original = runs.step_trials(store, run.id, 0)[0]
+    runs.record_latency(store, original.id, latency_ms=0.04, source="predicted", measurement_id=None, seconds=0.0)
+    run_search(store, moved, allow_latency_change=True)  # trained, priced 0.04 by the earlier source
+    runs.add_trials(store, run.id, 1, [runs.NewTrial(original.tokens)])  # the same network again
+
+    real_latencies, priced = LatencySource.latencies, []
+
+    def ctrl_c_while_pricing(self, archs):
+        priced.append((len(archs), attempts(store, "repriced")))
+        press_ctrl_c()
+        return real_latencies(self, archs)
+
+    monkeypatch.setattr(LatencySource, "latencies", ctrl_c_while_pricing)
+    with pytest.raises(KeyboardInterrupt):
+        run_search(store, replace(moved, trials=2))
+    assert priced == [(1, [(1, 0), (1, 0)])]  # the reused child's attempt had started
+    original, again = trials_of(store, "repriced")
+    assert (again.status, again.attempts, again.attempt_failures, again.latency_ms, again.reused_from) == (
+        "pending", 0, None, None, None)
+
+    monkeypatch.setattr(LatencySource, "latencies", real_latencies)
+    run_search(store, replace(moved, trials=2))
+    original, again = trials_of(store, "repriced")
+    [now] = current.latencies([tiny_space.parse(original.arch)])
+    assert (again.status, again.attempts, again.reused_from) == ("done", 1, original.id)
+    assert again.accuracy == original.accuracy
+    assert (again.latency_ms, original.latency_ms) == (now.latency_ms, 0.04)
+    store.close()
+
+
 # --- a Ray task that dies -------------------------------------------------------------------------------------
 
 def test_a_child_whose_ray_task_dies_is_retried_then_excluded_and_ppo_learns_from_the_other_alone(sqlite_url, tiny_space):  # noqa: F811,E501
@@ -589,8 +639,11 @@ def test_a_conversion_crash_is_retried_and_a_child_that_keeps_crashing_is_left_o
     from tensorflow.lite.python.convert_phase import ConverterError
 
     import latency_db.measure as measure
+    from akd_tf.canonical import canonical_arch
 
-    first, second = [tiny_space.from_tokens(p.tokens) for p in make_controller("ppo", tiny_space, 0).propose(0, 2)]
+    # what is exported: each child's network, as its canonical form
+    first, second = [canonical_arch(tiny_space.from_tokens(p.tokens))
+                     for p in make_controller("ppo", tiny_space, 0).propose(0, 2)]
     assert first != second
     real_export, exported = measure.export_untrained, []
 
