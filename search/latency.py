@@ -148,30 +148,37 @@ class LatencySource:
 
         Each network is priced once, as its canonical form (:func:`akd_tf.canonical.canonical_arch`): the
         first of ``archs`` that builds it gets that price (or error), the others a copy with ``seconds`` 0, as
-        nothing was spent on them. A measurement is taken and found under the canonical form, so a network
-        has one measurement on a device whatever tokens built it (the same layers, the same ``.tflite``)."""
+        nothing was spent on them. A new measurement is taken under the canonical form, so a network has one
+        measurement on a device whatever tokens built it (the same layers, the same ``.tflite``); a stored one
+        is found under the canonical form, else under the tokens given (measured before searches measured
+        canonical forms, or by ``akd-tf bench``)."""
         canonical = [canonical_arch(arch) for arch in archs]
-        networks = list(dict.fromkeys(canonical))
-        priced = dict(zip(networks, self._latencies(networks)))
+        built_by: dict[Arch, list[Arch]] = {}  # network -> the other token lists of it in archs
+        for arch, network in zip(archs, canonical):
+            others = built_by.setdefault(network, [])
+            if arch != network and arch not in others:
+                others.append(arch)
+        priced = dict(zip(built_by, self._latencies(list(built_by), list(built_by.values()))))
         out, seen = [], set()
         for network in canonical:
             out.append(replace(priced[network], seconds=0.0) if network in seen else priced[network])
             seen.add(network)
         return out
 
-    def _latencies(self, archs: Sequence[Arch]) -> list[ChildLatency]:
-        """:meth:`latencies` of archs that are distinct networks."""
-        found = [None] * len(archs) if self.mode == "predicted" else self._stored(archs)
+    def _latencies(self, networks: Sequence[Arch], others: Sequence[Sequence[Arch]]) -> list[ChildLatency]:
+        """:meth:`latencies` of distinct ``networks`` (canonical forms); ``others``: for each, the archs that
+        build it under other tokens, where a stored measurement is looked for too."""
+        found = [None] * len(networks) if self.mode == "predicted" else self._stored(networks, others)
         missing = [i for i, row in enumerate(found) if row is None]
         if missing and self.mode == "measured":
-            fresh = (self._measure_on_farm if self._farm else self._measure_here)([archs[i] for i in missing])
+            fresh = (self._measure_on_farm if self._farm else self._measure_here)([networks[i] for i in missing])
             for i, latency in zip(missing, fresh):
                 found[i] = latency
         elif missing:
             for i in missing:
                 start = time.perf_counter()
                 try:
-                    found[i] = ChildLatency(self._lut(archs[i].space).predict_ms(archs[i]), "predicted", None,
+                    found[i] = ChildLatency(self._lut(networks[i].space).predict_ms(networks[i]), "predicted", None,
                                             time.perf_counter() - start)
                 except ValueError as exc:  # a key the table lacks: the child fails, the search goes on
                     found[i] = _failed("latency-unknown", failure_reason(exc), start)
@@ -184,16 +191,20 @@ class LatencySource:
                 and all(settings.get(key) == value for key, value in wanted["protocol"].items())
                 and (wanted["core"] is None or settings.get("core") == wanted["core"]))
 
-    def _stored(self, archs: Sequence[Arch]) -> list[ChildLatency | None]:
-        """The newest stored measurement of each arch whose run settings match (:meth:`matches`), or None."""
+    def _stored(self, networks: Sequence[Arch], others: Sequence[Sequence[Arch]]) -> list[ChildLatency | None]:
+        """For each of ``networks``, the newest stored measurement whose run settings match (:meth:`matches`)
+        under it, else under the first of its ``others`` that has one; None where there is none."""
         with self.store.session() as session:
             device = lookup_device(session, self.device)  # None: this host has measured nothing yet
             if device is None:
-                return [None] * len(archs)
-            rows = [next((row for row in measurements_newest_first(session, device, arch, self.target)
-                          if self.matches(row.settings)), None) for arch in archs]
-            return [None if row is None else ChildLatency(latency_us(row) / 1000.0, "measured", row.id, 0.0)
-                    for row in rows]
+                return [None] * len(networks)
+            found = []
+            for network, also in zip(networks, others):
+                row = next((row for arch in (network, *also)
+                            for row in measurements_newest_first(session, device, arch, self.target)
+                            if self.matches(row.settings)), None)
+                found.append(None if row is None else ChildLatency(latency_us(row) / 1000.0, "measured", row.id, 0.0))
+            return found
 
     def _measure_here(self, archs: Sequence[Arch]) -> list[ChildLatency]:
         """Export each arch untrained and measure it in this process (as ``measure_arch`` does), in two phases
