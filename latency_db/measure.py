@@ -179,9 +179,8 @@ def measure_many(store: Store, device_name: str, archs: list[Arch], target: Mode
         runtime = current_runtime(device)
         rows = {a: latest_measurement(session, device, a, target, runtime=runtime, num_threads=settings.num_threads)
                 for a in archs}
-        for row in rows.values():
-            if row is not None:
-                session.expunge(row)
+        for row in {row for row in rows.values() if row is not None}:  # archs of one network share their row
+            session.expunge(row)
         farm_device = farm.is_farm_device(device)
     for arch in archs:
         if rows[arch] is not None and progress is not None:

@@ -6,11 +6,12 @@ queue can store a farm worker's result (:mod:`latency_db.job_results`) without i
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import case, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from akd_tf.benchmark import BenchmarkResult
+from akd_tf.canonical import canonical_arch
 from akd_tf.errors import MissingData
 from akd_tf.network_identity import NamedNetwork
 from akd_tf.plan import plan_network
@@ -69,12 +70,13 @@ def record_measurement(session: Session, device: Device, model: TFLiteModel, res
 
 
 def _newest_first(device: Device, arch: Arch, target: ModelTarget):
+    own, network = arch.to_string(), canonical_arch(arch).to_string()
     return select(Measurement).join(TFLiteModel).where(
         Measurement.device_id == device.id, TFLiteModel.space == arch.space.name,
-        TFLiteModel.space_version == arch.space.version, TFLiteModel.arch == arch.to_string(),
+        TFLiteModel.space_version == arch.space.version, TFLiteModel.arch.in_(sorted({own, network})),
         TFLiteModel.resolution == target.resolution, TFLiteModel.channels == target.channels,
-        TFLiteModel.classes == target.classes,
-        TFLiteModel.quantization == target.quantization).order_by(Measurement.id.desc())
+        TFLiteModel.classes == target.classes, TFLiteModel.quantization == target.quantization,
+    ).order_by(case((TFLiteModel.arch == own, 0), else_=1), Measurement.id.desc())
 
 
 def taken_under(settings) -> tuple[int | None, str | None]:
@@ -87,16 +89,20 @@ def taken_under(settings) -> tuple[int | None, str | None]:
 
 def latest_measurement(session: Session, device: Device, arch: Arch, target: ModelTarget, *,
                        runtime: str, num_threads: int) -> Measurement | None:
-    """The newest measurement of ``arch`` at ``target`` on ``device`` taken by ``runtime`` with ``num_threads``,
-    or None. A measurement by another runtime (before an upgrade) or with other threads belongs to another
-    table version (:func:`taken_under`) and is never returned for this one."""
+    """The newest measurement of ``arch``'s network (:func:`measurements_newest_first`) at ``target`` on
+    ``device`` taken by ``runtime`` with ``num_threads``, or None. A measurement by another runtime (before an
+    upgrade) or with other threads belongs to another table version (:func:`taken_under`) and is never returned
+    for this one."""
     wanted = (num_threads, runtime)
     return next((row for row in measurements_newest_first(session, device, arch, target)
                  if taken_under(row.settings) == wanted), None)
 
 
 def measurements_newest_first(session: Session, device: Device, arch: Arch, target: ModelTarget):
-    """Every measurement of ``arch`` at ``target`` on ``device``, newest first (an iterator of rows)."""
+    """Every measurement of ``arch``'s network at ``target`` on ``device`` (an iterator of rows): those taken
+    under ``arch``'s own tokens, newest first, then those taken under its canonical form
+    (:func:`akd_tf.canonical.canonical_arch`, as a search measures; the same ``.tflite``), newest first. An
+    arch measured itself keeps its own measurement when another token list of its network is measured later."""
     return session.scalars(_newest_first(device, arch, target))
 
 

@@ -12,7 +12,7 @@ Within one search every child's latency comes from one source (:func:`latency_mo
 * ``mixed`` (``--mix-latency``, asked for explicitly): a stored matching measurement where there is one,
   else the prediction.
 
-A stored measurement taken otherwise (``akd-tf bench --runs 5``, another interpreter version, another
+A stored measurement taken otherwise (``akd-tf latency measure --runs 5``, another interpreter version, another
 core of a phone) is never reused. :meth:`LatencySource.identity` is what the run records as its latency
 source (``config["latency"]``, :func:`search.runs.record_latency_source`); a resumed run whose source
 changed (a new table version or calibration, a new runtime) is refused unless the user accepts the change
@@ -146,29 +146,25 @@ class LatencySource:
     def latencies(self, archs: Sequence[Arch]) -> list[ChildLatency]:
         """One :class:`ChildLatency` per arch, in order; a child that cannot be measured gets an ``error``.
 
-        Each network is priced once, as its canonical form (:func:`akd_tf.canonical.canonical_arch`): the
-        first of ``archs`` that builds it gets that price (or error), the others a copy with ``seconds`` 0, as
-        nothing was spent on them. A new measurement is taken under the canonical form, so a network has one
-        measurement on a device whatever tokens built it (the same layers, the same ``.tflite``); a stored one
-        is found under the canonical form, else under the tokens given (measured before searches measured
-        canonical forms, or by ``akd-tf bench``)."""
+        Each network is priced once: the first of ``archs`` that builds it gets that price (or error), the
+        others a copy with ``seconds`` 0, as nothing was spent on them. A stored measurement of the network is
+        found under those tokens, else its canonical form (:func:`latency_db.measurements.measurements_newest_first`);
+        a new one is taken under the canonical form (:func:`akd_tf.canonical.canonical_arch`), so a network has
+        one measurement on a device whatever tokens built it (the same layers, the same ``.tflite``)."""
         canonical = [canonical_arch(arch) for arch in archs]
-        built_by: dict[Arch, list[Arch]] = {}  # network -> the other token lists of it in archs
+        first: dict[Arch, Arch] = {}  # network -> the first of archs that builds it
         for arch, network in zip(archs, canonical):
-            others = built_by.setdefault(network, [])
-            if arch != network and arch not in others:
-                others.append(arch)
-        priced = dict(zip(built_by, self._latencies(list(built_by), list(built_by.values()))))
+            first.setdefault(network, arch)
+        priced = dict(zip(first, self._latencies(list(first), list(first.values()))))
         out, seen = [], set()
         for network in canonical:
             out.append(replace(priced[network], seconds=0.0) if network in seen else priced[network])
             seen.add(network)
         return out
 
-    def _latencies(self, networks: Sequence[Arch], others: Sequence[Sequence[Arch]]) -> list[ChildLatency]:
-        """:meth:`latencies` of distinct ``networks`` (canonical forms); ``others``: for each, the archs that
-        build it under other tokens, where a stored measurement is looked for too."""
-        found = [None] * len(networks) if self.mode == "predicted" else self._stored(networks, others)
+    def _latencies(self, networks: Sequence[Arch], given: Sequence[Arch]) -> list[ChildLatency]:
+        """:meth:`latencies` of distinct ``networks`` (canonical forms), each ``given`` as the tokens of a child."""
+        found = [None] * len(networks) if self.mode == "predicted" else self._stored(given)
         missing = [i for i, row in enumerate(found) if row is None]
         if missing and self.mode == "measured":
             fresh = (self._measure_on_farm if self._farm else self._measure_here)([networks[i] for i in missing])
@@ -191,20 +187,17 @@ class LatencySource:
                 and all(settings.get(key) == value for key, value in wanted["protocol"].items())
                 and (wanted["core"] is None or settings.get("core") == wanted["core"]))
 
-    def _stored(self, networks: Sequence[Arch], others: Sequence[Sequence[Arch]]) -> list[ChildLatency | None]:
-        """For each of ``networks``, the newest stored measurement whose run settings match (:meth:`matches`)
-        under it, else under the first of its ``others`` that has one; None where there is none."""
+    def _stored(self, archs: Sequence[Arch]) -> list[ChildLatency | None]:
+        """The newest stored measurement of each arch's network whose run settings match (:meth:`matches`), or
+        None."""
         with self.store.session() as session:
             device = lookup_device(session, self.device)  # None: this host has measured nothing yet
             if device is None:
-                return [None] * len(networks)
-            found = []
-            for network, also in zip(networks, others):
-                row = next((row for arch in (network, *also)
-                            for row in measurements_newest_first(session, device, arch, self.target)
-                            if self.matches(row.settings)), None)
-                found.append(None if row is None else ChildLatency(latency_us(row) / 1000.0, "measured", row.id, 0.0))
-            return found
+                return [None] * len(archs)
+            rows = [next((row for row in measurements_newest_first(session, device, arch, self.target)
+                          if self.matches(row.settings)), None) for arch in archs]
+            return [None if row is None else ChildLatency(latency_us(row) / 1000.0, "measured", row.id, 0.0)
+                    for row in rows]
 
     def _measure_here(self, archs: Sequence[Arch]) -> list[ChildLatency]:
         """Export each arch untrained and measure it in this process (as ``measure_arch`` does), in two phases

@@ -439,17 +439,21 @@ def test_search_children_on_a_phone_get_a_latency_or_their_own_error(store, phon
     """LatencySource on an emulated phone served by a real worker: a child whose model the phone cannot load
     and a child whose conversion fails (both faults planted in the exporter) each get only their own error."""
     import latency_db.measure as measure
+    from akd_tf.canonical import canonical_arch
     from search.latency import ChildLatency, LatencySource
 
     _register(store, phones(profile="pixel4"), binary, "px")
-    ok, bad, unconvertible = list(dict.fromkeys(tiny_space.sample_many(20, seed=4)))[:3]
+    networks = {}  # three children of three networks
+    for arch in tiny_space.sample_many(20, seed=4):
+        networks.setdefault(canonical_arch(arch), arch)
+    ok, bad, unconvertible = list(networks.values())[:3]
     real_export = measure.export_untrained
 
-    def export(arch, target, out_path, seed):
-        if arch == unconvertible:
+    def export(arch, target, out_path, seed):  # given each child's network, as its canonical form
+        if arch == canonical_arch(unconvertible):
             raise ValueError("the converter refused\nsecond line")
         exported = real_export(arch, target, out_path, seed)
-        if arch == bad:
+        if arch == canonical_arch(bad):
             out_path.write_bytes(NOT_A_MODEL)
         return exported
 

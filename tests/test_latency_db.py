@@ -224,6 +224,7 @@ def test_query_prefers_measurements_and_says_which_predictor_answered(lut_store,
 
 
 def test_calibrate_fits_both_methods_uses_the_best_and_resumes_after_an_interruption(lut_store, tiny_space):
+    from akd_tf.canonical import canonical_arch
     from latency_db.calibrate import calibration_archs, chosen_method
 
     seen = []
@@ -240,12 +241,19 @@ def test_calibrate_fits_both_methods_uses_the_best_and_resumes_after_an_interrup
         assert session.scalar(select(func.count()).select_from(Measurement)) == 12
         assert session.scalar(select(func.count()).select_from(Calibration)) == 0
 
-    report = calibrate(lut_store, "local", tiny_space, TARGET, 30, holdout=10, seed=2, settings=QUICK)
+    used = []  # the archs the calibration fitted and held out, measured or found stored
+    report = calibrate(lut_store, "local", tiny_space, TARGET, 30, holdout=10, seed=2, settings=QUICK,
+                       progress=used.append)
     candidates, held_out = calibration_archs(tiny_space, 30, 10, 2)
     assert not set(candidates) & set(held_out)
     with lut_store.session() as session:
-        # the 12 measured before the interruption were reused: one measurement per arch, 40 in all
-        assert session.scalar(select(func.count()).select_from(Measurement)) == 40
+        # the 12 measured before the interruption were reused: no arch measured twice, and every network of the 40
+        # archs measured (an arch whose network an earlier round measured under other tokens reuses that one)
+        per_arch = dict(session.execute(select(TFLiteModel.arch, func.count()).join(Measurement)
+                                        .group_by(TFLiteModel.arch)).all())
+        assert set(per_arch.values()) == {1} and len(set(used)) == 40 and set(held_out) <= set(used)
+        assert {canonical_arch(tiny_space.parse(arch)) for arch in per_arch} == {canonical_arch(a) for a in used}
+        measured = sum(per_arch.values())
         rows = session.scalars(select(Calibration).order_by(Calibration.id)).all()
         assert [r.method for r in rows] == ["linear", "lightgbm"] == [m.method for m in report.methods]
         assert [(r.n_fit, r.n_holdout) for r in rows] == [(30, 10), (30, 10)]
@@ -262,7 +270,7 @@ def test_calibrate_fits_both_methods_uses_the_best_and_resumes_after_an_interrup
     again = calibrate(lut_store, "local", tiny_space, TARGET, 30, holdout=10, seed=2, settings=QUICK)
     assert [m.accuracy for m in again.methods] == [m.accuracy for m in report.methods]  # same archs, same fits
     with lut_store.session() as session:
-        assert session.scalar(select(func.count()).select_from(Measurement)) == 40  # nothing measured twice
+        assert session.scalar(select(func.count()).select_from(Measurement)) == measured  # nothing measured again
 
 
 def test_missing_keys_and_empty_tables_are_errors(db_url, tiny_space):  # noqa: F811

@@ -110,7 +110,7 @@ def test_latency_comes_from_one_source_and_a_stored_measurement_counts_only_if_t
 
     store = open_store(lut_url)
     quick, whole = tiny_space.parse(RUN_A[0][0]), tiny_space.parse(RUN_A[1][0])
-    quick_row = measure_arch(store, "local", quick, TINY_TARGET, settings=QUICK)  # as `akd-tf bench --runs 10`
+    quick_row = measure_arch(store, "local", quick, TINY_TARGET, settings=QUICK)  # as `akd-tf latency measure --runs 10`
     whole_row = measure_arch(store, "local", whole, TINY_TARGET)  # as a search measures
     predictor = LutPredictor.load(store, "local", tiny_space, TINY_TARGET)
     quick_ms, whole_ms = predictor.predict_ms(quick), predictor.predict_ms(whole)
@@ -145,6 +145,7 @@ def test_latency_comes_from_one_source_and_a_stored_measurement_counts_only_if_t
 def test_a_network_is_measured_once_as_its_canonical_form_whatever_tokens_built_it(lut_url, tiny_space):
     from akd_tf.canonical import canonical_arch
     from latency_db.measure import measure_arch
+    from latency_db.query import query_latency
     from latency_db.schema import Measurement
     from search.latency import LatencySource
 
@@ -169,6 +170,8 @@ def test_a_network_is_measured_once_as_its_canonical_form_whatever_tokens_built_
     assert (third.measurement_id, third.seconds) == (stored_before.id, 0.0)  # found under the tokens it was taken
     [later] = measured.latencies([same])  # found stored, under its canonical form
     assert (later.measurement_id, later.seconds) == (first.measurement_id, 0.0)
+    [queried] = query_latency(store, "local", tiny_space, [same], TINY_TARGET)  # as `akd-tf latency query` finds it
+    assert (queried.source, queried.latency_ms) == ("measured", first.latency_ms)
     assert measured_archs() == sorted(before + [canonical_arch(same).to_string()])
     store.close()
 
