@@ -69,7 +69,7 @@ def record_measurement(session: Session, device: Device, model: TFLiteModel, res
     return row
 
 
-def _newest_first(device: Device, arch: Arch, target: ModelTarget):
+def _of_network_query(device: Device, arch: Arch, target: ModelTarget):
     own, network = arch.to_string(), canonical_arch(arch).to_string()
     return select(Measurement).join(TFLiteModel).where(
         Measurement.device_id == device.id, TFLiteModel.space == arch.space.name,
@@ -89,21 +89,21 @@ def taken_under(settings) -> tuple[int | None, str | None]:
 
 def latest_measurement(session: Session, device: Device, arch: Arch, target: ModelTarget, *,
                        runtime: str, num_threads: int) -> Measurement | None:
-    """The newest measurement of ``arch``'s network (:func:`measurements_newest_first`) at ``target`` on
-    ``device`` taken by ``runtime`` with ``num_threads``, or None. A measurement by another runtime (before an
-    upgrade) or with other threads belongs to another table version (:func:`taken_under`) and is never returned
-    for this one."""
+    """The first measurement of ``arch``'s network (in the order of :func:`measurements_of_network`: its own
+    tokens' newest first) at ``target`` on ``device`` taken by ``runtime`` with ``num_threads``, or None. A
+    measurement by another runtime (before an upgrade) or with other threads belongs to another table version
+    (:func:`taken_under`) and is never returned for this one."""
     wanted = (num_threads, runtime)
-    return next((row for row in measurements_newest_first(session, device, arch, target)
+    return next((row for row in measurements_of_network(session, device, arch, target)
                  if taken_under(row.settings) == wanted), None)
 
 
-def measurements_newest_first(session: Session, device: Device, arch: Arch, target: ModelTarget):
+def measurements_of_network(session: Session, device: Device, arch: Arch, target: ModelTarget):
     """Every measurement of ``arch``'s network at ``target`` on ``device`` (an iterator of rows): those taken
     under ``arch``'s own tokens, newest first, then those taken under its canonical form
     (:func:`akd_tf.canonical.canonical_arch`, as a search measures; the same ``.tflite``), newest first. An
     arch measured itself keeps its own measurement when another token list of its network is measured later."""
-    return session.scalars(_newest_first(device, arch, target))
+    return session.scalars(_of_network_query(device, arch, target))
 
 
 def measurement_by_run_key(store: Store, run_key: str) -> Measurement:

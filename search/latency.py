@@ -42,7 +42,7 @@ from latency_db import farm
 from latency_db.devices import current_runtime, get_device, is_host_name, lookup_device, this_host_runtime
 from latency_db import measure
 from latency_db.measure import WHOLE_MODEL_SETTINGS
-from latency_db.measurements import measurement_by_run_key, measurements_newest_first
+from latency_db.measurements import measurement_by_run_key, measurements_of_network
 from latency_db.predictor import LutPredictor
 from latency_db.store import Store
 from search.display import describe_latency
@@ -148,7 +148,7 @@ class LatencySource:
 
         Each network is priced once: the first of ``archs`` that builds it gets that price (or error), the
         others a copy with ``seconds`` 0, as nothing was spent on them. A stored measurement of the network is
-        found under those tokens, else its canonical form (:func:`latency_db.measurements.measurements_newest_first`);
+        found under those tokens, else its canonical form (:func:`latency_db.measurements.measurements_of_network`);
         a new one is taken under the canonical form (:func:`akd_tf.canonical.canonical_arch`), so a network has
         one measurement on a device whatever tokens built it (the same layers, the same ``.tflite``)."""
         canonical = [canonical_arch(arch) for arch in archs]
@@ -188,13 +188,14 @@ class LatencySource:
                 and (wanted["core"] is None or settings.get("core") == wanted["core"]))
 
     def _stored(self, archs: Sequence[Arch]) -> list[ChildLatency | None]:
-        """The newest stored measurement of each arch's network whose run settings match (:meth:`matches`), or
-        None."""
+        """For each arch, the first stored measurement of its network whose run settings match (:meth:`matches`;
+        in the order of :func:`latency_db.measurements.measurements_of_network`: its own tokens' newest first),
+        or None."""
         with self.store.session() as session:
             device = lookup_device(session, self.device)  # None: this host has measured nothing yet
             if device is None:
                 return [None] * len(archs)
-            rows = [next((row for row in measurements_newest_first(session, device, arch, self.target)
+            rows = [next((row for row in measurements_of_network(session, device, arch, self.target)
                           if self.matches(row.settings)), None) for arch in archs]
             return [None if row is None else ChildLatency(latency_us(row) / 1000.0, "measured", row.id, 0.0)
                     for row in rows]
