@@ -32,6 +32,26 @@ def build_tiny_lut(url: str) -> str:
     return url
 
 
+def first_child_priced_by_an_earlier_source(store, config: SearchConfig, latency_ms: float = 0.04):
+    """Store run ``config`` as a crash left it after its first child (random, seed 0) was priced, before it
+    trained, under a latency source since replaced: this host's table with a calibration #7 that is gone.
+    Returns (the source recorded then, the source now, the first child)."""
+    from search.controller import make_controller
+    from search.evaluate import run_training_data
+    from search.latency import LatencySource
+    from search.loop import _facts
+
+    space = get_space(config.space)
+    current = LatencySource(store, "local", TINY_TARGET, measure=False).identity(space)
+    before = {**current, "predictor": {**current["predictor"], "calibration_id": 7}}
+    run, _ = runs.create_or_resume(store, config, _facts(config, run_training_data(config), None))
+    runs.record_latency_source(store, run.id, before)
+    runs.add_trials(store, run.id, 0, [runs.NewTrial(make_controller("random", space, 0).propose(0, 1)[0].tokens)])
+    first = runs.step_trials(store, run.id, 0)[0]
+    runs.record_latency(store, first.id, latency_ms=latency_ms, source="predicted", measurement_id=None, seconds=0.0)
+    return before, current, runs.get_trial_by_id(store, first.id)
+
+
 # (arch, accuracy or None for a failed child, latency ms); two controller steps of three
 RUN_A = [("dwconv_k3_se0_noskip_w1_n1:dwconv_k3_se0_noskip_w1_n1", 0.50, 0.25),
          ("mbconv3_k3_se0_id_w1_n2:mbconv3_k3_se0_id_w1_n2", 0.75, 1.00),

@@ -110,7 +110,7 @@ def test_latency_comes_from_one_source_and_a_stored_measurement_counts_only_if_t
 
     store = open_store(lut_url)
     quick, whole = tiny_space.parse(RUN_A[0][0]), tiny_space.parse(RUN_A[1][0])
-    quick_row = measure_arch(store, "local", quick, TINY_TARGET, settings=QUICK)  # as `akd-tf latency measure --runs 10`
+    quick_row = measure_arch(store, "local", quick, TINY_TARGET, settings=QUICK)  # `akd-tf latency measure --runs 10`
     whole_row = measure_arch(store, "local", whole, TINY_TARGET)  # as a search measures
     predictor = LutPredictor.load(store, "local", tiny_space, TINY_TARGET)
     quick_ms, whole_ms = predictor.predict_ms(quick), predictor.predict_ms(whole)
@@ -289,23 +289,17 @@ def test_a_run_records_its_space_version_and_an_edited_space_cannot_resume_it(lu
 
 
 def test_a_resumed_run_whose_latency_source_changed_is_refused_unless_the_change_is_allowed(lut_url, tiny_space):
+    from run_fixtures import first_child_priced_by_an_earlier_source
     from search.display import summary_lines
-    from search.evaluate import run_training_data
-    from search.loop import _facts
     from search.latency import LatencySource
 
     store = open_store(lut_url)
     moved = tiny_search("moved", trials=1, batch_size=1)
     predictor = LutPredictor.load(store, "local", tiny_space, TINY_TARGET)
-    current = LatencySource(store, "local", TINY_TARGET, measure=False).identity(tiny_space)
     # The run began under a calibration #7 of the same table that has since been replaced, and a crash came after
     # its first child was priced, before it trained.
-    before = {**current, "predictor": {"table_id": predictor.table_id, "calibration_id": 7}}
-    run, _ = runs.create_or_resume(store, moved, _facts(moved, run_training_data(moved), None))
-    runs.record_latency_source(store, run.id, before)
-    runs.add_trials(store, run.id, 0, [runs.NewTrial(make_controller("random", tiny_space, 0).propose(0, 1)[0].tokens)])
-    first = runs.step_trials(store, run.id, 0)[0]
-    runs.record_latency(store, first.id, latency_ms=0.04, source="predicted", measurement_id=None, seconds=0.0)
+    before, current, first = first_child_priced_by_an_earlier_source(store, moved)
+    run = runs.get_run(store, "moved")
 
     with pytest.raises(ValueError, match=(
             rf"^search run 'moved' priced its children with predictions of latency table #{predictor.table_id} with "

@@ -442,20 +442,14 @@ def test_a_ctrl_c_while_a_reused_child_is_priced_anew_counts_no_attempt(
     the current source's price."""
     from dataclasses import replace
 
-    from search.evaluate import run_training_data
+    from run_fixtures import first_child_priced_by_an_earlier_source
     from search.latency import LatencySource
-    from search.loop import _facts
 
     store = open_store(lut_url)
     moved = config("repriced", trials=1, batch_size=1)
+    _, _, original = first_child_priced_by_an_earlier_source(store, moved)
+    run = runs.get_run(store, "repriced")
     current = LatencySource(store, "local", TINY_TARGET, measure=False)
-    identity = current.identity(tiny_space)
-    before = {**identity, "predictor": {**identity["predictor"], "calibration_id": 7}}  # a calibration since replaced
-    run, _ = runs.create_or_resume(store, moved, _facts(moved, run_training_data(moved), None))
-    runs.record_latency_source(store, run.id, before)
-    runs.add_trials(store, run.id, 0, [runs.NewTrial(make_controller("random", tiny_space, 0).propose(0, 1)[0].tokens)])
-    original = runs.step_trials(store, run.id, 0)[0]
-    runs.record_latency(store, original.id, latency_ms=0.04, source="predicted", measurement_id=None, seconds=0.0)
     run_search(store, moved, allow_latency_change=True)  # trained, priced 0.04 by the earlier source
     runs.add_trials(store, run.id, 1, [runs.NewTrial(original.tokens)])  # the same network again
 
