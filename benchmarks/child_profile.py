@@ -15,7 +15,7 @@ Each child goes through what a search does to it, one phase after another, so ea
 
 In a one-worker search the preparation runs in a thread beside the previous child's fit (the run-ahead of
 :class:`search.executors.SequentialExecutor`), so its wall time hides behind that fit and costs the fit only
-the CPU it takes; measured latencies are found for a whole step before its children train.
+the CPU it takes; latencies measured on the host are found for a whole step before its children train.
 
     .venv/bin/python benchmarks/child_profile.py [--children 6 --seed 0 --proxy-epochs 3 --proxy-train-size 1500]
 

@@ -178,14 +178,23 @@ def request_many(store: Store, device_name: str, requests: Sequence[FarmRequest]
                 pending = []
         finally:
             _close(converted)
+    outcomes = [FarmOutcome(r, job, exception=exceptions.get(i)) for i, (r, job) in enumerate(zip(requests, jobs))]
     if not wait:
-        return [FarmOutcome(r, job, exception=exceptions.get(i)) for i, (r, job) in enumerate(zip(requests, jobs))]
-    states = queue.wait_for(store, [job.job_id for job in jobs if job is not None], timeout_s=wait_timeout_s,
-                            progress=wait_progress)
-    reasons = _failure_reasons(store, [job_id for job_id, state in states.items() if state == "failed"])
-    return [FarmOutcome(r, None, exception=exceptions[i]) if job is None else
-            FarmOutcome(r, job, states[job.job_id], reasons.get(job.job_id))
-            for i, (r, job) in enumerate(zip(requests, jobs))]
+        return outcomes
+    queue.wait_for(store, [job.job_id for job in jobs if job is not None], timeout_s=wait_timeout_s,
+                   progress=wait_progress)
+    return settled(store, outcomes)
+
+
+def settled(store: Store, outcomes: Sequence[FarmOutcome]) -> list[FarmOutcome]:
+    """``outcomes`` (of :func:`request_many` without waiting) as they are now: each whose job has finished
+    with its final ``state`` and, failed, its ``failure``; the others as they were. Nothing waits."""
+    unsettled = [o.job.job_id for o in outcomes if o.job is not None and o.state is None]
+    final = {job_id: state for job_id, state in queue.job_states(store, unsettled).items()
+             if state in queue.FINAL_STATES}
+    reasons = _failure_reasons(store, [job_id for job_id, state in final.items() if state == "failed"])
+    return [replace(o, state=final[o.job.job_id], failure=reasons.get(o.job.job_id))
+            if o.job is not None and o.job.job_id in final else o for o in outcomes]
 
 
 def raise_failed(outcomes: Sequence[FarmOutcome]) -> None:

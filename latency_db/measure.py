@@ -62,8 +62,9 @@ def _request_file(store: Store, device_name: str, arch: Arch, target: ModelTarge
 def request_archs(store: Store, device_name: str, archs: Sequence[Arch], target: ModelTarget, *,
                   settings: RunSettings = WHOLE_MODEL_SETTINGS, wait_timeout_s: float | None = None,
                   wait_progress: Callable[[int, int, int], None] | None = None,
-                  keep_going: bool = False) -> list[farm.FarmOutcome]:
-    """Measure ``archs`` on farm device ``device_name`` and wait: one :class:`~latency_db.farm.FarmOutcome` each.
+                  keep_going: bool = False, wait: bool = True) -> list[farm.FarmOutcome]:
+    """Measure ``archs`` on farm device ``device_name`` and wait (unless not ``wait``): one
+    :class:`~latency_db.farm.FarmOutcome` each.
 
     Each arch's model row (created without conversion) names its request, so an arch whose job is live is
     not exported; the others are exported untrained (seed 0) one by one as they are submitted. Failed
@@ -82,8 +83,8 @@ def request_archs(store: Store, device_name: str, archs: Sequence[Arch], target:
                 tflite = Path(exported_model.path).read_bytes()
             yield tflite
 
-    return farm.request_many(store, device_name, requests, settings, tflite=exported, wait_timeout_s=wait_timeout_s,
-                             wait_progress=wait_progress, keep_going=keep_going)
+    return farm.request_many(store, device_name, requests, settings, tflite=exported, wait=wait,
+                             wait_timeout_s=wait_timeout_s, wait_progress=wait_progress, keep_going=keep_going)
 
 
 def measure_arch(store: Store, device_name: str, arch: Arch, target: ModelTarget, *,

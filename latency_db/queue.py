@@ -33,7 +33,7 @@ import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from hashlib import sha256
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 from sqlalchemy import case, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -382,7 +382,9 @@ def retry_elsewhere(store: Store, lease: Lease, reason: str, *, offline_after: i
 
 # --- watching ------------------------------------------------------------------------------------------------
 
-def _states(store: Store, job_ids: list[int]) -> dict[int, str]:
+def job_states(store: Store, job_ids: Sequence[int]) -> dict[int, str]:
+    """``{job id: state}`` of the jobs of ``job_ids`` that exist, as they are now."""
+    job_ids = list(job_ids)
     states: dict[int, str] = {}
     with store.session() as session:
         for start in range(0, len(job_ids), 500):
@@ -393,8 +395,9 @@ def _states(store: Store, job_ids: list[int]) -> dict[int, str]:
 
 def wait_for(store: Store, job_ids: Iterable[int], *, timeout_s: float | None = None, poll_s: float = 0.5,
              progress: Callable[[int, int, int], None] | None = None,
-             report_every_s: float = REPORT_EVERY_S) -> dict[int, str]:
-    """Block until every job is "done" or "failed"; returns ``{job id: state}``.
+             report_every_s: float = REPORT_EVERY_S, first: bool = False) -> dict[int, str]:
+    """Block until every job is "done" or "failed" (with ``first``: until any one is); returns
+    ``{job id: state}``.
 
     ``progress(done, failed, total)`` is called once at the start and whenever the counts change. At the
     start and every ``report_every_s`` while jobs are pending, :func:`latency_db.farm_polls.log_wait` logs
@@ -414,7 +417,7 @@ def wait_for(store: Store, job_ids: Iterable[int], *, timeout_s: float | None = 
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     last, next_report = None, time.monotonic()
     while True:
-        states = _states(store, ids)
+        states = job_states(store, ids)
         missing = [i for i in ids if i not in states]
         if missing:
             raise MissingData(f"no job with id(s) {', '.join(map(str, missing))}")
@@ -423,7 +426,7 @@ def wait_for(store: Store, job_ids: Iterable[int], *, timeout_s: float | None = 
             progress(*counts)
         last = counts
         pending = counts[2] - counts[0] - counts[1]
-        if pending == 0:
+        if pending == 0 or (first and pending < counts[2]):
             return {i: states[i] for i in ids}
         if time.monotonic() >= next_report:
             log_wait(store, [i for i in ids if states[i] not in FINAL_STATES], *counts)

@@ -16,6 +16,7 @@ import multiprocessing
 import os
 import sys
 import threading
+import time
 from typing import Callable, Iterable, Iterator
 
 from akd_tf.errors import InvalidInput
@@ -41,6 +42,10 @@ def _died(failure: Failure, shared_with: int = 0) -> dict:
 
 
 class _Executor:
+    """``wait_one(handles, timeout=None)``: the next of ``handles`` to finish, ``(handle, result)``; with a
+    ``timeout`` (seconds) None if none finished by then (an executor that runs a job when waited for runs
+    one all the same)."""
+
     def map_unordered(self, fn: Callable[[dict], dict], jobs: Iterable[dict],
                       name: Callable[[dict], str] | None = None) -> Iterator[tuple[dict, dict]]:
         """``fn`` over ``jobs``, ``(job, result)`` in completion order; ``name``: a job's name from the job."""
@@ -79,8 +84,8 @@ class SequentialExecutor(_Executor):
         self._queued[self._next] = (fn, job)
         return self._next
 
-    def wait_one(self, handles: list) -> tuple[object, dict]:
-        handle = min(handles)  # in the order submitted
+    def wait_one(self, handles: list, timeout: float | None = None) -> tuple[object, dict]:
+        handle = min(handles)  # in the order submitted; it runs now, whatever the timeout
         fn, job = self._queued.pop(handle)
         if getattr(fn, "prepare", None) is None:
             return handle, fn(job)
@@ -196,8 +201,10 @@ class ProcessExecutor(_Executor):
         with self._lock:
             self._running.discard(future)
 
-    def wait_one(self, handles: list) -> tuple[object, dict]:
-        done, _ = concurrent.futures.wait(handles, return_when=concurrent.futures.FIRST_COMPLETED)
+    def wait_one(self, handles: list, timeout: float | None = None) -> tuple[object, dict] | None:
+        done, _ = concurrent.futures.wait(handles, timeout=timeout, return_when=concurrent.futures.FIRST_COMPLETED)
+        if not done:
+            return None
         future = next(f for f in handles if f in done)  # the first submitted of those done
         with self._lock:  # its done-callback may not have run yet: a job submitted next must not count it
             self._running.discard(future)
@@ -254,12 +261,16 @@ class RayExecutor(_Executor):
         task = self._tasks[fn] if name is None else self._tasks[fn].options(name=name)
         return task.remote(job)
 
-    def wait_one(self, handles: list) -> tuple[object, dict]:
+    def wait_one(self, handles: list, timeout: float | None = None) -> tuple[object, dict] | None:
         ray = self._ray
+        deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            ready, _ = ray.wait(list(handles), num_returns=1, timeout=RAY_POLL_S)
+            poll_s = RAY_POLL_S if deadline is None else max(0.0, min(RAY_POLL_S, deadline - time.monotonic()))
+            ready, _ = ray.wait(list(handles), num_returns=1, timeout=poll_s)
             if ready:
                 break
+            if deadline is not None and time.monotonic() >= deadline:
+                return None
         ref = ready[0]
         try:
             result = ray.get(ref, timeout=RAY_POLL_S)

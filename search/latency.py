@@ -8,7 +8,8 @@ Within one search every child's latency comes from one source (:func:`latency_mo
   form, :mod:`akd_tf.canonical`), taken the way a search measures
   (:data:`latency_db.measure.WHOLE_MODEL_SETTINGS` by the device's current runtime): a stored one whose
   run settings match, else a new one (in this process for the host; as farm jobs for phones, a whole
-  controller step at once so the farm measures them in parallel);
+  controller step queued at once so the farm measures them in parallel, each latency handed out as its job
+  finishes: :meth:`LatencySource.start`);
 * ``mixed`` (``--mix-latency``, asked for explicitly): a stored matching measurement where there is one,
   else the prediction.
 
@@ -38,7 +39,7 @@ from akd_tf.canonical import canonical_arch
 from akd_tf.errors import InvalidInput
 from akd_tf.space import Arch
 from akd_tf.target import ModelTarget
-from latency_db import farm
+from latency_db import farm, queue
 from latency_db.devices import current_runtime, get_device, is_host_name, lookup_device, this_host_runtime
 from latency_db import measure
 from latency_db.measure import WHOLE_MODEL_SETTINGS
@@ -144,32 +145,44 @@ class LatencySource:
         return self._predictor
 
     def latencies(self, archs: Sequence[Arch]) -> list[ChildLatency]:
-        """One :class:`ChildLatency` per arch, in order; a child that cannot be measured gets an ``error``.
+        """One :class:`ChildLatency` per arch, in order, once all are known (:meth:`start`, waited for); a child
+        that cannot be priced gets an ``error``."""
+        pricing, found = self.start(archs), {}
+        while True:
+            found.update(pricing.ready())
+            if pricing.finished:
+                return [found[i] for i in range(len(archs))]
+            pricing.wait()
+
+    def start(self, archs: Sequence[Arch]) -> Pricing:
+        """Start pricing ``archs``; their latencies come through the :class:`Pricing` as they become known.
 
         Each network is priced once: the first of ``archs`` that builds it gets that price (or error), the
         others a copy with ``seconds`` 0, as nothing was spent on them. A stored measurement of the network is
         found under those tokens, else its canonical form (:func:`latency_db.measurements.measurements_of_network`);
         a new one is taken under the canonical form (:func:`akd_tf.canonical.canonical_arch`), so a network has
-        one measurement on a device whatever tokens built it (the same layers, the same ``.tflite``)."""
-        canonical = [canonical_arch(arch) for arch in archs]
+        one measurement on a device whatever tokens built it (the same layers, the same ``.tflite``). Only a
+        farm's measurements take time: their jobs are queued here (each network exported first) and each
+        latency is known once its job finishes; every other latency is known when this returns."""
+        networks = [canonical_arch(arch) for arch in archs]
         first: dict[Arch, Arch] = {}  # network -> the first of archs that builds it
-        for arch, network in zip(archs, canonical):
+        for arch, network in zip(archs, networks):
             first.setdefault(network, arch)
-        priced = dict(zip(first, self._latencies(list(first), list(first.values()))))
-        out, seen = [], set()
-        for network in canonical:
-            out.append(replace(priced[network], seconds=0.0) if network in seen else priced[network])
-            seen.add(network)
-        return out
+        distinct = list(first)
+        if self.mode == "measured" and self._farm:
+            stored = dict(zip(distinct, self._stored(list(first.values()))))
+            known = {network: found for network, found in stored.items() if found is not None}
+            return _FarmPricing(self, networks, known, [network for network in distinct if network not in known])
+        return Pricing(networks, dict(zip(distinct, self._latencies(distinct, list(first.values())))))
 
     def _latencies(self, networks: Sequence[Arch], given: Sequence[Arch]) -> list[ChildLatency]:
-        """:meth:`latencies` of distinct ``networks`` (canonical forms), each ``given`` as the tokens of a child."""
+        """The latencies of distinct ``networks`` (canonical forms), each ``given`` as the tokens of a child,
+        measured in this process or predicted (not on a farm: :class:`_FarmPricing`)."""
         found = [None] * len(networks) if self.mode == "predicted" else self._stored(given)
         missing = [i for i, row in enumerate(found) if row is None]
         if missing and self.mode == "measured":
-            fresh = (self._measure_on_farm if self._farm else self._measure_here)([networks[i] for i in missing])
-            for i, latency in zip(missing, fresh):
-                found[i] = latency
+            for i in missing:
+                found[i] = self._measure_one_here(networks[i])
         elif missing:
             for i in missing:
                 start = time.perf_counter()
@@ -200,11 +213,6 @@ class LatencySource:
             return [None if row is None else ChildLatency(latency_us(row) / 1000.0, "measured", row.id, 0.0)
                     for row in rows]
 
-    def _measure_here(self, archs: Sequence[Arch]) -> list[ChildLatency]:
-        """Export each arch untrained and measure it in this process (as ``measure_arch`` does), in two phases
-        so that a failure says which one failed: the conversion or the measurement."""
-        return [self._measure_one_here(arch) for arch in archs]
-
     def _measure_one_here(self, arch: Arch) -> ChildLatency:
         start = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="akd-tf-") as tmp:
@@ -221,22 +229,93 @@ class LatencySource:
                 return _failed("measurement-failed", failure_reason(exc), start)
         return ChildLatency(latency_us(row) / 1000.0, "measured", row.id, time.perf_counter() - start)
 
-    def _measure_on_farm(self, archs: Sequence[Arch]) -> list[ChildLatency]:
-        """Queue every arch (deterministic run keys: a resumed search finds its jobs), then wait for all."""
-        start = time.perf_counter()
-        outcomes = measure.request_archs(self.store, self.device, archs, self.target,
-                                         settings=measure.WHOLE_MODEL_SETTINGS, wait_timeout_s=self.wait_timeout_s,
-                                         keep_going=True)
-        seconds = (time.perf_counter() - start) / max(1, len(archs))
+    def _queue_on_farm(self, networks: Sequence[Arch]) -> list[farm.FarmOutcome]:
+        """Export each network untrained and queue its farm job (deterministic run keys: a resumed search finds
+        its jobs); a network whose export or queueing failed has that ``exception`` as its outcome."""
+        return measure.request_archs(self.store, self.device, networks, self.target,
+                                     settings=measure.WHOLE_MODEL_SETTINGS, keep_going=True, wait=False)
+
+    def _farm_latency(self, outcome: farm.FarmOutcome, seconds: float) -> ChildLatency:
+        """The latency a finished farm ``outcome`` gives its network (``seconds``: the search's time spent on it)."""
+        if outcome.exception is not None:  # its export or queueing failed: this child fails
+            return ChildLatency(None, None, None, seconds, failure_reason(outcome.exception), "conversion-failed")
+        if outcome.state == "failed":
+            return ChildLatency(None, None, None, seconds, f"farm job {outcome.job.job_id} failed: {outcome.failure}",
+                                "farm-job-failed")
+        row = measurement_by_run_key(self.store, outcome.job.run_key)
+        return ChildLatency(latency_us(row) / 1000.0, "measured", row.id, seconds)
+
+
+class Pricing:
+    """The latencies of a list of archs (:meth:`LatencySource.start`), handed out as they become known.
+
+    :meth:`ready` returns ``(index, ChildLatency)`` for each arch whose latency became known and was not handed
+    out before; :attr:`finished` once every arch's was. :meth:`wait` blocks until another network's latency is
+    known; only a farm's take time (:class:`_FarmPricing`), every other is known from the start. The archs of
+    one network get its latency together: the first of them as it is, the others with ``seconds`` 0.
+    """
+
+    def __init__(self, networks: Sequence[Arch], known: dict[Arch, ChildLatency]):
+        self._networks = list(networks)  # each arch's network, in order
+        self._known = dict(known)
+        self._first = {}  # network -> the index of the first arch that builds it
+        for i, network in enumerate(self._networks):
+            self._first.setdefault(network, i)
+        self._handed: set[int] = set()
+
+    @property
+    def finished(self) -> bool:
+        return len(self._handed) == len(self._networks)
+
+    def ready(self) -> list[tuple[int, ChildLatency]]:
+        self._refresh()
         out = []
-        for outcome in outcomes:
-            if outcome.exception is not None:  # its export or queueing failed: this child fails
-                out.append(ChildLatency(None, None, None, seconds, failure_reason(outcome.exception),
-                                        "conversion-failed"))
-            elif outcome.state == "failed":
-                out.append(ChildLatency(None, None, None, seconds,
-                                        f"farm job {outcome.job.job_id} failed: {outcome.failure}", "farm-job-failed"))
-            else:
-                row = measurement_by_run_key(self.store, outcome.job.run_key)
-                out.append(ChildLatency(latency_us(row) / 1000.0, "measured", row.id, seconds))
+        for i, network in enumerate(self._networks):
+            if i not in self._handed and network in self._known:
+                found = self._known[network]
+                out.append((i, found if self._first[network] == i else replace(found, seconds=0.0)))
+                self._handed.add(i)
         return out
+
+    def wait(self) -> None:
+        """Block until another network's latency is known (at once: every latency here is known)."""
+
+    def _refresh(self) -> None:
+        """Learn the latencies that became known since the last call."""
+
+
+class _FarmPricing(Pricing):
+    """Latencies measured by farm jobs: each is known once its job finished (:func:`latency_db.farm.settled`).
+
+    :meth:`wait` waits for the next job to finish, up to the source's ``wait_timeout_s``
+    (:class:`latency_db.queue.WaitTimedOut`: no worker served the phone meanwhile). A network's ``seconds`` are
+    its share of the search's time spent on pricing (exports, queueing, waits with nothing else to do): that
+    time is split among the networks whose latencies it ended with.
+    """
+
+    def __init__(self, source: LatencySource, networks: Sequence[Arch], known: dict[Arch, ChildLatency],
+                 missing: Sequence[Arch]):
+        super().__init__(networks, known)
+        start = time.perf_counter()
+        self._source = source
+        self._outcomes = source._queue_on_farm(missing) if missing else []
+        self._unpaid = time.perf_counter() - start  # the pricing time not yet split among networks
+
+    def wait(self) -> None:
+        waiting = [o.job.job_id for o in self._outcomes if o.job is not None and o.state is None]
+        if not waiting:
+            return
+        start = time.perf_counter()
+        try:
+            queue.wait_for(self._source.store, waiting, timeout_s=self._source.wait_timeout_s, first=True)
+        finally:
+            self._unpaid += time.perf_counter() - start
+
+    def _refresh(self) -> None:
+        self._outcomes = farm.settled(self._source.store, self._outcomes)
+        finished = [o for o in self._outcomes
+                    if o.request.subject not in self._known and (o.exception is not None or o.state is not None)]
+        if finished:
+            seconds, self._unpaid = self._unpaid / len(finished), 0.0
+            for outcome in finished:
+                self._known[outcome.request.subject] = self._source._farm_latency(outcome, seconds)

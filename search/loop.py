@@ -4,8 +4,10 @@
 an interrupted run loses nothing and evaluates nothing twice). Per controller step:
 
 1. the controller proposes ``batch_size`` children (stored at once, "pending");
-2. their latencies are found for the whole step first (:class:`search.latency.LatencySource`), so
-   measurements never compete with training for the cores;
+2. their latencies are found (:class:`search.latency.LatencySource`): predicted, or measured on the host,
+   for the whole step before any child trains, so host measurements never compete with training for the
+   cores; measured on a farm, the step's jobs are queued at once and each child starts training as soon as
+   its own measurement is back, while the phones measure the others (:func:`_attempt`);
 3. the executor trains them (:func:`search.evaluate.train_child`; with several workers the children with the
    most multiply-adds start first, :func:`start_order`); each result is stored with its reward as it arrives.
    A child whose training diverged is "failed" with :data:`search.rewards.FAILED_REWARD` (the architecture's
@@ -487,15 +489,25 @@ def _price(store, config: SearchConfig, trials, latency: LatencySource, progress
     source; returns the ids of those whose pricing failed, each recorded as a failed attempt."""
     space = get_space(config.space)
     unpriced = [t for t in trials if t.latency_ms is None]
-    failed = set()
-    for trial, found in zip(unpriced, latency.latencies([space.parse(t.arch) for t in unpriced])):
-        if found.error is not None:
-            failed.add(trial.id)
-            _record_failure(store, config, trial.id, Failure(found.kind, f"latency: {found.error}"), progress, say)
+    found = latency.latencies([space.parse(t.arch) for t in unpriced])
+    priced = _record_prices(store, config, unpriced, enumerate(found), progress, say)
+    return {t.id for t in unpriced} - set(priced)
+
+
+def _record_prices(store, config: SearchConfig, unpriced, found, progress, say) -> list[int]:
+    """Record each ``(index, ChildLatency)`` of ``found`` as the latency of ``unpriced[index]``, or as a failed
+    attempt; returns the ids of those priced."""
+    priced = []
+    for i, latency in found:
+        trial = unpriced[i]
+        if latency.error is not None:
+            _record_failure(store, config, trial.id, Failure(latency.kind, f"latency: {latency.error}"), progress,
+                            say)
         else:
-            runs.record_latency(store, trial.id, latency_ms=found.latency_ms, source=found.source,
-                                measurement_id=found.measurement_id, seconds=found.seconds)
-    return failed
+            runs.record_latency(store, trial.id, latency_ms=latency.latency_ms, source=latency.source,
+                                measurement_id=latency.measurement_id, seconds=latency.seconds)
+            priced.append(trial.id)
+    return priced
 
 
 def _reuse_evaluated(store, config: SearchConfig, pending, evaluated: dict, latency: LatencySource, progress, say,
@@ -539,21 +551,46 @@ def _reuse(store, config: SearchConfig, trial, original):
     return runs.record_reuse(store, trial.id, original, terms)
 
 
+# How often a search whose children are still being measured on a farm looks for new latencies while children train
+PRICE_POLL_S = 1.0
+
+
 def _attempt(store, config: SearchConfig, run_id: int, step: int, trial_ids: list[int], latency: LatencySource,
              executor, progress, say, job_base: dict, pause: CtrlCWatch) -> None:
     """One attempt at each of ``trial_ids`` still pending (one step's trials, each of another network): its
-    latency if it has none, then its training. A child that finished after a Ctrl-C that never raised is not
-    recorded: the pause is raised in its place (:meth:`search.pause.CtrlCWatch.check`)."""
+    latency if it has none, then its training. A child is submitted for training as soon as its latency is
+    known (:meth:`search.latency.LatencySource.start`), so children measured on a farm train while the phones
+    measure the others (a farm that stalls holds back only the children it has not measured). Children priced
+    together start in :func:`start_order`; with one worker the next child is prepared while one trains only if
+    it was priced before that one started (:class:`search.executors.SequentialExecutor`). A child that finished
+    after a Ctrl-C that never raised is not recorded: the pause is raised in its place
+    (:meth:`search.pause.CtrlCWatch.check`)."""
+    space = get_space(config.space)
     wanted = set(trial_ids)
     trials = [t for t in runs.step_trials(store, run_id, step) if t.status == "pending" and t.id in wanted]
-    failed = _price(store, config, trials, latency, progress, say)
-    by_id = {t.id: t for t in runs.step_trials(store, run_id, step)
-             if t.status == "pending" and t.id in wanted and t.id not in failed}
-    jobs = [{**job_base, "arch": t.arch, "number": t.number, "trial_id": t.id}
-            for t in start_order(by_id.values(), executor.capacity)]
-    for job, result in executor.map_unordered(train_child, jobs, name=lambda job: task_name(config, job["number"])):
-        pause.check()
-        _record_training(store, config, by_id[job["trial_id"]], result, progress, say)
+    unpriced = [t for t in trials if t.latency_ms is None]
+    pricing = latency.start([space.parse(t.arch) for t in unpriced])
+    ready = [t.id for t in trials if t.latency_ms is not None]
+    in_flight: dict[object, int] = {}  # handle -> trial id
+    while True:
+        ready += _record_prices(store, config, unpriced, pricing.ready(), progress, say)
+        if ready:
+            priced = [runs.get_trial_by_id(store, trial_id) for trial_id in ready]
+            for trial in start_order(priced, executor.capacity):
+                job = {**job_base, "arch": trial.arch, "number": trial.number, "trial_id": trial.id}
+                in_flight[executor.submit(train_child, job, name=task_name(config, trial.number))] = trial.id
+            ready = []
+        if in_flight:
+            finished = executor.wait_one(list(in_flight), timeout=None if pricing.finished else PRICE_POLL_S)
+            if finished is not None:
+                handle, result = finished
+                pause.check()
+                _record_training(store, config, runs.get_trial_by_id(store, in_flight.pop(handle)), result,
+                                 progress, say)
+        elif not pricing.finished:
+            pricing.wait()
+        else:
+            return
 
 
 def _record_training(store, config: SearchConfig, trial, result: dict, progress, say) -> None:

@@ -16,7 +16,8 @@ from db_fixtures import db_url, device_table  # noqa: F401  (fixture)
 from latency_db.exchange import export_table, import_table
 from latency_db.job_models import ModelBytesUnavailable, model_bytes
 from latency_db.jobs import job_summary, job_table, list_jobs
-from latency_db.queue import Lease, complete, enqueue, fail, lease_next, renew, retry_elsewhere, wait_for
+from latency_db.queue import (Lease, complete, enqueue, fail, job_states, lease_next, renew, retry_elsewhere,
+                              wait_for)
 from latency_db.schema import Device, Job, JobModel, LutEntry, Measurement, TFLiteModel, utcnow
 from latency_db.store import head_revision, open_store
 
@@ -457,6 +458,23 @@ def test_wait_for_returns_states_reports_progress_and_times_out(store):
     thread.join(10)
     assert calls == [(1, 0, 2), (2, 0, 2)]
     assert wait_for(store, []) == {}
+
+
+def test_wait_for_the_first_returns_once_any_job_finished_with_every_state(store):
+    first_id, second_id = add_jobs(store, "pixel-a", ["f-1", "f-2"])
+    with pytest.raises(TimeoutError, match=r"^2 of 2 job\(s\) still pending after 0\.2 s "):
+        wait_for(store, [first_id, second_id], timeout_s=0.2, poll_s=0.05, first=True)
+
+    def finish_one_later():
+        time.sleep(0.3)
+        fail(store, lease_next(store, worker="w", devices=["pixel-a"], lease_seconds=30), "bad model")
+
+    thread = threading.Thread(target=finish_one_later)
+    thread.start()
+    assert wait_for(store, [second_id, first_id], timeout_s=20, poll_s=0.05, first=True) == {
+        first_id: "failed", second_id: "queued"}
+    thread.join(10)
+    assert job_states(store, [first_id, second_id, 999]) == {first_id: "failed", second_id: "queued"}
 
 
 def test_list_jobs_is_newest_first_and_filters_by_state(store):

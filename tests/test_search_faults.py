@@ -3,8 +3,9 @@
 Each test breaks one thing the way it breaks in use: a worker process of the pool killed with SIGKILL
 (and then the search process itself, mid-retry), a child that kills every worker that trains it, a Ray
 task's worker process killed (and then its retry's), an emulated phone
-that drops every benchmark so its farm jobs use up their retries, and the exporter crashing during
-conversion. Children are the two-block ``lut-test`` space trained for one epoch on 64 demo images
+that drops every benchmark so its farm jobs use up their retries, a farm whose only worker exits after one
+job of a step, and the exporter crashing during conversion. Children are the two-block ``lut-test`` space
+trained for one epoch on 64 demo images
 (the Ray test uses the default space, which Ray's worker processes know without the tests' registration).
 What the controller's update received is read from ``controller_stats``, where the search stores the
 trial numbers it passed to the update (``trials``) and those it left out (``excluded``).
@@ -31,7 +32,7 @@ from devicefarm.emulator import EmulatedPhone
 from devicefarm.phones import register_phone
 from devicefarm.runner import PhoneLimits
 from devicefarm.worker import FarmWorker, WorkerOptions
-from latency_db.schema import Job, SearchRun
+from latency_db.schema import Job, Measurement, SearchRun
 from latency_db.store import open_store
 from run_fixtures import TINY_TARGET, build_tiny_lut, tiny_search
 from search import runs
@@ -619,6 +620,47 @@ def test_children_whose_farm_jobs_give_up_on_a_dropping_phone_are_excluded_and_e
         population = json.loads(session.scalar(select(SearchRun.controller_state)))["population"]
     assert sorted(map(tuple, (tokens for tokens, _ in population))) == sorted(tuple(t.tokens) for t in trials[2:])
     assert sorted(reward for _, reward in population) == sorted(t.reward for t in trials[2:])
+
+
+def test_a_child_trains_once_its_own_farm_measurement_is_back_and_a_farm_that_stalls_after_it_loses_nothing(
+        phone, tiny_space):
+    """A farm worker that measures one job and exits: the child it measured trains at once, without waiting for
+    the step's other measurement; then, with no worker left, the search stops after ``--wait-timeout``, the
+    trained child stored and the other pending with no attempt counted. Resumed with a worker, the other is
+    measured and trained, and nothing is measured or trained twice."""
+    store, _ = phone
+    options = WorkerOptions(lease_seconds=5.0, poll_s=0.05, recheck_offline_s=0.2, limits=LIMITS,
+                            retry_backoff_s=0.05, max_jobs=1)
+    worker = threading.Thread(target=FarmWorker(store, ["px"], worker_id="one-job", options=options).run,
+                              daemon=True)
+    worker.start()
+    settings = config("stalled", device="px", measure=True, controller="evolution")
+    with pytest.raises(WaitTimedOut, match=r"^1 of 1 job\(s\) still pending after 20 s "):
+        run_search(store, settings, wait_timeout_s=20)
+    worker.join(timeout=30)
+    with store.session() as session:
+        jobs = session.scalars(select(Job).order_by(Job.id)).all()
+        assert sorted(job.state for job in jobs) == ["done", "queued"]
+        [measured] = [job for job in jobs if job.state == "done"]
+        measurement_id = session.scalar(select(Measurement.id).where(Measurement.run_key == measured.run_key))
+    trained, waiting = sorted(trials_of(store, "stalled"), key=lambda t: t.status)
+    assert (trained.status, trained.attempts, trained.latency_source, trained.measurement_id) == (
+        "done", 1, "measured", measurement_id)
+    assert trained.accuracy is not None and trained.train_seconds > 0
+    assert (waiting.status, waiting.attempts, waiting.latency_ms, waiting.accuracy) == ("pending", 0, None, None)
+    assert controller_stats(store, "stalled") == []  # the step has not ended: no update yet
+
+    served = threading.Thread(target=FarmWorker(store, ["px"], worker_id="again", options=options).run, daemon=True)
+    served.start()
+    summary = run_search(store, settings, wait_timeout_s=300)
+    served.join(timeout=30)
+    assert summary["trials"] == {"pending": 0, "done": 2, "failed": 0, "excluded": 0}
+    with store.session() as session:
+        assert [job.state for job in session.scalars(select(Job)).all()] == ["done", "done"]  # no third job
+    again = {t.id: t for t in trials_of(store, "stalled")}
+    assert (again[trained.id].attempts, again[trained.id].train_seconds) == (1, trained.train_seconds)
+    assert (again[waiting.id].status, again[waiting.id].attempts, again[waiting.id].latency_source) == (
+        "done", 1, "measured")
 
 
 # --- a conversion that crashes -----------------------------------------------------------------------------------

@@ -148,9 +148,9 @@ SEARCH_RUN_OPTIONS = [
                      help="Ray cluster to join, e.g. ray://head:10001 (default: start a local Ray)."),
         cache_dir_option,
         click.option("--wait-timeout", type=click.FloatRange(min=1), default=None, metavar="SECONDS",
-                     help="With --measure on a phone: give up waiting for the farm after this long per step (the "
-                          "search then stops, its children's attempts uncounted, to be resumed). Default: wait as "
-                          "long as it takes."),
+                     help="With --measure on a phone: give up when no child trains and no measurement has come back "
+                          "from the farm for this long (the search then stops, its children's attempts uncounted, "
+                          "to be resumed). Default: wait as long as it takes."),
         click.option("--allow-latency-change", is_flag=True,
                      help="Resume a run whose latency source changed since it started (a new latency table "
                           "version or calibration, a new runtime): the rest of its children are priced by the new "
