@@ -289,8 +289,8 @@ class _FarmPricing(Pricing):
 
     :meth:`wait` waits for the next job to finish, up to the source's ``wait_timeout_s``
     (:class:`latency_db.queue.WaitTimedOut`: no worker served the phone meanwhile). A network's ``seconds`` are
-    its share of the search's time spent on pricing (exports, queueing, waits with nothing else to do): that
-    time is split among the networks whose latencies it ended with.
+    its share of the search's time spent on pricing: the exports and queueing, split evenly among the networks
+    queued, and each wait with nothing else to do, split among the networks whose latencies it ended with.
     """
 
     def __init__(self, source: LatencySource, networks: Sequence[Arch], known: dict[Arch, ChildLatency],
@@ -299,7 +299,8 @@ class _FarmPricing(Pricing):
         start = time.perf_counter()
         self._source = source
         self._outcomes = source._queue_on_farm(missing) if missing else []
-        self._unpaid = time.perf_counter() - start  # the pricing time not yet split among networks
+        self._queueing_share = (time.perf_counter() - start) / max(1, len(missing))
+        self._unpaid = 0.0  # waiting time not yet split among networks
 
     def wait(self) -> None:
         waiting = [o.job.job_id for o in self._outcomes if o.job is not None and o.state is None]
@@ -316,6 +317,6 @@ class _FarmPricing(Pricing):
         finished = [o for o in self._outcomes
                     if o.request.subject not in self._known and (o.exception is not None or o.state is not None)]
         if finished:
-            seconds, self._unpaid = self._unpaid / len(finished), 0.0
+            seconds, self._unpaid = self._queueing_share + self._unpaid / len(finished), 0.0
             for outcome in finished:
                 self._known[outcome.request.subject] = self._source._farm_latency(outcome, seconds)

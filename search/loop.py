@@ -573,6 +573,7 @@ def _attempt(store, config: SearchConfig, run_id: int, step: int, trial_ids: lis
     ready = [t.id for t in trials if t.latency_ms is not None]
     in_flight: dict[object, int] = {}  # handle -> trial id
     while True:
+        pause.check()  # a Ctrl-C swallowed while exporting or waiting: nothing more starts
         ready += _record_prices(store, config, unpriced, pricing.ready(), progress, say)
         if ready:
             priced = [runs.get_trial_by_id(store, trial_id) for trial_id in ready]

@@ -83,6 +83,20 @@ def test_a_worker_death_says_how_many_other_jobs_it_failed():
         executor.close()
 
 
+def test_waiting_with_a_timeout_returns_none_until_a_job_finished_and_the_sequential_executor_runs_one_anyway():
+    executor = ProcessExecutor(1)
+    try:
+        handle = executor.submit(where_am_i, {"hold_s": 2.0})
+        assert executor.wait_one([handle], timeout=0.1) is None
+        finished, result = executor.wait_one([handle], timeout=60)
+        assert finished is handle and result["pid"] != os.getpid()
+    finally:
+        executor.close()
+    sequential = SequentialExecutor()
+    handle = sequential.submit(where_am_i, {"hold_s": 0.3})
+    assert sequential.wait_one([handle], timeout=0.0) == (handle, {"pid": os.getpid(), "cores": CORES})
+
+
 def test_unpinned_workers_run_wherever_this_process_may():
     executor = ProcessExecutor(2)
     try:

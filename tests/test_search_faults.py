@@ -635,8 +635,8 @@ def test_a_child_trains_once_its_own_farm_measurement_is_back_and_a_farm_that_st
                               daemon=True)
     worker.start()
     settings = config("stalled", device="px", measure=True, controller="evolution")
-    with pytest.raises(WaitTimedOut, match=r"^1 of 1 job\(s\) still pending after 20 s "):
-        run_search(store, settings, wait_timeout_s=20)
+    with pytest.raises(WaitTimedOut, match=r"^1 of 1 job\(s\) still pending after 30 s "):
+        run_search(store, settings, wait_timeout_s=30)  # also the longest wait for the first measurement
     worker.join(timeout=30)
     with store.session() as session:
         jobs = session.scalars(select(Job).order_by(Job.id)).all()
