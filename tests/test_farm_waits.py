@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 import threading
@@ -112,8 +113,19 @@ def test_a_served_phone_draws_no_warning(tmp_path, caplog):
 
 
 def test_the_cli_prints_the_wait_and_the_missing_worker_before_giving_up(store):
-    result = CliRunner().invoke(main, ["latency", "measure", "--arch", ARCH0, "--device", "px", "--resolution", "32",
-                                       "--classes", "10", "--wait-timeout", "1", "--db", str(store.url)])
+    """Once each: not also through a handler of the root logger, such as the one absl's logging installs with
+    ``logging.basicConfig()`` the first time TensorFlow logs through it (during a conversion)."""
+    root_lines = io.StringIO()
+    root_handler = logging.StreamHandler(root_lines)
+    logging.getLogger().addHandler(root_handler)
+    try:
+        result = CliRunner().invoke(main, ["latency", "measure", "--arch", ARCH0, "--device", "px", "--resolution",
+                                           "32", "--classes", "10", "--wait-timeout", "1", "--db", str(store.url)])
+    finally:
+        logging.getLogger().removeHandler(root_handler)
+    assert "farm:" not in root_lines.getvalue()
+    library = logging.getLogger("latency_db")
+    assert library.propagate and not library.handlers  # as it was before the command
     assert result.exit_code == 1
     lines = result.output.splitlines()
     assert lines[0] == "farm: waiting for 1 of 1 job(s) (0 done, 0 failed) - px: 1 queued"

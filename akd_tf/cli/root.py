@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from typing import Iterator
 
 import click
 
@@ -44,13 +45,26 @@ class _EchoHandler(logging.Handler):
         click.echo(prefix + record.getMessage(), err=True)
 
 
-def show_library_logs() -> None:
-    """Print the library's progress and warnings (say, what a wait on the farm waits for) on stderr."""
+@contextlib.contextmanager
+def library_logs_shown() -> Iterator[None]:
+    """Within the block, the library's progress and warnings (say, what a wait on the farm waits for) are printed
+    on stderr, once each: they do not also reach the root logger's handlers (TensorFlow's absl logging gives the
+    root logger a handler of Python's basic format the first time it logs, during a model's conversion, and each
+    line would then be printed twice). The loggers are as they were after the block."""
+    shown = []
     for name in LIBRARY_LOGGERS:
-        logger = logging.getLogger(name)
-        if not any(isinstance(handler, _EchoHandler) for handler in logger.handlers):
-            logger.addHandler(_EchoHandler())
+        logger, handler = logging.getLogger(name), _EchoHandler()
+        shown.append((logger, handler, logger.level, logger.propagate))
+        logger.addHandler(handler)
         logger.setLevel(logging.INFO)
+        logger.propagate = False
+    try:
+        yield
+    finally:
+        for logger, handler, level, propagate in shown:
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+            logger.propagate = propagate
 
 
 class RootGroup(LazyGroup):
@@ -59,7 +73,7 @@ class RootGroup(LazyGroup):
     def invoke(self, ctx: click.Context):
         debug = ctx.params.get("debug")
         try:
-            with contextlib.nullcontext() if debug else tensorflow_logs_kept_out():
+            with library_logs_shown(), contextlib.nullcontext() if debug else tensorflow_logs_kept_out():
                 return super().invoke(ctx)
         except Exception as exc:
             if debug or not is_user_error(exc):
@@ -78,4 +92,3 @@ def main(debug):
     Architectures are written as canonical strings; `akd-tf arch sample`
     prints some, `akd-tf arch show` explains one.
     """
-    show_library_logs()
