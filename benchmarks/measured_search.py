@@ -62,12 +62,8 @@ def _serve_farm(url: str, stop) -> None:
 def whole_step_first(real_start):
     """``LatencySource.start`` that returns only once every latency of the step is known (the code before)."""
     def start(self, archs):
-        pricing, found = real_start(self, archs), {}
-        while True:
-            found.update(pricing.ready())
-            if pricing.finished:
-                return Pricing(list(range(len(archs))), found)  # each index its own key: handed out as it is
-            pricing.wait()
+        found = real_start(self, archs).wait_all()
+        return Pricing(list(range(len(archs))), dict(enumerate(found)))  # each index its own key: as it is
     return start
 
 

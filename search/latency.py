@@ -147,12 +147,7 @@ class LatencySource:
     def latencies(self, archs: Sequence[Arch]) -> list[ChildLatency]:
         """One :class:`ChildLatency` per arch, in order, once all are known (:meth:`start`, waited for); a child
         that cannot be priced gets an ``error``."""
-        pricing, found = self.start(archs), {}
-        while True:
-            found.update(pricing.ready())
-            if pricing.finished:
-                return [found[i] for i in range(len(archs))]
-            pricing.wait()
+        return self.start(archs).wait_all()
 
     def start(self, archs: Sequence[Arch]) -> Pricing:
         """Start pricing ``archs``; their latencies come through the :class:`Pricing` as they become known.
@@ -279,6 +274,15 @@ class Pricing:
 
     def wait(self) -> None:
         """Block until another network's latency is known (at once: every latency here is known)."""
+
+    def wait_all(self) -> list[ChildLatency]:
+        """Every arch's latency, in order, once all are known (of a pricing none was taken from yet)."""
+        found = {}
+        while True:
+            found.update(self.ready())
+            if self.finished:
+                return [found[i] for i in range(len(self._networks))]
+            self.wait()
 
     def _refresh(self) -> None:
         """Learn the latencies that became known since the last call."""
